@@ -1,0 +1,173 @@
+// npm run bench:mailbox — 10 KB messages, Submit -> Subscribe on one node (durable), next to the raw
+// @grpc/grpc-js ceilings measured in the same run (unary; bidi with a per-message ack; no storage).
+// Server and client are separate processes in both cases. Bounded in count and time; never fails on speed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { initNode } from '../gateway/node-files.ts';
+import { addMailbox } from '../gateway/mailboxes.ts';
+import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../gateway/client.ts';
+import type { Envelope } from '../proto/index.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const PAYLOAD = 10 * 1024;
+const COUNT = Number(process.env.BENCH_COUNT ?? 3000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 64);
+const TIME_LIMIT_MS = 60_000;
+
+interface Figures { rate: number; p50: number; p99: number; n: number }
+
+function summarize(latencies: number[], elapsedMs: number): Figures {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  return { rate: (latencies.length / elapsedMs) * 1000, p50: at(0.5), p99: at(0.99), n: latencies.length };
+}
+
+function spawnReady(args: string[]): Promise<{ child: ChildProcess; ready: any }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    child.on('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try { const m = JSON.parse(line); if (m.event === 'ready') resolve({ child, ready: m }); } catch { /* log line */ }
+    });
+  });
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Runs `count` unary operations with `concurrency` in flight; returns latencies. */
+async function closedLoop(count: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<Figures> {
+  const latencies: number[] = [];
+  let next = 0;
+  const deadline = Date.now() + TIME_LIMIT_MS;
+  const start = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < count && Date.now() < deadline) {
+      const i = next++;
+      const t0 = performance.now();
+      await op(i);
+      latencies.push(performance.now() - t0);
+    }
+  }));
+  return summarize(latencies, performance.now() - start);
+}
+
+/** Streams `count` requests over one bidi call with at most `window` unanswered; replies carry the ref. */
+function streamed(count: number, window: number, open: () => grpc.ClientDuplexStream<any, any>, request: (i: number) => any, refOf: (reply: any) => number): Promise<Figures> {
+  return new Promise((resolve, reject) => {
+    const call = open();
+    const sentAt = new Map<number, number>();
+    const latencies: number[] = [];
+    let sent = 0;
+    const start = performance.now();
+    const deadline = Date.now() + TIME_LIMIT_MS;
+    const fill = () => {
+      while (sent < count && sentAt.size < window && Date.now() < deadline) {
+        sentAt.set(sent, performance.now());
+        call.write(request(sent));
+        sent++;
+      }
+      if ((sent >= count || Date.now() >= deadline) && sentAt.size === 0) call.end();
+    };
+    call.on('data', (reply: any) => {
+      if (reply.error) { reject(new Error(reply.error.message)); return; }
+      const ref = refOf(reply);
+      latencies.push(performance.now() - sentAt.get(ref)!);
+      sentAt.delete(ref);
+      fill();
+    });
+    call.on('end', () => resolve(summarize(latencies, performance.now() - start)));
+    call.on('error', reject);
+    fill();
+  });
+}
+
+function row(name: string, f: Figures, ref?: Figures): string {
+  const ratio = ref ? `${((f.rate / ref.rate) * 100).toFixed(0)}% of raw` : '';
+  return `${name.padEnd(44)} ${f.rate.toFixed(0).padStart(7)} msg/s  p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms  ${ratio}`;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'asmtp-bench-'));
+  const children: ChildProcess[] = [];
+  try {
+    const data = join(dir, 'node');
+    await initNode({ dataDir: data, domain: 'bench.test', grpcPort: 0, logLevel: 'warn' });
+    const alice = addMailbox({ dataDir: data, address: 'alice@bench.test', profileFile: join(dir, 'alice.json') });
+    const bob = addMailbox({ dataDir: data, address: 'bob@bench.test', profileFile: join(dir, 'bob.json') });
+
+    // --- raw grpc-js ceilings ---------------------------------------------------------------------
+    const raw = await spawnReady([join(ROOT, 'bench', 'raw-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key')]);
+    children.push(raw.child);
+    const def = protoLoader.loadSync(join(ROOT, 'bench', 'raw.proto'), { longs: Number, defaults: true });
+    const rawPkg = grpc.loadPackageDefinition(def) as any;
+    const rawClient = new rawPkg.rawbench.Raw(raw.ready.grpc, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))));
+    const blob = Buffer.alloc(PAYLOAD, 7);
+    const rawUnaryCall = (i: number) => new Promise((res, rej) => rawClient.Unary({ data: blob, ref: i }, (e: Error | null, r: unknown) => (e ? rej(e) : res(r))));
+    await closedLoop(300, CONCURRENCY, rawUnaryCall); // warm-up
+    const rawUnary = await closedLoop(COUNT, CONCURRENCY, rawUnaryCall);
+    const rawBidi = await streamed(COUNT, WINDOW, () => rawClient.Bidi(), (i) => ({ data: blob, ref: i }), (r) => r.ref);
+    rawClient.close();
+    raw.child.kill('SIGTERM');
+
+    // --- the node ------------------------------------------------------------------------------------
+    const node = await spawnReady([join(ROOT, 'bin', 'aftersmtp.js'), 'start', '--data', data]);
+    children.push(node.child);
+    await new Promise((r) => setTimeout(r, 500));
+    const idleRss = rssMb(node.child.pid!);
+    const aliceClients: Clients = connect(alice, node.ready.grpc);
+    const resolver = profileResolver(alice);
+    const text = 'x'.repeat(PAYLOAD);
+    const sealBatch = async (n: number): Promise<Envelope[]> => {
+      const out: Envelope[] = [];
+      const one = await sealFor(alice, aliceClients, resolver, { to: ['bob@bench.test'], subject: 'bench', text }); // resolves bob once (cached)
+      out.push(one.envelope);
+      for (let i = 1; i < n; i++) out.push((await sealFor(alice, aliceClients, resolver, { to: ['bob@bench.test'], subject: 'bench', text })).envelope);
+      return out;
+    };
+    // Sealing is the client's work: do it before timing so the figures are the node's.
+    const warm = await sealBatch(200);
+    await closedLoop(warm.length, CONCURRENCY, (i) => submit(aliceClients, warm[i]!));
+    const unaryEnvelopes = await sealBatch(COUNT);
+    const unary = await closedLoop(unaryEnvelopes.length, CONCURRENCY, (i) => submit(aliceClients, unaryEnvelopes[i]!));
+    const loadedRss = rssMb(node.child.pid!);
+    const streamEnvelopes = await sealBatch(COUNT);
+    const stream = await streamed(streamEnvelopes.length, WINDOW, () => aliceClients.mailbox.SubmitStream(aliceClients.metadata) as any,
+      (i) => ({ envelope: streamEnvelopes[i], clientRef: i }), (r) => r.clientRef);
+
+    // Subscribe: drain everything stored (warm + unary + stream), decrypting and verifying each, acking each.
+    const total = warm.length + unaryEnvelopes.length + streamEnvelopes.length;
+    const bobClients = connect(bob, node.ready.grpc);
+    const t0 = performance.now();
+    let verified = 0;
+    await subscribe(bob, bobClients, profileResolver(bob), { count: total, maxInFlight: 256, onMessage: (m) => { if (m.verified) verified++; } });
+    const subscribeRate = (total / (performance.now() - t0)) * 1000;
+    const afterRss = rssMb(node.child.pid!);
+    bobClients.close();
+    aliceClients.close();
+
+    console.log(`\nbench:mailbox  payload ${PAYLOAD} B, ${COUNT} msgs per run, ${CONCURRENCY} unary in flight, stream window ${WINDOW}`);
+    console.log(row('raw grpc-js unary (no storage)', rawUnary));
+    console.log(row('raw grpc-js bidi, per-message ack', rawBidi));
+    console.log(row('node Submit (unary, durable)', unary, rawUnary));
+    console.log(row('node SubmitStream (durable)', stream, rawBidi));
+    console.log(`${'node Subscribe (decrypt+verify+ack, client)'.padEnd(44)} ${subscribeRate.toFixed(0).padStart(7)} msg/s  (${verified}/${total} verified)`);
+    console.log(`node RSS: idle ${idleRss.toFixed(0)} MB, after unary load ${loadedRss.toFixed(0)} MB, after subscribe ${afterRss.toFixed(0)} MB`);
+    console.log(`targets: unary >= 70% of raw unary (${((unary.rate / rawUnary.rate) * 100).toFixed(0)}%), stream >= 50% of raw bidi (${((stream.rate / rawBidi.rate) * 100).toFixed(0)}%), idle RSS <= 120 MB`);
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);

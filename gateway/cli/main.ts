@@ -1,0 +1,201 @@
+// The `aftersmtp` command line. Every command prints JSON with --json; errors go to stderr with a code
+// and a non-zero exit status.
+import { parseArgs } from 'node:util';
+import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
+import { initNode } from '../node-files.ts';
+import { AfterSmtpNode } from '../node.ts';
+import { loadConfig, redactConfig } from '../config.ts';
+import { addMailbox, READY_FILE } from '../mailboxes.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../client.ts';
+import { GatewayError } from '../errors.ts';
+
+const USAGE = `usage: aftersmtp <command> [options]
+
+  init --data DIR --domain DOMAIN [--did-method key|web] [--grpc-port N] [--http-port N]
+  start --data DIR [--init-domain DOMAIN]   (creates the node first if DIR holds none)
+  mailbox add ADDRESS --data DIR --profile FILE
+  send --profile FILE [--node HOST:PORT] --to ADDR [--to ADDR ...] --subject S (--body TEXT | --eml FILE)
+  subscribe --profile FILE [--node HOST:PORT] [--count N] [--from-cursor N]
+  config print --data DIR
+
+  --json   print machine-readable JSON
+`;
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+function parse(argv: string[]): { positionals: string[]; flags: Flags } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      data: { type: 'string' },
+      domain: { type: 'string' },
+      'did-method': { type: 'string' },
+      'grpc-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      'init-domain': { type: 'string' },
+      profile: { type: 'string' },
+      node: { type: 'string' },
+      to: { type: 'string', multiple: true },
+      subject: { type: 'string' },
+      body: { type: 'string' },
+      eml: { type: 'string' },
+      count: { type: 'string' },
+      'from-cursor': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  return { positionals, flags: values as Flags };
+}
+
+function need(flags: Flags, name: string): string {
+  const v = flags[name];
+  if (typeof v !== 'string' || v === '') throw new GatewayError('INVALID_ARGUMENT', `--${name} is required`);
+  return v;
+}
+
+function intFlag(flags: Flags, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new GatewayError('INVALID_ARGUMENT', `--${name} must be a non-negative integer`);
+  return n;
+}
+
+function out(flags: Flags, value: unknown, human?: string): void {
+  process.stdout.write(flags.json || human === undefined ? `${JSON.stringify(value)}\n` : `${human}\n`);
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { positionals, flags } = parse(argv);
+  const [command, sub, ...rest] = positionals;
+  if (!command || flags.help) {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  switch (command) {
+    case 'init': {
+      const method = (flags['did-method'] as string | undefined) ?? 'key';
+      if (method !== 'key' && method !== 'web') throw new GatewayError('INVALID_ARGUMENT', '--did-method must be key or web');
+      const result = await initNode({
+        dataDir: resolvePath(need(flags, 'data')),
+        domain: need(flags, 'domain'),
+        didMethod: method,
+        grpcPort: intFlag(flags, 'grpc-port'),
+        httpPort: intFlag(flags, 'http-port'),
+      });
+      out(flags, { event: 'initialized', dataDir: result.dataDir, did: result.did, adminToken: result.adminToken },
+        `node created in ${result.dataDir}\n  did: ${result.did}\n  admin token (shown once): ${result.adminToken}`);
+      return 0;
+    }
+    case 'start': {
+      const dataDir = resolvePath(need(flags, 'data'));
+      // `npm start` passes --init-domain: a first start creates the node with working defaults.
+      if (typeof flags['init-domain'] === 'string' && !existsSync(join(dataDir, 'config.yaml'))) {
+        const created = await initNode({ dataDir, domain: flags['init-domain'] });
+        process.stderr.write(`created a new node in ${dataDir} (admin token, shown once: ${created.adminToken})\n`);
+      }
+      return startNode(dataDir);
+    }
+    case 'mailbox': {
+      if (sub !== 'add' || !rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp mailbox add ADDRESS --data DIR --profile FILE');
+      const profileFile = resolvePath(need(flags, 'profile'));
+      const profile = addMailbox({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], profileFile });
+      out(flags, { event: 'mailbox-added', address: profile.address, did: profile.did, profile: profileFile },
+        `mailbox ${profile.address} created\n  did: ${profile.did}\n  profile (keep it secret): ${profileFile}`);
+      return 0;
+    }
+    case 'send': {
+      const profile = readProfile(need(flags, 'profile'));
+      const to = (flags.to as string[] | undefined) ?? [];
+      if (to.length === 0) throw new GatewayError('INVALID_ARGUMENT', '--to is required');
+      if (flags.body === undefined && flags.eml === undefined) throw new GatewayError('INVALID_ARGUMENT', 'one of --body or --eml is required');
+      const clients = connect(profile, flags.node as string | undefined);
+      try {
+        const sealed = await sealFor(profile, clients, profileResolver(profile), {
+          to,
+          subject: (flags.subject as string | undefined) ?? '',
+          text: flags.body as string | undefined,
+          eml: flags.eml ? new Uint8Array(readFileSync(flags.eml as string)) : undefined,
+        });
+        const reply = await submit(clients, sealed.envelope);
+        const result = {
+          event: 'sent',
+          messageId: Buffer.from(reply.messageId).toString('hex'),
+          messageHash: Buffer.from(reply.messageHash).toString('hex'),
+          deliveredLocal: reply.deliveredLocal,
+          queuedRemote: reply.queuedRemote,
+        };
+        out(flags, result, `sent ${result.messageId}\n  ledger hash: ${result.messageHash}`);
+      } finally {
+        clients.close();
+      }
+      return 0;
+    }
+    case 'subscribe': {
+      const profile = readProfile(need(flags, 'profile'));
+      const clients = connect(profile, flags.node as string | undefined);
+      const controller = new AbortController();
+      process.once('SIGINT', () => controller.abort());
+      process.once('SIGTERM', () => controller.abort());
+      try {
+        await subscribe(profile, clients, profileResolver(profile), {
+          fromCursor: intFlag(flags, 'from-cursor'),
+          count: intFlag(flags, 'count'),
+          signal: controller.signal,
+          onMessage: (m) => {
+            const line = { seq: m.seq, messageId: m.messageId, from: m.from, to: m.to, subject: m.subject, verified: m.verified, ...(m.reason ? { reason: m.reason } : {}), receivedAt: m.receivedAt, messageHash: m.messageHash };
+            process.stdout.write(`${JSON.stringify(line)}\n`);
+          },
+        });
+      } finally {
+        clients.close();
+      }
+      return 0;
+    }
+    case 'config': {
+      if (sub !== 'print') throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp config print --data DIR');
+      const config = loadConfig(resolvePath(need(flags, 'data')));
+      process.stdout.write(`${JSON.stringify(redactConfig(config), null, flags.json ? undefined : 2)}\n`);
+      return 0;
+    }
+    default:
+      throw new GatewayError('INVALID_ARGUMENT', `unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+async function startNode(dataDir: string): Promise<number> {
+  const node = new AfterSmtpNode({ dataDir });
+  const ready = await node.start();
+  const readyFile = join(dataDir, READY_FILE);
+  writeFileSync(readyFile, JSON.stringify({ ...ready, pid: process.pid }));
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      node.log.info({ signal }, 'draining');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await node.stop();
+  if (existsSync(readyFile)) rmSync(readyFile);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await run(argv);
+  } catch (err) {
+    const code = (err as GatewayError).code ?? 'ERROR';
+    const message = (err as Error).message ?? String(err);
+    if (argv.includes('--json')) process.stderr.write(`${JSON.stringify({ error: code, message })}\n`);
+    else process.stderr.write(`aftersmtp: ${message}${code && code !== 'ERROR' ? ` [${code}]` : ''}\n`);
+    process.exitCode = typeof (err as { code?: unknown }).code === 'number' ? 1 : code === 'INVALID_ARGUMENT' || code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 2 : 1;
+  }
+}
+
+if (import.meta.main) await main(process.argv.slice(2));

@@ -1,0 +1,263 @@
+// The application side: a mailbox profile, sealing and submitting messages, subscribing with acks.
+// Used by the CLI and by tests; an app in another language does the same through the .proto.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { loadProto, type MailboxClient, type IdentityClient, type Delivery__Output, type SubmitReply__Output, type Envelope } from '../proto/index.ts';
+import {
+  createDidResolver,
+  signMessage,
+  sealEnvelope,
+  openEnvelope,
+  verifySignedMessage,
+  type DidResolver,
+} from '../identity/index.ts';
+import type { KeyMaterial } from './node-files.ts';
+import { fromB64u } from './node-files.ts';
+import { envelopeFromWire, envelopeToWire } from './wire.ts';
+import { GatewayError } from './errors.ts';
+
+export interface MailboxProfile {
+  version: 1;
+  address: string;
+  did: string;
+  signing: KeyMaterial;
+  agreement: KeyMaterial;
+  token: string;
+  node: { grpc: string; did: string; ca: string };
+  /** did:web host overrides the client needs to reach its node's HTTPS (non-standard ports). */
+  didWebHosts: Record<string, string>;
+}
+
+export function readProfile(file: string): MailboxProfile {
+  let profile: MailboxProfile;
+  try {
+    profile = JSON.parse(readFileSync(file, 'utf8')) as MailboxProfile;
+  } catch (err) {
+    throw new GatewayError('CONFIG_INVALID', `cannot read profile ${file}: ${(err as Error).message}`);
+  }
+  if (profile.version !== 1 || !profile.token || !profile.signing?.privateKey) {
+    throw new GatewayError('CONFIG_INVALID', `${file} is not an AfterSMTP mailbox profile`);
+  }
+  return profile;
+}
+
+export interface Clients {
+  mailbox: MailboxClient;
+  identity: IdentityClient;
+  metadata: grpc.Metadata;
+  close(): void;
+}
+
+export function connect(profile: MailboxProfile, nodeAddress?: string): Clients {
+  const { proto } = loadProto();
+  const target = nodeAddress ?? profile.node.grpc;
+  const creds = grpc.credentials.createSsl(Buffer.from(profile.node.ca));
+  const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 };
+  const mailbox = new proto.aftersmtp.v1.Mailbox(target, creds, options) as unknown as MailboxClient;
+  const identity = new proto.aftersmtp.v1.Identity(target, creds, { ...options, channelOverride: (mailbox as unknown as grpc.Client).getChannel() }) as unknown as IdentityClient;
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${profile.token}`);
+  return { mailbox, identity, metadata, close: () => (mailbox as unknown as grpc.Client).close() };
+}
+
+export function profileResolver(profile: MailboxProfile): DidResolver {
+  return createDidResolver({ ca: [profile.node.ca], hostMap: profile.didWebHosts ?? {} });
+}
+
+function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown, req: Req, md: grpc.Metadata): Promise<Res> {
+  return new Promise((resolve, reject) => fn(req, md, (err, res) => (err ? reject(err) : resolve(res as Res))));
+}
+
+export interface ComposeOptions {
+  to: string[];
+  subject?: string;
+  text?: string;
+  eml?: Uint8Array;
+  lifetimeMs?: number;
+}
+
+/** Builds an RFC 5322 message for plain text. */
+export function buildRfc5322(from: string, to: string[], subject: string, text: string, messageId: Uint8Array): Uint8Array {
+  const domain = from.split('@')[1] ?? 'localhost';
+  const lines = [
+    `From: <${from}>`,
+    `To: ${to.map((a) => `<${a}>`).join(', ')}`,
+    `Subject: ${subject}`,
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <${Buffer.from(messageId).toString('hex')}@${domain}>`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    text.replace(/\r?\n/g, '\r\n'),
+  ];
+  return new TextEncoder().encode(lines.join('\r\n'));
+}
+
+/** Reads one header field (first occurrence, unfolded) from RFC 5322 bytes. */
+export function headerField(message: Uint8Array, name: string): string | undefined {
+  const text = Buffer.from(message).toString('utf8');
+  const end = text.search(/\r?\n\r?\n/);
+  const head = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, ' ');
+  const m = new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(head);
+  return m?.[1]?.trim();
+}
+
+export interface SealedSubmission {
+  envelope: Envelope;
+  messageId: Uint8Array;
+  messageHash: Uint8Array;
+}
+
+/** Signs and seals one message for its recipients (resolved through the node, keys checked via their DIDs). */
+export async function sealFor(profile: MailboxProfile, clients: Clients, resolver: DidResolver, opts: ComposeOptions): Promise<SealedSubmission> {
+  const recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[] = [];
+  for (const address of opts.to) {
+    const found = await unary(clients.identity.Resolve.bind(clients.identity), { address }, clients.metadata) as { did: string };
+    const keys = await resolver.resolveKeys(found.did);
+    const [keyId, publicKey] = [...keys.keyAgreement.entries()][0] ?? [];
+    if (!keyId || !publicKey) throw new GatewayError('INVALID_ARGUMENT', `${address} (${found.did}) has no key agreement key`);
+    recipients.push({ did: found.did, address, keyId, publicKey });
+  }
+  const messageId = new Uint8Array(randomBytes(16));
+  const createdMs = Date.now();
+  const expiresMs = createdMs + (opts.lifetimeMs ?? 3 * 24 * 3600 * 1000);
+  const body = opts.eml ?? buildRfc5322(profile.address, opts.to, opts.subject ?? '', opts.text ?? '', messageId);
+  const signingKey = fromB64u(profile.signing.privateKey);
+  const signed = signMessage({
+    header: {
+      messageId,
+      from: { did: profile.did, address: profile.address },
+      to: recipients.map((r) => ({ did: r.did, address: r.address })),
+      createdMs,
+      expiresMs,
+      contentType: 'message/rfc822',
+    },
+    body,
+    keyId: profile.signing.keyId,
+    privateKey: signingKey,
+  });
+  const envelope = sealEnvelope({
+    signedMessage: signed.signedMessage,
+    messageId,
+    messageHash: signed.messageHash,
+    senderDid: profile.did,
+    senderKeyId: profile.signing.keyId,
+    senderPrivateKey: signingKey,
+    recipientAddresses: opts.to,
+    recipients: recipients.map((r) => ({ keyId: r.keyId, publicKey: r.publicKey })),
+    createdMs,
+    expiresMs,
+  });
+  return { envelope: envelopeToWire(envelope), messageId, messageHash: signed.messageHash };
+}
+
+export function submit(clients: Clients, envelope: Envelope): Promise<SubmitReply__Output> {
+  return unary(clients.mailbox.Submit.bind(clients.mailbox), { envelope }, clients.metadata) as Promise<SubmitReply__Output>;
+}
+
+export interface ReceivedMessage {
+  seq: number;
+  messageId: string;
+  from: string;
+  fromDid: string;
+  to: string[];
+  subject: string | null;
+  verified: boolean;
+  reason?: string;
+  receivedAt: string;
+  messageHash: string;
+  body?: Uint8Array;
+}
+
+/** Opens and verifies one delivery; never throws for a bad message (reports verified:false). */
+export async function openDelivery(profile: MailboxProfile, resolver: DidResolver, delivery: Delivery__Output): Promise<ReceivedMessage> {
+  const env = envelopeFromWire(delivery.envelope);
+  const base = {
+    seq: delivery.seq,
+    messageId: Buffer.from(env.messageId).toString('hex'),
+    receivedAt: new Date(delivery.receivedMs).toISOString(),
+    messageHash: Buffer.from(env.messageHash).toString('hex'),
+  };
+  let signed: Uint8Array;
+  try {
+    signed = openEnvelope(env, { keyId: profile.agreement.keyId, privateKey: fromB64u(profile.agreement.privateKey) });
+  } catch (err) {
+    return { ...base, from: '', fromDid: env.senderDid, to: env.recipientAddresses, subject: null, verified: false, reason: (err as Error).message };
+  }
+  const result = await verifySignedMessage(signed, resolver, {});
+  const header = result.header;
+  let verified = result.verified;
+  let reason = result.reason;
+  if (verified && Buffer.compare(Buffer.from(header.messageId), Buffer.from(env.messageId)) !== 0) {
+    verified = false;
+    reason = 'inner message id differs from the envelope message id';
+  }
+  if (verified && header.from.did !== env.senderDid) {
+    verified = false;
+    reason = 'inner sender differs from the envelope sender';
+  }
+  return {
+    ...base,
+    from: header.from.address,
+    fromDid: header.from.did,
+    to: header.to.map((t) => t.address),
+    subject: headerField(result.body, 'Subject') ?? null,
+    verified,
+    ...(reason ? { reason } : {}),
+    body: result.body,
+  };
+}
+
+export interface SubscribeOptions {
+  fromCursor?: number;
+  count?: number;
+  maxInFlight?: number;
+  signal?: AbortSignal;
+  /** Called for each message; the delivery is acknowledged after it returns. */
+  onMessage: (message: ReceivedMessage) => void | Promise<void>;
+}
+
+/**
+ * Streams the mailbox, acknowledging each message after onMessage returns. Resolves after `count`
+ * messages whose acks the node has confirmed durable (or when the stream ends / the signal aborts).
+ */
+export function subscribe(profile: MailboxProfile, clients: Clients, resolver: DidResolver, opts: SubscribeOptions): Promise<{ received: number; lastSeq: number }> {
+  return new Promise((resolve, reject) => {
+    const call = clients.mailbox.Subscribe(clients.metadata);
+    let received = 0;
+    let confirmed = 0;
+    let lastSeq = opts.fromCursor ?? 0;
+    let done = false;
+    let chain: Promise<void> = Promise.resolve();
+    const finish = (err?: unknown) => {
+      if (done) return;
+      done = true;
+      call.cancel();
+      if (err) reject(err); else resolve({ received, lastSeq });
+    };
+    opts.signal?.addEventListener('abort', () => finish(), { once: true });
+    call.on('data', (frame: Delivery__Output) => {
+      if (frame.confirmedAcks.length) {
+        confirmed += frame.confirmedAcks.length;
+        if (opts.count !== undefined && confirmed >= opts.count) finish();
+        return;
+      }
+      if (opts.count !== undefined && received >= opts.count) return; // beyond what was asked: left unacked
+      received++;
+      chain = chain.then(async () => {
+        const message = await openDelivery(profile, resolver, frame);
+        await opts.onMessage(message);
+        lastSeq = Math.max(lastSeq, frame.seq);
+        if (!done) call.write({ ack: { seqs: [frame.seq] } });
+      }).catch(finish);
+    });
+    call.on('error', (err: grpc.ServiceError) => {
+      if (err.code === grpc.status.CANCELLED && done) return;
+      finish(err);
+    });
+    call.on('end', () => finish());
+    call.write({ start: { fromCursor: opts.fromCursor ?? 0, maxInFlight: opts.maxInFlight ?? 0 } });
+  });
+}

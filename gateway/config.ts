@@ -1,0 +1,144 @@
+// One validated configuration schema. Sources, later wins: defaults < DATA/config.yaml < AFTERSMTP_* env.
+// Unknown keys are rejected so a typo never silently falls back to a default.
+import { readFileSync, existsSync } from 'node:fs';
+import { join, isAbsolute } from 'node:path';
+import { z } from 'zod';
+import YAML from 'yaml';
+import { GatewayError } from './errors.ts';
+
+const hostPort = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535),
+});
+
+export const configSchema = z.strictObject({
+  node: z.strictObject({
+    domains: z.array(z.string().min(1)).min(1).default(['localhost']),
+    didMethod: z.enum(['key', 'web']).default('key'),
+    /** Where the node's DID document and keys live, relative to the data directory. */
+    keyFile: z.string().default('keys/node.json'),
+  }).prefault({}),
+  grpc: hostPort.extend({ port: z.number().int().min(0).max(65535).default(7443) }).prefault({}),
+  /** HTTPS for did:web documents (/.well-known/did.json, /users/<name>/did.json). */
+  http: z.strictObject({
+    enabled: z.boolean().default(true),
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(0),
+  }).prefault({}),
+  tls: z.strictObject({
+    certFile: z.string().default('tls/server.crt'),
+    keyFile: z.string().default('tls/server.key'),
+    caFile: z.string().default('tls/ca.crt'),
+  }).prefault({}),
+  storage: z.strictObject({
+    file: z.string().default('node.db'),
+    /** Group commit: at most this many writes share one fsync'd transaction. */
+    maxBatch: z.number().int().min(1).max(10_000).default(256),
+  }).prefault({}),
+  limits: z.strictObject({
+    maxEnvelopeBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(25 * 1024 * 1024),
+    maxRecipients: z.number().int().min(1).max(1000).default(1000),
+    maxLifetimeMs: z.number().int().min(60_000).default(7 * 24 * 3600 * 1000),
+    clockSkewMs: z.number().int().min(0).default(5 * 60 * 1000),
+    maxInFlightDeliveries: z.number().int().min(1).max(10_000).default(256),
+  }).prefault({}),
+  admin: z.strictObject({
+    /** SHA-256 (hex) of the admin API token; set by `aftersmtp init`. */
+    tokenSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
+});
+
+export type NodeConfig = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+export const CONFIG_FILE = 'config.yaml';
+
+/** Turns AFTERSMTP_GRPC__PORT=7000 into { grpc: { port: 7000 } } (sections split on "__", snake to camel). */
+export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('AFTERSMTP_') || raw === undefined || name === 'AFTERSMTP_DATA') continue;
+    const path = name.slice('AFTERSMTP_'.length).split('__').map(camelCase);
+    let target = out;
+    for (const key of path.slice(0, -1)) {
+      const next = (target[key] ??= {});
+      if (typeof next !== 'object' || next === null) break;
+      target = next as Record<string, unknown>;
+    }
+    target[path.at(-1)!] = YAML.parse(raw);
+  }
+  return out;
+}
+
+function camelCase(snake: string): string {
+  return snake.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validates raw config input; the error names every offending key path. */
+export function parseConfig(input: unknown, source = 'config'): NodeConfig {
+  const result = configSchema.safeParse(input ?? {});
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+      const path = [...issue.path.map(String)];
+      if (keys.length) return `${[...path, keys.join(', ')].join('.')}: unknown key`;
+      return `${path.join('.') || '(root)'}: ${issue.message}`;
+    });
+    throw new GatewayError('CONFIG_INVALID', `invalid configuration in ${source}: ${problems.join('; ')}`);
+  }
+  return result.data;
+}
+
+/** Loads DATA/config.yaml, applies AFTERSMTP_* overrides, validates. */
+export function loadConfig(dataDir: string, env: NodeJS.ProcessEnv = process.env): NodeConfig {
+  const file = join(dataDir, CONFIG_FILE);
+  let fromFile: unknown = {};
+  if (existsSync(file)) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new GatewayError('CONFIG_INVALID', `cannot read ${file}: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = YAML.parse(text) ?? {};
+    } catch (err) {
+      throw new GatewayError('CONFIG_INVALID', `${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (!isPlainObject(fromFile)) throw new GatewayError('CONFIG_INVALID', `${file} must hold a mapping at the top level`);
+  }
+  const merged = deepMerge(fromFile as Record<string, unknown>, envOverrides(env));
+  return parseConfig(merged, file);
+}
+
+/** Resolves a config path relative to the data directory. */
+export function dataPath(dataDir: string, path: string): string {
+  return isAbsolute(path) ? path : join(dataDir, path);
+}
+
+const SECRET_KEY = /token|secret|private|password/i;
+
+/** A copy safe to print: every value under a secret-looking key is replaced. */
+export function redactConfig(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactConfig);
+  if (!isPlainObject(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) && v !== undefined ? '[redacted]' : redactConfig(v)]),
+  );
+}

@@ -1,0 +1,65 @@
+// Typed errors of the node, and the one place where an error code becomes a gRPC status.
+import * as grpc from '@grpc/grpc-js';
+
+export type GatewayErrorCode =
+  | 'CONFIG_INVALID'
+  | 'NODE_EXISTS'
+  | 'NODE_MISSING'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'INVALID_ARGUMENT'
+  | 'TOO_LARGE'
+  | 'UNKNOWN_RECIPIENT'
+  | 'REPLAY'
+  | 'MAILBOX_EXISTS'
+  | 'STORAGE'
+  | 'SHUTTING_DOWN'
+  | 'INTERNAL';
+
+export class GatewayError extends Error {
+  readonly code: string;
+  constructor(code: GatewayErrorCode | string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GatewayError';
+    this.code = code;
+  }
+}
+
+const STATUS_BY_CODE: Record<string, grpc.status> = {
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+  TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
+  LIMIT: grpc.status.RESOURCE_EXHAUSTED,
+  UNKNOWN_RECIPIENT: grpc.status.NOT_FOUND,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  REPLAY: grpc.status.ALREADY_EXISTS,
+  MAILBOX_EXISTS: grpc.status.ALREADY_EXISTS,
+  STORAGE: grpc.status.UNAVAILABLE,
+  SHUTTING_DOWN: grpc.status.UNAVAILABLE,
+  DID_RESOLUTION: grpc.status.UNAVAILABLE,
+  // Envelope checks from identity/ (PROTOCOL.md §2.3): all mean "this envelope is not acceptable".
+  ENCODING: grpc.status.INVALID_ARGUMENT,
+  BODY_DIGEST: grpc.status.INVALID_ARGUMENT,
+  KEY_NOT_IN_DID: grpc.status.INVALID_ARGUMENT,
+  SIGNATURE: grpc.status.INVALID_ARGUMENT,
+  HASH_MISMATCH: grpc.status.INVALID_ARGUMENT,
+  TIME_WINDOW: grpc.status.INVALID_ARGUMENT,
+  DECRYPT: grpc.status.INVALID_ARGUMENT,
+};
+
+export interface StatusError {
+  code: grpc.status;
+  details: string;
+  metadata: grpc.Metadata;
+}
+
+/** Maps any thrown value to a gRPC status; unknown errors become INTERNAL without leaking internals. */
+export function toGrpcError(err: unknown): StatusError {
+  const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'INTERNAL';
+  const status = STATUS_BY_CODE[code] ?? grpc.status.INTERNAL;
+  const metadata = new grpc.Metadata();
+  metadata.set('aftersmtp-error', code);
+  const details = status === grpc.status.INTERNAL ? 'internal error' : (err as Error).message;
+  return { code: status, details, metadata };
+}

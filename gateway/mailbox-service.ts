@@ -1,0 +1,229 @@
+// The Mailbox gRPC service (application API): Submit, SubmitStream, Subscribe, WhoAmI.
+import { createHash, randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, SubmitRequest__Output } from '../proto/index.ts';
+import { checkEnvelope, encodeEnvelope, decodeEnvelope, type DidResolver } from '../identity/index.ts';
+import type { Storage, MailboxRecord } from './storage.ts';
+import type { NodeConfig } from './config.ts';
+import { GatewayError, toGrpcError } from './errors.ts';
+import { envelopeFromWire, envelopeToWire } from './wire.ts';
+
+export interface MailboxServiceDeps {
+  storage: Storage;
+  resolver: DidResolver;
+  config: NodeConfig;
+  nodeDid: string;
+  log: Logger;
+}
+
+export function tokenSha256(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** Resolves the bearer token in `authorization` metadata to its mailbox, or throws UNAUTHENTICATED. */
+export function authenticateMailbox(storage: Storage, metadata: grpc.Metadata): MailboxRecord {
+  const header = metadata.get('authorization')[0];
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) {
+    throw new GatewayError('UNAUTHENTICATED', 'missing bearer token (metadata "authorization: Bearer <token>")');
+  }
+  const mailbox = storage.mailboxByToken(tokenSha256(header.slice('Bearer '.length).trim()));
+  if (!mailbox) throw new GatewayError('UNAUTHENTICATED', 'unknown or revoked token');
+  return mailbox;
+}
+
+export class MailboxService {
+  private readonly deps: MailboxServiceDeps;
+
+  constructor(deps: MailboxServiceDeps) {
+    this.deps = deps;
+  }
+
+  /**
+   * Validates and durably stores one submitted envelope. Every check a node can make without the
+   * recipients' private keys happens here, before anything is written.
+   */
+  async accept(sender: MailboxRecord, request: SubmitRequest__Output): Promise<SubmitReply> {
+    const { storage, resolver, config } = this.deps;
+    const envelope = envelopeFromWire(request.envelope);
+    if (envelope.senderDid !== sender.did) {
+      throw new GatewayError('PERMISSION_DENIED', `token belongs to ${sender.address}, but the envelope is sent by ${envelope.senderDid}`);
+    }
+    if (envelope.recipientAddresses.length === 0) throw new GatewayError('INVALID_ARGUMENT', 'envelope has no recipient address');
+    if (envelope.recipientAddresses.length > config.limits.maxRecipients) {
+      throw new GatewayError('TOO_LARGE', `too many recipients (${envelope.recipientAddresses.length} > ${config.limits.maxRecipients})`);
+    }
+    const wrappedFor = new Set(envelope.recipients.map((r) => r.keyId));
+    const mailboxes: string[] = [];
+    for (const address of envelope.recipientAddresses) {
+      const mailbox = storage.mailboxByAddress(address);
+      if (!mailbox) throw new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
+      if (!wrappedFor.has(mailbox.agreementKeyId)) {
+        throw new GatewayError('INVALID_ARGUMENT', `the content key is not wrapped for ${address}'s key ${mailbox.agreementKeyId}`);
+      }
+      mailboxes.push(mailbox.address);
+    }
+    const encoded = encodeEnvelope(envelope);
+    if (encoded.length > config.limits.maxEnvelopeBytes) {
+      throw new GatewayError('TOO_LARGE', `envelope of ${encoded.length} bytes exceeds the limit of ${config.limits.maxEnvelopeBytes}`);
+    }
+    if (storage.hasSeen(envelope.messageId)) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
+    await checkEnvelope(envelope, resolver, {
+      now: Date.now(),
+      maxLifetimeMs: config.limits.maxLifetimeMs,
+      skewMs: config.limits.clockSkewMs,
+    });
+    await storage.storeEnvelope({ messageId: envelope.messageId, expiresMs: envelope.expiresMs, envelope: encoded, mailboxes: [...new Set(mailboxes)] });
+    return {
+      messageId: envelope.messageId,
+      messageHash: envelope.messageHash,
+      deliveredLocal: [...new Set(mailboxes)],
+      queuedRemote: [],
+      clientRef: request.clientRef,
+    };
+  }
+
+  handlers(): MailboxHandlers {
+    const { storage, log } = this.deps;
+    return {
+      Submit: (call, callback) => {
+        const rlog = log.child({ rpc: 'Submit', call: randomUUID().slice(0, 8) });
+        let sender: MailboxRecord;
+        try {
+          sender = authenticateMailbox(storage, call.metadata);
+        } catch (err) {
+          rlog.info({ err: (err as Error).message }, 'submit refused');
+          callback(toGrpcError(err));
+          return;
+        }
+        this.accept(sender, call.request).then(
+          (reply) => callback(null, reply),
+          (err) => {
+            rlog.info({ code: (err as GatewayError).code, err: (err as Error).message }, 'submit refused');
+            callback(toGrpcError(err));
+          },
+        );
+      },
+
+      SubmitStream: (call) => {
+        const rlog = log.child({ rpc: 'SubmitStream', call: randomUUID().slice(0, 8) });
+        let sender: MailboxRecord;
+        try {
+          sender = authenticateMailbox(storage, call.metadata);
+        } catch (err) {
+          call.emit('error', toGrpcError(err));
+          return;
+        }
+        // Replies go out in request order, each only after its own message is durable.
+        let chain: Promise<unknown> = Promise.resolve();
+        let inputEnded = false;
+        let outstanding = 0;
+        const finishIfDone = () => { if (inputEnded && outstanding === 0) call.end(); };
+        call.on('data', (request: SubmitRequest__Output) => {
+          outstanding++;
+          const result = this.accept(sender, request).then(
+            (reply) => reply,
+            (err) => {
+              const status = toGrpcError(err);
+              rlog.info({ code: (err as GatewayError).code, err: (err as Error).message }, 'message refused');
+              return { clientRef: request.clientRef, error: { code: (err as GatewayError).code ?? 'INTERNAL', status: status.code, message: status.details } } satisfies SubmitReply;
+            },
+          );
+          chain = chain.then(() => result).then((reply) => {
+            if (!call.cancelled) call.write(reply);
+            outstanding--;
+            finishIfDone();
+          });
+        });
+        call.on('end', () => { inputEnded = true; chain.then(finishIfDone); });
+        call.on('error', () => { /* client went away; nothing unacknowledged is lost: replies follow commits */ });
+      },
+
+      Subscribe: (call) => {
+        const rlog = log.child({ rpc: 'Subscribe', call: randomUUID().slice(0, 8) });
+        let mailbox: MailboxRecord;
+        try {
+          mailbox = authenticateMailbox(storage, call.metadata);
+        } catch (err) {
+          call.emit('error', toGrpcError(err));
+          return;
+        }
+        const limit = this.deps.config.limits.maxInFlightDeliveries;
+        let maxInFlight = limit;
+        let started = false;
+        let lastSent = 0;
+        let closed = false;
+        let pumping = false;
+        const inFlight = new Set<number>();
+
+        const pump = () => {
+          if (!started || closed || pumping) return;
+          pumping = true;
+          try {
+            while (!closed && inFlight.size < maxInFlight) {
+              const rows = storage.pendingDeliveries(mailbox.address, lastSent, maxInFlight - inFlight.size);
+              if (rows.length === 0) break;
+              for (const row of rows) {
+                const delivery: Delivery = {
+                  seq: row.seq,
+                  envelope: envelopeToWire(decodeEnvelope(row.envelope)),
+                  receivedMs: row.receivedMs,
+                };
+                lastSent = row.seq;
+                inFlight.add(row.seq);
+                call.write(delivery);
+              }
+            }
+          } catch (err) {
+            rlog.error({ err: (err as Error).message }, 'delivery failed');
+            close();
+            call.emit('error', toGrpcError(new GatewayError('STORAGE', 'reading the mailbox failed')));
+          } finally {
+            pumping = false;
+          }
+        };
+        const onDelivery = (address: string) => { if (address === mailbox.address) pump(); };
+        const close = () => {
+          closed = true;
+          storage.off('delivery', onDelivery);
+        };
+        storage.on('delivery', onDelivery);
+
+        call.on('data', (request: SubscribeRequest__Output) => {
+          if (request.kind === 'start' && request.start) {
+            if (started) return;
+            started = true;
+            lastSent = request.start.fromCursor;
+            if (request.start.maxInFlight > 0) maxInFlight = Math.min(request.start.maxInFlight, limit);
+            rlog.debug({ cursor: lastSent, maxInFlight }, 'subscription started');
+            pump();
+          } else if (request.kind === 'ack' && request.ack) {
+            const seqs = request.ack.seqs;
+            if (seqs.length === 0) return;
+            storage.ack(mailbox.address, seqs).then(
+              () => {
+                for (const seq of seqs) inFlight.delete(seq);
+                if (!closed) call.write({ seq: 0, confirmedAcks: seqs } satisfies Delivery);
+                pump();
+              },
+              (err) => rlog.warn({ err: (err as Error).message }, 'ack not stored; deliveries will be repeated'),
+            );
+          }
+        });
+        call.on('end', () => { close(); call.end(); });
+        call.on('cancelled', close);
+        call.on('error', close);
+        call.on('close', close);
+      },
+
+      WhoAmI: (call, callback) => {
+        try {
+          const mailbox = authenticateMailbox(storage, call.metadata);
+          callback(null, { address: mailbox.address, did: mailbox.did, nodeDid: this.deps.nodeDid });
+        } catch (err) {
+          callback(toGrpcError(err));
+        }
+      },
+    };
+  }
+}

@@ -1,0 +1,74 @@
+// Creating mailboxes: keys are generated for the client and written to its profile; the node keeps
+// only the public keys, the DID document and a hash of the API token.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { dataPath } from './config.ts';
+import { openNodeFiles, generateIdentity, writeSecretFile, b64u, fromB64u } from './node-files.ts';
+import { Storage } from './storage.ts';
+import { tokenSha256 } from './mailbox-service.ts';
+import { GatewayError } from './errors.ts';
+import type { MailboxProfile } from './client.ts';
+import type { ReadyInfo } from './node.ts';
+
+export const READY_FILE = 'node.ready.json';
+
+const ADDRESS = /^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[a-z0-9.-]{1,253}$/;
+
+export function addMailbox(args: { dataDir: string; address: string; profileFile: string; env?: NodeJS.ProcessEnv }): MailboxProfile {
+  const { dataDir } = args;
+  const address = args.address.trim().toLowerCase();
+  if (!ADDRESS.test(address)) throw new GatewayError('INVALID_ARGUMENT', `"${args.address}" is not a mailbox address`);
+  const { config, keys: nodeKeys } = openNodeFiles(dataDir, args.env);
+  const [local, domain] = address.split('@') as [string, string];
+  if (!config.node.domains.includes(domain)) {
+    throw new GatewayError('INVALID_ARGUMENT', `${domain} is not a domain of this node (${config.node.domains.join(', ')})`);
+  }
+  const identity = generateIdentity({ method: config.node.didMethod, domain: nodeKeys.did.startsWith('did:web:') ? nodeKeys.did.slice('did:web:'.length) : domain, path: ['users', local] });
+  const token = `asmtp_${b64u(randomBytes(32))}`;
+  const storage = new Storage(dataPath(dataDir, config.storage.file));
+  try {
+    storage.addMailbox({
+      address,
+      did: identity.did,
+      signingKeyId: identity.signing.keyId,
+      signingPublicKey: fromB64u(identity.signing.publicKey),
+      agreementKeyId: identity.agreement.keyId,
+      agreementPublicKey: fromB64u(identity.agreement.publicKey),
+      tokenSha256: tokenSha256(token),
+      documentJson: JSON.stringify(identity.document),
+      createdMs: Date.now(),
+    });
+  } finally {
+    storage.close();
+  }
+  const ready = readReady(dataDir);
+  const grpcAddress = config.grpc.port !== 0 ? `${config.grpc.host}:${config.grpc.port}` : (ready?.grpc ?? `${config.grpc.host}:0`);
+  const didWebHosts: Record<string, string> = {};
+  const httpAddress = config.http.port !== 0 ? `${config.http.host}:${config.http.port}` : ready?.http;
+  if (config.node.didMethod === 'web' && httpAddress) {
+    for (const d of config.node.domains) didWebHosts[d] = httpAddress;
+  }
+  const profile: MailboxProfile = {
+    version: 1,
+    address,
+    did: identity.did,
+    signing: identity.signing,
+    agreement: identity.agreement,
+    token,
+    node: { grpc: grpcAddress, did: nodeKeys.did, ca: readFileSync(dataPath(dataDir, config.tls.caFile), 'utf8') },
+    didWebHosts,
+  };
+  writeSecretFile(args.profileFile, JSON.stringify(profile, null, 2));
+  return profile;
+}
+
+export function readReady(dataDir: string): ReadyInfo | undefined {
+  const file = join(dataDir, READY_FILE);
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as ReadyInfo;
+  } catch {
+    return undefined;
+  }
+}

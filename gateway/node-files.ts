@@ -1,0 +1,159 @@
+// Creating and reading a node's data directory: config, identity keys, DID document, TLS material, store.
+import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import YAML from 'yaml';
+import {
+  generateSigningKeyPair,
+  generateAgreementKeyPair,
+  x25519PrivateFromEd25519Seed,
+  didKeyFromEd25519,
+  didKeyDocument,
+  didWebFromDomain,
+  buildDidWebDocument,
+  createCertificateAuthority,
+  issueServerCertificate,
+  type DidDocument,
+} from '../identity/index.ts';
+import { CONFIG_FILE, dataPath, loadConfig, parseConfig, type ConfigInput, type NodeConfig } from './config.ts';
+import { GatewayError } from './errors.ts';
+import { Storage } from './storage.ts';
+import { tokenSha256 } from './mailbox-service.ts';
+
+export interface KeyMaterial {
+  keyId: string;
+  publicKey: string; // base64url, raw 32 bytes
+  privateKey: string; // base64url, raw 32 bytes
+}
+
+/** What keys/node.json holds (mode 0600). */
+export interface NodeKeys {
+  did: string;
+  signing: KeyMaterial;
+  agreement: KeyMaterial;
+  document: DidDocument;
+}
+
+export interface InitOptions {
+  dataDir: string;
+  domain: string;
+  didMethod?: 'key' | 'web';
+  grpcPort?: number;
+  httpPort?: number;
+  logLevel?: NodeConfig['log']['level'];
+}
+
+export interface InitResult {
+  dataDir: string;
+  did: string;
+  config: NodeConfig;
+  adminToken: string;
+}
+
+export const b64u = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+export const fromB64u = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
+
+export function writeSecretFile(path: string, content: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, content, { mode: 0o600 });
+}
+
+/** Generates a mailbox or node identity: a did:key (X25519 derived from the seed) or a did:web. */
+export function generateIdentity(opts: { method: 'key' | 'web'; domain: string; path?: string[]; service?: { grpc?: string; quic?: string } }): NodeKeys {
+  const signing = generateSigningKeyPair();
+  if (opts.method === 'key') {
+    const did = didKeyFromEd25519(signing.publicKey);
+    const document = didKeyDocument(did);
+    const agreementPrivate = x25519PrivateFromEd25519Seed(signing.privateKey);
+    const signingKeyId = document.authentication[0] as string;
+    const agreementMethod = document.keyAgreement[0];
+    const agreementKeyId = typeof agreementMethod === 'string' ? agreementMethod : agreementMethod.id;
+    const agreementPublic = document.verificationMethod.find((m) => m.id === agreementKeyId);
+    if (!agreementPublic) throw new GatewayError('INTERNAL', 'did:key document without its key agreement key');
+    return {
+      did,
+      signing: { keyId: signingKeyId, publicKey: b64u(signing.publicKey), privateKey: b64u(signing.privateKey) },
+      agreement: { keyId: agreementKeyId, publicKey: b64u(publicKeyOfMethod(document, agreementKeyId)), privateKey: b64u(agreementPrivate) },
+      document,
+    };
+  }
+  const agreement = generateAgreementKeyPair();
+  const did = didWebFromDomain(opts.domain, opts.path);
+  const document = buildDidWebDocument({ did, signingPublicKey: signing.publicKey, agreementPublicKey: agreement.publicKey, service: opts.service });
+  return {
+    did,
+    signing: { keyId: `${did}#sig-1`, publicKey: b64u(signing.publicKey), privateKey: b64u(signing.privateKey) },
+    agreement: { keyId: `${did}#ka-1`, publicKey: b64u(agreement.publicKey), privateKey: b64u(agreement.privateKey) },
+    document,
+  };
+}
+
+function publicKeyOfMethod(document: DidDocument, keyId: string): Uint8Array {
+  const method = document.verificationMethod.find((m) => m.id === keyId);
+  if (!method?.publicKeyMultibase) throw new GatewayError('INTERNAL', `no multibase key for ${keyId}`);
+  // multibase z + multicodec prefix (2 bytes) + 32-byte key
+  return decodeMultibaseKey(method.publicKeyMultibase);
+}
+
+const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+function decodeMultibaseKey(text: string): Uint8Array {
+  if (!text.startsWith('z')) throw new GatewayError('INTERNAL', 'expected base58btc multibase');
+  let n = 0n;
+  for (const ch of text.slice(1)) {
+    const v = B58.indexOf(ch);
+    if (v < 0) throw new GatewayError('INTERNAL', 'bad base58 character');
+    n = n * 58n + BigInt(v);
+  }
+  const bytes: number[] = [];
+  while (n > 0n) { bytes.unshift(Number(n & 0xffn)); n >>= 8n; }
+  return new Uint8Array(bytes.slice(-32));
+}
+
+/** Creates a new node in dataDir; refuses to touch an existing one. */
+export async function initNode(opts: InitOptions): Promise<InitResult> {
+  const { dataDir } = opts;
+  if (existsSync(join(dataDir, CONFIG_FILE)) || (existsSync(dataDir) && readdirSync(dataDir).some((f) => f === 'keys' || f === 'node.db'))) {
+    throw new GatewayError('NODE_EXISTS', `${dataDir} already holds an AfterSMTP node; refusing to overwrite it (use another --data directory)`);
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const adminToken = `asmtp_admin_${b64u(randomBytes(32))}`;
+  const input: ConfigInput = {
+    node: { domains: [opts.domain.toLowerCase()], didMethod: opts.didMethod ?? 'key' },
+    grpc: { host: '127.0.0.1', port: opts.grpcPort ?? 7443 },
+    http: { host: '127.0.0.1', port: opts.httpPort ?? 0, enabled: true },
+    admin: { tokenSha256: tokenSha256(adminToken) },
+    log: { level: opts.logLevel ?? 'info' },
+  };
+  const config = parseConfig(input);
+  const keys = generateIdentity({ method: config.node.didMethod, domain: config.node.domains[0]! });
+  writeSecretFile(dataPath(dataDir, config.node.keyFile), JSON.stringify(keys, null, 2));
+
+  const ca = await createCertificateAuthority({ commonName: `AfterSMTP node CA ${config.node.domains[0]}`, validDays: 3650 });
+  const server = await issueServerCertificate(ca, {
+    dnsNames: ['localhost', ...config.node.domains],
+    ipAddresses: ['127.0.0.1', '::1'],
+    validDays: 825,
+  });
+  writeSecretFile(dataPath(dataDir, config.tls.keyFile), server.keyPem);
+  writeFileSync(dataPath(dataDir, config.tls.certFile), server.certPem + ca.certPem);
+  writeFileSync(dataPath(dataDir, config.tls.caFile), ca.certPem);
+  writeSecretFile(join(dataDir, 'tls', 'ca.key'), ca.keyPem);
+
+  writeFileSync(join(dataDir, CONFIG_FILE), `# AfterSMTP node configuration (see docs/OPERATIONS.md)\n${YAML.stringify(input)}`, { mode: 0o600 });
+  new Storage(dataPath(dataDir, config.storage.file)).close();
+  return { dataDir, did: keys.did, config, adminToken };
+}
+
+export function readNodeKeys(dataDir: string, config: NodeConfig): NodeKeys {
+  const file = dataPath(dataDir, config.node.keyFile);
+  if (!existsSync(file)) throw new GatewayError('NODE_MISSING', `no node keys at ${file}; run "aftersmtp init --data ${dataDir}" first`);
+  return JSON.parse(readFileSync(file, 'utf8')) as NodeKeys;
+}
+
+export function openNodeFiles(dataDir: string, env: NodeJS.ProcessEnv = process.env): { config: NodeConfig; keys: NodeKeys } {
+  if (!existsSync(join(dataDir, CONFIG_FILE))) {
+    throw new GatewayError('NODE_MISSING', `no AfterSMTP node in ${dataDir}; run "aftersmtp init --data ${dataDir} --domain <domain>" first`);
+  }
+  const config = loadConfig(dataDir, env);
+  return { config, keys: readNodeKeys(dataDir, config) };
+}

@@ -1,0 +1,205 @@
+// The AfterSMTP node: wires storage, identity, the gRPC server and the did:web HTTPS server.
+// Every service has start/stop; stop drains in-flight calls, flushes storage and closes listeners.
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import pino, { type Logger } from 'pino';
+import { loadProto } from '../proto/index.ts';
+import { createDidResolver, type DidResolver } from '../identity/index.ts';
+import { dataPath, type NodeConfig } from './config.ts';
+import { openNodeFiles, type NodeKeys } from './node-files.ts';
+import { Storage } from './storage.ts';
+import { MailboxService, tokenSha256 } from './mailbox-service.ts';
+import { GatewayError, toGrpcError } from './errors.ts';
+
+export const VERSION = '0.1.0';
+/** gRPC framing and metadata overhead allowed on top of the envelope size limit. */
+const MESSAGE_OVERHEAD = 64 * 1024;
+
+export interface NodeOptions {
+  dataDir: string;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** did:web host overrides ("example.test" -> "127.0.0.1:8443"), for tests and static setups. */
+  didWebHosts?: Record<string, string>;
+  /** Extra CA certificates trusted for did:web (PEM). */
+  didWebCa?: string;
+}
+
+export interface ReadyInfo {
+  event: 'ready';
+  did: string;
+  grpc: string;
+  http: string | null;
+  domains: string[];
+  version: string;
+}
+
+export class AfterSmtpNode {
+  readonly dataDir: string;
+  readonly config: NodeConfig;
+  readonly keys: NodeKeys;
+  readonly log: Logger;
+  readonly storage: Storage;
+  readonly resolver: DidResolver;
+  private grpcServer?: grpc.Server;
+  private httpsServer?: HttpsServer;
+  private health?: HealthImplementation;
+  private startedAt = 0;
+  private grpcAddress = '';
+  private httpAddress: string | null = null;
+  private pruneTimer?: NodeJS.Timeout;
+
+  constructor(opts: NodeOptions) {
+    this.dataDir = opts.dataDir;
+    const { config, keys } = openNodeFiles(opts.dataDir, opts.env ?? process.env);
+    this.config = config;
+    this.keys = keys;
+    this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
+    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch });
+    const ca = [readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8')];
+    if (opts.didWebCa) ca.push(opts.didWebCa);
+    this.resolver = createDidResolver({ ca, hostMap: opts.didWebHosts ?? {} });
+    this.resolver.register(keys.document);
+  }
+
+  async start(): Promise<ReadyInfo> {
+    const { config } = this;
+    const { proto, packageDefinition } = loadProto();
+    const tlsCert = readFileSync(dataPath(this.dataDir, config.tls.certFile));
+    const tlsKey = readFileSync(dataPath(this.dataDir, config.tls.keyFile));
+
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
+      'grpc.max_send_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    const mailbox = new MailboxService({ storage: this.storage, resolver: this.resolver, config, nodeDid: this.keys.did, log: this.log });
+    server.addService(proto.aftersmtp.v1.Mailbox.service, mailbox.handlers());
+    server.addService(proto.aftersmtp.v1.Identity.service, this.identityHandlers());
+    server.addService(proto.aftersmtp.v1.Admin.service, this.adminHandlers());
+    this.health = new HealthImplementation({ '': 'SERVING', 'aftersmtp.v1.Mailbox': 'SERVING' });
+    this.health.addToServer(server);
+    new ReflectionService(packageDefinition).addToServer(server);
+
+    const credentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: tlsCert, private_key: tlsKey }], false);
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${config.grpc.host}:${config.grpc.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    this.grpcServer = server;
+    this.grpcAddress = `${config.grpc.host}:${port}`;
+
+    if (config.http.enabled) {
+      this.httpsServer = createHttpsServer({ cert: tlsCert, key: tlsKey }, (req, res) => this.serveDidDocument(req.url ?? '/', res));
+      await new Promise<void>((resolve, reject) => {
+        this.httpsServer!.once('error', reject);
+        this.httpsServer!.listen(config.http.port, config.http.host, () => resolve());
+      });
+      const addr = this.httpsServer.address() as AddressInfo;
+      this.httpAddress = `${config.http.host}:${addr.port}`;
+    }
+    this.pruneTimer = setInterval(() => { this.storage.pruneSeen(Date.now()).catch(() => {}); }, 3600_000);
+    this.pruneTimer.unref();
+    this.startedAt = Date.now();
+    const ready: ReadyInfo = { event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress, domains: config.node.domains, version: VERSION };
+    this.log.info(ready, 'node ready');
+    return ready;
+  }
+
+  /** Serves the node's and its mailboxes' did:web documents at the standard paths. */
+  private serveDidDocument(url: string, res: import('node:http').ServerResponse): void {
+    const path = url.split('?')[0]!;
+    let document: string | undefined;
+    if (path === '/.well-known/did.json' && this.keys.did.startsWith('did:web:')) {
+      document = JSON.stringify(this.keys.document);
+    } else {
+      const m = /^\/users\/([^/]+)\/did\.json$/.exec(path);
+      if (m) {
+        const did = `${this.keys.did}:users:${m[1]}`;
+        document = this.storage.mailboxByDid(did)?.documentJson;
+      }
+    }
+    if (!document) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/did+json', 'cache-control': 'max-age=300' }).end(document);
+  }
+
+  private identityHandlers(): import('../proto/index.ts').IdentityHandlers {
+    return {
+      Resolve: (call, callback) => {
+        const { did, address } = call.request;
+        if (address) {
+          const mailbox = this.storage.mailboxByAddress(address);
+          if (!mailbox) return callback(toGrpcError(new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`)));
+          return callback(null, { did: mailbox.did, documentJson: mailbox.documentJson });
+        }
+        this.resolver.resolveKeys(did).then(
+          (resolved) => callback(null, { did, documentJson: JSON.stringify(resolved.document) }),
+          (err) => callback(toGrpcError(err)),
+        );
+      },
+      Publish: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'Publish is not implemented in this version' }),
+    };
+  }
+
+  private checkAdmin(metadata: grpc.Metadata): void {
+    const header = metadata.get('authorization')[0];
+    const expected = this.config.admin.tokenSha256;
+    if (typeof header !== 'string' || !header.startsWith('Bearer ') || !expected) {
+      throw new GatewayError('UNAUTHENTICATED', 'admin calls need the admin bearer token');
+    }
+    if (tokenSha256(header.slice(7).trim()) !== expected) throw new GatewayError('UNAUTHENTICATED', 'wrong admin token');
+  }
+
+  private adminHandlers(): import('../proto/index.ts').AdminHandlers {
+    return {
+      Status: (call, callback) => {
+        try {
+          this.checkAdmin(call.metadata);
+          callback(null, this.status());
+        } catch (err) {
+          callback(toGrpcError(err));
+        }
+      },
+      QueueList: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'the outbound queue arrives with federation' }),
+      QueueAction: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'the outbound queue arrives with federation' }),
+    };
+  }
+
+  status() {
+    return {
+      did: this.keys.did,
+      version: VERSION,
+      domains: this.config.node.domains,
+      mailboxes: this.storage.countMailboxes(),
+      storedEnvelopes: this.storage.countDeliveries(),
+      uptimeMs: this.startedAt ? Date.now() - this.startedAt : 0,
+      grpc: this.grpcAddress,
+      quic: '',
+    };
+  }
+
+  /** Drains: stop taking calls, let in-flight ones finish (bounded), flush storage, close. */
+  async stop(graceMs = 5000): Promise<void> {
+    clearInterval(this.pruneTimer);
+    this.health?.setStatus('', 'NOT_SERVING');
+    const server = this.grpcServer;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { server.forceShutdown(); resolve(); }, graceMs);
+        server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+    if (this.httpsServer) {
+      this.httpsServer.closeAllConnections();
+      await new Promise<void>((resolve) => this.httpsServer!.close(() => resolve()));
+    }
+    this.storage.close();
+    this.log.info('node stopped');
+  }
+}

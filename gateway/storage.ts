@@ -1,0 +1,248 @@
+// The node's durable store: node:sqlite in WAL mode with synchronous=FULL (every COMMIT is fsync'd).
+// Writes go through a group-commit queue: every write requested in the same turn of the event loop
+// shares one transaction and one fsync, and each caller's promise resolves only after that COMMIT.
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { EventEmitter } from 'node:events';
+import { GatewayError } from './errors.ts';
+
+export interface MailboxRecord {
+  address: string;
+  did: string;
+  signingKeyId: string;
+  signingPublicKey: Uint8Array;
+  agreementKeyId: string;
+  agreementPublicKey: Uint8Array;
+  tokenSha256: string;
+  documentJson: string;
+  createdMs: number;
+}
+
+export interface StoredDelivery {
+  mailbox: string;
+  seq: number;
+  messageId: Uint8Array;
+  envelope: Uint8Array;
+  receivedMs: number;
+  logIndex: number | null;
+}
+
+type Write = () => void;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS mailboxes (
+  address TEXT PRIMARY KEY,
+  did TEXT NOT NULL UNIQUE,
+  signing_key_id TEXT NOT NULL,
+  signing_public_key BLOB NOT NULL,
+  agreement_key_id TEXT NOT NULL,
+  agreement_public_key BLOB NOT NULL,
+  token_sha256 TEXT NOT NULL UNIQUE,
+  document_json TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS deliveries (
+  mailbox TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  message_id BLOB NOT NULL,
+  envelope BLOB NOT NULL,
+  received_ms INTEGER NOT NULL,
+  log_index INTEGER,
+  acked INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (mailbox, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
+CREATE TABLE IF NOT EXISTS seen_messages (
+  message_id BLOB PRIMARY KEY,
+  expires_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages (expires_ms);
+`;
+
+export class Storage extends EventEmitter {
+  readonly db: DatabaseSync;
+  private readonly maxBatch: number;
+  private pending: { write: Write; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private readonly nextSeq = new Map<string, number>();
+  private readonly stmts: Record<string, StatementSync>;
+
+  constructor(file: string, opts: { maxBatch?: number } = {}) {
+    super();
+    this.maxBatch = opts.maxBatch ?? 256;
+    this.db = new DatabaseSync(file);
+    this.db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;');
+    this.db.exec(SCHEMA);
+    const prepare = (sql: string) => this.db.prepare(sql);
+    this.stmts = {
+      insertMailbox: prepare(`INSERT INTO mailboxes VALUES (?,?,?,?,?,?,?,?,?)`),
+      mailboxByAddress: prepare(`SELECT * FROM mailboxes WHERE address = ?`),
+      mailboxByToken: prepare(`SELECT * FROM mailboxes WHERE token_sha256 = ?`),
+      mailboxByDid: prepare(`SELECT * FROM mailboxes WHERE did = ?`),
+      countMailboxes: prepare(`SELECT count(*) AS n FROM mailboxes`),
+      maxSeq: prepare(`SELECT coalesce(max(seq), 0) AS s FROM deliveries WHERE mailbox = ?`),
+      insertDelivery: prepare(`INSERT INTO deliveries (mailbox, seq, message_id, envelope, received_ms, log_index) VALUES (?,?,?,?,?,?)`),
+      pending: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries
+                        WHERE mailbox = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?`),
+      ack: prepare(`UPDATE deliveries SET acked = 1 WHERE mailbox = ? AND seq = ?`),
+      countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
+      seen: prepare(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`),
+      addSeen: prepare(`INSERT INTO seen_messages VALUES (?, ?)`),
+      pruneSeen: prepare(`DELETE FROM seen_messages WHERE expires_ms < ?`),
+    };
+  }
+
+  /** Queues a write for the next group commit; resolves once it is durable. */
+  write(write: Write): Promise<void> {
+    if (this.closed) return Promise.reject(new GatewayError('SHUTTING_DOWN', 'storage is closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ write, resolve, reject });
+      if (this.pending.length >= this.maxBatch) this.flush();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits everything queued in one transaction. A write that throws fails alone (savepoint). */
+  flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    const failed = new Map<number, unknown>();
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      batch.forEach((item, i) => {
+        this.db.exec('SAVEPOINT w');
+        try {
+          item.write();
+          this.db.exec('RELEASE w');
+        } catch (err) {
+          this.db.exec('ROLLBACK TO w; RELEASE w');
+          failed.set(i, err);
+        }
+      });
+      this.db.exec('COMMIT');
+    } catch (err) {
+      try { this.db.exec('ROLLBACK'); } catch { /* no transaction left */ }
+      this.nextSeq.clear(); // in-memory counters may be ahead of what was rolled back
+      const storageError = new GatewayError('STORAGE', `storage commit failed: ${(err as Error).message}`, { cause: err });
+      for (const item of batch) item.reject(storageError);
+      return;
+    }
+    batch.forEach((item, i) => (failed.has(i) ? item.reject(failed.get(i)) : item.resolve()));
+  }
+
+  // --- mailboxes ---------------------------------------------------------------------------------------
+
+  addMailbox(m: MailboxRecord): void {
+    if (this.mailboxByAddress(m.address)) throw new GatewayError('MAILBOX_EXISTS', `mailbox ${m.address} already exists`);
+    this.stmts.insertMailbox.run(m.address, m.did, m.signingKeyId, m.signingPublicKey, m.agreementKeyId,
+      m.agreementPublicKey, m.tokenSha256, m.documentJson, m.createdMs);
+  }
+
+  mailboxByAddress(address: string): MailboxRecord | undefined {
+    return toMailbox(this.stmts.mailboxByAddress.get(address.toLowerCase()));
+  }
+
+  mailboxByToken(tokenSha256: string): MailboxRecord | undefined {
+    return toMailbox(this.stmts.mailboxByToken.get(tokenSha256));
+  }
+
+  mailboxByDid(did: string): MailboxRecord | undefined {
+    return toMailbox(this.stmts.mailboxByDid.get(did));
+  }
+
+  countMailboxes(): number {
+    return Number((this.stmts.countMailboxes.get() as { n: number }).n);
+  }
+
+  // --- deliveries --------------------------------------------------------------------------------------
+
+  /** Allocates the next per-mailbox seq (to be used inside a write). */
+  private allocateSeq(mailbox: string): number {
+    let next = this.nextSeq.get(mailbox);
+    if (next === undefined) next = Number((this.stmts.maxSeq.get(mailbox) as { s: number }).s) + 1;
+    this.nextSeq.set(mailbox, next + 1);
+    return next;
+  }
+
+  /**
+   * Durably stores one envelope for every local recipient mailbox and records its message id against
+   * replay, atomically. Resolves with the seq per mailbox; emits 'delivery' after the commit.
+   */
+  async storeEnvelope(args: { messageId: Uint8Array; expiresMs: number; envelope: Uint8Array; mailboxes: string[]; logIndex?: number }): Promise<Map<string, number>> {
+    const seqs = new Map<string, number>();
+    const receivedMs = Date.now();
+    await this.write(() => {
+      if (this.stmts.seen.get(args.messageId)) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
+      this.stmts.addSeen.run(args.messageId, args.expiresMs);
+      for (const mailbox of args.mailboxes) {
+        const seq = this.allocateSeq(mailbox);
+        this.stmts.insertDelivery.run(mailbox, seq, args.messageId, args.envelope, receivedMs, args.logIndex ?? null);
+        seqs.set(mailbox, seq);
+      }
+    }).catch((err) => {
+      if (seqs.size && !(err instanceof GatewayError && err.code === 'REPLAY')) this.nextSeq.clear();
+      throw err;
+    });
+    for (const [mailbox, seq] of seqs) this.emit('delivery', mailbox, seq);
+    return seqs;
+  }
+
+  /** True when the message id was already accepted (fast pre-check; the store re-checks atomically). */
+  hasSeen(messageId: Uint8Array): boolean {
+    return this.stmts.seen.get(messageId) !== undefined;
+  }
+
+  pendingDeliveries(mailbox: string, afterSeq: number, limit: number): StoredDelivery[] {
+    return (this.stmts.pending.all(mailbox, afterSeq, limit) as Record<string, unknown>[]).map((r) => ({
+      mailbox: r.mailbox as string,
+      seq: Number(r.seq),
+      messageId: r.message_id as Uint8Array,
+      envelope: r.envelope as Uint8Array,
+      receivedMs: Number(r.received_ms),
+      logIndex: r.log_index === null ? null : Number(r.log_index),
+    }));
+  }
+
+  /** Marks deliveries acknowledged; resolves once durable. */
+  ack(mailbox: string, seqs: number[]): Promise<void> {
+    return this.write(() => {
+      for (const seq of seqs) this.stmts.ack.run(mailbox, seq);
+    });
+  }
+
+  countDeliveries(): number {
+    return Number((this.stmts.countDeliveries.get() as { n: number }).n);
+  }
+
+  pruneSeen(nowMs: number): Promise<void> {
+    return this.write(() => { this.stmts.pruneSeen.run(nowMs); });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+function toMailbox(row: unknown): MailboxRecord | undefined {
+  if (!row) return undefined;
+  const r = row as Record<string, unknown>;
+  return {
+    address: r.address as string,
+    did: r.did as string,
+    signingKeyId: r.signing_key_id as string,
+    signingPublicKey: r.signing_public_key as Uint8Array,
+    agreementKeyId: r.agreement_key_id as string,
+    agreementPublicKey: r.agreement_public_key as Uint8Array,
+    tokenSha256: r.token_sha256 as string,
+    documentJson: r.document_json as string,
+    createdMs: Number(r.created_ms),
+  };
+}

@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/aftersmtp.proto
+
+
+export interface CosignReply {
+  'cosignatureLine'?: (string);
+}
+
+export interface CosignReply__Output {
+  'cosignatureLine': (string);
+}

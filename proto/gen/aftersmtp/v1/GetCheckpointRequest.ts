@@ -1,0 +1,11 @@
+// Original file: /work/main/proto/aftersmtp.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface GetCheckpointRequest {
+  'minSize'?: (number | string | Long);
+}
+
+export interface GetCheckpointRequest__Output {
+  'minSize': (number);
+}

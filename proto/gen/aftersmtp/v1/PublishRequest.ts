@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/aftersmtp.proto
+
+
+export interface PublishRequest {
+  'documentJson'?: (string);
+}
+
+export interface PublishRequest__Output {
+  'documentJson': (string);
+}

@@ -1,0 +1,27 @@
+// Original file: /work/main/proto/aftersmtp.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface QueueItem {
+  'messageId'?: (Buffer | Uint8Array | string);
+  'recipient'?: (string);
+  /**
+   * queued | held | deferred | delivered | failed
+   */
+  'state'?: (string);
+  'attempts'?: (number);
+  'nextAttemptMs'?: (number | string | Long);
+  'lastError'?: (string);
+}
+
+export interface QueueItem__Output {
+  'messageId': (Buffer);
+  'recipient': (string);
+  /**
+   * queued | held | deferred | delivered | failed
+   */
+  'state': (string);
+  'attempts': (number);
+  'nextAttemptMs': (number);
+  'lastError': (string);
+}

@@ -1,0 +1,12 @@
+// Original file: /work/main/proto/aftersmtp.proto
+
+
+export interface ResolveReply {
+  'did'?: (string);
+  'documentJson'?: (string);
+}
+
+export interface ResolveReply__Output {
+  'did': (string);
+  'documentJson': (string);
+}

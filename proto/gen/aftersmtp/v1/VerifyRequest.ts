@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/aftersmtp.proto
+
+
+export interface VerifyRequest {
+  'bundleJson'?: (string);
+}
+
+export interface VerifyRequest__Output {
+  'bundleJson': (string);
+}

@@ -1,0 +1,20 @@
+// Original file: /work/main/proto/aftersmtp.proto
+
+
+export interface VerifyStep {
+  'name'?: (string);
+  /**
+   * ok | failed | skipped
+   */
+  'status'?: (string);
+  'detail'?: (string);
+}
+
+export interface VerifyStep__Output {
+  'name': (string);
+  /**
+   * ok | failed | skipped
+   */
+  'status': (string);
+  'detail': (string);
+}

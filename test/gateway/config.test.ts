@@ -1,0 +1,55 @@
+// Configuration: one schema, defaults that start a node, env overrides, unknown keys rejected, and a
+// clear startup error naming the key when the file is corrupt.
+import { describe, it, expect } from 'vitest';
+import { join } from 'node:path';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { parseConfig, loadConfig, envOverrides, redactConfig } from '../../gateway/config.ts';
+import { tempDir, runCli } from '../helpers.ts';
+
+describe('config', () => {
+  it('fills defaults that describe a working loopback node', () => {
+    const c = parseConfig({});
+    expect(c.grpc).toEqual({ host: '127.0.0.1', port: 7443 });
+    expect(c.node.didMethod).toBe('key');
+    expect(c.limits.maxEnvelopeBytes).toBe(25 * 1024 * 1024);
+  });
+
+  it('rejects unknown keys, naming them', () => {
+    expect(() => parseConfig({ grpc: { prot: 1 } })).toThrow(/grpc\.prot: unknown key/);
+    expect(() => parseConfig({ limits: { maxEnvelopeBytes: 'big' } })).toThrow(/limits\.maxEnvelopeBytes/);
+  });
+
+  it('applies AFTERSMTP_* overrides over the file', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir.path, 'config.yaml'), 'grpc:\n  port: 9000\nlog:\n  level: warn\n');
+    const c = loadConfig(dir.path, { AFTERSMTP_GRPC__PORT: '9100', AFTERSMTP_LIMITS__MAX_ENVELOPE_BYTES: '4096' });
+    expect(c.grpc.port).toBe(9100);
+    expect(c.limits.maxEnvelopeBytes).toBe(4096);
+    expect(c.log.level).toBe('warn');
+    expect(envOverrides({ AFTERSMTP_NODE__DID_METHOD: 'web' })).toEqual({ node: { didMethod: 'web' } });
+    dir.cleanup();
+  });
+
+  it('redacts secrets', () => {
+    expect(redactConfig({ admin: { tokenSha256: 'ab' }, grpc: { port: 1 } })).toEqual({ admin: { tokenSha256: '[redacted]' }, grpc: { port: 1 } });
+  });
+
+  it('start fails with a clear error naming the bad key of a corrupted config file', async () => {
+    const dir = tempDir();
+    const data = join(dir.path, 'node');
+    expect((await runCli(['init', '--data', data, '--domain', 'cfg.test', '--grpc-port', '0'])).code).toBe(0);
+    writeFileSync(join(data, 'config.yaml'), 'grpc:\n  port: "not a port"\n  colour: blue\n');
+    const r = await runCli(['start', '--data', data]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/grpc\.port/);
+    expect(r.stderr).toMatch(/grpc\.colour: unknown key/);
+    writeFileSync(join(data, 'config.yaml'), 'grpc: [unclosed\n');
+    const r2 = await runCli(['start', '--data', data]);
+    expect(r2.code).not.toBe(0);
+    expect(r2.stderr).toMatch(/not valid YAML/);
+    mkdirSync(join(dir.path, 'empty'));
+    const r3 = await runCli(['start', '--data', join(dir.path, 'empty')]);
+    expect(r3.stderr).toMatch(/no AfterSMTP node/);
+    dir.cleanup();
+  });
+});
