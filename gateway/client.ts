@@ -2,6 +2,7 @@
 // Used by the CLI and by tests; an app in another language does the same through the .proto.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { loadProto, type MailboxClient, type IdentityClient, type Delivery__Output, type SubmitReply__Output, type Envelope } from '../proto/index.ts';
 import {
@@ -53,12 +54,23 @@ export function connect(profile: MailboxProfile, nodeAddress?: string): Clients 
   const { proto } = loadProto();
   const target = nodeAddress ?? profile.node.grpc;
   const creds = grpc.credentials.createSsl(Buffer.from(profile.node.ca));
-  const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 };
+  const options = {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    // Nodes are usually addressed by IP on loopback/private setups; TLS SNI must be a name, and the
+    // node certificate always carries "localhost" besides its domains and IPs.
+    ...(isIpTarget(target) ? { 'grpc.ssl_target_name_override': 'localhost' } : {}),
+  };
   const mailbox = new proto.aftersmtp.v1.Mailbox(target, creds, options) as unknown as MailboxClient;
   const identity = new proto.aftersmtp.v1.Identity(target, creds, { ...options, channelOverride: (mailbox as unknown as grpc.Client).getChannel() }) as unknown as IdentityClient;
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${profile.token}`);
   return { mailbox, identity, metadata, close: () => (mailbox as unknown as grpc.Client).close() };
+}
+
+function isIpTarget(target: string): boolean {
+  const host = target.startsWith('[') ? target.slice(1, target.indexOf(']')) : target.split(':')[0]!;
+  return isIP(host) !== 0;
 }
 
 export function profileResolver(profile: MailboxProfile): DidResolver {
@@ -188,6 +200,9 @@ export async function openDelivery(profile: MailboxProfile, resolver: DidResolve
   }
   const result = await verifySignedMessage(signed, resolver, {});
   const header = result.header;
+  if (!header || !result.body) {
+    return { ...base, from: '', fromDid: env.senderDid, to: env.recipientAddresses, subject: null, verified: false, reason: result.reason ?? 'undecodable message' };
+  }
   let verified = result.verified;
   let reason = result.reason;
   if (verified && Buffer.compare(Buffer.from(header.messageId), Buffer.from(env.messageId)) !== 0) {

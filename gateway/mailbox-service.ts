@@ -34,6 +34,8 @@ export function authenticateMailbox(storage: Storage, metadata: grpc.Metadata): 
 
 export class MailboxService {
   private readonly deps: MailboxServiceDeps;
+  /** Local mailbox DIDs whose documents the resolver already holds (the node never fetches its own). */
+  private readonly registeredLocal = new Set<string>();
 
   constructor(deps: MailboxServiceDeps) {
     this.deps = deps;
@@ -46,6 +48,10 @@ export class MailboxService {
   async accept(sender: MailboxRecord, request: SubmitRequest__Output): Promise<SubmitReply> {
     const { storage, resolver, config } = this.deps;
     const envelope = envelopeFromWire(request.envelope);
+    if (!this.registeredLocal.has(sender.did)) {
+      resolver.register(JSON.parse(sender.documentJson));
+      this.registeredLocal.add(sender.did);
+    }
     if (envelope.senderDid !== sender.did) {
       throw new GatewayError('PERMISSION_DENIED', `token belongs to ${sender.address}, but the envelope is sent by ${envelope.senderDid}`);
     }
@@ -183,11 +189,15 @@ export class MailboxService {
           }
         };
         const onDelivery = (address: string) => { if (address === mailbox.address) pump(); };
+        // A draining node ends subscriptions cleanly; clients resume from their cursor elsewhere or later.
+        const onShutdown = () => { if (!closed) { close(); call.end(); } };
         const close = () => {
           closed = true;
           storage.off('delivery', onDelivery);
+          storage.off('shutdown', onShutdown);
         };
         storage.on('delivery', onDelivery);
+        storage.on('shutdown', onShutdown);
 
         call.on('data', (request: SubscribeRequest__Output) => {
           if (request.kind === 'start' && request.start) {

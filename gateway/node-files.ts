@@ -7,6 +7,9 @@ import {
   generateSigningKeyPair,
   generateAgreementKeyPair,
   x25519PrivateFromEd25519Seed,
+  x25519PublicKeyFromPrivate,
+  didKeySigningKeyId,
+  didKeyAgreementKeyId,
   didKeyFromEd25519,
   didKeyDocument,
   didWebFromDomain,
@@ -65,15 +68,12 @@ export function generateIdentity(opts: { method: 'key' | 'web'; domain: string; 
     const did = didKeyFromEd25519(signing.publicKey);
     const document = didKeyDocument(did);
     const agreementPrivate = x25519PrivateFromEd25519Seed(signing.privateKey);
-    const signingKeyId = document.authentication[0] as string;
-    const agreementMethod = document.keyAgreement[0];
-    const agreementKeyId = typeof agreementMethod === 'string' ? agreementMethod : agreementMethod.id;
-    const agreementPublic = document.verificationMethod.find((m) => m.id === agreementKeyId);
-    if (!agreementPublic) throw new GatewayError('INTERNAL', 'did:key document without its key agreement key');
+    const signingKeyId = didKeySigningKeyId(did);
+    const agreementKeyId = didKeyAgreementKeyId(did);
     return {
       did,
       signing: { keyId: signingKeyId, publicKey: b64u(signing.publicKey), privateKey: b64u(signing.privateKey) },
-      agreement: { keyId: agreementKeyId, publicKey: b64u(publicKeyOfMethod(document, agreementKeyId)), privateKey: b64u(agreementPrivate) },
+      agreement: { keyId: agreementKeyId, publicKey: b64u(x25519PublicKeyFromPrivate(agreementPrivate)), privateKey: b64u(agreementPrivate) },
       document,
     };
   }
@@ -86,27 +86,6 @@ export function generateIdentity(opts: { method: 'key' | 'web'; domain: string; 
     agreement: { keyId: `${did}#ka-1`, publicKey: b64u(agreement.publicKey), privateKey: b64u(agreement.privateKey) },
     document,
   };
-}
-
-function publicKeyOfMethod(document: DidDocument, keyId: string): Uint8Array {
-  const method = document.verificationMethod.find((m) => m.id === keyId);
-  if (!method?.publicKeyMultibase) throw new GatewayError('INTERNAL', `no multibase key for ${keyId}`);
-  // multibase z + multicodec prefix (2 bytes) + 32-byte key
-  return decodeMultibaseKey(method.publicKeyMultibase);
-}
-
-const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
-function decodeMultibaseKey(text: string): Uint8Array {
-  if (!text.startsWith('z')) throw new GatewayError('INTERNAL', 'expected base58btc multibase');
-  let n = 0n;
-  for (const ch of text.slice(1)) {
-    const v = B58.indexOf(ch);
-    if (v < 0) throw new GatewayError('INTERNAL', 'bad base58 character');
-    n = n * 58n + BigInt(v);
-  }
-  const bytes: number[] = [];
-  while (n > 0n) { bytes.unshift(Number(n & 0xffn)); n >>= 8n; }
-  return new Uint8Array(bytes.slice(-32));
 }
 
 /** Creates a new node in dataDir; refuses to touch an existing one. */
@@ -135,7 +114,8 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
     validDays: 825,
   });
   writeSecretFile(dataPath(dataDir, config.tls.keyFile), server.keyPem);
-  writeFileSync(dataPath(dataDir, config.tls.certFile), server.certPem + ca.certPem);
+  // The served chain: leaf then CA (PEM blocks each end with a newline).
+  writeFileSync(dataPath(dataDir, config.tls.certFile), [server.certPem, ca.certPem].map((p) => p.trimEnd()).join('\n') + '\n');
   writeFileSync(dataPath(dataDir, config.tls.caFile), ca.certPem);
   writeSecretFile(join(dataDir, 'tls', 'ca.key'), ca.keyPem);
 

@@ -189,6 +189,7 @@ export class AfterSmtpNode {
     clearInterval(this.pruneTimer);
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
+    this.storage.emit('shutdown');
     if (server) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => { server.forceShutdown(); resolve(); }, graceMs);

@@ -69,6 +69,7 @@ export class Storage extends EventEmitter {
 
   constructor(file: string, opts: { maxBatch?: number } = {}) {
     super();
+    this.setMaxListeners(0); // one listener pair per open subscription
     this.maxBatch = opts.maxBatch ?? 256;
     this.db = new DatabaseSync(file);
     this.db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;');

@@ -103,19 +103,31 @@ describe('Mailbox service', () => {
   });
 
   it('rejects an envelope signed by a key that is not in the sender DID document', async () => {
-    const sealed = await seal('alice', ['bob@example.test']);
-    const rogue = generateSigningKeyPair();
     const alice = profiles.alice!;
     const bobKeys = await profileResolver(alice).resolveKeys(profiles.bob!.did);
     const [keyId, publicKey] = [...bobKeys.keyAgreement.entries()][0]!;
+    const messageId = new Uint8Array(randomBytes(16));
+    const now = Date.now();
+    const inner = signMessage({
+      header: { messageId, from: { did: alice.did, address: alice.address }, to: [{ did: profiles.bob!.did, address: 'bob@example.test' }], createdMs: now, expiresMs: now + 60_000, contentType: 'message/rfc822' },
+      body: new TextEncoder().encode('Subject: x\r\n\r\nx'),
+      keyId: alice.signing.keyId,
+      privateKey: fromB64u(alice.signing.privateKey),
+    });
+    // The outer header claims alice's key id but is signed by a key that is not in her DID document.
     const env = sealEnvelope({
-      signedMessage: new Uint8Array(64), messageId: new Uint8Array(randomBytes(16)), messageHash: new Uint8Array(32),
-      senderDid: alice.did, senderKeyId: alice.signing.keyId, senderPrivateKey: rogue.privateKey,
-      recipientAddresses: ['bob@example.test'], recipients: [{ keyId, publicKey }],
-      createdMs: Date.now(), expiresMs: Date.now() + 60_000,
+      signedMessage: inner.signedMessage, messageId, messageHash: inner.messageHash,
+      senderDid: alice.did, senderKeyId: alice.signing.keyId, senderPrivateKey: generateSigningKeyPair().privateKey,
+      recipientAddresses: ['bob@example.test'], recipients: [{ keyId, publicKey }], createdMs: now, expiresMs: now + 60_000,
     });
     await expectStatus(submit(clients.alice!, envelopeToWire(env)), grpc.status.INVALID_ARGUMENT, /signature/i);
-    expect(sealed).toBeTruthy();
+    // A key id that is not in alice's document at all.
+    const env2 = sealEnvelope({
+      signedMessage: inner.signedMessage, messageId, messageHash: inner.messageHash,
+      senderDid: alice.did, senderKeyId: `${alice.did}#not-a-key`, senderPrivateKey: fromB64u(alice.signing.privateKey),
+      recipientAddresses: ['bob@example.test'], recipients: [{ keyId, publicKey }], createdMs: now, expiresMs: now + 60_000,
+    });
+    await expectStatus(submit(clients.alice!, envelopeToWire(env2)), grpc.status.INVALID_ARGUMENT, /not-a-key|authentication|DID/i);
   });
 
   it('rejects a replayed message id with ALREADY_EXISTS, and keeps the original', async () => {
@@ -163,6 +175,7 @@ describe('Mailbox service', () => {
     }
     // Read raw deliveries without acking, then drop the stream.
     const call = clients.carol!.mailbox.Subscribe(clients.carol!.metadata);
+    call.on('error', () => { /* CANCELLED below, on purpose */ });
     const firstSeen: number[] = [];
     await new Promise<void>((resolve) => {
       call.on('data', (d: { seq: number }) => { if (d.seq) firstSeen.push(d.seq); if (firstSeen.length === 3) resolve(); });
@@ -202,6 +215,7 @@ describe('Mailbox service', () => {
     const seen: { verified: boolean }[] = [];
     const bobClients = clients.bob!;
     const call = bobClients.mailbox.Subscribe(bobClients.metadata);
+    call.on('error', () => { /* CANCELLED below, on purpose */ });
     await new Promise<void>((resolve) => {
       call.on('data', async (d: any) => {
         if (!d.seq) return;

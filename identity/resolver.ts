@@ -1,0 +1,309 @@
+/**
+ * DID resolution on the did-resolver package, with our own `key` and `web` method drivers,
+ * a TTL cache with in-flight de-duplication, and static documents the node hosts itself.
+ *
+ * did:web is fetched over HTTPS only (node:https): no redirects, HTTP 200, application/json or
+ * application/did+json, at most 64 KiB, a timeout, and the document id must equal the DID.
+ * `hostMap` sends the TCP connection elsewhere (tests, static setups) while SNI, the Host header and
+ * the certificate check keep using the DID's host name.
+ */
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { IncomingMessage } from 'node:http';
+import { Resolver } from 'did-resolver';
+import type { DIDDocument, DIDResolutionResult, DIDResolver, ParsedDID } from 'did-resolver';
+import { IdentityError } from './errors.ts';
+import { didKeyDocument } from './did-key.ts';
+import { parseDidWeb } from './did-web.ts';
+import { extractKeys } from './document.ts';
+import type { ResolvedDid } from './document.ts';
+
+export type { ResolvedDid } from './document.ts';
+
+/** What message and envelope verification need: keys of a DID. */
+export interface KeyResolver {
+  resolveKeys(did: string): Promise<ResolvedDid>;
+}
+
+export interface DidResolverOptions {
+  /** Trusted CA certificate(s) for did:web fetches (PEM). Default: Node's bundled roots. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** "example.test" or "example.test:8443" -> "127.0.0.1:4443": where to connect instead. */
+  hostMap?: Record<string, string>;
+  /** How long a resolved document is reused. Default 5 minutes. */
+  cacheTtlMs?: number;
+  /** Timeout of one did:web fetch (connect to end of body). Default 5 s. */
+  fetchTimeoutMs?: number;
+  /** Aborts every fetch (resolver shutdown). */
+  signal?: AbortSignal;
+  /** Cache capacity (LRU). Default 10,000 DIDs. */
+  maxCacheEntries?: number;
+  /** did:web document size cap. Default 64 KiB (PROTOCOL §3). */
+  maxDocumentBytes?: number;
+  /** Clock for cache expiry (tests). */
+  now?: () => number;
+  /** false: never fetch did:web (offline verification); only registered documents and did:key resolve. */
+  allowFetch?: boolean;
+}
+
+export interface DidResolver extends KeyResolver {
+  /** The underlying did-resolver instance (methods `key` and `web`). */
+  readonly resolver: Resolver;
+  /** The validated DID document. */
+  resolveDocument(did: string): Promise<DIDDocument>;
+  /** Drops the cached result for a DID (e.g. after a key rotation notice). */
+  invalidate(did: string): void;
+  /** Serves this document from memory, ahead of any fetch (documents the node hosts itself). */
+  register(document: DIDDocument): ResolvedDid;
+  unregister(did: string): void;
+  /** Drops every cached (not registered) entry. */
+  clear(): void;
+}
+
+const ACCEPTED_CONTENT_TYPES = new Set(['application/json', 'application/did+json']);
+const DEFAULT_TTL_MS = 5 * 60_000;
+const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_DOCUMENT_BYTES = 64 * 1024;
+const DEFAULT_MAX_CACHE_ENTRIES = 10_000;
+
+interface FetchOptions {
+  ca: DidResolverOptions['ca'];
+  hostMap: Record<string, string>;
+  timeoutMs: number;
+  maxBytes: number;
+  signal: AbortSignal | undefined;
+}
+
+function fetchFailure(url: URL, why: string, cause?: unknown): IdentityError {
+  return new IdentityError('DID_RESOLUTION', `GET ${url.href}: ${why}`, cause === undefined ? undefined : { cause });
+}
+
+function connectTarget(host: string, port: number | undefined, hostMap: Record<string, string>): { host: string; port: number } {
+  const effectivePort = port ?? 443;
+  const mapped = hostMap[`${host}:${effectivePort}`] ?? hostMap[host] ?? hostMap[host.toLowerCase()];
+  if (mapped === undefined) return { host, port: effectivePort };
+  const m = /^\[?([^\]]+?)\]?(?::([0-9]{1,5}))?$/.exec(mapped);
+  if (!m) throw new IdentityError('INVALID_ARGUMENT', `invalid hostMap target ${JSON.stringify(mapped)}`);
+  return { host: m[1]!, port: m[2] === undefined ? effectivePort : Number(m[2]) };
+}
+
+/** GET the did:web document with every PROTOCOL §3 rule enforced. Resolves to the parsed JSON. */
+export function fetchDidWebDocument(did: string, opts: FetchOptions): Promise<unknown> {
+  const parts = parseDidWeb(did);
+  const target = connectTarget(parts.host, parts.port, opts.hostMap);
+  const signals = [AbortSignal.timeout(opts.timeoutMs)];
+  if (opts.signal) signals.push(opts.signal);
+  const signal = AbortSignal.any(signals);
+  const expectedHost = parts.host;
+
+  return new Promise<unknown>((resolve, reject) => {
+    let settled = false;
+    const finish = (err: IdentityError | undefined, value?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else {
+        resolve(value);
+      }
+    };
+    const requestOptions: https.RequestOptions = {
+      protocol: 'https:',
+      host: target.host,
+      port: target.port,
+      method: 'GET',
+      path: parts.url.pathname,
+      headers: { host: parts.url.host, accept: 'application/did+json, application/json' },
+      agent: false,
+      signal,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      // The certificate must be valid for the DID's host, wherever the TCP connection went.
+      checkServerIdentity: (_hostname: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(expectedHost, cert),
+    };
+    if (opts.ca !== undefined) requestOptions.ca = opts.ca;
+    if (net.isIP(expectedHost) === 0) requestOptions.servername = expectedHost;
+
+    const req = https.request(requestOptions, (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400) {
+        res.resume();
+        return finish(fetchFailure(parts.url, `HTTP ${status} redirect to ${JSON.stringify(res.headers.location ?? '')} rejected (did:web forbids redirects)`));
+      }
+      if (status !== 200) {
+        res.resume();
+        return finish(fetchFailure(parts.url, `HTTP ${status} from ${parts.url.href}`));
+      }
+      const contentType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (!ACCEPTED_CONTENT_TYPES.has(contentType)) {
+        res.resume();
+        return finish(fetchFailure(parts.url, `content type ${JSON.stringify(contentType)} is not application/json or application/did+json`));
+      }
+      const declared = Number(res.headers['content-length'] ?? NaN);
+      if (Number.isFinite(declared) && declared > opts.maxBytes) {
+        return finish(fetchFailure(parts.url, `document of ${declared} bytes exceeds ${opts.maxBytes} bytes`));
+      }
+      const chunks: Buffer[] = [];
+      let total = 0;
+      res.on('data', (chunk: Buffer) => {
+        total += chunk.length;
+        if (total > opts.maxBytes) return finish(fetchFailure(parts.url, `document exceeds ${opts.maxBytes} bytes`));
+        chunks.push(chunk);
+      });
+      res.on('end', () => {
+        if (settled) return;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch (e) {
+          return finish(fetchFailure(parts.url, 'document is not valid JSON', e));
+        }
+        finish(undefined, parsed);
+      });
+      res.on('error', (e) => finish(fetchFailure(parts.url, e.message, e)));
+    });
+    req.on('error', (e: Error) => {
+      const why =
+        e.name === 'TimeoutError' || (e.name === 'AbortError' && signals[0]!.aborted)
+          ? `timed out after ${opts.timeoutMs} ms`
+          : e.name === 'AbortError'
+            ? 'aborted'
+            : e.message;
+      finish(fetchFailure(parts.url, why, e));
+    });
+    req.end();
+  });
+}
+
+function failureResult(error: string, message: string): DIDResolutionResult {
+  return { didResolutionMetadata: { error, message }, didDocument: null, didDocumentMetadata: {} };
+}
+
+function successResult(document: DIDDocument, contentType: string): DIDResolutionResult {
+  return { didResolutionMetadata: { contentType }, didDocument: document, didDocumentMetadata: {} };
+}
+
+export function createDidResolver(options: DidResolverOptions = {}): DidResolver {
+  const ttlMs = options.cacheTtlMs ?? DEFAULT_TTL_MS;
+  const maxEntries = options.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES;
+  const now = options.now ?? Date.now;
+  const fetchOptions: FetchOptions = {
+    ca: options.ca,
+    hostMap: options.hostMap ?? {},
+    timeoutMs: options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS,
+    maxBytes: options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
+    signal: options.signal,
+  };
+
+  const keyDriver: DIDResolver = async (did: string, parsed: ParsedDID) => {
+    if (parsed.path !== undefined || parsed.query !== undefined || parsed.fragment !== undefined) {
+      return failureResult('invalidDid', `${parsed.didUrl}: a DID without path, query or fragment is required`);
+    }
+    try {
+      return successResult(didKeyDocument(did), 'application/did+json');
+    } catch (e) {
+      return failureResult('invalidDid', (e as Error).message);
+    }
+  };
+
+  const webDriver: DIDResolver = async (did: string, parsed: ParsedDID) => {
+    if (parsed.path !== undefined || parsed.query !== undefined || parsed.fragment !== undefined) {
+      return failureResult('invalidDid', `${parsed.didUrl}: a DID without path, query or fragment is required`);
+    }
+    if (options.allowFetch === false) {
+      return failureResult('notFound', `${did} is not registered and did:web fetching is disabled`);
+    }
+    try {
+      const doc = await fetchDidWebDocument(did, fetchOptions);
+      // id check and key extraction happen once more in resolveKeys; this rejects early.
+      if (doc === null || typeof doc !== 'object' || (doc as { id?: unknown }).id !== did) {
+        return failureResult('notFound', `document id ${JSON.stringify((doc as { id?: unknown } | null)?.id)} does not equal the DID`);
+      }
+      return successResult(doc as DIDDocument, 'application/did+json');
+    } catch (e) {
+      return failureResult('notFound', (e as Error).message);
+    }
+  };
+
+  const resolver = new Resolver({ key: keyDriver, web: webDriver }, { cache: false });
+
+  const registered = new Map<string, ResolvedDid>();
+  const cache = new Map<string, { value: ResolvedDid; expiresAt: number }>();
+  const inflight = new Map<string, Promise<ResolvedDid>>();
+
+  const remember = (did: string, value: ResolvedDid): void => {
+    const expiresAt = did.startsWith('did:key:') ? Number.POSITIVE_INFINITY : now() + ttlMs;
+    cache.delete(did);
+    cache.set(did, { value, expiresAt });
+    while (cache.size > maxEntries) cache.delete(cache.keys().next().value!);
+  };
+
+  const load = async (did: string): Promise<ResolvedDid> => {
+    const result = await resolver.resolve(did);
+    const meta = result.didResolutionMetadata;
+    if (meta.error !== undefined || result.didDocument === null) {
+      const detail = typeof meta['message'] === 'string' ? meta['message'] : (meta.error ?? 'no document');
+      throw new IdentityError('DID_RESOLUTION', `cannot resolve ${did}: ${detail}`);
+    }
+    const resolved = extractKeys(did, result.didDocument);
+    remember(did, resolved);
+    return resolved;
+  };
+
+  const resolveKeys = (did: string): Promise<ResolvedDid> => {
+    if (typeof did !== 'string' || did.includes('#')) {
+      return Promise.reject(new IdentityError('DID_RESOLUTION', `${String(did)}: a DID (not a DID URL) is required`));
+    }
+    const fixed = registered.get(did);
+    if (fixed !== undefined) return Promise.resolve(fixed);
+    const hit = cache.get(did);
+    if (hit !== undefined) {
+      if (hit.expiresAt > now()) {
+        cache.delete(did);
+        cache.set(did, hit);
+        return Promise.resolve(hit.value);
+      }
+      cache.delete(did);
+    }
+    const pending = inflight.get(did);
+    if (pending !== undefined) return pending;
+    const p = load(did).finally(() => inflight.delete(did));
+    inflight.set(did, p);
+    return p;
+  };
+
+  return {
+    resolver,
+    resolveKeys,
+    async resolveDocument(did: string): Promise<DIDDocument> {
+      return (await resolveKeys(did)).document;
+    },
+    invalidate(did: string): void {
+      cache.delete(did);
+    },
+    register(document: DIDDocument): ResolvedDid {
+      if (document === null || typeof document !== 'object' || typeof document.id !== 'string') {
+        throw new IdentityError('INVALID_ARGUMENT', 'register() needs a DID document with an id');
+      }
+      const resolved = extractKeys(document.id, structuredClone(document));
+      registered.set(document.id, resolved);
+      cache.delete(document.id);
+      return resolved;
+    },
+    unregister(did: string): void {
+      registered.delete(did);
+    },
+    clear(): void {
+      cache.clear();
+    },
+  };
+}
+
+/** A resolver over a fixed set of documents (tests, offline verification); did:key is derived. */
+export function createStaticResolver(documents: DIDDocument[] = []): DidResolver {
+  const r = createDidResolver({ allowFetch: false });
+  for (const d of documents) r.register(d);
+  return r;
+}
