@@ -12,8 +12,9 @@ execFileSync(
   [
     'aftersmtp.proto', '--longs=Number', '--enums=String', '--bytes=Buffer', '--defaults', '--arrays', '--oneofs',
     '--grpcLib=@grpc/grpc-js', '--includeComments', '--importFileExtension=.ts',
-    `--outDir=${outDir}`, '--includeDirs', join(root, 'proto'),
+    `--outDir=${outDir}`, '--includeDirs', 'proto',
   ],
-  { stdio: 'inherit' },
+  // Relative paths: the generated headers name the .proto file, and must not depend on the checkout path.
+  { stdio: 'inherit', cwd: root },
 );
 

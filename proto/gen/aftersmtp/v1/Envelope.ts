@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/aftersmtp.proto
+// Original file: proto/aftersmtp.proto
 
 import type { RecipientKey as _aftersmtp_v1_RecipientKey, RecipientKey__Output as _aftersmtp_v1_RecipientKey__Output } from '../../aftersmtp/v1/RecipientKey.ts';
 import type { Long } from '@grpc/proto-loader';

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/aftersmtp.proto
+// Original file: proto/aftersmtp.proto
 
 
 export interface PublishRequest {

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/aftersmtp.proto
+// Original file: proto/aftersmtp.proto
 
 import type { QueueItem as _aftersmtp_v1_QueueItem, QueueItem__Output as _aftersmtp_v1_QueueItem__Output } from '../../aftersmtp/v1/QueueItem.ts';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/aftersmtp.proto
+// Original file: proto/aftersmtp.proto
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'

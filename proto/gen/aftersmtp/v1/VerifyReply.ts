@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/aftersmtp.proto
+// Original file: proto/aftersmtp.proto
 
 import type { VerifyStep as _aftersmtp_v1_VerifyStep, VerifyStep__Output as _aftersmtp_v1_VerifyStep__Output } from '../../aftersmtp/v1/VerifyStep.ts';
 
