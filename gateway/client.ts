@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { loadProto, type MailboxClient, type IdentityClient, type Delivery__Output, type SubmitReply__Output, type Envelope } from '../proto/index.ts';
+import { loadProto, type MailboxClient, type IdentityClient, type ProvenanceClient, type Delivery__Output, type SubmitReply__Output, type Envelope } from '../proto/index.ts';
 import {
   createDidResolver,
   signMessage,
@@ -46,6 +46,7 @@ export function readProfile(file: string): MailboxProfile {
 export interface Clients {
   mailbox: MailboxClient;
   identity: IdentityClient;
+  provenance: ProvenanceClient;
   metadata: grpc.Metadata;
   close(): void;
 }
@@ -63,9 +64,10 @@ export function connect(profile: MailboxProfile, nodeAddress?: string): Clients 
   };
   const mailbox = new proto.aftersmtp.v1.Mailbox(target, creds, options) as unknown as MailboxClient;
   const identity = new proto.aftersmtp.v1.Identity(target, creds, { ...options, channelOverride: (mailbox as unknown as grpc.Client).getChannel() }) as unknown as IdentityClient;
+  const provenance = new proto.aftersmtp.v1.Provenance(target, creds, { ...options, channelOverride: (mailbox as unknown as grpc.Client).getChannel() }) as unknown as ProvenanceClient;
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${profile.token}`);
-  return { mailbox, identity, metadata, close: () => (mailbox as unknown as grpc.Client).close() };
+  return { mailbox, identity, provenance, metadata, close: () => (mailbox as unknown as grpc.Client).close() };
 }
 
 function isIpTarget(target: string): boolean {
@@ -77,7 +79,7 @@ export function profileResolver(profile: MailboxProfile): DidResolver {
   return createDidResolver({ ca: [profile.node.ca], hostMap: profile.didWebHosts ?? {} });
 }
 
-function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown, req: Req, md: grpc.Metadata): Promise<Res> {
+export function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown, req: Req, md: grpc.Metadata): Promise<Res> {
   return new Promise((resolve, reject) => fn(req, md, (err, res) => (err ? reject(err) : resolve(res as Res))));
 }
 
@@ -181,6 +183,8 @@ export interface ReceivedMessage {
   receivedAt: string;
   messageHash: string;
   body?: Uint8Array;
+  /** The signed inner message (what the ledger hash covers), when the envelope opened. */
+  signedMessage?: Uint8Array;
 }
 
 /** Opens and verifies one delivery; never throws for a bad message (reports verified:false). */
@@ -222,6 +226,7 @@ export async function openDelivery(profile: MailboxProfile, resolver: DidResolve
     verified,
     ...(reason ? { reason } : {}),
     body: result.body,
+    signedMessage: signed,
   };
 }
 

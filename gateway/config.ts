@@ -35,6 +35,19 @@ export const configSchema = z.strictObject({
     /** Group commit: at most this many writes share one fsync'd transaction. */
     maxBatch: z.number().int().min(1).max(10_000).default(256),
   }).prefault({}),
+  ledger: z.strictObject({
+    file: z.string().default('ledger.db'),
+    /** Checkpoint origin line; default "<first domain>/aftersmtp". */
+    origin: z.string().min(1).optional(),
+    checkpointIntervalMs: z.number().int().min(100).default(2000),
+    checkpointEvery: z.number().int().min(1).default(1024),
+    /** Substrate anchoring: off unless an endpoint is set. One extrinsic per interval at most. */
+    anchor: z.strictObject({
+      endpoint: z.string().regex(/^wss?:\/\//, 'must be a ws:// or wss:// URL').optional(),
+      intervalMs: z.number().int().min(1000).default(60_000),
+      finality: z.enum(['finalized', 'inBlock']).default('finalized'),
+    }).prefault({}),
+  }).prefault({}),
   limits: z.strictObject({
     maxEnvelopeBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(25 * 1024 * 1024),
     maxRecipients: z.number().int().min(1).max(1000).default(1000),

@@ -6,12 +6,14 @@ import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, 
 import { checkEnvelope, encodeEnvelope, decodeEnvelope, type DidResolver } from '../identity/index.ts';
 import type { Storage, MailboxRecord } from './storage.ts';
 import type { NodeConfig } from './config.ts';
+import type { NodeLedger } from './ledger.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { envelopeFromWire, envelopeToWire } from './wire.ts';
 
 export interface MailboxServiceDeps {
   storage: Storage;
   resolver: DidResolver;
+  ledger: NodeLedger;
   config: NodeConfig;
   nodeDid: string;
   log: Logger;
@@ -46,7 +48,7 @@ export class MailboxService {
    * recipients' private keys happens here, before anything is written.
    */
   async accept(sender: MailboxRecord, request: SubmitRequest__Output): Promise<SubmitReply> {
-    const { storage, resolver, config } = this.deps;
+    const { storage, resolver, config, ledger } = this.deps;
     const envelope = envelopeFromWire(request.envelope);
     if (!this.registeredLocal.has(sender.did)) {
       resolver.register(JSON.parse(sender.documentJson));
@@ -79,12 +81,17 @@ export class MailboxService {
       maxLifetimeMs: config.limits.maxLifetimeMs,
       skewMs: config.limits.clockSkewMs,
     });
-    await storage.storeEnvelope({ messageId: envelope.messageId, expiresMs: envelope.expiresMs, envelope: encoded, mailboxes: [...new Set(mailboxes)] });
+    // Log first, then store: a crash in between leaves an orphan leaf (harmless, the sender was not
+    // answered and retries), never a stored message without its leaf.
+    const leafIndex = await ledger.appendMessage(envelope.messageHash);
+    const unique = [...new Set(mailboxes)];
+    await storage.storeEnvelope({ messageId: envelope.messageId, expiresMs: envelope.expiresMs, envelope: encoded, mailboxes: unique, logIndex: leafIndex });
     return {
       messageId: envelope.messageId,
       messageHash: envelope.messageHash,
-      deliveredLocal: [...new Set(mailboxes)],
+      deliveredLocal: unique,
       queuedRemote: [],
+      receipt: ledger.receipt(leafIndex, envelope.messageHash),
       clientRef: request.clientRef,
     };
   }
@@ -170,10 +177,12 @@ export class MailboxService {
               const rows = storage.pendingDeliveries(mailbox.address, lastSent, maxInFlight - inFlight.size);
               if (rows.length === 0) break;
               for (const row of rows) {
+                const envelope = decodeEnvelope(row.envelope);
                 const delivery: Delivery = {
                   seq: row.seq,
-                  envelope: envelopeToWire(decodeEnvelope(row.envelope)),
+                  envelope: envelopeToWire(envelope),
                   receivedMs: row.receivedMs,
+                  ...(row.logIndex !== null ? { receipt: this.deps.ledger.receipt(row.logIndex, envelope.messageHash) } : {}),
                 };
                 lastSent = row.seq;
                 inFlight.add(row.seq);

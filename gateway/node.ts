@@ -10,10 +10,14 @@ import pino, { type Logger } from 'pino';
 import { loadProto } from '../proto/index.ts';
 import { createDidResolver, type DidResolver } from '../identity/index.ts';
 import { dataPath, type NodeConfig } from './config.ts';
-import { openNodeFiles, type NodeKeys } from './node-files.ts';
+import { openNodeFiles, fromB64u, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
+import { NodeLedger } from './ledger.ts';
 import { MailboxService, tokenSha256 } from './mailbox-service.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
+import { provenanceHandlers } from './provenance-service.ts';
+import { NodeAnchoring } from './anchoring.ts';
+import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
 /** gRPC framing and metadata overhead allowed on top of the envelope size limit. */
@@ -45,6 +49,8 @@ export class AfterSmtpNode {
   readonly log: Logger;
   readonly storage: Storage;
   readonly resolver: DidResolver;
+  readonly ledger: NodeLedger;
+  readonly anchoring?: NodeAnchoring;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
   private health?: HealthImplementation;
@@ -64,6 +70,25 @@ export class AfterSmtpNode {
     if (opts.didWebCa) ca.push(opts.didWebCa);
     this.resolver = createDidResolver({ ca, hostMap: opts.didWebHosts ?? {} });
     this.resolver.register(keys.document);
+    this.ledger = new NodeLedger({
+      file: dataPath(opts.dataDir, config.ledger.file),
+      origin: config.ledger.origin ?? `${config.node.domains[0]}/aftersmtp`,
+      signingKey: { privateKey: fromB64u(keys.signing.privateKey), publicKey: fromB64u(keys.signing.publicKey) },
+      checkpointIntervalMs: config.ledger.checkpointIntervalMs,
+      checkpointEvery: config.ledger.checkpointEvery,
+      log: this.log,
+    });
+    if (config.ledger.anchor.endpoint) {
+      this.anchoring = new NodeAnchoring({
+        endpoint: config.ledger.anchor.endpoint,
+        intervalMs: config.ledger.anchor.intervalMs,
+        finality: config.ledger.anchor.finality,
+        seed: fromB64u(keys.signing.privateKey),
+        ledger: this.ledger,
+        stateFile: join(opts.dataDir, 'anchor.json'),
+        log: this.log,
+      });
+    }
   }
 
   async start(): Promise<ReadyInfo> {
@@ -77,10 +102,16 @@ export class AfterSmtpNode {
       'grpc.max_send_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    const mailbox = new MailboxService({ storage: this.storage, resolver: this.resolver, config, nodeDid: this.keys.did, log: this.log });
+    this.ledger.start();
+    const mailbox = new MailboxService({ storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log });
     server.addService(proto.aftersmtp.v1.Mailbox.service, mailbox.handlers());
     server.addService(proto.aftersmtp.v1.Identity.service, this.identityHandlers());
     server.addService(proto.aftersmtp.v1.Admin.service, this.adminHandlers());
+    server.addService(proto.aftersmtp.v1.Provenance.service, provenanceHandlers({
+      storage: this.storage, ledger: this.ledger, resolver: this.resolver, nodeDid: this.keys.did, nodeKeyId: this.keys.signing.keyId,
+      ...(this.anchoring ? { anchor: () => this.anchoring!.status() } : {}),
+    }));
+    this.anchoring?.start();
     this.health = new HealthImplementation({ '': 'SERVING', 'aftersmtp.v1.Mailbox': 'SERVING' });
     this.health.addToServer(server);
     new ReflectionService(packageDefinition).addToServer(server);
@@ -200,7 +231,9 @@ export class AfterSmtpNode {
       this.httpsServer.closeAllConnections();
       await new Promise<void>((resolve) => this.httpsServer!.close(() => resolve()));
     }
+    await this.anchoring?.stop();
     this.storage.close();
+    this.ledger.stop();
     this.log.info('node stopped');
   }
 }

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   PRIMARY KEY (mailbox, seq)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
+CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
 CREATE TABLE IF NOT EXISTS seen_messages (
   message_id BLOB PRIMARY KEY,
   expires_ms INTEGER NOT NULL
@@ -86,6 +87,7 @@ export class Storage extends EventEmitter {
       pending: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries
                         WHERE mailbox = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?`),
       ack: prepare(`UPDATE deliveries SET acked = 1 WHERE mailbox = ? AND seq = ?`),
+      deliveryByMessageId: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries WHERE message_id = ? LIMIT 1`),
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
       seen: prepare(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`),
       addSeen: prepare(`INSERT INTO seen_messages VALUES (?, ?)`),
@@ -199,14 +201,13 @@ export class Storage extends EventEmitter {
   }
 
   pendingDeliveries(mailbox: string, afterSeq: number, limit: number): StoredDelivery[] {
-    return (this.stmts.pending.all(mailbox, afterSeq, limit) as Record<string, unknown>[]).map((r) => ({
-      mailbox: r.mailbox as string,
-      seq: Number(r.seq),
-      messageId: r.message_id as Uint8Array,
-      envelope: r.envelope as Uint8Array,
-      receivedMs: Number(r.received_ms),
-      logIndex: r.log_index === null ? null : Number(r.log_index),
-    }));
+    return (this.stmts.pending.all(mailbox, afterSeq, limit) as Record<string, unknown>[]).map(toDelivery);
+  }
+
+  /** Any one stored delivery of a message (all copies of a message share envelope and leaf). */
+  deliveryByMessageId(messageId: Uint8Array): StoredDelivery | undefined {
+    const row = this.stmts.deliveryByMessageId.get(messageId) as Record<string, unknown> | undefined;
+    return row ? toDelivery(row) : undefined;
   }
 
   /** Marks deliveries acknowledged; resolves once durable. */
@@ -230,6 +231,17 @@ export class Storage extends EventEmitter {
     this.closed = true;
     this.db.close();
   }
+}
+
+function toDelivery(r: Record<string, unknown>): StoredDelivery {
+  return {
+    mailbox: r.mailbox as string,
+    seq: Number(r.seq),
+    messageId: r.message_id as Uint8Array,
+    envelope: r.envelope as Uint8Array,
+    receivedMs: Number(r.received_ms),
+    logIndex: r.log_index === null ? null : Number(r.log_index),
+  };
 }
 
 function toMailbox(row: unknown): MailboxRecord | undefined {

@@ -60,3 +60,6 @@ export type { CosignOptions, VerifyCosignatureOptions } from './cosignature.ts';
 
 export { MAX_LEAF_BYTES, TransparencyLog } from './log.ts';
 export type { SignCheckpointOptions, StoredCheckpoint, TransparencyLogOptions } from './log.ts';
+
+// Substrate anchoring (optional; @polkadot/api is loaded only when used).
+export * from './anchor.ts';

@@ -29,3 +29,6 @@ export function loadProto(): { packageDefinition: protoLoader.PackageDefinition;
   }
   return cached;
 }
+export type { ProvenanceHandlers, ProvenanceClient } from './gen/aftersmtp/v1/Provenance.ts';
+export type { LedgerStatusReply, LedgerStatusReply__Output } from './gen/aftersmtp/v1/LedgerStatusReply.ts';
+export type { ProofBundle as ProofBundleReply__Output } from './gen/aftersmtp/v1/ProofBundle.ts';

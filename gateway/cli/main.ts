@@ -1,7 +1,7 @@
 // The `aftersmtp` command line. Every command prints JSON with --json; errors go to stderr with a code
 // and a non-zero exit status.
 import { parseArgs } from 'node:util';
-import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { initNode } from '../node-files.ts';
 import { AfterSmtpNode } from '../node.ts';
@@ -9,6 +9,17 @@ import { loadConfig, redactConfig } from '../config.ts';
 import { addMailbox, READY_FILE } from '../mailboxes.ts';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../client.ts';
 import { GatewayError } from '../errors.ts';
+import { unary } from '../client.ts';
+import { verifyProofBundle, type ProofBundle, type AnchorChecker } from '../proof.ts';
+import { fromB64u } from '../node-files.ts';
+import { createDidResolver, decodeEnvelope, openEnvelope } from '../../identity/index.ts';
+import type { LedgerStatusReply__Output } from '../../proto/index.ts';
+
+/** Chain checks, loaded only when a bundle carries an anchor (keeps @polkadot/api off other commands). */
+const anchorChecker: AnchorChecker = async (args) => {
+  const { checkAnchorOnChain } = await import('../anchoring.ts');
+  return checkAnchorOnChain(args);
+};
 
 const USAGE = `usage: aftersmtp <command> [options]
 
@@ -16,7 +27,10 @@ const USAGE = `usage: aftersmtp <command> [options]
   start --data DIR [--init-domain DOMAIN]   (creates the node first if DIR holds none)
   mailbox add ADDRESS --data DIR --profile FILE
   send --profile FILE [--node HOST:PORT] --to ADDR [--to ADDR ...] --subject S (--body TEXT | --eml FILE)
-  subscribe --profile FILE [--node HOST:PORT] [--count N] [--from-cursor N]
+  subscribe --profile FILE [--node HOST:PORT] [--count N] [--from-cursor N] [--save-dir DIR]
+  ledger status --profile FILE [--node HOST:PORT]
+  proof MESSAGE_ID --profile FILE [--node HOST:PORT]          (prints a self-contained proof bundle)
+  verify BUNDLE.json [--signed FILE | --envelope FILE [--profile FILE]] [--substrate ws://...] [--require-anchor]
   config print --data DIR
 
   --json   print machine-readable JSON
@@ -45,6 +59,11 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       count: { type: 'string' },
       'from-cursor': { type: 'string' },
       json: { type: 'boolean' },
+      'save-dir': { type: 'string' },
+      signed: { type: 'string' },
+      envelope: { type: 'string' },
+      substrate: { type: 'string' },
+      'require-anchor': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -147,6 +166,11 @@ async function run(argv: string[]): Promise<number> {
           count: intFlag(flags, 'count'),
           signal: controller.signal,
           onMessage: (m) => {
+            // --save-dir keeps what `aftersmtp verify --signed` checks: the signed inner message.
+            if (typeof flags['save-dir'] === 'string' && m.signedMessage) {
+              mkdirSync(flags['save-dir'], { recursive: true });
+              writeFileSync(join(flags['save-dir'], `${m.messageId}.signed`), m.signedMessage);
+            }
             const line = { seq: m.seq, messageId: m.messageId, from: m.from, to: m.to, subject: m.subject, verified: m.verified, ...(m.reason ? { reason: m.reason } : {}), receivedAt: m.receivedAt, messageHash: m.messageHash };
             process.stdout.write(`${JSON.stringify(line)}\n`);
           },
@@ -155,6 +179,45 @@ async function run(argv: string[]): Promise<number> {
         clients.close();
       }
       return 0;
+    }
+    case 'ledger': {
+      if (sub !== 'status') throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp ledger status --profile FILE [--node HOST:PORT]');
+      const profile = readProfile(need(flags, 'profile'));
+      const clients = connect(profile, flags.node as string | undefined);
+      try {
+        const r = await unary(clients.provenance.LedgerStatus.bind(clients.provenance), {}, clients.metadata) as LedgerStatusReply__Output;
+        const status = {
+          origin: r.origin,
+          treeSize: r.treeSize,
+          root: Buffer.from(r.root).toString('hex'),
+          latestCheckpoint: r.latestCheckpoint ? { size: r.latestCheckpoint.size, root: Buffer.from(r.latestCheckpoint.root).toString('hex'), note: r.latestCheckpoint.note } : null,
+          verifierKey: r.verifierKey,
+          anchoring: r.anchoring,
+          latestAnchor: r.latestAnchorJson ? JSON.parse(r.latestAnchorJson) : null,
+          anchorLag: r.anchoring === 'off' ? null : { entries: r.anchorLagEntries, ms: r.anchorLagMs },
+          ...(r.lastAnchorError ? { lastAnchorError: r.lastAnchorError } : {}),
+        };
+        out(flags, status, JSON.stringify(status, null, 2));
+      } finally {
+        clients.close();
+      }
+      return 0;
+    }
+    case 'proof': {
+      if (!sub || !/^[0-9a-f]{32}$/i.test(sub)) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp proof MESSAGE_ID (32 hex digits) --profile FILE');
+      const profile = readProfile(need(flags, 'profile'));
+      const clients = connect(profile, flags.node as string | undefined);
+      try {
+        const r = await unary(clients.provenance.GetProof.bind(clients.provenance), { messageId: Buffer.from(sub, 'hex') }, clients.metadata) as { json: string };
+        process.stdout.write(`${flags.json ? r.json : JSON.stringify(JSON.parse(r.json), null, 2)}\n`);
+      } finally {
+        clients.close();
+      }
+      return 0;
+    }
+    case 'verify': {
+      if (!sub) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp verify BUNDLE.json [--signed FILE | --envelope FILE] [--substrate ws://...]');
+      return verifyCommand(sub, flags);
     }
     case 'config': {
       if (sub !== 'print') throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp config print --data DIR');
@@ -165,6 +228,41 @@ async function run(argv: string[]): Promise<number> {
     default:
       throw new GatewayError('INVALID_ARGUMENT', `unknown command "${command}"\n${USAGE}`);
   }
+}
+
+async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> {
+  let bundle: ProofBundle;
+  try {
+    bundle = JSON.parse(readFileSync(bundleFile, 'utf8')) as ProofBundle;
+  } catch (err) {
+    throw new GatewayError('INVALID_ARGUMENT', `cannot read the proof bundle ${bundleFile}: ${(err as Error).message}`);
+  }
+  const profile = typeof flags.profile === 'string' ? readProfile(flags.profile) : undefined;
+  // did:key verifies offline; did:web documents are fetched over HTTPS (the profile's CA and hosts apply).
+  const resolver = profile ? profileResolver(profile) : createDidResolver({});
+  let signedMessage: Uint8Array | undefined;
+  let statedMessageHash: Uint8Array | undefined;
+  if (typeof flags.signed === 'string') signedMessage = new Uint8Array(readFileSync(flags.signed));
+  if (typeof flags.envelope === 'string') {
+    const envelope = decodeEnvelope(new Uint8Array(readFileSync(flags.envelope)));
+    statedMessageHash = envelope.messageHash;
+    if (profile) signedMessage = openEnvelope(envelope, { keyId: profile.agreement.keyId, privateKey: fromB64u(profile.agreement.privateKey) });
+  }
+  const report = await verifyProofBundle(bundle, {
+    resolver,
+    signedMessage,
+    statedMessageHash,
+    substrateEndpoint: flags.substrate as string | undefined,
+    requireAnchor: flags['require-anchor'] === true,
+    checkAnchor: anchorChecker,
+    signal: AbortSignal.timeout(60_000),
+  });
+  if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else {
+    for (const s of report.steps) process.stdout.write(`${s.status.padEnd(7)} ${s.name}: ${s.detail}\n`);
+    process.stdout.write(`result: ${report.result}\n`);
+  }
+  return report.ok ? 0 : 1;
 }
 
 async function startNode(dataDir: string): Promise<number> {

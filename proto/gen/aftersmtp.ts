@@ -11,6 +11,8 @@ import type { Envelope as _aftersmtp_v1_Envelope, Envelope__Output as _aftersmtp
 import type { GetCheckpointRequest as _aftersmtp_v1_GetCheckpointRequest, GetCheckpointRequest__Output as _aftersmtp_v1_GetCheckpointRequest__Output } from './aftersmtp/v1/GetCheckpointRequest.ts';
 import type { GetProofRequest as _aftersmtp_v1_GetProofRequest, GetProofRequest__Output as _aftersmtp_v1_GetProofRequest__Output } from './aftersmtp/v1/GetProofRequest.ts';
 import type { IdentityClient as _aftersmtp_v1_IdentityClient, IdentityDefinition as _aftersmtp_v1_IdentityDefinition } from './aftersmtp/v1/Identity.ts';
+import type { LedgerStatusReply as _aftersmtp_v1_LedgerStatusReply, LedgerStatusReply__Output as _aftersmtp_v1_LedgerStatusReply__Output } from './aftersmtp/v1/LedgerStatusReply.ts';
+import type { LedgerStatusRequest as _aftersmtp_v1_LedgerStatusRequest, LedgerStatusRequest__Output as _aftersmtp_v1_LedgerStatusRequest__Output } from './aftersmtp/v1/LedgerStatusRequest.ts';
 import type { MailboxClient as _aftersmtp_v1_MailboxClient, MailboxDefinition as _aftersmtp_v1_MailboxDefinition } from './aftersmtp/v1/Mailbox.ts';
 import type { ProofBundle as _aftersmtp_v1_ProofBundle, ProofBundle__Output as _aftersmtp_v1_ProofBundle__Output } from './aftersmtp/v1/ProofBundle.ts';
 import type { ProvenanceClient as _aftersmtp_v1_ProvenanceClient, ProvenanceDefinition as _aftersmtp_v1_ProvenanceDefinition } from './aftersmtp/v1/Provenance.ts';
@@ -58,6 +60,8 @@ export interface ProtoGrpcType {
       GetCheckpointRequest: MessageTypeDefinition<_aftersmtp_v1_GetCheckpointRequest, _aftersmtp_v1_GetCheckpointRequest__Output>
       GetProofRequest: MessageTypeDefinition<_aftersmtp_v1_GetProofRequest, _aftersmtp_v1_GetProofRequest__Output>
       Identity: SubtypeConstructor<typeof grpc.Client, _aftersmtp_v1_IdentityClient> & { service: _aftersmtp_v1_IdentityDefinition }
+      LedgerStatusReply: MessageTypeDefinition<_aftersmtp_v1_LedgerStatusReply, _aftersmtp_v1_LedgerStatusReply__Output>
+      LedgerStatusRequest: MessageTypeDefinition<_aftersmtp_v1_LedgerStatusRequest, _aftersmtp_v1_LedgerStatusRequest__Output>
       Mailbox: SubtypeConstructor<typeof grpc.Client, _aftersmtp_v1_MailboxClient> & { service: _aftersmtp_v1_MailboxDefinition }
       ProofBundle: MessageTypeDefinition<_aftersmtp_v1_ProofBundle, _aftersmtp_v1_ProofBundle__Output>
       Provenance: SubtypeConstructor<typeof grpc.Client, _aftersmtp_v1_ProvenanceClient> & { service: _aftersmtp_v1_ProvenanceDefinition }

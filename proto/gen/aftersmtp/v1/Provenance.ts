@@ -7,6 +7,8 @@ import type { CosignReply as _aftersmtp_v1_CosignReply, CosignReply__Output as _
 import type { CosignRequest as _aftersmtp_v1_CosignRequest, CosignRequest__Output as _aftersmtp_v1_CosignRequest__Output } from '../../aftersmtp/v1/CosignRequest.ts';
 import type { GetCheckpointRequest as _aftersmtp_v1_GetCheckpointRequest, GetCheckpointRequest__Output as _aftersmtp_v1_GetCheckpointRequest__Output } from '../../aftersmtp/v1/GetCheckpointRequest.ts';
 import type { GetProofRequest as _aftersmtp_v1_GetProofRequest, GetProofRequest__Output as _aftersmtp_v1_GetProofRequest__Output } from '../../aftersmtp/v1/GetProofRequest.ts';
+import type { LedgerStatusReply as _aftersmtp_v1_LedgerStatusReply, LedgerStatusReply__Output as _aftersmtp_v1_LedgerStatusReply__Output } from '../../aftersmtp/v1/LedgerStatusReply.ts';
+import type { LedgerStatusRequest as _aftersmtp_v1_LedgerStatusRequest, LedgerStatusRequest__Output as _aftersmtp_v1_LedgerStatusRequest__Output } from '../../aftersmtp/v1/LedgerStatusRequest.ts';
 import type { ProofBundle as _aftersmtp_v1_ProofBundle, ProofBundle__Output as _aftersmtp_v1_ProofBundle__Output } from '../../aftersmtp/v1/ProofBundle.ts';
 import type { VerifyReply as _aftersmtp_v1_VerifyReply, VerifyReply__Output as _aftersmtp_v1_VerifyReply__Output } from '../../aftersmtp/v1/VerifyReply.ts';
 import type { VerifyRequest as _aftersmtp_v1_VerifyRequest, VerifyRequest__Output as _aftersmtp_v1_VerifyRequest__Output } from '../../aftersmtp/v1/VerifyRequest.ts';
@@ -39,6 +41,15 @@ export interface ProvenanceClient extends grpc.Client {
   getProof(argument: _aftersmtp_v1_GetProofRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_ProofBundle__Output>): grpc.ClientUnaryCall;
   getProof(argument: _aftersmtp_v1_GetProofRequest, callback: grpc.requestCallback<_aftersmtp_v1_ProofBundle__Output>): grpc.ClientUnaryCall;
   
+  LedgerStatus(argument: _aftersmtp_v1_LedgerStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_LedgerStatusReply__Output>): grpc.ClientUnaryCall;
+  LedgerStatus(argument: _aftersmtp_v1_LedgerStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_aftersmtp_v1_LedgerStatusReply__Output>): grpc.ClientUnaryCall;
+  LedgerStatus(argument: _aftersmtp_v1_LedgerStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_LedgerStatusReply__Output>): grpc.ClientUnaryCall;
+  LedgerStatus(argument: _aftersmtp_v1_LedgerStatusRequest, callback: grpc.requestCallback<_aftersmtp_v1_LedgerStatusReply__Output>): grpc.ClientUnaryCall;
+  ledgerStatus(argument: _aftersmtp_v1_LedgerStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_LedgerStatusReply__Output>): grpc.ClientUnaryCall;
+  ledgerStatus(argument: _aftersmtp_v1_LedgerStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_aftersmtp_v1_LedgerStatusReply__Output>): grpc.ClientUnaryCall;
+  ledgerStatus(argument: _aftersmtp_v1_LedgerStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_LedgerStatusReply__Output>): grpc.ClientUnaryCall;
+  ledgerStatus(argument: _aftersmtp_v1_LedgerStatusRequest, callback: grpc.requestCallback<_aftersmtp_v1_LedgerStatusReply__Output>): grpc.ClientUnaryCall;
+  
   Verify(argument: _aftersmtp_v1_VerifyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_VerifyReply__Output>): grpc.ClientUnaryCall;
   Verify(argument: _aftersmtp_v1_VerifyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_aftersmtp_v1_VerifyReply__Output>): grpc.ClientUnaryCall;
   Verify(argument: _aftersmtp_v1_VerifyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_VerifyReply__Output>): grpc.ClientUnaryCall;
@@ -57,6 +68,8 @@ export interface ProvenanceHandlers extends grpc.UntypedServiceImplementation {
   
   GetProof: grpc.handleUnaryCall<_aftersmtp_v1_GetProofRequest__Output, _aftersmtp_v1_ProofBundle>;
   
+  LedgerStatus: grpc.handleUnaryCall<_aftersmtp_v1_LedgerStatusRequest__Output, _aftersmtp_v1_LedgerStatusReply>;
+  
   Verify: grpc.handleUnaryCall<_aftersmtp_v1_VerifyRequest__Output, _aftersmtp_v1_VerifyReply>;
   
 }
@@ -65,5 +78,6 @@ export interface ProvenanceDefinition extends grpc.ServiceDefinition {
   Cosign: MethodDefinition<_aftersmtp_v1_CosignRequest, _aftersmtp_v1_CosignReply, _aftersmtp_v1_CosignRequest__Output, _aftersmtp_v1_CosignReply__Output>
   GetCheckpoint: MethodDefinition<_aftersmtp_v1_GetCheckpointRequest, _aftersmtp_v1_Checkpoint, _aftersmtp_v1_GetCheckpointRequest__Output, _aftersmtp_v1_Checkpoint__Output>
   GetProof: MethodDefinition<_aftersmtp_v1_GetProofRequest, _aftersmtp_v1_ProofBundle, _aftersmtp_v1_GetProofRequest__Output, _aftersmtp_v1_ProofBundle__Output>
+  LedgerStatus: MethodDefinition<_aftersmtp_v1_LedgerStatusRequest, _aftersmtp_v1_LedgerStatusReply, _aftersmtp_v1_LedgerStatusRequest__Output, _aftersmtp_v1_LedgerStatusReply__Output>
   Verify: MethodDefinition<_aftersmtp_v1_VerifyRequest, _aftersmtp_v1_VerifyReply, _aftersmtp_v1_VerifyRequest__Output, _aftersmtp_v1_VerifyReply__Output>
 }

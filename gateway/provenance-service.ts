@@ -1,0 +1,81 @@
+// The Provenance gRPC service: proofs, checkpoints and server-side verification of bundles.
+import * as grpc from '@grpc/grpc-js';
+import type { ProvenanceHandlers } from '../proto/index.ts';
+import { decodeEnvelope, type DidResolver } from '../identity/index.ts';
+import type { Storage } from './storage.ts';
+import type { NodeLedger, AnchorState } from './ledger.ts';
+import { authenticateMailbox } from './mailbox-service.ts';
+import { GatewayError, toGrpcError } from './errors.ts';
+import { verifyProofBundle, type ProofBundle } from './proof.ts';
+
+export interface ProvenanceDeps {
+  storage: Storage;
+  ledger: NodeLedger;
+  resolver: DidResolver;
+  nodeDid: string;
+  nodeKeyId: string;
+  /** Anchoring status; absent when no chain is configured. */
+  anchor?: () => { state?: AnchorState; endpoint: string; lagEntries: number; lagMs: number; lastError?: string };
+}
+
+export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
+  const { storage, ledger } = deps;
+  return {
+    GetProof: (call, callback) => {
+      try {
+        // Proofs reveal only hashes, but the message id -> hash mapping is for the mailbox holders.
+        authenticateMailbox(storage, call.metadata);
+        const { messageId, messageHash } = call.request;
+        let hash: Uint8Array | undefined = messageHash.length ? messageHash : undefined;
+        if (!hash) {
+          const stored = messageId.length === 16 ? storage.deliveryByMessageId(messageId) : undefined;
+          if (!stored) throw new GatewayError('NOT_FOUND', 'no message with this id on this node');
+          hash = decodeEnvelope(stored.envelope).messageHash;
+        }
+        const bundle = ledger.proofBundle({ messageHash: hash, messageId: messageId.length ? messageId : undefined, nodeDid: deps.nodeDid, keyId: deps.nodeKeyId, anchor: deps.anchor?.().state });
+        callback(null, { json: JSON.stringify(bundle) });
+      } catch (err) {
+        callback(toGrpcError(err));
+      }
+    },
+    GetCheckpoint: (call, callback) => {
+      let cp = ledger.log.latestCheckpoint();
+      if (!cp || cp.size < call.request.minSize) cp = ledger.checkpointIfGrown();
+      if (!cp || cp.size < call.request.minSize) {
+        callback(toGrpcError(new GatewayError('NOT_FOUND', `no checkpoint of size >= ${call.request.minSize}`)));
+        return;
+      }
+      callback(null, { note: cp.note, size: cp.size, root: cp.root });
+    },
+    LedgerStatus: (_call, callback) => {
+      const cp = ledger.log.latestCheckpoint();
+      const anchor = deps.anchor?.();
+      callback(null, {
+        origin: ledger.origin,
+        treeSize: ledger.log.size,
+        root: ledger.log.root(),
+        ...(cp ? { latestCheckpoint: { note: cp.note, size: cp.size, root: cp.root } } : {}),
+        verifierKey: ledger.verifierKey,
+        anchoring: anchor ? anchor.endpoint : 'off',
+        latestAnchorJson: anchor?.state ? JSON.stringify(anchor.state) : '',
+        anchorLagEntries: anchor ? anchor.lagEntries : 0,
+        anchorLagMs: anchor ? anchor.lagMs : 0,
+        lastAnchorError: anchor?.lastError ?? '',
+      });
+    },
+    Cosign: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'witnessing arrives with federation' }),
+    Verify: (call, callback) => {
+      let bundle: ProofBundle;
+      try {
+        bundle = JSON.parse(call.request.bundleJson) as ProofBundle;
+      } catch {
+        callback(toGrpcError(new GatewayError('INVALID_ARGUMENT', 'bundle_json is not JSON')));
+        return;
+      }
+      verifyProofBundle(bundle, { resolver: deps.resolver }).then(
+        (report) => callback(null, { ok: report.ok, steps: report.steps }),
+        (err) => callback(toGrpcError(err)),
+      );
+    },
+  };
+}

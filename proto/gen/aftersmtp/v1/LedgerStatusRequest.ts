@@ -1,0 +1,8 @@
+// Original file: proto/aftersmtp.proto
+
+
+export interface LedgerStatusRequest {
+}
+
+export interface LedgerStatusRequest__Output {
+}
