@@ -181,13 +181,17 @@ export class SafeWsProvider implements ProviderInterface {
         finish();
         this.#emit('connected');
       };
+      let probing = false;
       ws.onerror = () => {
-        if (settled) return;
+        if (settled || probing) return;
+        probing = true;
         const left = this.#connectTimeoutMs - (Date.now() - started);
         void probeTcp(this.endpoint, Math.min(2000, Math.max(100, left))).then((why) => finish(new Error(`cannot connect to ${this.endpoint}: ${why}`)));
       };
       ws.onclose = (ev) => {
         if (settled) { this.#onClose(ev); return; }
+        if (probing) return;
+        probing = true;
         const left = this.#connectTimeoutMs - (Date.now() - started);
         void probeTcp(this.endpoint, Math.min(2000, Math.max(100, left))).then((why) => finish(new Error(`cannot connect to ${this.endpoint}: ${why} (close code ${ev.code})`)));
       };

@@ -376,7 +376,8 @@ export class SubstrateAnchor {
     let grew = false;
     if (cp) {
       const size = toBig(cp.size);
-      const anchoredSize = last ? BigInt(last.size) : -1n;
+      const anchoredSize = last ? BigInt(last.size) : 0n;
+      // An empty log has nothing worth anchoring; after that, only growth is.
       if (size > anchoredSize) grew = true;
       else if (last && size === anchoredSize && Buffer.from(cp.root).toString('hex') !== last.root) {
         this.#log.error({ size: size.toString(), anchoredRoot: last.root }, 'checkpoint has the anchored size but another root: not anchoring it');
