@@ -32,7 +32,7 @@ export class NodeAnchoring {
       intervalMs: opts.intervalMs,
       finality: opts.finality,
       source: () => {
-        const cp = opts.ledger.log.latestCheckpoint();
+        const cp = opts.ledger.latestCheckpoint();
         return cp ? { size: cp.size, root: cp.root, timestampMs: cp.signedAt } : null;
       },
       store: {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { TransparencyLog, encodeLeaf, formatVerifierKey, SIG_TYPE_ED25519, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
 import { GatewayError } from './errors.ts';
+import { WalSyncer } from './wal-sync.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 
 /** The latest anchor of this log on a chain, as the anchoring service records it. */
@@ -31,14 +32,26 @@ export interface NodeLedgerOptions {
 export class NodeLedger {
   readonly log: TransparencyLog;
   private readonly opts: NodeLedgerOptions;
-  private pending: { hash: Uint8Array; resolve: (index: number) => void; reject: (err: unknown) => void }[] = [];
+  private pending: { hash: Uint8Array; resolve: (r: { index: number; durable: Promise<void> }) => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
   private timer?: NodeJS.Timeout;
   private sinceCheckpoint = 0;
+  private readonly walSyncer: WalSyncer;
+  /** The newest checkpoint that is durable, and so may be shown to anyone. */
+  private published?: StoredCheckpoint;
+  private signing?: Promise<StoredCheckpoint | undefined>;
 
   constructor(opts: NodeLedgerOptions) {
     this.opts = opts;
-    this.log = TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey });
+    // Commits write the WAL; the fsync runs off the event loop (see wal-sync.ts).
+    this.log = TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey, durability: 'deferred' });
+    this.walSyncer = new WalSyncer(opts.file);
+    this.published = this.log.latestCheckpoint();
+  }
+
+  /** The newest durable checkpoint. */
+  latestCheckpoint(): StoredCheckpoint | undefined {
+    return this.published;
   }
 
   get origin(): string {
@@ -51,12 +64,15 @@ export class NodeLedger {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.checkpointIfGrown(), this.opts.checkpointIntervalMs);
+    this.timer = setInterval(() => { void this.checkpointIfGrown(); }, this.opts.checkpointIntervalMs);
     this.timer.unref();
   }
 
-  /** Appends one message leaf; resolves with its index once durable. */
-  appendMessage(messageHash: Uint8Array): Promise<number> {
+  /**
+   * Appends one message leaf. Resolves with its index once committed (not yet synced); `durable`
+   * resolves once it is on stable storage. Callers answer nobody before `durable`.
+   */
+  appendMessage(messageHash: Uint8Array): Promise<{ index: number; durable: Promise<void> }> {
     return new Promise((resolve, reject) => {
       this.pending.push({ hash: messageHash, resolve, reject });
       if (!this.flushScheduled) {
@@ -64,6 +80,13 @@ export class NodeLedger {
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  /** Appends leaves for message hashes at once (startup repair); resolves once durable. */
+  async appendNow(messageHashes: Uint8Array[]): Promise<number> {
+    const first = this.log.append(messageHashes.map((messageHash) => encodeLeaf({ version: 1, type: 'message', messageHash })));
+    await this.walSyncer.sync();
+    return first;
   }
 
   private flush(): void {
@@ -79,29 +102,48 @@ export class NodeLedger {
       for (const p of batch) p.reject(failure);
       return;
     }
-    batch.forEach((p, i) => p.resolve(first + i));
-    this.sinceCheckpoint += batch.length;
-    if (this.sinceCheckpoint >= this.opts.checkpointEvery) this.checkpointIfGrown();
+    const durable = this.walSyncer.sync().then(
+      () => {
+        this.sinceCheckpoint += batch.length;
+        if (this.sinceCheckpoint >= this.opts.checkpointEvery) void this.checkpointIfGrown();
+      },
+      (err: Error) => { throw new GatewayError('STORAGE', `transparency log sync failed: ${err.message}`, { cause: err }); },
+    );
+    durable.catch(() => { /* reported to each caller through its own await */ });
+    batch.forEach((p, i) => p.resolve({ index: first + i, durable }));
   }
 
-  /** Signs a checkpoint of the current tree if it grew since the last one. */
-  checkpointIfGrown(): StoredCheckpoint | undefined {
+  /**
+   * Signs a checkpoint of the tree if it grew since the last one. Only durable leaves are signed over,
+   * and the checkpoint is published only once it is durable itself: a crash can never lose a
+   * checkpoint someone has seen, nor the leaves under it (which would allow a split view).
+   */
+  checkpointIfGrown(): Promise<StoredCheckpoint | undefined> {
+    this.signing ??= this.signDurably().finally(() => { this.signing = undefined; });
+    return this.signing;
+  }
+
+  private async signDurably(): Promise<StoredCheckpoint | undefined> {
+    await this.walSyncer.sync();
+    const size = this.log.size; // every leaf appended before the sync above is durable
     const latest = this.log.latestCheckpoint();
-    if (latest && latest.size === this.log.size) return latest;
-    if (this.log.size === 0 && latest) return latest;
+    if (latest && latest.size >= size) return this.published;
+    let cp: StoredCheckpoint;
     try {
-      const cp = this.log.signCheckpoint();
-      this.sinceCheckpoint = 0;
-      return cp;
+      cp = this.log.signCheckpoint({ size });
     } catch (err) {
       // Refusing to sign an inconsistent checkpoint is the ledger protecting itself: loud, never silent.
       this.opts.log.error({ err: (err as Error).message }, 'checkpoint not signed');
-      return undefined;
+      return this.published;
     }
+    this.sinceCheckpoint = 0;
+    await this.walSyncer.sync();
+    this.published = cp;
+    return cp;
   }
 
   receipt(leafIndex: number, messageHash: Uint8Array): Receipt {
-    const latest = this.log.latestCheckpoint();
+    const latest = this.published;
     return {
       logOrigin: this.opts.origin,
       leafIndex,
@@ -115,11 +157,11 @@ export class NodeLedger {
    * A proof bundle for the leaf holding messageHash: inclusion in the latest checkpoint (one is signed
    * now if none covers the leaf yet) and, when given, the anchor whose checkpoint covers it.
    */
-  proofBundle(args: { messageHash: Uint8Array; messageId?: Uint8Array; nodeDid: string; keyId: string; anchor?: AnchorState }): ProofBundle {
+  async proofBundle(args: { messageHash: Uint8Array; messageId?: Uint8Array; nodeDid: string; keyId: string; anchor?: AnchorState }): Promise<ProofBundle> {
     const index = this.log.leafIndexOf(args.messageHash);
     if (index === undefined) throw new GatewayError('NOT_FOUND', 'no leaf for this message in the transparency log');
-    let cp = this.log.latestCheckpoint();
-    if (!cp || cp.size <= index) cp = this.checkpointIfGrown();
+    let cp = this.published;
+    if (!cp || cp.size <= index) cp = await this.checkpointIfGrown();
     if (!cp || cp.size <= index) throw new GatewayError('STORAGE', 'no checkpoint covers the leaf yet; retry shortly');
     const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
     let anchor: AnchorReference | null = null;
@@ -149,10 +191,11 @@ export class NodeLedger {
     };
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.timer);
     this.flush();
-    this.checkpointIfGrown();
+    await this.checkpointIfGrown().catch(() => undefined);
+    await this.walSyncer.close();
     this.log.close();
   }
 }

@@ -81,11 +81,16 @@ export class MailboxService {
       maxLifetimeMs: config.limits.maxLifetimeMs,
       skewMs: config.limits.clockSkewMs,
     });
-    // Log first, then store: a crash in between leaves an orphan leaf (harmless, the sender was not
-    // answered and retries), never a stored message without its leaf.
-    const leafIndex = await ledger.appendMessage(envelope.messageHash);
+    // Leaf and envelope commit one after the other and are synced together; the reply waits for both.
+    // After a crash, a stored envelope whose leaf was lost (index >= log size) gets it back at start
+    // (AfterSmtpNode.repairLedger); a leaf whose envelope was lost is an orphan, harmless: the sender
+    // was not answered and retries.
+    const { index: leafIndex, durable } = await ledger.appendMessage(envelope.messageHash);
     const unique = [...new Set(mailboxes)];
-    await storage.storeEnvelope({ messageId: envelope.messageId, expiresMs: envelope.expiresMs, envelope: encoded, mailboxes: unique, logIndex: leafIndex });
+    await Promise.all([
+      storage.storeEnvelope({ messageId: envelope.messageId, expiresMs: envelope.expiresMs, envelope: encoded, mailboxes: unique, logIndex: leafIndex }),
+      durable,
+    ]);
     return {
       messageId: envelope.messageId,
       messageHash: envelope.messageHash,

@@ -8,7 +8,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import pino, { type Logger } from 'pino';
 import { loadProto } from '../proto/index.ts';
-import { createDidResolver, type DidResolver } from '../identity/index.ts';
+import { createDidResolver, decodeEnvelope, type DidResolver } from '../identity/index.ts';
 import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, fromB64u, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
@@ -65,7 +65,7 @@ export class AfterSmtpNode {
     this.config = config;
     this.keys = keys;
     this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
-    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch });
+    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred' });
     const ca = [readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8')];
     if (opts.didWebCa) ca.push(opts.didWebCa);
     this.resolver = createDidResolver({ ca, hostMap: opts.didWebHosts ?? {} });
@@ -91,8 +91,21 @@ export class AfterSmtpNode {
     }
   }
 
+  /**
+   * After a crash the envelope store may hold messages whose leaves did not reach the disk (both are
+   * synced together). Those leaves are exactly a suffix of the log: append them again, in order.
+   */
+  private async repairLedger(): Promise<void> {
+    const lost = this.storage.messagesFromLogIndex(this.ledger.log.size);
+    if (lost.length === 0) return;
+    const first = await this.ledger.appendNow(lost.map((m) => decodeEnvelope(m.envelope).messageHash));
+    await Promise.all(lost.map((m, i) => this.storage.setLogIndex(m.messageId, first + i)));
+    this.log.warn({ count: lost.length }, 'restored transparency log leaves lost in a crash');
+  }
+
   async start(): Promise<ReadyInfo> {
     const { config } = this;
+    await this.repairLedger();
     const { proto, packageDefinition } = loadProto();
     const tlsCert = readFileSync(dataPath(this.dataDir, config.tls.certFile));
     const tlsKey = readFileSync(dataPath(this.dataDir, config.tls.keyFile));
@@ -232,8 +245,8 @@ export class AfterSmtpNode {
       await new Promise<void>((resolve) => this.httpsServer!.close(() => resolve()));
     }
     await this.anchoring?.stop();
-    this.storage.close();
-    this.ledger.stop();
+    await this.storage.close();
+    await this.ledger.stop();
     this.log.info('node stopped');
   }
 }

@@ -21,7 +21,7 @@ export interface ProvenanceDeps {
 export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
   const { storage, ledger } = deps;
   return {
-    GetProof: (call, callback) => {
+    GetProof: async (call, callback) => {
       try {
         // Proofs reveal only hashes, but the message id -> hash mapping is for the mailbox holders.
         authenticateMailbox(storage, call.metadata);
@@ -32,15 +32,15 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
           if (!stored) throw new GatewayError('NOT_FOUND', 'no message with this id on this node');
           hash = decodeEnvelope(stored.envelope).messageHash;
         }
-        const bundle = ledger.proofBundle({ messageHash: hash, messageId: messageId.length ? messageId : undefined, nodeDid: deps.nodeDid, keyId: deps.nodeKeyId, anchor: deps.anchor?.().state });
+        const bundle = await ledger.proofBundle({ messageHash: hash, messageId: messageId.length ? messageId : undefined, nodeDid: deps.nodeDid, keyId: deps.nodeKeyId, anchor: deps.anchor?.().state });
         callback(null, { json: JSON.stringify(bundle) });
       } catch (err) {
         callback(toGrpcError(err));
       }
     },
-    GetCheckpoint: (call, callback) => {
-      let cp = ledger.log.latestCheckpoint();
-      if (!cp || cp.size < call.request.minSize) cp = ledger.checkpointIfGrown();
+    GetCheckpoint: async (call, callback) => {
+      let cp = ledger.latestCheckpoint();
+      if (!cp || cp.size < call.request.minSize) cp = await ledger.checkpointIfGrown();
       if (!cp || cp.size < call.request.minSize) {
         callback(toGrpcError(new GatewayError('NOT_FOUND', `no checkpoint of size >= ${call.request.minSize}`)));
         return;
@@ -48,7 +48,7 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
       callback(null, { note: cp.note, size: cp.size, root: cp.root });
     },
     LedgerStatus: (_call, callback) => {
-      const cp = ledger.log.latestCheckpoint();
+      const cp = ledger.latestCheckpoint();
       const anchor = deps.anchor?.();
       callback(null, {
         origin: ledger.origin,

@@ -4,6 +4,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { EventEmitter } from 'node:events';
 import { GatewayError } from './errors.ts';
+import { WalSyncer } from './wal-sync.ts';
 
 export interface MailboxRecord {
   address: string;
@@ -68,12 +69,21 @@ export class Storage extends EventEmitter {
   private readonly nextSeq = new Map<string, number>();
   private readonly stmts: Record<string, StatementSync>;
 
-  constructor(file: string, opts: { maxBatch?: number } = {}) {
+  private readonly walSyncer?: WalSyncer;
+
+  /**
+   * durability 'full': SQLite fsyncs each COMMIT (blocking; fine for the CLI's one-off writes).
+   * 'deferred' (the node): COMMIT writes the WAL and the fsync runs off the event loop (WalSyncer);
+   * write() promises still resolve only once their commit is durable.
+   */
+  constructor(file: string, opts: { maxBatch?: number; durability?: 'full' | 'deferred' } = {}) {
     super();
     this.setMaxListeners(0); // one listener pair per open subscription
     this.maxBatch = opts.maxBatch ?? 256;
     this.db = new DatabaseSync(file);
-    this.db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;');
+    const deferred = opts.durability === 'deferred';
+    this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${deferred ? 'NORMAL' : 'FULL'}; PRAGMA busy_timeout=5000;`);
+    if (deferred) this.walSyncer = new WalSyncer(file);
     this.db.exec(SCHEMA);
     const prepare = (sql: string) => this.db.prepare(sql);
     this.stmts = {
@@ -88,6 +98,8 @@ export class Storage extends EventEmitter {
                         WHERE mailbox = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?`),
       ack: prepare(`UPDATE deliveries SET acked = 1 WHERE mailbox = ? AND seq = ?`),
       deliveryByMessageId: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries WHERE message_id = ? LIMIT 1`),
+      deliveriesFromLogIndex: prepare(`SELECT log_index, message_id, envelope FROM deliveries WHERE log_index >= ? ORDER BY log_index`),
+      setLogIndex: prepare(`UPDATE deliveries SET log_index = ? WHERE message_id = ?`),
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
       seen: prepare(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`),
       addSeen: prepare(`INSERT INTO seen_messages VALUES (?, ?)`),
@@ -135,7 +147,15 @@ export class Storage extends EventEmitter {
       for (const item of batch) item.reject(storageError);
       return;
     }
-    batch.forEach((item, i) => (failed.has(i) ? item.reject(failed.get(i)) : item.resolve()));
+    const settle = () => batch.forEach((item, i) => (failed.has(i) ? item.reject(failed.get(i)) : item.resolve()));
+    if (!this.walSyncer) {
+      settle();
+      return;
+    }
+    this.walSyncer.sync().then(settle, (err: Error) => {
+      const storageError = new GatewayError('STORAGE', `storage sync failed: ${err.message}`, { cause: err });
+      for (const item of batch) item.reject(storageError);
+    });
   }
 
   // --- mailboxes ---------------------------------------------------------------------------------------
@@ -217,6 +237,23 @@ export class Storage extends EventEmitter {
     });
   }
 
+  /** Stored messages whose log index is at or past `size` (their leaves were lost in a crash). */
+  messagesFromLogIndex(size: number): { logIndex: number; messageId: Uint8Array; envelope: Uint8Array }[] {
+    const seen = new Set<number>();
+    const out: { logIndex: number; messageId: Uint8Array; envelope: Uint8Array }[] = [];
+    for (const r of this.stmts.deliveriesFromLogIndex.all(size) as Record<string, unknown>[]) {
+      const logIndex = Number(r.log_index);
+      if (seen.has(logIndex)) continue; // one row per recipient mailbox, one leaf per message
+      seen.add(logIndex);
+      out.push({ logIndex, messageId: r.message_id as Uint8Array, envelope: r.envelope as Uint8Array });
+    }
+    return out;
+  }
+
+  setLogIndex(messageId: Uint8Array, logIndex: number): Promise<void> {
+    return this.write(() => { this.stmts.setLogIndex.run(logIndex, messageId); });
+  }
+
   countDeliveries(): number {
     return Number((this.stmts.countDeliveries.get() as { n: number }).n);
   }
@@ -225,11 +262,16 @@ export class Storage extends EventEmitter {
     return this.write(() => { this.stmts.pruneSeen.run(nowMs); });
   }
 
-  close(): void {
-    if (this.closed) return;
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.flush();
     this.closed = true;
-    this.db.close();
+    const syncer = this.walSyncer;
+    if (!syncer) {
+      this.db.close();
+      return Promise.resolve();
+    }
+    return syncer.sync().catch(() => {}).then(() => syncer.close()).then(() => this.db.close());
   }
 }
 

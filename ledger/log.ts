@@ -49,6 +49,12 @@ export interface TransparencyLogOptions {
   indexKey?: (leaf: Uint8Array) => Uint8Array | undefined;
   /** Full tiles kept expanded (all interior nodes) in memory for proofs; default 256 (~4 MiB). */
   tileCacheSize?: number;
+  /**
+   * 'full' (default): every commit is fsync'd by SQLite before append/signCheckpoint return.
+   * 'deferred': commits only write the WAL; the caller makes them durable by syncing `walPath` itself
+   * (off the event loop) and must not publish anything before that sync completes.
+   */
+  durability?: 'full' | 'deferred';
   /** SQLite page cache in KiB; default 32768. */
   sqliteCacheKiB?: number;
 }
@@ -239,7 +245,7 @@ export class TransparencyLog implements HashSource {
     try {
       const mode = (db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string }).journal_mode;
       if (mode !== 'wal' && path !== ':memory:') throw new LedgerError('CORRUPT', `cannot enable WAL (journal_mode=${mode})`);
-      db.exec(`PRAGMA synchronous = FULL; PRAGMA cache_size = -${Math.max(1024, opts.sqliteCacheKiB ?? 32768)};`);
+      db.exec(`PRAGMA synchronous = ${opts.durability === 'deferred' ? 'NORMAL' : 'FULL'}; PRAGMA cache_size = -${Math.max(1024, opts.sqliteCacheKiB ?? 32768)};`);
       db.exec(`
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);

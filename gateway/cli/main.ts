@@ -4,7 +4,6 @@ import { parseArgs } from 'node:util';
 import { readFileSync, writeFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { initNode } from '../node-files.ts';
-import { AfterSmtpNode } from '../node.ts';
 import { loadConfig, redactConfig } from '../config.ts';
 import { addMailbox, READY_FILE } from '../mailboxes.ts';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../client.ts';
@@ -93,7 +92,7 @@ async function run(argv: string[]): Promise<number> {
   const [command, sub, ...rest] = positionals;
   if (!command || flags.help) {
     process.stdout.write(USAGE);
-    return command ? 0 : 2;
+    return flags.help ? 0 : 2;
   }
   switch (command) {
     case 'init': {
@@ -266,6 +265,8 @@ async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> 
 }
 
 async function startNode(dataDir: string): Promise<number> {
+  // The server side is loaded only by `start`: client commands stay quick to launch.
+  const { AfterSmtpNode } = await import('../node.ts');
   const node = new AfterSmtpNode({ dataDir });
   const ready = await node.start();
   const readyFile = join(dataDir, READY_FILE);

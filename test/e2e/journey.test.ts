@@ -6,7 +6,7 @@ import { statSync, readFileSync } from 'node:fs';
 import { tempDir, runCli, startNodeProcess, jsonLines, type RunningNode } from '../helpers.ts';
 
 for (const method of ['key', 'web'] as const) {
-  describe(`user journey (did:${method})`, () => {
+  describe(`user journey (did:${method})`, { timeout: 120_000 }, () => {
     const dir = tempDir();
     const data = join(dir.path, 'node');
     let node: RunningNode;
