@@ -2,7 +2,7 @@
 // addresses or content). Appends requested in the same turn of the event loop share one durable
 // transaction; checkpoints are signed every few seconds or every N entries, whichever comes first.
 import type { Logger } from 'pino';
-import { TransparencyLog, encodeLeaf, formatVerifierKey, SIG_TYPE_ED25519, type StoredCheckpoint } from '../ledger/index.ts';
+import { TransparencyLog, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
 import { GatewayError } from './errors.ts';
 import { WalSyncer } from './wal-sync.ts';
@@ -189,6 +189,29 @@ export class NodeLedger {
       inclusion: this.log.inclusionProof(index, cp.size).map(hex),
       anchor,
     };
+  }
+
+  /**
+   * A tlog-tiles resource ("checkpoint", "tile/L/N[.p/W]", "tile/entries/N[.p/W]"), served read-only.
+   * Only what the published (durable) checkpoint covers is served, so nobody sees a leaf that a crash
+   * could still take back. Returns undefined for anything else.
+   */
+  resource(path: string): { body: Uint8Array; contentType: string; immutable: boolean } | undefined {
+    const published = this.published;
+    if (path === 'checkpoint') {
+      return published ? { body: new TextEncoder().encode(published.note), contentType: 'text/plain; charset=utf-8', immutable: false } : undefined;
+    }
+    const parsed = parseTilePath(path);
+    if (!parsed || !published) return undefined;
+    const level = parsed.kind === 'tile' ? parsed.level : 0;
+    const width = parsed.width ?? TILE_WIDTH;
+    const leavesCovered = (parsed.index * TILE_WIDTH + width) * TILE_WIDTH ** level;
+    if (leavesCovered > published.size) return undefined;
+    try {
+      return { body: this.log.resource(path), contentType: 'application/octet-stream', immutable: parsed.width === undefined };
+    } catch {
+      return undefined;
+    }
   }
 
   async stop(): Promise<void> {

@@ -20,6 +20,8 @@ import { NodeAnchoring } from './anchoring.ts';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
+/** Where the transparency log is served as C2SP tlog-tiles. */
+export const LOG_PREFIX = '/aftersmtp/log/';
 /** gRPC framing and metadata overhead allowed on top of the envelope size limit. */
 const MESSAGE_OVERHEAD = 64 * 1024;
 
@@ -137,7 +139,7 @@ export class AfterSmtpNode {
     this.grpcAddress = `${config.grpc.host}:${port}`;
 
     if (config.http.enabled) {
-      this.httpsServer = createHttpsServer({ cert: tlsCert, key: tlsKey }, (req, res) => this.serveDidDocument(req.url ?? '/', res));
+      this.httpsServer = createHttpsServer({ cert: tlsCert, key: tlsKey }, (req, res) => this.serveHttps(req.url ?? '/', res));
       await new Promise<void>((resolve, reject) => {
         this.httpsServer!.once('error', reject);
         this.httpsServer!.listen(config.http.port, config.http.host, () => resolve());
@@ -153,9 +155,26 @@ export class AfterSmtpNode {
     return ready;
   }
 
-  /** Serves the node's and its mailboxes' did:web documents at the standard paths. */
-  private serveDidDocument(url: string, res: import('node:http').ServerResponse): void {
+  /**
+   * The node's HTTPS server: did:web documents at the standard paths, the transparency log as C2SP
+   * tlog-tiles under /aftersmtp/log/, and Prometheus metrics at /metrics. All read-only.
+   */
+  private serveHttps(url: string, res: import('node:http').ServerResponse): void {
     const path = url.split('?')[0]!;
+    if (path.startsWith(LOG_PREFIX)) {
+      const resource = this.ledger.resource(path.slice(LOG_PREFIX.length));
+      if (!resource) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return;
+      }
+      const cache = resource.immutable ? 'public, max-age=31536000, immutable' : 'no-cache';
+      res.writeHead(200, { 'content-type': resource.contentType, 'cache-control': cache }).end(resource.body);
+      return;
+    }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+      return;
+    }
     let document: string | undefined;
     if (path === '/.well-known/did.json' && this.keys.did.startsWith('did:web:')) {
       document = JSON.stringify(this.keys.document);
@@ -171,6 +190,23 @@ export class AfterSmtpNode {
       return;
     }
     res.writeHead(200, { 'content-type': 'application/did+json', 'cache-control': 'max-age=300' }).end(document);
+  }
+
+  /** Prometheus text exposition of the node's gauges. */
+  metrics(): string {
+    const cp = this.ledger.latestCheckpoint();
+    const anchor = this.anchoring?.status();
+    const gauges: [string, string, number][] = [
+      ['aftersmtp_mailboxes', 'Mailboxes hosted by this node', this.storage.countMailboxes()],
+      ['aftersmtp_stored_envelopes', 'Envelopes stored for local mailboxes', this.storage.countDeliveries()],
+      ['aftersmtp_ledger_tree_size', 'Leaves in the transparency log', this.ledger.log.size],
+      ['aftersmtp_ledger_checkpoint_size', 'Tree size of the latest published checkpoint', cp?.size ?? 0],
+      ['aftersmtp_anchor_enabled', '1 when checkpoints are anchored on a chain', anchor ? 1 : 0],
+      ['aftersmtp_anchor_lag_entries', 'Log entries not yet covered by a chain anchor', anchor?.lagEntries ?? 0],
+      ['aftersmtp_anchor_lag_seconds', 'Age of the oldest checkpoint not yet anchored', (anchor?.lagMs ?? 0) / 1000],
+      ['aftersmtp_anchored_size', 'Tree size of the latest anchored checkpoint', anchor?.state?.size ?? 0],
+    ];
+    return gauges.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('');
   }
 
   private identityHandlers(): import('../proto/index.ts').IdentityHandlers {

@@ -23,9 +23,24 @@ describe('node services', () => {
   let alice: MailboxProfile;
   let bob: MailboxProfile;
   let address: string;
+  let httpAddress: string;
   const start = async () => {
     node = new AfterSmtpNode({ dataDir: data, logger: pino({ level: 'silent' }), env: { AFTERSMTP_LEDGER__CHECKPOINT_INTERVAL_MS: '200' } });
-    address = (await node.start()).grpc;
+    const ready = await node.start();
+    address = ready.grpc;
+    httpAddress = ready.http!;
+  };
+  const httpsGet = async (path: string): Promise<{ status: number; body: Buffer; type: string }> => {
+    const { request } = await import('node:https');
+    const ca = (await import('node:fs')).readFileSync(join(data, 'tls/ca.crt'));
+    const [host, port] = httpAddress.split(':');
+    return new Promise((resolve, reject) => {
+      request({ host, port: Number(port), path, ca, servername: 'localhost' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks), type: String(res.headers['content-type']) }));
+      }).on('error', reject).end();
+    });
   };
 
   beforeAll(async () => {
@@ -82,6 +97,24 @@ describe('node services', () => {
     const reply = await submit(clients, sealed.envelope);
     expect(reply.receipt?.leafIndex).toBe(3);
     clients.close();
+  });
+
+  it('serves its log as tlog-tiles and its gauges as Prometheus metrics over HTTPS', async () => {
+    await node.ledger.checkpointIfGrown();
+    const cp = node.ledger.latestCheckpoint()!;
+    const checkpoint = await httpsGet('/aftersmtp/log/checkpoint');
+    expect(checkpoint.status).toBe(200);
+    expect(checkpoint.body.toString()).toBe(cp.note);
+    const tile = await httpsGet(`/aftersmtp/log/tile/0/000.p/${cp.size}`);
+    expect(tile.status).toBe(200);
+    expect(tile.body.length).toBe(32 * cp.size);
+    for (let i = 0; i < cp.size; i++) expect(tile.body.subarray(32 * i, 32 * i + 32).equals(Buffer.from(node.ledger.log.leafHash(i)))).toBe(true);
+    // Beyond the published checkpoint: not served.
+    expect((await httpsGet(`/aftersmtp/log/tile/0/000.p/${cp.size + 1}`)).status).toBe(404);
+    expect((await httpsGet('/aftersmtp/log/tile/0/x001/000')).status).toBe(404);
+    const metrics = await httpsGet('/metrics');
+    expect(metrics.body.toString()).toMatch(new RegExp(`^aftersmtp_ledger_checkpoint_size ${cp.size}$`, 'm'));
+    expect(metrics.body.toString()).toMatch(/^aftersmtp_anchor_enabled 0$/m);
   });
 
   it('serves the standard gRPC health and reflection services', async () => {
