@@ -11,6 +11,7 @@ import {
   sealEnvelope,
   openEnvelope,
   verifySignedMessage,
+  extractKeys,
   type DidResolver,
 } from '../identity/index.ts';
 import type { KeyMaterial } from './node-files.ts';
@@ -89,6 +90,8 @@ export interface ComposeOptions {
   text?: string;
   eml?: Uint8Array;
   lifetimeMs?: number;
+  /** DIDs the app already knows (address -> DID), e.g. from earlier mail; others are asked of the node. */
+  knownDids?: Record<string, string>;
 }
 
 /** Builds an RFC 5322 message for plain text. */
@@ -128,8 +131,14 @@ export interface SealedSubmission {
 export async function sealFor(profile: MailboxProfile, clients: Clients, resolver: DidResolver, opts: ComposeOptions): Promise<SealedSubmission> {
   const recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[] = [];
   for (const address of opts.to) {
-    const found = await unary(clients.identity.Resolve.bind(clients.identity), { address }, clients.metadata) as { did: string };
-    const keys = await resolver.resolveKeys(found.did);
+    const found = opts.knownDids?.[address]
+      ? { did: opts.knownDids[address]!, documentJson: '' }
+      : await unary(clients.identity.Resolve.bind(clients.identity), { address }, clients.metadata) as { did: string; documentJson: string };
+    // did:key documents are derived locally. A did:web document of a remote domain comes from the
+    // app's own node, which fetched it over HTTPS; it is still checked to be that DID's document.
+    const keys = found.did.startsWith('did:web:') && found.documentJson
+      ? extractKeys(found.did, JSON.parse(found.documentJson))
+      : await resolver.resolveKeys(found.did);
     const [keyId, publicKey] = [...keys.keyAgreement.entries()][0] ?? [];
     if (!keyId || !publicKey) throw new GatewayError('INVALID_ARGUMENT', `${address} (${found.did}) has no key agreement key`);
     recipients.push({ did: found.did, address, keyId, publicKey });

@@ -55,6 +55,46 @@ export const configSchema = z.strictObject({
     clockSkewMs: z.number().int().min(0).default(5 * 60 * 1000),
     maxInFlightDeliveries: z.number().int().min(1).max(10_000).default(256),
   }).prefault({}),
+  /** DID resolution. */
+  identity: z.strictObject({
+    /** did:web host overrides ("b.test": "127.0.0.1:8443"), for private setups and tests. */
+    didWebHosts: z.record(z.string(), z.string()).default({}),
+    /** Extra CA certificates (PEM files) trusted for did:web over HTTPS, besides the system's. */
+    caFiles: z.array(z.string()).default([]),
+    cacheTtlMs: z.number().int().min(0).default(300_000),
+  }).prefault({}),
+  /** Node-to-node federation. */
+  federation: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** QUIC listener (UDP); port 0 = any free port. */
+    quic: z.strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(0),
+    }).prefault({}),
+    /** HTTP/2 + TLS relay listener, the fallback where UDP is blocked. */
+    relay: z.strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(0),
+    }).prefault({}),
+    /** Static routes (like Postfix's transport map); they override DNS discovery. */
+    routes: z.array(z.strictObject({
+      domain: z.string().min(1),
+      did: z.string().regex(/^did:[a-z0-9]+:/),
+      endpoint: z.string().min(1),
+    })).default([]),
+    /** DNS servers for discovery ("127.0.0.1:5353"); empty = the system's. */
+    dnsServers: z.array(z.string()).default([]),
+    retry: z.strictObject({
+      initialMs: z.number().int().min(10).default(60_000),
+      maxMs: z.number().int().min(10).default(3600_000),
+    }).prefault({}),
+    maxInFlightPerPeer: z.number().int().min(1).max(1024).default(64),
+    /** A peer that has not acknowledged an envelope by then is considered gone; the mail is retried. */
+    ackTimeoutMs: z.number().int().min(100).default(30_000),
+    dialTimeoutMs: z.number().int().min(100).default(5000),
+  }).prefault({}),
   admin: z.strictObject({
     /** SHA-256 (hex) of the admin API token; set by `aftersmtp init`. */
     tokenSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),

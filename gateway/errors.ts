@@ -38,6 +38,9 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   STORAGE: grpc.status.UNAVAILABLE,
   SHUTTING_DOWN: grpc.status.UNAVAILABLE,
   DID_RESOLUTION: grpc.status.UNAVAILABLE,
+  DISCOVERY: grpc.status.UNAVAILABLE,
+  PEER_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  PEER_REJECTED: grpc.status.PERMISSION_DENIED,
   // Envelope checks from identity/ (PROTOCOL.md §2.3): all mean "this envelope is not acceptable".
   ENCODING: grpc.status.INVALID_ARGUMENT,
   BODY_DIGEST: grpc.status.INVALID_ARGUMENT,

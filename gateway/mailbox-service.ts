@@ -3,7 +3,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, SubmitRequest__Output } from '../proto/index.ts';
-import { checkEnvelope, encodeEnvelope, decodeEnvelope, type DidResolver } from '../identity/index.ts';
+import { decodeEnvelope, type DidResolver } from '../identity/index.ts';
+import { acceptEnvelope, domainOf } from './accept.ts';
 import type { Storage, MailboxRecord } from './storage.ts';
 import type { NodeConfig } from './config.ts';
 import type { NodeLedger } from './ledger.ts';
@@ -17,6 +18,8 @@ export interface MailboxServiceDeps {
   config: NodeConfig;
   nodeDid: string;
   log: Logger;
+  /** Whether mail for a remote domain can be queued (federation); absent = local delivery only. */
+  canRoute?: (domain: string) => Promise<boolean>;
 }
 
 export function tokenSha256(token: string): string {
@@ -48,7 +51,7 @@ export class MailboxService {
    * recipients' private keys happens here, before anything is written.
    */
   async accept(sender: MailboxRecord, request: SubmitRequest__Output): Promise<SubmitReply> {
-    const { storage, resolver, config, ledger } = this.deps;
+    const { resolver } = this.deps;
     const envelope = envelopeFromWire(request.envelope);
     if (!this.registeredLocal.has(sender.did)) {
       resolver.register(JSON.parse(sender.documentJson));
@@ -57,46 +60,13 @@ export class MailboxService {
     if (envelope.senderDid !== sender.did) {
       throw new GatewayError('PERMISSION_DENIED', `token belongs to ${sender.address}, but the envelope is sent by ${envelope.senderDid}`);
     }
-    if (envelope.recipientAddresses.length === 0) throw new GatewayError('INVALID_ARGUMENT', 'envelope has no recipient address');
-    if (envelope.recipientAddresses.length > config.limits.maxRecipients) {
-      throw new GatewayError('TOO_LARGE', `too many recipients (${envelope.recipientAddresses.length} > ${config.limits.maxRecipients})`);
-    }
-    const wrappedFor = new Set(envelope.recipients.map((r) => r.keyId));
-    const mailboxes: string[] = [];
-    for (const address of envelope.recipientAddresses) {
-      const mailbox = storage.mailboxByAddress(address);
-      if (!mailbox) throw new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
-      if (!wrappedFor.has(mailbox.agreementKeyId)) {
-        throw new GatewayError('INVALID_ARGUMENT', `the content key is not wrapped for ${address}'s key ${mailbox.agreementKeyId}`);
-      }
-      mailboxes.push(mailbox.address);
-    }
-    const encoded = encodeEnvelope(envelope);
-    if (encoded.length > config.limits.maxEnvelopeBytes) {
-      throw new GatewayError('TOO_LARGE', `envelope of ${encoded.length} bytes exceeds the limit of ${config.limits.maxEnvelopeBytes}`);
-    }
-    if (storage.hasSeen(envelope.messageId)) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
-    await checkEnvelope(envelope, resolver, {
-      now: Date.now(),
-      maxLifetimeMs: config.limits.maxLifetimeMs,
-      skewMs: config.limits.clockSkewMs,
-    });
-    // Leaf and envelope commit one after the other and are synced together; the reply waits for both.
-    // After a crash, a stored envelope whose leaf was lost (index >= log size) gets it back at start
-    // (AfterSmtpNode.repairLedger); a leaf whose envelope was lost is an orphan, harmless: the sender
-    // was not answered and retries.
-    const { index: leafIndex, durable } = await ledger.appendMessage(envelope.messageHash);
-    const unique = [...new Set(mailboxes)];
-    await Promise.all([
-      storage.storeEnvelope({ messageId: envelope.messageId, expiresMs: envelope.expiresMs, envelope: encoded, mailboxes: unique, logIndex: leafIndex }),
-      durable,
-    ]);
+    const accepted = await acceptEnvelope(this.deps, envelope, { senderAddress: sender.address, senderDomain: domainOf(sender.address), fromPeer: false });
     return {
       messageId: envelope.messageId,
       messageHash: envelope.messageHash,
-      deliveredLocal: unique,
-      queuedRemote: [],
-      receipt: ledger.receipt(leafIndex, envelope.messageHash),
+      deliveredLocal: accepted.deliveredLocal,
+      queuedRemote: accepted.queuedRemote,
+      receipt: accepted.receipt,
       clientRef: request.clientRef,
     };
   }

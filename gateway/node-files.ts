@@ -23,6 +23,8 @@ import { GatewayError } from './errors.ts';
 import { Storage } from './storage.ts';
 import { tokenSha256 } from './mailbox-service.ts';
 
+export const ADMIN_TOKEN_FILE = 'admin.token';
+
 export interface KeyMaterial {
   keyId: string;
   publicKey: string; // base64url, raw 32 bytes
@@ -119,6 +121,8 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
   writeFileSync(dataPath(dataDir, config.tls.caFile), ca.certPem);
   writeSecretFile(join(dataDir, 'tls', 'ca.key'), ca.keyPem);
 
+  // The admin token also stays in the data directory (0600) so the CLI on this host can use the Admin API.
+  writeSecretFile(join(dataDir, ADMIN_TOKEN_FILE), `${adminToken}\n`);
   writeFileSync(join(dataDir, CONFIG_FILE), `# AfterSMTP node configuration (see docs/OPERATIONS.md)\n${YAML.stringify(input)}`, { mode: 0o600 });
   new Storage(dataPath(dataDir, config.storage.file)).close();
   return { dataDir, did: keys.did, config, adminToken };

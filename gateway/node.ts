@@ -1,6 +1,7 @@
 // The AfterSMTP node: wires storage, identity, the gRPC server and the did:web HTTPS server.
 // Every service has start/stop; stop drains in-flight calls, flushes storage and closes listeners.
 import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -16,6 +17,11 @@ import { NodeLedger } from './ledger.ts';
 import { MailboxService, tokenSha256 } from './mailbox-service.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { provenanceHandlers } from './provenance-service.ts';
+import { adminHandlers } from './admin-service.ts';
+import { Federation } from './federation/federation.ts';
+import { domainOf } from './accept.ts';
+import { createTransports } from './federation/transports.ts';
+import { buildDidWebDocument } from '../identity/index.ts';
 import { NodeAnchoring } from './anchoring.ts';
 import { join } from 'node:path';
 
@@ -40,6 +46,8 @@ export interface ReadyInfo {
   did: string;
   grpc: string;
   http: string | null;
+  quic: string | null;
+  relay: string | null;
   domains: string[];
   version: string;
 }
@@ -53,6 +61,7 @@ export class AfterSmtpNode {
   readonly resolver: DidResolver;
   readonly ledger: NodeLedger;
   readonly anchoring?: NodeAnchoring;
+  federation?: Federation;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
   private health?: HealthImplementation;
@@ -68,9 +77,11 @@ export class AfterSmtpNode {
     this.keys = keys;
     this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
     this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred' });
-    const ca = [readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8')];
+    // Trusted for did:web: the system's roots plus this node's own CA and any configured ones.
+    const ca = [...rootCertificates, readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8')];
+    for (const file of config.identity.caFiles) ca.push(readFileSync(dataPath(opts.dataDir, file), 'utf8'));
     if (opts.didWebCa) ca.push(opts.didWebCa);
-    this.resolver = createDidResolver({ ca, hostMap: opts.didWebHosts ?? {} });
+    this.resolver = createDidResolver({ ca, hostMap: { ...config.identity.didWebHosts, ...opts.didWebHosts }, cacheTtlMs: config.identity.cacheTtlMs });
     this.resolver.register(keys.document);
     this.ledger = new NodeLedger({
       file: dataPath(opts.dataDir, config.ledger.file),
@@ -118,10 +129,33 @@ export class AfterSmtpNode {
       'grpc.keepalive_permit_without_calls': 1,
     });
     this.ledger.start();
-    const mailbox = new MailboxService({ storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log });
+    if (config.federation.enabled) {
+      this.federation = new Federation({
+        config,
+        storage: this.storage,
+        ledger: this.ledger,
+        resolver: this.resolver,
+        log: this.log,
+        nodeDid: this.keys.did,
+        nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+        transports: createTransports(config, {
+          privateKey: fromB64u(this.keys.signing.privateKey),
+          publicKey: fromB64u(this.keys.signing.publicKey),
+          certPem: tlsCert.toString(),
+          keyPem: tlsKey.toString(),
+        }),
+      });
+      await this.federation.start();
+    }
+    const mailbox = new MailboxService({
+      storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log,
+      ...(this.federation ? { canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
+    });
     server.addService(proto.aftersmtp.v1.Mailbox.service, mailbox.handlers());
     server.addService(proto.aftersmtp.v1.Identity.service, this.identityHandlers());
-    server.addService(proto.aftersmtp.v1.Admin.service, this.adminHandlers());
+    server.addService(proto.aftersmtp.v1.Admin.service, adminHandlers({
+      storage: this.storage, adminTokenSha256: config.admin.tokenSha256, status: () => this.status(), federation: this.federation,
+    }));
     server.addService(proto.aftersmtp.v1.Provenance.service, provenanceHandlers({
       storage: this.storage, ledger: this.ledger, resolver: this.resolver, nodeDid: this.keys.did, nodeKeyId: this.keys.signing.keyId,
       ...(this.anchoring ? { anchor: () => this.anchoring!.status() } : {}),
@@ -150,9 +184,35 @@ export class AfterSmtpNode {
     this.pruneTimer = setInterval(() => { this.storage.pruneSeen(Date.now()).catch(() => {}); }, 3600_000);
     this.pruneTimer.unref();
     this.startedAt = Date.now();
-    const ready: ReadyInfo = { event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress, domains: config.node.domains, version: VERSION };
+    this.publishOwnDocument();
+    const ready: ReadyInfo = {
+      event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress,
+      quic: this.federation?.addresses.quic ?? null, relay: this.federation?.addresses.relay ?? null,
+      domains: config.node.domains, version: VERSION,
+    };
     this.log.info(ready, 'node ready');
     return ready;
+  }
+
+  /**
+   * A did:web node publishes where it listens (ports may be chosen at start): its document is rebuilt
+   * with the AfterSMTP service endpoints and the domains it serves. did:key documents carry no
+   * services; peers reach such nodes through static routes.
+   */
+  private publishOwnDocument(): void {
+    if (!this.keys.did.startsWith('did:web:')) return;
+    this.keys.document = buildDidWebDocument({
+      did: this.keys.did,
+      signingPublicKey: fromB64u(this.keys.signing.publicKey),
+      agreementPublicKey: fromB64u(this.keys.agreement.publicKey),
+      service: {
+        grpc: this.grpcAddress,
+        ...(this.federation?.addresses.quic ? { quic: this.federation.addresses.quic } : {}),
+        ...(this.federation?.addresses.relay ? { relay: this.federation.addresses.relay } : {}),
+        domains: this.config.node.domains,
+      },
+    });
+    this.resolver.register(this.keys.document);
   }
 
   /**
@@ -213,6 +273,13 @@ export class AfterSmtpNode {
     return {
       Resolve: (call, callback) => {
         const { did, address } = call.request;
+        if (address && this.federation && !this.config.node.domains.includes(domainOf(address))) {
+          this.federation.resolveRemoteAddress(address).then(
+            (found) => callback(null, found),
+            (err) => callback(toGrpcError(err)),
+          );
+          return;
+        }
         if (address) {
           const mailbox = this.storage.mailboxByAddress(address);
           if (!mailbox) return callback(toGrpcError(new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`)));
@@ -227,30 +294,6 @@ export class AfterSmtpNode {
     };
   }
 
-  private checkAdmin(metadata: grpc.Metadata): void {
-    const header = metadata.get('authorization')[0];
-    const expected = this.config.admin.tokenSha256;
-    if (typeof header !== 'string' || !header.startsWith('Bearer ') || !expected) {
-      throw new GatewayError('UNAUTHENTICATED', 'admin calls need the admin bearer token');
-    }
-    if (tokenSha256(header.slice(7).trim()) !== expected) throw new GatewayError('UNAUTHENTICATED', 'wrong admin token');
-  }
-
-  private adminHandlers(): import('../proto/index.ts').AdminHandlers {
-    return {
-      Status: (call, callback) => {
-        try {
-          this.checkAdmin(call.metadata);
-          callback(null, this.status());
-        } catch (err) {
-          callback(toGrpcError(err));
-        }
-      },
-      QueueList: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'the outbound queue arrives with federation' }),
-      QueueAction: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'the outbound queue arrives with federation' }),
-    };
-  }
-
   status() {
     return {
       did: this.keys.did,
@@ -260,7 +303,7 @@ export class AfterSmtpNode {
       storedEnvelopes: this.storage.countDeliveries(),
       uptimeMs: this.startedAt ? Date.now() - this.startedAt : 0,
       grpc: this.grpcAddress,
-      quic: '',
+      quic: this.federation?.addresses.quic ?? '',
     };
   }
 
@@ -270,6 +313,7 @@ export class AfterSmtpNode {
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
     this.storage.emit('shutdown');
+    await this.federation?.stop();
     if (server) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => { server.forceShutdown(); resolve(); }, graceMs);

@@ -18,6 +18,23 @@ export interface MailboxRecord {
   createdMs: number;
 }
 
+export type OutboundState = 'queued' | 'deferred' | 'held' | 'delivered' | 'failed';
+
+export interface OutboundItem {
+  messageId: Uint8Array;
+  recipient: string;
+  domain: string;
+  state: OutboundState;
+  attempts: number;
+  nextAttemptMs: number;
+  expiresMs: number;
+  lastError: string;
+  receipt: string;
+  updatedMs: number;
+}
+
+export interface RouteRecord { domain: string; did: string; endpoint: string }
+
 export interface StoredDelivery {
   mailbox: string;
   seq: number;
@@ -53,6 +70,32 @@ CREATE TABLE IF NOT EXISTS deliveries (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
 CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
+CREATE TABLE IF NOT EXISTS outbound_envelopes (
+  message_id BLOB PRIMARY KEY,
+  envelope BLOB NOT NULL,
+  sender TEXT NOT NULL,
+  sender_domain TEXT NOT NULL,
+  log_index INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbound (
+  message_id BLOB NOT NULL,
+  recipient TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  receipt TEXT NOT NULL DEFAULT '',
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (message_id, recipient)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbound_due ON outbound (state, next_attempt_ms);
+CREATE TABLE IF NOT EXISTS routes (
+  domain TEXT PRIMARY KEY,
+  did TEXT NOT NULL,
+  endpoint TEXT NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS seen_messages (
   message_id BLOB PRIMARY KEY,
   expires_ms INTEGER NOT NULL
@@ -100,6 +143,19 @@ export class Storage extends EventEmitter {
       deliveryByMessageId: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries WHERE message_id = ? LIMIT 1`),
       deliveriesFromLogIndex: prepare(`SELECT log_index, message_id, envelope FROM deliveries WHERE log_index >= ? ORDER BY log_index`),
       setLogIndex: prepare(`UPDATE deliveries SET log_index = ? WHERE message_id = ?`),
+      insertOutboundEnvelope: prepare(`INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)`),
+      insertOutbound: prepare(`INSERT INTO outbound (message_id, recipient, domain, state, next_attempt_ms, expires_ms, updated_ms) VALUES (?,?,?,'queued',?,?,?)`),
+      dueOutbound: prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
+      nextDue: prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred')`),
+      outboundEnvelope: prepare(`SELECT * FROM outbound_envelopes WHERE message_id = ?`),
+      updateOutbound: prepare(`UPDATE outbound SET state = ?, attempts = ?, next_attempt_ms = ?, last_error = ?, receipt = ?, updated_ms = ? WHERE message_id = ? AND recipient = ?`),
+      listOutbound: prepare(`SELECT * FROM outbound WHERE (? = '' OR state = ?) ORDER BY updated_ms DESC LIMIT 1000`),
+      outboundOf: prepare(`SELECT * FROM outbound WHERE message_id = ? AND (? = '' OR recipient = ?)`),
+      deleteOutbound: prepare(`DELETE FROM outbound WHERE message_id = ? AND recipient = ?`),
+      deleteOutboundEnvelopeIfDone: prepare(`DELETE FROM outbound_envelopes WHERE message_id = ? AND NOT EXISTS (SELECT 1 FROM outbound WHERE message_id = ? AND state NOT IN ('delivered','failed'))`),
+      upsertRoute: prepare(`INSERT INTO routes VALUES (?,?,?) ON CONFLICT(domain) DO UPDATE SET did = excluded.did, endpoint = excluded.endpoint`),
+      routes: prepare(`SELECT * FROM routes ORDER BY domain`),
+      deleteRoute: prepare(`DELETE FROM routes WHERE domain = ?`),
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
       seen: prepare(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`),
       addSeen: prepare(`INSERT INTO seen_messages VALUES (?, ?)`),
@@ -196,12 +252,22 @@ export class Storage extends EventEmitter {
    * Durably stores one envelope for every local recipient mailbox and records its message id against
    * replay, atomically. Resolves with the seq per mailbox; emits 'delivery' after the commit.
    */
-  async storeEnvelope(args: { messageId: Uint8Array; expiresMs: number; envelope: Uint8Array; mailboxes: string[]; logIndex?: number }): Promise<Map<string, number>> {
+  async storeEnvelope(args: {
+    messageId: Uint8Array; expiresMs: number; envelope: Uint8Array; mailboxes: string[]; logIndex?: number;
+    /** Remote recipients, queued for relay in the same transaction. */
+    remote?: { recipients: { address: string; domain: string }[]; sender: string; senderDomain: string };
+  }): Promise<Map<string, number>> {
     const seqs = new Map<string, number>();
     const receivedMs = Date.now();
     await this.write(() => {
       if (this.stmts.seen.get(args.messageId)) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
       this.stmts.addSeen.run(args.messageId, args.expiresMs);
+      if (args.remote && args.remote.recipients.length) {
+        this.stmts.insertOutboundEnvelope.run(args.messageId, args.envelope, args.remote.sender, args.remote.senderDomain, args.logIndex ?? null);
+        for (const r of args.remote.recipients) {
+          this.stmts.insertOutbound.run(args.messageId, r.address, r.domain, receivedMs, args.expiresMs, receivedMs);
+        }
+      }
       for (const mailbox of args.mailboxes) {
         const seq = this.allocateSeq(mailbox);
         this.stmts.insertDelivery.run(mailbox, seq, args.messageId, args.envelope, receivedMs, args.logIndex ?? null);
@@ -212,7 +278,64 @@ export class Storage extends EventEmitter {
       throw err;
     });
     for (const [mailbox, seq] of seqs) this.emit('delivery', mailbox, seq);
+    if (args.remote?.recipients.length) this.emit('outbound');
     return seqs;
+  }
+
+  // --- outbound queue ----------------------------------------------------------------------------------
+
+  dueOutbound(nowMs: number, limit: number): OutboundItem[] {
+    return (this.stmts.dueOutbound.all(nowMs, limit) as Record<string, unknown>[]).map(toOutbound);
+  }
+
+  /** When the next queued item falls due (ms), or undefined when nothing waits. */
+  nextOutboundDue(): number | undefined {
+    const t = (this.stmts.nextDue.get() as { t: number | null }).t;
+    return t === null ? undefined : Number(t);
+  }
+
+  outboundEnvelope(messageId: Uint8Array): { envelope: Uint8Array; sender: string; senderDomain: string; logIndex: number | null } | undefined {
+    const r = this.stmts.outboundEnvelope.get(messageId) as Record<string, unknown> | undefined;
+    if (!r) return undefined;
+    return { envelope: r.envelope as Uint8Array, sender: r.sender as string, senderDomain: r.sender_domain as string, logIndex: r.log_index === null ? null : Number(r.log_index) };
+  }
+
+  listOutbound(state = ''): OutboundItem[] {
+    return (this.stmts.listOutbound.all(state, state) as Record<string, unknown>[]).map(toOutbound);
+  }
+
+  outboundOf(messageId: Uint8Array, recipient = ''): OutboundItem[] {
+    return (this.stmts.outboundOf.all(messageId, recipient, recipient) as Record<string, unknown>[]).map(toOutbound);
+  }
+
+  /** Updates one queue item durably; the envelope is dropped once no recipient still needs it. */
+  updateOutbound(item: OutboundItem): Promise<void> {
+    return this.write(() => {
+      this.stmts.updateOutbound.run(item.state, item.attempts, item.nextAttemptMs, item.lastError, item.receipt, Date.now(), item.messageId, item.recipient);
+      if (item.state === 'delivered' || item.state === 'failed') this.stmts.deleteOutboundEnvelopeIfDone.run(item.messageId, item.messageId);
+    });
+  }
+
+  /** Removes one queue item (operator purge). */
+  purgeOutbound(messageId: Uint8Array, recipient: string): Promise<void> {
+    return this.write(() => {
+      this.stmts.deleteOutbound.run(messageId, recipient);
+      this.stmts.deleteOutboundEnvelopeIfDone.run(messageId, messageId);
+    });
+  }
+
+  // --- static routes -----------------------------------------------------------------------------------
+
+  setRoute(route: RouteRecord): Promise<void> {
+    return this.write(() => { this.stmts.upsertRoute.run(route.domain, route.did, route.endpoint); });
+  }
+
+  routes(): RouteRecord[] {
+    return this.stmts.routes.all() as unknown as RouteRecord[];
+  }
+
+  deleteRoute(domain: string): Promise<void> {
+    return this.write(() => { this.stmts.deleteRoute.run(domain); });
   }
 
   /** True when the message id was already accepted (fast pre-check; the store re-checks atomically). */
@@ -273,6 +396,21 @@ export class Storage extends EventEmitter {
     }
     return syncer.sync().catch(() => {}).then(() => syncer.close()).then(() => this.db.close());
   }
+}
+
+function toOutbound(r: Record<string, unknown>): OutboundItem {
+  return {
+    messageId: r.message_id as Uint8Array,
+    recipient: r.recipient as string,
+    domain: r.domain as string,
+    state: r.state as OutboundState,
+    attempts: Number(r.attempts),
+    nextAttemptMs: Number(r.next_attempt_ms),
+    expiresMs: Number(r.expires_ms),
+    lastError: r.last_error as string,
+    receipt: r.receipt as string,
+    updatedMs: Number(r.updated_ms),
+  };
 }
 
 function toDelivery(r: Record<string, unknown>): StoredDelivery {

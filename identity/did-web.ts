@@ -101,6 +101,10 @@ export interface AfterSmtpServiceEndpoint {
   grpc?: string;
   /** host:port of the node's QUIC listener. */
   quic?: string;
+  /** host:port of the node's node-to-node HTTP/2 relay listener (QUIC's fallback). */
+  relay?: string;
+  /** Mail domains the node serves (a relayed envelope's sender domain must be one of them). */
+  domains?: string[];
 }
 
 export interface DidWebDocumentOptions {
@@ -168,10 +172,12 @@ export function buildDidWebDocument(opts: DidWebDocumentOptions): DidDocument {
     assertionMethod,
     keyAgreement: [kaId],
   };
-  if (opts.service !== undefined && (opts.service.grpc !== undefined || opts.service.quic !== undefined)) {
-    const endpoint: Record<string, string> = {};
+  if (opts.service !== undefined && Object.values(opts.service).some((v) => v !== undefined)) {
+    const endpoint: Record<string, string | string[]> = {};
     if (opts.service.grpc !== undefined) endpoint['grpc'] = opts.service.grpc;
     if (opts.service.quic !== undefined) endpoint['quic'] = opts.service.quic;
+    if (opts.service.relay !== undefined) endpoint['relay'] = opts.service.relay;
+    if (opts.service.domains !== undefined) endpoint['domains'] = [...opts.service.domains];
     const service: Service = { id: `${did}#${SERVICE_FRAGMENT}`, type: SERVICE_TYPE, serviceEndpoint: endpoint };
     doc.service = [service];
   }

@@ -100,6 +100,9 @@ function serviceOf(doc: DIDDocument): AfterSmtpServiceEndpoint | undefined {
     const out: AfterSmtpServiceEndpoint = {};
     if (typeof ep['grpc'] === 'string') out.grpc = ep['grpc'];
     if (typeof ep['quic'] === 'string') out.quic = ep['quic'];
+    if (typeof ep['relay'] === 'string') out.relay = ep['relay'];
+    const domains = ep['domains'];
+    if (Array.isArray(domains) && domains.every((d) => typeof d === 'string')) out.domains = domains as string[];
     return out;
   }
   return undefined;

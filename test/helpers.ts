@@ -29,7 +29,7 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
   });
 }
 
-export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null }; stderr: () => string; exited: Promise<number | null> }
+export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; quic: string | null; relay: string | null }; stderr: () => string; exited: Promise<number | null> }
 
 /** Starts `aftersmtp start --data DIR` and resolves at its {"event":"ready"} line. */
 export function startNodeProcess(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<RunningNode> {

@@ -12,7 +12,13 @@ import { unary } from '../client.ts';
 import { verifyProofBundle, type ProofBundle, type AnchorChecker } from '../proof.ts';
 import { fromB64u } from '../node-files.ts';
 import { createDidResolver, decodeEnvelope, openEnvelope } from '../../identity/index.ts';
-import type { LedgerStatusReply__Output } from '../../proto/index.ts';
+import { loadProto, type LedgerStatusReply__Output, type AdminClient, type StatusReply__Output } from '../../proto/index.ts';
+import * as grpc from '@grpc/grpc-js';
+import { openNodeFiles, ADMIN_TOKEN_FILE } from '../node-files.ts';
+import { dataPath } from '../config.ts';
+import { Storage } from '../storage.ts';
+import { readReady } from '../mailboxes.ts';
+import { parseEndpoint } from '../federation/routing.ts';
 
 /** Chain checks, loaded only when a bundle carries an anchor (keeps @polkadot/api off other commands). */
 const anchorChecker: AnchorChecker = async (args) => {
@@ -31,6 +37,11 @@ const USAGE = `usage: aftersmtp <command> [options]
   proof MESSAGE_ID --profile FILE [--node HOST:PORT]          (prints a self-contained proof bundle)
   verify BUNDLE.json [--signed FILE | --envelope FILE [--profile FILE]] [--substrate ws://...] [--require-anchor]
   config print --data DIR
+  status --data DIR                                   (node status through the Admin API)
+  peers --data DIR                                    (known federation peers, transport, RTT, last error)
+  route add DOMAIN --did DID --endpoint quic://HOST:PORT[,relay://HOST:PORT] --data DIR
+  route list|remove DOMAIN --data DIR
+  queue list [--state S] | retry|hold|release|purge MESSAGE_ID [--recipient ADDR]  --data DIR
 
   --json   print machine-readable JSON
 `;
@@ -63,6 +74,11 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       envelope: { type: 'string' },
       substrate: { type: 'string' },
       'require-anchor': { type: 'boolean' },
+      did: { type: 'string' },
+      endpoint: { type: 'string' },
+      'admin-token': { type: 'string' },
+      recipient: { type: 'string' },
+      state: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -218,6 +234,75 @@ async function run(argv: string[]): Promise<number> {
       if (!sub) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp verify BUNDLE.json [--signed FILE | --envelope FILE] [--substrate ws://...]');
       return verifyCommand(sub, flags);
     }
+    case 'status': {
+      const admin = adminClient(flags);
+      try {
+        const r = await unary(admin.client.Status.bind(admin.client), {}, admin.metadata) as StatusReply__Output;
+        out(flags, r, JSON.stringify(r, null, 2));
+      } finally {
+        admin.close();
+      }
+      return 0;
+    }
+    case 'peers': {
+      const admin = adminClient(flags);
+      try {
+        const r = await unary(admin.client.Peers.bind(admin.client), {}, admin.metadata) as { peers: unknown[] };
+        out(flags, r.peers, JSON.stringify(r.peers, null, 2));
+      } finally {
+        admin.close();
+      }
+      return 0;
+    }
+    case 'route': {
+      const dataDir = resolvePath(need(flags, 'data'));
+      const { config } = openNodeFiles(dataDir);
+      const storage = new Storage(dataPath(dataDir, config.storage.file));
+      try {
+        if (sub === 'add') {
+          const domain = rest[0]?.toLowerCase();
+          if (!domain) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp route add DOMAIN --did DID --endpoint quic://HOST:PORT --data DIR');
+          const did = need(flags, 'did');
+          if (!/^did:[a-z0-9]+:\S+$/.test(did)) throw new GatewayError('INVALID_ARGUMENT', `"${did}" is not a DID`);
+          const endpoint = need(flags, 'endpoint');
+          endpoint.split(',').forEach(parseEndpoint);
+          await storage.setRoute({ domain, did, endpoint });
+          out(flags, { event: 'route-added', domain, did, endpoint }, `route ${domain} -> ${did} at ${endpoint}`);
+        } else if (sub === 'remove') {
+          if (!rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp route remove DOMAIN --data DIR');
+          await storage.deleteRoute(rest[0].toLowerCase());
+          out(flags, { event: 'route-removed', domain: rest[0] }, `route ${rest[0]} removed`);
+        } else if (sub === 'list') {
+          const routes = [...config.federation.routes.map((r) => ({ ...r, source: 'config' })), ...storage.routes().map((r) => ({ ...r, source: 'static' }))];
+          out(flags, routes, JSON.stringify(routes, null, 2));
+        } else {
+          throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp route add|list|remove ...');
+        }
+      } finally {
+        await storage.close();
+      }
+      return 0;
+    }
+    case 'queue': {
+      const admin = adminClient(flags);
+      try {
+        if (sub === 'list') {
+          const r = await unary(admin.client.QueueList.bind(admin.client), { state: (flags.state as string | undefined) ?? '' }, admin.metadata) as { items: { messageId: Buffer; recipient: string; state: string; attempts: number; nextAttemptMs: number; lastError: string }[] };
+          const items = r.items.map((i) => ({ messageId: Buffer.from(i.messageId).toString('hex'), recipient: i.recipient, state: i.state, attempts: i.attempts, nextAttempt: new Date(i.nextAttemptMs).toISOString(), lastError: i.lastError }));
+          out(flags, items, items.map((i) => `${i.messageId} ${i.recipient} ${i.state} attempts=${i.attempts} next=${i.nextAttempt} ${i.lastError}`).join('\n') || '(queue empty)');
+        } else if (sub === 'retry' || sub === 'hold' || sub === 'release' || sub === 'purge') {
+          const id = rest[0];
+          if (!id || !/^[0-9a-f]{32}$/i.test(id)) throw new GatewayError('INVALID_ARGUMENT', `usage: aftersmtp queue ${sub} MESSAGE_ID [--recipient ADDR] --data DIR`);
+          const r = await unary(admin.client.QueueAction.bind(admin.client), { action: sub, messageId: Buffer.from(id, 'hex'), recipient: (flags.recipient as string | undefined) ?? '' }, admin.metadata) as { affected: number };
+          out(flags, { event: `queue-${sub}`, messageId: id, affected: r.affected }, `${sub}: ${r.affected} recipient(s)`);
+        } else {
+          throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp queue list|retry|hold|release|purge ...');
+        }
+      } finally {
+        admin.close();
+      }
+      return 0;
+    }
     case 'config': {
       if (sub !== 'print') throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp config print --data DIR');
       const config = loadConfig(resolvePath(need(flags, 'data')));
@@ -227,6 +312,26 @@ async function run(argv: string[]): Promise<number> {
     default:
       throw new GatewayError('INVALID_ARGUMENT', `unknown command "${command}"\n${USAGE}`);
   }
+}
+
+/** An Admin API client: token and address from the data directory, or --node/--admin-token. */
+function adminClient(flags: Flags): { client: AdminClient; metadata: grpc.Metadata; close: () => void } {
+  const dataDir = typeof flags.data === 'string' ? resolvePath(flags.data) : undefined;
+  let token = flags['admin-token'] as string | undefined;
+  let address = flags.node as string | undefined;
+  let ca: Buffer | undefined;
+  if (dataDir) {
+    const { config } = openNodeFiles(dataDir);
+    if (!token && existsSync(join(dataDir, ADMIN_TOKEN_FILE))) token = readFileSync(join(dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
+    address ??= config.grpc.port !== 0 ? `${config.grpc.host}:${config.grpc.port}` : readReady(dataDir)?.grpc;
+    ca = readFileSync(dataPath(dataDir, config.tls.caFile));
+  }
+  if (!token || !address || !ca) throw new GatewayError('INVALID_ARGUMENT', 'admin commands need --data DIR of a running node (or --node and --admin-token)');
+  const { proto } = loadProto();
+  const client = new proto.aftersmtp.v1.Admin(address, grpc.credentials.createSsl(ca), { 'grpc.ssl_target_name_override': 'localhost' }) as unknown as AdminClient;
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${token}`);
+  return { client, metadata, close: () => (client as unknown as grpc.Client).close() };
 }
 
 async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> {

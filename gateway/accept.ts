@@ -1,0 +1,102 @@
+// Accepting an envelope into the node, whoever hands it over (an app, a peer node, the node itself):
+// every check a node can make without the recipients' private keys, then the ledger leaf and the
+// durable store. One code path, so the rules cannot drift between Submit and Relay.
+import { checkEnvelope, decodeEnvelope, encodeEnvelope, type DidResolver, type Envelope } from '../identity/index.ts';
+import type { Receipt } from '../proto/index.ts';
+import type { Storage } from './storage.ts';
+import type { NodeLedger } from './ledger.ts';
+import type { NodeConfig } from './config.ts';
+import { GatewayError } from './errors.ts';
+
+export interface AcceptDeps {
+  storage: Storage;
+  resolver: DidResolver;
+  ledger: NodeLedger;
+  config: NodeConfig;
+  /** Remote domains a local sender may address (an app submit); undefined = local recipients only. */
+  canRoute?: (domain: string) => Promise<boolean>;
+}
+
+export interface AcceptOptions {
+  /** The sender's mailbox address (queued mail needs it for failure notices). */
+  senderAddress: string;
+  senderDomain: string;
+  /** From a peer node: only this node's own recipients are delivered, the others are not ours. */
+  fromPeer: boolean;
+}
+
+export interface Accepted {
+  envelope: Envelope;
+  deliveredLocal: string[];
+  queuedRemote: string[];
+  receipt: Receipt;
+  /** True when a peer re-sent a message this node already holds (the original receipt is returned). */
+  duplicate: boolean;
+}
+
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts: AcceptOptions): Promise<Accepted> {
+  const { storage, resolver, config, ledger } = deps;
+  if (envelope.recipientAddresses.length === 0) throw new GatewayError('INVALID_ARGUMENT', 'envelope has no recipient address');
+  if (envelope.recipientAddresses.length > config.limits.maxRecipients) {
+    throw new GatewayError('TOO_LARGE', `too many recipients (${envelope.recipientAddresses.length} > ${config.limits.maxRecipients})`);
+  }
+  const local = new Set(config.node.domains);
+  const wrappedFor = new Set(envelope.recipients.map((r) => r.keyId));
+  const mailboxes = new Set<string>();
+  const remote: { address: string; domain: string }[] = [];
+  for (const raw of envelope.recipientAddresses) {
+    const address = raw.toLowerCase();
+    const domain = domainOf(address);
+    if (!local.has(domain)) {
+      if (opts.fromPeer) continue; // addressed to a third domain: the sending node relays it there itself
+      if (!deps.canRoute || !(await deps.canRoute(domain))) throw new GatewayError('UNKNOWN_RECIPIENT', `no route to ${domain} for ${address}`);
+      remote.push({ address, domain });
+      continue;
+    }
+    const mailbox = storage.mailboxByAddress(address);
+    if (!mailbox) throw new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
+    if (!wrappedFor.has(mailbox.agreementKeyId)) {
+      throw new GatewayError('INVALID_ARGUMENT', `the content key is not wrapped for ${address}'s key ${mailbox.agreementKeyId}`);
+    }
+    mailboxes.add(mailbox.address);
+  }
+  if (opts.fromPeer && mailboxes.size === 0) throw new GatewayError('UNKNOWN_RECIPIENT', `no recipient of this envelope is in ${config.node.domains.join(', ')}`);
+  const encoded = encodeEnvelope(envelope);
+  if (encoded.length > config.limits.maxEnvelopeBytes) {
+    throw new GatewayError('TOO_LARGE', `envelope of ${encoded.length} bytes exceeds the limit of ${config.limits.maxEnvelopeBytes}`);
+  }
+  if (storage.hasSeen(envelope.messageId)) {
+    const held = opts.fromPeer ? storage.deliveryByMessageId(envelope.messageId) : undefined;
+    // A peer that lost our ack re-sends: answer it with the original receipt, store nothing twice.
+    if (held && held.logIndex !== null && bytesEqual(decodeEnvelope(held.envelope).messageHash, envelope.messageHash)) {
+      return { envelope, deliveredLocal: [...mailboxes], queuedRemote: [], receipt: ledger.receipt(held.logIndex, envelope.messageHash), duplicate: true };
+    }
+    throw new GatewayError('REPLAY', 'message id already accepted (replay)');
+  }
+  await checkEnvelope(envelope, resolver, { now: Date.now(), maxLifetimeMs: config.limits.maxLifetimeMs, skewMs: config.limits.clockSkewMs });
+  // Leaf and envelope commit one after the other and are synced together; the answer waits for both.
+  // After a crash, a stored envelope whose leaf was lost (index >= log size) gets it back at start
+  // (AfterSmtpNode.repairLedger); a leaf whose envelope was lost is an orphan, harmless: the sender
+  // was not answered and retries.
+  const { index: leafIndex, durable } = await ledger.appendMessage(envelope.messageHash);
+  await Promise.all([
+    storage.storeEnvelope({
+      messageId: envelope.messageId,
+      expiresMs: envelope.expiresMs,
+      envelope: encoded,
+      mailboxes: [...mailboxes],
+      logIndex: leafIndex,
+      ...(remote.length ? { remote: { recipients: remote, sender: opts.senderAddress, senderDomain: opts.senderDomain } } : {}),
+    }),
+    durable,
+  ]);
+  return { envelope, deliveredLocal: [...mailboxes], queuedRemote: remote.map((r) => r.address), receipt: ledger.receipt(leafIndex, envelope.messageHash), duplicate: false };
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}

@@ -1,0 +1,71 @@
+// The Admin gRPC service (operator API, admin bearer token): status, peers, the outbound queue.
+import type * as grpc from '@grpc/grpc-js';
+import type { AdminHandlers, StatusReply__Output } from '../proto/index.ts';
+import type { Storage, OutboundItem } from './storage.ts';
+import type { Federation } from './federation/federation.ts';
+import { tokenSha256 } from './mailbox-service.ts';
+import { GatewayError, toGrpcError } from './errors.ts';
+
+export interface AdminDeps {
+  storage: Storage;
+  adminTokenSha256?: string;
+  status: () => Omit<StatusReply__Output, never>;
+  federation?: Federation;
+}
+
+export function checkAdmin(metadata: grpc.Metadata, expected: string | undefined): void {
+  const header = metadata.get('authorization')[0];
+  if (typeof header !== 'string' || !header.startsWith('Bearer ') || !expected) {
+    throw new GatewayError('UNAUTHENTICATED', 'admin calls need the admin bearer token');
+  }
+  if (tokenSha256(header.slice(7).trim()) !== expected) throw new GatewayError('UNAUTHENTICATED', 'wrong admin token');
+}
+
+function toWire(i: OutboundItem) {
+  return { messageId: i.messageId, recipient: i.recipient, state: i.state, attempts: i.attempts, nextAttemptMs: i.nextAttemptMs, lastError: i.lastError };
+}
+
+export function adminHandlers(deps: AdminDeps): AdminHandlers {
+  const guarded = <Req, Res>(fn: (req: Req) => Res | Promise<Res>) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+      Promise.resolve()
+        .then(() => { checkAdmin(call.metadata, deps.adminTokenSha256); return fn(call.request); })
+        .then((res) => callback(null, res), (err) => callback(toGrpcError(err)));
+    };
+  return {
+    Status: guarded(() => deps.status()),
+    Peers: guarded(() => ({
+      peers: (deps.federation?.peers() ?? []).map((p) => ({ ...p, transport: p.transport, rttMs: p.rttMs })),
+    })),
+    QueueList: guarded((req: { state: string }) => ({ items: deps.storage.listOutbound(req.state).map(toWire) })),
+    QueueAction: guarded(async (req: { action: string; messageId: Buffer; recipient: string }) => {
+      const items = deps.storage.outboundOf(req.messageId, req.recipient);
+      if (items.length === 0) throw new GatewayError('NOT_FOUND', 'no queued recipient matches');
+      let affected = 0;
+      for (const item of items) {
+        switch (req.action) {
+          case 'retry':
+            if (item.state === 'delivered') continue;
+            await deps.storage.updateOutbound({ ...item, state: 'queued', nextAttemptMs: Date.now(), expiresMs: item.expiresMs });
+            break;
+          case 'hold':
+            if (item.state !== 'queued' && item.state !== 'deferred') continue;
+            await deps.storage.updateOutbound({ ...item, state: 'held' });
+            break;
+          case 'release':
+            if (item.state !== 'held') continue;
+            await deps.storage.updateOutbound({ ...item, state: 'queued', nextAttemptMs: Date.now() });
+            break;
+          case 'purge':
+            await deps.storage.purgeOutbound(item.messageId, item.recipient);
+            break;
+          default:
+            throw new GatewayError('INVALID_ARGUMENT', `unknown queue action "${req.action}" (retry, hold, release, purge)`);
+        }
+        affected++;
+      }
+      deps.federation?.outbound.kick();
+      return { affected };
+    }),
+  };
+}

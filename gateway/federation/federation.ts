@@ -1,0 +1,147 @@
+// Federation wiring: listeners on every transport, inbound relay streams, routing, outbound delivery.
+import type { Logger } from 'pino';
+import type { DidResolver } from '../../identity/index.ts';
+import type { PeerTransport, PeerConnection } from '../transport/index.ts';
+import type { Storage } from '../storage.ts';
+import type { NodeLedger } from '../ledger.ts';
+import type { NodeConfig } from '../config.ts';
+import { Router } from './routing.ts';
+import { OutboundDelivery, type PeerStatus } from './outbound.ts';
+import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
+import { domainOf } from '../accept.ts';
+
+export interface FederationOptions {
+  config: NodeConfig;
+  storage: Storage;
+  ledger: NodeLedger;
+  resolver: DidResolver;
+  log: Logger;
+  nodeDid: string;
+  nodeKeys: { signingKeyId: string; signingPrivateKey: Uint8Array };
+  transports: PeerTransport[];
+}
+
+export interface FederationCounters { accepted: number; refused: Record<string, number>; peersRefused: number }
+
+export class Federation {
+  readonly router: Router;
+  readonly outbound: OutboundDelivery;
+  readonly counters: FederationCounters = { accepted: 0, refused: {}, peersRefused: 0 };
+  private readonly opts: FederationOptions;
+  private readonly connections = new Set<PeerConnection>();
+  addresses: { quic?: string; relay?: string } = {};
+
+  constructor(opts: FederationOptions) {
+    this.opts = opts;
+    const { config } = opts;
+    this.router = new Router({
+      storage: opts.storage,
+      resolver: opts.resolver,
+      configRoutes: config.federation.routes,
+      dnsServers: config.federation.dnsServers,
+      localDomains: config.node.domains,
+    });
+    this.outbound = new OutboundDelivery({
+      storage: opts.storage,
+      resolver: opts.resolver,
+      ledger: opts.ledger,
+      config,
+      router: this.router,
+      transports: opts.transports,
+      nodeDid: opts.nodeDid,
+      nodeKeys: opts.nodeKeys,
+      localDomains: config.node.domains,
+      retry: config.federation.retry,
+      maxInFlightPerPeer: config.federation.maxInFlightPerPeer,
+      ackTimeoutMs: config.federation.ackTimeoutMs,
+      dialTimeoutMs: config.federation.dialTimeoutMs,
+      log: opts.log.child({ component: 'outbound' }),
+    });
+  }
+
+  /** Whether mail for `domain` can be queued: a route exists or discovery finds one. */
+  async canRoute(domain: string): Promise<boolean> {
+    try {
+      await this.router.route(domain);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether the node `peerDid` may send mail from `domain` (its route resolves to that DID). */
+  async peerServesDomain(peerDid: string, domain: string): Promise<boolean> {
+    try {
+      return (await this.router.route(domain)).did === peerDid;
+    } catch {
+      return false;
+    }
+  }
+
+  async start(): Promise<{ quic?: string; relay?: string }> {
+    const { config, log } = this.opts;
+    for (const transport of this.opts.transports) {
+      transport.onConnection((conn) => this.onConnection(conn));
+      const listen = transport.kind === 'quic' ? config.federation.quic : config.federation.relay;
+      const addr = await transport.listen({ host: listen.host, port: listen.port });
+      this.addresses[transport.kind === 'quic' ? 'quic' : 'relay'] = `${addr.host}:${addr.port}`;
+    }
+    this.outbound.start();
+    log.info(this.addresses, 'federation listening');
+    return this.addresses;
+  }
+
+  private onConnection(conn: PeerConnection): void {
+    this.connections.add(conn);
+    void conn.closed.finally(() => this.connections.delete(conn));
+    const { config, log } = this.opts;
+    conn.onStream((method, stream) => {
+      if (method === RESOLVE_METHOD) {
+        void serveResolve(stream, (address) => {
+          const mailbox = this.opts.storage.mailboxByAddress(address);
+          return mailbox ? { did: mailbox.did, documentJson: mailbox.documentJson } : undefined;
+        });
+        return;
+      }
+      if (method !== RELAY_METHOD) {
+        stream.abort(new Error(`unknown method ${method}`));
+        return;
+      }
+      void serveRelayStream(conn, stream, {
+        storage: this.opts.storage,
+        resolver: this.opts.resolver,
+        ledger: this.opts.ledger,
+        config,
+        nodeDid: this.opts.nodeDid,
+        localDomains: config.node.domains,
+        maxInFlight: config.federation.maxInFlightPerPeer,
+        log: log.child({ component: 'relay-in' }),
+        peerServesDomain: (did, domain) => this.peerServesDomain(did, domain),
+        onEvent: (e) => {
+          if (e.accepted) this.counters.accepted++;
+          else if (!e.peerDid) this.counters.peersRefused++;
+          else this.counters.refused[e.code ?? 'INTERNAL'] = (this.counters.refused[e.code ?? 'INTERNAL'] ?? 0) + 1;
+        },
+      });
+    });
+  }
+
+  /** Which DID holds a remote address, asked of the domain's node over the authenticated connection. */
+  async resolveRemoteAddress(address: string): Promise<{ did: string; documentJson: string }> {
+    const channel = await this.outbound.channelFor(domainOf(address));
+    const found = await resolveAtPeer(channel.conn, address);
+    // The document must be the DID's own (did:key derives it; did:web is fetched over HTTPS).
+    const resolved = await this.opts.resolver.resolveKeys(found.did);
+    return { did: found.did, documentJson: JSON.stringify(resolved.document) };
+  }
+
+  peers(): PeerStatus[] {
+    return this.outbound.peerStatus();
+  }
+
+  async stop(): Promise<void> {
+    await this.outbound.stop();
+    for (const conn of this.connections) await conn.close().catch(() => {});
+    for (const transport of this.opts.transports) await transport.close().catch(() => {});
+  }
+}

@@ -1,0 +1,305 @@
+// Outbound federation: per-recipient queue state in SQLite (survives restarts), one relay channel per
+// peer (QUIC first, HTTP/2 as fallback), retries with exponential backoff, and a delivery failure
+// notice in the sender's mailbox on a permanent error or expiry.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  decodeEnvelope,
+  signMessage,
+  sealEnvelope,
+  type DidResolver,
+  type Envelope,
+} from '../../identity/index.ts';
+import type { Storage, OutboundItem } from '../storage.ts';
+import type { PeerTransport, PeerConnection } from '../transport/index.ts';
+import { GatewayError } from '../errors.ts';
+import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
+import { RelayChannel, RelayError, PERMANENT_CODES } from './relay.ts';
+import { formatEndpoint, type Route, type Router } from './routing.ts';
+
+export interface RetryPolicy { initialMs: number; maxMs: number }
+
+export interface PeerStatus {
+  domain: string;
+  did: string;
+  endpoint: string;
+  transport: 'quic' | 'http2' | '';
+  rttMs: number;
+  lastError: string;
+  lastSeenMs: number;
+  source: string;
+}
+
+export interface OutboundOptions extends AcceptDeps {
+  router: Router;
+  transports: PeerTransport[];
+  nodeDid: string;
+  nodeKeys: { signingKeyId: string; signingPrivateKey: Uint8Array };
+  localDomains: string[];
+  retry: RetryPolicy;
+  maxInFlightPerPeer: number;
+  ackTimeoutMs: number;
+  dialTimeoutMs: number;
+  log: Logger;
+  resolver: DidResolver;
+}
+
+export class OutboundDelivery {
+  private readonly opts: OutboundOptions;
+  private readonly channels = new Map<string, Promise<RelayChannel>>();
+  private readonly peers = new Map<string, PeerStatus>();
+  private readonly sending = new Set<string>();
+  private readonly deliveries = new Set<Promise<void>>();
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private wake?: () => void;
+  private loop?: Promise<void>;
+
+  constructor(opts: OutboundOptions) {
+    this.opts = opts;
+  }
+
+  start(): void {
+    this.running = true;
+    this.opts.storage.on('outbound', this.onOutbound);
+    this.loop = this.run();
+  }
+
+  private readonly onOutbound = () => this.wake?.();
+
+  /** Wakes the loop now (after `queue retry`, a new route, tests). */
+  kick(): void {
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const now = Date.now();
+      const due = this.opts.storage.dueOutbound(now, 512).filter((i) => !this.sending.has(key(i)));
+      // One send per (message, domain): the peer stores the envelope for all its recipients at once.
+      const groups = new Map<string, OutboundItem[]>();
+      for (const item of due) {
+        const k = `${Buffer.from(item.messageId).toString('hex')}|${item.domain}`;
+        const list = groups.get(k) ?? [];
+        list.push(item);
+        groups.set(k, list);
+      }
+      for (const items of groups.values()) {
+        for (const i of items) this.sending.add(key(i));
+        const delivery: Promise<void> = this.deliver(items)
+          .catch((err: Error) => this.opts.log.error({ err: err.message }, 'outbound delivery failed'))
+          .finally(() => {
+            for (const i of items) this.sending.delete(key(i));
+            this.deliveries.delete(delivery);
+            this.wake?.();
+          });
+        this.deliveries.add(delivery);
+      }
+      const next = this.opts.storage.nextOutboundDue();
+      const wait = next === undefined ? 60_000 : Math.max(10, Math.min(60_000, next - Date.now()));
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.timer = setTimeout(resolve, wait);
+      });
+      clearTimeout(this.timer);
+      this.wake = undefined;
+    }
+  }
+
+  private async deliver(items: OutboundItem[]): Promise<void> {
+    const first = items[0]!;
+    const stored = this.opts.storage.outboundEnvelope(first.messageId);
+    if (!stored) {
+      for (const item of items) await this.opts.storage.purgeOutbound(item.messageId, item.recipient);
+      return;
+    }
+    const envelope = decodeEnvelope(stored.envelope);
+    if (Date.now() > first.expiresMs) {
+      await this.fail(items, stored.sender, envelope, 'EXPIRED', 'the message expired before the recipient domain accepted it');
+      return;
+    }
+    try {
+      const channel = await this.channel(first.domain);
+      const t0 = performance.now();
+      const receipt = await channel.send(envelope, stored.senderDomain);
+      const peer = this.peers.get(first.domain);
+      if (peer) Object.assign(peer, { lastSeenMs: Date.now(), rttMs: channel.conn.rtt?.() ?? performance.now() - t0, lastError: '' });
+      for (const item of items) {
+        await this.opts.storage.updateOutbound({ ...item, state: 'delivered', attempts: item.attempts + 1, lastError: '', receipt: JSON.stringify({ ...receipt, messageHash: Buffer.from(receipt.messageHash as Uint8Array).toString('hex') }) });
+      }
+      this.opts.log.info({ domain: first.domain, recipients: items.length }, 'relayed');
+    } catch (err) {
+      const code = (err as GatewayError).code ?? 'INTERNAL';
+      const message = (err as Error).message;
+      const peer = this.peers.get(first.domain);
+      if (peer) peer.lastError = message;
+      const permanent = err instanceof RelayError ? err.permanent : PERMANENT_CODES.has(code);
+      if (permanent || code === 'UNKNOWN_RECIPIENT') {
+        await this.fail(items, stored.sender, envelope, code, message);
+        return;
+      }
+      for (const item of items) {
+        const attempts = item.attempts + 1;
+        const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
+        await this.opts.storage.updateOutbound({ ...item, state: 'deferred', attempts, nextAttemptMs: Date.now() + delay, lastError: `${code}: ${message}` });
+      }
+      this.opts.log.info({ domain: first.domain, code, err: message }, 'relay deferred');
+    }
+  }
+
+  /** The relay channel to a domain's node (for other requests on the same authenticated connection). */
+  channelFor(domain: string): Promise<RelayChannel> {
+    return this.channel(domain);
+  }
+
+  /** The relay channel to a domain's node, connecting (QUIC, then HTTP/2) when there is none. */
+  private channel(domain: string): Promise<RelayChannel> {
+    const existing = this.channels.get(domain);
+    if (existing) {
+      return existing.then((c) => {
+        if (c.usable) return c;
+        this.channels.delete(domain);
+        return this.channel(domain);
+      }, () => {
+        this.channels.delete(domain);
+        return this.channel(domain);
+      });
+    }
+    const created = this.connect(domain);
+    this.channels.set(domain, created);
+    created.catch(() => this.channels.delete(domain));
+    return created;
+  }
+
+  private async connect(domain: string): Promise<RelayChannel> {
+    const route = await this.opts.router.route(domain);
+    const errors: string[] = [];
+    for (const endpoint of route.endpoints) {
+      const transport = this.opts.transports.find((t) => t.kind === endpoint.transport);
+      if (!transport) continue;
+      let conn: PeerConnection | undefined;
+      try {
+        conn = await transport.dial({ host: endpoint.host, port: endpoint.port }, { timeoutMs: this.opts.dialTimeoutMs });
+        const channel = await RelayChannel.open(conn, {
+          peerDid: route.did,
+          nodeDid: this.opts.nodeDid,
+          domains: this.opts.localDomains,
+          maxInFlight: this.opts.maxInFlightPerPeer,
+          resolver: this.opts.resolver,
+          ackTimeoutMs: this.opts.ackTimeoutMs,
+        });
+        this.recordPeer(route, formatEndpoint(endpoint), endpoint.transport, '');
+        return channel;
+      } catch (err) {
+        await conn?.close().catch(() => {});
+        errors.push(`${formatEndpoint(endpoint)}: ${(err as Error).message}`);
+        this.recordPeer(route, formatEndpoint(endpoint), '', (err as Error).message);
+        if ((err as GatewayError).code === 'PEER_REJECTED') throw err;
+      }
+    }
+    throw new GatewayError('PEER_UNAVAILABLE', `cannot reach ${domain}'s node: ${errors.join('; ') || 'no usable endpoint'}`);
+  }
+
+  private recordPeer(route: Route, endpoint: string, transport: PeerStatus['transport'], lastError: string): void {
+    const prev = this.peers.get(route.domain);
+    this.peers.set(route.domain, {
+      domain: route.domain,
+      did: route.did,
+      endpoint,
+      transport,
+      rttMs: prev?.rttMs ?? 0,
+      lastError,
+      lastSeenMs: transport ? Date.now() : prev?.lastSeenMs ?? 0,
+      source: route.source,
+    });
+  }
+
+  peerStatus(): PeerStatus[] {
+    return [...this.peers.values()];
+  }
+
+  /** Marks items failed and puts one delivery failure notice in the sender's mailbox. */
+  private async fail(items: OutboundItem[], sender: string, envelope: Envelope, code: string, reason: string): Promise<void> {
+    for (const item of items) {
+      await this.opts.storage.updateOutbound({ ...item, state: 'failed', attempts: item.attempts + 1, lastError: `${code}: ${reason}` });
+    }
+    this.opts.log.warn({ code, recipients: items.length }, 'relay failed permanently');
+    if (!sender) return;
+    await this.notify(sender, envelope, items.map((i) => i.recipient), code, reason).catch((err: Error) => {
+      this.opts.log.error({ err: err.message }, 'delivery failure notice not stored');
+    });
+  }
+
+  /**
+   * The notice is an AfterSMTP message from the node DID, sealed to the sender's key, in the shape of
+   * an RFC 3464 delivery status notification so mail clients show it as a bounce.
+   */
+  private async notify(sender: string, original: Envelope, recipients: string[], code: string, reason: string): Promise<void> {
+    const mailbox = this.opts.storage.mailboxByAddress(sender);
+    if (!mailbox) return;
+    const messageId = new Uint8Array(randomBytes(16));
+    const now = Date.now();
+    const domain = this.opts.localDomains[0]!;
+    const boundary = `dsn-${Buffer.from(messageId).toString('hex')}`;
+    const body = [
+      `From: Mail Delivery System <postmaster@${domain}>`,
+      `To: <${sender}>`,
+      'Subject: Delivery Status Notification (Failure)',
+      `Date: ${new Date(now).toUTCString()}`,
+      `Message-ID: <${Buffer.from(messageId).toString('hex')}@${domain}>`,
+      'MIME-Version: 1.0',
+      `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
+      '',
+      `--${boundary}`,
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      `Your message ${Buffer.from(original.messageId).toString('hex')} could not be delivered to ${recipients.join(', ')}.`,
+      `Reason: ${reason}`,
+      '',
+      `--${boundary}`,
+      'Content-Type: message/delivery-status',
+      '',
+      `Reporting-MTA: dns; ${domain}`,
+      `Arrival-Date: ${new Date(original.createdMs).toUTCString()}`,
+      '',
+      ...recipients.flatMap((r) => [`Final-Recipient: rfc822; ${r}`, 'Action: failed', `Status: ${code === 'EXPIRED' ? '4.4.7' : '5.0.0'}`, `Diagnostic-Code: x-aftersmtp; ${code}`, '']),
+      `--${boundary}--`,
+      '',
+    ].join('\r\n');
+    const signed = signMessage({
+      header: { messageId, from: { did: this.opts.nodeDid, address: `postmaster@${domain}` }, to: [{ did: mailbox.did, address: sender }], createdMs: now, expiresMs: now + this.opts.config.limits.maxLifetimeMs, contentType: 'message/rfc822' },
+      body: new TextEncoder().encode(body),
+      keyId: this.opts.nodeKeys.signingKeyId,
+      privateKey: this.opts.nodeKeys.signingPrivateKey,
+    });
+    const envelope = sealEnvelope({
+      signedMessage: signed.signedMessage,
+      messageId,
+      messageHash: signed.messageHash,
+      senderDid: this.opts.nodeDid,
+      senderKeyId: this.opts.nodeKeys.signingKeyId,
+      senderPrivateKey: this.opts.nodeKeys.signingPrivateKey,
+      recipientAddresses: [sender],
+      recipients: [{ keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey }],
+      createdMs: now,
+      expiresMs: now + this.opts.config.limits.maxLifetimeMs,
+    });
+    await acceptEnvelope(this.opts, envelope, { senderAddress: `postmaster@${domain}`, senderDomain: domain, fromPeer: false });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.opts.storage.off('outbound', this.onOutbound);
+    this.wake?.();
+    await this.loop;
+    for (const c of this.channels.values()) await c.then((ch) => ch.close(), () => {});
+    // Pending sends fail fast once their channel is closed; their items stay queued for next start.
+    await Promise.allSettled([...this.deliveries]);
+    for (const c of this.channels.values()) await c.then((ch) => ch.conn.close(), () => {});
+    this.channels.clear();
+  }
+}
+
+function key(i: OutboundItem): string {
+  return `${Buffer.from(i.messageId).toString('hex')}|${i.recipient}`;
+}

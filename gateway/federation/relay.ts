@@ -1,0 +1,288 @@
+// The Relay protocol between nodes (docs/PROTOCOL.md "Relay"): one long-lived stream per peer,
+// "/aftersmtp.v1.Relay/Stream", RelayFrame messages in gRPC framing. Both ends open with a hello
+// naming their DID; the transport already authenticated the peer's Ed25519 key, and each end checks
+// that key is in the DID's document. Envelopes flow one way, acks with the receiver's log receipt
+// the other; the receiver's window (max_in_flight) bounds what is unacknowledged, so a slow receiver
+// slows the sender instead of growing its memory.
+import type { Logger } from 'pino';
+import { loadProto, type Receipt } from '../../proto/index.ts';
+import { bytesEqual, type DidResolver, type Envelope } from '../../identity/index.ts';
+import type { MessageStream, PeerConnection } from '../transport/index.ts';
+import { envelopeFromWire, envelopeToWire } from '../wire.ts';
+import { GatewayError } from '../errors.ts';
+import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
+
+export const RELAY_METHOD = '/aftersmtp.v1.Relay/Stream';
+/** Mailbox lookup between nodes: which DID holds an address (the answering node is authoritative). */
+export const RESOLVE_METHOD = '/aftersmtp.v1.Identity/Resolve';
+
+function resolveCodec() {
+  const method = (loadProto().packageDefinition['aftersmtp.v1.Identity'] as unknown as Record<string, {
+    requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown; responseSerialize(v: unknown): Buffer; responseDeserialize(b: Buffer): unknown;
+  }>).Resolve!;
+  return method;
+}
+
+/** Asks a peer node which DID holds `address` (one request, one reply, on its own stream). */
+export async function resolveAtPeer(conn: PeerConnection, address: string, signal?: AbortSignal): Promise<{ did: string; documentJson: string }> {
+  const codec = resolveCodec();
+  const stream = await conn.openStream(RESOLVE_METHOD, { signal });
+  await stream.send(codec.requestSerialize({ address }));
+  await stream.end();
+  for await (const message of stream) {
+    const reply = codec.responseDeserialize(Buffer.from(message)) as { did: string; documentJson: string; error?: string };
+    if (!reply.did) throw new GatewayError('UNKNOWN_RECIPIENT', `the node for ${address} has no such mailbox`);
+    return reply;
+  }
+  throw new GatewayError('UNKNOWN_RECIPIENT', `the node for ${address} has no such mailbox`);
+}
+
+/** Answers one peer lookup; an unknown address gets an empty reply (no error detail to enumerate). */
+export async function serveResolve(stream: MessageStream, lookup: (address: string) => { did: string; documentJson: string } | undefined): Promise<void> {
+  const codec = resolveCodec();
+  try {
+    for await (const message of stream) {
+      const request = codec.requestDeserialize(Buffer.from(message)) as { address: string };
+      const found = lookup(request.address);
+      await stream.send(codec.responseSerialize(found ?? { did: '', documentJson: '' }));
+      break;
+    }
+    await stream.end();
+  } catch (err) {
+    stream.abort(err as Error);
+  }
+}
+const HELLO_TIMEOUT_MS = 10_000;
+
+export interface RelayHello { did: string; domains: string[]; maxInFlight: number }
+export interface RelayAckFrame { frameId: number; receipt?: Receipt | null; error?: { code: string; status: number; message: string } | null }
+export interface RelayFrameIn {
+  frameId: number;
+  senderDomain: string;
+  kind?: 'envelope' | 'ack' | 'hello';
+  envelope?: import('../../proto/index.ts').Envelope__Output | null;
+  ack?: RelayAckFrame | null;
+  hello?: RelayHello | null;
+}
+
+function codec() {
+  const method = (loadProto().packageDefinition['aftersmtp.v1.Relay'] as unknown as Record<string, { requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown }>).Stream!;
+  return {
+    encode: (frame: unknown): Uint8Array => method.requestSerialize(frame),
+    decode: (bytes: Uint8Array): RelayFrameIn => method.requestDeserialize(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as RelayFrameIn,
+  };
+}
+
+/** Checks that the transport-authenticated key is one of the DID's authentication keys. */
+export async function checkPeerKey(resolver: DidResolver, did: string, remotePublicKey: Uint8Array): Promise<void> {
+  const keys = await resolver.resolveKeys(did).catch((err: Error) => {
+    throw new GatewayError('PEER_REJECTED', `cannot resolve the peer's DID ${did}: ${err.message}`);
+  });
+  const listed = [...keys.authentication.values()].some((k) => bytesEqual(k, remotePublicKey));
+  if (!listed) throw new GatewayError('PEER_REJECTED', `the peer's transport key is not in ${did}'s DID document`);
+}
+
+async function readHello(stream: MessageStream, decode: (b: Uint8Array) => RelayFrameIn, iterator: AsyncIterator<Uint8Array>): Promise<RelayHello> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GatewayError('PEER_REJECTED', 'no relay hello within 10 s')), HELLO_TIMEOUT_MS);
+  });
+  try {
+    const first = await Promise.race([iterator.next(), timeout]);
+    if (first.done) throw new GatewayError('PEER_REJECTED', 'the peer closed the relay stream before its hello');
+    const frame = decode(first.value);
+    if (frame.kind !== 'hello' || !frame.hello?.did) throw new GatewayError('PEER_REJECTED', 'the first relay frame must be a hello');
+    return frame.hello;
+  } catch (err) {
+    stream.abort(err as Error);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface RelayServerDeps extends AcceptDeps {
+  nodeDid: string;
+  localDomains: string[];
+  maxInFlight: number;
+  log: Logger;
+  /** Whether `domain` is served by the node `peerDid` (static route, did:web host, or DNS discovery). */
+  peerServesDomain: (peerDid: string, domain: string) => Promise<boolean>;
+  onEvent?: (event: { peerDid: string; accepted?: boolean; code?: string }) => void;
+}
+
+/** Serves one inbound relay stream until the peer ends it. Never throws; logs and counts refusals. */
+export async function serveRelayStream(conn: PeerConnection, stream: MessageStream, deps: RelayServerDeps): Promise<void> {
+  const { encode, decode } = codec();
+  const iterator = stream[Symbol.asyncIterator]();
+  let hello: RelayHello;
+  try {
+    hello = await readHello(stream, decode, iterator);
+    await checkPeerKey(deps.resolver, hello.did, conn.remotePublicKey);
+  } catch (err) {
+    deps.log.warn({ peer: conn.remoteAddress, err: (err as Error).message }, 'relay peer refused');
+    deps.onEvent?.({ peerDid: '', accepted: false, code: (err as GatewayError).code ?? 'PEER_REJECTED' });
+    stream.abort(err as Error);
+    return;
+  }
+  const log = deps.log.child({ peer: hello.did.slice(-16), transport: conn.transport });
+  await stream.send(encode({ frameId: 0, hello: { did: deps.nodeDid, domains: deps.localDomains, maxInFlight: deps.maxInFlight } }));
+  const inFlight = new Set<Promise<void>>();
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) break;
+      const frame = decode(next.value);
+      if (frame.kind !== 'envelope') continue;
+      const work = handleEnvelope(frame, hello, deps, log).then((ack) => stream.send(encode({ frameId: frame.frameId, ack })));
+      const tracked = work.catch((err: Error) => log.warn({ err: err.message }, 'relay ack not sent')).finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+      // The sender respects our window; a peer that exceeds it gets backpressure from us.
+      if (inFlight.size >= deps.maxInFlight) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    await stream.end();
+  } catch (err) {
+    log.info({ err: (err as Error).message }, 'relay stream ended abnormally');
+    stream.abort(err as Error);
+  }
+}
+
+async function handleEnvelope(frame: RelayFrameIn, hello: RelayHello, deps: RelayServerDeps, log: Logger): Promise<RelayAckFrame> {
+  try {
+    const envelope = envelopeFromWire(frame.envelope);
+    const senderDomain = frame.senderDomain.toLowerCase();
+    if (!senderDomain || !(await deps.peerServesDomain(hello.did, senderDomain))) {
+      throw new GatewayError('PEER_REJECTED', `the envelope's sender domain "${senderDomain}" is not served by the peer ${hello.did}`);
+    }
+    const webHost = /^did:web:([^:]+)/.exec(envelope.senderDid)?.[1];
+    if (webHost && decodeURIComponent(webHost).toLowerCase().split(':')[0] !== senderDomain) {
+      throw new GatewayError('PEER_REJECTED', `sender ${envelope.senderDid} is not in the domain ${senderDomain}`);
+    }
+    const accepted = await acceptEnvelope(deps, envelope, { senderAddress: '', senderDomain, fromPeer: true });
+    deps.onEvent?.({ peerDid: hello.did, accepted: true });
+    return { frameId: frame.frameId, receipt: accepted.receipt };
+  } catch (err) {
+    const code = (err as GatewayError).code ?? 'INTERNAL';
+    log.info({ code, err: (err as Error).message }, 'relayed envelope refused');
+    deps.onEvent?.({ peerDid: hello.did, accepted: false, code });
+    return { frameId: frame.frameId, error: { code, status: 0, message: code === 'INTERNAL' ? 'internal error' : (err as Error).message } };
+  }
+}
+
+/** Codes after which sending the same envelope again cannot succeed. */
+export const PERMANENT_CODES = new Set(['UNKNOWN_RECIPIENT', 'INVALID_ARGUMENT', 'TOO_LARGE', 'ENCODING', 'SIGNATURE', 'KEY_NOT_IN_DID', 'HASH_MISMATCH', 'TIME_WINDOW', 'RECIPIENTS_DIGEST', 'PEER_REJECTED', 'REPLAY', 'LIMIT']);
+
+export class RelayError extends GatewayError {
+  readonly permanent: boolean;
+  constructor(code: string, message: string) {
+    super(code, message);
+    this.permanent = PERMANENT_CODES.has(code);
+  }
+}
+
+/** The sending side of one relay stream to one peer. */
+export class RelayChannel {
+  readonly peerDid: string;
+  readonly conn: PeerConnection;
+  private readonly stream: MessageStream;
+  private readonly encode: (f: unknown) => Uint8Array;
+  private readonly pending = new Map<number, { resolve: (r: Receipt) => void; reject: (e: Error) => void }>();
+  private nextFrame = 1;
+  private window = 1;
+  private waiters: (() => void)[] = [];
+  private failure?: Error;
+  private readonly ackTimeoutMs: number;
+  readonly closed: Promise<void>;
+
+  private constructor(peerDid: string, conn: PeerConnection, stream: MessageStream, peerHello: RelayHello, iterator: AsyncIterator<Uint8Array>, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number) {
+    this.peerDid = peerDid;
+    this.ackTimeoutMs = ackTimeoutMs;
+    this.conn = conn;
+    this.stream = stream;
+    this.encode = codec().encode;
+    this.window = Math.max(1, Math.min(peerHello.maxInFlight || 1, 1024));
+    this.closed = this.readAcks(iterator, decode);
+  }
+
+  /** Opens the relay stream on an authenticated connection and exchanges hellos. */
+  static async open(conn: PeerConnection, args: { peerDid: string; nodeDid: string; domains: string[]; maxInFlight: number; resolver: DidResolver; ackTimeoutMs: number; signal?: AbortSignal }): Promise<RelayChannel> {
+    await checkPeerKey(args.resolver, args.peerDid, conn.remotePublicKey);
+    const { encode, decode } = codec();
+    const stream = await conn.openStream(RELAY_METHOD, { signal: args.signal });
+    await stream.send(encode({ frameId: 0, hello: { did: args.nodeDid, domains: args.domains, maxInFlight: args.maxInFlight } }));
+    const iterator = stream[Symbol.asyncIterator]();
+    const hello = await readHello(stream, decode, iterator);
+    if (hello.did !== args.peerDid) {
+      const err = new GatewayError('PEER_REJECTED', `the peer says it is ${hello.did}, the route names ${args.peerDid}`);
+      stream.abort(err);
+      throw err;
+    }
+    return new RelayChannel(args.peerDid, conn, stream, hello, iterator, decode, args.ackTimeoutMs);
+  }
+
+  get usable(): boolean {
+    return this.failure === undefined;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Sends one envelope; resolves with the peer's receipt once it is durable there. */
+  async send(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
+    while (this.pending.size >= this.window && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
+    if (this.failure) throw this.failure;
+    const frameId = this.nextFrame++;
+    const result = new Promise<Receipt>((resolve, reject) => this.pending.set(frameId, { resolve, reject }));
+    // A peer that stops answering (killed, partitioned, stuck) must not hold mail forever: the whole
+    // channel is failed, its messages go back to the queue and are retried on a new connection.
+    const timer = setTimeout(() => {
+      this.fail(new GatewayError('PEER_UNAVAILABLE', `${this.peerDid} did not acknowledge within ${this.ackTimeoutMs} ms`));
+    }, this.ackTimeoutMs);
+    result.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    try {
+      await this.stream.send(this.encode({ frameId, senderDomain, envelope: envelopeToWire(envelope) }), { signal });
+    } catch (err) {
+      this.pending.delete(frameId);
+      this.fail(new GatewayError('PEER_UNAVAILABLE', `relay stream to ${this.peerDid} failed: ${(err as Error).message}`));
+      throw this.failure;
+    }
+    return result;
+  }
+
+  private async readAcks(iterator: AsyncIterator<Uint8Array>, decode: (b: Uint8Array) => RelayFrameIn): Promise<void> {
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) break;
+        const frame = decode(next.value);
+        if (frame.kind !== 'ack' || !frame.ack) continue;
+        const waiter = this.pending.get(frame.ack.frameId);
+        if (!waiter) continue;
+        this.pending.delete(frame.ack.frameId);
+        if (frame.ack.error) waiter.reject(new RelayError(frame.ack.error.code, frame.ack.error.message));
+        else if (frame.ack.receipt) waiter.resolve(frame.ack.receipt);
+        else waiter.reject(new RelayError('INVALID_ARGUMENT', 'ack without receipt'));
+        this.waiters.shift()?.();
+      }
+      this.fail(new GatewayError('PEER_UNAVAILABLE', `${this.peerDid} ended the relay stream`));
+    } catch (err) {
+      this.fail(new GatewayError('PEER_UNAVAILABLE', `relay stream to ${this.peerDid} broke: ${(err as Error).message}`));
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const w of this.waiters.splice(0)) w();
+    this.stream.abort(err);
+  }
+
+  close(): void {
+    this.fail(new GatewayError('SHUTTING_DOWN', 'relay channel closed'));
+  }
+}
+

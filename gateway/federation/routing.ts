@@ -1,0 +1,129 @@
+// Where mail for a remote domain goes: static routes first (config, then `aftersmtp route add`), like
+// Postfix's transport map; otherwise DNS discovery: TXT `_aftersmtp.<domain>` names the node DID, whose
+// document gives the endpoints. Either way the peer must later prove the DID's key in the handshake.
+import { Resolver as DnsResolver } from 'node:dns/promises';
+import type { DidResolver } from '../../identity/index.ts';
+import type { Storage } from '../storage.ts';
+import { GatewayError } from '../errors.ts';
+
+const DISCOVERY_TTL_MS = 60_000;
+
+export interface Endpoint { transport: 'quic' | 'http2'; host: string; port: number }
+
+export interface Route {
+  domain: string;
+  did: string;
+  /** In preference order: QUIC first, HTTP/2 as the fallback. */
+  endpoints: Endpoint[];
+  source: 'config' | 'static' | 'dns';
+  /** Domains the peer node serves (from its DID document or the route's domain). */
+  peerDomains: string[];
+}
+
+export interface StaticRoute { domain: string; did: string; endpoint: string }
+
+/** `quic://host:port`, `relay://host:port` / `grpc://host:port` (HTTP/2) -> Endpoint. */
+export function parseEndpoint(text: string): Endpoint {
+  const m = /^(quic|relay|grpc|http2):\/\/(\[[^\]]+\]|[^:/]+):(\d{1,5})$/.exec(text.trim());
+  if (!m || Number(m[3]) > 65535) throw new GatewayError('INVALID_ARGUMENT', `"${text}" is not an endpoint (quic://host:port or relay://host:port)`);
+  return { transport: m[1] === 'quic' ? 'quic' : 'http2', host: m[2]!.replace(/^\[|\]$/g, ''), port: Number(m[3]) };
+}
+
+export function formatEndpoint(e: Endpoint): string {
+  return `${e.transport === 'quic' ? 'quic' : 'relay'}://${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
+}
+
+/** Parses `v=aftersmtp1; did=did:web:b.test` (order-free; unknown tags ignored). */
+export function parseDiscoveryRecord(text: string): string | undefined {
+  const tags = new Map(text.split(';').map((part) => {
+    const i = part.indexOf('=');
+    return [part.slice(0, i).trim().toLowerCase(), part.slice(i + 1).trim()] as [string, string];
+  }));
+  if (tags.get('v') !== 'aftersmtp1') return undefined;
+  const did = tags.get('did');
+  return did && /^did:[a-z0-9]+:\S+$/.test(did) ? did : undefined;
+}
+
+function hostPort(text: string, transport: Endpoint['transport']): Endpoint | undefined {
+  const m = /^(\[[^\]]+\]|[^:/]+):(\d{1,5})$/.exec(text);
+  return m ? { transport, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) } : undefined;
+}
+
+export interface RouterOptions {
+  storage: Storage;
+  resolver: DidResolver;
+  configRoutes: StaticRoute[];
+  /** DNS servers ("127.0.0.1:5353"); empty = the system's. */
+  dnsServers: string[];
+  localDomains: string[];
+  dnsTimeoutMs?: number;
+}
+
+export class Router {
+  private readonly opts: RouterOptions;
+  private readonly dns: DnsResolver;
+  /** Discovered routes, kept for a minute (static routes are read fresh on every lookup). */
+  private readonly discovered = new Map<string, { route: Route; at: number }>();
+
+  constructor(opts: RouterOptions) {
+    this.opts = opts;
+    this.dns = new DnsResolver({ timeout: opts.dnsTimeoutMs ?? 3000, tries: 2 });
+    if (opts.dnsServers.length) this.dns.setServers(opts.dnsServers);
+  }
+
+  isLocal(domain: string): boolean {
+    return this.opts.localDomains.includes(domain.toLowerCase());
+  }
+
+  /** Resolves the route for a remote domain; throws UNKNOWN_RECIPIENT when there is none. */
+  async route(domain: string): Promise<Route> {
+    domain = domain.toLowerCase();
+    const configured = this.opts.configRoutes.find((r) => r.domain === domain);
+    if (configured) return this.fromStatic(configured, 'config');
+    const stored = this.opts.storage.routes().find((r) => r.domain === domain);
+    if (stored) return this.fromStatic(stored, 'static');
+    const cached = this.discovered.get(domain);
+    if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.route;
+    const route = await this.discover(domain);
+    this.discovered.set(domain, { route, at: Date.now() });
+    return route;
+  }
+
+  private async fromStatic(r: StaticRoute, source: 'config' | 'static'): Promise<Route> {
+    const endpoints = r.endpoint.split(',').map(parseEndpoint);
+    let peerDomains = [r.domain];
+    try {
+      const keys = await this.opts.resolver.resolveKeys(r.did);
+      if (keys.service?.domains?.length) peerDomains = [...new Set([r.domain, ...keys.service.domains])];
+    } catch { /* the handshake will fail with a clear reason if the DID cannot be resolved */ }
+    return { domain: r.domain, did: r.did, endpoints: sortEndpoints(endpoints), source, peerDomains };
+  }
+
+  private async discover(domain: string): Promise<Route> {
+    let records: string[][];
+    try {
+      records = await this.dns.resolveTxt(`_aftersmtp.${domain}`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTFOUND' || code === 'ENODATA') {
+        throw new GatewayError('UNKNOWN_RECIPIENT', `${domain} has no AfterSMTP node (no _aftersmtp.${domain} TXT record and no route)`);
+      }
+      throw new GatewayError('DISCOVERY', `DNS lookup of _aftersmtp.${domain} failed: ${code ?? (err as Error).message}`);
+    }
+    const dids = records.map((chunks) => parseDiscoveryRecord(chunks.join(''))).filter((d): d is string => !!d);
+    if (dids.length === 0) throw new GatewayError('UNKNOWN_RECIPIENT', `_aftersmtp.${domain} holds no valid "v=aftersmtp1; did=..." record`);
+    const did = dids[0]!;
+    const keys = await this.opts.resolver.resolveKeys(did).catch((err: Error) => {
+      throw new GatewayError('DISCOVERY', `cannot resolve ${did} for ${domain}: ${err.message}`);
+    });
+    const endpoints: Endpoint[] = [];
+    if (keys.service?.quic) { const e = hostPort(keys.service.quic, 'quic'); if (e) endpoints.push(e); }
+    if (keys.service?.relay) { const e = hostPort(keys.service.relay, 'http2'); if (e) endpoints.push(e); }
+    if (endpoints.length === 0) throw new GatewayError('DISCOVERY', `${did} lists no AfterSMTP relay endpoint`);
+    return { domain, did, endpoints, source: 'dns', peerDomains: keys.service?.domains?.length ? keys.service.domains : [domain] };
+  }
+}
+
+function sortEndpoints(endpoints: Endpoint[]): Endpoint[] {
+  return [...endpoints].sort((a, b) => (a.transport === b.transport ? 0 : a.transport === 'quic' ? -1 : 1));
+}

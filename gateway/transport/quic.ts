@@ -1,0 +1,1061 @@
+/**
+ * PeerTransport over QUIC with @chainsafe/libp2p-quic, used through its public js-libp2p transport
+ * interface (`quic()` -> Transport.dial / createListener with our own minimal Upgrader; no
+ * multistream-select, no libp2p node). Wire protocol: docs/TRANSPORT.md §3.
+ *
+ * - The libp2p TLS 1.3 handshake authenticates both peers' Ed25519 keys; the peer id libp2p derives
+ *   from the peer's certificate is an identity multihash of its public key, which we decode into
+ *   `remotePublicKey`.
+ * - One QUIC bidirectional stream per RPC (first frame OPEN names the method), plus one control
+ *   stream per connection (credit, resets, pings).
+ * - The library's stream class reads eagerly into memory, so QUIC's own flow control never pushes
+ *   back on a peer whose reader stopped: we add credit-based flow control per stream (WINDOW frames).
+ * - When the connection closes, its stream muxer is aborted (otherwise its accept loop spins).
+ */
+import net from 'node:net';
+import { quic } from '@chainsafe/libp2p-quic';
+import type { QuicComponents } from '@chainsafe/libp2p-quic';
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import { defaultLogger } from '@libp2p/logger';
+import { multiaddr } from '@multiformats/multiaddr';
+import type {
+  ClearableSignal,
+  Connection,
+  Listener,
+  MultiaddrConnection,
+  Stream,
+  StreamMuxer,
+  StreamMuxerFactory,
+  Transport,
+  Upgrader,
+  UpgraderOptions,
+} from '@libp2p/interface';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import { base58btcDecode, bytesEqual } from '../../identity/index.ts';
+import {
+  ReceiveQueue,
+  SerialQueue,
+  abortPromise,
+  checkAddress,
+  checkExpectedKey,
+  checkMethod,
+  deferred,
+  raceSignal,
+  resolveIdentity,
+  resolveLimits,
+} from './common.ts';
+import type { Deferred } from './common.ts';
+import { TransportError, abortError, isTransportError, remoteResetError, wireCodeOf } from './errors.ts';
+import { FRAME_HEADER_BYTES, FrameDecoder, FrameType, MAX_CONTROL_PAYLOAD, encodeFrame, frameHeader } from './framing.ts';
+import type { Frame } from './framing.ts';
+import type {
+  DialOptions,
+  ListenOptions,
+  MessageStream,
+  OpenStreamOptions,
+  PeerAddress,
+  PeerConnection,
+  PeerTransport,
+  SendOptions,
+  TransportIdentity,
+  TransportLimits,
+} from './types.ts';
+
+/** Credit every stream direction starts with (before the receiver's first WINDOW frame). */
+export const QUIC_INITIAL_WINDOW = 65_536;
+/** Protocol version in HELLO. */
+export const QUIC_PROTOCOL_VERSION = 1;
+/** Largest single write of message bytes (keeps one stream from hogging the connection). */
+const MAX_PIECE = 256 * 1024;
+/** Messages up to this size are copied behind their header and written in one piece. */
+const COALESCE_BYTES = 64 * 1024;
+/** How long an unexplained end of a stream waits for the peer's RESET frame before it is reported. */
+const RESET_GRACE_MS = 250;
+const PING_INTERVAL_MIN_MS = 1_000;
+
+export interface QuicTransportOptions extends TransportIdentity, Partial<TransportLimits> {}
+
+const DATA_CONTROL_TYPES: ReadonlySet<number> = new Set([FrameType.OPEN, FrameType.HELLO, FrameType.END]);
+const CONTROL_TYPES: ReadonlySet<number> = new Set([FrameType.HELLO, FrameType.WINDOW, FrameType.RESET, FrameType.PING, FrameType.PONG]);
+
+// ---------------------------------------------------------------------------------------------
+// Peer identity from the libp2p peer id
+// ---------------------------------------------------------------------------------------------
+
+/** identity multihash (0x00, 36) of the libp2p PublicKey protobuf {Type: Ed25519 (1), Data: 32 bytes}. */
+const ED25519_PEER_ID_PREFIX = Uint8Array.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]);
+
+/** The raw Ed25519 public key of an authenticated libp2p peer id (base58btc), or AUTH_FAILED. */
+export function ed25519KeyFromPeerId(peerId: string): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = base58btcDecode(peerId);
+  } catch (err) {
+    throw new TransportError('AUTH_FAILED', 'peer id is not base58btc', { cause: err });
+  }
+  if (bytes.length !== ED25519_PEER_ID_PREFIX.length + 32 || !bytesEqual(bytes.subarray(0, ED25519_PEER_ID_PREFIX.length), ED25519_PEER_ID_PREFIX)) {
+    throw new TransportError('AUTH_FAILED', 'peer is not authenticated by an Ed25519 key');
+  }
+  return bytes.slice(ED25519_PEER_ID_PREFIX.length);
+}
+
+function keyFromMultiaddr(ma: Multiaddr): Uint8Array {
+  const peerId = ma.getPeerId();
+  if (peerId === null) throw new TransportError('AUTH_FAILED', 'QUIC connection carries no authenticated peer id');
+  return ed25519KeyFromPeerId(peerId);
+}
+
+function quicMultiaddr(host: string, port: number): Multiaddr {
+  const family = net.isIP(host);
+  if (family === 0) throw new TransportError('INVALID_ARGUMENT', `QUIC needs an IP address, not ${JSON.stringify(host)}`);
+  return multiaddr(`/${family === 6 ? 'ip6' : 'ip4'}/${host}/udp/${port}/quic-v1`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte channel over one libp2p stream
+// ---------------------------------------------------------------------------------------------
+
+interface ChannelHandler {
+  onFrame(frame: Frame): void;
+  /** Message bytes received so far (cumulative), after each chunk. */
+  onProgress(pos: number): void;
+  /** The readable side ended: cleanly (`err` undefined) or not; `midFrame` if it stopped inside a frame. */
+  onEnd(err: unknown, midFrame: boolean): void;
+}
+
+interface PendingWrite {
+  chunk: Uint8Array;
+  done: Deferred<void>;
+}
+
+/** Feeds the libp2p stream's sink; write() resolves once the library has written the chunk. */
+class SinkFeeder {
+  #queue: PendingWrite[] = [];
+  #wake: (() => void) | undefined;
+  #closing = false;
+  #failed: Error | undefined;
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    if (this.#closing) return Promise.reject(new TransportError('STREAM_CLOSED', 'stream already ended'));
+    const done = deferred<void>();
+    done.promise.catch(() => {});
+    this.#queue.push({ chunk, done });
+    this.#kick();
+    return done.promise;
+  }
+
+  /** Ends the source after the queued chunks (the library then sends the FIN). */
+  close(): void {
+    this.#closing = true;
+    this.#kick();
+  }
+
+  fail(err: Error): void {
+    if (this.#failed !== undefined) return;
+    this.#failed = err;
+    for (const w of this.#queue.splice(0)) w.done.reject(err);
+    this.#kick();
+  }
+
+  #kick(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  async *source(): AsyncGenerator<Uint8Array> {
+    try {
+      while (true) {
+        while (this.#queue.length === 0) {
+          if (this.#failed !== undefined || this.#closing) return;
+          await new Promise<void>((resolve) => {
+            this.#wake = resolve;
+          });
+        }
+        if (this.#failed !== undefined) return;
+        const item = this.#queue[0]!;
+        yield item.chunk;
+        // The sink asks for the next chunk only after it has written this one.
+        this.#queue.shift();
+        item.done.resolve();
+      }
+    } finally {
+      const err = this.#failed ?? new TransportError('STREAM_CLOSED', 'stream writer stopped');
+      for (const w of this.#queue.splice(0)) w.done.reject(err);
+    }
+  }
+}
+
+class FrameChannel {
+  readonly raw: Stream;
+  readonly decoder: FrameDecoder;
+  handler: ChannelHandler;
+  readonly #feeder = new SinkFeeder();
+  readonly #sinkDone: Promise<void>;
+  #reset = false;
+
+  constructor(raw: Stream, maxMessageBytes: number, handler: ChannelHandler) {
+    this.raw = raw;
+    this.handler = handler;
+    this.decoder = new FrameDecoder({ maxMessageBytes, allowedControl: DATA_CONTROL_TYPES, allowMessages: false });
+    this.#sinkDone = raw.sink(this.#feeder.source());
+    this.#sinkDone.catch((err: unknown) => this.#feeder.fail(asError(err)));
+    void this.#pump();
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    return this.#feeder.write(chunk);
+  }
+
+  /** Half-close after the queued writes; resolves when the FIN was sent. */
+  async finish(): Promise<void> {
+    this.#feeder.close();
+    await this.#sinkDone;
+  }
+
+  /** Resets both directions of the QUIC stream. Idempotent. */
+  reset(err: Error): void {
+    if (this.#reset) return;
+    this.#reset = true;
+    this.#feeder.fail(err);
+    this.raw.abort(err);
+  }
+
+  async #pump(): Promise<void> {
+    let failure: unknown;
+    try {
+      for await (const list of this.raw.source) {
+        const chunk = list.subarray();
+        this.decoder.push(chunk, (frame) => this.handler.onFrame(frame));
+        this.handler.onProgress(this.decoder.messagePos);
+      }
+    } catch (err) {
+      failure = err ?? new Error('stream source failed');
+    }
+    this.handler.onEnd(failure, this.decoder.midFrame);
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function u32(bytes: Uint8Array, off: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(off, false);
+}
+
+function encodeIdU32(type: number, id: number, value: number): Uint8Array {
+  const p = new Uint8Array(8);
+  const dv = new DataView(p.buffer);
+  dv.setUint32(0, id, false);
+  dv.setUint32(4, value, false);
+  return encodeFrame(type, p);
+}
+
+function encodeReset(id: number, code: string, message: string): Uint8Array {
+  const codeBytes = Buffer.from(code, 'ascii');
+  let msg = Buffer.from(message, 'utf8');
+  const room = MAX_CONTROL_PAYLOAD - 5 - codeBytes.length;
+  if (msg.length > room) msg = msg.subarray(0, room);
+  const p = new Uint8Array(5 + codeBytes.length + msg.length);
+  new DataView(p.buffer).setUint32(0, id, false);
+  p[4] = codeBytes.length;
+  p.set(codeBytes, 5);
+  p.set(msg, 5 + codeBytes.length);
+  return encodeFrame(FrameType.RESET, p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------------------------
+
+class QuicMessageStream implements MessageStream, ChannelHandler {
+  readonly method: string;
+  readonly id: number;
+  readonly inbound: boolean;
+  readonly #conn: QuicPeerConnection;
+  readonly #ch: FrameChannel;
+  readonly #window: number;
+  readonly #maxMessageBytes: number;
+  readonly #queue: ReceiveQueue;
+  readonly #sends = new SerialQueue();
+  /** Total message bytes the peer allows us to send (initial + its WINDOW increments). */
+  #peerAllowed = QUIC_INITIAL_WINDOW;
+  #sentPos = 0;
+  #creditWaiter: Deferred<void> | undefined;
+  /** Total message bytes we allowed the peer to send. */
+  #advertised = QUIC_INITIAL_WINDOW;
+  #localEnd: 'open' | 'ending' | 'ended' = 'open';
+  #endPromise: Promise<void> | undefined;
+  #endSeen = false;
+  #readDone = false;
+  #error: Error | undefined;
+  #resetTimer: NodeJS.Timeout | undefined;
+  readonly #failedSignal = deferred<Error>();
+  #finished = false;
+  #iterated = false;
+
+  constructor(conn: QuicPeerConnection, ch: FrameChannel, id: number, method: string, inbound: boolean, limits: TransportLimits) {
+    this.#conn = conn;
+    this.#ch = ch;
+    this.id = id;
+    this.method = method;
+    this.inbound = inbound;
+    this.#window = limits.streamWindowBytes;
+    this.#maxMessageBytes = limits.maxMessageBytes;
+    this.#queue = new ReceiveQueue((upTo) => this.#onRelease(upTo));
+    ch.handler = this;
+    ch.decoder.allowMessages = true;
+    ch.decoder.allowedControl = new Set([FrameType.END]);
+  }
+
+  /**
+   * Opener: our receive window travels in the OPEN frame. Acceptor: the peer's window came in OPEN;
+   * raise the peer's credit from the implicit initial window to ours with a WINDOW frame (the opener
+   * knows the stream id, so the control frame cannot overtake anything).
+   */
+  start(peerWindow: number | undefined): void {
+    if (peerWindow !== undefined) {
+      this.#peerAllowed = peerWindow;
+      if (this.#window > QUIC_INITIAL_WINDOW) void this.#conn.sendControl(encodeIdU32(FrameType.WINDOW, this.id, this.#window - QUIC_INITIAL_WINDOW));
+    }
+    this.#advertised = Math.max(this.#window, QUIC_INITIAL_WINDOW);
+  }
+
+  get window(): number {
+    return this.#window;
+  }
+
+  // --- receiving ---
+
+  onFrame(frame: Frame): void {
+    if (frame.type === FrameType.MESSAGE) {
+      this.#checkCredit(frame.endPos);
+      this.#queue.push(frame.payload, frame.endPos);
+    } else if (frame.type === FrameType.END) {
+      if (frame.payload.length !== 0) throw new TransportError('PROTOCOL_ERROR', 'END frame with payload');
+      this.#endSeen = true;
+      this.#ch.decoder.allowMessages = false;
+      this.#ch.decoder.allowedControl = new Set();
+      this.#queue.end();
+    } else {
+      throw new TransportError('PROTOCOL_ERROR', `unexpected frame 0x${frame.type.toString(16)} on a data stream`);
+    }
+  }
+
+  onProgress(pos: number): void {
+    this.#checkCredit(pos);
+    this.#queue.progress(pos);
+  }
+
+  onEnd(err: unknown, midFrame: boolean): void {
+    if (this.#error !== undefined) return;
+    if (isTransportError(err) && (err.code === 'MESSAGE_TOO_LARGE' || err.code === 'PROTOCOL_ERROR')) {
+      // Our decoder or a frame handler rejected what the peer sent.
+      this.#abortWith(err);
+      return;
+    }
+    if (err === undefined && this.#endSeen && !midFrame) {
+      this.#readDone = true;
+      this.#maybeFinished();
+      return;
+    }
+    // Ended without END: the peer reset the stream or the connection is going away.
+    this.#suspectReset(err);
+  }
+
+  /**
+   * The QUIC stream broke without an explanation yet: the peer's RESET frame (with its code) travels
+   * on the control stream and normally arrives at the same time; wait a moment for it (or for the
+   * connection close) before reporting a plain STREAM_RESET. Resolves with the stream's error.
+   */
+  #suspectReset(cause: unknown): Promise<Error> {
+    if (this.#error === undefined && this.#resetTimer === undefined) {
+      this.#resetTimer = setTimeout(() => {
+        this.#fail(new TransportError('STREAM_RESET', 'stream reset by the peer', { remote: true, cause }));
+        this.#ch.reset(this.#error!);
+      }, RESET_GRACE_MS);
+    }
+    return this.#failedSignal.promise;
+  }
+
+  #checkCredit(pos: number): void {
+    if (pos > this.#advertised) throw new TransportError('PROTOCOL_ERROR', 'peer exceeded its flow-control credit');
+  }
+
+  #onRelease(upTo: number): void {
+    if (this.#error !== undefined || this.#endSeen) return;
+    const target = upTo + this.#window;
+    const inc = target - this.#advertised;
+    if (inc >= this.#window / 4) {
+      this.#advertised = target;
+      this.#conn.sendControl(encodeIdU32(FrameType.WINDOW, this.id, inc));
+    }
+  }
+
+  /** WINDOW from the peer. */
+  onWindow(inc: number): void {
+    this.#peerAllowed += inc;
+    const w = this.#creditWaiter;
+    this.#creditWaiter = undefined;
+    w?.resolve();
+  }
+
+  /** RESET from the peer. */
+  onRemoteReset(code: string, message: string): void {
+    if (this.#error !== undefined) return;
+    this.#fail(remoteResetError(code, message));
+    this.#ch.reset(this.#error!);
+  }
+
+  /** The connection is gone. */
+  onConnectionClosed(err: TransportError): void {
+    if (this.#error !== undefined) return;
+    this.#fail(err);
+    this.#ch.reset(err);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.#iterated) throw new TransportError('INVALID_ARGUMENT', 'a message stream can be iterated once');
+    this.#iterated = true;
+    const queue = this.#queue;
+    return {
+      next: () => queue.next(),
+      // The reader left: the rest of what the peer sends is discarded as it arrives.
+      return: () => queue.return(),
+    };
+  }
+
+  // --- sending ---
+
+  send(message: Uint8Array, opts?: SendOptions): Promise<void> {
+    if (!(message instanceof Uint8Array)) return Promise.reject(new TransportError('INVALID_ARGUMENT', 'message must be a Uint8Array'));
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#localEnd !== 'open') return Promise.reject(new TransportError('STREAM_CLOSED', 'send after end()'));
+    if (message.length > this.#maxMessageBytes) {
+      return Promise.reject(new TransportError('MESSAGE_TOO_LARGE', `message of ${message.length} bytes exceeds the limit of ${this.#maxMessageBytes}`));
+    }
+    const signal = opts?.signal;
+    return this.#sends.run(async () => {
+      if (this.#error !== undefined) throw this.#error;
+      if (signal?.aborted) throw abortError(signal, 'send');
+      const total = FRAME_HEADER_BYTES + message.length;
+      let buf: Uint8Array | undefined;
+      if (total <= COALESCE_BYTES) buf = encodeFrame(FrameType.MESSAGE, message);
+      const header = buf === undefined ? frameHeader(FrameType.MESSAGE, message.length) : undefined;
+      let written = 0;
+      let last: Promise<void> = Promise.resolve();
+      try {
+        while (written < total) {
+          const avail = await this.#credit(signal);
+          const n = Math.min(total - written, avail, MAX_PIECE);
+          let piece: Uint8Array;
+          if (buf !== undefined) piece = buf.subarray(written, written + n);
+          else if (written === 0) {
+            // header plus the start of the payload
+            piece = new Uint8Array(n);
+            piece.set(header!.subarray(0, Math.min(n, FRAME_HEADER_BYTES)));
+            if (n > FRAME_HEADER_BYTES) piece.set(message.subarray(0, n - FRAME_HEADER_BYTES), FRAME_HEADER_BYTES);
+          } else if (written < FRAME_HEADER_BYTES) {
+            piece = new Uint8Array(n);
+            const h = Math.min(FRAME_HEADER_BYTES - written, n);
+            piece.set(header!.subarray(written, written + h));
+            if (n > h) piece.set(message.subarray(0, n - h), h);
+          } else {
+            piece = message.subarray(written - FRAME_HEADER_BYTES, written - FRAME_HEADER_BYTES + n);
+          }
+          this.#sentPos += n;
+          written += n;
+          last = this.#ch.write(piece);
+          // Keep at most one piece in the library's hands: that is where backpressure comes from.
+          await raceSignal(last, signal, 'send');
+        }
+      } catch (err) {
+        if (this.#error !== undefined) throw this.#error;
+        if (isTransportError(err, 'ABORTED')) {
+          // Our caller's signal. If part of the frame is on the wire the stream cannot continue.
+          if (written > 0) this.abort(err);
+          throw err;
+        }
+        // The write itself failed: the peer reset the stream or the connection broke.
+        throw await this.#suspectReset(err);
+      }
+    });
+  }
+
+  async #credit(signal: AbortSignal | undefined): Promise<number> {
+    while (true) {
+      if (this.#error !== undefined) throw this.#error;
+      const avail = this.#peerAllowed - this.#sentPos;
+      if (avail > 0) return avail;
+      this.#creditWaiter ??= deferred<void>();
+      await raceSignal(this.#creditWaiter.promise, signal, 'send');
+    }
+  }
+
+  end(): Promise<void> {
+    if (this.#endPromise !== undefined) return this.#endPromise;
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    this.#localEnd = 'ending';
+    this.#endPromise = this.#sends.run(async () => {
+      if (this.#error !== undefined) throw this.#error;
+      try {
+        await this.#ch.write(encodeFrame(FrameType.END, new Uint8Array(0)));
+        await this.#ch.finish();
+      } catch (err) {
+        throw this.#error ?? (await this.#suspectReset(err));
+      }
+      this.#localEnd = 'ended';
+      this.#maybeFinished();
+    });
+    this.#endPromise.catch(() => {});
+    return this.#endPromise;
+  }
+
+  abort(err: Error): void {
+    if (this.#error !== undefined || this.#finished) return;
+    this.#abortWith(err);
+  }
+
+  #abortWith(err: Error): void {
+    this.#fail(err);
+    // Tell the peer why (control stream), then reset the QUIC stream.
+    const sent = this.#conn.sendControl(encodeReset(this.id, wireCodeOf(err), err.message));
+    const timer = setTimeout(() => this.#ch.reset(err), 1_000);
+    void sent.finally(() => {
+      clearTimeout(timer);
+      this.#ch.reset(err);
+    });
+  }
+
+  #fail(err: Error): void {
+    if (this.#error !== undefined) return;
+    this.#error = err;
+    clearTimeout(this.#resetTimer);
+    this.#failedSignal.resolve(err);
+    this.#queue.fail(err);
+    const w = this.#creditWaiter;
+    this.#creditWaiter = undefined;
+    w?.reject(err);
+    w?.promise.catch(() => {});
+    this.#finish();
+  }
+
+  #maybeFinished(): void {
+    if (this.#localEnd === 'ended' && this.#readDone) this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#conn.streamFinished(this);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+// ---------------------------------------------------------------------------------------------
+
+interface ConnectionInit {
+  owner: QuicTransport;
+  maConn: MultiaddrConnection;
+  muxerFactory: StreamMuxerFactory;
+  direction: 'inbound' | 'outbound';
+  remotePublicKey: Uint8Array;
+  limits: TransportLimits;
+}
+
+class QuicPeerConnection implements PeerConnection {
+  readonly remotePublicKey: Uint8Array;
+  readonly transport = 'quic' as const;
+  readonly remoteAddress: string;
+  readonly direction: 'inbound' | 'outbound';
+  readonly closed: Promise<void>;
+  readonly #owner: QuicTransport;
+  readonly #maConn: MultiaddrConnection;
+  readonly #muxer: StreamMuxer;
+  readonly #limits: TransportLimits;
+  readonly #closedDeferred = deferred<void>();
+  readonly #streams = new Map<number, QuicMessageStream>();
+  #nextId: number;
+  #inboundOpen = 0;
+  #handler: ((method: string, stream: MessageStream) => void) | undefined;
+  #pending: QuicMessageStream[] = [];
+  #control: FrameChannel | undefined;
+  #controlBacklog: Uint8Array[] = [];
+  #controlTimer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #pingSentAt: number | undefined;
+  #pingNonce = 0n;
+  #rtt: number | undefined;
+  #isClosed = false;
+  #closeError: TransportError | undefined;
+
+  constructor(init: ConnectionInit) {
+    this.#owner = init.owner;
+    this.#maConn = init.maConn;
+    this.#limits = init.limits;
+    this.direction = init.direction;
+    this.remotePublicKey = init.remotePublicKey;
+    const addr = init.maConn.remoteAddr.nodeAddress();
+    this.remoteAddress = addr.family === 6 ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+    this.#nextId = init.direction === 'outbound' ? 1 : 2;
+    this.closed = this.#closedDeferred.promise;
+    // The library marks the connection closed by setting timeline.close (libp2p's contract for
+    // MultiaddrConnection); that is our cue to abort the muxer and fail every stream.
+    const timeline = init.maConn.timeline;
+    init.maConn.timeline = new Proxy(timeline, {
+      set: (target, prop, value) => {
+        (target as unknown as Record<string | symbol, unknown>)[prop] = value;
+        if (prop === 'close' && value !== undefined) queueMicrotask(() => this.#onClosed());
+        return true;
+      },
+    });
+    this.#muxer = init.muxerFactory.createStreamMuxer({
+      direction: init.direction,
+      onIncomingStream: (s) => this.#onIncoming(s),
+    });
+    if (init.direction === 'inbound') {
+      this.#controlTimer = setTimeout(() => {
+        if (this.#control === undefined) this.#closeWith(new TransportError('HANDSHAKE_TIMEOUT', 'peer opened no control stream'));
+      }, init.limits.handshakeTimeoutMs);
+    }
+  }
+
+  /** Dialer: open the control stream. */
+  async openControl(): Promise<void> {
+    const raw = await this.#muxer.newStream();
+    const ch = new FrameChannel(raw, this.#limits.maxMessageBytes, this.#controlHandler());
+    ch.decoder.allowedControl = CONTROL_TYPES;
+    this.#control = ch;
+    void ch.write(helloFrame()).catch((err: unknown) => this.#controlFailed(err));
+    this.#flushBacklog();
+    this.#startPings();
+  }
+
+  rtt(): number | undefined {
+    return this.#rtt;
+  }
+
+  onStream(handler: (method: string, stream: MessageStream) => void): void {
+    this.#handler = handler;
+    for (const s of this.#pending.splice(0)) handler(s.method, s);
+  }
+
+  async openStream(method: string, opts?: OpenStreamOptions): Promise<MessageStream> {
+    checkMethod(method);
+    const signal = opts?.signal;
+    if (signal?.aborted) throw abortError(signal, 'openStream');
+    if (this.#isClosed) throw this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'connection closed');
+    const opening = Promise.resolve().then(() => this.#muxer.newStream());
+    let raw: Stream;
+    try {
+      raw = await raceSignal(opening, signal, 'openStream');
+    } catch (err) {
+      opening.then((s) => s.abort(new Error('openStream aborted')), () => {});
+      if (isTransportError(err)) throw err;
+      throw this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'could not open a stream', { cause: err });
+    }
+    if (this.#isClosed) {
+      raw.abort(new Error('connection closed'));
+      throw this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'connection closed');
+    }
+    const id = this.#nextId;
+    if (id > 0xffff_fffe) {
+      raw.abort(new Error('stream ids exhausted'));
+      throw new TransportError('UNSUPPORTED', 'stream ids exhausted on this connection; reconnect');
+    }
+    this.#nextId += 2;
+    const ch = new FrameChannel(raw, this.#limits.maxMessageBytes, nullHandler);
+    const stream = new QuicMessageStream(this, ch, id, method, false, this.#limits);
+    this.#streams.set(id, stream);
+    const name = Buffer.from(method, 'utf8');
+    const open = new Uint8Array(8 + name.length);
+    const dv = new DataView(open.buffer);
+    dv.setUint32(0, id, false);
+    dv.setUint32(4, stream.window, false);
+    open.set(name, 8);
+    void ch.write(encodeFrame(FrameType.OPEN, open)).catch(() => {});
+    stream.start(undefined);
+    return stream;
+  }
+
+  async close(): Promise<void> {
+    if (!this.#isClosed) {
+      this.#closeError ??= new TransportError('CONNECTION_CLOSED', 'connection closed locally');
+      try {
+        await this.#maConn.close();
+      } catch {
+        this.#maConn.abort(this.#closeError);
+      }
+      this.#onClosed();
+    }
+    await this.closed;
+  }
+
+  /** Queue a control frame; resolves when written (or immediately if the connection is gone). */
+  sendControl(frame: Uint8Array): Promise<void> {
+    if (this.#isClosed) return Promise.resolve();
+    if (this.#control === undefined) {
+      this.#controlBacklog.push(frame);
+      return Promise.resolve();
+    }
+    return this.#control.write(frame).catch((err: unknown) => this.#controlFailed(err));
+  }
+
+  streamFinished(stream: QuicMessageStream): void {
+    if (this.#streams.get(stream.id) === stream) {
+      this.#streams.delete(stream.id);
+      if (stream.inbound) this.#inboundOpen--;
+    }
+  }
+
+  #closeWith(err: TransportError): void {
+    if (this.#isClosed) return;
+    this.#closeError ??= err;
+    this.#maConn.abort(err);
+    this.#onClosed();
+  }
+
+  #controlFailed(err: unknown): void {
+    if (!this.#isClosed) this.#closeWith(new TransportError('CONNECTION_CLOSED', 'control stream failed', { cause: err }));
+  }
+
+  #onClosed(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    const err = this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'connection closed by the peer or lost', { remote: true });
+    this.#closeError = err;
+    clearTimeout(this.#controlTimer);
+    clearInterval(this.#pingTimer);
+    // Abort the muxer: its accept loop would otherwise spin on the dead connection.
+    this.#muxer.abort(err);
+    for (const s of [...this.#streams.values()]) s.onConnectionClosed(err);
+    this.#streams.clear();
+    this.#pending = [];
+    this.#control?.reset(err);
+    this.#owner.connectionClosed(this);
+    this.#closedDeferred.resolve();
+  }
+
+  #flushBacklog(): void {
+    const backlog = this.#controlBacklog.splice(0);
+    for (const frame of backlog) void this.sendControl(frame);
+  }
+
+  #startPings(): void {
+    this.#ping();
+    const every = Math.max(PING_INTERVAL_MIN_MS, Math.floor(this.#limits.idleTimeoutMs / 3));
+    this.#pingTimer = setInterval(() => this.#ping(), every);
+    this.#pingTimer.unref();
+  }
+
+  #ping(): void {
+    if (this.#pingSentAt !== undefined && performance.now() - this.#pingSentAt < this.#limits.idleTimeoutMs) return;
+    this.#pingNonce++;
+    const p = new Uint8Array(8);
+    new DataView(p.buffer).setBigUint64(0, this.#pingNonce, false);
+    this.#pingSentAt = performance.now();
+    void this.sendControl(encodeFrame(FrameType.PING, p));
+  }
+
+  #controlHandler(): ChannelHandler {
+    return {
+      onFrame: (frame) => this.#onControlFrame(frame),
+      onProgress: () => {},
+      onEnd: (err) => {
+        if (!this.#isClosed) {
+          const code = isTransportError(err) ? err.code : 'CONNECTION_CLOSED';
+          this.#closeWith(new TransportError(code === 'PROTOCOL_ERROR' ? 'PROTOCOL_ERROR' : 'CONNECTION_CLOSED', 'control stream ended', { cause: err }));
+        }
+      },
+    };
+  }
+
+  #onControlFrame(frame: Frame): void {
+    const p = frame.payload;
+    switch (frame.type) {
+      case FrameType.HELLO:
+        if (p.length < 4 || u32(p, 0) !== QUIC_PROTOCOL_VERSION) throw new TransportError('PROTOCOL_ERROR', 'unsupported protocol version');
+        return;
+      case FrameType.WINDOW: {
+        if (p.length !== 8) throw new TransportError('PROTOCOL_ERROR', 'bad WINDOW frame');
+        this.#streams.get(u32(p, 0))?.onWindow(u32(p, 4));
+        return;
+      }
+      case FrameType.RESET: {
+        if (p.length < 5 || p.length < 5 + p[4]!) throw new TransportError('PROTOCOL_ERROR', 'bad RESET frame');
+        const codeLen = p[4]!;
+        const code = Buffer.from(p.subarray(5, 5 + codeLen)).toString('ascii');
+        const message = Buffer.from(p.subarray(5 + codeLen)).toString('utf8');
+        this.#streams.get(u32(p, 0))?.onRemoteReset(code, message);
+        return;
+      }
+      case FrameType.PING:
+        if (p.length !== 8) throw new TransportError('PROTOCOL_ERROR', 'bad PING frame');
+        void this.sendControl(encodeFrame(FrameType.PONG, p));
+        return;
+      case FrameType.PONG: {
+        if (p.length !== 8) throw new TransportError('PROTOCOL_ERROR', 'bad PONG frame');
+        const nonce = new DataView(p.buffer, p.byteOffset, 8).getBigUint64(0, false);
+        if (this.#pingSentAt !== undefined && nonce === this.#pingNonce) {
+          const sample = performance.now() - this.#pingSentAt;
+          this.#rtt = this.#rtt === undefined ? sample : this.#rtt * 0.875 + sample * 0.125;
+          this.#pingSentAt = undefined;
+        }
+        return;
+      }
+      default:
+        throw new TransportError('PROTOCOL_ERROR', `unexpected frame 0x${frame.type.toString(16)} on the control stream`);
+    }
+  }
+
+  #onIncoming(raw: Stream): void {
+    if (this.#isClosed) {
+      raw.abort(new Error('connection closed'));
+      return;
+    }
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (!settled) ch.reset(new TransportError('HANDSHAKE_TIMEOUT', 'stream sent no OPEN frame'));
+    }, this.#limits.handshakeTimeoutMs);
+    const ch: FrameChannel = new FrameChannel(raw, this.#limits.maxMessageBytes, {
+      onFrame: (frame) => {
+        settled = true;
+        clearTimeout(timer);
+        if (frame.type === FrameType.HELLO && this.direction === 'inbound' && this.#control === undefined) {
+          this.#control = ch;
+          ch.handler = this.#controlHandler();
+          ch.decoder.allowedControl = CONTROL_TYPES;
+          clearTimeout(this.#controlTimer);
+          this.#onControlFrame(frame);
+          void ch.write(helloFrame()).catch((err: unknown) => this.#controlFailed(err));
+          this.#flushBacklog();
+          this.#startPings();
+          return;
+        }
+        if (frame.type === FrameType.OPEN) {
+          this.#onOpen(ch, frame.payload);
+          return;
+        }
+        throw new TransportError('PROTOCOL_ERROR', 'stream did not start with OPEN');
+      },
+      onProgress: () => {},
+      onEnd: (err) => {
+        settled = true;
+        clearTimeout(timer);
+        if (isTransportError(err)) ch.reset(err);
+      },
+    });
+  }
+
+  #onOpen(ch: FrameChannel, p: Uint8Array): void {
+    if (p.length < 9) throw new TransportError('PROTOCOL_ERROR', 'bad OPEN frame');
+    const id = u32(p, 0);
+    const peerWindow = u32(p, 4);
+    const method = Buffer.from(p.subarray(8)).toString('utf8');
+    const peerParity = this.direction === 'inbound' ? 1 : 0;
+    if (id % 2 !== peerParity || this.#streams.has(id)) throw new TransportError('PROTOCOL_ERROR', `bad stream id ${id}`);
+    checkMethodOrProtocolError(method);
+    // QUIC's stream credit (MAX_STREAMS = maxConcurrentStreams + the control stream) is the real
+    // limit; this backstop has slack because our bookkeeping of a finished stream can lag behind
+    // the moment QUIC frees its slot.
+    if (this.#inboundOpen >= 2 * this.#limits.maxConcurrentStreams) {
+      const err = new TransportError('STREAM_REFUSED', `more than ${this.#limits.maxConcurrentStreams} concurrent streams`);
+      void this.sendControl(encodeReset(id, 'STREAM_REFUSED', err.message)).finally(() => ch.reset(err));
+      ch.handler = nullHandler;
+      return;
+    }
+    this.#inboundOpen++;
+    const stream = new QuicMessageStream(this, ch, id, method, true, this.#limits);
+    this.#streams.set(id, stream);
+    stream.start(peerWindow);
+    if (this.#handler !== undefined) this.#handler(method, stream);
+    else this.#pending.push(stream);
+  }
+}
+
+const nullHandler: ChannelHandler = { onFrame: () => {}, onProgress: () => {}, onEnd: () => {} };
+
+function helloFrame(): Uint8Array {
+  const p = new Uint8Array(4);
+  new DataView(p.buffer).setUint32(0, QUIC_PROTOCOL_VERSION, false);
+  return encodeFrame(FrameType.HELLO, p);
+}
+
+function checkMethodOrProtocolError(method: string): void {
+  try {
+    checkMethod(method);
+  } catch {
+    throw new TransportError('PROTOCOL_ERROR', 'invalid method in OPEN');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport
+// ---------------------------------------------------------------------------------------------
+
+export class QuicTransport implements PeerTransport {
+  readonly kind = 'quic' as const;
+  readonly publicKey: Uint8Array;
+  readonly limits: Readonly<TransportLimits>;
+  readonly #privateKey: Uint8Array;
+  #libp2p: Promise<Transport> | undefined;
+  #listener: Listener | undefined;
+  readonly #connections = new Set<QuicPeerConnection>();
+  #handler: ((conn: PeerConnection) => void) | undefined;
+  #pendingInbound: QuicPeerConnection[] = [];
+  #closed = false;
+  readonly #closing = new AbortController();
+
+  constructor(opts: QuicTransportOptions) {
+    const id = resolveIdentity(opts);
+    this.#privateKey = id.privateKey;
+    this.publicKey = id.publicKey;
+    this.limits = Object.freeze(resolveLimits(opts));
+  }
+
+  #transport(): Promise<Transport> {
+    this.#libp2p ??= (async () => {
+      const privateKey = await generateKeyPairFromSeed('Ed25519', this.#privateKey);
+      const factory = quic({
+        handshakeTimeout: this.limits.handshakeTimeoutMs,
+        maxIdleTimeout: this.limits.idleTimeoutMs,
+        keepAliveInterval: Math.max(500, Math.floor(this.limits.idleTimeoutMs / 3)),
+        // + the control stream
+        maxConcurrentStreamLimit: this.limits.maxConcurrentStreams + 1,
+      });
+      // @libp2p/crypto 5 types its keys with @libp2p/interface 3, the transport with 2: same runtime shape.
+      return factory({ privateKey: privateKey as unknown as QuicComponents['privateKey'], logger: defaultLogger() });
+    })();
+    return this.#libp2p;
+  }
+
+  onConnection(handler: (conn: PeerConnection) => void): void {
+    this.#handler = handler;
+    for (const c of this.#pendingInbound.splice(0)) handler(c);
+  }
+
+  async listen(opts: ListenOptions): Promise<PeerAddress> {
+    checkAddress(opts, true);
+    if (this.#closed) throw new TransportError('TRANSPORT_CLOSED', 'transport closed');
+    if (this.#listener !== undefined) throw new TransportError('INVALID_ARGUMENT', 'already listening');
+    if (opts.signal?.aborted) throw abortError(opts.signal, 'listen');
+    const ma = quicMultiaddr(opts.host, opts.port);
+    const t = await raceSignal(this.#transport(), opts.signal, 'listen');
+    const listener = t.createListener({ upgrader: this.#upgrader(undefined) });
+    this.#listener = listener;
+    try {
+      await listener.listen(ma);
+    } catch (err) {
+      this.#listener = undefined;
+      await listener.close().catch(() => {});
+      throw new TransportError('LISTEN_FAILED', `cannot listen on ${opts.host}:${opts.port}: ${asError(err).message}`, { cause: err });
+    }
+    if (opts.signal?.aborted || this.#closed) {
+      this.#listener = undefined;
+      await listener.close();
+      throw this.#closed ? new TransportError('TRANSPORT_CLOSED', 'transport closed') : abortError(opts.signal, 'listen');
+    }
+    const bound = listener.getAddrs()[0]?.nodeAddress();
+    if (bound === undefined) throw new TransportError('LISTEN_FAILED', 'listener has no address');
+    return { host: bound.address, port: bound.port };
+  }
+
+  async dial(addr: PeerAddress, opts: DialOptions = {}): Promise<PeerConnection> {
+    checkAddress(addr, false);
+    checkExpectedKey(opts.expectedPeerKey);
+    if (this.#closed) throw new TransportError('TRANSPORT_CLOSED', 'transport closed');
+    if (opts.signal?.aborted) throw abortError(opts.signal, 'dial');
+    const ma = quicMultiaddr(addr.host, addr.port);
+    const timeoutMs = opts.timeoutMs ?? this.limits.handshakeTimeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signals = [timeout, this.#closing.signal];
+    if (opts.signal !== undefined) signals.push(opts.signal);
+    const signal = AbortSignal.any(signals);
+    const state: DialState = { cancelled: false, expectedPeerKey: opts.expectedPeerKey };
+    const abort = abortPromise(signal, 'dial');
+    let dialing: Promise<Connection> | undefined;
+    try {
+      const t = await Promise.race([this.#transport(), abort.promise]);
+      dialing = t.dial(ma, { upgrader: this.#upgrader(state), signal });
+      const conn = (await Promise.race([dialing, abort.promise])) as unknown as QuicPeerConnection;
+      return conn;
+    } catch (err) {
+      state.cancelled = true;
+      // A dial the library completes after we gave up must not leak a connection.
+      dialing?.then((c) => void (c as unknown as QuicPeerConnection).close(), () => {});
+      if (isTransportError(err) && err.code !== 'ABORTED') throw err;
+      if (this.#closing.signal.aborted) throw new TransportError('TRANSPORT_CLOSED', 'transport closed during dial');
+      if (opts.signal?.aborted) throw abortError(opts.signal, 'dial');
+      if (timeout.aborted) throw new TransportError('DIAL_TIMEOUT', `QUIC dial to ${addr.host}:${addr.port} timed out after ${timeoutMs} ms`);
+      throw new TransportError('DIAL_FAILED', `QUIC dial to ${addr.host}:${addr.port} failed: ${asError(err).message}`, { cause: err });
+    } finally {
+      abort.cleanup();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#closing.abort(new TransportError('TRANSPORT_CLOSED', 'transport closed'));
+      const listener = this.#listener;
+      this.#listener = undefined;
+      await listener?.close().catch(() => {});
+    }
+    await Promise.all([...this.#connections].map((c) => c.close()));
+    this.#pendingInbound = [];
+  }
+
+  connectionClosed(conn: QuicPeerConnection): void {
+    this.#connections.delete(conn);
+    const i = this.#pendingInbound.indexOf(conn);
+    if (i >= 0) this.#pendingInbound.splice(i, 1);
+  }
+
+  #upgrader(dial: DialState | undefined): Upgrader {
+    const make = (maConn: MultiaddrConnection, opts: UpgraderOptions | undefined, direction: 'inbound' | 'outbound'): QuicPeerConnection => {
+      if (this.#closed) throw new TransportError('TRANSPORT_CLOSED', 'transport closed');
+      if (dial?.cancelled) throw new TransportError('ABORTED', 'dial cancelled');
+      const muxerFactory = opts?.muxerFactory;
+      if (muxerFactory === undefined) throw new TransportError('PROTOCOL_ERROR', 'QUIC connection without stream muxer');
+      const remotePublicKey = keyFromMultiaddr(maConn.remoteAddr);
+      if (dial?.expectedPeerKey !== undefined && !bytesEqual(dial.expectedPeerKey, remotePublicKey)) {
+        throw new TransportError('PEER_KEY_MISMATCH', 'the peer authenticated with a different Ed25519 key than expected');
+      }
+      const conn = new QuicPeerConnection({ owner: this, maConn, muxerFactory, direction, remotePublicKey, limits: this.limits });
+      this.#connections.add(conn);
+      return conn;
+    };
+    return {
+      upgradeOutbound: async (maConn, opts) => {
+        const conn = make(maConn, opts, 'outbound');
+        try {
+          await conn.openControl();
+        } catch (err) {
+          await conn.close();
+          throw new TransportError('DIAL_FAILED', 'could not open the control stream', { cause: err });
+        }
+        // The library's contract returns a libp2p Connection; our dial() is its only consumer.
+        return conn as unknown as Connection;
+      },
+      upgradeInbound: async (maConn, opts) => {
+        const conn = make(maConn, opts, 'inbound');
+        if (this.#handler !== undefined) this.#handler(conn);
+        else this.#pendingInbound.push(conn);
+      },
+      createInboundAbortSignal: (signal: AbortSignal): ClearableSignal => {
+        const s = AbortSignal.any([signal, AbortSignal.timeout(this.limits.handshakeTimeoutMs)]);
+        return Object.assign(s, { clear: () => {} });
+      },
+      getStreamMuxers: () => new Map(),
+      getConnectionEncrypters: () => new Map(),
+    };
+  }
+}
+
+interface DialState {
+  cancelled: boolean;
+  expectedPeerKey: Uint8Array | undefined;
+}

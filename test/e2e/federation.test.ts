@@ -1,0 +1,209 @@
+// Federation between real nodes (separate processes) on loopback: QUIC with HTTP/2 fallback, static
+// routes and DNS discovery, DID-bound peers, store-and-forward with retries, failure notices.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
+import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
+
+const FAST_RETRY = { AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200', AFTERSMTP_FEDERATION__RETRY__MAX_MS: '1000', AFTERSMTP_FEDERATION__ACK_TIMEOUT_MS: '2000', AFTERSMTP_FEDERATION__DIAL_TIMEOUT_MS: '1500', AFTERSMTP_LOG__LEVEL: 'warn' };
+
+interface TestNode { name: string; domain: string; data: string; did: string; proc?: RunningNode; env: NodeJS.ProcessEnv }
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('federation between two nodes', { timeout: 120_000 }, () => {
+  const dir = tempDir();
+  const nodes: Record<string, TestNode> = {};
+  let dns: TestDnsServer;
+
+  async function makeNode(name: string, domain: string, method: 'key' | 'web' = 'key', env: NodeJS.ProcessEnv = {}): Promise<TestNode> {
+    const data = join(dir.path, name);
+    const init = await runCli(['init', '--data', data, '--domain', domain, '--did-method', method, '--grpc-port', '0', '--json']);
+    expect(init.code, init.stderr).toBe(0);
+    const node: TestNode = { name, domain, data, did: JSON.parse(init.stdout).did, env: { ...FAST_RETRY, ...env } };
+    nodes[name] = node;
+    return node;
+  }
+  async function start(node: TestNode): Promise<RunningNode> {
+    node.proc = await startNodeProcess(node.data, node.env);
+    return node.proc;
+  }
+  async function cli(args: string[]) {
+    const r = await runCli([...args, '--json']);
+    expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(0);
+    return r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  }
+  const profile = (name: string) => join(dir.path, `${name}.json`);
+  async function receive(name: string, node: TestNode, count: number): Promise<ReceivedMessage[]> {
+    const p = readProfile(profile(name));
+    const clients = connect(p, node.proc!.ready.grpc);
+    const got: ReceivedMessage[] = [];
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 20_000);
+    await subscribe(p, clients, profileResolver(p), { count, signal: controller.signal, onMessage: (m) => { got.push(m); } });
+    clearTimeout(timer);
+    clients.close();
+    return got;
+  }
+  async function queue(node: TestNode) {
+    return (await cli(['queue', 'list', '--data', node.data])) as { messageId: string; recipient: string; state: string; lastError: string; attempts: number }[];
+  }
+
+  beforeAll(async () => {
+    dns = await startDnsServer();
+    const a = await makeNode('a', 'a.test');
+    const b = await makeNode('b', 'b.test');
+    await start(a);
+    await start(b);
+    expect(a.proc!.ready).toMatchObject({ quic: expect.stringMatching(/^127\.0\.0\.1:\d+$/), relay: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+    await cli(['route', 'add', 'b.test', '--did', b.did, '--endpoint', `quic://${b.proc!.ready.quic},relay://${b.proc!.ready.relay}`, '--data', a.data]);
+    await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic},relay://${a.proc!.ready.relay}`, '--data', b.data]);
+    await cli(['mailbox', 'add', 'alice@a.test', '--data', a.data, '--profile', profile('alice')]);
+    await cli(['mailbox', 'add', 'bob@b.test', '--data', b.data, '--profile', profile('bob')]);
+  });
+
+  afterAll(async () => {
+    for (const n of Object.values(nodes)) {
+      n.proc?.child.kill('SIGTERM');
+      await n.proc?.exited;
+    }
+    await dns?.close();
+    dir.cleanup();
+  });
+
+  it('relays alice@a.test -> bob@b.test over QUIC; bob verifies; A records the receipt', async () => {
+    const a = nodes.a!;
+    const b = nodes.b!;
+    const sent = await cli(['send', '--profile', profile('alice'), '--node', a.proc!.ready.grpc, '--to', 'bob@b.test', '--subject', 'over quic', '--body', 'hello from a']);
+    expect(sent.queuedRemote).toEqual(['bob@b.test']);
+    const got = await receive('bob', b, 1);
+    expect(got[0]!.messageId).toBe(sent.messageId);
+    expect(got[0]!.verified, got[0]!.reason).toBe(true);
+    expect(got[0]!.from).toBe('alice@a.test');
+    const items = await until('delivered state', async () => (await queue(a)).find((i) => i.messageId === sent.messageId && i.state === 'delivered'));
+    expect(items.recipient).toBe('bob@b.test');
+    const peers = (await cli(['peers', '--data', a.data])) as { domain: string; transport: string; did: string; rttMs: number }[];
+    const peer = peers.find((p) => p.domain === 'b.test')!;
+    expect(peer.transport).toBe('quic');
+    expect(peer.did).toBe(b.did);
+    expect(peer.rttMs).toBeGreaterThan(0);
+  });
+
+  it('queues while the peer is down and delivers exactly once when it is back', async () => {
+    const a = nodes.a!;
+    const b = nodes.b!;
+    b.proc!.child.kill('SIGKILL');
+    await b.proc!.exited;
+    // With B down its node cannot be asked for bob's DID: the app uses the DID it already knows.
+    const alice = readProfile(profile('alice'));
+    const clients = connect(alice, a.proc!.ready.grpc);
+    const knownDids = { 'bob@b.test': readProfile(profile('bob')).did };
+    const sealed = await sealFor(alice, clients, profileResolver(alice), { to: ['bob@b.test'], subject: 'while down', text: 'queued', knownDids });
+    const reply = await submit(clients, sealed.envelope);
+    expect(reply.queuedRemote).toEqual(['bob@b.test']);
+    const messageId = Buffer.from(reply.messageId).toString('hex');
+    clients.close();
+    const deferred = await until('a deferred attempt', async () => (await queue(a)).find((i) => i.messageId === messageId && i.state === 'deferred' && i.attempts >= 1));
+    expect(deferred.lastError).toMatch(/PEER_UNAVAILABLE|cannot reach/);
+    // B's QUIC and relay ports change on restart: update the route (like an operator would).
+    await start(b);
+    await cli(['route', 'add', 'b.test', '--did', b.did, '--endpoint', `quic://${b.proc!.ready.quic},relay://${b.proc!.ready.relay}`, '--data', a.data]);
+    await until('delivery after restart', async () => (await queue(a)).find((i) => i.messageId === messageId && i.state === 'delivered'));
+    const got = await receive('bob', b, 1);
+    expect(got.map((m) => m.messageId)).toEqual([messageId]);
+  });
+
+  it('falls back to HTTP/2 when QUIC is unreachable', async () => {
+    const a = nodes.a!;
+    const b = nodes.b!;
+    await cli(['route', 'add', 'b.test', '--did', b.did, '--endpoint', `quic://127.0.0.1:9,relay://${b.proc!.ready.relay}`, '--data', a.data]);
+    // A new connection is needed for the new route: restart A's view by restarting A.
+    a.proc!.child.kill('SIGTERM');
+    await a.proc!.exited;
+    await start(a);
+    await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic},relay://${a.proc!.ready.relay}`, '--data', b.data]);
+    const sent = await cli(['send', '--profile', profile('alice'), '--node', a.proc!.ready.grpc, '--to', 'bob@b.test', '--subject', 'over h2', '--body', 'fallback']);
+    const got = await receive('bob', b, 1);
+    expect(got[0]!.messageId).toBe(sent.messageId);
+    expect(got[0]!.verified).toBe(true);
+    const peers = (await cli(['peers', '--data', a.data])) as { domain: string; transport: string }[];
+    expect(peers.find((p) => p.domain === 'b.test')!.transport).toBe('http2');
+  });
+
+  it('refuses a peer whose transport key is not in its DID document, and notifies the sender', async () => {
+    const a = nodes.a!;
+    const b = nodes.b!;
+    const impostor = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK';
+    await cli(['route', 'add', 'c.test', '--did', impostor, '--endpoint', `relay://${b.proc!.ready.relay}`, '--data', a.data]);
+    const alice = readProfile(profile('alice'));
+    const clients = connect(alice, a.proc!.ready.grpc);
+    const resolver = profileResolver(alice);
+    // The impostor cannot be asked for carol's DID; seal to a DID the app knows (bob's keys).
+    const knownDids = { 'carol@c.test': readProfile(profile('bob')).did };
+    const sealed = await sealFor(alice, clients, resolver, { to: ['carol@c.test'], subject: 'to impostor', text: 'x', knownDids });
+    const reply = await submit(clients, sealed.envelope);
+    clients.close();
+    const id = Buffer.from(reply.messageId).toString('hex');
+    const failed = await until('failure', async () => (await queue(a)).find((i) => i.messageId === id && i.state === 'failed'));
+    expect(failed.lastError).toMatch(/PEER_REJECTED.*not in .*DID document/);
+    const notice = await receive('alice', a, 1);
+    expect(notice[0]!.from).toBe('postmaster@a.test');
+    expect(notice[0]!.subject).toMatch(/Delivery Status Notification/);
+    expect(notice[0]!.verified).toBe(true);
+    expect(Buffer.from(notice[0]!.body!).toString()).toContain('carol@c.test');
+  });
+
+  it("refuses an envelope whose sender domain is not the peer's", async () => {
+    const a = nodes.a!;
+    const b = nodes.b!;
+    await cli(['route', 'remove', 'a.test', '--data', b.data]); // B no longer knows A serves a.test
+    const sent = await cli(['send', '--profile', profile('alice'), '--node', a.proc!.ready.grpc, '--to', 'bob@b.test', '--subject', 'spoof?', '--body', 'x']);
+    const failed = await until('refusal', async () => (await queue(a)).find((i) => i.messageId === sent.messageId && i.state === 'failed'));
+    expect(failed.lastError).toMatch(/PEER_REJECTED.*sender domain/);
+    await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic},relay://${a.proc!.ready.relay}`, '--data', b.data]);
+    // The refusal notice reaches alice.
+    const notice = await receive('alice', a, 1);
+    expect(notice[0]!.subject).toMatch(/Delivery Status Notification/);
+  });
+
+  it('discovers a did:web node through DNS and its DID document over HTTPS', async () => {
+    const c = await makeNode('c', 'c.test', 'web');
+    const cProc = await start(c);
+    // c.test's node is found by DNS; its did:web document (served by C over HTTPS) names the endpoints.
+    dns.set([{ type: 'TXT', name: '_aftersmtp.c.test', data: `v=aftersmtp1; did=${c.did}` }]);
+    const a = nodes.a!;
+    a.proc!.child.kill('SIGTERM');
+    await a.proc!.exited;
+    a.env = {
+      ...a.env,
+      AFTERSMTP_FEDERATION__DNS_SERVERS: JSON.stringify([dns.address]),
+      AFTERSMTP_IDENTITY__DID_WEB_HOSTS: JSON.stringify({ 'c.test': cProc.ready.http }),
+      AFTERSMTP_IDENTITY__CA_FILES: JSON.stringify([join(c.data, 'tls/ca.crt')]),
+    };
+    await start(a);
+    await cli(['route', 'remove', 'c.test', '--data', a.data]);
+    // C learns A by a static route (A is did:key: nothing to discover).
+    await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic}`, '--data', c.data]);
+    await cli(['mailbox', 'add', 'carol@c.test', '--data', c.data, '--profile', profile('carol')]);
+    const sent = await cli(['send', '--profile', profile('alice'), '--node', a.proc!.ready.grpc, '--to', 'carol@c.test', '--subject', 'found you', '--body', 'via dns']);
+    expect(dns.queries).toContain('TXT _aftersmtp.c.test');
+    const state = await until('relay to c.test', async () => (await queue(a)).find((i) => i.messageId === sent.messageId && i.state !== 'queued'));
+    expect(state.state, `${state.lastError}\n${a.proc!.stderr().slice(-3000)}`).toBe('delivered');
+    const got = await receive('carol', c, 1);
+    expect(got[0]!.messageId).toBe(sent.messageId);
+    expect(got[0]!.verified, got[0]!.reason).toBe(true);
+    const peers = (await cli(['peers', '--data', a.data])) as { domain: string; source: string }[];
+    expect(peers.find((p) => p.domain === 'c.test')!.source).toBe('dns');
+    expect(readFileSync(join(c.data, 'config.yaml'), 'utf8')).toContain('didMethod: web');
+  });
+});
