@@ -14,6 +14,9 @@ import type { IdentityClient as _aftersmtp_v1_IdentityClient, IdentityDefinition
 import type { LedgerStatusReply as _aftersmtp_v1_LedgerStatusReply, LedgerStatusReply__Output as _aftersmtp_v1_LedgerStatusReply__Output } from './aftersmtp/v1/LedgerStatusReply.ts';
 import type { LedgerStatusRequest as _aftersmtp_v1_LedgerStatusRequest, LedgerStatusRequest__Output as _aftersmtp_v1_LedgerStatusRequest__Output } from './aftersmtp/v1/LedgerStatusRequest.ts';
 import type { MailboxClient as _aftersmtp_v1_MailboxClient, MailboxDefinition as _aftersmtp_v1_MailboxDefinition } from './aftersmtp/v1/Mailbox.ts';
+import type { Peer as _aftersmtp_v1_Peer, Peer__Output as _aftersmtp_v1_Peer__Output } from './aftersmtp/v1/Peer.ts';
+import type { PeersReply as _aftersmtp_v1_PeersReply, PeersReply__Output as _aftersmtp_v1_PeersReply__Output } from './aftersmtp/v1/PeersReply.ts';
+import type { PeersRequest as _aftersmtp_v1_PeersRequest, PeersRequest__Output as _aftersmtp_v1_PeersRequest__Output } from './aftersmtp/v1/PeersRequest.ts';
 import type { ProofBundle as _aftersmtp_v1_ProofBundle, ProofBundle__Output as _aftersmtp_v1_ProofBundle__Output } from './aftersmtp/v1/ProofBundle.ts';
 import type { ProvenanceClient as _aftersmtp_v1_ProvenanceClient, ProvenanceDefinition as _aftersmtp_v1_ProvenanceDefinition } from './aftersmtp/v1/Provenance.ts';
 import type { PublishReply as _aftersmtp_v1_PublishReply, PublishReply__Output as _aftersmtp_v1_PublishReply__Output } from './aftersmtp/v1/PublishReply.ts';
@@ -28,6 +31,7 @@ import type { RecipientKey as _aftersmtp_v1_RecipientKey, RecipientKey__Output a
 import type { RelayClient as _aftersmtp_v1_RelayClient, RelayDefinition as _aftersmtp_v1_RelayDefinition } from './aftersmtp/v1/Relay.ts';
 import type { RelayAck as _aftersmtp_v1_RelayAck, RelayAck__Output as _aftersmtp_v1_RelayAck__Output } from './aftersmtp/v1/RelayAck.ts';
 import type { RelayFrame as _aftersmtp_v1_RelayFrame, RelayFrame__Output as _aftersmtp_v1_RelayFrame__Output } from './aftersmtp/v1/RelayFrame.ts';
+import type { RelayHello as _aftersmtp_v1_RelayHello, RelayHello__Output as _aftersmtp_v1_RelayHello__Output } from './aftersmtp/v1/RelayHello.ts';
 import type { ResolveReply as _aftersmtp_v1_ResolveReply, ResolveReply__Output as _aftersmtp_v1_ResolveReply__Output } from './aftersmtp/v1/ResolveReply.ts';
 import type { ResolveRequest as _aftersmtp_v1_ResolveRequest, ResolveRequest__Output as _aftersmtp_v1_ResolveRequest__Output } from './aftersmtp/v1/ResolveRequest.ts';
 import type { StatusReply as _aftersmtp_v1_StatusReply, StatusReply__Output as _aftersmtp_v1_StatusReply__Output } from './aftersmtp/v1/StatusReply.ts';
@@ -63,6 +67,9 @@ export interface ProtoGrpcType {
       LedgerStatusReply: MessageTypeDefinition<_aftersmtp_v1_LedgerStatusReply, _aftersmtp_v1_LedgerStatusReply__Output>
       LedgerStatusRequest: MessageTypeDefinition<_aftersmtp_v1_LedgerStatusRequest, _aftersmtp_v1_LedgerStatusRequest__Output>
       Mailbox: SubtypeConstructor<typeof grpc.Client, _aftersmtp_v1_MailboxClient> & { service: _aftersmtp_v1_MailboxDefinition }
+      Peer: MessageTypeDefinition<_aftersmtp_v1_Peer, _aftersmtp_v1_Peer__Output>
+      PeersReply: MessageTypeDefinition<_aftersmtp_v1_PeersReply, _aftersmtp_v1_PeersReply__Output>
+      PeersRequest: MessageTypeDefinition<_aftersmtp_v1_PeersRequest, _aftersmtp_v1_PeersRequest__Output>
       ProofBundle: MessageTypeDefinition<_aftersmtp_v1_ProofBundle, _aftersmtp_v1_ProofBundle__Output>
       Provenance: SubtypeConstructor<typeof grpc.Client, _aftersmtp_v1_ProvenanceClient> & { service: _aftersmtp_v1_ProvenanceDefinition }
       PublishReply: MessageTypeDefinition<_aftersmtp_v1_PublishReply, _aftersmtp_v1_PublishReply__Output>
@@ -77,6 +84,7 @@ export interface ProtoGrpcType {
       Relay: SubtypeConstructor<typeof grpc.Client, _aftersmtp_v1_RelayClient> & { service: _aftersmtp_v1_RelayDefinition }
       RelayAck: MessageTypeDefinition<_aftersmtp_v1_RelayAck, _aftersmtp_v1_RelayAck__Output>
       RelayFrame: MessageTypeDefinition<_aftersmtp_v1_RelayFrame, _aftersmtp_v1_RelayFrame__Output>
+      RelayHello: MessageTypeDefinition<_aftersmtp_v1_RelayHello, _aftersmtp_v1_RelayHello__Output>
       ResolveReply: MessageTypeDefinition<_aftersmtp_v1_ResolveReply, _aftersmtp_v1_ResolveReply__Output>
       ResolveRequest: MessageTypeDefinition<_aftersmtp_v1_ResolveRequest, _aftersmtp_v1_ResolveRequest__Output>
       StatusReply: MessageTypeDefinition<_aftersmtp_v1_StatusReply, _aftersmtp_v1_StatusReply__Output>
