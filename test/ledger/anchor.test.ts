@@ -418,7 +418,7 @@ describe('Substrate anchoring on a real chain (chopsticks)', () => {
     expect(await nonceOf(chain.endpoint, poor.publicKey)).toBe(0);
   });
 
-  it('anchors once per interval whatever the growth: 1 vs 100 entries per tick give the same count', async () => {
+  it('anchors at most once per interval whatever the growth: 1 vs 100 entries per tick', async () => {
     const intervalMs = 2000;
     const intervals = 2.5; // ticks at 0, 1, 2 intervals -> 3 anchors
     const counts: number[] = [];
@@ -433,11 +433,14 @@ describe('Substrate anchoring on a real chain (chopsticks)', () => {
         source: () => ({ size, root: rootOf(size) }),
         onAnchored: (r) => anchored.push(r),
       });
+      let elapsedMs = 0;
       try {
+        const startedAt = Date.now();
         a.start();
         await new Promise((r) => setTimeout(r, intervalMs * intervals));
         await waitFor(() => !a.status().anchoring, 10_000, 'the last anchor to finish');
         await a.stop();
+        elapsedMs = Date.now() - startedAt;
       } finally {
         clearInterval(grow);
         await a.stop();
@@ -446,9 +449,13 @@ describe('Substrate anchoring on a real chain (chopsticks)', () => {
       expect(onChain).toBe(anchored.length);
       // Sizes anchored are strictly increasing and reflect the growth rate.
       for (let i = 1; i < anchored.length; i++) expect(anchored[i]!.size).toBeGreaterThan(anchored[i - 1]!.size + perTick * 10);
+      // At most one extrinsic per interval (plus the one at start), whatever the growth rate. Under a
+      // loaded machine an anchor can finish late, so the bound uses the time the run really took.
+      expect(onChain).toBeGreaterThanOrEqual(2);
+      expect(onChain).toBeLessThanOrEqual(Math.floor(elapsedMs / intervalMs) + 1);
       counts.push(onChain);
     }
-    expect(counts).toEqual([3, 3]);
+    expect(Math.abs(counts[0]! - counts[1]!)).toBeLessThanOrEqual(1);
   });
 
   it('keeps the source growing through an outage, retries with backoff, then covers everything in one extrinsic', async () => {
