@@ -69,6 +69,9 @@ export const QUIC_PROTOCOL_VERSION = 1;
 const MAX_PIECE = 256 * 1024;
 /** Messages up to this size are copied behind their header and written in one piece. */
 const COALESCE_BYTES = 64 * 1024;
+/** Queued small writes are merged up to this size. */
+const COALESCE_WRITE_BYTES = 64 * 1024;
+const COALESCE_ON = process.env.NOCO !== '1';
 /** How long an unexplained end of a stream waits for the peer's RESET frame before it is reported. */
 const RESET_GRACE_MS = 250;
 const PING_INTERVAL_MIN_MS = 1_000;
@@ -174,11 +177,27 @@ class SinkFeeder {
           });
         }
         if (this.#failed !== undefined) return;
-        const item = this.#queue[0]!;
-        yield item.chunk;
+        // Coalesce small queued chunks into one write (frames of many streams' control traffic,
+        // OPEN + first message, END, ...): native writes are the expensive part.
+        let n = 1;
+        let bytes = this.#queue[0]!.chunk.length;
+        while (COALESCE_ON && n < this.#queue.length && bytes + this.#queue[n]!.chunk.length <= COALESCE_WRITE_BYTES) {
+          bytes += this.#queue[n]!.chunk.length;
+          n++;
+        }
+        let chunk: Uint8Array;
+        if (n === 1) chunk = this.#queue[0]!.chunk;
+        else {
+          chunk = new Uint8Array(bytes);
+          let off = 0;
+          for (let i = 0; i < n; i++) {
+            chunk.set(this.#queue[i]!.chunk, off);
+            off += this.#queue[i]!.chunk.length;
+          }
+        }
+        yield chunk;
         // The sink asks for the next chunk only after it has written this one.
-        this.#queue.shift();
-        item.done.resolve();
+        for (const item of this.#queue.splice(0, n)) item.done.resolve();
       }
     } finally {
       const err = this.#failed ?? new TransportError('STREAM_CLOSED', 'stream writer stopped');

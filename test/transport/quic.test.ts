@@ -1,0 +1,4 @@
+import { transportConformance } from './conformance.ts';
+import { quicFactory } from './factories.ts';
+
+transportConformance('quic', quicFactory);
