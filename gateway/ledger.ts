@@ -9,16 +9,7 @@ import { WalSyncer } from './wal-sync.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 
 /** The latest anchor of this log on a chain, as the anchoring service records it. */
-export interface AnchorState {
-  size: number;
-  checkpointNote: string;
-  genesisHash: string;
-  blockHash: string;
-  blockNumber: number;
-  extrinsicIndex: number;
-  signerPublicKey: string;
-  endpoint?: string;
-}
+export type AnchorState = Omit<AnchorReference, 'checkpoint' | 'consistency'> & { size: number; checkpointNote: string };
 
 export interface NodeLedgerOptions {
   file: string;
