@@ -1,0 +1,460 @@
+// npm run bench:federation (node_modules/.bin/node bench/federation.ts) — the federation hop between two
+// nodes (a.test, b.test), separate processes on 127.0.0.1, each with its own data directory.
+// alice@a.test's app seals 2 KB and 50 KB messages to bob@b.test BEFORE timing, then submits them to A
+// with CONCURRENCY calls in flight; A stores each durably, relays it to B (QUIC, then in a second pass
+// HTTP/2 only), B stores it durably and pushes it to bob's subscriber, which acks it. Figures: msgs/s
+// from the first submit to the last arrival at bob's subscriber, per-message latency submit -> arrival
+// (p50/p99), the RSS of both node processes sampled during the run, and next to them, from the same
+// run, Postfix's durable acceptance rate with `smtp-source -s 10 -m N` (bench/federation-postfix.ts).
+// Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type * as grpc from '@grpc/grpc-js';
+import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
+import type { Delivery__Output, Envelope } from '../proto/index.ts';
+import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance } from './federation-postfix.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const CLI = join(ROOT, 'bin', 'aftersmtp.js');
+const num = (name: string, dflt: number) => { const v = Number(process.env[name]); return Number.isFinite(v) && v > 0 ? v : dflt; };
+
+const SIZES = [
+  { label: '2 KB', bytes: 2 * 1024, count: num('BENCH_COUNT_2K', 1000) },
+  { label: '50 KB', bytes: 50 * 1024, count: num('BENCH_COUNT_50K', 400) },
+];
+const TRANSPORTS = (process.env.BENCH_TRANSPORTS ?? 'quic,http2').split(',').map((t) => t.trim()).filter((t): t is 'quic' | 'http2' => t === 'quic' || t === 'http2');
+const CONCURRENCY = num('BENCH_CONCURRENCY', 32);
+const WARMUP = num('BENCH_WARMUP', 100);
+const RUN_LIMIT_MS = num('BENCH_RUN_LIMIT_MS', 40_000);
+const POSTFIX_SESSIONS = 10;
+const POSTFIX_RUNS = num('BENCH_POSTFIX_RUNS', 3);
+const POSTFIX_LIMIT_MS = 90_000;
+const RSS_TARGET_MB = 300;
+const SAMPLE_VERIFY = 8;
+const NODE_ENV = { AFTERSMTP_LOG__LEVEL: process.env.AFTERSMTP_LOG__LEVEL ?? 'warn' };
+
+// --- processes ------------------------------------------------------------------------------------
+
+interface RunningNode { name: string; child: ChildProcess; ready: { grpc: string; quic: string; relay: string; did: string }; stderrTail: () => string; exited: Promise<void> }
+
+const children = new Set<ChildProcess>();
+
+function startNode(name: string, dataDir: string): Promise<RunningNode> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [CLI, 'start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let tail = '';
+    child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });
+    const exited = new Promise<void>((r) => child.on('exit', () => { children.delete(child); r(); }));
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`node ${name} not ready within 30 s\n${tail}`)); }, 30_000);
+    void exited.then(() => { clearTimeout(timer); reject(new Error(`node ${name} exited before ready\n${tail}`)); });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const m = JSON.parse(line);
+        if (m.event === 'ready') { clearTimeout(timer); resolve({ name, child, ready: m, stderrTail: () => tail, exited }); }
+      } catch { /* not JSON */ }
+    });
+  });
+}
+
+async function stopNode(node: RunningNode | undefined): Promise<void> {
+  if (!node || node.child.exitCode !== null || node.child.signalCode !== null) return;
+  node.child.kill('SIGTERM');
+  const timer = setTimeout(() => node.child.kill('SIGKILL'), 10_000);
+  await node.exited;
+  clearTimeout(timer);
+}
+
+/** `aftersmtp ARGS --json`, bounded; returns the parsed JSON output. */
+function cli(args: string[]): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [CLI, ...args, '--json'], { env: { ...process.env, ...NODE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => { stdout += d; });
+    child.stderr!.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      if (code !== 0) { reject(new Error(`aftersmtp ${args.join(' ')} -> ${code}\n${stderr}`)); return; }
+      try { resolve(stdout.trim() ? JSON.parse(stdout) : undefined); } catch { reject(new Error(`aftersmtp ${args.join(' ')}: not JSON: ${stdout}`)); }
+    });
+  });
+}
+
+// --- measurements ---------------------------------------------------------------------------------
+
+const CLK_TCK = 100;
+
+function rssMb(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch { return NaN; }
+}
+
+/** utime + stime of a process in seconds (from /proc/PID/stat). */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch { return NaN; }
+}
+
+/** Samples the RSS of the current nodes every 200 ms; keeps the maximum per node name and per window. */
+class RssSampler {
+  readonly overall: Record<string, number> = {};
+  window: Record<string, number> = {};
+  private readonly timer: NodeJS.Timeout;
+  private readonly nodes: () => (RunningNode | undefined)[];
+  constructor(nodes: () => (RunningNode | undefined)[]) {
+    this.nodes = nodes;
+    this.timer = setInterval(() => this.sample(), 200);
+    this.timer.unref();
+  }
+  sample(): void {
+    for (const n of this.nodes()) {
+      if (!n) continue;
+      const mb = rssMb(n.child.pid);
+      if (!Number.isFinite(mb)) continue;
+      this.overall[n.name] = Math.max(this.overall[n.name] ?? 0, mb);
+      this.window[n.name] = Math.max(this.window[n.name] ?? 0, mb);
+    }
+  }
+  resetWindow(): void { this.window = {}; this.sample(); }
+  stop(): void { clearInterval(this.timer); }
+}
+
+/** Small write + fsync per iteration in `dir` (at most 300 or 3 s): the disk's durable-commit rate now. */
+function fsyncRate(dir: string): number {
+  const file = join(dir, 'fsync-probe');
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(4096, 1);
+  const deadline = performance.now() + 3000;
+  const t0 = performance.now();
+  let n = 0;
+  try {
+    while (n < 300 && performance.now() < deadline) { writeSync(fd, block, 0, block.length, 0); fsyncSync(fd); n++; }
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  return (n / (performance.now() - t0)) * 1000;
+}
+
+interface HopResult {
+  transport: string; size: string; bytes: number; n: number; arrived: number;
+  rate: number; submitRate: number; p50: number; p99: number; elapsedMs: number;
+  rssA: number; rssB: number; cpuA: number; cpuB: number; cpuBench: number;
+  verified: number; sampled: number; errors: string[];
+}
+
+function percentile(sorted: number[], q: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : NaN;
+}
+
+/** The RFC 5322 text body that makes buildRfc5322's output `bytes` long (76-char lines). */
+function bodyFor(bytes: number, from: string, to: string): string {
+  const base = buildRfc5322(from, [to], 'bench', '', new Uint8Array(16)).length;
+  let text = '';
+  const line = 'x'.repeat(76);
+  while (base + text.length + Math.floor(text.length / 77) < bytes - 78) text += `${line}\n`;
+  const rest = bytes - (base + text.length + Math.floor(text.length / 77));
+  return text + 'y'.repeat(Math.max(0, rest));
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+interface Ctx { a: () => RunningNode; b: () => RunningNode; alice: MailboxProfile; bob: MailboxProfile; rss: RssSampler }
+
+/**
+ * Seals `count` messages (untimed), then submits them to A with CONCURRENCY in flight while bob's
+ * subscriber at B records each arrival and acks it. Bounded by RUN_LIMIT_MS.
+ */
+async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: number }, count: number): Promise<HopResult> {
+  const { alice, bob } = ctx;
+  const errors: string[] = [];
+  const aliceClients: Clients = connect(alice, ctx.a().ready.grpc);
+  const bobClients: Clients = connect(bob, ctx.b().ready.grpc);
+  try {
+    // Sealing is the app's work and happens before the clock starts; bob's DID is known to the app.
+    const resolver = profileResolver(alice);
+    const text = bodyFor(size.bytes, alice.address, bob.address);
+    const knownDids = { [bob.address]: bob.did };
+    const envelopes: Envelope[] = [];
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const sealed = await sealFor(alice, aliceClients, resolver, { to: [bob.address], subject: 'bench', text, knownDids });
+      envelopes.push(sealed.envelope);
+      ids.push(hex(sealed.messageId));
+    }
+    const submittedAt = new Map<string, number>();
+    const latencies: number[] = [];
+    const samples: Delivery__Output[] = [];
+    const sampleEvery = Math.max(1, Math.floor(count / SAMPLE_VERIFY));
+    let arrived = 0;
+    let lastArrival = 0;
+    let toAck: number[] = [];
+    let acked = 0;
+    let confirmed = 0;
+
+    // Bob's subscriber: records arrivals, acks in small batches, keeps a few frames to verify later.
+    const call: grpc.ClientDuplexStream<any, Delivery__Output> = bobClients.mailbox.Subscribe(bobClients.metadata);
+    let allArrived!: () => void;
+    const arrivedAll = new Promise<void>((r) => { allArrived = r; });
+    let allConfirmed!: () => void;
+    const confirmedAll = new Promise<void>((r) => { allConfirmed = r; });
+    let subscribeError: Error | undefined;
+    const flushAcks = () => {
+      if (toAck.length === 0) return;
+      acked += toAck.length;
+      call.write({ ack: { seqs: toAck } });
+      toAck = [];
+    };
+    call.on('data', (frame: Delivery__Output) => {
+      if (frame.confirmedAcks.length) {
+        confirmed += frame.confirmedAcks.length;
+        if (arrived >= count && confirmed >= acked) allConfirmed();
+        return;
+      }
+      if (toAck.length === 0) setImmediate(flushAcks);
+      toAck.push(frame.seq);
+      const id = frame.envelope ? hex(frame.envelope.messageId) : '';
+      const t0 = submittedAt.get(id);
+      if (t0 === undefined) return; // an earlier run's leftover: acked, not counted
+      submittedAt.delete(id);
+      const now = performance.now();
+      latencies.push(now - t0);
+      lastArrival = now;
+      if (arrived++ % sampleEvery === 0 && samples.length < SAMPLE_VERIFY) samples.push(frame);
+      if (arrived >= count) allArrived();
+    });
+    call.on('error', (err) => { subscribeError = err; allArrived(); allConfirmed(); });
+    call.write({ start: { fromCursor: 0, maxInFlight: 256 } });
+
+    ctx.rss.resetWindow();
+    const cpu0 = [cpuSeconds(ctx.a().child.pid), cpuSeconds(ctx.b().child.pid)];
+    const bench0 = process.cpuUsage();
+    const deadline = Date.now() + RUN_LIMIT_MS;
+    const start = performance.now();
+    let lastReply = start;
+    let next = 0;
+    // Submitters: CONCURRENCY unary Submit calls in flight over one channel.
+    const submitting = Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next < count && Date.now() < deadline) {
+        const i = next++;
+        submittedAt.set(ids[i]!, performance.now());
+        try {
+          const reply = await submit(aliceClients, envelopes[i]!);
+          if (reply.queuedRemote[0] !== bob.address && errors.length < 5) errors.push(`submit ${i}: not queued for ${bob.address}`);
+        } catch (err) {
+          submittedAt.delete(ids[i]!);
+          if (errors.length < 5) errors.push(`submit ${i}: ${(err as Error).message}`);
+        }
+        lastReply = performance.now();
+      }
+    }));
+    await submitting;
+    const submitted = next;
+    const remaining = Math.max(0, deadline - Date.now());
+    let limitTimer: NodeJS.Timeout | undefined;
+    await Promise.race([arrivedAll, new Promise<void>((r) => { limitTimer = setTimeout(r, remaining); })]);
+    clearTimeout(limitTimer);
+    const end = lastArrival || performance.now();
+    ctx.rss.sample();
+    const cpuA = cpuSeconds(ctx.a().child.pid) - cpu0[0]!;
+    const cpuB = cpuSeconds(ctx.b().child.pid) - cpu0[1]!;
+    const benchCpu = process.cpuUsage(bench0);
+    if (subscribeError) errors.push(`subscribe: ${subscribeError.message}`);
+    if (arrived < count) errors.push(`only ${arrived}/${count} arrived at bob within ${RUN_LIMIT_MS} ms (${submitted} submitted)`);
+
+    // Wait (bounded) until B confirms the acks, so the next run starts with an empty mailbox.
+    flushAcks();
+    let ackTimer: NodeJS.Timeout | undefined;
+    if (confirmed < acked) await Promise.race([confirmedAll, new Promise<void>((r) => { ackTimer = setTimeout(r, 15_000); })]);
+    clearTimeout(ackTimer);
+    call.cancel();
+
+    // Bob verifies a sample (decrypt + signature check against alice's DID); untimed.
+    let verified = 0;
+    const bobResolver = profileResolver(bob);
+    for (const frame of samples) {
+      const m = await openDelivery(bob, bobResolver, frame);
+      if (m.verified && m.from === alice.address && m.body && m.body.length === size.bytes) verified++;
+      else if (errors.length < 5) errors.push(`message ${m.messageId} did not verify: ${m.reason ?? `body ${m.body?.length} B`}`);
+    }
+
+    latencies.sort((x, y) => x - y);
+    const elapsedMs = end - start;
+    return {
+      transport, size: size.label, bytes: size.bytes, n: count, arrived,
+      rate: (arrived / elapsedMs) * 1000, submitRate: (submitted / (lastReply - start)) * 1000,
+      p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), elapsedMs,
+      rssA: ctx.rss.window.a ?? NaN, rssB: ctx.rss.window.b ?? NaN,
+      cpuA: cpuA / (elapsedMs / 1000), cpuB: cpuB / (elapsedMs / 1000),
+      cpuBench: (benchCpu.user + benchCpu.system) / 1e6 / (elapsedMs / 1000),
+      verified, sampled: samples.length, errors,
+    };
+  } finally {
+    aliceClients.close();
+    bobClients.close();
+  }
+}
+
+// --- Postfix reference ---------------------------------------------------------------------------
+
+interface PostfixFigures { rate: number; runs: number[]; note: string }
+
+async function postfixReference(dir: string, onStart: (p: PostfixInstance) => void): Promise<{ status: string; figures: Map<string, PostfixFigures> }> {
+  const figures = new Map<string, PostfixFigures>();
+  if (process.env.BENCH_POSTFIX === '0') return { status: 'Postfix reference skipped (BENCH_POSTFIX=0). AfterSMTP figures only.', figures };
+  const postfix = findExecutable('postfix');
+  const source = findExecutable('smtp-source');
+  if (!postfix || !source) {
+    return { status: `Postfix reference SKIPPED: ${[!postfix && 'postfix', !source && 'smtp-source'].filter(Boolean).join(' and ')} not found. Install it (Debian, as root) with:\n  ${INSTALL_HINT}\nthen run this bench again. AfterSMTP figures only.`, figures };
+  }
+  let instance: PostfixInstance;
+  try {
+    instance = await startPostfix(postfix, dir);
+  } catch (err) {
+    return { status: `Postfix reference SKIPPED: could not start the benchmark Postfix: ${(err as Error).message}`, figures };
+  }
+  onStart(instance);
+  try {
+    for (const size of SIZES) {
+      const file = join(dir, `postfix-${size.bytes}.eml`);
+      writeFileSync(file, buildRfc5322('bob@example.net', ['alice@example.org'], 'bench', bodyFor(size.bytes, 'bob@example.net', 'alice@example.org'), new Uint8Array(16)));
+      await smtpSource(source, file, Math.min(100, size.count), POSTFIX_SESSIONS, POSTFIX_LIMIT_MS); // warm-up
+      const runs: number[] = [];
+      const notes: string[] = [];
+      for (let i = 0; i < POSTFIX_RUNS; i++) {
+        const r = await smtpSource(source, file, size.count, POSTFIX_SESSIONS, POSTFIX_LIMIT_MS);
+        if (r.ok) runs.push(r.rate); else notes.push(r.note);
+      }
+      const sorted = [...runs].sort((x, y) => x - y);
+      figures.set(size.label, { rate: sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : NaN, runs, note: notes.join('; ') });
+    }
+  } finally {
+    instance.stop();
+  }
+  return { status: `Postfix reference: ${instance.where}, 127.0.0.1:2526, durable queue then discard, in_flow_delay as shipped (1s)`, figures };
+}
+
+// --- main ------------------------------------------------------------------------------------------
+
+const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'asmtp-fedbench-'));
+  let a: RunningNode | undefined;
+  let b: RunningNode | undefined;
+  let postfix: PostfixInstance | undefined;
+  const rss = new RssSampler(() => [a, b]);
+  const emergency = (signal: NodeJS.Signals) => {
+    postfix?.stop();
+    for (const c of children) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    process.stderr.write(`bench:federation interrupted (${signal}); nodes and Postfix stopped\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', emergency);
+  process.once('SIGTERM', emergency);
+  const results: HopResult[] = [];
+  const peerTransport: Record<string, string> = {};
+  const t0 = Date.now();
+  const fsyncs: number[] = [];
+  try {
+    fsyncs.push(fsyncRate(dir));
+    const dataA = join(dir, 'a');
+    const dataB = join(dir, 'b');
+    const aDid = (await cli(['init', '--data', dataA, '--domain', 'a.test', '--grpc-port', '0'])).did as string;
+    const bDid = (await cli(['init', '--data', dataB, '--domain', 'b.test', '--grpc-port', '0'])).did as string;
+    await cli(['mailbox', 'add', 'alice@a.test', '--data', dataA, '--profile', join(dir, 'alice.json')]);
+    await cli(['mailbox', 'add', 'bob@b.test', '--data', dataB, '--profile', join(dir, 'bob.json')]);
+    const alice = readProfile(join(dir, 'alice.json'));
+    const bob = readProfile(join(dir, 'bob.json'));
+    b = await startNode('b', dataB);
+    const ctx: Ctx = { a: () => a!, b: () => b!, alice, bob, rss };
+
+    for (const transport of TRANSPORTS) {
+      // A picks its route when it connects: set the one endpoint, then (re)start A.
+      await stopNode(a);
+      const endpoint = transport === 'quic' ? `quic://${b.ready.quic}` : `relay://${b.ready.relay}`;
+      await cli(['route', 'add', 'b.test', '--did', bDid, '--endpoint', endpoint, '--data', dataA]);
+      a = await startNode('a', dataA);
+      // B checks that envelopes from a.test come from A's DID (its route for a.test).
+      await cli(['route', 'add', 'a.test', '--did', aDid, '--endpoint', `quic://${a.ready.quic},relay://${a.ready.relay}`, '--data', dataB]);
+      const warm = await hop(ctx, transport, SIZES[0]!, WARMUP); // connection set-up, JIT
+      if (warm.arrived < warm.n) throw new Error(`warm-up over ${transport} failed: ${warm.errors.join('; ')}\nA: ${a.stderrTail()}\nB: ${b.stderrTail()}`);
+      const peers = (await cli(['peers', '--data', dataA])) as { domain: string; transport: string }[];
+      peerTransport[transport] = peers.find((p) => p.domain === 'b.test')?.transport ?? '?';
+      for (const size of SIZES) {
+        const r = await hop(ctx, transport, size, size.count);
+        results.push(r);
+        process.stderr.write(`  ${transport} ${size.label}: ${f0(r.rate)} msgs/s (${r.arrived}/${r.n})\n`);
+      }
+    }
+    const idleRss = { a: rssMb(a?.child.pid), b: rssMb(b.child.pid) };
+    await stopNode(a);
+    await stopNode(b);
+    a = undefined;
+    b = undefined;
+    rss.stop();
+
+    // Postfix, from the same run, on the same disk, while the nodes are stopped.
+    fsyncs.push(fsyncRate(dir));
+    const pf = await postfixReference(dir, (p) => { postfix = p; });
+    postfix = undefined;
+
+    // --- report ---
+    const cpus = (await import('node:os')).cpus().length;
+    console.log(`\nbench:federation  alice@a.test -> bob@b.test, two node processes on 127.0.0.1, ${cpus} CPUs, ${CONCURRENCY} Submit calls in flight,`);
+    console.log(`RFC 5322 messages of ${SIZES.map((s) => `${s.bytes} B`).join(' and ')} (same bytes for Postfix), sealed by the app before timing;`);
+    console.log('hop msgs/s = N / (first submit -> last arrival at bob\'s subscriber): durable at A, relayed, durable at B, pushed to bob and acked');
+    console.log(`${'transport'.padEnd(10)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}  verified`);
+    for (const r of results) {
+      console.log(`${r.transport.padEnd(10)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}  ${r.verified}/${r.sampled}`);
+      for (const e of r.errors) console.log(`    ! ${e}`);
+    }
+    console.log(`transport used by A for b.test (aftersmtp peers): ${TRANSPORTS.map((t) => `${t} run -> ${peerTransport[t] ?? '?'}`).join(', ')}`);
+    console.log(`\n${pf.status}`);
+    for (const size of SIZES) {
+      const p = pf.figures.get(size.label);
+      if (!p) continue;
+      console.log(`${'postfix'.padEnd(10)}${size.label.padStart(6)}${String(size.count).padStart(6)}${f0(p.rate).padStart(12)} msgs/s  smtp-source -s ${POSTFIX_SESSIONS} -m ${size.count}, median of ${p.runs.length} (${p.runs.map(f0).join(', ')})${p.note ? `  ! ${p.note}` : ''}`);
+    }
+    if (pf.figures.size) {
+      console.log('\nratio  AfterSMTP hop rate / Postfix durable acceptance rate (target >= 2x)');
+      for (const r of results) {
+        const p = pf.figures.get(r.size)?.rate ?? NaN;
+        const ratio = r.rate / p;
+        console.log(`  ${r.transport.padEnd(6)} ${r.size.padStart(6)}  ${Number.isFinite(ratio) ? ratio.toFixed(2) : '-'}x  ${Number.isFinite(ratio) ? (ratio >= 2 ? 'target met' : 'below target') : ''}`);
+      }
+    }
+    const maxA = rss.overall.a ?? NaN;
+    const maxB = rss.overall.b ?? NaN;
+    console.log(`\nnode RSS (VmRSS, sampled every 200 ms): max A ${f0(maxA)} MB, max B ${f0(maxB)} MB, at the end A ${f0(idleRss.a)} MB, B ${f0(idleRss.b)} MB; target <= ${RSS_TARGET_MB} MB each: ${Math.max(maxA, maxB) <= RSS_TARGET_MB ? 'met' : 'NOT met'}`);
+    console.log(`disk: ${fsyncs.map(f0).join(' (before the nodes), ')} (before Postfix) 4 KB write+fsync/s in ${tmpdir()}; fsync rates swing between runs, compare ratios`);
+    console.log(`total bench time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  } finally {
+    rss.stop();
+    postfix?.stop();
+    await stopNode(a).catch(() => {});
+    await stopNode(b).catch(() => {});
+    for (const c of children) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);
