@@ -180,6 +180,9 @@ try {
   report('  checkpoint note signing only (Ed25519, in memory)', `${fmt(rate(SECONDS, 200_000, 1, () => signCheckpointNote({ origin: ORIGIN, size: s2++, root }, signer)))}/s`);
   log.close();
 
+  // Chain extrinsics per hour stay constant as volume grows 100x (BENCH_CHAIN=0 skips it).
+  if (process.env.BENCH_CHAIN !== '0') await (await import('./anchor-rate.ts')).anchorRate();
+
   console.log('\nTargets (issue #3): >= 20,000 durable appends/s (batched), >= 30,000 inclusion-proof verifications/s.');
 } finally {
   rmSync(dir, { recursive: true, force: true });
