@@ -328,20 +328,26 @@ describe('Substrate anchoring on a real chain (chopsticks)', { timeout: 90_000 }
     // no TxPause/SafeMode, and an account that cannot pay fees is rejected before inclusion (1010).
     // So the failing extrinsic is utility.batchAll([remarkWithEvent(payload), system.killStorage([])]),
     // signed by the anchoring key: the chain includes it and emits system.ExtrinsicFailed(BadOrigin).
+    // Its own funded account: no nonce shared with transactions of other tests still in the pool.
+    const failer = newKey();
+    await chain.fund(failer.publicKey);
     const conn = await connectChain(chain.endpoint);
     try {
       const { Keyring } = await import('@polkadot/api');
-      const pair = new Keyring({ type: 'ed25519' }).addFromSeed(key.seed);
+      const pair = new Keyring({ type: 'ed25519' }).addFromSeed(failer.seed);
       const payloadHex = `0x${Buffer.from(anchorPayload(ORIGIN, 42, root)).toString('hex')}`;
       const tx = conn.api.tx['utility']!['batchAll']!([conn.api.tx['system']!['remarkWithEvent']!(payloadHex), conn.api.tx['system']!['killStorage']!([])]);
+      let lastStatus = 'not submitted';
       const { blockHash, txIndex, failed } = await new Promise<{ blockHash: string; txIndex: number; failed: string }>((resolve, reject) => {
+        setTimeout(() => reject(new Error(`no inclusion within 30 s (last status: ${lastStatus})`)), 30_000).unref();
         tx.signAndSend(pair, { nonce: -1 }, (res) => {
+          lastStatus = res.status.type;
           if (res.status.isInBlock) resolve({ blockHash: res.status.asInBlock.toHex(), txIndex: res.txIndex!, failed: String(res.dispatchError) });
           if (res.isError) reject(new Error(res.status.type));
         }).catch(reject);
       });
       expect(failed).toMatch(/BadOrigin/);
-      const v = await verifyAnchor({ endpoint: chain.endpoint, record: { blockHash, extrinsicIndex: txIndex }, expected: expected() });
+      const v = await verifyAnchor({ endpoint: chain.endpoint, record: { blockHash, extrinsicIndex: txIndex }, expected: { ...expected(), signerPublicKey: failer.publicKey } });
       expect(v.ok).toBe(false);
       expect(step(v, 'dispatch')).toMatchObject({ status: 'failed' });
       expect(step(v, 'dispatch').detail).toMatch(/ExtrinsicFailed: .*BadOrigin/);
