@@ -126,9 +126,9 @@ export async function serveRelayStream(conn: PeerConnection, stream: MessageStre
     return;
   }
   const log = deps.log.child({ peer: hello.did.slice(-16), transport: conn.transport });
-  await stream.send(encode({ frameId: 0, hello: { did: deps.nodeDid, domains: deps.localDomains, maxInFlight: deps.maxInFlight } }));
   const inFlight = new Set<Promise<void>>();
   try {
+    await stream.send(encode({ frameId: 0, hello: { did: deps.nodeDid, domains: deps.localDomains, maxInFlight: deps.maxInFlight } }));
     for (;;) {
       const next = await iterator.next();
       if (next.done) break;

@@ -6,7 +6,7 @@ import { bytesEqual, ed25519PublicKeyFromSeed } from '../../identity/index.ts';
 import { TransportError, abortError } from './errors.ts';
 import { MAX_METHOD_BYTES } from './framing.ts';
 import { DEFAULT_LIMITS } from './types.ts';
-import type { TransportIdentity, TransportLimits } from './types.ts';
+import type { MessageStream, PeerConnection, TransportIdentity, TransportLimits } from './types.ts';
 
 export const METHOD_PATTERN = /^\/[\x21-\x7e]*$/;
 
@@ -52,6 +52,29 @@ export function checkAddress(addr: { host: string; port: number }, allowZero: bo
   if (typeof addr?.host !== 'string' || addr.host.length === 0) throw new TransportError('INVALID_ARGUMENT', 'host is required');
   if (!Number.isInteger(addr.port) || addr.port < (allowZero ? 0 : 1) || addr.port > 65_535) {
     throw new TransportError('INVALID_ARGUMENT', `invalid port ${addr.port}`);
+  }
+}
+
+/** Calls the application's stream handler; a handler that throws aborts that stream, nothing else. */
+export function deliverStream(handler: (method: string, stream: MessageStream) => void, stream: MessageStream): void {
+  const fail = (err: unknown) => stream.abort(err instanceof Error ? err : new Error(String(err)));
+  try {
+    // An async handler's rejection must not become an unhandled rejection (it would stop the node).
+    const result: unknown = handler(stream.method, stream);
+    if (result instanceof Promise) result.catch(fail);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+/** Calls the application's connection handler; a handler that throws closes that connection. */
+export function deliverConnection(handler: (conn: PeerConnection) => void, conn: PeerConnection): void {
+  const fail = () => void conn.close().catch(() => {});
+  try {
+    const result: unknown = handler(conn);
+    if (result instanceof Promise) result.catch(fail);
+  } catch {
+    fail();
   }
 }
 

@@ -23,6 +23,8 @@ import {
   checkExpectedKey,
   checkMethod,
   deferred,
+  deliverConnection,
+  deliverStream,
   raceSignal,
   resolveIdentity,
   resolveLimits,
@@ -564,7 +566,7 @@ class Http2PeerConnection implements PeerConnection {
 
   onStream(handler: (method: string, stream: MessageStream) => void): void {
     this.#handler = handler;
-    for (const s of this.#pending.splice(0)) handler(s.method, s);
+    for (const s of this.#pending.splice(0)) deliverStream(handler, s);
   }
 
   async openStream(method: string, opts?: OpenStreamOptions): Promise<MessageStream> {
@@ -669,7 +671,7 @@ class Http2PeerConnection implements PeerConnection {
     raw.respond({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE }, { waitForTrailers: true });
     const stream = new Http2MessageStream(this, raw, 'server', method, this.#limits);
     this.#streams.add(stream);
-    if (this.#handler !== undefined) this.#handler(method, stream);
+    if (this.#handler !== undefined) deliverStream(this.#handler, stream);
     else this.#pending.push(stream);
   }
 
@@ -829,7 +831,7 @@ export class Http2Transport implements PeerTransport {
 
   onConnection(handler: (conn: PeerConnection) => void): void {
     this.#handler = handler;
-    for (const c of this.#pendingInbound.splice(0)) handler(c);
+    for (const c of this.#pendingInbound.splice(0)) deliverConnection(handler, c);
   }
 
   async listen(opts: ListenOptions): Promise<PeerAddress> {
@@ -927,7 +929,7 @@ export class Http2Transport implements PeerTransport {
           this.#handshaking.delete(entry);
           conn = new Http2PeerConnection({ owner: this, session, direction: 'inbound', remotePublicKey, remoteAddress, limits: this.limits });
           this.#connections.add(conn);
-          if (this.#handler !== undefined) this.#handler(conn);
+          if (this.#handler !== undefined) deliverConnection(this.#handler, conn);
           else this.#pendingInbound.push(conn);
         } catch (err) {
           const message = asError(err).message;

@@ -17,6 +17,7 @@ import { quic } from '@chainsafe/libp2p-quic';
 import type { QuicComponents } from '@chainsafe/libp2p-quic';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { defaultLogger } from '@libp2p/logger';
+import type { ComponentLogger, Logger } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import type {
   ClearableSignal,
@@ -40,6 +41,8 @@ import {
   checkExpectedKey,
   checkMethod,
   deferred,
+  deliverConnection,
+  deliverStream,
   raceSignal,
   resolveIdentity,
   resolveLimits,
@@ -71,7 +74,6 @@ const MAX_PIECE = 256 * 1024;
 const COALESCE_BYTES = 64 * 1024;
 /** Queued small writes are merged up to this size. */
 const COALESCE_WRITE_BYTES = 64 * 1024;
-const COALESCE_ON = process.env.NOCO !== '1';
 /** How long an unexplained end of a stream waits for the peer's RESET frame before it is reported. */
 const RESET_GRACE_MS = 250;
 const PING_INTERVAL_MIN_MS = 1_000;
@@ -80,6 +82,8 @@ export interface QuicTransportOptions extends TransportIdentity, Partial<Transpo
 
 const DATA_CONTROL_TYPES: ReadonlySet<number> = new Set([FrameType.OPEN, FrameType.HELLO, FrameType.END]);
 const CONTROL_TYPES: ReadonlySet<number> = new Set([FrameType.HELLO, FrameType.WINDOW, FrameType.RESET, FrameType.PING, FrameType.PONG]);
+const STREAM_TYPES: ReadonlySet<number> = new Set([FrameType.END]);
+const NO_TYPES: ReadonlySet<number> = new Set();
 
 // ---------------------------------------------------------------------------------------------
 // Peer identity from the libp2p peer id
@@ -181,7 +185,7 @@ class SinkFeeder {
         // OPEN + first message, END, ...): native writes are the expensive part.
         let n = 1;
         let bytes = this.#queue[0]!.chunk.length;
-        while (COALESCE_ON && n < this.#queue.length && bytes + this.#queue[n]!.chunk.length <= COALESCE_WRITE_BYTES) {
+        while (n < this.#queue.length && bytes + this.#queue[n]!.chunk.length <= COALESCE_WRITE_BYTES) {
           bytes += this.#queue[n]!.chunk.length;
           n++;
         }
@@ -200,8 +204,10 @@ class SinkFeeder {
         for (const item of this.#queue.splice(0, n)) item.done.resolve();
       }
     } finally {
-      const err = this.#failed ?? new TransportError('STREAM_CLOSED', 'stream writer stopped');
-      for (const w of this.#queue.splice(0)) w.done.reject(err);
+      if (this.#queue.length > 0) {
+        const err = this.#failed ?? new TransportError('STREAM_CLOSED', 'stream writer stopped');
+        for (const w of this.#queue.splice(0)) w.done.reject(err);
+      }
     }
   }
 }
@@ -305,6 +311,9 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   #creditWaiter: Deferred<void> | undefined;
   /** Total message bytes we allowed the peer to send. */
   #advertised = QUIC_INITIAL_WINDOW;
+  #bumped = false;
+  /** OPEN frame not yet written: it goes out with the first message or END (one write less per RPC). */
+  #pendingOpen: Uint8Array | undefined;
   #localEnd: 'open' | 'ending' | 'ended' = 'open';
   #endPromise: Promise<void> | undefined;
   #endSeen = false;
@@ -326,20 +335,22 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
     this.#queue = new ReceiveQueue((upTo) => this.#onRelease(upTo));
     ch.handler = this;
     ch.decoder.allowMessages = true;
-    ch.decoder.allowedControl = new Set([FrameType.END]);
+    ch.decoder.allowedControl = STREAM_TYPES;
   }
 
   /**
-   * Opener: our receive window travels in the OPEN frame. Acceptor: the peer's window came in OPEN;
-   * raise the peer's credit from the implicit initial window to ours with a WINDOW frame (the opener
-   * knows the stream id, so the control frame cannot overtake anything).
+   * Opener (`peerWindow` undefined): our receive window travels in the OPEN frame. Acceptor: the
+   * peer's window came in OPEN; the peer starts with the initial 64 KiB of credit from us, raised to
+   * our window by the first WINDOW frame (sent only once the peer used half of it: short RPCs never
+   * need one).
    */
   start(peerWindow: number | undefined): void {
-    if (peerWindow !== undefined) {
+    if (peerWindow === undefined) {
+      this.#advertised = this.#window;
+      this.#bumped = true;
+    } else {
       this.#peerAllowed = peerWindow;
-      if (this.#window > QUIC_INITIAL_WINDOW) void this.#conn.sendControl(encodeIdU32(FrameType.WINDOW, this.id, this.#window - QUIC_INITIAL_WINDOW));
     }
-    this.#advertised = Math.max(this.#window, QUIC_INITIAL_WINDOW);
   }
 
   get window(): number {
@@ -356,7 +367,7 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
       if (frame.payload.length !== 0) throw new TransportError('PROTOCOL_ERROR', 'END frame with payload');
       this.#endSeen = true;
       this.#ch.decoder.allowMessages = false;
-      this.#ch.decoder.allowedControl = new Set();
+      this.#ch.decoder.allowedControl = NO_TYPES;
       this.#queue.end();
     } else {
       throw new TransportError('PROTOCOL_ERROR', `unexpected frame 0x${frame.type.toString(16)} on a data stream`);
@@ -366,6 +377,7 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   onProgress(pos: number): void {
     this.#checkCredit(pos);
     this.#queue.progress(pos);
+    if (!this.#bumped) this.#maybeGrant(this.#queue.releasedUpTo, pos);
   }
 
   onEnd(err: unknown, midFrame: boolean): void {
@@ -404,13 +416,21 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   }
 
   #onRelease(upTo: number): void {
+    this.#maybeGrant(upTo, this.#queue.recvPos);
+  }
+
+  /**
+   * Credit: the peer may always have up to `window` bytes beyond what our reader released. Grant in
+   * steps of a quarter window; before the first grant, only once the peer used half its initial credit.
+   */
+  #maybeGrant(released: number, recvPos: number): void {
     if (this.#error !== undefined || this.#endSeen) return;
-    const target = upTo + this.#window;
-    const inc = target - this.#advertised;
-    if (inc >= this.#window / 4) {
-      this.#advertised = target;
-      this.#conn.sendControl(encodeIdU32(FrameType.WINDOW, this.id, inc));
-    }
+    const inc = released + this.#window - this.#advertised;
+    if (inc <= 0) return;
+    if (this.#bumped ? inc < this.#window / 4 : this.#advertised - recvPos > QUIC_INITIAL_WINDOW / 2) return;
+    this.#bumped = true;
+    this.#advertised += inc;
+    void this.#conn.sendControl(encodeIdU32(FrameType.WINDOW, this.id, inc));
   }
 
   /** WINDOW from the peer. */
@@ -460,35 +480,27 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
       if (this.#error !== undefined) throw this.#error;
       if (signal?.aborted) throw abortError(signal, 'send');
       const total = FRAME_HEADER_BYTES + message.length;
-      let buf: Uint8Array | undefined;
-      if (total <= COALESCE_BYTES) buf = encodeFrame(FrameType.MESSAGE, message);
-      const header = buf === undefined ? frameHeader(FrameType.MESSAGE, message.length) : undefined;
+      const small = total <= COALESCE_BYTES ? encodeFrame(FrameType.MESSAGE, message) : undefined;
+      const header = small === undefined ? frameHeader(FrameType.MESSAGE, message.length) : undefined;
+      const pieceOf = (from: number, n: number): Uint8Array => {
+        if (small !== undefined) return small.subarray(from, from + n);
+        if (from >= FRAME_HEADER_BYTES) return message.subarray(from - FRAME_HEADER_BYTES, from - FRAME_HEADER_BYTES + n);
+        const piece = new Uint8Array(n);
+        const h = Math.min(FRAME_HEADER_BYTES - from, n);
+        piece.set(header!.subarray(from, from + h));
+        if (n > h) piece.set(message.subarray(0, n - h), h);
+        return piece;
+      };
       let written = 0;
-      let last: Promise<void> = Promise.resolve();
       try {
         while (written < total) {
           const avail = await this.#credit(signal);
           const n = Math.min(total - written, avail, MAX_PIECE);
-          let piece: Uint8Array;
-          if (buf !== undefined) piece = buf.subarray(written, written + n);
-          else if (written === 0) {
-            // header plus the start of the payload
-            piece = new Uint8Array(n);
-            piece.set(header!.subarray(0, Math.min(n, FRAME_HEADER_BYTES)));
-            if (n > FRAME_HEADER_BYTES) piece.set(message.subarray(0, n - FRAME_HEADER_BYTES), FRAME_HEADER_BYTES);
-          } else if (written < FRAME_HEADER_BYTES) {
-            piece = new Uint8Array(n);
-            const h = Math.min(FRAME_HEADER_BYTES - written, n);
-            piece.set(header!.subarray(written, written + h));
-            if (n > h) piece.set(message.subarray(0, n - h), h);
-          } else {
-            piece = message.subarray(written - FRAME_HEADER_BYTES, written - FRAME_HEADER_BYTES + n);
-          }
+          const piece = this.#withOpen(pieceOf(written, n));
           this.#sentPos += n;
           written += n;
-          last = this.#ch.write(piece);
-          // Keep at most one piece in the library's hands: that is where backpressure comes from.
-          await raceSignal(last, signal, 'send');
+          // One piece at a time in the library's hands: that is where backpressure comes from.
+          await raceSignal(this.#ch.write(piece), signal, 'send');
         }
       } catch (err) {
         if (this.#error !== undefined) throw this.#error;
@@ -500,6 +512,30 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
         // The write itself failed: the peer reset the stream or the connection broke.
         throw await this.#suspectReset(err);
       }
+    });
+  }
+
+  /** Opener: prefix the first bytes written with the pending OPEN frame (not counted by flow control). */
+  #withOpen(bytes: Uint8Array): Uint8Array {
+    const open = this.#pendingOpen;
+    if (open === undefined) return bytes;
+    this.#pendingOpen = undefined;
+    const both = new Uint8Array(open.length + bytes.length);
+    both.set(open);
+    both.set(bytes, open.length);
+    return both;
+  }
+
+  /** Opener: the OPEN frame goes out with the first message or END, or on its own if none comes soon. */
+  setPendingOpen(open: Uint8Array): void {
+    this.#pendingOpen = open;
+    setImmediate(() => {
+      if (this.#pendingOpen === undefined || this.#error !== undefined) return;
+      void this.#sends
+        .run(async () => {
+          if (this.#pendingOpen !== undefined && this.#error === undefined) await this.#ch.write(this.#withOpen(new Uint8Array(0)));
+        })
+        .catch(() => {});
     });
   }
 
@@ -520,7 +556,7 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
     this.#endPromise = this.#sends.run(async () => {
       if (this.#error !== undefined) throw this.#error;
       try {
-        await this.#ch.write(encodeFrame(FrameType.END, new Uint8Array(0)));
+        await this.#ch.write(this.#withOpen(encodeFrame(FrameType.END, new Uint8Array(0))));
         await this.#ch.finish();
       } catch (err) {
         throw this.#error ?? (await this.#suspectReset(err));
@@ -659,7 +695,7 @@ class QuicPeerConnection implements PeerConnection {
 
   onStream(handler: (method: string, stream: MessageStream) => void): void {
     this.#handler = handler;
-    for (const s of this.#pending.splice(0)) handler(s.method, s);
+    for (const s of this.#pending.splice(0)) deliverStream(handler, s);
   }
 
   async openStream(method: string, opts?: OpenStreamOptions): Promise<MessageStream> {
@@ -695,7 +731,7 @@ class QuicPeerConnection implements PeerConnection {
     dv.setUint32(0, id, false);
     dv.setUint32(4, stream.window, false);
     open.set(name, 8);
-    void ch.write(encodeFrame(FrameType.OPEN, open)).catch(() => {});
+    stream.setPendingOpen(encodeFrame(FrameType.OPEN, open));
     stream.start(undefined);
     return stream;
   }
@@ -890,7 +926,7 @@ class QuicPeerConnection implements PeerConnection {
     const stream = new QuicMessageStream(this, ch, id, method, true, this.#limits);
     this.#streams.set(id, stream);
     stream.start(peerWindow);
-    if (this.#handler !== undefined) this.#handler(method, stream);
+    if (this.#handler !== undefined) deliverStream(this.#handler, stream);
     else this.#pending.push(stream);
   }
 }
@@ -946,14 +982,14 @@ export class QuicTransport implements PeerTransport {
         maxConcurrentStreamLimit: this.limits.maxConcurrentStreams + 1,
       });
       // @libp2p/crypto 5 types its keys with @libp2p/interface 3, the transport with 2: same runtime shape.
-      return factory({ privateKey: privateKey as unknown as QuicComponents['privateKey'], logger: defaultLogger() });
+      return factory({ privateKey: privateKey as unknown as QuicComponents['privateKey'], logger: libp2pLogger() });
     })();
     return this.#libp2p;
   }
 
   onConnection(handler: (conn: PeerConnection) => void): void {
     this.#handler = handler;
-    for (const c of this.#pendingInbound.splice(0)) handler(c);
+    for (const c of this.#pendingInbound.splice(0)) deliverConnection(handler, c);
   }
 
   async listen(opts: ListenOptions): Promise<PeerAddress> {
@@ -1004,7 +1040,7 @@ export class QuicTransport implements PeerTransport {
     } catch (err) {
       state.cancelled = true;
       // A dial the library completes after we gave up must not leak a connection.
-      dialing?.then((c) => void (c as unknown as QuicPeerConnection).close(), () => {});
+      dialing?.then((c) => void (c as unknown as QuicPeerConnection).close().catch(() => {}), () => {});
       if (isTransportError(err) && err.code !== 'ABORTED') throw err;
       if (this.#closing.signal.aborted) throw new TransportError('TRANSPORT_CLOSED', 'transport closed during dial');
       if (opts.signal?.aborted) throw abortError(opts.signal, 'dial');
@@ -1061,7 +1097,7 @@ export class QuicTransport implements PeerTransport {
       },
       upgradeInbound: async (maConn, opts) => {
         const conn = make(maConn, opts, 'inbound');
-        if (this.#handler !== undefined) this.#handler(conn);
+        if (this.#handler !== undefined) deliverConnection(this.#handler, conn);
         else this.#pendingInbound.push(conn);
       },
       createInboundAbortSignal: (signal: AbortSignal): ClearableSignal => {
@@ -1072,6 +1108,17 @@ export class QuicTransport implements PeerTransport {
       getConnectionEncrypters: () => new Map(),
     };
   }
+}
+
+/**
+ * The library makes a logger per stream; debug's loggers are not free (~50 µs each). Use them only
+ * when libp2p debugging is switched on (DEBUG=libp2p:*), else a no-op logger.
+ */
+function libp2pLogger(): ComponentLogger {
+  if (/libp2p/.test(process.env.DEBUG ?? '')) return defaultLogger();
+  const noop = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as unknown as Logger;
+  (noop as { newScope: (name: string) => Logger }).newScope = () => noop;
+  return { forComponent: () => noop };
 }
 
 interface DialState {

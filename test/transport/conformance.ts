@@ -164,7 +164,7 @@ export function transportConformance(name: string, factory: TransportFactory): v
             void (async () => {
               for await (const m of s) await s.send(m);
               await s.end();
-            })();
+            })().catch(() => {}); // teardown may close the connection under it
           });
         },
       });
@@ -184,6 +184,70 @@ export function transportConformance(name: string, factory: TransportFactory): v
         expect(replies[0]!.length).toBe(size);
         expect(sha256(replies[0]!)).toBe(sha256(message));
       }
+    });
+
+    it('keeps order for sends issued without awaiting, and runs full duplex on one stream', async () => {
+      const { clientConn } = await pair();
+      // 100 sends fired at once, then end(): all arrive, in order.
+      const s = await clientConn.openStream('/test.Echo/Burst');
+      const replies = collect(s);
+      const sends = Array.from({ length: 100 }, (_, i) => s.send(new Uint8Array([i, i, i])));
+      await Promise.all([...sends, s.end()]);
+      expect((await replies).map((m) => m[0])).toEqual(Array.from({ length: 100 }, (_, i) => i));
+
+      // Both directions carry 16 MiB at the same time (echo server reads and writes concurrently).
+      const d = await clientConn.openStream('/test.Echo/Duplex');
+      const chunk = randomBytes(1 * MiB);
+      let back = 0;
+      const reading = (async () => {
+        for await (const m of d) {
+          if (m.length === MiB && m[0] === chunk[0]) back++;
+        }
+      })();
+      for (let i = 0; i < 16; i++) await d.send(chunk);
+      await d.end();
+      await reading;
+      expect(back).toBe(16);
+    });
+
+    it('a reader that breaks out of its loop does not stall the sender', async () => {
+      const { clientConn } = await pair({
+        onServerConn: (c) =>
+          c.onStream((_m, st) => {
+            void (async () => {
+              for await (const _m of st) break; // reads one message, then leaves
+              await st.send(new TextEncoder().encode('bye'));
+              await st.end();
+            })().catch(() => {}); // teardown may close the connection under it
+          }),
+      });
+      const s = await clientConn.openStream('/test.Break');
+      const replies = collect(s);
+      for (let i = 0; i < 8; i++) await s.send(new Uint8Array(1 * MiB)); // 8 MiB > window: must not stall
+      await s.end();
+      expect((await replies).map((m) => new TextDecoder().decode(m))).toEqual(['bye']);
+    });
+
+    it('a stream handler that throws aborts only that stream', async () => {
+      let calls = 0;
+      const { clientConn } = await pair({
+        onServerConn: (c) =>
+          c.onStream((method, st) => {
+            calls++;
+            if (method === '/test.Throw') throw Object.assign(new Error('handler bug'), { code: 'HANDLER_FAILED' });
+            void (async () => {
+              for await (const m of st) await st.send(m);
+              await st.end();
+            })().catch(() => {}); // teardown may close the connection under it
+          }),
+      });
+      const bad = await clientConn.openStream('/test.Throw');
+      const badReplies = collect(bad);
+      await bad.send(new Uint8Array(1)).catch(() => {});
+      const err = await rejection(badReplies);
+      expect(err.code).toBe('STREAM_RESET');
+      expect((await echoOnce(clientConn, new Uint8Array([9])))[0]).toEqual(new Uint8Array([9]));
+      expect(calls).toBe(2);
     });
 
     it('runs 200 concurrent streams, each echoing', async () => {
@@ -404,7 +468,7 @@ export function transportConformance(name: string, factory: TransportFactory): v
               await s.send(new TextEncoder().encode(`got ${got.length}`));
               for (const m of got) await s.send(m);
               await s.end();
-            })();
+            })().catch(() => {}); // teardown may close the connection under it
           }),
       });
       const s = await clientConn.openStream('/test.Half/Close');
@@ -426,6 +490,23 @@ export function transportConformance(name: string, factory: TransportFactory): v
       expect(performance.now() - t0).toBeLessThan(1000 + 500);
       expect(err).toBeInstanceOf(TransportError);
       expect(['DIAL_FAILED', 'DIAL_TIMEOUT']).toContain(err.code);
+    });
+
+    it('fails listen() on a port already in use (LISTEN_FAILED) and rejects bad arguments', async () => {
+      const busy = await factory.blackHole();
+      try {
+        const t = await make();
+        const err = await rejection(t.listen({ host: LOCALHOST, port: busy.port }));
+        expect(err.code).toBe('LISTEN_FAILED');
+        // the transport is still usable
+        const addr = await t.listen({ host: LOCALHOST, port: 0 });
+        expect(addr.port).toBeGreaterThan(0);
+        expect((await rejection(t.listen({ host: LOCALHOST, port: 0 }))).code).toBe('INVALID_ARGUMENT');
+        expect((await rejection(t.dial({ host: LOCALHOST, port: 0 }))).code).toBe('INVALID_ARGUMENT');
+        expect((await rejection(t.dial(addr, { expectedPeerKey: new Uint8Array(31) }))).code).toBe('INVALID_ARGUMENT');
+      } finally {
+        await busy.close();
+      }
     });
 
     it('times out a dial to a peer that never completes the handshake (DIAL_TIMEOUT)', async () => {
