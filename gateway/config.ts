@@ -94,6 +94,16 @@ export const configSchema = z.strictObject({
     /** A peer that has not acknowledged an envelope by then is considered gone; the mail is retried. */
     ackTimeoutMs: z.number().int().min(100).default(30_000),
     dialTimeoutMs: z.number().int().min(100).default(5000),
+    /** Witnessing (docs/LEDGER.md "Witnessing"): peers cosign our checkpoints, we cosign theirs. */
+    witness: z.strictObject({
+      enabled: z.boolean().default(true),
+      /** How often our newest checkpoint is presented to each witness. */
+      intervalMs: z.number().int().min(100).default(30_000),
+      /** Domains whose nodes are asked to cosign; empty = every peer with a route or a relay channel. */
+      peers: z.array(z.string().min(1)).default([]),
+      /** At most this many foreign logs are witnessed (state is kept per log). */
+      maxLogs: z.number().int().min(1).default(1000),
+    }).prefault({}),
   }).prefault({}),
   admin: z.strictObject({
     /** SHA-256 (hex) of the admin API token; set by `aftersmtp init`. */

@@ -14,6 +14,9 @@ export type GatewayErrorCode =
   | 'MAILBOX_EXISTS'
   | 'STORAGE'
   | 'SHUTTING_DOWN'
+  | 'CONFLICT'
+  | 'SPLIT_VIEW'
+  | 'BAD_SIGNATURE'
   | 'INTERNAL';
 
 export class GatewayError extends Error {
@@ -49,6 +52,10 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   HASH_MISMATCH: grpc.status.INVALID_ARGUMENT,
   TIME_WINDOW: grpc.status.INVALID_ARGUMENT,
   DECRYPT: grpc.status.INVALID_ARGUMENT,
+  // Witnessing (LEDGER.md "Witnessing").
+  CONFLICT: grpc.status.FAILED_PRECONDITION,
+  SPLIT_VIEW: grpc.status.FAILED_PRECONDITION,
+  BAD_SIGNATURE: grpc.status.INVALID_ARGUMENT,
 };
 
 export interface StatusError {

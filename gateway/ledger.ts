@@ -148,10 +148,15 @@ export class NodeLedger {
    * A proof bundle for the leaf holding messageHash: inclusion in the latest checkpoint (one is signed
    * now if none covers the leaf yet) and, when given, the anchor whose checkpoint covers it.
    */
-  async proofBundle(args: { messageHash: Uint8Array; messageId?: Uint8Array; nodeDid: string; keyId: string; anchor?: AnchorState }): Promise<ProofBundle> {
+  async proofBundle(args: {
+    messageHash: Uint8Array; messageId?: Uint8Array; nodeDid: string; keyId: string; anchor?: AnchorState;
+    /** The newest witness-cosigned checkpoint of at least minSize (note with cosignature lines), if any. */
+    cosigned?: (minSize: number) => { size: number; note: string } | undefined;
+  }): Promise<ProofBundle> {
     const index = this.log.leafIndexOf(args.messageHash);
     if (index === undefined) throw new GatewayError('NOT_FOUND', 'no leaf for this message in the transparency log');
-    let cp = this.published;
+    // Prefer a checkpoint peers have cosigned: the proof then shows witnesses saw the same history.
+    let cp: { size: number; note: string } | undefined = args.cosigned?.(index + 1) ?? this.published;
     if (!cp || cp.size <= index) cp = await this.checkpointIfGrown();
     if (!cp || cp.size <= index) throw new GatewayError('STORAGE', 'no checkpoint covers the leaf yet; retry shortly');
     const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

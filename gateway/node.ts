@@ -137,7 +137,11 @@ export class AfterSmtpNode {
         resolver: this.resolver,
         log: this.log,
         nodeDid: this.keys.did,
-        nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+        nodeKeys: {
+          signingKeyId: this.keys.signing.keyId,
+          signingPrivateKey: fromB64u(this.keys.signing.privateKey),
+          signingPublicKey: fromB64u(this.keys.signing.publicKey),
+        },
         transports: createTransports(config, {
           privateKey: fromB64u(this.keys.signing.privateKey),
           publicKey: fromB64u(this.keys.signing.publicKey),
@@ -159,6 +163,12 @@ export class AfterSmtpNode {
     server.addService(proto.aftersmtp.v1.Provenance.service, provenanceHandlers({
       storage: this.storage, ledger: this.ledger, resolver: this.resolver, nodeDid: this.keys.did, nodeKeyId: this.keys.signing.keyId,
       ...(this.anchoring ? { anchor: () => this.anchoring!.status() } : {}),
+      ...(this.federation ? {
+        witnessing: {
+          cosigned: (minSize: number) => this.federation!.witnessStore.cosignedCheckpoint(minSize),
+          cosign: (req) => this.federation!.witness.cosign(req),
+        },
+      } : {}),
     }));
     this.anchoring?.start();
     this.health = new HealthImplementation({ '': 'SERVING', 'aftersmtp.v1.Mailbox': 'SERVING' });
@@ -304,6 +314,9 @@ export class AfterSmtpNode {
       uptimeMs: this.startedAt ? Date.now() - this.startedAt : 0,
       grpc: this.grpcAddress,
       quic: this.federation?.addresses.quic ?? '',
+      refused: this.federation?.refusals() ?? {},
+      splitViews: this.federation?.witness.splitViewCount ?? 0,
+      cosignedCheckpoints: this.federation?.witnessStore.countCosignedCheckpoints() ?? 0,
     };
   }
 

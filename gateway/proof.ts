@@ -11,6 +11,8 @@ import {
   parseCheckpoint,
   parseNote,
   bytesEqual,
+  cosignatureKeyId,
+  verifyCosignature,
 } from '../ledger/index.ts';
 import { verifySignedMessage, sha256, type DidResolver } from '../identity/index.ts';
 
@@ -43,7 +45,14 @@ export interface ProofBundle {
 
 export type StepStatus = 'ok' | 'failed' | 'skipped';
 export interface VerifyStepResult { name: string; status: StepStatus; detail: string }
-export interface VerifyReport { ok: boolean; anchored: boolean; result: 'valid' | 'valid-unanchored' | 'invalid'; steps: VerifyStepResult[] }
+export interface VerifyReport {
+  ok: boolean;
+  anchored: boolean;
+  result: 'valid' | 'valid-unanchored' | 'invalid';
+  steps: VerifyStepResult[];
+  /** DIDs of the witnesses whose cosignature of the checkpoint verified. */
+  cosigners: string[];
+}
 
 export interface AnchorChecker {
   (args: { endpoint: string; blockHash: string; extrinsicIndex: number; expected: { origin: string; size: number; root: Uint8Array; signerPublicKey: Uint8Array; genesisHash?: string }; signal?: AbortSignal }):
@@ -58,6 +67,8 @@ export interface VerifyOptions {
   statedMessageHash?: Uint8Array;
   substrateEndpoint?: string;
   requireAnchor?: boolean;
+  /** Fail unless at least this many distinct witnesses cosigned the checkpoint. */
+  minCosignatures?: number;
   checkAnchor?: AnchorChecker;
   signal?: AbortSignal;
 }
@@ -71,6 +82,7 @@ const unhex = (s: string): Uint8Array => {
 /** Runs every verification step; never throws for bad input (a step fails with the reason). */
 export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions): Promise<VerifyReport> {
   const steps: VerifyStepResult[] = [];
+  const cosigners: string[] = [];
   const step = (name: string, status: StepStatus, detail: string) => { steps.push({ name, status, detail }); return status; };
   const attempt = async (name: string, fn: () => Promise<string> | string): Promise<boolean> => {
     try {
@@ -84,7 +96,7 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
 
   if (bundle?.version !== 1 || bundle.type !== 'aftersmtp-proof') {
     step('bundle', 'failed', 'not an AfterSMTP v1 proof bundle');
-    return finish(steps, false);
+    return finish(steps, cosigners, false);
   }
   let messageHash: Uint8Array;
   try {
@@ -92,7 +104,7 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
     if (messageHash.length !== 32) throw new Error('messageHash must be 32 bytes');
   } catch (err) {
     step('bundle', 'failed', (err as Error).message);
-    return finish(steps, false);
+    return finish(steps, cosigners, false);
   }
 
   // 1. The message: its hash, and its signature by a key of the sender's DID.
@@ -144,13 +156,24 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
   } else {
     step('inclusion', 'failed', 'cannot check inclusion without a valid leaf and checkpoint');
   }
-  const cosigners = cpOk ? parseNote(bundle.checkpoint).signatures.length - 1 : 0;
-  step('cosignatures', cosigners > 0 ? 'ok' : 'skipped', cosigners > 0 ? `${cosigners} further signature line(s) (witness keys are checked by federation peers)` : 'no witness cosignatures');
+  // 3b. Witness cosignatures: each line named by a DID must verify with a key of that DID.
+  if (cpOk) {
+    const c = await checkCosignatures(bundle.checkpoint, bundle.log.origin, opts.resolver);
+    cosigners.push(...c.verified);
+    const min = opts.minCosignatures ?? 0;
+    const ignored = c.unknown ? `; ${c.unknown} line(s) not named by a DID ignored` : '';
+    if (c.failures.length) step('cosignatures', 'failed', c.failures.join('; '));
+    else if (cosigners.length < min) step('cosignatures', 'failed', `${cosigners.length} witness cosignature(s), at least ${min} required${ignored}`);
+    else if (cosigners.length) step('cosignatures', 'ok', `${cosigners.length} witness cosignature(s) verified: ${cosigners.join(', ')}${ignored}`);
+    else step('cosignatures', 'skipped', `no witness cosignatures${ignored}`);
+  } else {
+    step('cosignatures', 'failed', 'not checked: the checkpoint signature did not verify');
+  }
 
   // 4. Anchor: consistency to the anchored checkpoint, then the chain.
   if (!bundle.anchor) {
     step('anchor', 'skipped', 'unanchored: no chain anchor covers this checkpoint yet');
-    return finish(steps, false, opts.requireAnchor);
+    return finish(steps, cosigners, false, opts.requireAnchor);
   }
   const anchor = bundle.anchor;
   let anchored: { size: number; root: Uint8Array } | undefined;
@@ -169,7 +192,7 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
     step('anchor-chain', 'failed', 'not checked: the anchored checkpoint does not cover this proof');
   } else if (!endpoint || !opts.checkAnchor) {
     step('anchor-chain', 'skipped', 'no Substrate endpoint given (--substrate ws://...)');
-    return finish(steps, false, opts.requireAnchor);
+    return finish(steps, cosigners, false, opts.requireAnchor);
   } else {
     const origin = parseCheckpoint(parseNote(anchor.checkpoint).text).origin;
     const chain = await opts.checkAnchor({
@@ -188,15 +211,40 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
       if (!listed) throw new Error(`the anchoring key ${anchor.signerPublicKey} is not in ${bundle.log.nodeDid}'s DID document`);
       return 'the anchoring account is a key of the node DID';
     });
-    return finish(steps, chain.ok);
+    return finish(steps, cosigners, chain.ok);
   }
-  return finish(steps, false, opts.requireAnchor);
+  return finish(steps, cosigners, false, opts.requireAnchor);
 }
 
-function finish(steps: VerifyStepResult[], anchored: boolean, requireAnchor = false): VerifyReport {
+function finish(steps: VerifyStepResult[], cosigners: string[], anchored: boolean, requireAnchor = false): VerifyReport {
   if (!anchored && requireAnchor && !steps.some((s) => s.status === 'failed')) {
     steps.push({ name: 'require-anchor', status: 'failed', detail: '--require-anchor: the proof is not anchored on a chain' });
   }
   const failed = steps.some((s) => s.status === 'failed');
-  return { ok: !failed, anchored, result: failed ? 'invalid' : anchored ? 'valid' : 'valid-unanchored', steps };
+  return { ok: !failed, anchored, result: failed ? 'invalid' : anchored ? 'valid' : 'valid-unanchored', steps, cosigners };
+}
+
+/** Verifies the checkpoint's cosignature lines named by a DID against that DID's keys. */
+async function checkCosignatures(note: string, origin: string, resolver: DidResolver): Promise<{ verified: string[]; failures: string[]; unknown: number }> {
+  const parsed = parseNote(note);
+  const verified = new Set<string>();
+  const failures: string[] = [];
+  let unknown = 0;
+  for (const sig of parsed.signatures) {
+    if (sig.name === origin) continue; // the log's own signature
+    if (!sig.name.startsWith('did:')) {
+      unknown++;
+      continue;
+    }
+    try {
+      const keys = await resolver.resolveKeys(sig.name);
+      const key = [...keys.assertionMethod.values(), ...keys.authentication.values()].find((k) => cosignatureKeyId(sig.name, k) === sig.keyId);
+      if (!key) throw new Error('its key is not in that DID document');
+      verifyCosignature(key, sig.name, parsed.text, sig);
+      verified.add(sig.name);
+    } catch (err) {
+      failures.push(`cosignature by ${sig.name} does not verify: ${(err as Error).message}`);
+    }
+  }
+  return { verified: [...verified], failures, unknown };
 }

@@ -16,6 +16,11 @@ export interface ProvenanceDeps {
   nodeKeyId: string;
   /** Anchoring status; absent when no chain is configured. */
   anchor?: () => { state?: AnchorState; endpoint: string; lagEntries: number; lagMs: number; lastError?: string };
+  /** Witnessing, when federation runs: cosigned checkpoints for proofs, and the witness role. */
+  witnessing?: {
+    cosigned: (minSize: number) => { size: number; note: string } | undefined;
+    cosign: (req: { note: string; oldSize: number; consistency: Uint8Array[]; logDid: string }) => Promise<string>;
+  };
 }
 
 export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
@@ -32,7 +37,7 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
           if (!stored) throw new GatewayError('NOT_FOUND', 'no message with this id on this node');
           hash = decodeEnvelope(stored.envelope).messageHash;
         }
-        const bundle = await ledger.proofBundle({ messageHash: hash, messageId: messageId.length ? messageId : undefined, nodeDid: deps.nodeDid, keyId: deps.nodeKeyId, anchor: deps.anchor?.().state });
+        const bundle = await ledger.proofBundle({ messageHash: hash, messageId: messageId.length ? messageId : undefined, nodeDid: deps.nodeDid, keyId: deps.nodeKeyId, anchor: deps.anchor?.().state, cosigned: deps.witnessing?.cosigned });
         callback(null, { json: JSON.stringify(bundle) });
       } catch (err) {
         callback(toGrpcError(err));
@@ -63,7 +68,23 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
         lastAnchorError: anchor?.lastError ?? '',
       });
     },
-    Cosign: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'witnessing arrives with federation' }),
+    // The note's signature by a key of log_did authenticates the request; peers normally use the
+    // federation transport (federation/witness.ts), where the caller's key is checked as well.
+    Cosign: (call, callback) => {
+      const w = deps.witnessing;
+      if (!w) {
+        callback({ code: grpc.status.UNIMPLEMENTED, details: 'witnessing needs federation enabled' });
+        return;
+      }
+      const r = call.request;
+      w.cosign({ note: r.note, oldSize: Number(r.oldSize), consistency: r.consistency.map((b) => new Uint8Array(b)), logDid: r.logDid }).then(
+        (line) => callback(null, { cosignatureLine: line }),
+        (err: { knownSize?: number }) => {
+          if (err.knownSize !== undefined) callback(null, { errorCode: 'CONFLICT', errorMessage: (err as Error).message, knownSize: err.knownSize });
+          else callback(toGrpcError(err));
+        },
+      );
+    },
     Verify: (call, callback) => {
       let bundle: ProofBundle;
       try {

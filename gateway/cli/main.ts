@@ -35,7 +35,7 @@ const USAGE = `usage: aftersmtp <command> [options]
   subscribe --profile FILE [--node HOST:PORT] [--count N] [--from-cursor N] [--save-dir DIR]
   ledger status --profile FILE [--node HOST:PORT]
   proof MESSAGE_ID --profile FILE [--node HOST:PORT]          (prints a self-contained proof bundle)
-  verify BUNDLE.json [--signed FILE | --envelope FILE [--profile FILE]] [--substrate ws://...] [--require-anchor]
+  verify BUNDLE.json [--signed FILE | --envelope FILE [--profile FILE]] [--substrate ws://...] [--require-anchor] [--min-cosignatures N]
   config print --data DIR
   status --data DIR                                   (node status through the Admin API)
   peers --data DIR                                    (known federation peers, transport, RTT, last error)
@@ -74,6 +74,7 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       envelope: { type: 'string' },
       substrate: { type: 'string' },
       'require-anchor': { type: 'boolean' },
+      'min-cosignatures': { type: 'string' },
       did: { type: 'string' },
       endpoint: { type: 'string' },
       'admin-token': { type: 'string' },
@@ -334,6 +335,12 @@ function adminClient(flags: Flags): { client: AdminClient; metadata: grpc.Metada
   return { client, metadata, close: () => (client as unknown as grpc.Client).close() };
 }
 
+function nonNegativeInt(text: string, name: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new GatewayError('INVALID_ARGUMENT', `--${name} must be a non-negative integer`);
+  return n;
+}
+
 async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> {
   let bundle: ProofBundle;
   try {
@@ -358,12 +365,14 @@ async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> 
     statedMessageHash,
     substrateEndpoint: flags.substrate as string | undefined,
     requireAnchor: flags['require-anchor'] === true,
+    minCosignatures: typeof flags['min-cosignatures'] === 'string' ? nonNegativeInt(flags['min-cosignatures'], 'min-cosignatures') : 0,
     checkAnchor: anchorChecker,
     signal: AbortSignal.timeout(60_000),
   });
   if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else {
     for (const s of report.steps) process.stdout.write(`${s.status.padEnd(7)} ${s.name}: ${s.detail}\n`);
+    process.stdout.write(`cosigned by ${report.cosigners.length} witness(es)${report.cosigners.length ? `: ${report.cosigners.join(', ')}` : ''}\n`);
     process.stdout.write(`result: ${report.result}\n`);
   }
   return report.ok ? 0 : 1;

@@ -9,6 +9,7 @@ import { Router } from './routing.ts';
 import { OutboundDelivery, type PeerStatus } from './outbound.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
 import { domainOf } from '../accept.ts';
+import { COSIGN_METHOD, CosignCollector, Witness, WitnessStore, serveCosign } from './witness.ts';
 
 export interface FederationOptions {
   config: NodeConfig;
@@ -17,7 +18,7 @@ export interface FederationOptions {
   resolver: DidResolver;
   log: Logger;
   nodeDid: string;
-  nodeKeys: { signingKeyId: string; signingPrivateKey: Uint8Array };
+  nodeKeys: { signingKeyId: string; signingPrivateKey: Uint8Array; signingPublicKey: Uint8Array };
   transports: PeerTransport[];
 }
 
@@ -26,6 +27,11 @@ export interface FederationCounters { accepted: number; refused: Record<string, 
 export class Federation {
   readonly router: Router;
   readonly outbound: OutboundDelivery;
+  readonly witnessStore: WitnessStore;
+  /** Our role as a witness of peers' logs. */
+  readonly witness: Witness;
+  /** Our role as a log: collecting peers' cosignatures of our checkpoints. */
+  readonly cosignatures: CosignCollector;
   readonly counters: FederationCounters = { accepted: 0, refused: {}, peersRefused: 0 };
   private readonly opts: FederationOptions;
   private readonly connections = new Set<PeerConnection>();
@@ -57,6 +63,44 @@ export class Federation {
       dialTimeoutMs: config.federation.dialTimeoutMs,
       log: opts.log.child({ component: 'outbound' }),
     });
+    const witnessing = config.federation.witness;
+    const signingKey = { privateKey: opts.nodeKeys.signingPrivateKey, publicKey: opts.nodeKeys.signingPublicKey };
+    this.witnessStore = new WitnessStore(opts.storage);
+    this.witness = new Witness({
+      store: this.witnessStore, resolver: opts.resolver, nodeDid: opts.nodeDid, signingKey, maxLogs: witnessing.maxLogs,
+      log: opts.log.child({ component: 'witness' }),
+    });
+    this.cosignatures = new CosignCollector({
+      store: this.witnessStore, ledger: opts.ledger, resolver: opts.resolver, nodeDid: opts.nodeDid, intervalMs: witnessing.intervalMs,
+      witnesses: () => this.witnessDomains(),
+      connect: async (domain) => {
+        const channel = await this.outbound.channelFor(domain);
+        return { conn: channel.conn, peerDid: channel.peerDid };
+      },
+      log: opts.log.child({ component: 'cosign' }),
+    });
+  }
+
+  /** The peers asked to cosign: configured ones, else every peer with a route or a relay channel. */
+  witnessDomains(): string[] {
+    const { config, storage } = this.opts;
+    const configured = config.federation.witness.peers;
+    if (configured.length) return configured.map((d) => d.toLowerCase());
+    const domains = new Set<string>([
+      ...config.federation.routes.map((r) => r.domain.toLowerCase()),
+      ...storage.routes().map((r) => r.domain.toLowerCase()),
+      ...this.outbound.peerStatus().map((p) => p.domain.toLowerCase()),
+    ]);
+    for (const local of config.node.domains) domains.delete(local.toLowerCase());
+    return [...domains].sort();
+  }
+
+  /** Refusals since start by reason: relayed envelopes, peers, and cosign requests ("cosign.CODE"). */
+  refusals(): Record<string, number> {
+    const out: Record<string, number> = { ...this.counters.refused };
+    if (this.counters.peersRefused) out.PEER_REJECTED = (out.PEER_REJECTED ?? 0) + this.counters.peersRefused;
+    for (const [code, n] of Object.entries(this.witness.refused)) out[`cosign.${code}`] = n;
+    return out;
   }
 
   /** Whether mail for `domain` can be queued: a route exists or discovery finds one. */
@@ -87,6 +131,7 @@ export class Federation {
       this.addresses[transport.kind === 'quic' ? 'quic' : 'relay'] = `${addr.host}:${addr.port}`;
     }
     this.outbound.start();
+    if (config.federation.witness.enabled) this.cosignatures.start();
     log.info(this.addresses, 'federation listening');
     return this.addresses;
   }
@@ -96,6 +141,10 @@ export class Federation {
     void conn.closed.finally(() => this.connections.delete(conn));
     const { config, log } = this.opts;
     conn.onStream((method, stream) => {
+      if (method === COSIGN_METHOD) {
+        void serveCosign(stream, conn, this.witness);
+        return;
+      }
       if (method === RESOLVE_METHOD) {
         void serveResolve(stream, (address) => {
           const mailbox = this.opts.storage.mailboxByAddress(address);
@@ -135,11 +184,15 @@ export class Federation {
     return { did: found.did, documentJson: JSON.stringify(resolved.document) };
   }
 
-  peers(): PeerStatus[] {
-    return this.outbound.peerStatus();
+  peers(): (PeerStatus & { cosignedSize: number; witnessError: string })[] {
+    return this.outbound.peerStatus().map((p) => {
+      const w = this.cosignatures.status(p.domain);
+      return { ...p, cosignedSize: w?.cosignedSize ?? 0, witnessError: w?.lastError ?? '' };
+    });
   }
 
   async stop(): Promise<void> {
+    await this.cosignatures.stop();
     await this.outbound.stop();
     for (const conn of this.connections) await conn.close().catch(() => {});
     for (const transport of this.opts.transports) await transport.close().catch(() => {});

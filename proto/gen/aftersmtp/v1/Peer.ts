@@ -20,6 +20,14 @@ export interface Peer {
    * static | dns
    */
   'source'?: (string);
+  /**
+   * the largest checkpoint of our log this peer has cosigned
+   */
+  'cosignedSize'?: (number | string | Long);
+  /**
+   * the last error of asking this peer to cosign
+   */
+  'witnessError'?: (string);
 }
 
 export interface Peer__Output {
@@ -40,4 +48,12 @@ export interface Peer__Output {
    * static | dns
    */
   'source': (string);
+  /**
+   * the largest checkpoint of our log this peer has cosigned
+   */
+  'cosignedSize': (number);
+  /**
+   * the last error of asking this peer to cosign
+   */
+  'witnessError': (string);
 }

@@ -11,6 +11,18 @@ export interface StatusReply {
   'uptimeMs'?: (number | string | Long);
   'grpc'?: (string);
   'quic'?: (string);
+  /**
+   * Refusals by reason code (relay envelopes, peers, cosign requests), since start.
+   */
+  'refused'?: ({[key: string]: number | string | Long});
+  /**
+   * split views detected by this node as a witness (all time)
+   */
+  'splitViews'?: (number | string | Long);
+  /**
+   * checkpoints of this node's log that peers have cosigned
+   */
+  'cosignedCheckpoints'?: (number | string | Long);
 }
 
 export interface StatusReply__Output {
@@ -22,4 +34,16 @@ export interface StatusReply__Output {
   'uptimeMs': (number);
   'grpc': (string);
   'quic': (string);
+  /**
+   * Refusals by reason code (relay envelopes, peers, cosign requests), since start.
+   */
+  'refused': ({[key: string]: number});
+  /**
+   * split views detected by this node as a witness (all time)
+   */
+  'splitViews': (number);
+  /**
+   * checkpoints of this node's log that peers have cosigned
+   */
+  'cosignedCheckpoints': (number);
 }

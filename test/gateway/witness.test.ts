@@ -1,0 +1,116 @@
+// The witness role in-process: trust on first use, consistency with the last checkpoint seen,
+// CONFLICT for a stale old_size, signatures by the log DID's key, the log limit, durability.
+import { describe, it, expect, afterAll } from 'vitest';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { tempDir } from '../helpers.ts';
+import { Storage } from '../../gateway/storage.ts';
+import { Witness, WitnessStore } from '../../gateway/federation/witness.ts';
+import { generateIdentity } from '../../gateway/node-files.ts';
+import { createDidResolver } from '../../identity/index.ts';
+import { TransparencyLog, encodeLeaf, verifyCosignature, parseNote } from '../../ledger/index.ts';
+
+const fromB64u = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
+const dir = tempDir();
+afterAll(() => dir.cleanup());
+
+function identity(domain: string) {
+  const id = generateIdentity({ method: 'key', domain });
+  return { did: id.did, key: { privateKey: fromB64u(id.signing.privateKey), publicKey: fromB64u(id.signing.publicKey) } };
+}
+
+function openLog(name: string, key: { privateKey: Uint8Array; publicKey: Uint8Array }, origin = 'log.test/aftersmtp') {
+  return TransparencyLog.open(join(dir.path, `${name}-${Math.random().toString(16).slice(2)}.db`), { origin, signingKey: key });
+}
+const grow = (log: TransparencyLog, n: number) => log.append(Array.from({ length: n }, () => encodeLeaf({ version: 1, type: 'message', messageHash: randomBytes(32) })));
+
+function witnessAt(file: string, maxLogs = 10) {
+  const storage = new Storage(file);
+  const me = identity('w.test');
+  const witness = new Witness({ store: new WitnessStore(storage), resolver: createDidResolver({}), nodeDid: me.did, signingKey: me.key, maxLogs, log: pino({ level: 'silent' }) });
+  return { storage, witness, me };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as { code: string }).code;
+  }
+  return 'OK';
+}
+
+describe('witness', () => {
+  it('cosigns a first checkpoint, then only consistent growth; the cosignature verifies with the witness key', async () => {
+    const { witness, me, storage } = witnessAt(join(dir.path, 'w1.db'));
+    const logId = identity('log.test');
+    const log = openLog('honest', logId.key);
+    grow(log, 5);
+    const cp5 = log.signCheckpoint({ size: 5 });
+    const line = await witness.cosign({ note: cp5.note, oldSize: 0, consistency: [], logDid: logId.did });
+    expect(verifyCosignature(me.key.publicKey, me.did, parseNote(cp5.note).text, line).timestamp).toBeGreaterThan(0);
+    // Growth with a proof from the size it saw: cosigned. Without the proof: a split view.
+    grow(log, 7);
+    const cp12 = log.signCheckpoint({ size: 12 });
+    expect(await codeOf(witness.cosign({ note: cp12.note, oldSize: 5, consistency: log.consistencyProof(5, 12), logDid: logId.did }))).toBe('OK');
+    grow(log, 1);
+    const cp13 = log.signCheckpoint({ size: 13 });
+    expect(await codeOf(witness.cosign({ note: cp13.note, oldSize: 12, consistency: log.consistencyProof(5, 12), logDid: logId.did }))).toBe('SPLIT_VIEW');
+    // The same checkpoint again is fine (idempotent); an older one is a CONFLICT naming the size seen.
+    expect(await codeOf(witness.cosign({ note: cp12.note, oldSize: 12, consistency: [], logDid: logId.did }))).toBe('OK');
+    const stale = await witness.cosign({ note: cp5.note, oldSize: 12, consistency: [], logDid: logId.did }).catch((e: { code: string; knownSize: number }) => e);
+    expect(stale).toMatchObject({ code: 'CONFLICT', knownSize: 12 });
+    expect(witness.refused).toMatchObject({ SPLIT_VIEW: 1, CONFLICT: 1 });
+    log.close();
+    await storage.close();
+  });
+
+  it('refuses a first checkpoint with old_size > 0, a note not signed by the DID\'s key, garbage, and logs beyond the limit', async () => {
+    const { witness, storage } = witnessAt(join(dir.path, 'w2.db'), 1);
+    const logId = identity('log.test');
+    const log = openLog('l', logId.key);
+    grow(log, 3);
+    const cp = log.signCheckpoint({ size: 3 });
+    expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 2, consistency: [], logDid: logId.did }))).toBe('CONFLICT');
+    const impostor = identity('log.test');
+    expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 0, consistency: [], logDid: impostor.did }))).toBe('BAD_SIGNATURE');
+    expect(await codeOf(witness.cosign({ note: 'not a note', oldSize: 0, consistency: [], logDid: logId.did }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 0, consistency: [], logDid: 'mailto:x' }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 0, consistency: [], logDid: logId.did }, { authenticatedKey: impostor.key.publicKey }))).toBe('PEER_REJECTED');
+    expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 0, consistency: [], logDid: logId.did }))).toBe('OK');
+    const second = identity('other.test');
+    const log2 = openLog('l2', second.key, 'other.test/aftersmtp');
+    grow(log2, 1);
+    expect(await codeOf(witness.cosign({ note: log2.signCheckpoint({ size: 1 }).note, oldSize: 0, consistency: [], logDid: second.did }))).toBe('LIMIT');
+    log.close();
+    log2.close();
+    await storage.close();
+  });
+
+  it('remembers the last checkpoint and the split views across a reopen', async () => {
+    const file = join(dir.path, 'w3.db');
+    const logId = identity('log.test');
+    const log = openLog('l3', logId.key);
+    grow(log, 4);
+    const cp4 = log.signCheckpoint({ size: 4 });
+    {
+      const { witness, storage } = witnessAt(file);
+      await witness.cosign({ note: cp4.note, oldSize: 0, consistency: [], logDid: logId.did });
+      const fork = openLog('fork', logId.key);
+      grow(fork, 4);
+      expect(await codeOf(witness.cosign({ note: fork.signCheckpoint({ size: 4 }).note, oldSize: 4, consistency: [], logDid: logId.did }))).toBe('SPLIT_VIEW');
+      fork.close();
+      await storage.close();
+    }
+    const { witness, storage } = witnessAt(file);
+    expect(witness.splitViewCount).toBe(1);
+    grow(log, 2);
+    const cp6 = log.signCheckpoint({ size: 6 });
+    // It still expects old_size 4 (it did not forget), and cosigns the honest continuation.
+    expect(await codeOf(witness.cosign({ note: cp6.note, oldSize: 0, consistency: [], logDid: logId.did }))).toBe('CONFLICT');
+    expect(await codeOf(witness.cosign({ note: cp6.note, oldSize: 4, consistency: log.consistencyProof(4, 6), logDid: logId.did }))).toBe('OK');
+    log.close();
+    await storage.close();
+  });
+});
