@@ -45,6 +45,9 @@ export interface InitOptions {
   didMethod?: 'key' | 'web';
   grpcPort?: number;
   httpPort?: number;
+  /** Federation listen ports (0 = any free port, the default). */
+  quicPort?: number;
+  relayPort?: number;
   logLevel?: NodeConfig['log']['level'];
 }
 
@@ -102,6 +105,7 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
     node: { domains: [opts.domain.toLowerCase()], didMethod: opts.didMethod ?? 'key' },
     grpc: { host: '127.0.0.1', port: opts.grpcPort ?? 7443 },
     http: { host: '127.0.0.1', port: opts.httpPort ?? 0, enabled: true },
+    federation: { quic: { port: opts.quicPort ?? 0 }, relay: { port: opts.relayPort ?? 0 } },
     admin: { tokenSha256: tokenSha256(adminToken) },
     log: { level: opts.logLevel ?? 'info' },
   };

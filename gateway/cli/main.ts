@@ -28,7 +28,7 @@ const anchorChecker: AnchorChecker = async (args) => {
 
 const USAGE = `usage: aftersmtp <command> [options]
 
-  init --data DIR --domain DOMAIN [--did-method key|web] [--grpc-port N] [--http-port N]
+  init --data DIR --domain DOMAIN [--did-method key|web] [--grpc-port N] [--http-port N] [--quic-port N] [--relay-port N]
   start --data DIR [--init-domain DOMAIN]   (creates the node first if DIR holds none)
   mailbox add ADDRESS --data DIR --profile FILE
   send --profile FILE [--node HOST:PORT] --to ADDR [--to ADDR ...] --subject S (--body TEXT | --eml FILE)
@@ -58,6 +58,8 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       domain: { type: 'string' },
       'did-method': { type: 'string' },
       'grpc-port': { type: 'string' },
+      'quic-port': { type: 'string' },
+      'relay-port': { type: 'string' },
       'http-port': { type: 'string' },
       'init-domain': { type: 'string' },
       profile: { type: 'string' },
@@ -121,6 +123,8 @@ async function run(argv: string[]): Promise<number> {
         didMethod: method,
         grpcPort: intFlag(flags, 'grpc-port'),
         httpPort: intFlag(flags, 'http-port'),
+        quicPort: intFlag(flags, 'quic-port'),
+        relayPort: intFlag(flags, 'relay-port'),
       });
       out(flags, { event: 'initialized', dataDir: result.dataDir, did: result.did, adminToken: result.adminToken },
         `node created in ${result.dataDir}\n  did: ${result.did}\n  admin token (shown once): ${result.adminToken}`);
@@ -335,12 +339,6 @@ function adminClient(flags: Flags): { client: AdminClient; metadata: grpc.Metada
   return { client, metadata, close: () => (client as unknown as grpc.Client).close() };
 }
 
-function nonNegativeInt(text: string, name: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) throw new GatewayError('INVALID_ARGUMENT', `--${name} must be a non-negative integer`);
-  return n;
-}
-
 async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> {
   let bundle: ProofBundle;
   try {
@@ -365,7 +363,7 @@ async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> 
     statedMessageHash,
     substrateEndpoint: flags.substrate as string | undefined,
     requireAnchor: flags['require-anchor'] === true,
-    minCosignatures: typeof flags['min-cosignatures'] === 'string' ? nonNegativeInt(flags['min-cosignatures'], 'min-cosignatures') : 0,
+    minCosignatures: intFlag(flags, 'min-cosignatures') ?? 0,
     checkAnchor: anchorChecker,
     signal: AbortSignal.timeout(60_000),
   });
