@@ -275,8 +275,13 @@ export class AfterSmtpNode {
       ['aftersmtp_anchor_lag_entries', 'Log entries not yet covered by a chain anchor', anchor?.lagEntries ?? 0],
       ['aftersmtp_anchor_lag_seconds', 'Age of the oldest checkpoint not yet anchored', (anchor?.lagMs ?? 0) / 1000],
       ['aftersmtp_anchored_size', 'Tree size of the latest anchored checkpoint', anchor?.state?.size ?? 0],
+      ['aftersmtp_witness_split_views', 'Split views detected by this node as a witness of peer logs', this.federation?.witness.splitViewCount ?? 0],
+      ['aftersmtp_cosigned_checkpoints', 'Checkpoints of this log cosigned by at least one peer', this.federation?.witnessStore.countCosignedCheckpoints() ?? 0],
     ];
-    return gauges.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('');
+    const refused = Object.entries(this.federation?.refusals() ?? {})
+      .map(([code, n]) => `aftersmtp_refused_total{code="${code.replace(/[^A-Za-z0-9_.]/g, '_')}"} ${n}\n`).join('');
+    return gauges.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('')
+      + `# HELP aftersmtp_refused_total Federation refusals since start, by reason code\n# TYPE aftersmtp_refused_total counter\n${refused}`;
   }
 
   private identityHandlers(): import('../proto/index.ts').IdentityHandlers {

@@ -3,7 +3,8 @@
 // counts them; a forked history presented to a witness is flagged as a split view and not cosigned.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
 import { openNodeFiles } from '../../gateway/node-files.ts';
@@ -53,6 +54,18 @@ describe('witnessing between three nodes', { timeout: 180_000 }, () => {
   }
   const status = (n: TestNode) => cli(['status', '--data', n.data]) as Promise<{ splitViews: string | number; cosignedCheckpoints: string | number; refused: Record<string, string | number> }>;
   const peers = (n: TestNode) => cli(['peers', '--data', n.data]) as Promise<{ domain: string; did: string; cosignedSize: string | number; witnessError: string }[]>;
+
+  async function httpsGet(n: TestNode, path: string): Promise<string> {
+    const [host, port] = n.proc!.ready.http!.split(':');
+    const ca = readFileSync(join(n.data, 'tls/ca.crt'));
+    return new Promise((resolve, reject) => {
+      request({ host, port: Number(port), path, ca, servername: 'localhost' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      }).on('error', reject).end();
+    });
+  }
 
   /** A QUIC connection to `target`'s node authenticated with the given key. */
   async function dialAs(target: TestNode, keys: { privateKey: Uint8Array; publicKey: Uint8Array }) {
@@ -182,6 +195,9 @@ describe('witnessing between three nodes', { timeout: 180_000 }, () => {
     expect(Number(st.splitViews)).toBe(2);
     expect(Number(st.refused['cosign.SPLIT_VIEW'])).toBe(2);
     expect(Number(st.refused['cosign.PEER_REJECTED'])).toBe(1);
+    const metrics = await httpsGet(a, '/metrics');
+    expect(metrics).toMatch(/^aftersmtp_witness_split_views 2$/m);
+    expect(metrics).toMatch(/^aftersmtp_refused_total\{code="cosign.SPLIT_VIEW"\} 2$/m);
 
     // B's honest log goes on: a new message grows it, and A still cosigns B's next checkpoint.
     await cli(['send', '--profile', profile('alice'), '--node', a.proc!.ready.grpc, '--to', 'bob@b.test', '--subject', 'after the fork', '--body', 'still fine']);
