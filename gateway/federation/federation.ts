@@ -9,6 +9,7 @@ import { Router } from './routing.ts';
 import { OutboundDelivery, type PeerStatus } from './outbound.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
 import { domainOf } from '../accept.ts';
+import type { GatewayError } from '../errors.ts';
 import { COSIGN_METHOD, CosignCollector, Witness, WitnessStore, serveCosign } from './witness.ts';
 
 export interface FederationOptions {
@@ -103,12 +104,20 @@ export class Federation {
     return out;
   }
 
-  /** Whether mail for `domain` can be queued: a route exists or discovery finds one. */
+  /**
+   * Whether mail for `domain` can be queued: a route exists or discovery finds one. A discovery that
+   * fails for a reason that may pass (DNS timeout, DID document unreachable or not over trusted HTTPS)
+   * queues the mail like an MTA does on a temporary failure: outbound retries and says why.
+   */
   async canRoute(domain: string): Promise<boolean> {
     try {
       await this.router.route(domain);
       return true;
-    } catch {
+    } catch (err) {
+      if ((err as GatewayError).code === 'DISCOVERY') {
+        this.opts.log.warn({ domain, err: (err as Error).message }, 'discovery failed; queueing for retry');
+        return true;
+      }
       return false;
     }
   }

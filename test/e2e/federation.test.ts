@@ -206,4 +206,36 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
     expect(peers.find((p) => p.domain === 'c.test')!.source).toBe('dns');
     expect(readFileSync(join(c.data, 'config.yaml'), 'utf8')).toContain('didMethod: web');
   });
+
+  it('refuses a did:web peer whose document is not served over trusted HTTPS, and keeps the mail queued', async () => {
+    const d = await makeNode('d', 'd.test', 'web');
+    const dProc = await start(d);
+    const c = nodes.c!;
+    dns.set([
+      { type: 'TXT', name: '_aftersmtp.c.test', data: `v=aftersmtp1; did=${c.did}` },
+      { type: 'TXT', name: '_aftersmtp.d.test', data: `v=aftersmtp1; did=${d.did}` },
+    ]);
+    const a = nodes.a!;
+    a.proc!.child.kill('SIGTERM');
+    await a.proc!.exited;
+    // A can reach d.test's HTTPS server, but D's certificate is from a CA that A does not trust.
+    const hosts = JSON.parse(a.env.AFTERSMTP_IDENTITY__DID_WEB_HOSTS ?? '{}') as Record<string, string>;
+    a.env = { ...a.env, AFTERSMTP_IDENTITY__DID_WEB_HOSTS: JSON.stringify({ ...hosts, 'd.test': dProc.ready.http }) };
+    await start(a);
+    const alice = readProfile(profile('alice'));
+    const clients = connect(alice, a.proc!.ready.grpc);
+    const knownDids = { 'dave@d.test': readProfile(profile('bob')).did };
+    const sealed = await sealFor(alice, clients, profileResolver(alice), { to: ['dave@d.test'], subject: 'untrusted', text: 'x', knownDids });
+    const reply = await submit(clients, sealed.envelope);
+    clients.close();
+    const id = Buffer.from(reply.messageId).toString('hex');
+    const item = await until('a failed attempt', async () => (await queue(a)).find((i) => i.messageId === id && i.attempts > 0));
+    expect(item.state).toBe('deferred');
+    expect(item.lastError).toMatch(/did:web:d\.test/);
+    expect(item.lastError).toMatch(/certificate|self-signed|issuer/i);
+    // The node keeps serving: mail to the trusted did:web peer still goes through.
+    const sent = await cli(['send', '--profile', profile('alice'), '--node', a.proc!.ready.grpc, '--to', 'carol@c.test', '--subject', 'still here', '--body', 'x']);
+    const ok = await until('delivery to c.test', async () => (await queue(a)).find((i) => i.messageId === sent.messageId && i.state === 'delivered'));
+    expect(ok.recipient).toBe('carol@c.test');
+  });
 });
