@@ -1,0 +1,187 @@
+// Faults on the federation hop between real nodes (separate processes, loopback): a peer that takes
+// envelopes but never acknowledges them, and a peer killed (SIGKILL) in the middle of a stream. In
+// both cases nothing accepted is lost and every message reaches bob exactly once.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { join } from 'node:path';
+import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
+import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
+import { openNodeFiles } from '../../gateway/node-files.ts';
+import { QuicTransport, type MessageStream } from '../../gateway/transport/index.ts';
+import { loadProto } from '../../proto/index.ts';
+
+const ENV = {
+  AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200',
+  AFTERSMTP_FEDERATION__RETRY__MAX_MS: '1000',
+  AFTERSMTP_FEDERATION__ACK_TIMEOUT_MS: '1500',
+  AFTERSMTP_FEDERATION__DIAL_TIMEOUT_MS: '1500',
+  AFTERSMTP_FEDERATION__WITNESS__ENABLED: 'false',
+  AFTERSMTP_LOG__LEVEL: 'warn',
+};
+
+interface TestNode { name: string; domain: string; data: string; did: string; proc?: RunningNode }
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function freePorts(): Promise<{ quic: number; relay: number }> {
+  const udp = createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+  const quic = udp.address().port;
+  udp.close();
+  const tcp = createServer();
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()));
+  const relay = (tcp.address() as AddressInfo).port;
+  await new Promise((r) => tcp.close(r));
+  return { quic, relay };
+}
+
+const relayCodec = () => (loadProto().packageDefinition['aftersmtp.v1.Relay'] as unknown as Record<string, {
+  requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown;
+}>).Stream!;
+
+describe('faults on the federation hop', { timeout: 180_000 }, () => {
+  const dir = tempDir();
+  const profile = (name: string) => join(dir.path, `${name}.json`);
+  let a: TestNode;
+  let b: TestNode;
+
+  async function cli(args: string[]) {
+    const r = await runCli([...args, '--json']);
+    expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(0);
+    return r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  }
+  const queue = (n: TestNode) => cli(['queue', 'list', '--data', n.data]) as Promise<{ messageId: string; state: string; lastError: string; attempts: number }[]>;
+  const routeTo = (from: TestNode, domain: string, did: string, quic: string) =>
+    cli(['route', 'add', domain, '--did', did, '--endpoint', `quic://${quic}`, '--data', from.data]);
+
+  async function sendMany(count: number): Promise<Set<string>> {
+    const alice = readProfile(profile('alice'));
+    const clients = connect(alice, a.proc!.ready.grpc);
+    const resolver = profileResolver(alice);
+    const knownDids = { 'bob@b.test': readProfile(profile('bob')).did };
+    const ids = new Set<string>();
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < count) {
+        next++;
+        const sealed = await sealFor(alice, clients, resolver, { to: ['bob@b.test'], subject: `m${next}`, text: 'x'.repeat(2000), knownDids });
+        ids.add(Buffer.from((await submit(clients, sealed.envelope)).messageId).toString('hex'));
+      }
+    }));
+    clients.close();
+    return ids;
+  }
+
+  async function receiveAll(count: number): Promise<ReceivedMessage[]> {
+    const p = readProfile(profile('bob'));
+    const clients = connect(p, b.proc!.ready.grpc);
+    const got: ReceivedMessage[] = [];
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 30_000);
+    await subscribe(p, clients, profileResolver(p), { count, signal: controller.signal, onMessage: (m) => { got.push(m); } });
+    clearTimeout(timer);
+    clients.close();
+    return got;
+  }
+
+  beforeAll(async () => {
+    const nodes: TestNode[] = [];
+    for (const [name, domain] of [['a', 'a.test'], ['b', 'b.test']] as const) {
+      const data = join(dir.path, name);
+      const ports = await freePorts();
+      const init = await runCli(['init', '--data', data, '--domain', domain, '--grpc-port', '0', '--quic-port', String(ports.quic), '--relay-port', String(ports.relay), '--json']);
+      expect(init.code, init.stderr).toBe(0);
+      nodes.push({ name, domain, data, did: JSON.parse(init.stdout).did });
+    }
+    [a, b] = nodes as [TestNode, TestNode];
+    a.proc = await startNodeProcess(a.data, ENV);
+    b.proc = await startNodeProcess(b.data, ENV);
+    await routeTo(a, 'b.test', b.did, b.proc.ready.quic!);
+    await routeTo(b, 'a.test', a.did, a.proc.ready.quic!);
+    await cli(['mailbox', 'add', 'alice@a.test', '--data', a.data, '--profile', profile('alice')]);
+    await cli(['mailbox', 'add', 'bob@b.test', '--data', b.data, '--profile', profile('bob')]);
+  });
+
+  afterAll(async () => {
+    for (const n of [a, b]) {
+      n?.proc?.child.kill('SIGTERM');
+      await n?.proc?.exited;
+    }
+    dir.cleanup();
+  });
+
+  it('a peer that takes envelopes and never acknowledges them times out; the mail is retried and delivered once', async () => {
+    // The stuck peer holds B's keys (so it passes the DID check), says hello, then stops reading.
+    const { keys } = openNodeFiles(b.data);
+    const fake = new QuicTransport({ privateKey: Buffer.from(keys.signing.privateKey, 'base64url'), publicKey: Buffer.from(keys.signing.publicKey, 'base64url') });
+    const codec = relayCodec();
+    let envelopesSeen = 0;
+    const held: MessageStream[] = [];
+    fake.onConnection((conn) => conn.onStream((method, stream) => {
+      held.push(stream);
+      void (async () => {
+        const it = stream[Symbol.asyncIterator]();
+        await it.next(); // A's hello
+        await stream.send(codec.requestSerialize({ frameId: 0, hello: { did: b.did, domains: ['b.test'], maxInFlight: 4 } }));
+        const first = await it.next(); // one envelope, then nothing is read or answered
+        if (!first.done) envelopesSeen++;
+      })().catch(() => {});
+    }));
+    const addr = await fake.listen({ host: '127.0.0.1', port: 0 });
+    await routeTo(a, 'b.test', b.did, `${addr.host}:${addr.port}`);
+    try {
+      const ids = await sendMany(6);
+      const stuck = await until('an ack timeout', async () => {
+        const items = (await queue(a)).filter((i) => ids.has(i.messageId));
+        return items.some((i) => i.state === 'deferred' && /did not acknowledge/.test(i.lastError)) ? items : undefined;
+      });
+      expect(envelopesSeen).toBeGreaterThan(0);
+      expect(stuck.every((i) => i.state !== 'delivered')).toBe(true);
+      // The real B comes back on the route: everything arrives, once.
+      await routeTo(a, 'b.test', b.did, b.proc!.ready.quic!);
+      const got = await receiveAll(ids.size);
+      expect(new Set(got.map((m) => m.messageId))).toEqual(ids);
+      expect(got).toHaveLength(ids.size);
+      await until('all delivered', async () => {
+        const items = (await queue(a)).filter((i) => ids.has(i.messageId));
+        return items.every((i) => i.state === 'delivered') ? items : undefined;
+      });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('a peer killed in the middle of a stream: every message is retried and delivered exactly once', async () => {
+    const count = 300;
+    const before = Number((await cli(['status', '--data', b.data])).storedEnvelopes);
+    const sending = sendMany(count);
+    // Kill B (no goodbye) once part of the stream has landed.
+    const storedAtKill = await until('B storing part of the stream', async () => {
+      const stored = Number((await cli(['status', '--data', b.data])).storedEnvelopes) - before;
+      return stored >= 20 ? stored : undefined;
+    }, 60_000);
+    b.proc!.child.kill('SIGKILL');
+    await b.proc!.exited;
+    expect(storedAtKill).toBeLessThan(count); // the stream was cut part way
+    const ids = await sending; // A keeps accepting while B is down
+    expect(ids.size).toBe(count);
+    b.proc = await startNodeProcess(b.data, ENV); // same ports (init --quic-port)
+    const got = await receiveAll(count);
+    const received = got.map((m) => m.messageId);
+    expect(new Set(received)).toEqual(ids);
+    expect(received).toHaveLength(count); // none twice
+    await until('all delivered at A', async () => {
+      const items = (await queue(a)).filter((i) => ids.has(i.messageId));
+      return items.length === count && items.every((i) => i.state === 'delivered') ? items : undefined;
+    }, 60_000);
+  });
+});
