@@ -146,6 +146,7 @@ export class Storage extends EventEmitter {
       insertOutboundEnvelope: prepare(`INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)`),
       insertOutbound: prepare(`INSERT INTO outbound (message_id, recipient, domain, state, next_attempt_ms, expires_ms, updated_ms) VALUES (?,?,?,'queued',?,?,?)`),
       dueOutbound: prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
+      nextDueAfter: prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms > ?`),
       nextDue: prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred')`),
       outboundEnvelope: prepare(`SELECT * FROM outbound_envelopes WHERE message_id = ?`),
       updateOutbound: prepare(`UPDATE outbound SET state = ?, attempts = ?, next_attempt_ms = ?, last_error = ?, receipt = ?, updated_ms = ? WHERE message_id = ? AND recipient = ?`),
@@ -278,7 +279,14 @@ export class Storage extends EventEmitter {
       throw err;
     });
     for (const [mailbox, seq] of seqs) this.emit('delivery', mailbox, seq);
-    if (args.remote?.recipients.length) this.emit('outbound');
+    if (args.remote?.recipients.length) {
+      // Listeners get the new queue items themselves, so the outbound loop need not scan for them.
+      const items: OutboundItem[] = args.remote.recipients.map((r) => ({
+        messageId: args.messageId, recipient: r.address, domain: r.domain, state: 'queued', attempts: 0,
+        nextAttemptMs: receivedMs, expiresMs: args.expiresMs, lastError: '', receipt: '', updatedMs: receivedMs,
+      }));
+      this.emit('outbound', items);
+    }
     return seqs;
   }
 
@@ -286,6 +294,12 @@ export class Storage extends EventEmitter {
 
   dueOutbound(nowMs: number, limit: number): OutboundItem[] {
     return (this.stmts.dueOutbound.all(nowMs, limit) as Record<string, unknown>[]).map(toOutbound);
+  }
+
+  /** When the next queued item due strictly after `afterMs` falls due (ms), or undefined. */
+  nextOutboundDueAfter(afterMs: number): number | undefined {
+    const t = (this.stmts.nextDueAfter.get(afterMs) as { t: number | null }).t;
+    return t === null ? undefined : Number(t);
   }
 
   /** When the next queued item falls due (ms), or undefined when nothing waits. */
@@ -310,9 +324,19 @@ export class Storage extends EventEmitter {
 
   /** Updates one queue item durably; the envelope is dropped once no recipient still needs it. */
   updateOutbound(item: OutboundItem): Promise<void> {
+    return this.updateOutboundMany([item]);
+  }
+
+  /** Updates queue items in one durable write (all or none). */
+  updateOutboundMany(items: OutboundItem[]): Promise<void> {
     return this.write(() => {
-      this.stmts.updateOutbound.run(item.state, item.attempts, item.nextAttemptMs, item.lastError, item.receipt, Date.now(), item.messageId, item.recipient);
-      if (item.state === 'delivered' || item.state === 'failed') this.stmts.deleteOutboundEnvelopeIfDone.run(item.messageId, item.messageId);
+      const now = Date.now();
+      const done = new Map<string, Uint8Array>();
+      for (const item of items) {
+        this.stmts.updateOutbound.run(item.state, item.attempts, item.nextAttemptMs, item.lastError, item.receipt, now, item.messageId, item.recipient);
+        if (item.state === 'delivered' || item.state === 'failed') done.set(Buffer.from(item.messageId).toString('hex'), item.messageId);
+      }
+      for (const messageId of done.values()) this.stmts.deleteOutboundEnvelopeIfDone.run(messageId, messageId);
     });
   }
 

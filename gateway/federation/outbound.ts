@@ -44,12 +44,23 @@ export interface OutboundOptions extends AcceptDeps {
   resolver: DidResolver;
 }
 
+/** Even with nothing due, the queue is re-read this often (items whose delivery ended abnormally). */
+const SAFETY_SCAN_MS = 5_000;
+
 export class OutboundDelivery {
   private readonly opts: OutboundOptions;
   private readonly channels = new Map<string, Promise<RelayChannel>>();
   private readonly peers = new Map<string, PeerStatus>();
   private readonly sending = new Set<string>();
   private readonly deliveries = new Set<Promise<void>>();
+  /** Items just queued by the store (handed over by its 'outbound' event), not yet dispatched. */
+  private fresh: OutboundItem[] = [];
+  /** The queue must be read from the store (start, kick, due retries, items left for lack of room). */
+  private needScan = true;
+  /** Due items were left in the store for lack of room: read them once room frees up. */
+  private backlog = false;
+  /** Deliveries (message x domain) this process works on at once; beyond that, items wait in the store. */
+  private readonly capacity: number;
   private timer?: NodeJS.Timeout;
   private running = false;
   private wake?: () => void;
@@ -57,6 +68,7 @@ export class OutboundDelivery {
 
   constructor(opts: OutboundOptions) {
     this.opts = opts;
+    this.capacity = Math.max(256, 4 * opts.maxInFlightPerPeer);
   }
 
   start(): void {
@@ -65,38 +77,52 @@ export class OutboundDelivery {
     this.loop = this.run();
   }
 
-  private readonly onOutbound = () => this.wake?.();
+  private readonly onOutbound = (items?: OutboundItem[]) => {
+    if (items?.length) this.fresh.push(...items);
+    else this.needScan = true;
+    this.wake?.();
+  };
 
-  /** Wakes the loop now (after `queue retry`, a new route, tests). */
+  /** Wakes the loop now and re-reads the queue (after `queue retry`, a new route, tests). */
   kick(): void {
+    this.needScan = true;
     this.wake?.();
   }
 
+  /**
+   * The queue lives in the store; this loop hands due items to deliveries. New items arrive with the
+   * store's event (no query per message); the store is read at start, on kick, when a deferred item
+   * falls due, when room frees up after items were left there, and every few seconds as a safety net.
+   * At most `capacity` deliveries run at once; each peer's relay window bounds what is on the wire.
+   */
   private async run(): Promise<void> {
+    let safetyScanAt = 0;
+    let dueAt: number | undefined;
     while (this.running) {
       const now = Date.now();
-      const due = this.opts.storage.dueOutbound(now, 512).filter((i) => !this.sending.has(key(i)));
-      // One send per (message, domain): the peer stores the envelope for all its recipients at once.
-      const groups = new Map<string, OutboundItem[]>();
-      for (const item of due) {
-        const k = `${Buffer.from(item.messageId).toString('hex')}|${item.domain}`;
-        const list = groups.get(k) ?? [];
-        list.push(item);
-        groups.set(k, list);
+      if (now >= safetyScanAt || (dueAt !== undefined && now >= dueAt)) this.needScan = true;
+      if (this.backlog && this.deliveries.size <= this.capacity / 2) this.needScan = true;
+      if (this.needScan) {
+        this.needScan = false;
+        this.backlog = false;
+        this.fresh = []; // committed before their event: the scan sees them
+        safetyScanAt = now + SAFETY_SCAN_MS;
+        const room = this.capacity - this.deliveries.size;
+        if (room > 0) {
+          const due = this.opts.storage.dueOutbound(now, room + this.sending.size).filter((i) => !this.sending.has(key(i)));
+          if (this.dispatch(due) < due.length) this.backlog = true;
+        } else {
+          this.backlog = true;
+        }
       }
-      for (const items of groups.values()) {
-        for (const i of items) this.sending.add(key(i));
-        const delivery: Promise<void> = this.deliver(items)
-          .catch((err: Error) => this.opts.log.error({ err: err.message }, 'outbound delivery failed'))
-          .finally(() => {
-            for (const i of items) this.sending.delete(key(i));
-            this.deliveries.delete(delivery);
-            this.wake?.();
-          });
-        this.deliveries.add(delivery);
+      if (this.fresh.length) {
+        const fresh = this.fresh;
+        this.fresh = [];
+        if (this.dispatch(fresh.filter((i) => !this.sending.has(key(i)))) < fresh.length) this.backlog = true;
       }
-      const next = this.opts.storage.nextOutboundDue();
-      const wait = next === undefined ? 60_000 : Math.max(10, Math.min(60_000, next - Date.now()));
+      dueAt = this.opts.storage.nextOutboundDueAfter(Date.now());
+      const wakeAt = Math.min(safetyScanAt, dueAt ?? Infinity);
+      const wait = Math.max(10, Math.min(60_000, wakeAt - Date.now()));
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         this.timer = setTimeout(resolve, wait);
@@ -104,6 +130,35 @@ export class OutboundDelivery {
       clearTimeout(this.timer);
       this.wake = undefined;
     }
+  }
+
+  /**
+   * Starts one delivery per (message, domain) while there is room: the peer stores the envelope for
+   * all its recipients at once. Returns how many items were taken; the rest stay queued in the store.
+   */
+  private dispatch(items: OutboundItem[]): number {
+    const groups = new Map<string, OutboundItem[]>();
+    for (const item of items) {
+      const k = `${Buffer.from(item.messageId).toString('hex')}|${item.domain}`;
+      const list = groups.get(k);
+      if (list) list.push(item);
+      else groups.set(k, [item]);
+    }
+    let taken = 0;
+    for (const group of groups.values()) {
+      if (this.deliveries.size >= this.capacity) break;
+      taken += group.length;
+      for (const i of group) this.sending.add(key(i));
+      const delivery: Promise<void> = this.deliver(group)
+        .catch((err: Error) => this.opts.log.error({ err: err.message }, 'outbound delivery failed'))
+        .finally(() => {
+          for (const i of group) this.sending.delete(key(i));
+          this.deliveries.delete(delivery);
+          this.wake?.();
+        });
+      this.deliveries.add(delivery);
+    }
+    return taken;
   }
 
   private async deliver(items: OutboundItem[]): Promise<void> {
@@ -124,9 +179,10 @@ export class OutboundDelivery {
       const receipt = await channel.send(envelope, stored.senderDomain);
       const peer = this.peers.get(first.domain);
       if (peer) Object.assign(peer, { lastSeenMs: Date.now(), rttMs: channel.conn.rtt?.() ?? performance.now() - t0, lastError: '' });
-      for (const item of items) {
-        await this.opts.storage.updateOutbound({ ...item, state: 'delivered', attempts: item.attempts + 1, lastError: '', receipt: JSON.stringify({ ...receipt, messageHash: Buffer.from(receipt.messageHash as Uint8Array).toString('hex') }) });
-      }
+      // The peer holds it durably now. Should this update be lost (crash), the item is sent again and
+      // the peer answers the re-send with its original receipt, storing nothing twice.
+      const stamp = JSON.stringify({ ...receipt, messageHash: Buffer.from(receipt.messageHash as Uint8Array).toString('hex') });
+      await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'delivered' as const, attempts: item.attempts + 1, lastError: '', receipt: stamp })));
       this.opts.log.info({ domain: first.domain, recipients: items.length }, 'relayed');
     } catch (err) {
       const code = (err as GatewayError).code ?? 'INTERNAL';
@@ -138,11 +194,11 @@ export class OutboundDelivery {
         await this.fail(items, stored.sender, envelope, code, message);
         return;
       }
-      for (const item of items) {
+      await this.opts.storage.updateOutboundMany(items.map((item) => {
         const attempts = item.attempts + 1;
         const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
-        await this.opts.storage.updateOutbound({ ...item, state: 'deferred', attempts, nextAttemptMs: Date.now() + delay, lastError: `${code}: ${message}` });
-      }
+        return { ...item, state: 'deferred' as const, attempts, nextAttemptMs: Date.now() + delay, lastError: `${code}: ${message}` };
+      }));
       this.opts.log.info({ domain: first.domain, code, err: message }, 'relay deferred');
     }
   }
@@ -220,9 +276,7 @@ export class OutboundDelivery {
 
   /** Marks items failed and puts one delivery failure notice in the sender's mailbox. */
   private async fail(items: OutboundItem[], sender: string, envelope: Envelope, code: string, reason: string): Promise<void> {
-    for (const item of items) {
-      await this.opts.storage.updateOutbound({ ...item, state: 'failed', attempts: item.attempts + 1, lastError: `${code}: ${reason}` });
-    }
+    await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'failed' as const, attempts: item.attempts + 1, lastError: `${code}: ${reason}` })));
     this.opts.log.warn({ code, recipients: items.length }, 'relay failed permanently');
     if (!sender) return;
     await this.notify(sender, envelope, items.map((i) => i.recipient), code, reason).catch((err: Error) => {

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
+import { DatabaseSync } from 'node:sqlite';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
+import { envelopeFromWire } from '../../gateway/wire.ts';
+import { encodeEnvelope } from '../../identity/index.ts';
+import type { Envelope__Output } from '../../proto/index.ts';
 
 const FAST_RETRY = { AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200', AFTERSMTP_FEDERATION__RETRY__MAX_MS: '1000', AFTERSMTP_FEDERATION__ACK_TIMEOUT_MS: '2000', AFTERSMTP_FEDERATION__DIAL_TIMEOUT_MS: '1500', AFTERSMTP_LOG__LEVEL: 'warn' };
 
@@ -121,6 +125,73 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
     await until('delivery after restart', async () => (await queue(a)).find((i) => i.messageId === messageId && i.state === 'delivered'));
     const got = await receive('bob', b, 1);
     expect(got.map((m) => m.messageId)).toEqual([messageId]);
+  });
+
+  it('sends again a relay whose delivered state a crash lost after the ack, and the peer stores it once', async () => {
+    const a = nodes.a!;
+    const b = nodes.b!;
+    const alice = readProfile(profile('alice'));
+    const clients = connect(alice, a.proc!.ready.grpc);
+    const knownDids = { 'bob@b.test': readProfile(profile('bob')).did };
+    const sealed = await sealFor(alice, clients, profileResolver(alice), { to: ['bob@b.test'], subject: 'crash after ack', text: 'once', knownDids });
+    const reply = await submit(clients, sealed.envelope);
+    clients.close();
+    const id = Buffer.from(reply.messageId);
+    const messageId = id.toString('hex');
+    await until('delivered', async () => (await queue(a)).find((i) => i.messageId === messageId && i.state === 'delivered'));
+    const receiptOf = () => {
+      const db = new DatabaseSync(join(a.data, 'node.db'), { readOnly: true });
+      try { return JSON.parse((db.prepare('SELECT receipt FROM outbound WHERE message_id = ?').get(id) as { receipt: string }).receipt) as { leafIndex: number }; } finally { db.close(); }
+    };
+    const first = receiptOf();
+    // Crash A, and put its queue back as it was between B's ack and A's durable update of the item.
+    a.proc!.child.kill('SIGKILL');
+    await a.proc!.exited;
+    const db = new DatabaseSync(join(a.data, 'node.db'));
+    db.prepare(`UPDATE outbound SET state = 'queued', attempts = 0, receipt = '', next_attempt_ms = 0 WHERE message_id = ?`).run(id);
+    db.prepare('INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)').run(id, encodeEnvelope(envelopeFromWire(sealed.envelope as Envelope__Output)), 'alice@a.test', 'a.test', null);
+    db.close();
+    await start(a);
+    await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic},relay://${a.proc!.ready.relay}`, '--data', b.data]);
+    await until('delivered again', async () => (await queue(a)).find((i) => i.messageId === messageId && i.state === 'delivered' && i.attempts === 1));
+    expect(receiptOf().leafIndex).toBe(first.leafIndex); // B answered the re-send with its original receipt
+    const got = await receive('bob', b, 1);
+    expect(got.map((m) => m.messageId)).toEqual([messageId]);
+    const bdb = new DatabaseSync(join(b.data, 'node.db'), { readOnly: true });
+    const stored = (bdb.prepare('SELECT count(*) AS n FROM deliveries WHERE message_id = ?').get(id) as { n: number }).n;
+    bdb.close();
+    expect(stored).toBe(1);
+  });
+
+  it('delivers a backlog larger than the outbound loop takes at once, each message once', async () => {
+    const a = nodes.a!;
+    const b = nodes.b!;
+    b.proc!.child.kill('SIGKILL');
+    await b.proc!.exited;
+    const alice = readProfile(profile('alice'));
+    const clients = connect(alice, a.proc!.ready.grpc);
+    const resolver = profileResolver(alice);
+    const knownDids = { 'bob@b.test': readProfile(profile('bob')).did };
+    const count = 300; // the loop works on at most 256 deliveries at once; the rest wait in the store
+    const ids = new Set<string>();
+    let next = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < count) {
+        next++;
+        const sealed = await sealFor(alice, clients, resolver, { to: ['bob@b.test'], subject: 'backlog', text: 'x', knownDids });
+        const reply = await submit(clients, sealed.envelope);
+        ids.add(Buffer.from(reply.messageId).toString('hex'));
+      }
+    }));
+    clients.close();
+    await start(b);
+    await cli(['route', 'add', 'b.test', '--did', b.did, '--endpoint', `quic://${b.proc!.ready.quic},relay://${b.proc!.ready.relay}`, '--data', a.data]);
+    const got = await receive('bob', b, count);
+    expect(new Set(got.map((m) => m.messageId))).toEqual(ids);
+    await until('all delivered', async () => {
+      const delivered = (await queue(a)).filter((i) => ids.has(i.messageId) && i.state === 'delivered');
+      return delivered.length === count ? delivered : undefined;
+    }, 30_000);
   });
 
   it('falls back to HTTP/2 when QUIC is unreachable', async () => {
