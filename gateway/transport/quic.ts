@@ -74,6 +74,12 @@ const MAX_PIECE = 256 * 1024;
 const COALESCE_BYTES = 64 * 1024;
 /** Queued small writes are merged up to this size. */
 const COALESCE_WRITE_BYTES = 64 * 1024;
+/**
+ * Message bytes of one stream handed to the library but not yet written by it. A send without an
+ * abort signal returns its place in line as soon as its bytes are queued (so later sends can join the
+ * same native write) and waits for the write only beyond this: backpressure stays bounded.
+ */
+const PIPELINE_BYTES = 256 * 1024;
 /** How long an unexplained end of a stream waits for the peer's RESET frame before it is reported. */
 const RESET_GRACE_MS = 250;
 const PING_INTERVAL_MIN_MS = 1_000;
@@ -308,6 +314,8 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   /** Total message bytes the peer allows us to send (initial + its WINDOW increments). */
   #peerAllowed = QUIC_INITIAL_WINDOW;
   #sentPos = 0;
+  /** Bytes queued in the channel whose write has not completed (see PIPELINE_BYTES). */
+  #unwritten = 0;
   #creditWaiter: Deferred<void> | undefined;
   /** Total message bytes we allowed the peer to send. */
   #advertised = QUIC_INITIAL_WINDOW;
@@ -476,7 +484,9 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
       return Promise.reject(new TransportError('MESSAGE_TOO_LARGE', `message of ${message.length} bytes exceeds the limit of ${this.#maxMessageBytes}`));
     }
     const signal = opts?.signal;
-    return this.#sends.run(async () => {
+    // The last piece's write, when the send left the queue before it completed (pipelined).
+    let pending: Promise<void> | undefined;
+    const queued = this.#sends.run(async () => {
       if (this.#error !== undefined) throw this.#error;
       if (signal?.aborted) throw abortError(signal, 'send');
       const total = FRAME_HEADER_BYTES + message.length;
@@ -499,8 +509,19 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
           const piece = this.#withOpen(pieceOf(written, n));
           this.#sentPos += n;
           written += n;
-          // One piece at a time in the library's hands: that is where backpressure comes from.
-          await raceSignal(this.#ch.write(piece), signal, 'send');
+          if (signal !== undefined) {
+            // One piece at a time in the library's hands, so an abort leaves nothing of it queued.
+            await raceSignal(this.#ch.write(piece), signal, 'send');
+            continue;
+          }
+          // Without a signal, pieces queue behind each other up to PIPELINE_BYTES; the channel merges
+          // queued pieces into one native write. Backpressure: beyond that, wait for this write.
+          const write = this.#ch.write(piece);
+          this.#unwritten += piece.length;
+          const size = piece.length;
+          void write.then(() => { this.#unwritten -= size; }, () => { this.#unwritten -= size; });
+          if (this.#unwritten > PIPELINE_BYTES) await write;
+          else pending = write;
         }
       } catch (err) {
         if (this.#error !== undefined) throw this.#error;
@@ -511,6 +532,15 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
         }
         // The write itself failed: the peer reset the stream or the connection broke.
         throw await this.#suspectReset(err);
+      }
+    });
+    // The send resolves once its last piece is written, as without pipelining.
+    return queued.then(async () => {
+      if (pending === undefined) return;
+      try {
+        await pending;
+      } catch (err) {
+        throw this.#error ?? (await this.#suspectReset(err));
       }
     });
   }
