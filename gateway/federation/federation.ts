@@ -175,6 +175,7 @@ export class Federation {
         maxInFlight: config.federation.maxInFlightPerPeer,
         log: log.child({ component: 'relay-in' }),
         peerServesDomain: (did, domain) => this.peerServesDomain(did, domain),
+        signingPrivateKey: this.opts.nodeKeys.signingPrivateKey,
         onEvent: (e) => {
           if (e.accepted) this.counters.accepted++;
           else if (!e.peerDid) this.counters.peersRefused++;

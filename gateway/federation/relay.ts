@@ -11,6 +11,7 @@ import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
 import { GatewayError } from '../errors.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
+import { signReceipt, verifyReceipt, type ReceiptFields } from './receipt.ts';
 
 export const RELAY_METHOD = '/aftersmtp.v1.Relay/Stream';
 /** Mailbox lookup between nodes: which DID holds an address (the answering node is authoritative). */
@@ -108,6 +109,8 @@ export interface RelayServerDeps extends AcceptDeps {
   log: Logger;
   /** Whether `domain` is served by the node `peerDid` (static route, did:web host, or DNS discovery). */
   peerServesDomain: (peerDid: string, domain: string) => Promise<boolean>;
+  /** This node's Ed25519 signing key: every receipt it gives a peer is signed with it. */
+  signingPrivateKey: Uint8Array;
   onEvent?: (event: { peerDid: string; accepted?: boolean; code?: string }) => void;
 }
 
@@ -161,7 +164,7 @@ async function handleEnvelope(frame: RelayFrameIn, hello: RelayHello, deps: Rela
     }
     const accepted = await acceptEnvelope(deps, envelope, { senderAddress: '', senderDomain, fromPeer: true });
     deps.onEvent?.({ peerDid: hello.did, accepted: true });
-    return { frameId: frame.frameId, receipt: accepted.receipt };
+    return { frameId: frame.frameId, receipt: signReceipt(accepted.receipt as Receipt & ReceiptFields, deps.signingPrivateKey) };
   } catch (err) {
     const code = (err as GatewayError).code ?? 'INTERNAL';
     log.info({ code, err: (err as Error).message }, 'relayed envelope refused');
@@ -193,10 +196,12 @@ export class RelayChannel {
   private waiters: (() => void)[] = [];
   private failure?: Error;
   private readonly ackTimeoutMs: number;
+  private readonly resolver: DidResolver;
   readonly closed: Promise<void>;
 
-  private constructor(peerDid: string, conn: PeerConnection, stream: MessageStream, peerHello: RelayHello, iterator: AsyncIterator<Uint8Array>, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number) {
+  private constructor(peerDid: string, conn: PeerConnection, stream: MessageStream, peerHello: RelayHello, iterator: AsyncIterator<Uint8Array>, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number, resolver: DidResolver) {
     this.peerDid = peerDid;
+    this.resolver = resolver;
     this.ackTimeoutMs = ackTimeoutMs;
     this.conn = conn;
     this.stream = stream;
@@ -218,7 +223,7 @@ export class RelayChannel {
       stream.abort(err);
       throw err;
     }
-    return new RelayChannel(args.peerDid, conn, stream, hello, iterator, decode, args.ackTimeoutMs);
+    return new RelayChannel(args.peerDid, conn, stream, hello, iterator, decode, args.ackTimeoutMs, args.resolver);
   }
 
   get usable(): boolean {
@@ -229,8 +234,21 @@ export class RelayChannel {
     return this.pending.size;
   }
 
-  /** Sends one envelope; resolves with the peer's receipt once it is durable there. */
+  /**
+   * Sends one envelope; resolves with the peer's receipt once it is durable there. A receipt that does
+   * not verify (other hash, not signed by the peer DID's key) rejects with BAD_RECEIPT: not delivered.
+   */
   async send(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
+    const receipt = await this.sendUnverified(envelope, senderDomain, signal);
+    try {
+      await verifyReceipt(receipt as Receipt & ReceiptFields & { signature?: Uint8Array }, envelope.messageHash, this.peerDid, this.resolver);
+    } catch (err) {
+      throw new RelayError('BAD_RECEIPT', (err as Error).message);
+    }
+    return receipt;
+  }
+
+  private async sendUnverified(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
     while (this.pending.size >= this.window && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
     if (this.failure) throw this.failure;
     const frameId = this.nextFrame++;

@@ -9,7 +9,9 @@ import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
 import { openNodeFiles } from '../../gateway/node-files.ts';
 import { QuicTransport, type MessageStream } from '../../gateway/transport/index.ts';
-import { loadProto } from '../../proto/index.ts';
+import { loadProto, type Envelope__Output } from '../../proto/index.ts';
+import { envelopeFromWire } from '../../gateway/wire.ts';
+import { randomBytes } from 'node:crypto';
 
 const ENV = {
   AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200',
@@ -62,6 +64,13 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
   const queue = (n: TestNode) => cli(['queue', 'list', '--data', n.data]) as Promise<{ messageId: string; state: string; lastError: string; attempts: number }[]>;
   const routeTo = (from: TestNode, domain: string, did: string, quic: string) =>
     cli(['route', 'add', domain, '--did', did, '--endpoint', `quic://${quic}`, '--data', from.data]);
+  /** Points A's route for b.test at `quic` and restarts A, so no channel to the previous peer lingers. */
+  async function routeAFreshly(quic: string): Promise<void> {
+    await routeTo(a, 'b.test', b.did, quic);
+    a.proc!.child.kill('SIGTERM');
+    await a.proc!.exited;
+    a.proc = await startNodeProcess(a.data, ENV); // same ports (init --quic-port/--relay-port)
+  }
 
   async function sendMany(count: number): Promise<Set<string>> {
     const alice = readProfile(profile('alice'));
@@ -137,7 +146,7 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
       })().catch(() => {});
     }));
     const addr = await fake.listen({ host: '127.0.0.1', port: 0 });
-    await routeTo(a, 'b.test', b.did, `${addr.host}:${addr.port}`);
+    await routeAFreshly(`${addr.host}:${addr.port}`);
     try {
       const ids = await sendMany(6);
       const stuck = await until('an ack timeout', async () => {
@@ -147,11 +156,58 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
       expect(envelopesSeen).toBeGreaterThan(0);
       expect(stuck.every((i) => i.state !== 'delivered')).toBe(true);
       // The real B comes back on the route: everything arrives, once.
-      await routeTo(a, 'b.test', b.did, b.proc!.ready.quic!);
+      await routeAFreshly(b.proc!.ready.quic!);
       const got = await receiveAll(ids.size);
       expect(new Set(got.map((m) => m.messageId))).toEqual(ids);
       expect(got).toHaveLength(ids.size);
       await until('all delivered', async () => {
+        const items = (await queue(a)).filter((i) => ids.has(i.messageId));
+        return items.every((i) => i.state === 'delivered') ? items : undefined;
+      });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('a receipt that does not verify is not an acknowledgement: the mail stays queued and is delivered once', async () => {
+    // A peer with B's keys that acknowledges every envelope with a receipt B never signed.
+    const { keys } = openNodeFiles(b.data);
+    const fake = new QuicTransport({ privateKey: Buffer.from(keys.signing.privateKey, 'base64url'), publicKey: Buffer.from(keys.signing.publicKey, 'base64url') });
+    const codec = relayCodec();
+    let forged = 0;
+    fake.onConnection((conn) => conn.onStream((_method, stream) => {
+      void (async () => {
+        let hello = true;
+        for await (const message of stream) {
+          if (hello) {
+            hello = false;
+            await stream.send(codec.requestSerialize({ frameId: 0, hello: { did: b.did, domains: ['b.test'], maxInFlight: 8 } }));
+            continue;
+          }
+          const frame = codec.requestDeserialize(Buffer.from(message)) as { frameId: number; envelope: Envelope__Output };
+          const messageHash = envelopeFromWire(frame.envelope).messageHash;
+          forged++;
+          await stream.send(codec.requestSerialize({
+            frameId: frame.frameId,
+            ack: { frameId: frame.frameId, receipt: { logOrigin: 'b.test/aftersmtp', leafIndex: 7, checkpointSize: 8, messageHash, signature: randomBytes(64) } },
+          }));
+        }
+      })().catch(() => {});
+    }));
+    const addr = await fake.listen({ host: '127.0.0.1', port: 0 });
+    await routeAFreshly(`${addr.host}:${addr.port}`);
+    try {
+      const ids = await sendMany(3);
+      const refused = await until('a refused receipt', async () => {
+        const items = (await queue(a)).filter((i) => ids.has(i.messageId));
+        return items.length === 3 && items.every((i) => i.state === 'deferred' && /BAD_RECEIPT/.test(i.lastError)) ? items : undefined;
+      });
+      expect(refused[0]!.lastError).toMatch(/not signed by a key of its DID document/);
+      expect(forged).toBeGreaterThanOrEqual(3);
+      await routeAFreshly(b.proc!.ready.quic!);
+      const got = await receiveAll(ids.size);
+      expect(new Set(got.map((m) => m.messageId))).toEqual(ids);
+      await until('delivered with a signed receipt', async () => {
         const items = (await queue(a)).filter((i) => ids.has(i.messageId));
         return items.every((i) => i.state === 'delivered') ? items : undefined;
       });

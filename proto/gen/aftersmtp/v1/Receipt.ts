@@ -13,6 +13,11 @@ export interface Receipt {
    */
   'checkpointSize'?: (number | string | Long);
   'messageHash'?: (Buffer | Uint8Array | string);
+  /**
+   * Between nodes (relay acks): Ed25519 signature by the receiving node's key over the receipt
+   * (PROTOCOL.md §4.1 "Receipts"); the sender keeps a receipt only if it verifies.
+   */
+  'signature'?: (Buffer | Uint8Array | string);
 }
 
 /**
@@ -26,4 +31,9 @@ export interface Receipt__Output {
    */
   'checkpointSize': (number);
   'messageHash': (Buffer);
+  /**
+   * Between nodes (relay acks): Ed25519 signature by the receiving node's key over the receipt
+   * (PROTOCOL.md §4.1 "Receipts"); the sender keeps a receipt only if it verifies.
+   */
+  'signature': (Buffer);
 }
