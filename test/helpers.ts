@@ -52,3 +52,34 @@ export function startNodeProcess(dataDir: string, env: NodeJS.ProcessEnv = {}): 
 export function jsonLines(text: string): any[] {
   return text.split('\n').filter((l) => l.trim().startsWith('{')).map((l) => JSON.parse(l));
 }
+
+/** Polls `fn` until it returns something other than undefined (errors count as "not yet"), or times out naming `what`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A free UDP port (QUIC) and a free TCP port (HTTP/2 relay) on 127.0.0.1, found by binding port 0. */
+export async function freePorts(): Promise<{ quic: number; relay: number }> {
+  const { createSocket } = await import('node:dgram');
+  const { createServer } = await import('node:net');
+  const udp = createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+  const quic = udp.address().port;
+  udp.close();
+  const tcp = createServer();
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()));
+  const relay = (tcp.address() as import('node:net').AddressInfo).port;
+  await new Promise((r) => tcp.close(r));
+  return { quic, relay };
+}

@@ -3,9 +3,7 @@
 // both cases nothing accepted is lost and every message reaches bob exactly once.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
-import { createSocket } from 'node:dgram';
-import { createServer, type AddressInfo } from 'node:net';
-import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
+import { tempDir, runCli, startNodeProcess, until, freePorts, type RunningNode } from '../helpers.ts';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
 import { openNodeFiles } from '../../gateway/node-files.ts';
 import { RelayChannel } from '../../gateway/federation/relay.ts';
@@ -25,28 +23,6 @@ const ENV = {
 };
 
 interface TestNode { name: string; domain: string; data: string; did: string; proc?: RunningNode }
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function freePorts(): Promise<{ quic: number; relay: number }> {
-  const udp = createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-  const quic = udp.address().port;
-  udp.close();
-  const tcp = createServer();
-  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()));
-  const relay = (tcp.address() as AddressInfo).port;
-  await new Promise((r) => tcp.close(r));
-  return { quic, relay };
-}
 
 const relayCodec = () => (loadProto().packageDefinition['aftersmtp.v1.Relay'] as unknown as Record<string, {
   requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown;
@@ -104,6 +80,12 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
     return got;
   }
 
+  /** A QUIC transport authenticated with `n`'s node key (to impersonate it towards the other node). */
+  function transportHolding(n: TestNode): QuicTransport {
+    const { keys } = openNodeFiles(n.data);
+    return new QuicTransport({ privateKey: Buffer.from(keys.signing.privateKey, 'base64url'), publicKey: Buffer.from(keys.signing.publicKey, 'base64url') });
+  }
+
   /** Bob's messages until every id in `ids` has arrived (others that arrive too are returned as well). */
   async function receiveIds(ids: Set<string>): Promise<ReceivedMessage[]> {
     const p = readProfile(profile('bob'));
@@ -153,8 +135,7 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
 
   it('a peer that takes envelopes and never acknowledges them times out; the mail is retried and delivered once', async () => {
     // The stuck peer holds B's keys (so it passes the DID check), says hello, then stops reading.
-    const { keys } = openNodeFiles(b.data);
-    const fake = new QuicTransport({ privateKey: Buffer.from(keys.signing.privateKey, 'base64url'), publicKey: Buffer.from(keys.signing.publicKey, 'base64url') });
+    const fake = transportHolding(b);
     const codec = relayCodec();
     let envelopesSeen = 0;
     const held: MessageStream[] = [];
@@ -194,8 +175,7 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
 
   it('a receipt that does not verify is not an acknowledgement: the mail stays queued and is delivered once', async () => {
     // A peer with B's keys that acknowledges every envelope with a receipt B never signed.
-    const { keys } = openNodeFiles(b.data);
-    const fake = new QuicTransport({ privateKey: Buffer.from(keys.signing.privateKey, 'base64url'), publicKey: Buffer.from(keys.signing.publicKey, 'base64url') });
+    const fake = transportHolding(b);
     const codec = relayCodec();
     let forged = 0;
     fake.onConnection((conn) => conn.onStream((_method, stream) => {
@@ -241,8 +221,7 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
 
   it('a relayed envelope that was tampered with is refused with its reason; a replayed one is stored once', async () => {
     // Speak for A (its keys, its domain) on a relay stream of our own to B.
-    const { keys } = openNodeFiles(a.data);
-    const asA = new QuicTransport({ privateKey: Buffer.from(keys.signing.privateKey, 'base64url'), publicKey: Buffer.from(keys.signing.publicKey, 'base64url') });
+    const asA = transportHolding(a);
     const [host, port] = b.proc!.ready.quic!.split(':');
     const conn = await asA.dial({ host: host!, port: Number(port) });
     try {

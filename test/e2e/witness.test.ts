@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { randomBytes } from 'node:crypto';
-import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
+import { tempDir, runCli, startNodeProcess, until, type RunningNode } from '../helpers.ts';
 import { openNodeFiles } from '../../gateway/node-files.ts';
 import { QuicTransport } from '../../gateway/transport/index.ts';
 import { requestCosign } from '../../gateway/federation/witness.ts';
@@ -22,21 +22,6 @@ const ENV = {
 };
 
 interface TestNode { name: string; domain: string; data: string; did: string; proc?: RunningNode }
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 const fromB64u = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));

@@ -4,9 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { parseConfig, loadConfig, envOverrides, redactConfig } from '../../gateway/config.ts';
-import { createSocket } from 'node:dgram';
-import { createServer, type AddressInfo } from 'node:net';
-import { tempDir, runCli, startNodeProcess } from '../helpers.ts';
+import { tempDir, runCli, startNodeProcess, freePorts } from '../helpers.ts';
 
 describe('config', () => {
   it('fills defaults that describe a working loopback node', () => {
@@ -58,15 +56,7 @@ describe('config', () => {
   it('init --quic-port/--relay-port fix the federation ports; the node listens there and reports them', async () => {
     const dir = tempDir();
     const data = join(dir.path, 'node');
-    // Free ports found by binding port 0 and releasing them.
-    const udp = createSocket('udp4');
-    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-    const quicPort = udp.address().port;
-    udp.close();
-    const tcp = createServer();
-    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()));
-    const relayPort = (tcp.address() as AddressInfo).port;
-    await new Promise((r) => tcp.close(r));
+    const { quic: quicPort, relay: relayPort } = await freePorts();
     expect((await runCli(['init', '--data', data, '--domain', 'ports.test', '--grpc-port', '0', '--quic-port', String(quicPort), '--relay-port', String(relayPort)])).code).toBe(0);
     expect((await runCli(['init', '--data', join(dir.path, 'bad'), '--domain', 'p.test', '--quic-port', 'x1'])).stderr).toMatch(/--quic-port must be a non-negative integer/);
     const node = await startNodeProcess(data, { AFTERSMTP_LOG__LEVEL: 'warn' });
