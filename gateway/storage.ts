@@ -1,10 +1,11 @@
-// The node's durable store: node:sqlite in WAL mode with synchronous=FULL (every COMMIT is fsync'd).
+// The node's durable store: node:sqlite in WAL mode. The node runs it 'deferred' (docs/DECISIONS.md 7):
+// COMMIT writes the WAL, the fdatasync runs on the thread pool, checkpoints on a worker thread.
 // Writes go through a group-commit queue: every write requested in the same turn of the event loop
 // shares one transaction and one fsync, and each caller's promise resolves only after that COMMIT.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { EventEmitter } from 'node:events';
 import { GatewayError } from './errors.ts';
-import { WalSyncer } from './wal-sync.ts';
+import { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';
 
 export interface MailboxRecord {
   address: string;
@@ -113,6 +114,9 @@ export class Storage extends EventEmitter {
   private readonly stmts: Record<string, StatementSync>;
 
   private readonly walSyncer?: WalSyncer;
+  readonly checkpointer?: WalCheckpointer;
+  /** Transaction control, prepared once (exec() would parse the SQL on every commit). */
+  private readonly tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', StatementSync>;
 
   /**
    * durability 'full': SQLite fsyncs each COMMIT (blocking; fine for the CLI's one-off writes).
@@ -126,9 +130,22 @@ export class Storage extends EventEmitter {
     this.db = new DatabaseSync(file);
     const deferred = opts.durability === 'deferred';
     this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${deferred ? 'NORMAL' : 'FULL'}; PRAGMA busy_timeout=5000;`);
-    if (deferred) this.walSyncer = new WalSyncer(file);
     this.db.exec(SCHEMA);
+    if (deferred) {
+      this.walSyncer = new WalSyncer(file);
+      // Checkpoints run on a worker thread (see wal-sync.ts); this connection checkpoints only as a fallback.
+      this.db.exec(`PRAGMA wal_autocheckpoint=${FALLBACK_AUTOCHECKPOINT_PAGES}`);
+      this.checkpointer = new WalCheckpointer(file);
+    }
     const prepare = (sql: string) => this.db.prepare(sql);
+    this.tx = {
+      begin: prepare('BEGIN IMMEDIATE'),
+      commit: prepare('COMMIT'),
+      rollback: prepare('ROLLBACK'),
+      savepoint: prepare('SAVEPOINT w'),
+      release: prepare('RELEASE w'),
+      rollbackTo: prepare('ROLLBACK TO w'),
+    };
     this.stmts = {
       insertMailbox: prepare(`INSERT INTO mailboxes VALUES (?,?,?,?,?,?,?,?,?)`),
       mailboxByAddress: prepare(`SELECT * FROM mailboxes WHERE address = ?`),
@@ -184,19 +201,32 @@ export class Storage extends EventEmitter {
     if (batch.length === 0) return;
     this.pending = [];
     const failed = new Map<number, unknown>();
+    const tx = this.tx;
     try {
-      this.db.exec('BEGIN IMMEDIATE');
-      batch.forEach((item, i) => {
-        this.db.exec('SAVEPOINT w');
+      tx.begin.run();
+      if (batch.length === 1) {
+        // Alone in its commit: a write that throws fails alone without a savepoint.
         try {
-          item.write();
-          this.db.exec('RELEASE w');
+          batch[0]!.write();
         } catch (err) {
-          this.db.exec('ROLLBACK TO w; RELEASE w');
-          failed.set(i, err);
+          tx.rollback.run();
+          batch[0]!.reject(err);
+          return;
         }
-      });
-      this.db.exec('COMMIT');
+      } else {
+        batch.forEach((item, i) => {
+          tx.savepoint.run();
+          try {
+            item.write();
+            tx.release.run();
+          } catch (err) {
+            tx.rollbackTo.run();
+            tx.release.run();
+            failed.set(i, err);
+          }
+        });
+      }
+      tx.commit.run();
     } catch (err) {
       try { this.db.exec('ROLLBACK'); } catch { /* no transaction left */ }
       this.nextSeq.clear(); // in-memory counters may be ahead of what was rolled back
@@ -204,6 +234,7 @@ export class Storage extends EventEmitter {
       for (const item of batch) item.reject(storageError);
       return;
     }
+    this.checkpointer?.committed();
     const settle = () => batch.forEach((item, i) => (failed.has(i) ? item.reject(failed.get(i)) : item.resolve()));
     if (!this.walSyncer) {
       settle();
@@ -418,7 +449,11 @@ export class Storage extends EventEmitter {
       this.db.close();
       return Promise.resolve();
     }
-    return syncer.sync().catch(() => {}).then(() => syncer.close()).then(() => this.db.close());
+    const checkpointer = this.checkpointer;
+    return syncer.sync().catch(() => {})
+      .then(() => checkpointer?.close())
+      .then(() => syncer.close())
+      .then(() => this.db.close());
   }
 }
 

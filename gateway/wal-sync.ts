@@ -4,6 +4,7 @@
 // WAL before any checkpoint copies it into the database, so a WAL restart never loses synced frames).
 // Callers that arrive while a sync runs share the next one.
 import { open, type FileHandle } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
 
 export class WalSyncer {
   private readonly walPath: string;
@@ -40,5 +41,87 @@ export class WalSyncer {
     const handle = await this.handle?.catch(() => undefined);
     this.handle = undefined;
     await handle?.close();
+  }
+}
+
+// Checkpoints (copying the WAL into the database file, with its fsyncs) run on a worker thread with its
+// own connection, so they never stall the event loop. PASSIVE mode never blocks the node's writer; the
+// main connection keeps a high autocheckpoint threshold as a fallback should the worker fall behind.
+const CHECKPOINT_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { DatabaseSync } = require('node:sqlite');
+const db = new DatabaseSync(workerData.file);
+db.exec('PRAGMA busy_timeout=0; PRAGMA synchronous=NORMAL;');
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+parentPort.on('message', (m) => {
+  if (m === 'close') { db.close(); process.exit(0); }
+  let reply;
+  try { reply = { ok: true, ...checkpoint.get() }; } catch (err) { reply = { ok: false, error: String(err && err.message) }; }
+  parentPort.postMessage(reply);
+});
+`;
+
+/** Pages the main connection lets the WAL reach before it checkpoints itself (the fallback). */
+export const FALLBACK_AUTOCHECKPOINT_PAGES = 4000;
+
+export class WalCheckpointer {
+  private readonly worker: Worker;
+  private readonly intervalMs: number;
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private dirty = false;
+  private failed = false;
+  private idle?: () => void;
+  /** Checkpoints done and the last error (for tests and diagnostics). */
+  readonly stats = { checkpoints: 0, lastError: '' };
+
+  constructor(databaseFile: string, intervalMs = 200) {
+    this.intervalMs = intervalMs;
+    this.worker = new Worker(CHECKPOINT_WORKER, { eval: true, workerData: { file: databaseFile } });
+    this.worker.unref();
+    this.worker.on('message', (reply: { ok: boolean; error?: string }) => {
+      this.running = false;
+      if (reply.ok) this.stats.checkpoints++;
+      else this.stats.lastError = reply.error ?? 'checkpoint failed';
+      if (this.dirty) this.schedule();
+      else this.idle?.();
+    });
+    this.worker.on('error', (err) => {
+      // The main connection's autocheckpoint still keeps the WAL bounded.
+      this.failed = true;
+      this.running = false;
+      this.stats.lastError = err.message;
+      this.idle?.();
+    });
+  }
+
+  /** Called after each commit: a checkpoint follows within intervalMs. */
+  committed(): void {
+    if (this.failed) return;
+    this.dirty = true;
+    if (!this.running && !this.timer) this.schedule();
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.failed || this.running) return;
+      this.dirty = false;
+      this.running = true;
+      this.worker.postMessage('checkpoint');
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.dirty = false;
+    this.worker.ref(); // keep the process alive until the worker has answered and closed its connection
+    if (this.running) await new Promise<void>((resolve) => { this.idle = resolve; });
+    if (this.failed) return;
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage('close');
+    await exited;
   }
 }
