@@ -149,7 +149,8 @@ export class MailboxService {
           pumping = true;
           try {
             while (!closed && inFlight.size < maxInFlight) {
-              const rows = storage.pendingDeliveries(mailbox.address, lastSent, maxInFlight - inFlight.size);
+              const want = maxInFlight - inFlight.size;
+              const rows = storage.pendingDeliveries(mailbox.address, lastSent, want);
               if (rows.length === 0) break;
               for (const row of rows) {
                 const envelope = decodeEnvelope(row.envelope);
@@ -163,6 +164,7 @@ export class MailboxService {
                 inFlight.add(row.seq);
                 call.write(delivery);
               }
+              if (rows.length < want) break; // that was all there is
             }
           } catch (err) {
             rlog.error({ err: (err as Error).message }, 'delivery failed');
@@ -172,7 +174,13 @@ export class MailboxService {
             pumping = false;
           }
         };
-        const onDelivery = (address: string) => { if (address === mailbox.address) pump(); };
+        // Stores in one commit emit one event each: read the mailbox once for all of them.
+        let pumpScheduled = false;
+        const onDelivery = (address: string) => {
+          if (address !== mailbox.address || pumpScheduled) return;
+          pumpScheduled = true;
+          queueMicrotask(() => { pumpScheduled = false; pump(); });
+        };
         // A draining node ends subscriptions cleanly; clients resume from their cursor elsewhere or later.
         const onShutdown = () => { if (!closed) { close(); call.end(); } };
         const close = () => {
