@@ -184,13 +184,22 @@ export class RelayError extends GatewayError {
   }
 }
 
-/** The sending side of one relay stream to one peer. */
+/**
+ * Relay streams a channel opens to its peer. The peer's window (its hello's max_in_flight) still bounds
+ * what is unacknowledged over all of them; several streams let the receiver read them in parallel (the
+ * QUIC library reads each stream 4 KiB per turn of the event loop, which caps one stream on a busy node).
+ */
+export const RELAY_LANES = 4;
+
+interface Lane { stream: MessageStream; inFlight: number }
+
+/** The sending side of the relay to one peer: RELAY_LANES streams on one authenticated connection. */
 export class RelayChannel {
   readonly peerDid: string;
   readonly conn: PeerConnection;
-  private readonly stream: MessageStream;
+  private readonly lanes: Lane[];
   private readonly encode: (f: unknown) => Uint8Array;
-  private readonly pending = new Map<number, { resolve: (r: Receipt) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: Receipt) => void; reject: (e: Error) => void; lane: Lane }>();
   private nextFrame = 1;
   private window = 1;
   private waiters: (() => void)[] = [];
@@ -199,31 +208,42 @@ export class RelayChannel {
   private readonly resolver: DidResolver;
   readonly closed: Promise<void>;
 
-  private constructor(peerDid: string, conn: PeerConnection, stream: MessageStream, peerHello: RelayHello, iterator: AsyncIterator<Uint8Array>, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number, resolver: DidResolver) {
+  private constructor(peerDid: string, conn: PeerConnection, opened: { stream: MessageStream; iterator: AsyncIterator<Uint8Array> }[], peerHello: RelayHello, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number, resolver: DidResolver) {
     this.peerDid = peerDid;
     this.resolver = resolver;
     this.ackTimeoutMs = ackTimeoutMs;
     this.conn = conn;
-    this.stream = stream;
+    this.lanes = opened.map((o) => ({ stream: o.stream, inFlight: 0 }));
     this.encode = codec().encode;
     this.window = Math.max(1, Math.min(peerHello.maxInFlight || 1, 1024));
-    this.closed = this.readAcks(iterator, decode);
+    this.closed = Promise.all(opened.map((o) => this.readAcks(o.iterator, decode))).then(() => {});
   }
 
-  /** Opens the relay stream on an authenticated connection and exchanges hellos. */
-  static async open(conn: PeerConnection, args: { peerDid: string; nodeDid: string; domains: string[]; maxInFlight: number; resolver: DidResolver; ackTimeoutMs: number; signal?: AbortSignal }): Promise<RelayChannel> {
+  /** Opens the relay streams on an authenticated connection and exchanges hellos on each. */
+  static async open(conn: PeerConnection, args: { peerDid: string; nodeDid: string; domains: string[]; maxInFlight: number; resolver: DidResolver; ackTimeoutMs: number; signal?: AbortSignal; lanes?: number }): Promise<RelayChannel> {
     await checkPeerKey(args.resolver, args.peerDid, conn.remotePublicKey);
     const { encode, decode } = codec();
-    const stream = await conn.openStream(RELAY_METHOD, { signal: args.signal });
-    await stream.send(encode({ frameId: 0, hello: { did: args.nodeDid, domains: args.domains, maxInFlight: args.maxInFlight } }));
-    const iterator = stream[Symbol.asyncIterator]();
-    const hello = await readHello(stream, decode, iterator);
-    if (hello.did !== args.peerDid) {
-      const err = new GatewayError('PEER_REJECTED', `the peer says it is ${hello.did}, the route names ${args.peerDid}`);
-      stream.abort(err);
+    const openLane = async () => {
+      const stream = await conn.openStream(RELAY_METHOD, { signal: args.signal });
+      await stream.send(encode({ frameId: 0, hello: { did: args.nodeDid, domains: args.domains, maxInFlight: args.maxInFlight } }));
+      const iterator = stream[Symbol.asyncIterator]();
+      const hello = await readHello(stream, decode, iterator);
+      if (hello.did !== args.peerDid) {
+        const err = new GatewayError('PEER_REJECTED', `the peer says it is ${hello.did}, the route names ${args.peerDid}`);
+        stream.abort(err);
+        throw err;
+      }
+      return { stream, iterator, hello };
+    };
+    const first = await openLane();
+    const opened = [first];
+    try {
+      for (let i = 1; i < (args.lanes ?? RELAY_LANES); i++) opened.push(await openLane());
+    } catch (err) {
+      for (const o of opened) o.stream.abort(err as Error);
       throw err;
     }
-    return new RelayChannel(args.peerDid, conn, stream, hello, iterator, decode, args.ackTimeoutMs, args.resolver);
+    return new RelayChannel(args.peerDid, conn, opened, first.hello, decode, args.ackTimeoutMs, args.resolver);
   }
 
   get usable(): boolean {
@@ -252,7 +272,10 @@ export class RelayChannel {
     while (this.pending.size >= this.window && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
     if (this.failure) throw this.failure;
     const frameId = this.nextFrame++;
-    const result = new Promise<Receipt>((resolve, reject) => this.pending.set(frameId, { resolve, reject }));
+    let lane = this.lanes[0]!;
+    for (const l of this.lanes) if (l.inFlight < lane.inFlight) lane = l;
+    lane.inFlight++;
+    const result = new Promise<Receipt>((resolve, reject) => this.pending.set(frameId, { resolve, reject, lane }));
     // A peer that stops answering (killed, partitioned, stuck) must not hold mail forever: the whole
     // channel is failed, its messages go back to the queue and are retried on a new connection.
     const timer = setTimeout(() => {
@@ -260,9 +283,9 @@ export class RelayChannel {
     }, this.ackTimeoutMs);
     result.then(() => clearTimeout(timer), () => clearTimeout(timer));
     try {
-      await this.stream.send(this.encode({ frameId, senderDomain, envelope: envelopeToWire(envelope) }), { signal });
+      await lane.stream.send(this.encode({ frameId, senderDomain, envelope: envelopeToWire(envelope) }), { signal });
     } catch (err) {
-      this.pending.delete(frameId);
+      if (this.pending.delete(frameId)) lane.inFlight--;
       this.fail(new GatewayError('PEER_UNAVAILABLE', `relay stream to ${this.peerDid} failed: ${(err as Error).message}`));
       throw this.failure;
     }
@@ -279,6 +302,7 @@ export class RelayChannel {
         const waiter = this.pending.get(frame.ack.frameId);
         if (!waiter) continue;
         this.pending.delete(frame.ack.frameId);
+        waiter.lane.inFlight--;
         if (frame.ack.error) waiter.reject(new RelayError(frame.ack.error.code, frame.ack.error.message));
         else if (frame.ack.receipt) waiter.resolve(frame.ack.receipt);
         else waiter.reject(new RelayError('INVALID_ARGUMENT', 'ack without receipt'));
@@ -296,7 +320,7 @@ export class RelayChannel {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     for (const w of this.waiters.splice(0)) w();
-    this.stream.abort(err);
+    for (const lane of this.lanes) lane.stream.abort(err);
   }
 
   close(): void {
