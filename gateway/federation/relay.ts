@@ -1,5 +1,5 @@
-// The Relay protocol between nodes (docs/PROTOCOL.md "Relay"): one long-lived stream per peer,
-// "/aftersmtp.v1.Relay/Stream", RelayFrame messages in gRPC framing. Both ends open with a hello
+// The Relay protocol between nodes (docs/PROTOCOL.md "Relay"): long-lived streams per peer (a sender
+// opens RELAY_LANES of them), "/aftersmtp.v1.Relay/Stream", RelayFrame messages in gRPC framing. Both ends open with a hello
 // naming their DID; the transport already authenticated the peer's Ed25519 key, and each end checks
 // that key is in the DID's document. Envelopes flow one way, acks with the receiver's log receipt
 // the other; the receiver's window (max_in_flight) bounds what is unacknowledged, so a slow receiver
