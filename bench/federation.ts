@@ -45,7 +45,9 @@ const children = new Set<ChildProcess>();
 
 function startNode(name: string, dataDir: string): Promise<RunningNode> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, 'start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // BENCH_PROFILE=DIR writes a V8 CPU profile of each node process there (written when it stops).
+    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+    const child = spawn(NODE, [...profile, CLI, 'start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let tail = '';
     child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });
@@ -64,7 +66,10 @@ function startNode(name: string, dataDir: string): Promise<RunningNode> {
 async function stopNode(node: RunningNode | undefined): Promise<void> {
   if (!node || node.child.exitCode !== null || node.child.signalCode !== null) return;
   node.child.kill('SIGTERM');
-  const timer = setTimeout(() => node.child.kill('SIGKILL'), 10_000);
+  const timer = setTimeout(() => {
+    process.stderr.write(`  node ${node.name} did not stop within 10 s of SIGTERM; killed\n`);
+    node.child.kill('SIGKILL');
+  }, 10_000);
   await node.exited;
   clearTimeout(timer);
 }
