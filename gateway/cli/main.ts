@@ -394,6 +394,9 @@ async function startNode(dataDir: string): Promise<number> {
   });
   await node.stop();
   if (existsSync(readyFile)) rmSync(readyFile);
+  // Everything durable is flushed and closed. A QUIC dial still pending inside the native library (to
+  // an unreachable peer) would keep the process alive until its own handshake timeout: do not wait.
+  setTimeout(() => process.exit(), 1000).unref();
   return 0;
 }
 
