@@ -46,10 +46,13 @@ export interface OutboundOptions extends AcceptDeps {
 
 /** Even with nothing due, the queue is re-read this often (items whose delivery ended abnormally). */
 const SAFETY_SCAN_MS = 5_000;
+/** How often an open channel is checked against the domain's current route. */
+const ROUTE_RECHECK_MS = 1_000;
 
 export class OutboundDelivery {
   private readonly opts: OutboundOptions;
   private readonly channels = new Map<string, Promise<RelayChannel>>();
+  private readonly channelRoutes = new WeakMap<RelayChannel, { endpoint: string; checkedAt: number }>();
   private readonly peers = new Map<string, PeerStatus>();
   private readonly sending = new Set<string>();
   private readonly deliveries = new Set<Promise<void>>();
@@ -212,9 +215,9 @@ export class OutboundDelivery {
   private channel(domain: string): Promise<RelayChannel> {
     const existing = this.channels.get(domain);
     if (existing) {
-      return existing.then((c) => {
-        if (c.usable) return c;
-        this.channels.delete(domain);
+      return existing.then(async (c) => {
+        if (c.usable && await this.stillRouted(domain, c)) return c;
+        if (this.channels.get(domain) === existing) this.channels.delete(domain);
         return this.channel(domain);
       }, () => {
         this.channels.delete(domain);
@@ -225,6 +228,27 @@ export class OutboundDelivery {
     this.channels.set(domain, created);
     created.catch(() => this.channels.delete(domain));
     return created;
+  }
+
+  /**
+   * Whether an open channel still matches the domain's route (checked at most once a second): an
+   * operator who changes a route (`aftersmtp route add`) expects the next mail to take it, not the
+   * connection that happened to be open. A lookup that fails keeps the working channel.
+   */
+  private async stillRouted(domain: string, channel: RelayChannel): Promise<boolean> {
+    const info = this.channelRoutes.get(channel);
+    if (!info || Date.now() - info.checkedAt < ROUTE_RECHECK_MS) return true;
+    info.checkedAt = Date.now();
+    let route: Route;
+    try {
+      route = await this.opts.router.route(domain);
+    } catch {
+      return true;
+    }
+    if (route.did === channel.peerDid && route.endpoints.some((e) => formatEndpoint(e) === info.endpoint)) return true;
+    this.opts.log.info({ domain, was: info.endpoint }, 'route changed; reconnecting');
+    channel.close(); // what is in flight on it is retried on the new channel; the peer stores nothing twice
+    return false;
   }
 
   private async connect(domain: string): Promise<RelayChannel> {
@@ -245,6 +269,7 @@ export class OutboundDelivery {
           ackTimeoutMs: this.opts.ackTimeoutMs,
         });
         this.recordPeer(route, formatEndpoint(endpoint), endpoint.transport, '');
+        this.channelRoutes.set(channel, { endpoint: formatEndpoint(endpoint), checkedAt: Date.now() });
         return channel;
       } catch (err) {
         await conn?.close().catch(() => {});
