@@ -34,6 +34,9 @@ export interface OutboundItem {
   updatedMs: number;
 }
 
+/** A queued envelope as the outbound queue holds it (one row per message, whatever its recipients). */
+export interface HeldEnvelope { envelope: Uint8Array; sender: string; senderDomain: string; logIndex: number | null }
+
 export interface RouteRecord { domain: string; did: string; endpoint: string }
 
 export interface StoredDelivery {
@@ -316,7 +319,8 @@ export class Storage extends EventEmitter {
         messageId: args.messageId, recipient: r.address, domain: r.domain, state: 'queued', attempts: 0,
         nextAttemptMs: receivedMs, expiresMs: args.expiresMs, lastError: '', receipt: '', updatedMs: receivedMs,
       }));
-      this.emit('outbound', items);
+      const held: HeldEnvelope = { envelope: args.envelope, sender: args.remote.sender, senderDomain: args.remote.senderDomain, logIndex: args.logIndex ?? null };
+      this.emit('outbound', items, held);
     }
     return seqs;
   }
@@ -339,7 +343,7 @@ export class Storage extends EventEmitter {
     return t === null ? undefined : Number(t);
   }
 
-  outboundEnvelope(messageId: Uint8Array): { envelope: Uint8Array; sender: string; senderDomain: string; logIndex: number | null } | undefined {
+  outboundEnvelope(messageId: Uint8Array): HeldEnvelope | undefined {
     const r = this.stmts.outboundEnvelope.get(messageId) as Record<string, unknown> | undefined;
     if (!r) return undefined;
     return { envelope: r.envelope as Uint8Array, sender: r.sender as string, senderDomain: r.sender_domain as string, logIndex: r.log_index === null ? null : Number(r.log_index) };

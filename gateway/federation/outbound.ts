@@ -10,7 +10,7 @@ import {
   type DidResolver,
   type Envelope,
 } from '../../identity/index.ts';
-import type { Storage, OutboundItem } from '../storage.ts';
+import type { Storage, OutboundItem, HeldEnvelope } from '../storage.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
 import { GatewayError } from '../errors.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
@@ -58,6 +58,8 @@ export class OutboundDelivery {
   private readonly deliveries = new Set<Promise<void>>();
   /** Items just queued by the store (handed over by its 'outbound' event), not yet dispatched. */
   private fresh: OutboundItem[] = [];
+  /** The envelopes of fresh items, as the store's event handed them over (spares reading them back). */
+  private freshEnvelopes = new Map<string, HeldEnvelope>();
   /** The queue must be read from the store (start, kick, due retries, items left for lack of room). */
   private needScan = true;
   /** Due items were left in the store for lack of room: read them once room frees up. */
@@ -80,9 +82,13 @@ export class OutboundDelivery {
     this.loop = this.run();
   }
 
-  private readonly onOutbound = (items?: OutboundItem[]) => {
-    if (items?.length) this.fresh.push(...items);
-    else this.needScan = true;
+  private readonly onOutbound = (items?: OutboundItem[], held?: HeldEnvelope) => {
+    if (items?.length) {
+      this.fresh.push(...items);
+      if (held) this.freshEnvelopes.set(hex(items[0]!.messageId), held);
+    } else {
+      this.needScan = true;
+    }
     this.wake?.();
   };
 
@@ -109,6 +115,7 @@ export class OutboundDelivery {
         this.needScan = false;
         this.backlog = false;
         this.fresh = []; // committed before their event: the scan sees them
+        this.freshEnvelopes.clear();
         safetyScanAt = now + SAFETY_SCAN_MS;
         const room = this.capacity - this.deliveries.size;
         if (room > 0) {
@@ -121,7 +128,8 @@ export class OutboundDelivery {
       if (this.fresh.length) {
         const fresh = this.fresh;
         this.fresh = [];
-        if (this.dispatch(fresh.filter((i) => !this.sending.has(key(i)))) < fresh.length) this.backlog = true;
+        if (this.dispatch(fresh.filter((i) => !this.sending.has(key(i))), this.freshEnvelopes) < fresh.length) this.backlog = true;
+        this.freshEnvelopes.clear();
       }
       dueAt = this.opts.storage.nextOutboundDueAfter(Date.now());
       const wakeAt = Math.min(safetyScanAt, dueAt ?? Infinity);
@@ -139,10 +147,10 @@ export class OutboundDelivery {
    * Starts one delivery per (message, domain) while there is room: the peer stores the envelope for
    * all its recipients at once. Returns how many items were taken; the rest stay queued in the store.
    */
-  private dispatch(items: OutboundItem[]): number {
+  private dispatch(items: OutboundItem[], envelopes?: Map<string, HeldEnvelope>): number {
     const groups = new Map<string, OutboundItem[]>();
     for (const item of items) {
-      const k = `${Buffer.from(item.messageId).toString('hex')}|${item.domain}`;
+      const k = `${hex(item.messageId)}|${item.domain}`;
       const list = groups.get(k);
       if (list) list.push(item);
       else groups.set(k, [item]);
@@ -152,7 +160,7 @@ export class OutboundDelivery {
       if (this.deliveries.size >= this.capacity) break;
       taken += group.length;
       for (const i of group) this.sending.add(key(i));
-      const delivery: Promise<void> = this.deliver(group)
+      const delivery: Promise<void> = this.deliver(group, envelopes?.get(hex(group[0]!.messageId)))
         .catch((err: Error) => this.opts.log.error({ err: err.message }, 'outbound delivery failed'))
         .finally(() => {
           for (const i of group) this.sending.delete(key(i));
@@ -164,9 +172,9 @@ export class OutboundDelivery {
     return taken;
   }
 
-  private async deliver(items: OutboundItem[]): Promise<void> {
+  private async deliver(items: OutboundItem[], held?: HeldEnvelope): Promise<void> {
     const first = items[0]!;
-    const stored = this.opts.storage.outboundEnvelope(first.messageId);
+    const stored = held ?? this.opts.storage.outboundEnvelope(first.messageId);
     if (!stored) {
       for (const item of items) await this.opts.storage.purgeOutbound(item.messageId, item.recipient);
       return;
@@ -379,6 +387,10 @@ export class OutboundDelivery {
   }
 }
 
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
 function key(i: OutboundItem): string {
-  return `${Buffer.from(i.messageId).toString('hex')}|${i.recipient}`;
+  return `${hex(i.messageId)}|${i.recipient}`;
 }
