@@ -65,7 +65,9 @@ parentPort.on('message', (m) => {
 export const FALLBACK_AUTOCHECKPOINT_PAGES = 4000;
 
 export class WalCheckpointer {
-  private readonly worker: Worker;
+  private readonly file: string;
+  /** Started with the first commit: a node that writes nothing needs no checkpointer. */
+  private worker?: Worker;
   private readonly intervalMs: number;
   private timer?: NodeJS.Timeout;
   private running = false;
@@ -76,23 +78,28 @@ export class WalCheckpointer {
   readonly stats = { checkpoints: 0, lastError: '' };
 
   constructor(databaseFile: string, intervalMs = 200) {
+    this.file = databaseFile;
     this.intervalMs = intervalMs;
-    this.worker = new Worker(CHECKPOINT_WORKER, { eval: true, workerData: { file: databaseFile } });
-    this.worker.unref();
-    this.worker.on('message', (reply: { ok: boolean; error?: string }) => {
+  }
+
+  private start(): Worker {
+    const worker = new Worker(CHECKPOINT_WORKER, { eval: true, workerData: { file: this.file } });
+    worker.unref();
+    worker.on('message', (reply: { ok: boolean; error?: string }) => {
       this.running = false;
       if (reply.ok) this.stats.checkpoints++;
       else this.stats.lastError = reply.error ?? 'checkpoint failed';
       if (this.dirty) this.schedule();
       else this.idle?.();
     });
-    this.worker.on('error', (err) => {
+    worker.on('error', (err) => {
       // The main connection's autocheckpoint still keeps the WAL bounded.
       this.failed = true;
       this.running = false;
       this.stats.lastError = err.message;
       this.idle?.();
     });
+    return worker;
   }
 
   /** Called after each commit: a checkpoint follows within intervalMs. */
@@ -108,6 +115,7 @@ export class WalCheckpointer {
       if (this.failed || this.running) return;
       this.dirty = false;
       this.running = true;
+      this.worker ??= this.start();
       this.worker.postMessage('checkpoint');
     }, this.intervalMs);
     this.timer.unref();
@@ -117,11 +125,13 @@ export class WalCheckpointer {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.dirty = false;
-    this.worker.ref(); // keep the process alive until the worker has answered and closed its connection
+    const worker = this.worker;
+    if (!worker) return;
+    worker.ref(); // keep the process alive until the worker has answered and closed its connection
     if (this.running) await new Promise<void>((resolve) => { this.idle = resolve; });
     if (this.failed) return;
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.postMessage('close');
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage('close');
     await exited;
   }
 }
