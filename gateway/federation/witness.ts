@@ -338,7 +338,10 @@ export class CosignCollector {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#stopping.abort();
-    await this.#round?.catch(() => {});
+    // A round blocked on dialing an unreachable witness is abandoned (its writes are each durable).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#round?.catch(() => {}), new Promise((r) => { timer = setTimeout(r, 500); })]);
+    clearTimeout(timer);
   }
 
   /** Per witness domain: what it cosigned last and the last error. */
@@ -405,7 +408,3 @@ export class CosignCollector {
   }
 }
 
-/** Parses the cosignature lines of a checkpoint note that name a DID (witness cosignatures). */
-export function witnessLines(note: string): { name: string; keyId: number }[] {
-  return parseNote(note).signatures.filter((s) => s.name.startsWith('did:')).map((s) => ({ name: s.name, keyId: s.keyId }));
-}
