@@ -158,6 +158,7 @@ export class ReceiveQueue implements AsyncIterator<Uint8Array> {
   #ended = false;
   #error: Error | undefined;
   #discarding = false;
+  #iterated = false;
 
   constructor(onRelease: (releasedUpTo: number, readerWaiting: boolean) => void) {
     this.#onRelease = onRelease;
@@ -246,6 +247,14 @@ export class ReceiveQueue implements AsyncIterator<Uint8Array> {
   }
 
   /** The reader stopped: drop what is queued and whatever arrives later (keeps releasing credit). */
+  /** The stream's one iterator (a message stream can be iterated once). */
+  iterator(): AsyncIterator<Uint8Array> {
+    if (this.#iterated) throw new TransportError('INVALID_ARGUMENT', 'a message stream can be iterated once');
+    this.#iterated = true;
+    // return(): the reader left; the rest of what the peer sends is discarded as it arrives.
+    return { next: () => this.next(), return: () => this.return() };
+  }
+
   return(): Promise<IteratorResult<Uint8Array>> {
     this.#discarding = true;
     this.#items = [];
@@ -263,4 +272,15 @@ export class ReceiveQueue implements AsyncIterator<Uint8Array> {
       this.#onRelease(pos, this.#waiter !== undefined);
     }
   }
+}
+
+/** Why send() must refuse `message` before queueing it, or undefined when it may be sent. */
+export function sendRefusal(message: unknown, state: { error: Error | undefined; localEnd: string; maxMessageBytes: number }): TransportError | Error | undefined {
+  if (!(message instanceof Uint8Array)) return new TransportError('INVALID_ARGUMENT', 'message must be a Uint8Array');
+  if (state.error !== undefined) return state.error;
+  if (state.localEnd !== 'open') return new TransportError('STREAM_CLOSED', 'send after end()');
+  if (message.length > state.maxMessageBytes) {
+    return new TransportError('MESSAGE_TOO_LARGE', `message of ${message.length} bytes exceeds the limit of ${state.maxMessageBytes}`);
+  }
+  return undefined;
 }

@@ -28,6 +28,7 @@ import {
   raceSignal,
   resolveIdentity,
   resolveLimits,
+  sendRefusal,
 } from './common.ts';
 import type { Deferred } from './common.ts';
 import { TransportError, abortError, isTransportError, remoteResetError, wireCodeOf } from './errors.ts';
@@ -164,7 +165,6 @@ class Http2MessageStream implements MessageStream {
   #pendingTrailers: http2.OutgoingHttpHeaders | undefined;
   #trailersSent: Deferred<void> | undefined;
   #closed = false;
-  #iterated = false;
   readonly #accepted = deferred<boolean>();
 
   constructor(
@@ -359,24 +359,14 @@ class Http2MessageStream implements MessageStream {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    if (this.#iterated) throw new TransportError('INVALID_ARGUMENT', 'a message stream can be iterated once');
-    this.#iterated = true;
-    const queue = this.#queue;
-    return {
-      next: () => queue.next(),
-      return: () => queue.return(),
-    };
+    return this.#queue.iterator();
   }
 
   // --- sending ---
 
   send(message: Uint8Array, opts?: SendOptions): Promise<void> {
-    if (!(message instanceof Uint8Array)) return Promise.reject(new TransportError('INVALID_ARGUMENT', 'message must be a Uint8Array'));
-    if (this.#error !== undefined) return Promise.reject(this.#error);
-    if (this.#localEnd !== 'open') return Promise.reject(new TransportError('STREAM_CLOSED', 'send after end()'));
-    if (message.length > this.#maxMessageBytes) {
-      return Promise.reject(new TransportError('MESSAGE_TOO_LARGE', `message of ${message.length} bytes exceeds the limit of ${this.#maxMessageBytes}`));
-    }
+    const refusal = sendRefusal(message, { error: this.#error, localEnd: this.#localEnd, maxMessageBytes: this.#maxMessageBytes });
+    if (refusal) return Promise.reject(refusal);
     const signal = opts?.signal;
     return this.#sends.run(async () => {
       if (this.#error !== undefined) throw this.#error;

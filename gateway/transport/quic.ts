@@ -46,6 +46,7 @@ import {
   raceSignal,
   resolveIdentity,
   resolveLimits,
+  sendRefusal,
 } from './common.ts';
 import type { Deferred } from './common.ts';
 import { TransportError, abortError, isTransportError, remoteResetError, wireCodeOf } from './errors.ts';
@@ -330,7 +331,6 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   #resetTimer: NodeJS.Timeout | undefined;
   readonly #failedSignal = deferred<Error>();
   #finished = false;
-  #iterated = false;
 
   constructor(conn: QuicPeerConnection, ch: FrameChannel, id: number, method: string, inbound: boolean, limits: TransportLimits) {
     this.#conn = conn;
@@ -464,25 +464,14 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    if (this.#iterated) throw new TransportError('INVALID_ARGUMENT', 'a message stream can be iterated once');
-    this.#iterated = true;
-    const queue = this.#queue;
-    return {
-      next: () => queue.next(),
-      // The reader left: the rest of what the peer sends is discarded as it arrives.
-      return: () => queue.return(),
-    };
+    return this.#queue.iterator();
   }
 
   // --- sending ---
 
   send(message: Uint8Array, opts?: SendOptions): Promise<void> {
-    if (!(message instanceof Uint8Array)) return Promise.reject(new TransportError('INVALID_ARGUMENT', 'message must be a Uint8Array'));
-    if (this.#error !== undefined) return Promise.reject(this.#error);
-    if (this.#localEnd !== 'open') return Promise.reject(new TransportError('STREAM_CLOSED', 'send after end()'));
-    if (message.length > this.#maxMessageBytes) {
-      return Promise.reject(new TransportError('MESSAGE_TOO_LARGE', `message of ${message.length} bytes exceeds the limit of ${this.#maxMessageBytes}`));
-    }
+    const refusal = sendRefusal(message, { error: this.#error, localEnd: this.#localEnd, maxMessageBytes: this.#maxMessageBytes });
+    if (refusal) return Promise.reject(refusal);
     const signal = opts?.signal;
     // The last piece's write, when the send left the queue before it completed (pipelined).
     let pending: Promise<void> | undefined;
