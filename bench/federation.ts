@@ -35,7 +35,8 @@ const POSTFIX_RUNS = num('BENCH_POSTFIX_RUNS', 3);
 const POSTFIX_LIMIT_MS = 90_000;
 const RSS_TARGET_MB = 300;
 const SAMPLE_VERIFY = 8;
-const NODE_ENV = { AFTERSMTP_LOG__LEVEL: process.env.AFTERSMTP_LOG__LEVEL ?? 'warn' };
+// The CLI runs as `npx aftersmtp` runs it: through its shebang, with the node flags written there.
+const NODE_ENV = { AFTERSMTP_LOG__LEVEL: process.env.AFTERSMTP_LOG__LEVEL ?? 'warn', PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}` };
 
 // --- processes ------------------------------------------------------------------------------------
 
@@ -46,8 +47,8 @@ const children = new Set<ChildProcess>();
 function startNode(name: string, dataDir: string): Promise<RunningNode> {
   return new Promise((resolve, reject) => {
     // BENCH_PROFILE=DIR writes a V8 CPU profile of each node process there (written when it stops).
-    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
-    const child = spawn(NODE, [...profile, CLI, 'start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const profile = process.env.BENCH_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE} --cpu-prof-name=${name}-${Date.now()}.cpuprofile` } : {};
+    const child = spawn(CLI, ['start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV, ...profile }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let tail = '';
     child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });

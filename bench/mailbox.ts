@@ -29,9 +29,9 @@ function summarize(latencies: number[], elapsedMs: number): Figures {
   return { rate: (latencies.length / elapsedMs) * 1000, p50: at(0.5), p99: at(0.99), n: latencies.length };
 }
 
-function spawnReady(args: string[]): Promise<{ child: ChildProcess; ready: any }> {
+function spawnReady(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; ready: any }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     child.on('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try { const m = JSON.parse(line); if (m.event === 'ready') resolve({ child, ready: m }); } catch { /* log line */ }
@@ -121,8 +121,12 @@ async function main(): Promise<void> {
 
     // --- the node ------------------------------------------------------------------------------------
     // BENCH_PROFILE=DIR writes a V8 CPU profile of the node process there (for finding hot spots).
-    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-    const node = await spawnReady([...profile, join(ROOT, 'bin', 'aftersmtp.js'), 'start', '--data', data]);
+    const profile = process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '';
+    // The node runs with the flags of the CLI's shebang (as `npx aftersmtp start` runs it), plus
+    // BENCH_NODE_FLAGS to try others.
+    const shebang = readFileSync(join(ROOT, 'bin', 'aftersmtp.js'), 'utf8').split('\n')[0]!.split(' ').filter((w) => w.startsWith('--'));
+    const nodeFlags = [...shebang, ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
+    const node = await spawnReady([...nodeFlags, join(ROOT, 'bin', 'aftersmtp.js'), 'start', '--data', data], profile ? { NODE_OPTIONS: profile } : {});
     children.push(node.child);
     await new Promise((r) => setTimeout(r, 500));
     const idleRss = rssMb(node.child.pid!);

@@ -15,6 +15,8 @@ export interface AcceptDeps {
   config: NodeConfig;
   /** Remote domains a local sender may address (an app submit); undefined = local recipients only. */
   canRoute?: (domain: string) => Promise<boolean>;
+  /** Ed25519 verification (the node's SignatureVerifierPool, off the event loop); default: on this thread. */
+  verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>;
 }
 
 export interface AcceptOptions {
@@ -77,7 +79,7 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
     }
     throw new GatewayError('REPLAY', 'message id already accepted (replay)');
   }
-  await checkEnvelope(envelope, resolver, { now: Date.now(), maxLifetimeMs: config.limits.maxLifetimeMs, skewMs: config.limits.clockSkewMs });
+  await checkEnvelope(envelope, resolver, { now: Date.now(), maxLifetimeMs: config.limits.maxLifetimeMs, skewMs: config.limits.clockSkewMs, ...(deps.verify ? { verify: deps.verify } : {}) });
   // Leaf and envelope commit one after the other and are synced together; the answer waits for both.
   // After a crash, a stored envelope whose leaf was lost (index >= log size) gets it back at start
   // (AfterSmtpNode.repairLedger); a leaf whose envelope was lost is an orphan, harmless: the sender

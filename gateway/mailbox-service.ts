@@ -20,6 +20,7 @@ export interface MailboxServiceDeps {
   log: Logger;
   /** Whether mail for a remote domain can be queued (federation); absent = local delivery only. */
   canRoute?: (domain: string) => Promise<boolean>;
+  verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>;
 }
 
 export function tokenSha256(token: string): string {

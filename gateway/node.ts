@@ -9,7 +9,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import pino, { type Logger } from 'pino';
 import { loadProto } from '../proto/index.ts';
-import { createDidResolver, decodeEnvelope, type DidResolver } from '../identity/index.ts';
+import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResolver } from '../identity/index.ts';
 import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, fromB64u, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
@@ -69,6 +69,9 @@ export class AfterSmtpNode {
   private grpcAddress = '';
   private httpAddress: string | null = null;
   private pruneTimer?: NodeJS.Timeout;
+  /** Ed25519 verifications (envelopes, receipts) run on a worker thread, batched per event-loop turn. */
+  private readonly verifier = new SignatureVerifierPool();
+  private readonly verify = (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => this.verifier.verify(publicKey, data, signature);
 
   constructor(opts: NodeOptions) {
     this.dataDir = opts.dataDir;
@@ -119,6 +122,7 @@ export class AfterSmtpNode {
   async start(): Promise<ReadyInfo> {
     const { config } = this;
     await this.repairLedger();
+    this.verifier.start();
     const { proto, packageDefinition } = loadProto();
     const tlsCert = readFileSync(dataPath(this.dataDir, config.tls.certFile));
     const tlsKey = readFileSync(dataPath(this.dataDir, config.tls.keyFile));
@@ -135,6 +139,7 @@ export class AfterSmtpNode {
         storage: this.storage,
         ledger: this.ledger,
         resolver: this.resolver,
+        verify: this.verify,
         log: this.log,
         nodeDid: this.keys.did,
         nodeKeys: {
@@ -152,7 +157,7 @@ export class AfterSmtpNode {
       await this.federation.start();
     }
     const mailbox = new MailboxService({
-      storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log,
+      storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log, verify: this.verify,
       ...(this.federation ? { canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
     });
     server.addService(proto.aftersmtp.v1.Mailbox.service, mailbox.handlers());
@@ -345,6 +350,7 @@ export class AfterSmtpNode {
     await this.anchoring?.stop();
     await this.storage.close();
     await this.ledger.stop();
+    await this.verifier.stop();
     this.log.info('node stopped');
   }
 }

@@ -50,6 +50,10 @@ export interface StoredDelivery {
 
 type Write = () => void;
 
+const PAGE_SIZE = 16384;
+const MAILBOX_CACHE_MAX = 10_000;
+const TOKEN_CACHE_MS = 10_000;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailboxes (
   address TEXT PRIMARY KEY,
@@ -71,7 +75,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   log_index INTEGER,
   acked INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (mailbox, seq)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
 CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
 CREATE TABLE IF NOT EXISTS outbound_envelopes (
@@ -114,6 +118,8 @@ export class Storage extends EventEmitter {
   private flushScheduled = false;
   private closed = false;
   private readonly nextSeq = new Map<string, number>();
+  private readonly mailboxCache = new Map<string, MailboxRecord>();
+  private readonly tokenCache = new Map<string, { mailbox: MailboxRecord; until: number }>();
   private readonly stmts: Record<string, StatementSync>;
 
   private readonly walSyncer?: WalSyncer;
@@ -132,6 +138,9 @@ export class Storage extends EventEmitter {
     this.maxBatch = opts.maxBatch ?? 256;
     this.db = new DatabaseSync(file);
     const deferred = opts.durability === 'deferred';
+    // A 10 KB envelope fits one 16 KiB page instead of spilling over three 4 KiB ones: half the cost
+    // of an insert (docs/DECISIONS.md 14). Takes effect only on a new file; older stores keep theirs.
+    this.db.exec(`PRAGMA page_size=${PAGE_SIZE}`);
     this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${deferred ? 'NORMAL' : 'FULL'}; PRAGMA busy_timeout=5000;`);
     this.db.exec(SCHEMA);
     if (deferred) {
@@ -197,7 +206,11 @@ export class Storage extends EventEmitter {
     });
   }
 
-  /** Commits everything queued in one transaction. A write that throws fails alone (savepoint). */
+  /**
+   * Commits everything queued in one transaction. A write that throws fails alone: the batch is first
+   * tried whole (the common case, no savepoint per write); if any write throws, it is rolled back and
+   * replayed with a savepoint around each write. Writes therefore keep their side effects idempotent.
+   */
   flush(): void {
     this.flushScheduled = false;
     const batch = this.pending;
@@ -207,16 +220,20 @@ export class Storage extends EventEmitter {
     const tx = this.tx;
     try {
       tx.begin.run();
-      if (batch.length === 1) {
-        // Alone in its commit: a write that throws fails alone without a savepoint.
-        try {
-          batch[0]!.write();
-        } catch (err) {
-          tx.rollback.run();
+      let whole = true;
+      try {
+        for (const item of batch) item.write();
+      } catch (err) {
+        whole = false;
+        tx.rollback.run();
+        this.nextSeq.clear(); // counters may be ahead of what was rolled back
+        if (batch.length === 1) {
           batch[0]!.reject(err);
           return;
         }
-      } else {
+      }
+      if (!whole) {
+        tx.begin.run();
         batch.forEach((item, i) => {
           tx.savepoint.run();
           try {
@@ -225,6 +242,7 @@ export class Storage extends EventEmitter {
           } catch (err) {
             tx.rollbackTo.run();
             tx.release.run();
+            this.nextSeq.clear();
             failed.set(i, err);
           }
         });
@@ -257,12 +275,37 @@ export class Storage extends EventEmitter {
       m.agreementPublicKey, m.tokenSha256, m.documentJson, m.createdMs);
   }
 
+  /**
+   * A mailbox by address. Found records are cached: a mailbox's address, DID and keys never change
+   * once created (the CLI may add mailboxes from another process, so misses are not cached).
+   */
   mailboxByAddress(address: string): MailboxRecord | undefined {
-    return toMailbox(this.stmts.mailboxByAddress.get(address.toLowerCase()));
+    const key = address.toLowerCase();
+    const cached = this.mailboxCache.get(key);
+    if (cached) return cached;
+    const found = toMailbox(this.stmts.mailboxByAddress.get(key));
+    if (found) {
+      if (this.mailboxCache.size >= MAILBOX_CACHE_MAX) this.mailboxCache.delete(this.mailboxCache.keys().next().value!);
+      this.mailboxCache.set(key, found);
+    }
+    return found;
   }
 
+  /**
+   * The mailbox a token hash belongs to. Hits are cached for TOKEN_CACHE_MS (every unary call
+   * authenticates): a token removed from the store stops working within that time.
+   */
   mailboxByToken(tokenSha256: string): MailboxRecord | undefined {
-    return toMailbox(this.stmts.mailboxByToken.get(tokenSha256));
+    const now = Date.now();
+    const cached = this.tokenCache.get(tokenSha256);
+    if (cached && cached.until > now) return cached.mailbox;
+    const found = toMailbox(this.stmts.mailboxByToken.get(tokenSha256));
+    this.tokenCache.delete(tokenSha256);
+    if (found) {
+      if (this.tokenCache.size >= MAILBOX_CACHE_MAX) this.tokenCache.delete(this.tokenCache.keys().next().value!);
+      this.tokenCache.set(tokenSha256, { mailbox: found, until: now + TOKEN_CACHE_MS });
+    }
+    return found;
   }
 
   mailboxByDid(did: string): MailboxRecord | undefined {

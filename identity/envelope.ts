@@ -282,6 +282,8 @@ export interface CheckEnvelopeOptions {
   limits?: Partial<Limits>;
   /** When given, a repeated message_id is rejected and an accepted one recorded (last step). */
   replay?: ReplayGuard;
+  /** Verifies the outer signature (e.g. SignatureVerifierPool.verify, off the event loop); default verifySignature. */
+  verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean>;
 }
 
 function checkRecipientsDigest(env: Envelope): void {
@@ -319,7 +321,8 @@ export async function checkEnvelope(env: Envelope, resolver: KeyResolver, opts: 
   if (publicKey === undefined) {
     throw new IdentityError('KEY_NOT_IN_DID', `key ${env.senderKeyId} is not an Ed25519 key in the authentication of ${env.senderDid}`);
   }
-  if (!verifySignature(publicKey, envelopeAad(env), env.outerSignature)) {
+  const verify = opts.verify ?? verifySignature;
+  if (!(await verify(publicKey, envelopeAad(env), env.outerSignature))) {
     throw new IdentityError('SIGNATURE', 'outer signature does not verify');
   }
   if (opts.replay?.seen(env.messageId, env.expiresMs)) throw new IdentityError('REPLAY', 'message_id already seen');

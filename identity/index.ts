@@ -110,6 +110,7 @@ export type {
   SealEnvelopeOptions,
 } from './envelope.ts';
 
+export { SignatureVerifierPool } from './verifier-pool.ts';
 export { MemoryReplayStore, ReplayGuard } from './replay.ts';
 export type { ReplayGuardOptions, ReplayStore } from './replay.ts';
 

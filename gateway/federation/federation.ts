@@ -21,6 +21,8 @@ export interface FederationOptions {
   nodeDid: string;
   nodeKeys: { signingKeyId: string; signingPrivateKey: Uint8Array; signingPublicKey: Uint8Array };
   transports: PeerTransport[];
+  /** Ed25519 verification off the event loop (the node's SignatureVerifierPool). */
+  verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>;
 }
 
 export interface FederationCounters { accepted: number; refused: Record<string, number>; peersRefused: number }
@@ -52,6 +54,7 @@ export class Federation {
       storage: opts.storage,
       resolver: opts.resolver,
       ledger: opts.ledger,
+      ...(opts.verify ? { verify: opts.verify } : {}),
       config,
       router: this.router,
       transports: opts.transports,
@@ -169,6 +172,7 @@ export class Federation {
         storage: this.opts.storage,
         resolver: this.opts.resolver,
         ledger: this.opts.ledger,
+        ...(this.opts.verify ? { verify: this.opts.verify } : {}),
         config,
         nodeDid: this.opts.nodeDid,
         localDomains: config.node.domains,

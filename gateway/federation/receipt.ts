@@ -37,7 +37,10 @@ export function signReceipt<T extends ReceiptFields>(receipt: T, signingPrivateK
  * Checks a peer's receipt for the envelope it acknowledges: same message hash, and a signature by a
  * key of the peer's DID. Throws BAD_RECEIPT with the reason.
  */
-export async function verifyReceipt(receipt: ReceiptFields & { signature?: Uint8Array }, expectedHash: Uint8Array, peerDid: string, resolver: DidResolver): Promise<void> {
+export async function verifyReceipt(
+  receipt: ReceiptFields & { signature?: Uint8Array }, expectedHash: Uint8Array, peerDid: string, resolver: DidResolver,
+  verify: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean> = verifySignature,
+): Promise<void> {
   if (!bytesEqual(new Uint8Array(receipt.messageHash ?? []), expectedHash)) {
     throw new GatewayError('BAD_RECEIPT', `${peerDid} acknowledged another message hash`);
   }
@@ -46,6 +49,9 @@ export async function verifyReceipt(receipt: ReceiptFields & { signature?: Uint8
   if (signature.length !== 64) throw new GatewayError('BAD_RECEIPT', `${peerDid} sent an unsigned receipt`);
   const keys = await resolver.resolveKeys(peerDid);
   const input = receiptSigningInput({ ...receipt, messageHash: new Uint8Array(receipt.messageHash) });
-  const ok = [...keys.assertionMethod.values(), ...keys.authentication.values()].some((k) => verifySignature(k, input, signature));
+  let ok = false;
+  for (const key of new Set([...keys.assertionMethod.values(), ...keys.authentication.values()])) {
+    if ((ok = await verify(key, input, signature))) break;
+  }
   if (!ok) throw new GatewayError('BAD_RECEIPT', `the receipt from ${peerDid} is not signed by a key of its DID document`);
 }

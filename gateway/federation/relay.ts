@@ -206,11 +206,13 @@ export class RelayChannel {
   private failure?: Error;
   private readonly ackTimeoutMs: number;
   private readonly resolver: DidResolver;
+  private readonly verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>;
   readonly closed: Promise<void>;
 
-  private constructor(peerDid: string, conn: PeerConnection, opened: { stream: MessageStream; iterator: AsyncIterator<Uint8Array> }[], peerHello: RelayHello, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number, resolver: DidResolver) {
+  private constructor(peerDid: string, conn: PeerConnection, opened: { stream: MessageStream; iterator: AsyncIterator<Uint8Array> }[], peerHello: RelayHello, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number, resolver: DidResolver, verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>) {
     this.peerDid = peerDid;
     this.resolver = resolver;
+    if (verify) this.verify = verify;
     this.ackTimeoutMs = ackTimeoutMs;
     this.conn = conn;
     this.lanes = opened.map((o) => ({ stream: o.stream, inFlight: 0 }));
@@ -220,7 +222,8 @@ export class RelayChannel {
   }
 
   /** Opens the relay streams on an authenticated connection and exchanges hellos on each. */
-  static async open(conn: PeerConnection, args: { peerDid: string; nodeDid: string; domains: string[]; maxInFlight: number; resolver: DidResolver; ackTimeoutMs: number; signal?: AbortSignal; lanes?: number }): Promise<RelayChannel> {
+  static async open(conn: PeerConnection, args: { peerDid: string; nodeDid: string; domains: string[]; maxInFlight: number; resolver: DidResolver; ackTimeoutMs: number; signal?: AbortSignal; lanes?: number;
+    verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean> }): Promise<RelayChannel> {
     await checkPeerKey(args.resolver, args.peerDid, conn.remotePublicKey);
     const { encode, decode } = codec();
     const openLane = async () => {
@@ -243,7 +246,7 @@ export class RelayChannel {
       for (const o of opened) o.stream.abort(err as Error);
       throw err;
     }
-    return new RelayChannel(args.peerDid, conn, opened, first.hello, decode, args.ackTimeoutMs, args.resolver);
+    return new RelayChannel(args.peerDid, conn, opened, first.hello, decode, args.ackTimeoutMs, args.resolver, args.verify);
   }
 
   get usable(): boolean {
@@ -261,7 +264,7 @@ export class RelayChannel {
   async send(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
     const receipt = await this.sendUnverified(envelope, senderDomain, signal);
     try {
-      await verifyReceipt(receipt as Receipt & ReceiptFields & { signature?: Uint8Array }, envelope.messageHash, this.peerDid, this.resolver);
+      await verifyReceipt(receipt as Receipt & ReceiptFields & { signature?: Uint8Array }, envelope.messageHash, this.peerDid, this.resolver, this.verify);
     } catch (err) {
       throw new RelayError('BAD_RECEIPT', (err as Error).message);
     }

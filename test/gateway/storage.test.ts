@@ -25,6 +25,11 @@ describe('storage', () => {
     // Alone in its commit, a failing write fails alone too.
     await expect(storage.storeEnvelope({ messageId: id(2), expiresMs: Date.now() + 60_000, envelope, mailboxes: ['a@x.test'] })).rejects.toMatchObject({ code: 'REPLAY' });
     expect(storage.pendingDeliveries('a@x.test', 0, 10).map((d) => d.seq)).toEqual([1, 2]);
+    // The replayed write was rolled back with its seq: the next message takes seq 3, not 4.
+    await storage.storeEnvelope({ messageId: id(3), expiresMs: Date.now() + 60_000, envelope, mailboxes: ['a@x.test'] });
+    expect(storage.pendingDeliveries('a@x.test', 0, 10).map((d) => d.seq)).toEqual([1, 2, 3]);
+    // A new store takes 16 KiB pages, so a 10 KB envelope fits one page.
+    expect((storage.db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size).toBe(16384);
     await storage.close();
   });
 

@@ -1,0 +1,126 @@
+// Ed25519 verification off the event loop. A node verifies one signature per accepted envelope (and
+// one per relay receipt); at a few thousand messages a second that is the largest single cost on the
+// main thread. The pool hands the verifications queued in one turn of the event loop to a worker
+// thread as one batch, so the main thread keeps serving gRPC and SQLite while the worker verifies.
+// Results are the same as verifySignature(); if the worker cannot run, verification falls back to
+// the calling thread, so a broken worker costs speed, never correctness.
+import { Worker } from 'node:worker_threads';
+import { verifySignature } from './keys.ts';
+
+// The worker keeps KeyObjects for the keys it has seen (most traffic comes from few senders).
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const keys = new Map();
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+function keyOf(raw) {
+  const id = Buffer.from(raw).toString('latin1');
+  let key = keys.get(id);
+  if (key === undefined) {
+    key = crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+    if (keys.size >= 4096) keys.delete(keys.keys().next().value);
+    keys.set(id, key);
+  }
+  return key;
+}
+parentPort.on('message', ({ id, items }) => {
+  const results = new Uint8Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const [publicKey, data, signature] = items[i];
+    try { results[i] = crypto.verify(null, data, keyOf(publicKey), signature) ? 1 : 0; } catch { results[i] = 0; }
+  }
+  parentPort.postMessage({ id, results }, [results.buffer]);
+});
+`;
+
+interface Pending { items: [Uint8Array, Uint8Array, Uint8Array][]; resolvers: ((ok: boolean) => void)[] }
+
+export class SignatureVerifierPool {
+  private worker?: Worker;
+  private failed = false;
+  private queued?: Pending;
+  private readonly inFlight = new Map<number, Pending>();
+  private nextId = 1;
+
+  private started = false;
+
+  /**
+   * Enables the pool (verify() before start() verifies on the calling thread). The worker thread
+   * itself starts with the first verification, so an idle node does not carry its memory.
+   */
+  start(): void {
+    this.started = true;
+  }
+
+  private spawn(): void {
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.unref(); // referenced only while verifications are outstanding
+    worker.on('message', ({ id, results }: { id: number; results: Uint8Array }) => {
+      const batch = this.inFlight.get(id);
+      if (!batch) return;
+      this.inFlight.delete(id);
+      if (this.inFlight.size === 0) worker.unref();
+      batch.resolvers.forEach((resolve, i) => resolve(results[i] === 1));
+    });
+    worker.on('error', () => this.fail());
+    worker.on('exit', () => this.fail());
+    this.worker = worker;
+  }
+
+  /** Stops the worker; outstanding verifications finish on the calling thread. */
+  async stop(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    this.started = false;
+    this.failed = false;
+    this.drainLocally();
+    if (worker) {
+      worker.removeAllListeners('exit');
+      worker.removeAllListeners('error');
+      await worker.terminate();
+    }
+  }
+
+  /** Verifies a pure Ed25519 signature; resolves false for malformed keys or signatures (never rejects). */
+  verify(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    if (this.started && !this.worker && !this.failed) this.spawn();
+    if (!this.worker || publicKey?.length !== 32 || signature?.length !== 64) {
+      return Promise.resolve(verifySignature(publicKey, data, signature));
+    }
+    return new Promise((resolve) => {
+      if (!this.queued) {
+        this.queued = { items: [], resolvers: [] };
+        setImmediate(() => this.send());
+      }
+      this.queued.items.push([publicKey, data, signature]);
+      this.queued.resolvers.push(resolve);
+    });
+  }
+
+  private send(): void {
+    const batch = this.queued;
+    this.queued = undefined;
+    if (!batch) return;
+    if (!this.worker) {
+      batch.resolvers.forEach((resolve, i) => resolve(verifySignature(...batch.items[i]!)));
+      return;
+    }
+    const id = this.nextId++;
+    this.inFlight.set(id, batch);
+    this.worker.ref();
+    this.worker.postMessage({ id, items: batch.items });
+  }
+
+  private fail(): void {
+    this.worker = undefined;
+    this.failed = true;
+    this.drainLocally();
+  }
+
+  /** Finishes every outstanding verification on this thread. */
+  private drainLocally(): void {
+    for (const batch of this.inFlight.values()) batch.resolvers.forEach((resolve, i) => resolve(verifySignature(...batch.items[i]!)));
+    this.inFlight.clear();
+    this.send();
+  }
+}
