@@ -23,15 +23,25 @@ function keyOf(raw) {
   }
   return key;
 }
-parentPort.on('message', ({ id, items }) => {
-  const results = new Uint8Array(items.length);
-  for (let i = 0; i < items.length; i++) {
-    const [publicKey, data, signature] = items[i];
+// A batch arrives packed in one transferred buffer: per item u32 data length, key (32), signature (64), data.
+parentPort.on('message', ({ id, count, packed }) => {
+  const bytes = Buffer.from(packed);
+  const results = new Uint8Array(count);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const length = bytes.readUInt32LE(at);
+    const publicKey = bytes.subarray(at + 4, at + 36);
+    const signature = bytes.subarray(at + 36, at + 100);
+    const data = bytes.subarray(at + 100, at + 100 + length);
+    at += 100 + length;
     try { results[i] = crypto.verify(null, data, keyOf(publicKey), signature) ? 1 : 0; } catch { results[i] = 0; }
   }
   parentPort.postMessage({ id, results }, [results.buffer]);
 });
 `;
+
+/** Batches smaller than this are verified on the calling thread. */
+const MIN_WORKER_BATCH = 4;
 
 interface Pending { items: [Uint8Array, Uint8Array, Uint8Array][]; resolvers: ((ok: boolean) => void)[] }
 
@@ -101,14 +111,29 @@ export class SignatureVerifierPool {
     const batch = this.queued;
     this.queued = undefined;
     if (!batch) return;
-    if (!this.worker) {
+    // A hand-off costs the main thread about what one verification does: small batches stay here.
+    if (!this.worker || batch.items.length < MIN_WORKER_BATCH) {
       batch.resolvers.forEach((resolve, i) => resolve(verifySignature(...batch.items[i]!)));
       return;
+    }
+    // Views may sit on large buffers (a whole received frame) that postMessage would copy whole:
+    // pack just the bytes needed into one buffer and transfer it.
+    let size = 0;
+    for (const [, data] of batch.items) size += 100 + data.length;
+    const packed = new Uint8Array(size);
+    const view = new DataView(packed.buffer);
+    let at = 0;
+    for (const [publicKey, data, signature] of batch.items) {
+      view.setUint32(at, data.length, true);
+      packed.set(publicKey, at + 4);
+      packed.set(signature, at + 36);
+      packed.set(data, at + 100);
+      at += 100 + data.length;
     }
     const id = this.nextId++;
     this.inFlight.set(id, batch);
     this.worker.ref();
-    this.worker.postMessage({ id, items: batch.items });
+    this.worker.postMessage({ id, count: batch.items.length, packed: packed.buffer }, [packed.buffer]);
   }
 
   private fail(): void {
