@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
-import type { Delivery__Output, Envelope } from '../proto/index.ts';
+import type { Delivery__Output, Envelope, SubmitReply__Output } from '../proto/index.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance } from './federation-postfix.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -28,6 +28,8 @@ const SIZES = [
 ];
 const TRANSPORTS = (process.env.BENCH_TRANSPORTS ?? 'quic,http2').split(',').map((t) => t.trim()).filter((t): t is 'quic' | 'http2' => t === 'quic' || t === 'http2');
 const CONCURRENCY = num('BENCH_CONCURRENCY', 32);
+/** How the app submits: 'stream' (SubmitStream, the bulk path; default) or 'unary' (one Submit call per message). */
+const SUBMIT_MODE = process.env.BENCH_SUBMIT === 'unary' ? 'unary' : 'stream';
 const WARMUP = num('BENCH_WARMUP', 100);
 const RUN_LIMIT_MS = num('BENCH_RUN_LIMIT_MS', 40_000);
 const POSTFIX_SESSIONS = 10;
@@ -254,21 +256,47 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
     const start = performance.now();
     let lastReply = start;
     let next = 0;
-    // Submitters: CONCURRENCY unary Submit calls in flight over one channel.
-    const submitting = Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (next < count && Date.now() < deadline) {
-        const i = next++;
-        submittedAt.set(ids[i]!, performance.now());
-        try {
-          const reply = await submit(aliceClients, envelopes[i]!);
-          if (reply.queuedRemote[0] !== bob.address && errors.length < 5) errors.push(`submit ${i}: not queued for ${bob.address}`);
-        } catch (err) {
-          submittedAt.delete(ids[i]!);
-          if (errors.length < 5) errors.push(`submit ${i}: ${(err as Error).message}`);
+    const onReply = (i: number, reply: { queuedRemote: string[] }) => {
+      if (reply.queuedRemote[0] !== bob.address && errors.length < 5) errors.push(`submit ${i}: not queued for ${bob.address}`);
+      lastReply = performance.now();
+    };
+    const onFailure = (i: number, message: string) => {
+      submittedAt.delete(ids[i]!);
+      if (errors.length < 5) errors.push(`submit ${i}: ${message}`);
+      lastReply = performance.now();
+    };
+    const submitting = SUBMIT_MODE === 'unary'
+      // CONCURRENCY unary Submit calls in flight over one channel.
+      ? Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+        while (next < count && Date.now() < deadline) {
+          const i = next++;
+          submittedAt.set(ids[i]!, performance.now());
+          try { onReply(i, await submit(aliceClients, envelopes[i]!)); } catch (err) { onFailure(i, (err as Error).message); }
         }
-        lastReply = performance.now();
-      }
-    }));
+      }))
+      // One SubmitStream (the bulk sender's path) with at most CONCURRENCY messages unanswered.
+      : new Promise<void>((resolve) => {
+        const call = aliceClients.mailbox.SubmitStream(aliceClients.metadata);
+        let open = 0;
+        const fill = () => {
+          while (next < count && open < CONCURRENCY && Date.now() < deadline) {
+            const i = next++;
+            open++;
+            submittedAt.set(ids[i]!, performance.now());
+            call.write({ envelope: envelopes[i]!, clientRef: i });
+          }
+          if (open === 0 && (next >= count || Date.now() >= deadline)) call.end();
+        };
+        call.on('data', (reply: SubmitReply__Output) => {
+          open--;
+          if (reply.error) onFailure(reply.clientRef, reply.error.message);
+          else onReply(reply.clientRef, reply);
+          fill();
+        });
+        call.on('error', (err: Error) => { if (errors.length < 5) errors.push(`SubmitStream: ${err.message}`); resolve(); });
+        call.on('end', () => resolve());
+        fill();
+      });
     await submitting;
     const submitted = next;
     const remaining = Math.max(0, deadline - Date.now());
@@ -424,7 +452,7 @@ async function main(): Promise<void> {
 
     // --- report ---
     const cpus = (await import('node:os')).cpus().length;
-    console.log(`\nbench:federation  alice@a.test -> bob@b.test, two node processes on 127.0.0.1, ${cpus} CPUs, ${CONCURRENCY} Submit calls in flight,`);
+    console.log(`\nbench:federation  alice@a.test -> bob@b.test, two node processes on 127.0.0.1, ${cpus} CPUs, ${SUBMIT_MODE === "stream" ? `one SubmitStream, ${CONCURRENCY} unanswered` : `${CONCURRENCY} Submit calls in flight`},`);
     console.log(`RFC 5322 messages of ${SIZES.map((s) => `${s.bytes} B`).join(' and ')} (same bytes for Postfix), sealed by the app before timing;`);
     console.log('hop msgs/s = N / (first submit -> last arrival at bob\'s subscriber): durable at A, relayed, durable at B, pushed to bob and acked');
     console.log(`${'transport'.padEnd(10)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}  verified`);

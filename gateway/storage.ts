@@ -119,7 +119,6 @@ export class Storage extends EventEmitter {
   private closed = false;
   private readonly nextSeq = new Map<string, number>();
   private readonly mailboxCache = new Map<string, MailboxRecord>();
-  private routeCache?: { version: number; routes: RouteRecord[] };
   private readonly tokenCache = new Map<string, { mailbox: MailboxRecord; until: number }>();
   private readonly stmts: Record<string, StatementSync>;
 
@@ -184,7 +183,6 @@ export class Storage extends EventEmitter {
       outboundOf: prepare(`SELECT * FROM outbound WHERE message_id = ? AND (? = '' OR recipient = ?)`),
       deleteOutbound: prepare(`DELETE FROM outbound WHERE message_id = ? AND recipient = ?`),
       deleteOutboundEnvelopeIfDone: prepare(`DELETE FROM outbound_envelopes WHERE message_id = ? AND NOT EXISTS (SELECT 1 FROM outbound WHERE message_id = ? AND state NOT IN ('delivered','failed'))`),
-      dataVersion: prepare('PRAGMA data_version'),
       upsertRoute: prepare(`INSERT INTO routes VALUES (?,?,?) ON CONFLICT(domain) DO UPDATE SET did = excluded.did, endpoint = excluded.endpoint`),
       routes: prepare(`SELECT * FROM routes ORDER BY domain`),
       deleteRoute: prepare(`DELETE FROM routes WHERE domain = ?`),
@@ -431,29 +429,15 @@ export class Storage extends EventEmitter {
   // --- static routes -----------------------------------------------------------------------------------
 
   setRoute(route: RouteRecord): Promise<void> {
-    return this.write(() => {
-      this.routeCache = undefined;
-      this.stmts.upsertRoute.run(route.domain, route.did, route.endpoint);
-    });
+    return this.write(() => { this.stmts.upsertRoute.run(route.domain, route.did, route.endpoint); });
   }
 
-  /**
-   * The static routes. Read on every submit and relay frame, so kept in memory until this connection
-   * changes them or another one (the CLI's `route add`) commits anything (PRAGMA data_version).
-   */
   routes(): RouteRecord[] {
-    const version = Number((this.stmts.dataVersion.get() as { data_version: number }).data_version);
-    if (!this.routeCache || this.routeCache.version !== version) {
-      this.routeCache = { version, routes: this.stmts.routes.all() as unknown as RouteRecord[] };
-    }
-    return this.routeCache.routes;
+    return this.stmts.routes.all() as unknown as RouteRecord[];
   }
 
   deleteRoute(domain: string): Promise<void> {
-    return this.write(() => {
-      this.routeCache = undefined;
-      this.stmts.deleteRoute.run(domain);
-    });
+    return this.write(() => { this.stmts.deleteRoute.run(domain); });
   }
 
   /** True when the message id was already accepted (fast pre-check; the store re-checks atomically). */
