@@ -23,6 +23,7 @@ import { domainOf } from './accept.ts';
 import { createTransports } from './federation/transports.ts';
 import { buildDidWebDocument } from '../identity/index.ts';
 import { NodeAnchoring } from './anchoring.ts';
+import { IdleMemoryTrimmer } from './idle-trim.ts';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -71,6 +72,8 @@ export class AfterSmtpNode {
   private pruneTimer?: NodeJS.Timeout;
   /** Ed25519 verifications (envelopes, receipts) run on a worker thread, batched per event-loop turn. */
   private readonly verifier = new SignatureVerifierPool();
+  /** Gives memory back after start-up and whenever the node turns idle after a busy spell. */
+  readonly memoryTrimmer = new IdleMemoryTrimmer();
   private readonly verify = (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => this.verifier.verify(publicKey, data, signature);
 
   constructor(opts: NodeOptions) {
@@ -205,6 +208,7 @@ export class AfterSmtpNode {
       quic: this.federation?.addresses.quic ?? null, relay: this.federation?.addresses.relay ?? null,
       domains: config.node.domains, version: VERSION,
     };
+    this.memoryTrimmer.start();
     this.log.info(ready, 'node ready');
     return ready;
   }
@@ -333,6 +337,7 @@ export class AfterSmtpNode {
   /** Drains: stop taking calls, let in-flight ones finish (bounded), flush storage, close. */
   async stop(graceMs = 5000): Promise<void> {
     clearInterval(this.pruneTimer);
+    this.memoryTrimmer.stop();
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
     this.storage.emit('shutdown');

@@ -1,0 +1,26 @@
+// The idle trimmer gives memory back once after start-up and once per busy spell that ends, never
+// over and over while the node stays idle.
+import { describe, it, expect } from 'vitest';
+import { IdleMemoryTrimmer } from '../../gateway/idle-trim.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const spin = (ms: number) => { const end = performance.now() + ms; while (performance.now() < end) { /* busy */ } };
+
+describe('IdleMemoryTrimmer', () => {
+  it('trims after start-up and after a busy spell, not again while idle', async () => {
+    const trimmer = new IdleMemoryTrimmer({ checkMs: 100 });
+    trimmer.start();
+    try {
+      await sleep(600);
+      expect(trimmer.trims).toBe(1); // start-up only: the idle checks since found nothing busy
+      // A busy spell spread over a few check intervals (the event loop mostly active), then quiet.
+      for (let i = 0; i < 6; i++) { spin(45); await sleep(5); }
+      await sleep(600);
+      expect(trimmer.trims).toBe(2);
+      await sleep(300);
+      expect(trimmer.trims).toBe(2);
+    } finally {
+      trimmer.stop();
+    }
+  });
+});
