@@ -64,6 +64,8 @@ export class OutboundDelivery {
   private needScan = true;
   /** Due items were left in the store for lack of room: read them once room frees up. */
   private backlog = false;
+  /** When the next deferred item falls due may have changed (a scan, a deferral): ask the store again. */
+  private dueChanged = true;
   /** Deliveries (message x domain) this process works on at once; beyond that, items wait in the store. */
   private readonly capacity: number;
   private timer?: NodeJS.Timeout;
@@ -113,6 +115,7 @@ export class OutboundDelivery {
       if (this.backlog && this.deliveries.size <= this.capacity / 2) this.needScan = true;
       if (this.needScan) {
         this.needScan = false;
+        this.dueChanged = true;
         this.backlog = false;
         this.fresh = []; // committed before their event: the scan sees them
         this.freshEnvelopes.clear();
@@ -131,7 +134,11 @@ export class OutboundDelivery {
         if (this.dispatch(fresh.filter((i) => !this.sending.has(key(i))), this.freshEnvelopes) < fresh.length) this.backlog = true;
         this.freshEnvelopes.clear();
       }
-      dueAt = this.opts.storage.nextOutboundDueAfter(Date.now());
+      // Most turns only hand fresh items over: the next due time changes with scans and deferrals only.
+      if (this.dueChanged || (dueAt !== undefined && dueAt <= Date.now())) {
+        this.dueChanged = false;
+        dueAt = this.opts.storage.nextOutboundDueAfter(Date.now());
+      }
       const wakeAt = Math.min(safetyScanAt, dueAt ?? Infinity);
       const wait = Math.max(10, Math.min(60_000, wakeAt - Date.now()));
       await new Promise<void>((resolve) => {
@@ -210,6 +217,7 @@ export class OutboundDelivery {
         const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
         return { ...item, state: 'deferred' as const, attempts, nextAttemptMs: Date.now() + delay, lastError: `${code}: ${message}` };
       }));
+      this.dueChanged = true;
       this.opts.log.info({ domain: first.domain, code, err: message }, 'relay deferred');
     }
   }
