@@ -199,7 +199,12 @@ export class OutboundDelivery {
       if (peer) Object.assign(peer, { lastSeenMs: Date.now(), rttMs: channel.conn.rtt?.() ?? performance.now() - t0, lastError: '' });
       // The peer holds it durably now. Should this update be lost (crash), the item is sent again and
       // the peer answers the re-send with its original receipt, storing nothing twice.
-      const stamp = JSON.stringify({ ...receipt, messageHash: Buffer.from(receipt.messageHash as Uint8Array).toString('hex') });
+      // Kept as the peer's signed promise (docs/PROTOCOL.md §4.1): byte fields in hex, checkable as stored.
+      const stamp = JSON.stringify({
+        ...receipt,
+        messageHash: Buffer.from(receipt.messageHash as Uint8Array).toString('hex'),
+        signature: Buffer.from((receipt as { signature?: Uint8Array }).signature ?? new Uint8Array(0)).toString('hex'),
+      });
       await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'delivered' as const, attempts: item.attempts + 1, lastError: '', receipt: stamp })));
       this.opts.log.info({ domain: first.domain, recipients: items.length }, 'relayed');
     } catch (err) {

@@ -141,9 +141,10 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
     await until('delivered', async () => (await queue(a)).find((i) => i.messageId === messageId && i.state === 'delivered'));
     const receiptOf = () => {
       const db = new DatabaseSync(join(a.data, 'node.db'), { readOnly: true });
-      try { return JSON.parse((db.prepare('SELECT receipt FROM outbound WHERE message_id = ?').get(id) as { receipt: string }).receipt) as { leafIndex: number }; } finally { db.close(); }
+      try { return JSON.parse((db.prepare('SELECT receipt FROM outbound WHERE message_id = ?').get(id) as { receipt: string }).receipt) as { leafIndex: number; signature: string }; } finally { db.close(); }
     };
     const first = receiptOf();
+    expect(first.signature).toMatch(/^[0-9a-f]{128}$/); // B's Ed25519 signature, kept in hex
     // Crash A, and put its queue back as it was between B's ack and A's durable update of the item.
     a.proc!.child.kill('SIGKILL');
     await a.proc!.exited;
