@@ -40,3 +40,25 @@ describe('SignatureVerifierPool', () => {
     expect(await Promise.all(pending)).toEqual(Array(50).fill(true));
   });
 });
+
+describe('SignatureVerifierPool when its worker dies', () => {
+  it('answers outstanding and later verifications on the calling thread', async () => {
+    const pool = new SignatureVerifierPool();
+    pool.start();
+    const signer = generateSigningKeyPair();
+    const data = randomBytes(64);
+    const good = sign(signer.privateKey, data);
+    const bad = Uint8Array.from(good);
+    bad[5]! ^= 1;
+    // Enough in one turn to go to the worker (its thread starts with the first verification).
+    const first = await Promise.all(Array.from({ length: 8 }, (_, i) => pool.verify(signer.publicKey, data, i % 2 ? bad : good)));
+    expect(first).toEqual([true, false, true, false, true, false, true, false]);
+    // Fault injection: the worker thread exits under the pool.
+    const worker = (pool as unknown as { worker: { terminate(): Promise<number> } }).worker;
+    const pending = Array.from({ length: 8 }, (_, i) => pool.verify(signer.publicKey, data, i % 2 ? bad : good));
+    await worker.terminate();
+    expect(await Promise.all(pending)).toEqual([true, false, true, false, true, false, true, false]);
+    expect(await Promise.all(Array.from({ length: 8 }, () => pool.verify(signer.publicKey, data, bad)))).toEqual(Array(8).fill(false));
+    await pool.stop();
+  });
+});
