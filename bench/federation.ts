@@ -37,7 +37,7 @@ const POSTFIX_RUNS = num('BENCH_POSTFIX_RUNS', 3);
 const POSTFIX_LIMIT_MS = 90_000;
 const RSS_TARGET_MB = 300;
 const SAMPLE_VERIFY = 8;
-// The CLI runs as `npx aftersmtp` runs it: through its shebang, with the node flags written there.
+// Nodes run as `npx aftersmtp start` runs them: the CLI file through its shebang, node from node_modules.
 const NODE_ENV = { AFTERSMTP_LOG__LEVEL: process.env.AFTERSMTP_LOG__LEVEL ?? 'warn', PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}` };
 
 // --- processes ------------------------------------------------------------------------------------

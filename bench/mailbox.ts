@@ -122,10 +122,8 @@ async function main(): Promise<void> {
     // --- the node ------------------------------------------------------------------------------------
     // BENCH_PROFILE=DIR writes a V8 CPU profile of the node process there (for finding hot spots).
     const profile = process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '';
-    // The node runs with the flags of the CLI's shebang (as `npx aftersmtp start` runs it), plus
-    // BENCH_NODE_FLAGS to try others.
-    const shebang = readFileSync(join(ROOT, 'bin', 'aftersmtp.js'), 'utf8').split('\n')[0]!.split(' ').filter((w) => w.startsWith('--'));
-    const nodeFlags = [...shebang, ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
+    // BENCH_NODE_FLAGS="--flag ..." passes Node/V8 flags to the node process only (e.g. heap sizing).
+    const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     const node = await spawnReady([...nodeFlags, join(ROOT, 'bin', 'aftersmtp.js'), 'start', '--data', data], profile ? { NODE_OPTIONS: profile } : {});
     children.push(node.child);
     await new Promise((r) => setTimeout(r, 500));

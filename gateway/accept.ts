@@ -1,7 +1,7 @@
 // Accepting an envelope into the node, whoever hands it over (an app, a peer node, the node itself):
 // every check a node can make without the recipients' private keys, then the ledger leaf and the
 // durable store. One code path, so the rules cannot drift between Submit and Relay.
-import { checkEnvelope, decodeEnvelope, encodeEnvelope, type DidResolver, type Envelope } from '../identity/index.ts';
+import { checkEnvelope, decodeEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../identity/index.ts';
 import type { Receipt } from '../proto/index.ts';
 import type { Storage } from './storage.ts';
 import type { NodeLedger } from './ledger.ts';
@@ -16,7 +16,7 @@ export interface AcceptDeps {
   /** Remote domains a local sender may address (an app submit); undefined = local recipients only. */
   canRoute?: (domain: string) => Promise<boolean>;
   /** Ed25519 verification (the node's SignatureVerifierPool, off the event loop); default: on this thread. */
-  verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>;
+  verify?: SignatureCheck;
 }
 
 export interface AcceptOptions {
@@ -79,7 +79,7 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
     }
     throw new GatewayError('REPLAY', 'message id already accepted (replay)');
   }
-  await checkEnvelope(envelope, resolver, { now: Date.now(), maxLifetimeMs: config.limits.maxLifetimeMs, skewMs: config.limits.clockSkewMs, ...(deps.verify ? { verify: deps.verify } : {}) });
+  await checkEnvelope(envelope, resolver, { now: Date.now(), maxLifetimeMs: config.limits.maxLifetimeMs, skewMs: config.limits.clockSkewMs, verify: deps.verify });
   // Leaf and envelope commit one after the other and are synced together; the answer waits for both.
   // After a crash, a stored envelope whose leaf was lost (index >= log size) gets it back at start
   // (AfterSmtpNode.repairLedger); a leaf whose envelope was lost is an orphan, harmless: the sender

@@ -3,24 +3,15 @@ import { createHash, randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, SubmitRequest__Output } from '../proto/index.ts';
-import { decodeEnvelope, type DidResolver } from '../identity/index.ts';
-import { acceptEnvelope, domainOf } from './accept.ts';
+import { decodeEnvelope } from '../identity/index.ts';
+import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
 import type { Storage, MailboxRecord } from './storage.ts';
-import type { NodeConfig } from './config.ts';
-import type { NodeLedger } from './ledger.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { envelopeFromWire, envelopeToWire } from './wire.ts';
 
-export interface MailboxServiceDeps {
-  storage: Storage;
-  resolver: DidResolver;
-  ledger: NodeLedger;
-  config: NodeConfig;
+export interface MailboxServiceDeps extends AcceptDeps {
   nodeDid: string;
   log: Logger;
-  /** Whether mail for a remote domain can be queued (federation); absent = local delivery only. */
-  canRoute?: (domain: string) => Promise<boolean>;
-  verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>;
 }
 
 export function tokenSha256(token: string): string {

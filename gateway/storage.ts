@@ -220,19 +220,15 @@ export class Storage extends EventEmitter {
     const tx = this.tx;
     try {
       tx.begin.run();
-      let whole = true;
       try {
         for (const item of batch) item.write();
       } catch (err) {
-        whole = false;
         tx.rollback.run();
         this.nextSeq.clear(); // counters may be ahead of what was rolled back
         if (batch.length === 1) {
           batch[0]!.reject(err);
           return;
         }
-      }
-      if (!whole) {
         tx.begin.run();
         batch.forEach((item, i) => {
           tx.savepoint.run();
@@ -284,10 +280,7 @@ export class Storage extends EventEmitter {
     const cached = this.mailboxCache.get(key);
     if (cached) return cached;
     const found = toMailbox(this.stmts.mailboxByAddress.get(key));
-    if (found) {
-      if (this.mailboxCache.size >= MAILBOX_CACHE_MAX) this.mailboxCache.delete(this.mailboxCache.keys().next().value!);
-      this.mailboxCache.set(key, found);
-    }
+    if (found) remember(this.mailboxCache, key, found);
     return found;
   }
 
@@ -301,10 +294,7 @@ export class Storage extends EventEmitter {
     if (cached && cached.until > now) return cached.mailbox;
     const found = toMailbox(this.stmts.mailboxByToken.get(tokenSha256));
     this.tokenCache.delete(tokenSha256);
-    if (found) {
-      if (this.tokenCache.size >= MAILBOX_CACHE_MAX) this.tokenCache.delete(this.tokenCache.keys().next().value!);
-      this.tokenCache.set(tokenSha256, { mailbox: found, until: now + TOKEN_CACHE_MS });
-    }
+    if (found) remember(this.tokenCache, tokenSha256, { mailbox: found, until: now + TOKEN_CACHE_MS });
     return found;
   }
 
@@ -351,10 +341,7 @@ export class Storage extends EventEmitter {
         this.stmts.insertDelivery.run(mailbox, seq, args.messageId, args.envelope, receivedMs, args.logIndex ?? null);
         seqs.set(mailbox, seq);
       }
-    }).catch((err) => {
-      if (seqs.size && !(err instanceof GatewayError && err.code === 'REPLAY')) this.nextSeq.clear();
-      throw err;
-    });
+    }); // on failure, flush() has reset the seq counters
     for (const [mailbox, seq] of seqs) this.emit('delivery', mailbox, seq);
     if (args.remote?.recipients.length) {
       // Listeners get the new queue items themselves, so the outbound loop need not scan for them.
@@ -502,6 +489,12 @@ export class Storage extends EventEmitter {
       .then(() => syncer.close())
       .then(() => this.db.close());
   }
+}
+
+/** Sets `key` in a cache bounded to MAILBOX_CACHE_MAX entries (the oldest goes first). */
+function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  if (cache.size >= MAILBOX_CACHE_MAX) cache.delete(cache.keys().next().value!);
+  cache.set(key, value);
 }
 
 function toOutbound(r: Record<string, unknown>): OutboundItem {

@@ -12,6 +12,7 @@ import { IdentityError } from './errors.ts';
 import type { ErrorCode } from './errors.ts';
 import { ByteReader, ByteWriter, bytesEqual, compareBytes, concatBytes, utf8, utf8Length } from './encoding.ts';
 import { randomBytes, sha256, sign, verifySignature } from './keys.ts';
+import type { SignatureCheck } from './verifier-pool.ts';
 import {
   AEAD_AES_256_GCM,
   AEAD_CHACHA20_POLY1305,
@@ -283,7 +284,7 @@ export interface CheckEnvelopeOptions {
   /** When given, a repeated message_id is rejected and an accepted one recorded (last step). */
   replay?: ReplayGuard;
   /** Verifies the outer signature (e.g. SignatureVerifierPool.verify, off the event loop); default verifySignature. */
-  verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean>;
+  verify?: SignatureCheck;
 }
 
 function checkRecipientsDigest(env: Envelope): void {

@@ -111,6 +111,7 @@ export type {
 } from './envelope.ts';
 
 export { SignatureVerifierPool } from './verifier-pool.ts';
+export type { SignatureCheck } from './verifier-pool.ts';
 export { MemoryReplayStore, ReplayGuard } from './replay.ts';
 export type { ReplayGuardOptions, ReplayStore } from './replay.ts';
 

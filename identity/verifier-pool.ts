@@ -43,6 +43,9 @@ parentPort.on('message', ({ id, count, packed }) => {
 /** Batches smaller than this are verified on the calling thread. */
 const MIN_WORKER_BATCH = 4;
 
+/** An Ed25519 check as the node runs it: verifySignature's answer, possibly computed on another thread. */
+export type SignatureCheck = (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean>;
+
 interface Pending { items: [Uint8Array, Uint8Array, Uint8Array][]; resolvers: ((ok: boolean) => void)[] }
 
 export class SignatureVerifierPool {

@@ -1,6 +1,6 @@
 // Federation wiring: listeners on every transport, inbound relay streams, routing, outbound delivery.
 import type { Logger } from 'pino';
-import type { DidResolver } from '../../identity/index.ts';
+import type { DidResolver, SignatureCheck } from '../../identity/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
 import type { Storage } from '../storage.ts';
 import type { NodeLedger } from '../ledger.ts';
@@ -22,7 +22,7 @@ export interface FederationOptions {
   nodeKeys: { signingKeyId: string; signingPrivateKey: Uint8Array; signingPublicKey: Uint8Array };
   transports: PeerTransport[];
   /** Ed25519 verification off the event loop (the node's SignatureVerifierPool). */
-  verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>;
+  verify?: SignatureCheck;
 }
 
 export interface FederationCounters { accepted: number; refused: Record<string, number>; peersRefused: number }
@@ -54,7 +54,7 @@ export class Federation {
       storage: opts.storage,
       resolver: opts.resolver,
       ledger: opts.ledger,
-      ...(opts.verify ? { verify: opts.verify } : {}),
+      verify: opts.verify,
       config,
       router: this.router,
       transports: opts.transports,
@@ -172,7 +172,7 @@ export class Federation {
         storage: this.opts.storage,
         resolver: this.opts.resolver,
         ledger: this.opts.ledger,
-        ...(this.opts.verify ? { verify: this.opts.verify } : {}),
+        verify: this.opts.verify,
         config,
         nodeDid: this.opts.nodeDid,
         localDomains: config.node.domains,

@@ -288,7 +288,7 @@ export class OutboundDelivery {
           maxInFlight: this.opts.maxInFlightPerPeer,
           resolver: this.opts.resolver,
           ackTimeoutMs: this.opts.ackTimeoutMs,
-          ...(this.opts.verify ? { verify: this.opts.verify } : {}),
+          verify: this.opts.verify,
         });
         this.recordPeer(route, formatEndpoint(endpoint), endpoint.transport, '');
         this.channelRoutes.set(channel, { endpoint: formatEndpoint(endpoint), checkedAt: Date.now() });

@@ -2,7 +2,7 @@
 // this message hash is leaf N of its log `origin` — so the sending node can hold it to that promise
 // (and check it against the receiver's checkpoints later). A receipt that does not verify is not an
 // acknowledgement: the message stays queued.
-import { bytesEqual, sign, verifySignature, type DidResolver } from '../../identity/index.ts';
+import { bytesEqual, sign, verifySignature, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { GatewayError } from '../errors.ts';
 
 const DOMAIN_SEPARATOR = 'aftersmtp-receipt-v1\n';
@@ -39,7 +39,7 @@ export function signReceipt<T extends ReceiptFields>(receipt: T, signingPrivateK
  */
 export async function verifyReceipt(
   receipt: ReceiptFields & { signature?: Uint8Array }, expectedHash: Uint8Array, peerDid: string, resolver: DidResolver,
-  verify: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean> = verifySignature,
+  verify: SignatureCheck = verifySignature,
 ): Promise<void> {
   if (!bytesEqual(new Uint8Array(receipt.messageHash ?? []), expectedHash)) {
     throw new GatewayError('BAD_RECEIPT', `${peerDid} acknowledged another message hash`);
@@ -50,7 +50,7 @@ export async function verifyReceipt(
   const keys = await resolver.resolveKeys(peerDid);
   const input = receiptSigningInput({ ...receipt, messageHash: new Uint8Array(receipt.messageHash) });
   let ok = false;
-  for (const key of new Set([...keys.assertionMethod.values(), ...keys.authentication.values()])) {
+  for (const key of [...keys.assertionMethod.values(), ...keys.authentication.values()]) {
     if ((ok = await verify(key, input, signature))) break;
   }
   if (!ok) throw new GatewayError('BAD_RECEIPT', `the receipt from ${peerDid} is not signed by a key of its DID document`);

@@ -6,7 +6,7 @@
 // slows the sender instead of growing its memory.
 import type { Logger } from 'pino';
 import { loadProto, type Receipt } from '../../proto/index.ts';
-import { bytesEqual, type DidResolver, type Envelope } from '../../identity/index.ts';
+import { bytesEqual, verifySignature, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
 import { GatewayError } from '../errors.ts';
@@ -206,13 +206,13 @@ export class RelayChannel {
   private failure?: Error;
   private readonly ackTimeoutMs: number;
   private readonly resolver: DidResolver;
-  private readonly verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>;
+  private readonly verify: SignatureCheck;
   readonly closed: Promise<void>;
 
-  private constructor(peerDid: string, conn: PeerConnection, opened: { stream: MessageStream; iterator: AsyncIterator<Uint8Array> }[], peerHello: RelayHello, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number, resolver: DidResolver, verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean>) {
+  private constructor(peerDid: string, conn: PeerConnection, opened: { stream: MessageStream; iterator: AsyncIterator<Uint8Array> }[], peerHello: RelayHello, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number, resolver: DidResolver, verify: SignatureCheck = verifySignature) {
     this.peerDid = peerDid;
     this.resolver = resolver;
-    if (verify) this.verify = verify;
+    this.verify = verify;
     this.ackTimeoutMs = ackTimeoutMs;
     this.conn = conn;
     this.lanes = opened.map((o) => ({ stream: o.stream, inFlight: 0 }));
@@ -223,7 +223,7 @@ export class RelayChannel {
 
   /** Opens the relay streams on an authenticated connection and exchanges hellos on each. */
   static async open(conn: PeerConnection, args: { peerDid: string; nodeDid: string; domains: string[]; maxInFlight: number; resolver: DidResolver; ackTimeoutMs: number; signal?: AbortSignal; lanes?: number;
-    verify?: (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => Promise<boolean> }): Promise<RelayChannel> {
+    verify?: SignatureCheck }): Promise<RelayChannel> {
     await checkPeerKey(args.resolver, args.peerDid, conn.remotePublicKey);
     const { encode, decode } = codec();
     const openLane = async () => {
