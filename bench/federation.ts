@@ -49,7 +49,12 @@ const children = new Set<ChildProcess>();
 function startNode(name: string, dataDir: string): Promise<RunningNode> {
   return new Promise((resolve, reject) => {
     // BENCH_PROFILE=DIR writes a V8 CPU profile of each node process there (written when it stops).
-    const profile = process.env.BENCH_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE} --cpu-prof-name=${name}-${Date.now()}.cpuprofile` } : {};
+    // BENCH_NODE_FLAGS="--flag ..." passes Node/V8 flags to the node processes only (e.g. heap sizing).
+    const flags = [
+      ...(process.env.BENCH_PROFILE ? [`--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE} --cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []),
+      ...(process.env.BENCH_NODE_FLAGS ? [process.env.BENCH_NODE_FLAGS] : []),
+    ];
+    const profile = flags.length ? { NODE_OPTIONS: flags.join(' ') } : {};
     const child = spawn(CLI, ['start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV, ...profile }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let tail = '';

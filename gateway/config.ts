@@ -109,6 +109,12 @@ export const configSchema = z.strictObject({
     /** SHA-256 (hex) of the admin API token; set by `aftersmtp init`. */
     tokenSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   }).prefault({}),
+  memory: z.strictObject({
+    /** Old-generation growth per full GC in percent (100 = double; 0 = V8's own heuristic): docs/DECISIONS.md 15. */
+    heapGrowthPercent: z.number().int().min(0).max(400).default(100),
+    /** A memory-reducing GC after start-up and whenever the node turns idle after a busy spell. */
+    idleTrim: z.boolean().default(true),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),

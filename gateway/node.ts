@@ -23,7 +23,7 @@ import { domainOf } from './accept.ts';
 import { createTransports } from './federation/transports.ts';
 import { buildDidWebDocument } from '../identity/index.ts';
 import { NodeAnchoring } from './anchoring.ts';
-import { IdleMemoryTrimmer } from './idle-trim.ts';
+import { MemoryPolicy } from './memory.ts';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -72,8 +72,8 @@ export class AfterSmtpNode {
   private pruneTimer?: NodeJS.Timeout;
   /** Ed25519 verifications (envelopes, receipts) run on a worker thread, batched per event-loop turn. */
   private readonly verifier = new SignatureVerifierPool();
-  /** Gives memory back after start-up and whenever the node turns idle after a busy spell. */
-  readonly memoryTrimmer = new IdleMemoryTrimmer();
+  /** Heap growth under load; memory given back after start-up and whenever the node turns idle. */
+  readonly memory: MemoryPolicy;
   private readonly verify = (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => this.verifier.verify(publicKey, data, signature);
 
   constructor(opts: NodeOptions) {
@@ -81,6 +81,7 @@ export class AfterSmtpNode {
     const { config, keys } = openNodeFiles(opts.dataDir, opts.env ?? process.env);
     this.config = config;
     this.keys = keys;
+    this.memory = new MemoryPolicy(config.memory);
     this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
     this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred' });
     // Trusted for did:web: the system's roots plus this node's own CA and any configured ones.
@@ -208,7 +209,7 @@ export class AfterSmtpNode {
       quic: this.federation?.addresses.quic ?? null, relay: this.federation?.addresses.relay ?? null,
       domains: config.node.domains, version: VERSION,
     };
-    this.memoryTrimmer.start();
+    this.memory.start();
     this.log.info(ready, 'node ready');
     return ready;
   }
@@ -337,7 +338,7 @@ export class AfterSmtpNode {
   /** Drains: stop taking calls, let in-flight ones finish (bounded), flush storage, close. */
   async stop(graceMs = 5000): Promise<void> {
     clearInterval(this.pruneTimer);
-    this.memoryTrimmer.stop();
+    this.memory.stop();
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
     this.storage.emit('shutdown');

@@ -12,11 +12,13 @@ describe('config', () => {
     expect(c.grpc).toEqual({ host: '127.0.0.1', port: 7443 });
     expect(c.node.didMethod).toBe('key');
     expect(c.limits.maxEnvelopeBytes).toBe(25 * 1024 * 1024);
+    expect(c.memory).toEqual({ heapGrowthPercent: 100, idleTrim: true });
   });
 
   it('rejects unknown keys, naming them', () => {
     expect(() => parseConfig({ grpc: { prot: 1 } })).toThrow(/grpc\.prot: unknown key/);
     expect(() => parseConfig({ limits: { maxEnvelopeBytes: 'big' } })).toThrow(/limits\.maxEnvelopeBytes/);
+    expect(() => parseConfig({ memory: { heapGrowthPercent: 1000 } })).toThrow(/memory\.heapGrowthPercent/);
   });
 
   it('applies AFTERSMTP_* overrides over the file', () => {

@@ -1,14 +1,14 @@
-// The idle trimmer gives memory back once after start-up and once per busy spell that ends, never
+// The idle trim gives memory back once after start-up and once per busy spell that ends, never
 // over and over while the node stays idle.
 import { describe, it, expect } from 'vitest';
-import { IdleMemoryTrimmer } from '../../gateway/idle-trim.ts';
+import { MemoryPolicy } from '../../gateway/memory.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const spin = (ms: number) => { const end = performance.now() + ms; while (performance.now() < end) { /* busy */ } };
 
-describe('IdleMemoryTrimmer', () => {
+describe('MemoryPolicy', () => {
   it('trims after start-up and after a busy spell, not again while idle', async () => {
-    const trimmer = new IdleMemoryTrimmer({ checkMs: 100 });
+    const trimmer = new MemoryPolicy({ checkMs: 100 });
     trimmer.start();
     try {
       await sleep(600);
@@ -21,6 +21,18 @@ describe('IdleMemoryTrimmer', () => {
       expect(trimmer.trims).toBe(2);
     } finally {
       trimmer.stop();
+    }
+  });
+
+  it('with idleTrim off, never trims', async () => {
+    const policy = new MemoryPolicy({ checkMs: 100, idleTrim: false });
+    policy.start();
+    try {
+      for (let i = 0; i < 4; i++) { spin(45); await sleep(5); }
+      await sleep(500);
+      expect(policy.trims).toBe(0);
+    } finally {
+      policy.stop();
     }
   });
 });
