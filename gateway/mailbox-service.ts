@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, SubmitRequest__Output } from '../proto/index.ts';
 import { decodeEnvelope } from '../identity/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
-import type { Storage, MailboxRecord } from './storage.ts';
+import type { Storage, MailboxRecord, StoredDelivery } from './storage.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { envelopeFromWire, envelopeToWire } from './wire.ts';
 
@@ -136,6 +136,23 @@ export class MailboxService {
         let pumping = false;
         const inFlight = new Set<number>();
 
+        const send = (row: StoredDelivery) => {
+          const envelope = decodeEnvelope(row.envelope);
+          const delivery: Delivery = {
+            seq: row.seq,
+            envelope: envelopeToWire(envelope),
+            receivedMs: row.receivedMs,
+            ...(row.logIndex !== null ? { receipt: this.deps.ledger.receipt(row.logIndex, envelope.messageHash) } : {}),
+          };
+          lastSent = row.seq;
+          inFlight.add(row.seq);
+          call.write(delivery);
+        };
+        const fail = (err: unknown) => {
+          rlog.error({ err: (err as Error).message }, 'delivery failed');
+          close();
+          call.emit('error', toGrpcError(new GatewayError('STORAGE', 'reading the mailbox failed')));
+        };
         const pump = () => {
           if (!started || closed || pumping) return;
           pumping = true;
@@ -144,32 +161,25 @@ export class MailboxService {
               const want = maxInFlight - inFlight.size;
               const rows = storage.pendingDeliveries(mailbox.address, lastSent, want);
               if (rows.length === 0) break;
-              for (const row of rows) {
-                const envelope = decodeEnvelope(row.envelope);
-                const delivery: Delivery = {
-                  seq: row.seq,
-                  envelope: envelopeToWire(envelope),
-                  receivedMs: row.receivedMs,
-                  ...(row.logIndex !== null ? { receipt: this.deps.ledger.receipt(row.logIndex, envelope.messageHash) } : {}),
-                };
-                lastSent = row.seq;
-                inFlight.add(row.seq);
-                call.write(delivery);
-              }
+              for (const row of rows) send(row);
               if (rows.length < want) break; // that was all there is
             }
           } catch (err) {
-            rlog.error({ err: (err as Error).message }, 'delivery failed');
-            close();
-            call.emit('error', toGrpcError(new GatewayError('STORAGE', 'reading the mailbox failed')));
+            fail(err);
           } finally {
             pumping = false;
           }
         };
-        // Stores in one commit emit one event each: read the mailbox once for all of them.
+        // A subscriber that is caught up gets a new delivery as it was stored (no read back); otherwise,
+        // stores in one commit emit one event each: read the mailbox once for all of them.
         let pumpScheduled = false;
-        const onDelivery = (address: string) => {
-          if (address !== mailbox.address || pumpScheduled) return;
+        const onDelivery = (address: string, seq: number, stored?: StoredDelivery) => {
+          if (address !== mailbox.address) return;
+          if (stored && started && !closed && !pumpScheduled && seq === lastSent + 1 && inFlight.size < maxInFlight) {
+            try { send(stored); } catch (err) { fail(err); }
+            return;
+          }
+          if (pumpScheduled) return;
           pumpScheduled = true;
           queueMicrotask(() => { pumpScheduled = false; pump(); });
         };

@@ -318,7 +318,8 @@ export class Storage extends EventEmitter {
 
   /**
    * Durably stores one envelope for every local recipient mailbox and records its message id against
-   * replay, atomically. Resolves with the seq per mailbox; emits 'delivery' after the commit.
+   * replay, atomically. Resolves with the seq per mailbox; emits 'delivery' (mailbox, seq, StoredDelivery)
+   * for each after the commit.
    */
   async storeEnvelope(args: {
     messageId: Uint8Array; expiresMs: number; envelope: Uint8Array; mailboxes: string[]; logIndex?: number;
@@ -342,7 +343,11 @@ export class Storage extends EventEmitter {
         seqs.set(mailbox, seq);
       }
     }); // on failure, flush() has reset the seq counters
-    for (const [mailbox, seq] of seqs) this.emit('delivery', mailbox, seq);
+    // Listeners get the stored delivery itself, so a subscriber that is caught up need not read it back.
+    for (const [mailbox, seq] of seqs) {
+      const delivery: StoredDelivery = { mailbox, seq, messageId: args.messageId, envelope: args.envelope, receivedMs, logIndex: args.logIndex ?? null };
+      this.emit('delivery', mailbox, seq, delivery);
+    }
     if (args.remote?.recipients.length) {
       // Listeners get the new queue items themselves, so the outbound loop need not scan for them.
       const items: OutboundItem[] = args.remote.recipients.map((r) => ({

@@ -26,7 +26,7 @@ describe('Mailbox service', () => {
 
   beforeAll(async () => {
     await initNode({ dataDir: data, domain: 'example.test', grpcPort: 0 });
-    for (const name of ['alice', 'bob', 'carol']) {
+    for (const name of ['alice', 'bob', 'carol', 'dave']) {
       profiles[name] = addMailbox({ dataDir: data, address: `${name}@example.test`, profileFile: join(dir.path, `${name}.json`) });
     }
     node = new AfterSmtpNode({ dataDir: data, env: { AFTERSMTP_LIMITS__MAX_ENVELOPE_BYTES: String(MAX_ENVELOPE) }, logger: pino({ level: 'silent' }) });
@@ -226,5 +226,51 @@ describe('Mailbox service', () => {
       call.write({ start: { fromCursor: 0 } });
     });
     expect(seen[0]!.verified).toBe(false);
+  });
+
+  it('a live subscriber with a small window gets each new message once, in order, while submits stream in', async () => {
+    const dave = clients.dave!;
+    const call = dave.mailbox.Subscribe(dave.metadata);
+    call.on('error', () => { /* CANCELLED at the end, on purpose */ });
+    const seqs: number[] = [];
+    const ids: string[] = [];
+    const frames: any[] = [];
+    let confirmed = 0;
+    const N = 40;
+    const allConfirmed = new Promise<void>((resolve) => {
+      call.on('data', (d: any) => {
+        if (d.confirmedAcks?.length) { confirmed += d.confirmedAcks.length; if (confirmed === N) resolve(); return; }
+        seqs.push(d.seq);
+        ids.push(Buffer.from(d.envelope.messageId).toString('hex'));
+        frames.push(d);
+        // Ack a little later, so the window (3) fills and empties while messages keep arriving.
+        setTimeout(() => call.write({ ack: { seqs: [d.seq] } }), 2);
+      });
+    });
+    call.write({ start: { fromCursor: 0, maxInFlight: 3 } });
+    await new Promise((r) => setTimeout(r, 50));
+    const sealed = await Promise.all(Array.from({ length: N }, (_, i) => seal('alice', ['dave@example.test'], `live ${i}`)));
+    const submitCall = clients.alice!.mailbox.SubmitStream(clients.alice!.metadata);
+    const replies: any[] = [];
+    const submitted = new Promise<void>((resolve, reject) => { submitCall.on('data', (r: any) => replies.push(r)); submitCall.on('end', resolve); submitCall.on('error', reject); });
+    sealed.forEach((s2, i) => submitCall.write({ envelope: s2.envelope, clientRef: i }));
+    submitCall.end();
+    await submitted;
+    expect(replies.filter((r) => r.error)).toEqual([]);
+    await allConfirmed;
+    call.cancel();
+    expect(seqs).toEqual(Array.from({ length: N }, (_, i) => seqs[0]! + i)); // consecutive, none twice
+    expect([...ids].sort()).toEqual(sealed.map((s2) => Buffer.from(s2.messageId).toString('hex')).sort());
+    const opened = await Promise.all([frames[0], frames[N - 1]].map((f) => openDelivery(profiles.dave!, profileResolver(profiles.dave!), f)));
+    expect(opened.map((m) => m.verified)).toEqual([true, true]);
+    // Everything was acknowledged: a new subscription has nothing to deliver.
+    const again = dave.mailbox.Subscribe(dave.metadata);
+    again.on('error', () => { /* CANCELLED below */ });
+    const late: number[] = [];
+    again.on('data', (d: any) => { if (d.seq) late.push(d.seq); });
+    again.write({ start: { fromCursor: 0 } });
+    await new Promise((r) => setTimeout(r, 200));
+    again.cancel();
+    expect(late).toEqual([]);
   });
 });
