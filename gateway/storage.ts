@@ -185,6 +185,7 @@ export class Storage extends EventEmitter {
       deleteOutboundEnvelopeIfDone: prepare(`DELETE FROM outbound_envelopes WHERE message_id = ? AND NOT EXISTS (SELECT 1 FROM outbound WHERE message_id = ? AND state NOT IN ('delivered','failed'))`),
       upsertRoute: prepare(`INSERT INTO routes VALUES (?,?,?) ON CONFLICT(domain) DO UPDATE SET did = excluded.did, endpoint = excluded.endpoint`),
       routes: prepare(`SELECT * FROM routes ORDER BY domain`),
+      routeFor: prepare(`SELECT * FROM routes WHERE domain = ?`),
       deleteRoute: prepare(`DELETE FROM routes WHERE domain = ?`),
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
       seen: prepare(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`),
@@ -426,6 +427,11 @@ export class Storage extends EventEmitter {
 
   routes(): RouteRecord[] {
     return this.stmts.routes.all() as unknown as RouteRecord[];
+  }
+
+  /** The static route of one domain (lower case), read fresh: the CLI may change routes while the node runs. */
+  routeFor(domain: string): RouteRecord | undefined {
+    return this.stmts.routeFor.get(domain) as unknown as RouteRecord | undefined;
   }
 
   deleteRoute(domain: string): Promise<void> {

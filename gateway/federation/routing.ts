@@ -7,6 +7,7 @@ import type { Storage } from '../storage.ts';
 import { GatewayError } from '../errors.ts';
 
 const DISCOVERY_TTL_MS = 60_000;
+const MAX_BUILT_ROUTES = 1024;
 
 export interface Endpoint { transport: 'quic' | 'http2'; host: string; port: number }
 
@@ -64,6 +65,12 @@ export class Router {
   private readonly dns: DnsResolver;
   /** Discovered routes, kept for a minute (static routes are read fresh on every lookup). */
   private readonly discovered = new Map<string, { route: Route; at: number }>();
+  /**
+   * Routes built from static records, by record, kept for a minute: the record itself is read on every
+   * lookup (so a changed route applies at once), its parsing and DID lookup are not (a node looks a
+   * route up two or three times per message).
+   */
+  private readonly built = new Map<string, { route: Route; at: number }>();
 
   constructor(opts: RouterOptions) {
     this.opts = opts;
@@ -80,7 +87,7 @@ export class Router {
     domain = domain.toLowerCase();
     const configured = this.opts.configRoutes.find((r) => r.domain === domain);
     if (configured) return this.fromStatic(configured, 'config');
-    const stored = this.opts.storage.routes().find((r) => r.domain === domain);
+    const stored = this.opts.storage.routeFor(domain);
     if (stored) return this.fromStatic(stored, 'static');
     const cached = this.discovered.get(domain);
     if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.route;
@@ -90,13 +97,23 @@ export class Router {
   }
 
   private async fromStatic(r: StaticRoute, source: 'config' | 'static'): Promise<Route> {
+    const key = `${source} ${r.domain} ${r.did} ${r.endpoint}`;
+    const hit = this.built.get(key);
+    if (hit && Date.now() - hit.at < DISCOVERY_TTL_MS) return hit.route;
     const endpoints = r.endpoint.split(',').map(parseEndpoint);
     let peerDomains = [r.domain];
+    let resolved = false;
     try {
       const keys = await this.opts.resolver.resolveKeys(r.did);
       if (keys.service?.domains?.length) peerDomains = [...new Set([r.domain, ...keys.service.domains])];
+      resolved = true;
     } catch { /* the handshake will fail with a clear reason if the DID cannot be resolved */ }
-    return { domain: r.domain, did: r.did, endpoints: sortEndpoints(endpoints), source, peerDomains };
+    const route: Route = { domain: r.domain, did: r.did, endpoints: sortEndpoints(endpoints), source, peerDomains };
+    if (resolved) {
+      if (this.built.size >= MAX_BUILT_ROUTES) this.built.clear();
+      this.built.set(key, { route, at: Date.now() });
+    }
+    return route;
   }
 
   private async discover(domain: string): Promise<Route> {
