@@ -159,43 +159,62 @@ export function decodeMultibaseKey(value: string, prefix: Uint8Array, what: stri
 // ---------------------------------------------------------------------------------------------
 // Canonical writer/reader.
 
+/**
+ * Canonical encoder: writes into one growing buffer (encoders pass the exact size when they know it),
+ * so an envelope is one allocation and one copy of each field, not a list of pieces concatenated.
+ */
 export class ByteWriter {
-  #chunks: Uint8Array[] = [];
-  #length = 0;
+  #buf: Buffer;
+  #pos = 0;
+
+  constructor(capacity = 128) {
+    this.#buf = Buffer.allocUnsafe(Math.max(16, capacity));
+  }
 
   get length(): number {
-    return this.#length;
+    return this.#pos;
+  }
+
+  #room(n: number): void {
+    if (this.#pos + n <= this.#buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + n));
+    this.#buf.copy(next, 0, 0, this.#pos);
+    this.#buf = next;
   }
 
   bytes(b: Uint8Array): this {
-    this.#chunks.push(b);
-    this.#length += b.length;
+    this.#room(b.length);
+    this.#buf.set(b, this.#pos);
+    this.#pos += b.length;
     return this;
   }
 
   u8(v: number): this {
-    return this.bytes(Uint8Array.of(v & 0xff));
+    this.#room(1);
+    this.#buf[this.#pos++] = v & 0xff;
+    return this;
   }
 
   u16(v: number): this {
-    const b = Buffer.allocUnsafe(2);
-    b.writeUInt16BE(v);
-    return this.bytes(b);
+    this.#room(2);
+    this.#pos = this.#buf.writeUInt16BE(v, this.#pos);
+    return this;
   }
 
   u32(v: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32BE(v);
-    return this.bytes(b);
+    this.#room(4);
+    this.#pos = this.#buf.writeUInt32BE(v, this.#pos);
+    return this;
   }
 
   u64(v: number): this {
     if (!Number.isSafeInteger(v) || v < 0) {
       throw new IdentityError('INVALID_ARGUMENT', `u64 value ${v} is not a non-negative safe integer`);
     }
-    const b = Buffer.allocUnsafe(8);
-    b.writeBigUInt64BE(BigInt(v));
-    return this.bytes(b);
+    this.#room(8);
+    this.#buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), this.#pos);
+    this.#pos = this.#buf.writeUInt32BE(v >>> 0, this.#pos + 4);
+    return this;
   }
 
   fixed(b: Uint8Array, length: number, what: string): this {
@@ -211,11 +230,16 @@ export class ByteWriter {
   /** lp(utf8(s)); lone surrogates are refused (they cannot be encoded faithfully). */
   str(s: string, what: string): this {
     if (!s.isWellFormed()) throw new IdentityError('INVALID_ARGUMENT', `${what} contains a lone surrogate`);
-    return this.lp(utf8(s));
+    const n = Buffer.byteLength(s, 'utf8');
+    this.u32(n);
+    this.#room(n);
+    this.#pos += this.#buf.write(s, this.#pos, n, 'utf8');
+    return this;
   }
 
+  /** The bytes written (a view; the writer is not used afterwards). */
   finish(): Uint8Array {
-    return asU8(this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#length));
+    return new Uint8Array(this.#buf.buffer, this.#buf.byteOffset, this.#pos);
   }
 }
 

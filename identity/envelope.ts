@@ -10,7 +10,7 @@
 import type { KeyObject } from 'node:crypto';
 import { IdentityError } from './errors.ts';
 import type { ErrorCode } from './errors.ts';
-import { ByteReader, ByteWriter, bytesEqual, compareBytes, concatBytes, utf8, utf8Length } from './encoding.ts';
+import { ByteReader, ByteWriter, bytesEqual, compareBytes, utf8, utf8Length } from './encoding.ts';
 import { randomBytes, sha256, sign, verifySignature } from './keys.ts';
 import type { SignatureCheck } from './verifier-pool.ts';
 import {
@@ -153,8 +153,17 @@ export function computeRecipientsDigest(keyIds: string[]): Uint8Array {
 
 /** outer_header (PROTOCOL §2.3), recomputed from the fields. */
 export function encodeOuterHeader(env: Omit<Envelope, 'outerSignature' | 'recipients' | 'ciphertext'>): Uint8Array {
-  const w = new ByteWriter()
-    .u8(PROTOCOL_VERSION)
+  return writeOuterHeader(new ByteWriter(outerHeaderSize(env)), env).finish();
+}
+
+function outerHeaderSize(env: Omit<Envelope, 'outerSignature' | 'recipients' | 'ciphertext'>): number {
+  let n = 1 + 6 + MESSAGE_ID_BYTES + 4 + utf8Length(env.senderDid) + 4 + utf8Length(env.senderKeyId) + 4;
+  for (const a of env.recipientAddresses) n += 4 + utf8Length(a);
+  return n + DIGEST_BYTES * 2 + 16 + NONCE_BYTES;
+}
+
+function writeOuterHeader(w: ByteWriter, env: Omit<Envelope, 'outerSignature' | 'recipients' | 'ciphertext'>): ByteWriter {
+  w.u8(PROTOCOL_VERSION)
     .u16(env.kemId)
     .u16(env.kdfId)
     .u16(env.aeadId)
@@ -168,13 +177,12 @@ export function encodeOuterHeader(env: Omit<Envelope, 'outerSignature' | 'recipi
     .fixed(env.recipientsDigest, DIGEST_BYTES, 'recipients_digest')
     .u64(env.createdMs)
     .u64(env.expiresMs)
-    .fixed(env.nonce, NONCE_BYTES, 'nonce')
-    .finish();
+    .fixed(env.nonce, NONCE_BYTES, 'nonce');
 }
 
 /** "AfterSMTP-v1 envelope" || outer_header */
 export function envelopeAad(env: Omit<Envelope, 'outerSignature' | 'recipients' | 'ciphertext'>): Uint8Array {
-  return concatBytes(ENVELOPE_AAD_PREFIX, encodeOuterHeader(env));
+  return writeOuterHeader(new ByteWriter(ENVELOPE_AAD_PREFIX.length + outerHeaderSize(env)).bytes(ENVELOPE_AAD_PREFIX), env).finish();
 }
 
 export interface RecipientPublicKey {
@@ -407,7 +415,8 @@ export function encodedEnvelopeSize(env: Envelope): number {
 
 export function encodeEnvelope(env: Envelope, limits?: Partial<Limits>): Uint8Array {
   validateEnvelope(env, limits);
-  const w = new ByteWriter().bytes(ENVELOPE_MAGIC).bytes(encodeOuterHeader(env)).bytes(env.outerSignature).u32(env.recipients.length);
+  const w = new ByteWriter(encodedEnvelopeSize(env)).bytes(ENVELOPE_MAGIC);
+  writeOuterHeader(w, env).bytes(env.outerSignature).u32(env.recipients.length);
   for (const r of env.recipients) w.str(r.keyId, 'recipient key id').bytes(r.enc).bytes(r.wrapped);
   return w.lp(env.ciphertext).finish();
 }

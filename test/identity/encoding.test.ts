@@ -73,6 +73,19 @@ describe('ByteWriter / ByteReader', () => {
     expect(() => r.end()).not.toThrow();
   });
 
+  it('grows past its initial capacity without losing or reordering bytes', () => {
+    const big = Uint8Array.from({ length: 5000 }, (_, i) => i & 0xff);
+    const w = new ByteWriter(16).u64(2 ** 32).str('é€😀', 's').lp(big).u64(2 ** 32 - 1).u64(0);
+    const out = w.finish();
+    expect(out.length).toBe(w.length);
+    const r = new ByteReader(out, 't');
+    expect(r.u64('a')).toBe(2 ** 32);
+    expect(r.str('s', 100)).toBe('é€😀');
+    expect(r.lp('big', 10_000)).toEqual(big);
+    expect([r.u64('b'), r.u64('c')]).toEqual([2 ** 32 - 1, 0]);
+    expect(() => r.end()).not.toThrow();
+  });
+
   it('rejects u64 values above 2^53 - 1', () => {
     const r = new ByteReader(bytes(0, 0x20, 0, 0, 0, 0, 0, 0), 't');
     expect(() => r.u64('ts')).toThrow(/2\^53-1/);
