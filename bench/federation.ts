@@ -23,8 +23,8 @@ const CLI = join(ROOT, 'bin', 'aftersmtp.js');
 const num = (name: string, dflt: number) => { const v = Number(process.env[name]); return Number.isFinite(v) && v > 0 ? v : dflt; };
 
 const SIZES = [
-  { label: '2 KB', bytes: 2 * 1024, count: num('BENCH_COUNT_2K', 1000) },
-  { label: '50 KB', bytes: 50 * 1024, count: num('BENCH_COUNT_50K', 400) },
+  { label: '2 KB', bytes: 2 * 1024, count: num('BENCH_COUNT_2K', 5000) },
+  { label: '50 KB', bytes: 50 * 1024, count: num('BENCH_COUNT_50K', 1500) },
 ];
 const TRANSPORTS = (process.env.BENCH_TRANSPORTS ?? 'quic,http2').split(',').map((t) => t.trim()).filter((t): t is 'quic' | 'http2' => t === 'quic' || t === 'http2');
 const CONCURRENCY = num('BENCH_CONCURRENCY', 32);
