@@ -91,6 +91,8 @@ export const configSchema = z.strictObject({
       maxMs: z.number().int().min(10).default(3600_000),
     }).prefault({}),
     maxInFlightPerPeer: z.number().int().min(1).max(1024).default(64),
+    /** How often the outbound queue is re-read as a safety net, even when nothing says it changed. */
+    queueScanMs: z.number().int().min(100).default(5000),
     /** A peer that has not acknowledged an envelope by then is considered gone; the mail is retried. */
     ackTimeoutMs: z.number().int().min(100).default(30_000),
     dialTimeoutMs: z.number().int().min(100).default(5000),

@@ -63,6 +63,7 @@ export class Federation {
       localDomains: config.node.domains,
       retry: config.federation.retry,
       maxInFlightPerPeer: config.federation.maxInFlightPerPeer,
+      queueScanMs: config.federation.queueScanMs,
       ackTimeoutMs: config.federation.ackTimeoutMs,
       dialTimeoutMs: config.federation.dialTimeoutMs,
       log: opts.log.child({ component: 'outbound' }),

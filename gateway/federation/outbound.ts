@@ -38,14 +38,15 @@ export interface OutboundOptions extends AcceptDeps {
   localDomains: string[];
   retry: RetryPolicy;
   maxInFlightPerPeer: number;
+  /** Even with nothing due, the queue is re-read this often (items whose delivery ended abnormally). */
+  queueScanMs?: number;
   ackTimeoutMs: number;
   dialTimeoutMs: number;
   log: Logger;
   resolver: DidResolver;
 }
 
-/** Even with nothing due, the queue is re-read this often (items whose delivery ended abnormally). */
-const SAFETY_SCAN_MS = 5_000;
+const DEFAULT_QUEUE_SCAN_MS = 5_000;
 /** How often an open channel is checked against the domain's current route. */
 const ROUTE_RECHECK_MS = 1_000;
 
@@ -119,11 +120,15 @@ export class OutboundDelivery {
         this.backlog = false;
         this.fresh = []; // committed before their event: the scan sees them
         this.freshEnvelopes.clear();
-        safetyScanAt = now + SAFETY_SCAN_MS;
+        safetyScanAt = now + (this.opts.queueScanMs ?? DEFAULT_QUEUE_SCAN_MS);
         const room = this.capacity - this.deliveries.size;
         if (room > 0) {
-          const due = this.opts.storage.dueOutbound(now, room + this.sending.size).filter((i) => !this.sending.has(key(i)));
-          if (this.dispatch(due) < due.length) this.backlog = true;
+          const limit = room + this.sending.size;
+          const rows = this.opts.storage.dueOutbound(now, limit);
+          const due = rows.filter((i) => !this.sending.has(key(i)));
+          // A full page means more may be due behind it: read again as soon as room frees up, not at
+          // the next safety scan (that wait stalled a backlog for seconds).
+          if (this.dispatch(due) < due.length || rows.length >= limit) this.backlog = true;
         } else {
           this.backlog = true;
         }

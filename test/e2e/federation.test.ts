@@ -48,12 +48,12 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
     return r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
   }
   const profile = (name: string) => join(dir.path, `${name}.json`);
-  async function receive(name: string, node: TestNode, count: number): Promise<ReceivedMessage[]> {
+  async function receive(name: string, node: TestNode, count: number, timeoutMs = 20_000): Promise<ReceivedMessage[]> {
     const p = readProfile(profile(name));
     const clients = connect(p, node.proc!.ready.grpc);
     const got: ReceivedMessage[] = [];
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), 20_000);
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
     await subscribe(p, clients, profileResolver(p), { count, signal: controller.signal, onMessage: (m) => { got.push(m); } });
     clearTimeout(timer);
     clients.close();
@@ -193,6 +193,48 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
       const delivered = (await queue(a)).filter((i) => ids.has(i.messageId) && i.state === 'delivered');
       return delivered.length === count ? delivered : undefined;
     }, 30_000);
+  });
+
+  it('drains a queue deeper than the loop takes at once without waiting for the periodic re-read', async () => {
+    const a = nodes.a!;
+    const b = nodes.b!;
+    // Only the queue's own signals may move A here: no periodic re-read within the test, and two envelopes
+    // on the wire at a time, so deliveries pile up past the 256 the loop works on at once.
+    const saved = a.env;
+    a.env = { ...saved, AFTERSMTP_FEDERATION__QUEUE_SCAN_MS: '600000', AFTERSMTP_FEDERATION__MAX_IN_FLIGHT_PER_PEER: '2' };
+    a.proc!.child.kill('SIGTERM');
+    await a.proc!.exited;
+    await start(a);
+    try {
+      const alice = readProfile(profile('alice'));
+      const clients = connect(alice, a.proc!.ready.grpc);
+      const resolver = profileResolver(alice);
+      const knownDids = { 'bob@b.test': readProfile(profile('bob')).did };
+      const count = 800;
+      const sealed = [];
+      for (let i = 0; i < count; i++) sealed.push(await sealFor(alice, clients, resolver, { to: ['bob@b.test'], subject: 'deep', text: `n${i}`, knownDids }));
+      const ids = new Set(sealed.map((s) => Buffer.from(s.messageId).toString('hex')));
+      const call = clients.mailbox.SubmitStream(clients.metadata);
+      const errors: string[] = [];
+      const done = new Promise<void>((resolve, reject) => {
+        call.on('data', (r: { error: { message: string } | null }) => { if (r.error) errors.push(r.error.message); });
+        call.on('end', resolve);
+        call.on('error', reject);
+      });
+      for (let i = 0; i < count; i++) call.write({ envelope: sealed[i]!.envelope, clientRef: i });
+      call.end();
+      await done;
+      clients.close();
+      expect(errors).toEqual([]);
+      const got = await receive('bob', b, count, 60_000);
+      expect(new Set(got.map((m) => m.messageId))).toEqual(ids);
+    } finally {
+      a.env = saved;
+      a.proc!.child.kill('SIGTERM');
+      await a.proc!.exited;
+      await start(a);
+      await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic},relay://${a.proc!.ready.relay}`, '--data', b.data]);
+    }
   });
 
   it('falls back to HTTP/2 when QUIC is unreachable', async () => {
