@@ -103,8 +103,11 @@ function checkBytes(value: unknown, n: number, what: string): void {
   if (!(value instanceof Uint8Array) || value.length !== n) throw new IdentityError('ENCODING', `${what} must be ${n} bytes`);
 }
 
-/** Structural validation of every field (lengths, counts, limits, suite). Throws ENCODING or LIMIT. */
-export function validateEnvelope(env: Envelope, limits?: Partial<Limits>): void {
+/**
+ * Structural validation of every field (lengths, counts, limits, suite). Throws ENCODING or LIMIT;
+ * returns the size of the binary container (encodedEnvelopeSize).
+ */
+export function validateEnvelope(env: Envelope, limits?: Partial<Limits>): number {
   const l = resolveLimits(limits);
   if (env === null || typeof env !== 'object') throw new IdentityError('ENCODING', 'envelope must be an object');
   if (env.version !== PROTOCOL_VERSION) throw new IdentityError('ENCODING', `unsupported envelope version ${String(env.version)}`);
@@ -136,6 +139,7 @@ export function validateEnvelope(env: Envelope, limits?: Partial<Limits>): void 
   if (!(env.ciphertext instanceof Uint8Array) || env.ciphertext.length < 16) throw new IdentityError('ENCODING', 'ciphertext shorter than the AEAD tag');
   const size = encodedEnvelopeSize(env);
   if (size > l.maxEnvelopeBytes) throw new IdentityError('LIMIT', `envelope of ${size} bytes exceeds ${l.maxEnvelopeBytes}`);
+  return size;
 }
 
 /** SHA-256(list(lp(key_id)...)) over the key ids sorted bytewise; rejects duplicates. */
@@ -406,16 +410,13 @@ export async function openAndVerifyEnvelope(
 export const ENVELOPE_MAGIC = utf8('ASE1');
 
 export function encodedEnvelopeSize(env: Envelope): number {
-  let n = ENVELOPE_MAGIC.length + 1 + 6 + MESSAGE_ID_BYTES + 4 + utf8Length(env.senderDid) + 4 + utf8Length(env.senderKeyId) + 4;
-  for (const a of env.recipientAddresses) n += 4 + utf8Length(a);
-  n += DIGEST_BYTES * 2 + 16 + NONCE_BYTES + SIGNATURE_BYTES + 4;
+  let n = ENVELOPE_MAGIC.length + outerHeaderSize(env) + SIGNATURE_BYTES + 4;
   for (const r of env.recipients) n += 4 + utf8Length(r.keyId) + ENC_BYTES + WRAPPED_KEY_BYTES;
   return n + 4 + env.ciphertext.length;
 }
 
 export function encodeEnvelope(env: Envelope, limits?: Partial<Limits>): Uint8Array {
-  validateEnvelope(env, limits);
-  const w = new ByteWriter(encodedEnvelopeSize(env)).bytes(ENVELOPE_MAGIC);
+  const w = new ByteWriter(validateEnvelope(env, limits)).bytes(ENVELOPE_MAGIC);
   writeOuterHeader(w, env).bytes(env.outerSignature).u32(env.recipients.length);
   for (const r of env.recipients) w.str(r.keyId, 'recipient key id').bytes(r.enc).bytes(r.wrapped);
   return w.lp(env.ciphertext).finish();

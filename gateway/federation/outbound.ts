@@ -39,14 +39,13 @@ export interface OutboundOptions extends AcceptDeps {
   retry: RetryPolicy;
   maxInFlightPerPeer: number;
   /** Even with nothing due, the queue is re-read this often (items whose delivery ended abnormally). */
-  queueScanMs?: number;
+  queueScanMs: number;
   ackTimeoutMs: number;
   dialTimeoutMs: number;
   log: Logger;
   resolver: DidResolver;
 }
 
-const DEFAULT_QUEUE_SCAN_MS = 5_000;
 /** How often an open channel is checked against the domain's current route. */
 const ROUTE_RECHECK_MS = 1_000;
 
@@ -120,7 +119,7 @@ export class OutboundDelivery {
         this.backlog = false;
         this.fresh = []; // committed before their event: the scan sees them
         this.freshEnvelopes.clear();
-        safetyScanAt = now + (this.opts.queueScanMs ?? DEFAULT_QUEUE_SCAN_MS);
+        safetyScanAt = now + this.opts.queueScanMs;
         const room = this.capacity - this.deliveries.size;
         if (room > 0) {
           const limit = room + this.sending.size;
