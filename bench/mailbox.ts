@@ -12,6 +12,7 @@ import { initNode } from '../gateway/node-files.ts';
 import { addMailbox } from '../gateway/mailboxes.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../gateway/client.ts';
 import type { Envelope } from '../proto/index.ts';
+import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -110,7 +111,8 @@ async function main(): Promise<void> {
     children.push(raw.child);
     const def = protoLoader.loadSync(join(ROOT, 'bench', 'raw.proto'), { longs: Number, defaults: true });
     const rawPkg = grpc.loadPackageDefinition(def) as any;
-    const rawClient = new rawPkg.rawbench.Raw(raw.ready.grpc, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))));
+    const rawWindows = process.env.BENCH_RAW_WINDOWS === 'default' ? {} : { 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW };
+    const rawClient = new rawPkg.rawbench.Raw(raw.ready.grpc, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), rawWindows);
     const blob = Buffer.alloc(PAYLOAD, 7);
     const rawUnaryCall = (i: number) => new Promise((res, rej) => rawClient.Unary({ data: blob, ref: i }, (e: Error | null, r: unknown) => (e ? rej(e) : res(r))));
     await closedLoop(300, CONCURRENCY, rawUnaryCall); // warm-up

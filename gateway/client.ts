@@ -18,6 +18,7 @@ import type { KeyMaterial } from './node-files.ts';
 import { fromB64u } from './node-files.ts';
 import { envelopeFromWire, envelopeToWire } from './wire.ts';
 import { GatewayError } from './errors.ts';
+import { CLIENT_FLOW_CONTROL_WINDOW } from './grpc-windows.ts';
 
 export interface MailboxProfile {
   version: 1;
@@ -59,6 +60,7 @@ export function connect(profile: MailboxProfile, nodeAddress?: string): Clients 
   const options = {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
+    'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW,
     // Nodes are usually addressed by IP on loopback/private setups; TLS SNI must be a name, and the
     // node certificate always carries "localhost" besides its domains and IPs.
     ...(isIpTarget(target) ? { 'grpc.ssl_target_name_override': 'localhost' } : {}),

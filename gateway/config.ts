@@ -5,6 +5,7 @@ import { join, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import YAML from 'yaml';
 import { GatewayError } from './errors.ts';
+import { HTTP2_DEFAULT_WINDOW, HTTP2_MAX_WINDOW } from './grpc-windows.ts';
 
 const hostPort = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
@@ -18,7 +19,13 @@ export const configSchema = z.strictObject({
     /** Where the node's DID document and keys live, relative to the data directory. */
     keyFile: z.string().default('keys/node.json'),
   }).prefault({}),
-  grpc: hostPort.extend({ port: z.number().int().min(0).max(65535).default(7443) }).prefault({}),
+  grpc: hostPort.extend({
+    port: z.number().int().min(0).max(65535).default(7443),
+    /** HTTP/2 receive window per stream for app connections (64 KiB stalls bulk submits: DECISIONS 16). */
+    streamWindowBytes: z.number().int().min(HTTP2_DEFAULT_WINDOW).max(HTTP2_MAX_WINDOW).default(1024 * 1024),
+    /** HTTP/2 receive window per app connection, shared by its streams. */
+    connectionWindowBytes: z.number().int().min(HTTP2_DEFAULT_WINDOW).max(HTTP2_MAX_WINDOW).default(4 * 1024 * 1024),
+  }).prefault({}),
   /** HTTPS for did:web documents (/.well-known/did.json, /users/<name>/did.json). */
   http: z.strictObject({
     enabled: z.boolean().default(true),

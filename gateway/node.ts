@@ -15,6 +15,7 @@ import { openNodeFiles, fromB64u, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
 import { NodeLedger } from './ledger.ts';
 import { MailboxService, tokenSha256 } from './mailbox-service.ts';
+import { widenServerWindows } from './grpc-windows.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { provenanceHandlers } from './provenance-service.ts';
 import { adminHandlers } from './admin-service.ts';
@@ -188,6 +189,9 @@ export class AfterSmtpNode {
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${config.grpc.host}:${config.grpc.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     });
+    if (!widenServerWindows(server, config.grpc)) {
+      this.log.warn('this grpc-js version gives no access to its HTTP/2 sessions: app connections keep 64 KiB flow-control windows');
+    }
     this.grpcServer = server;
     this.grpcAddress = `${config.grpc.host}:${port}`;
 

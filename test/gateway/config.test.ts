@@ -9,7 +9,7 @@ import { tempDir, runCli, startNodeProcess, freePorts } from '../helpers.ts';
 describe('config', () => {
   it('fills defaults that describe a working loopback node', () => {
     const c = parseConfig({});
-    expect(c.grpc).toEqual({ host: '127.0.0.1', port: 7443 });
+    expect(c.grpc).toEqual({ host: '127.0.0.1', port: 7443, streamWindowBytes: 1024 * 1024, connectionWindowBytes: 4 * 1024 * 1024 });
     expect(c.node.didMethod).toBe('key');
     expect(c.limits.maxEnvelopeBytes).toBe(25 * 1024 * 1024);
     expect(c.memory).toEqual({ heapGrowthPercent: 100, idleTrim: true });
@@ -19,6 +19,8 @@ describe('config', () => {
     expect(() => parseConfig({ grpc: { prot: 1 } })).toThrow(/grpc\.prot: unknown key/);
     expect(() => parseConfig({ limits: { maxEnvelopeBytes: 'big' } })).toThrow(/limits\.maxEnvelopeBytes/);
     expect(() => parseConfig({ memory: { heapGrowthPercent: 1000 } })).toThrow(/memory\.heapGrowthPercent/);
+    expect(() => parseConfig({ grpc: { streamWindowBytes: 1000 } })).toThrow(/grpc\.streamWindowBytes/);
+    expect(() => parseConfig({ grpc: { connectionWindowBytes: 2 ** 31 } })).toThrow(/grpc\.connectionWindowBytes/);
   });
 
   it('applies AFTERSMTP_* overrides over the file', () => {
