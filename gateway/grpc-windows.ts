@@ -43,9 +43,15 @@ export function widenServerWindows(server: grpc.Server, windows: FlowControlWind
   if (!servers.every((s) => typeof (s as EventEmitter | undefined)?.on === 'function')) return false;
   for (const http2Server of servers as EventEmitter[]) {
     http2Server.on('session', (session: Http2Session) => {
-      // A SETTINGS change applies to the streams already open too (RFC 9113 §6.9.2).
-      if (windows.streamWindowBytes !== HTTP2_DEFAULT_WINDOW) session.settings({ initialWindowSize: windows.streamWindowBytes });
-      if (windows.connectionWindowBytes > HTTP2_DEFAULT_WINDOW) session.setLocalWindowSize(windows.connectionWindowBytes);
+      try {
+        // A SETTINGS change applies to the streams already open too (RFC 9113 §6.9.2).
+        if (windows.streamWindowBytes !== HTTP2_DEFAULT_WINDOW) session.settings({ initialWindowSize: windows.streamWindowBytes });
+        if (windows.connectionWindowBytes > HTTP2_DEFAULT_WINDOW) session.setLocalWindowSize(windows.connectionWindowBytes);
+      } catch {
+        // The session was torn down before we got to it (a client that connected and left at once).
+        // Throwing here would escape from the HTTP/2 server's event and stop the node; there is nothing
+        // left to widen.
+      }
     });
   }
   return true;

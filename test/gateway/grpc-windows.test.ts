@@ -52,6 +52,17 @@ describe('gRPC HTTP/2 flow-control windows', () => {
     nodes.push(configured);
     const again = await configured.start();
     expect(await windowsSeenByClient(again.grpc)).toEqual({ stream: 3 * 1024 * 1024, connection: 12 * 1024 * 1024 });
+
+    // Clients that connect and vanish at once (before or while their session is set up) leave the node
+    // serving, with its windows.
+    const ca = readFileSync(join(data, 'tls/ca.crt'));
+    for (let i = 0; i < 20; i++) {
+      const s = http2.connect(`https://${again.grpc}`, { ca, servername: 'localhost' });
+      s.on('error', () => {});
+      if (i % 2) s.destroy();
+      else s.once('connect', () => s.destroy());
+    }
+    expect(await windowsSeenByClient(again.grpc)).toEqual({ stream: 3 * 1024 * 1024, connection: 12 * 1024 * 1024 });
   });
 
   it('the client library advertises its receive window to the node', async () => {
