@@ -3,7 +3,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { Storage } from '../../gateway/storage.ts';
+import { Storage, ROUTE_REREAD_MS } from '../../gateway/storage.ts';
 import { tempDir } from '../helpers.ts';
 
 const id = (n: number) => { const b = new Uint8Array(16); new DataView(b.buffer).setUint32(0, n); return b; };
@@ -31,6 +31,23 @@ describe('storage', () => {
     // A new store takes 16 KiB pages, so a 10 KB envelope fits one page.
     expect((storage.db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size).toBe(16384);
     await storage.close();
+  });
+
+  it('applies its own route changes at once, and those of another process (the CLI) within ROUTE_REREAD_MS', async () => {
+    const file = join(dir.path, 'routes.db');
+    const node = new Storage(file, { durability: 'deferred' });
+    const cli = new Storage(file, { durability: 'deferred' });
+    const route = (endpoint: string) => ({ domain: 'b.test', did: 'did:key:z6MkRoute', endpoint });
+    expect(node.routeFor('b.test')).toBeUndefined();
+    await cli.setRoute(route('quic://127.0.0.1:1001'));
+    await new Promise((r) => setTimeout(r, ROUTE_REREAD_MS + 50));
+    expect(node.routeFor('b.test')?.endpoint).toBe('quic://127.0.0.1:1001');
+    await node.setRoute(route('quic://127.0.0.1:1002'));
+    expect(node.routeFor('b.test')?.endpoint).toBe('quic://127.0.0.1:1002');
+    await node.deleteRoute('b.test');
+    expect(node.routeFor('b.test')).toBeUndefined();
+    await cli.close();
+    await node.close();
   });
 
   it('checkpoints on its worker thread, and a fresh connection reads every acknowledged write after close', async () => {
