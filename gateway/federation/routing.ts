@@ -63,12 +63,12 @@ export interface RouterOptions {
 export class Router {
   private readonly opts: RouterOptions;
   private readonly dns: DnsResolver;
-  /** Discovered routes, kept for a minute (static routes are read fresh on every lookup). */
+  /** Discovered routes, kept for a minute (static route rows are re-read after Storage's ROUTE_REREAD_MS). */
   private readonly discovered = new Map<string, { route: Route; at: number }>();
   /**
-   * Routes built from static records, by record, kept for a minute: the record itself is read on every
-   * lookup (so a changed route applies at once), its parsing and DID lookup are not (a node looks a
-   * route up two or three times per message).
+   * Routes built from static records, by record, kept for a minute: the record itself comes from the
+   * store on every lookup (re-read after 0.2 s, so a changed route applies within that), its parsing and
+   * DID lookup are not (a node looks a route up two or three times per message).
    */
   private readonly built = new Map<string, { route: Route; at: number }>();
 
