@@ -58,6 +58,8 @@ const PAGE_SIZE = 16384;
  * Changes made through this store apply at once.
  */
 export const ROUTE_REREAD_MS = 200;
+/** SQLite's extended result code for a duplicate primary key. */
+const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
 const MAX_ROUTE_ROWS = 1024;
 const MAILBOX_CACHE_MAX = 10_000;
 const TOKEN_CACHE_MS = 10_000;
@@ -339,8 +341,13 @@ export class Storage extends EventEmitter {
     const seqs = new Map<string, number>();
     const receivedMs = Date.now();
     await this.write(() => {
-      if (this.stmts.seen.get(args.messageId)) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
-      this.stmts.addSeen.run(args.messageId, args.expiresMs);
+      // The primary key is the replay check: no separate read of the id inside the commit.
+      try {
+        this.stmts.addSeen.run(args.messageId, args.expiresMs);
+      } catch (err) {
+        if ((err as { errcode?: number }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
+        throw err;
+      }
       if (args.remote && args.remote.recipients.length) {
         this.stmts.insertOutboundEnvelope.run(args.messageId, args.envelope, args.remote.sender, args.remote.senderDomain, args.logIndex ?? null);
         for (const r of args.remote.recipients) {
