@@ -135,6 +135,9 @@ export class MailboxService {
         let closed = false;
         let pumping = false;
         const inFlight = new Set<number>();
+        // True while the store holds nothing for this mailbox beyond lastSent: then a freed window slot
+        // (an ack) needs no read of the store. Cleared by every delivery not handed over directly.
+        let caughtUp = false;
 
         const send = (row: StoredDelivery) => {
           const envelope = decodeEnvelope(row.envelope);
@@ -154,15 +157,17 @@ export class MailboxService {
           call.emit('error', toGrpcError(new GatewayError('STORAGE', 'reading the mailbox failed')));
         };
         const pump = () => {
-          if (!started || closed || pumping) return;
+          if (!started || closed || pumping || caughtUp) return;
           pumping = true;
           try {
             while (!closed && inFlight.size < maxInFlight) {
               const want = maxInFlight - inFlight.size;
               const rows = storage.pendingDeliveries(mailbox.address, lastSent, want);
-              if (rows.length === 0) break;
               for (const row of rows) send(row);
-              if (rows.length < want) break; // that was all there is
+              if (rows.length < want) { // that was all there is
+                caughtUp = true;
+                break;
+              }
             }
           } catch (err) {
             fail(err);
@@ -179,6 +184,7 @@ export class MailboxService {
             try { send(stored); } catch (err) { fail(err); }
             return;
           }
+          caughtUp = false;
           if (pumpScheduled) return;
           pumpScheduled = true;
           queueMicrotask(() => { pumpScheduled = false; pump(); });
