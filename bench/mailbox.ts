@@ -30,9 +30,9 @@ function summarize(latencies: number[], elapsedMs: number): Figures {
   return { rate: (latencies.length / elapsedMs) * 1000, p50: at(0.5), p99: at(0.99), n: latencies.length };
 }
 
-function spawnReady(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; ready: any }> {
+function spawnReady(args: string[], env: Record<string, string> = {}, command = NODE): Promise<{ child: ChildProcess; ready: any }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     child.on('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try { const m = JSON.parse(line); if (m.event === 'ready') resolve({ child, ready: m }); } catch { /* log line */ }
@@ -124,9 +124,14 @@ async function main(): Promise<void> {
     // --- the node ------------------------------------------------------------------------------------
     // BENCH_PROFILE=DIR writes a V8 CPU profile of the node process there (for finding hot spots).
     const profile = process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '';
-    // BENCH_NODE_FLAGS="--flag ..." passes Node/V8 flags to the node process only (e.g. heap sizing).
-    const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-    const node = await spawnReady([...nodeFlags, join(ROOT, 'bin', 'aftersmtp.js'), 'start', '--data', data], profile ? { NODE_OPTIONS: profile } : {});
+    // BENCH_NODE_FLAGS="--flag ..." passes Node/V8 flags to the node process only, through NODE_OPTIONS
+    // (the launcher's own flags, in its shebang, take precedence).
+    const nodeOptions = [profile, process.env.BENCH_NODE_FLAGS ?? ''].filter(Boolean).join(' ');
+    // Started as `npx aftersmtp start` runs it: the command file through its shebang, node from node_modules.
+    const node = await spawnReady(['start', '--data', data], {
+      PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`,
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    }, join(ROOT, 'bin', 'aftersmtp.js'));
     children.push(node.child);
     await new Promise((r) => setTimeout(r, 500));
     const idleRss = rssMb(node.child.pid!);

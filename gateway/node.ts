@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { getHeapSpaceStatistics } from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
@@ -291,6 +292,10 @@ export class AfterSmtpNode {
       ['aftersmtp_anchored_size', 'Tree size of the latest anchored checkpoint', anchor?.state?.size ?? 0],
       ['aftersmtp_witness_split_views', 'Split views detected by this node as a witness of peer logs', this.federation?.witness.splitViewCount ?? 0],
       ['aftersmtp_cosigned_checkpoints', 'Checkpoints of this log cosigned by at least one peer', this.federation?.witnessStore.countCosignedCheckpoints() ?? 0],
+      ['aftersmtp_resident_memory_bytes', 'Resident set size of the node process', process.memoryUsage.rss()],
+      ['aftersmtp_heap_used_bytes', 'JavaScript heap in use', process.memoryUsage().heapUsed],
+      ['aftersmtp_young_generation_bytes', 'Size of the JavaScript young generation (capped by the launcher, DECISIONS 17)',
+        getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0],
     ];
     const refused = Object.entries(this.federation?.refusals() ?? {})
       .map(([code, n]) => `aftersmtp_refused_total{code="${code.replace(/[^A-Za-z0-9_.]/g, '_')}"} ${n}\n`).join('');

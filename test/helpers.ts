@@ -31,10 +31,14 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
 
 export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; quic: string | null; relay: string | null }; stderr: () => string; exited: Promise<number | null> }
 
-/** Starts `aftersmtp start --data DIR` and resolves at its {"event":"ready"} line. */
+/**
+ * Starts `aftersmtp start --data DIR` as `npx aftersmtp` runs it (the command file through its shebang,
+ * node from node_modules/.bin) and resolves at its {"event":"ready"} line.
+ */
 export function startNodeProcess(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<RunningNode> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE_BIN, [CLI, 'start', '--data', dataDir], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const path = `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`;
+    const child = spawn(CLI, ['start', '--data', dataDir], { env: { ...process.env, PATH: path, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d) => { stderr += d; });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

@@ -24,6 +24,12 @@ for (const method of ['key', 'web'] as const) {
       dir.cleanup();
     });
 
+    it('runs, started as `aftersmtp start`, with the young generation capped by its launcher (DECISIONS 17)', () => {
+      const argv = readFileSync(`/proc/${node.child.pid}/cmdline`, 'utf8').split('\0');
+      expect(argv).toContain('--max-semi-space-size=8');
+      expect(argv.some((a) => a.endsWith('bin/aftersmtp.js'))).toBe(true);
+    });
+
     it('refuses to init over an existing node', async () => {
       const again = await runCli(['init', '--data', data, '--domain', 'example.test']);
       expect(again.code).not.toBe(0);

@@ -115,6 +115,12 @@ describe('node services', () => {
     const metrics = await httpsGet('/metrics');
     expect(metrics.body.toString()).toMatch(new RegExp(`^aftersmtp_ledger_checkpoint_size ${cp.size}$`, 'm'));
     expect(metrics.body.toString()).toMatch(/^aftersmtp_anchor_enabled 0$/m);
+    // This node runs in the test process: its memory gauges are this process's.
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics.body.toString())?.[1]);
+    expect(gauge('aftersmtp_resident_memory_bytes')).toBeGreaterThan(20 * 2 ** 20);
+    expect(gauge('aftersmtp_resident_memory_bytes')).toBeLessThan(2 * process.memoryUsage.rss());
+    expect(gauge('aftersmtp_heap_used_bytes')).toBeGreaterThan(1 * 2 ** 20);
+    expect(gauge('aftersmtp_young_generation_bytes')).toBeGreaterThan(0);
   });
 
   it('serves the standard gRPC health and reflection services', async () => {
