@@ -7,6 +7,7 @@ import type { NodeLedger } from '../ledger.ts';
 import type { NodeConfig } from '../config.ts';
 import { Router } from './routing.ts';
 import { OutboundDelivery, type PeerStatus } from './outbound.ts';
+import { ReceiptBatcher } from './receipt.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
 import { domainOf } from '../accept.ts';
 import type { GatewayError } from '../errors.ts';
@@ -38,6 +39,8 @@ export class Federation {
   readonly counters: FederationCounters = { accepted: 0, refused: {}, peersRefused: 0 };
   private readonly opts: FederationOptions;
   private readonly connections = new Set<PeerConnection>();
+  /** Signs the receipts of relayed envelopes, those made durable together under one signature. */
+  private readonly receipts: ReceiptBatcher;
   addresses: { quic?: string; relay?: string } = {};
 
   constructor(opts: FederationOptions) {
@@ -50,6 +53,7 @@ export class Federation {
       dnsServers: config.federation.dnsServers,
       localDomains: config.node.domains,
     });
+    this.receipts = new ReceiptBatcher(opts.nodeKeys.signingPrivateKey);
     this.outbound = new OutboundDelivery({
       storage: opts.storage,
       resolver: opts.resolver,
@@ -180,7 +184,7 @@ export class Federation {
         maxInFlight: config.federation.maxInFlightPerPeer,
         log: log.child({ component: 'relay-in' }),
         peerServesDomain: (did, domain) => this.peerServesDomain(did, domain),
-        signingPrivateKey: this.opts.nodeKeys.signingPrivateKey,
+        receipts: this.receipts,
         onEvent: (e) => {
           if (e.accepted) this.counters.accepted++;
           else if (!e.peerDid) this.counters.peersRefused++;

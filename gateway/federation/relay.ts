@@ -11,7 +11,7 @@ import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
 import { GatewayError } from '../errors.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
-import { signReceipt, verifyReceipt, type ReceiptFields } from './receipt.ts';
+import { ReceiptCheckCache, verifyReceipt, type ReceiptBatcher, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
 export const RELAY_METHOD = '/aftersmtp.v1.Relay/Stream';
 /** Mailbox lookup between nodes: which DID holds an address (the answering node is authoritative). */
@@ -55,7 +55,7 @@ export async function serveResolve(stream: MessageStream, lookup: (address: stri
 }
 const HELLO_TIMEOUT_MS = 10_000;
 
-export interface RelayHello { did: string; domains: string[]; maxInFlight: number }
+export interface RelayHello { did: string; domains: string[]; maxInFlight: number; batchedReceipts?: boolean }
 export interface RelayAckFrame { frameId: number; receipt?: Receipt | null; error?: { code: string; status: number; message: string } | null }
 export interface RelayFrameIn {
   frameId: number;
@@ -109,8 +109,8 @@ export interface RelayServerDeps extends AcceptDeps {
   log: Logger;
   /** Whether `domain` is served by the node `peerDid` (static route, did:web host, or DNS discovery). */
   peerServesDomain: (peerDid: string, domain: string) => Promise<boolean>;
-  /** This node's Ed25519 signing key: every receipt it gives a peer is signed with it. */
-  signingPrivateKey: Uint8Array;
+  /** Signs every receipt this node gives a peer (with its Ed25519 signing key), batched for peers that accept it. */
+  receipts: ReceiptBatcher;
   onEvent?: (event: { peerDid: string; accepted?: boolean; code?: string }) => void;
 }
 
@@ -164,7 +164,8 @@ async function handleEnvelope(frame: RelayFrameIn, hello: RelayHello, deps: Rela
     }
     const accepted = await acceptEnvelope(deps, envelope, { senderAddress: '', senderDomain, fromPeer: true });
     deps.onEvent?.({ peerDid: hello.did, accepted: true });
-    return { frameId: frame.frameId, receipt: signReceipt(accepted.receipt as Receipt & ReceiptFields, deps.signingPrivateKey) };
+    const receipt = accepted.receipt as Receipt & ReceiptFields;
+    return { frameId: frame.frameId, receipt: hello.batchedReceipts ? await deps.receipts.sign(receipt) : deps.receipts.signAlone(receipt) };
   } catch (err) {
     const code = (err as GatewayError).code ?? 'INTERNAL';
     log.info({ code, err: (err as Error).message }, 'relayed envelope refused');
@@ -207,6 +208,8 @@ export class RelayChannel {
   private readonly ackTimeoutMs: number;
   private readonly resolver: DidResolver;
   private readonly verify: SignatureCheck;
+  /** A batch of receipts shares one signature: it is verified once. */
+  private readonly receiptChecks = new ReceiptCheckCache();
   readonly closed: Promise<void>;
 
   private constructor(peerDid: string, conn: PeerConnection, opened: { stream: MessageStream; iterator: AsyncIterator<Uint8Array> }[], peerHello: RelayHello, decode: (b: Uint8Array) => RelayFrameIn, ackTimeoutMs: number, resolver: DidResolver, verify: SignatureCheck = verifySignature) {
@@ -228,7 +231,7 @@ export class RelayChannel {
     const { encode, decode } = codec();
     const openLane = async () => {
       const stream = await conn.openStream(RELAY_METHOD, { signal: args.signal });
-      await stream.send(encode({ frameId: 0, hello: { did: args.nodeDid, domains: args.domains, maxInFlight: args.maxInFlight } }));
+      await stream.send(encode({ frameId: 0, hello: { did: args.nodeDid, domains: args.domains, maxInFlight: args.maxInFlight, batchedReceipts: true } }));
       const iterator = stream[Symbol.asyncIterator]();
       const hello = await readHello(stream, decode, iterator);
       if (hello.did !== args.peerDid) {
@@ -264,7 +267,7 @@ export class RelayChannel {
   async send(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
     const receipt = await this.sendUnverified(envelope, senderDomain, signal);
     try {
-      await verifyReceipt(receipt as Receipt & ReceiptFields & { signature?: Uint8Array }, envelope.messageHash, this.peerDid, this.resolver, this.verify);
+      await verifyReceipt(receipt as ReceiptFields & Partial<SignedReceipt>, envelope.messageHash, this.peerDid, this.resolver, this.verify, this.receiptChecks);
     } catch (err) {
       throw new RelayError('BAD_RECEIPT', (err as Error).message);
     }

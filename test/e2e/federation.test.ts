@@ -8,7 +8,8 @@ import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import { DatabaseSync } from 'node:sqlite';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
 import { envelopeFromWire } from '../../gateway/wire.ts';
-import { encodeEnvelope } from '../../identity/index.ts';
+import { createDidResolver, encodeEnvelope } from '../../identity/index.ts';
+import { receiptFromStored, verifyReceipt, type StoredReceipt } from '../../gateway/federation/receipt.ts';
 import type { Envelope__Output } from '../../proto/index.ts';
 
 const FAST_RETRY = { AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200', AFTERSMTP_FEDERATION__RETRY__MAX_MS: '1000', AFTERSMTP_FEDERATION__ACK_TIMEOUT_MS: '2000', AFTERSMTP_FEDERATION__DIAL_TIMEOUT_MS: '1500', AFTERSMTP_LOG__LEVEL: 'warn' };
@@ -193,6 +194,18 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
       const delivered = (await queue(a)).filter((i) => ids.has(i.messageId) && i.state === 'delivered');
       return delivered.length === count ? delivered : undefined;
     }, 30_000);
+    // Every receipt A kept verifies on its own against B's DID; B signed them in batches (one
+    // signature per group it made durable together), so there are fewer signatures than receipts.
+    const adb = new DatabaseSync(join(a.data, 'node.db'), { readOnly: true });
+    const kept = (adb.prepare(`SELECT message_id, receipt FROM outbound WHERE state = 'delivered'`).all() as { message_id: Uint8Array; receipt: string }[])
+      .filter((r) => ids.has(Buffer.from(r.message_id).toString('hex')))
+      .map((r) => JSON.parse(r.receipt) as StoredReceipt);
+    adb.close();
+    expect(kept).toHaveLength(count);
+    const didResolver = createDidResolver();
+    for (const r of kept) await verifyReceipt(receiptFromStored(r), Buffer.from(r.messageHash, 'hex'), b.did, didResolver);
+    expect(new Set(kept.map((r) => r.signature)).size).toBeLessThan(count);
+    expect(kept.some((r) => (r.batchSize ?? 0) > 1)).toBe(true);
   });
 
   it('drains a queue deeper than the loop takes at once without waiting for the periodic re-read', async () => {

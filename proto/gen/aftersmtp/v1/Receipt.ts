@@ -18,6 +18,14 @@ export interface Receipt {
    * (PROTOCOL.md §4.1 "Receipts"); the sender keeps a receipt only if it verifies.
    */
   'signature'?: (Buffer | Uint8Array | string);
+  /**
+   * Batched relay receipts (PROTOCOL.md §4.1): when batch_size > 0 the signature covers the Merkle
+   * root of the batch_size receipts the receiver signed together, and batch_path is this receipt's
+   * RFC 9162 inclusion path (leaf batch_index) in that tree. 0 = the signature covers this receipt alone.
+   */
+  'batchSize'?: (number);
+  'batchIndex'?: (number);
+  'batchPath'?: (Buffer | Uint8Array | string)[];
 }
 
 /**
@@ -36,4 +44,12 @@ export interface Receipt__Output {
    * (PROTOCOL.md §4.1 "Receipts"); the sender keeps a receipt only if it verifies.
    */
   'signature': (Buffer);
+  /**
+   * Batched relay receipts (PROTOCOL.md §4.1): when batch_size > 0 the signature covers the Merkle
+   * root of the batch_size receipts the receiver signed together, and batch_path is this receipt's
+   * RFC 9162 inclusion path (leaf batch_index) in that tree. 0 = the signature covers this receipt alone.
+   */
+  'batchSize': (number);
+  'batchIndex': (number);
+  'batchPath': (Buffer)[];
 }

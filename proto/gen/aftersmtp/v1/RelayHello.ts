@@ -12,6 +12,10 @@ export interface RelayHello {
    * envelopes the sender may have unacknowledged on this stream
    */
   'maxInFlight'?: (number);
+  /**
+   * the sender of this hello accepts batched receipts in acks
+   */
+  'batchedReceipts'?: (boolean);
 }
 
 /**
@@ -25,4 +29,8 @@ export interface RelayHello__Output {
    * envelopes the sender may have unacknowledged on this stream
    */
   'maxInFlight': (number);
+  /**
+   * the sender of this hello accepts batched receipts in acks
+   */
+  'batchedReceipts': (boolean);
 }
