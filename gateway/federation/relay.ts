@@ -226,12 +226,14 @@ export class RelayChannel {
 
   /** Opens the relay streams on an authenticated connection and exchanges hellos on each. */
   static async open(conn: PeerConnection, args: { peerDid: string; nodeDid: string; domains: string[]; maxInFlight: number; resolver: DidResolver; ackTimeoutMs: number; signal?: AbortSignal; lanes?: number;
-    verify?: SignatureCheck }): Promise<RelayChannel> {
+    verify?: SignatureCheck;
+    /** Announce that this sender accepts batched receipts (default true; false speaks as a v1-only node). */
+    batchedReceipts?: boolean }): Promise<RelayChannel> {
     await checkPeerKey(args.resolver, args.peerDid, conn.remotePublicKey);
     const { encode, decode } = codec();
     const openLane = async () => {
       const stream = await conn.openStream(RELAY_METHOD, { signal: args.signal });
-      await stream.send(encode({ frameId: 0, hello: { did: args.nodeDid, domains: args.domains, maxInFlight: args.maxInFlight, batchedReceipts: true } }));
+      await stream.send(encode({ frameId: 0, hello: { did: args.nodeDid, domains: args.domains, maxInFlight: args.maxInFlight, batchedReceipts: args.batchedReceipts ?? true } }));
       const iterator = stream[Symbol.asyncIterator]();
       const hello = await readHello(stream, decode, iterator);
       if (hello.did !== args.peerDid) {

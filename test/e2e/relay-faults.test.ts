@@ -7,6 +7,7 @@ import { tempDir, runCli, startNodeProcess, until, freePorts, type RunningNode }
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
 import { openNodeFiles } from '../../gateway/node-files.ts';
 import { RelayChannel } from '../../gateway/federation/relay.ts';
+import { receiptFromStored, storedReceipt, verifyReceipt } from '../../gateway/federation/receipt.ts';
 import { createDidResolver } from '../../identity/index.ts';
 import { QuicTransport, type MessageStream } from '../../gateway/transport/index.ts';
 import { loadProto, type Envelope__Output } from '../../proto/index.ts';
@@ -259,6 +260,46 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
       channel.close();
     } finally {
       await conn.close().catch(() => {});
+      await asA.close();
+    }
+  });
+
+  it('receipts: signed alone for a sender that did not announce batches, in batches for one that did; all verify', async () => {
+    const asA = transportHolding(a);
+    const [host, port] = b.proc!.ready.quic!.split(':');
+    const alice = readProfile(profile('alice'));
+    const clients = connect(alice, a.proc!.ready.grpc);
+    const knownDids = { 'bob@b.test': readProfile(profile('bob')).did };
+    const sealMany = (n: number, subject: string) => Promise.all(Array.from({ length: n }, async (_, i) => envelopeFromWire((await sealFor(alice, clients, profileResolver(alice), {
+      to: ['bob@b.test'], subject: `${subject} ${i}`, text: 'receipts', knownDids,
+    })).envelope as unknown as Envelope__Output)));
+    const resolver = createDidResolver({});
+    try {
+      const results: Record<string, { batchSize: number; signature: string }[]> = {};
+      for (const batchedReceipts of [false, true]) {
+        const envelopes = await sealMany(24, `batched ${batchedReceipts}`);
+        const conn = await asA.dial({ host: host!, port: Number(port) });
+        try {
+          const channel = await RelayChannel.open(conn, { peerDid: b.did, nodeDid: a.did, domains: ['a.test'], maxInFlight: 64, resolver, ackTimeoutMs: 10_000, batchedReceipts });
+          // channel.send verifies each receipt against B's DID; here each is checked once more on its own, as kept.
+          const receipts = await Promise.all(envelopes.map((e) => channel.send(e, 'a.test')));
+          for (const [i, r] of receipts.entries()) {
+            await verifyReceipt(receiptFromStored(JSON.parse(JSON.stringify(storedReceipt(r as Parameters<typeof storedReceipt>[0])))), envelopes[i]!.messageHash, b.did, resolver);
+          }
+          results[String(batchedReceipts)] = receipts.map((r) => ({ batchSize: Number(r.batchSize ?? 0), signature: Buffer.from(r.signature as Uint8Array).toString('hex') }));
+          channel.close();
+        } finally {
+          await conn.close().catch(() => {});
+        }
+      }
+      expect(results.false!.every((r) => r.batchSize === 0)).toBe(true);
+      expect(new Set(results.false!.map((r) => r.signature)).size).toBe(24);
+      // 24 envelopes on the wire at once: B makes them durable in a few commits and signs each group once.
+      expect(results.true!.some((r) => r.batchSize > 1)).toBe(true);
+      expect(new Set(results.true!.map((r) => r.signature)).size).toBeLessThan(24);
+      await receiveAll(48);
+    } finally {
+      clients.close();
       await asA.close();
     }
   });
