@@ -299,7 +299,13 @@ export class AfterSmtpNode {
     ];
     const refused = Object.entries(this.federation?.refusals() ?? {})
       .map(([code, n]) => `aftersmtp_refused_total{code="${code.replace(/[^A-Za-z0-9_.]/g, '_')}"} ${n}\n`).join('');
+    const receipts = this.federation?.receiptStats() ?? { receipts: 0, signatures: 0 };
+    const counters: [string, string, number][] = [
+      ['aftersmtp_relay_receipts_signed_total', 'Relay receipts this node signed for peers since start', receipts.receipts],
+      ['aftersmtp_relay_receipt_signatures_total', 'Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', receipts.signatures],
+    ];
     return gauges.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('')
+      + counters.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}\n`).join('')
       + `# HELP aftersmtp_refused_total Federation refusals since start, by reason code\n# TYPE aftersmtp_refused_total counter\n${refused}`;
   }
 

@@ -105,6 +105,11 @@ export class Federation {
   }
 
   /** Refusals since start by reason: relayed envelopes, peers, and cosign requests ("cosign.CODE"). */
+  /** Relay receipts this node signed for peers, and the signatures that took (batches share one). */
+  receiptStats(): { receipts: number; signatures: number } {
+    return { ...this.receipts.stats };
+  }
+
   refusals(): Record<string, number> {
     const out: Record<string, number> = { ...this.counters.refused };
     if (this.counters.peersRefused) out.PEER_REJECTED = (out.PEER_REJECTED ?? 0) + this.counters.peersRefused;

@@ -105,6 +105,8 @@ export function signReceiptBatch<T extends ReceiptFields>(receipts: readonly T[]
  */
 export class ReceiptBatcher {
   readonly #signingPrivateKey: Uint8Array;
+  /** Receipts signed and signatures made since start (their ratio is the average batch size). */
+  readonly stats = { receipts: 0, signatures: 0 };
   #queued: { receipt: ReceiptFields; resolve: (r: SignedReceipt) => void; reject: (e: Error) => void }[] = [];
 
   constructor(signingPrivateKey: Uint8Array) {
@@ -113,7 +115,10 @@ export class ReceiptBatcher {
 
   /** Signs this receipt alone (v1 form), for a peer that did not announce batched receipts. */
   signAlone<T extends ReceiptFields>(receipt: T): T & SignedReceipt {
-    return signReceipt(receipt, this.#signingPrivateKey);
+    const signed = signReceipt(receipt, this.#signingPrivateKey);
+    this.stats.receipts++;
+    this.stats.signatures++;
+    return signed;
   }
 
   sign<T extends ReceiptFields>(receipt: T): Promise<T & SignedReceipt> {
@@ -138,6 +143,8 @@ export class ReceiptBatcher {
         const part = list.slice(start, start + MAX_RECEIPT_BATCH);
         try {
           const signed = signReceiptBatch(part.map((q) => q.receipt), this.#signingPrivateKey);
+          this.stats.receipts += part.length;
+          this.stats.signatures++;
           part.forEach((q, i) => q.resolve(signed[i]!));
         } catch (err) {
           for (const q of part) q.reject(err as Error);

@@ -3,6 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import { DatabaseSync } from 'node:sqlite';
@@ -24,6 +25,18 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** A node's Prometheus metrics, over its HTTPS port (trusting its test CA). */
+function metricsOf(n: TestNode): Promise<string> {
+  const [host, port] = n.proc!.ready.http!.split(':');
+  return new Promise((resolve, reject) => {
+    httpsRequest({ host, port: Number(port), path: '/metrics', ca: readFileSync(join(n.data, 'tls/ca.crt')), servername: 'localhost' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    }).on('error', reject).end();
+  });
 }
 
 describe('federation between two nodes', { timeout: 120_000 }, () => {
@@ -206,6 +219,12 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
     for (const r of kept) await verifyReceipt(receiptFromStored(r), Buffer.from(r.messageHash, 'hex'), b.did, didResolver);
     expect(new Set(kept.map((r) => r.signature)).size).toBeLessThan(count);
     expect(kept.some((r) => (r.batchSize ?? 0) > 1)).toBe(true);
+    // B's metrics count the same: receipts signed since its restart, and fewer signatures.
+    const metrics = await metricsOf(b);
+    const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics)?.[1]);
+    expect(counter('aftersmtp_relay_receipts_signed_total')).toBeGreaterThanOrEqual(count);
+    expect(counter('aftersmtp_relay_receipt_signatures_total')).toBeGreaterThan(0);
+    expect(counter('aftersmtp_relay_receipt_signatures_total')).toBeLessThan(counter('aftersmtp_relay_receipts_signed_total'));
   });
 
   it('drains a queue deeper than the loop takes at once without waiting for the periodic re-read', async () => {

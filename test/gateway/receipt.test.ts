@@ -115,6 +115,8 @@ describe('relay receipts', () => {
     expect(lone.batchSize).toBeUndefined();
     for (const s of [...first, ...second, lone]) await check(s);
     expect(batcher.signAlone(receiptFor(8)).batchSize).toBeUndefined();
+    // 5 + 2 + 1 + 1 receipts, 4 signatures.
+    expect(batcher.stats).toEqual({ receipts: 9, signatures: 4 });
   });
 
   it('keeps receipts in a stored form that verifies as it was received', async () => {
