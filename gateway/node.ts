@@ -281,7 +281,8 @@ export class AfterSmtpNode {
   metrics(): string {
     const cp = this.ledger.latestCheckpoint();
     const anchor = this.anchoring?.status();
-    const gauges: [string, string, number][] = [
+    const receipts = this.federation?.receiptStats() ?? { receipts: 0, signatures: 0 };
+    const metrics: [name: string, help: string, value: number, type?: 'counter'][] = [
       ['aftersmtp_mailboxes', 'Mailboxes hosted by this node', this.storage.countMailboxes()],
       ['aftersmtp_stored_envelopes', 'Envelopes stored for local mailboxes', this.storage.countDeliveries()],
       ['aftersmtp_ledger_tree_size', 'Leaves in the transparency log', this.ledger.log.size],
@@ -296,16 +297,12 @@ export class AfterSmtpNode {
       ['aftersmtp_heap_used_bytes', 'JavaScript heap in use', process.memoryUsage().heapUsed],
       ['aftersmtp_young_generation_bytes', 'Size of the JavaScript young generation (capped by the launcher, DECISIONS 17)',
         getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0],
+      ['aftersmtp_relay_receipts_signed_total', 'Relay receipts this node signed for peers since start', receipts.receipts, 'counter'],
+      ['aftersmtp_relay_receipt_signatures_total', 'Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', receipts.signatures, 'counter'],
     ];
     const refused = Object.entries(this.federation?.refusals() ?? {})
       .map(([code, n]) => `aftersmtp_refused_total{code="${code.replace(/[^A-Za-z0-9_.]/g, '_')}"} ${n}\n`).join('');
-    const receipts = this.federation?.receiptStats() ?? { receipts: 0, signatures: 0 };
-    const counters: [string, string, number][] = [
-      ['aftersmtp_relay_receipts_signed_total', 'Relay receipts this node signed for peers since start', receipts.receipts],
-      ['aftersmtp_relay_receipt_signatures_total', 'Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', receipts.signatures],
-    ];
-    return gauges.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('')
-      + counters.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}\n`).join('')
+    return metrics.map(([name, help, value, type = 'gauge']) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('')
       + `# HELP aftersmtp_refused_total Federation refusals since start, by reason code\n# TYPE aftersmtp_refused_total counter\n${refused}`;
   }
 

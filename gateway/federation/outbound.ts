@@ -16,7 +16,7 @@ import { GatewayError } from '../errors.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
 import { RelayChannel, RelayError, PERMANENT_CODES } from './relay.ts';
 import { formatEndpoint, type Route, type Router } from './routing.ts';
-import { storedReceipt } from './receipt.ts';
+import { storedReceipt, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
 export interface RetryPolicy { initialMs: number; maxMs: number }
 
@@ -205,7 +205,7 @@ export class OutboundDelivery {
       // The peer holds it durably now. Should this update be lost (crash), the item is sent again and
       // the peer answers the re-send with its original receipt, storing nothing twice.
       // Kept as the peer's signed promise (docs/PROTOCOL.md §4.1): byte fields in hex, checkable as stored.
-      const stamp = JSON.stringify(storedReceipt(receipt as Parameters<typeof storedReceipt>[0]));
+      const stamp = JSON.stringify(storedReceipt(receipt as ReceiptFields & Partial<SignedReceipt>));
       await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'delivered' as const, attempts: item.attempts + 1, lastError: '', receipt: stamp })));
       this.opts.log.info({ domain: first.domain, recipients: items.length }, 'relayed');
     } catch (err) {

@@ -7,7 +7,7 @@ import { tempDir, runCli, startNodeProcess, until, freePorts, type RunningNode }
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
 import { openNodeFiles } from '../../gateway/node-files.ts';
 import { RelayChannel } from '../../gateway/federation/relay.ts';
-import { receiptFromStored, storedReceipt, verifyReceipt } from '../../gateway/federation/receipt.ts';
+import { receiptFromStored, storedReceipt, verifyReceipt, type ReceiptFields, type SignedReceipt } from '../../gateway/federation/receipt.ts';
 import { createDidResolver } from '../../identity/index.ts';
 import { QuicTransport, type MessageStream } from '../../gateway/transport/index.ts';
 import { loadProto, type Envelope__Output } from '../../proto/index.ts';
@@ -284,7 +284,7 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
           // channel.send verifies each receipt against B's DID; here each is checked once more on its own, as kept.
           const receipts = await Promise.all(envelopes.map((e) => channel.send(e, 'a.test')));
           for (const [i, r] of receipts.entries()) {
-            await verifyReceipt(receiptFromStored(JSON.parse(JSON.stringify(storedReceipt(r as Parameters<typeof storedReceipt>[0])))), envelopes[i]!.messageHash, b.did, resolver);
+            await verifyReceipt(receiptFromStored(JSON.parse(JSON.stringify(storedReceipt(r as ReceiptFields & Partial<SignedReceipt>)))), envelopes[i]!.messageHash, b.did, resolver);
           }
           results[String(batchedReceipts)] = receipts.map((r) => ({ batchSize: Number(r.batchSize ?? 0), signature: Buffer.from(r.signature as Uint8Array).toString('hex') }));
           channel.close();

@@ -74,6 +74,7 @@ describe('relay receipts', () => {
       ['path hash', { ...r, batchPath: r.batchPath!.map((h, i) => (i === 0 ? flipped(h) : h)) }, r.messageHash, /not signed by a key/],
       ['path length', { ...r, batchPath: r.batchPath!.slice(1) }, r.messageHash, /wrong length/],
       ['position past the batch', { ...r, batchIndex: 6 }, r.messageHash, /invalid batch position/],
+      ['negative position', { ...r, batchIndex: -1 }, r.messageHash, /invalid batch position/],
       ['oversized batch', { ...r, batchSize: MAX_RECEIPT_BATCH + 1 }, r.messageHash, /invalid batch position/],
       ['signature', { ...r, signature: flipped(r.signature) }, r.messageHash, /not signed by a key/],
       ['v1 form of a batch signature', { ...r, batchSize: 0 }, r.messageHash, /not signed by a key/],
