@@ -4,7 +4,8 @@
 // with CONCURRENCY calls in flight; A stores each durably, relays it to B (QUIC, then in a second pass
 // HTTP/2 only), B stores it durably and pushes it to bob's subscriber, which acks it. Figures: msgs/s
 // from the first submit to the last arrival at bob's subscriber, per-message latency submit -> arrival
-// (p50/p99), the RSS of both node processes sampled during the run, and next to them, from the same
+// (p50/p99), the RSS of both node processes sampled during the run (each row the median of BENCH_ROUNDS
+// rounds, default 3, sizes alternating), and next to them, from the same
 // run, Postfix's durable acceptance rate with `smtp-source -s 10 -m N` (bench/federation-postfix.ts).
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -32,6 +33,8 @@ const CONCURRENCY = num('BENCH_CONCURRENCY', 32);
 const SUBMIT_MODE = process.env.BENCH_SUBMIT === 'unary' ? 'unary' : 'stream';
 const WARMUP = num('BENCH_WARMUP', 100);
 const RUN_LIMIT_MS = num('BENCH_RUN_LIMIT_MS', 40_000);
+/** Timed rounds per transport and size; the median round is reported. */
+const ROUNDS = num('BENCH_ROUNDS', 3);
 const POSTFIX_SESSIONS = 10;
 const POSTFIX_RUNS = num('BENCH_POSTFIX_RUNS', 3);
 const POSTFIX_LIMIT_MS = 90_000;
@@ -169,6 +172,8 @@ interface HopResult {
   rate: number; submitRate: number; p50: number; p99: number; elapsedMs: number;
   rssA: number; rssB: number; cpuA: number; cpuB: number; cpuBench: number;
   verified: number; sampled: number; errors: string[];
+  /** Hop rates of every round (the row shows the median round). */
+  rounds?: number[];
 }
 
 function percentile(sorted: number[], q: number): number {
@@ -437,10 +442,18 @@ async function main(): Promise<void> {
       if (warm.arrived < warm.n) throw new Error(`warm-up over ${transport} failed: ${warm.errors.join('; ')}\nA: ${a.stderrTail()}\nB: ${b.stderrTail()}`);
       const peers = (await cli(['peers', '--data', dataA])) as { domain: string; transport: string }[];
       peerTransport[transport] = peers.find((p) => p.domain === 'b.test')?.transport ?? '?';
-      for (const size of SIZES) {
-        const r = await hop(ctx, transport, size, size.count);
-        results.push(r);
-        process.stderr.write(`  ${transport} ${size.label}: ${f0(r.rate)} msgs/s (${r.arrived}/${r.n})\n`);
+      // Rounds alternate the sizes; each figure is the median round (this machine's speed drifts).
+      const rounds = new Map<string, HopResult[]>(SIZES.map((size) => [size.label, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const size of SIZES) {
+          const r = await hop(ctx, transport, size, size.count);
+          rounds.get(size.label)!.push(r);
+          process.stderr.write(`  ${transport} ${size.label} round ${round + 1}: ${f0(r.rate)} msgs/s (${r.arrived}/${r.n})\n`);
+        }
+      }
+      for (const runs of rounds.values()) {
+        const median = [...runs].sort((x, y) => x.rate - y.rate)[Math.floor(runs.length / 2)]!;
+        results.push({ ...median, rounds: runs.map((r) => r.rate), errors: runs.flatMap((r) => r.errors) });
       }
     }
     const idleRss = { a: rssMb(a?.child.pid), b: rssMb(b.child.pid) };
@@ -460,9 +473,10 @@ async function main(): Promise<void> {
     console.log(`\nbench:federation  alice@a.test -> bob@b.test, two node processes on 127.0.0.1, ${cpus} CPUs, ${SUBMIT_MODE === "stream" ? `one SubmitStream, ${CONCURRENCY} unanswered` : `${CONCURRENCY} Submit calls in flight`},`);
     console.log(`RFC 5322 messages of ${SIZES.map((s) => `${s.bytes} B`).join(' and ')} (same bytes for Postfix), sealed by the app before timing;`);
     console.log('hop msgs/s = N / (first submit -> last arrival at bob\'s subscriber): durable at A, relayed, durable at B, pushed to bob and acked');
+    console.log(`each row: the median of ${ROUNDS} rounds (sizes alternate), its own latency, RSS and CPU figures`);
     console.log(`${'transport'.padEnd(10)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}  verified`);
     for (const r of results) {
-      console.log(`${r.transport.padEnd(10)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}  ${r.verified}/${r.sampled}`);
+      console.log(`${r.transport.padEnd(10)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
       for (const e of r.errors) console.log(`    ! ${e}`);
     }
     console.log(`transport used by A for b.test (aftersmtp peers): ${TRANSPORTS.map((t) => `${t} run -> ${peerTransport[t] ?? '?'}`).join(', ')}`);
