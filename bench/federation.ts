@@ -5,8 +5,8 @@
 // HTTP/2 only), B stores it durably and pushes it to bob's subscriber, which acks it. Figures: msgs/s
 // from the first submit to the last arrival at bob's subscriber, per-message latency submit -> arrival
 // (p50/p99), the RSS of both node processes sampled during the run (each row the median of BENCH_ROUNDS
-// rounds, default 3, sizes alternating), and next to them, from the same
-// run, Postfix's durable acceptance rate with `smtp-source -s 10 -m N` (bench/federation-postfix.ts).
+// rounds, default 3, sizes alternating), and next to them Postfix's durable acceptance rate with
+// `smtp-source -s 10 -m N` (bench/federation-postfix.ts), measured between the same rounds.
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
 import type { Delivery__Output, Envelope, SubmitReply__Output } from '../proto/index.ts';
-import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance } from './federation-postfix.ts';
+import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from './federation-postfix.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -36,7 +36,6 @@ const RUN_LIMIT_MS = num('BENCH_RUN_LIMIT_MS', 40_000);
 /** Timed rounds per transport and size; the median round is reported. */
 const ROUNDS = num('BENCH_ROUNDS', 3);
 const POSTFIX_SESSIONS = 10;
-const POSTFIX_RUNS = num('BENCH_POSTFIX_RUNS', 3);
 const POSTFIX_LIMIT_MS = 90_000;
 const RSS_TARGET_MB = 300;
 const SAMPLE_VERIFY = 8;
@@ -358,39 +357,72 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
 
 interface PostfixFigures { rate: number; runs: number[]; note: string }
 
-async function postfixReference(dir: string, onStart: (p: PostfixInstance) => void): Promise<{ status: string; figures: Map<string, PostfixFigures> }> {
-  const figures = new Map<string, PostfixFigures>();
-  if (process.env.BENCH_POSTFIX === '0') return { status: 'Postfix reference skipped (BENCH_POSTFIX=0). AfterSMTP figures only.', figures };
-  const postfix = findExecutable('postfix');
-  const source = findExecutable('smtp-source');
-  if (!postfix || !source) {
-    return { status: `Postfix reference SKIPPED: ${[!postfix && 'postfix', !source && 'smtp-source'].filter(Boolean).join(' and ')} not found. Install it (Debian, as root) with:\n  ${INSTALL_HINT}\nthen run this bench again. AfterSMTP figures only.`, figures };
+/**
+ * The benchmark Postfix, started once and measured between the hop rounds (one `smtp-source` run per
+ * size after each round), so both sides of a ratio see the same stretch of this machine's drifting
+ * speed. The nodes are idle meanwhile (nothing in flight), and Postfix is idle during the hops.
+ */
+class PostfixReference {
+  status: string;
+  readonly #runs = new Map<string, SourceRun[]>();
+  readonly #files = new Map<string, string>();
+  #source?: string;
+  #instance?: PostfixInstance;
+
+  private constructor(status: string) {
+    this.status = status;
   }
-  let instance: PostfixInstance;
-  try {
-    instance = await startPostfix(postfix, dir);
-  } catch (err) {
-    return { status: `Postfix reference SKIPPED: could not start the benchmark Postfix: ${(err as Error).message}`, figures };
-  }
-  onStart(instance);
-  try {
+
+  static async start(dir: string): Promise<PostfixReference> {
+    if (process.env.BENCH_POSTFIX === '0') return new PostfixReference('Postfix reference skipped (BENCH_POSTFIX=0). AfterSMTP figures only.');
+    const postfix = findExecutable('postfix');
+    const source = findExecutable('smtp-source');
+    if (!postfix || !source) {
+      return new PostfixReference(`Postfix reference SKIPPED: ${[!postfix && 'postfix', !source && 'smtp-source'].filter(Boolean).join(' and ')} not found. Install it (Debian, as root) with:\n  ${INSTALL_HINT}\nthen run this bench again. AfterSMTP figures only.`);
+    }
+    let instance: PostfixInstance;
+    try {
+      instance = await startPostfix(postfix, dir);
+    } catch (err) {
+      return new PostfixReference(`Postfix reference SKIPPED: could not start the benchmark Postfix: ${(err as Error).message}`);
+    }
+    const ref = new PostfixReference(`Postfix reference: ${instance.where}, 127.0.0.1:2526, durable queue then discard, in_flow_delay as shipped (1s)`);
+    ref.#instance = instance;
+    ref.#source = source;
     for (const size of SIZES) {
       const file = join(dir, `postfix-${size.bytes}.eml`);
       writeFileSync(file, buildRfc5322('bob@example.net', ['alice@example.org'], 'bench', bodyFor(size.bytes, 'bob@example.net', 'alice@example.org'), new Uint8Array(16)));
+      ref.#files.set(size.label, file);
       await smtpSource(source, file, Math.min(100, size.count), POSTFIX_SESSIONS, POSTFIX_LIMIT_MS); // warm-up
-      const runs: number[] = [];
-      const notes: string[] = [];
-      for (let i = 0; i < POSTFIX_RUNS; i++) {
-        const r = await smtpSource(source, file, size.count, POSTFIX_SESSIONS, POSTFIX_LIMIT_MS);
-        if (r.ok) runs.push(r.rate); else notes.push(r.note);
-      }
-      const sorted = [...runs].sort((x, y) => x - y);
-      figures.set(size.label, { rate: sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : NaN, runs, note: notes.join('; ') });
     }
-  } finally {
-    instance.stop();
+    return ref;
   }
-  return { status: `Postfix reference: ${instance.where}, 127.0.0.1:2526, durable queue then discard, in_flow_delay as shipped (1s)`, figures };
+
+  get running(): boolean {
+    return this.#instance !== undefined;
+  }
+
+  /** One timed `smtp-source` run of `size`, recorded under `key` (the transport whose rounds it sits between). */
+  async measure(key: string, size: { label: string; count: number }): Promise<void> {
+    if (!this.#instance || !this.#source) return;
+    const r = await smtpSource(this.#source, this.#files.get(size.label)!, size.count, POSTFIX_SESSIONS, POSTFIX_LIMIT_MS);
+    const k = `${key} ${size.label}`;
+    this.#runs.set(k, [...(this.#runs.get(k) ?? []), r]);
+  }
+
+  figures(key: string, sizeLabel: string): PostfixFigures | undefined {
+    const runs = this.#runs.get(`${key} ${sizeLabel}`);
+    if (!runs?.length) return undefined;
+    const rates = runs.filter((r) => r.ok).map((r) => r.rate);
+    const sorted = [...rates].sort((x, y) => x - y);
+    return { rate: sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : NaN, runs: rates, note: runs.filter((r) => !r.ok).map((r) => r.note).join('; ') };
+  }
+
+  /** Synchronous (also used from the signal handler); idempotent. */
+  stop(): void {
+    this.#instance?.stop();
+    this.#instance = undefined;
+  }
 }
 
 // --- main ------------------------------------------------------------------------------------------
@@ -402,7 +434,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'asmtp-fedbench-'));
   let a: RunningNode | undefined;
   let b: RunningNode | undefined;
-  let postfix: PostfixInstance | undefined;
+  let postfix: PostfixReference | undefined;
   const rss = new RssSampler(() => [a, b]);
   const emergency = (signal: NodeJS.Signals) => {
     postfix?.stop();
@@ -427,6 +459,7 @@ async function main(): Promise<void> {
     await cli(['mailbox', 'add', 'bob@b.test', '--data', dataB, '--profile', join(dir, 'bob.json')]);
     const alice = readProfile(join(dir, 'alice.json'));
     const bob = readProfile(join(dir, 'bob.json'));
+    postfix = await PostfixReference.start(dir);
     b = await startNode('b', dataB);
     const ctx: Ctx = { a: () => a!, b: () => b!, alice, bob, rss };
 
@@ -449,6 +482,10 @@ async function main(): Promise<void> {
           const r = await hop(ctx, transport, size, size.count);
           rounds.get(size.label)!.push(r);
           process.stderr.write(`  ${transport} ${size.label} round ${round + 1}: ${f0(r.rate)} msgs/s (${r.arrived}/${r.n})\n`);
+          if (postfix.running) {
+            await new Promise((resolve) => setTimeout(resolve, 500)); // A's last delivered marks and B's acks settle
+            await postfix.measure(transport, size);
+          }
         }
       }
       for (const runs of rounds.values()) {
@@ -463,10 +500,8 @@ async function main(): Promise<void> {
     b = undefined;
     rss.stop();
 
-    // Postfix, from the same run, on the same disk, while the nodes are stopped.
+    postfix.stop();
     fsyncs.push(fsyncRate(dir));
-    const pf = await postfixReference(dir, (p) => { postfix = p; });
-    postfix = undefined;
 
     // --- report ---
     const cpus = (await import('node:os')).cpus().length;
@@ -480,24 +515,26 @@ async function main(): Promise<void> {
       for (const e of r.errors) console.log(`    ! ${e}`);
     }
     console.log(`transport used by A for b.test (aftersmtp peers): ${TRANSPORTS.map((t) => `${t} run -> ${peerTransport[t] ?? '?'}`).join(', ')}`);
-    console.log(`\n${pf.status}`);
-    for (const size of SIZES) {
-      const p = pf.figures.get(size.label);
-      if (!p) continue;
-      console.log(`${'postfix'.padEnd(10)}${size.label.padStart(6)}${String(size.count).padStart(6)}${f0(p.rate).padStart(12)} msgs/s  smtp-source -s ${POSTFIX_SESSIONS} -m ${size.count}, median of ${p.runs.length} (${p.runs.map(f0).join(', ')})${p.note ? `  ! ${p.note}` : ''}`);
+    console.log(`\n${postfix.status}`);
+    const reference = (transport: string, size: string) => postfix!.figures(transport, size);
+    for (const transport of TRANSPORTS) {
+      for (const size of SIZES) {
+        const p = reference(transport, size.label);
+        if (!p) continue;
+        console.log(`${'postfix'.padEnd(10)}${size.label.padStart(6)}${String(size.count).padStart(6)}${f0(p.rate).padStart(12)} msgs/s  smtp-source -s ${POSTFIX_SESSIONS} -m ${size.count}, between the ${transport} rounds, median of ${p.runs.length} (${p.runs.map(f0).join(', ')})${p.note ? `  ! ${p.note}` : ''}`);
+      }
     }
-    if (pf.figures.size) {
-      console.log('\nratio  AfterSMTP hop rate / Postfix durable acceptance rate (target >= 2x)');
+    if (results.some((r) => reference(r.transport, r.size))) {
+      console.log('\nratio  AfterSMTP hop rate / Postfix durable acceptance rate measured between the same rounds (target >= 2x)');
       for (const r of results) {
-        const p = pf.figures.get(r.size)?.rate ?? NaN;
-        const ratio = r.rate / p;
+        const ratio = r.rate / (reference(r.transport, r.size)?.rate ?? NaN);
         console.log(`  ${r.transport.padEnd(6)} ${r.size.padStart(6)}  ${Number.isFinite(ratio) ? ratio.toFixed(2) : '-'}x  ${Number.isFinite(ratio) ? (ratio >= 2 ? 'target met' : 'below target') : ''}`);
       }
     }
     const maxA = rss.overall.a ?? NaN;
     const maxB = rss.overall.b ?? NaN;
     console.log(`\nnode RSS (VmRSS, sampled every 200 ms): max A ${f0(maxA)} MB, max B ${f0(maxB)} MB, at the end A ${f0(idleRss.a)} MB, B ${f0(idleRss.b)} MB; target <= ${RSS_TARGET_MB} MB each: ${Math.max(maxA, maxB) <= RSS_TARGET_MB ? 'met' : 'NOT met'}`);
-    console.log(`disk: ${fsyncs.map(f0).join(' (before the nodes), ')} (before Postfix) 4 KB write+fsync/s in ${tmpdir()}; fsync rates swing between runs, compare ratios`);
+    console.log(`disk: ${fsyncs.map(f0).join(' (at the start), ')} (at the end) 4 KB write+fsync/s in ${tmpdir()}; fsync rates swing between runs, compare ratios`);
     console.log(`total bench time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   } finally {
     rss.stop();
