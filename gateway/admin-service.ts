@@ -13,7 +13,7 @@ export interface AdminDeps {
   federation?: Federation;
 }
 
-export function checkAdmin(metadata: grpc.Metadata, expected: string | undefined): void {
+function checkAdmin(metadata: grpc.Metadata, expected: string | undefined): void {
   const header = metadata.get('authorization')[0];
   if (typeof header !== 'string' || !header.startsWith('Bearer ') || !expected) {
     throw new GatewayError('UNAUTHENTICATED', 'admin calls need the admin bearer token');

@@ -115,7 +115,7 @@ export function buildRfc5322(from: string, to: string[], subject: string, text: 
 }
 
 /** Reads one header field (first occurrence, unfolded) from RFC 5322 bytes. */
-export function headerField(message: Uint8Array, name: string): string | undefined {
+function headerField(message: Uint8Array, name: string): string | undefined {
   const text = Buffer.from(message).toString('utf8');
   const end = text.search(/\r?\n\r?\n/);
   const head = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, ' ');

@@ -132,7 +132,7 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
   return { dataDir, did: keys.did, config, adminToken };
 }
 
-export function readNodeKeys(dataDir: string, config: NodeConfig): NodeKeys {
+function readNodeKeys(dataDir: string, config: NodeConfig): NodeKeys {
   const file = dataPath(dataDir, config.node.keyFile);
   if (!existsSync(file)) throw new GatewayError('NODE_MISSING', `no node keys at ${file}; run "aftersmtp init --data ${dataDir}" first`);
   return JSON.parse(readFileSync(file, 'utf8')) as NodeKeys;

@@ -72,7 +72,7 @@ export function utf8Length(s: string): number {
 }
 
 /** True when the string survives a UTF-8 round trip (no lone surrogates). */
-export function isWellFormedString(s: string): boolean {
+function isWellFormedString(s: string): boolean {
   return s.isWellFormed();
 }
 

@@ -45,7 +45,7 @@ function assertLength(b: Uint8Array, n: number, what: string): void {
 const PUBLIC_CACHE_MAX = 8192;
 const publicCache = new Map<string, KeyObject>();
 
-export function publicKeyObject(kind: KeyKind, raw: Uint8Array): KeyObject {
+function publicKeyObject(kind: KeyKind, raw: Uint8Array): KeyObject {
   assertLength(raw, 32, `${kind} public key`);
   const x = toBase64Url(raw);
   const cacheKey = kind === 'ed25519' ? 'e' + x : 'x' + x;

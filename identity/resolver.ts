@@ -89,7 +89,7 @@ function connectTarget(host: string, port: number | undefined, hostMap: Record<s
 }
 
 /** GET the did:web document with every PROTOCOL §3 rule enforced. Resolves to the parsed JSON. */
-export function fetchDidWebDocument(did: string, opts: FetchOptions): Promise<unknown> {
+function fetchDidWebDocument(did: string, opts: FetchOptions): Promise<unknown> {
   const parts = parseDidWeb(did);
   const target = connectTarget(parts.host, parts.port, opts.hostMap);
   const signals = [AbortSignal.timeout(opts.timeoutMs)];

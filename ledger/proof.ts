@@ -47,7 +47,7 @@ function checkSize(name: string, v: number): void {
  * MTH(D[start:end]) for a range as it appears in the RFC recursion (start aligned to the largest
  * power of two not above end - start): greedy decomposition into perfect subtrees, folded from the right.
  */
-export function rangeHash(src: HashSource, start: number, end: number): Uint8Array {
+function rangeHash(src: HashSource, start: number, end: number): Uint8Array {
   const n = end - start;
   if (n <= 0) {
     if (n === 0 && start === 0) return emptyRoot();

@@ -58,7 +58,7 @@ export function receiptSigningInput(r: ReceiptFields): Uint8Array {
 }
 
 /** A receipt's leaf in its batch tree: leaf index u64, checkpoint size u64, message hash (48 bytes). */
-export function receiptBatchLeaf(r: ReceiptFields): Uint8Array {
+function receiptBatchLeaf(r: ReceiptFields): Uint8Array {
   checkHash(r.messageHash);
   const out = Buffer.alloc(48);
   out.writeBigUInt64BE(BigInt(r.leafIndex), 0);
@@ -79,7 +79,7 @@ export function receiptBatchSigningInput(logOrigin: string, batchSize: number, r
   return out;
 }
 
-export function signReceipt<T extends ReceiptFields>(receipt: T, signingPrivateKey: Uint8Array): T & { signature: Uint8Array } {
+function signReceipt<T extends ReceiptFields>(receipt: T, signingPrivateKey: Uint8Array): T & { signature: Uint8Array } {
   return { ...receipt, signature: sign(signingPrivateKey, receiptSigningInput(receipt)) };
 }
 

@@ -75,7 +75,7 @@ function codec() {
 }
 
 /** Checks that the transport-authenticated key is one of the DID's authentication keys. */
-export async function checkPeerKey(resolver: DidResolver, did: string, remotePublicKey: Uint8Array): Promise<void> {
+async function checkPeerKey(resolver: DidResolver, did: string, remotePublicKey: Uint8Array): Promise<void> {
   const keys = await resolver.resolveKeys(did).catch((err: Error) => {
     throw new GatewayError('PEER_REJECTED', `cannot resolve the peer's DID ${did}: ${err.message}`);
   });

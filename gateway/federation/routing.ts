@@ -35,7 +35,7 @@ export function formatEndpoint(e: Endpoint): string {
 }
 
 /** Parses `v=aftersmtp1; did=did:web:b.test` (order-free; unknown tags ignored). */
-export function parseDiscoveryRecord(text: string): string | undefined {
+function parseDiscoveryRecord(text: string): string | undefined {
   const tags = new Map(text.split(';').map((part) => {
     const i = part.indexOf('=');
     return [part.slice(0, i).trim().toLowerCase(), part.slice(i + 1).trim()] as [string, string];
