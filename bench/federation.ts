@@ -4,8 +4,8 @@
 // with CONCURRENCY calls in flight; A stores each durably, relays it to B (QUIC, then in a second pass
 // HTTP/2 only), B stores it durably and pushes it to bob's subscriber, which acks it. Figures: msgs/s
 // from the first submit to the last arrival at bob's subscriber, per-message latency submit -> arrival
-// (p50/p99), the RSS of both node processes sampled during the run (each row the median of BENCH_ROUNDS
-// rounds, default 3, sizes alternating), and next to them Postfix's durable acceptance rate with
+// (p50/p99) and the RSS of both node processes sampled during the run; each row is the median of
+// BENCH_ROUNDS rounds (default 3, sizes alternating). Next to them: Postfix's durable acceptance rate with
 // `smtp-source -s 10 -m N` (bench/federation-postfix.ts), measured between the same rounds.
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,6 +17,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
 import type { Delivery__Output, Envelope, SubmitReply__Output } from '../proto/index.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from './federation-postfix.ts';
+import { medianBy, percentile } from './stats.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -173,10 +174,6 @@ interface HopResult {
   verified: number; sampled: number; errors: string[];
   /** Hop rates of every round (the row shows the median round). */
   rounds?: number[];
-}
-
-function percentile(sorted: number[], q: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : NaN;
 }
 
 /** The RFC 5322 text body that makes buildRfc5322's output `bytes` long (76-char lines). */
@@ -363,7 +360,7 @@ interface PostfixFigures { rate: number; runs: number[]; note: string }
  * speed. The nodes are idle meanwhile (nothing in flight), and Postfix is idle during the hops.
  */
 class PostfixReference {
-  status: string;
+  readonly status: string;
   readonly #runs = new Map<string, SourceRun[]>();
   readonly #files = new Map<string, string>();
   #source?: string;
@@ -407,15 +404,15 @@ class PostfixReference {
     if (!this.#instance || !this.#source) return;
     const r = await smtpSource(this.#source, this.#files.get(size.label)!, size.count, POSTFIX_SESSIONS, POSTFIX_LIMIT_MS);
     const k = `${key} ${size.label}`;
-    this.#runs.set(k, [...(this.#runs.get(k) ?? []), r]);
+    if (!this.#runs.has(k)) this.#runs.set(k, []);
+    this.#runs.get(k)!.push(r);
   }
 
   figures(key: string, sizeLabel: string): PostfixFigures | undefined {
     const runs = this.#runs.get(`${key} ${sizeLabel}`);
     if (!runs?.length) return undefined;
     const rates = runs.filter((r) => r.ok).map((r) => r.rate);
-    const sorted = [...rates].sort((x, y) => x - y);
-    return { rate: sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : NaN, runs: rates, note: runs.filter((r) => !r.ok).map((r) => r.note).join('; ') };
+    return { rate: medianBy(rates, (x) => x) ?? NaN, runs: rates, note: runs.filter((r) => !r.ok).map((r) => r.note).join('; ') };
   }
 
   /** Synchronous (also used from the signal handler); idempotent. */
@@ -489,7 +486,7 @@ async function main(): Promise<void> {
         }
       }
       for (const runs of rounds.values()) {
-        const median = [...runs].sort((x, y) => x.rate - y.rate)[Math.floor(runs.length / 2)]!;
+        const median = medianBy(runs, (r) => r.rate)!;
         results.push({ ...median, rounds: runs.map((r) => r.rate), errors: runs.flatMap((r) => r.errors) });
       }
     }

@@ -14,6 +14,7 @@ import { addMailbox } from '../gateway/mailboxes.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../gateway/client.ts';
 import type { Envelope } from '../proto/index.ts';
 import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
+import { medianBy, percentile } from './stats.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -30,8 +31,7 @@ interface Figures { rate: number; p50: number; p99: number; n: number }
 
 function summarize(latencies: number[], elapsedMs: number): Figures {
   const sorted = [...latencies].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  return { rate: (latencies.length / elapsedMs) * 1000, p50: at(0.5), p99: at(0.99), n: latencies.length };
+  return { rate: (latencies.length / elapsedMs) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), n: latencies.length };
 }
 
 function spawnReady(args: string[], env: Record<string, string> = {}, command = NODE): Promise<{ child: ChildProcess; ready: any }> {
@@ -101,10 +101,8 @@ function row(name: string, f: Figures, ref?: Figures): string {
   return `${name.padEnd(44)} ${f.rate.toFixed(0).padStart(7)} msg/s  p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms  ${ratio}`;
 }
 
-/** Median by rate; its latencies come from that same round. */
-function median(runs: Figures[]): Figures {
-  return [...runs].sort((a, b) => a.rate - b.rate)[Math.floor(runs.length / 2)]!;
-}
+/** The median round by rate; its latencies come from that same round. */
+const median = (runs: Figures[]): Figures => medianBy(runs, (f) => f.rate)!;
 
 function rates(runs: Figures[]): string {
   return `rounds ${runs.map((f) => f.rate.toFixed(0)).join(', ')}`;
