@@ -29,25 +29,32 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
   });
 }
 
-export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; quic: string | null; relay: string | null }; stderr: () => string; exited: Promise<number | null> }
+export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; quic: string | null; relay: string | null }; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
 
 /**
  * Starts `aftersmtp start --data DIR` as `npx aftersmtp` runs it (the command file through its shebang,
  * node from node_modules/.bin) and resolves at its {"event":"ready"} line.
  */
 export function startNodeProcess(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<RunningNode> {
+  return startNodeWith(['start', '--data', dataDir], { env });
+}
+
+/** Runs `aftersmtp ARGS` (a command that serves, e.g. `start`) from `cwd` and resolves at its ready line. */
+export function startNodeWith(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunningNode> {
   return new Promise((resolve, reject) => {
     const path = `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`;
-    const child = spawn(CLI, ['start', '--data', dataDir], { env: { ...process.env, PATH: path, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(CLI, args, { cwd: opts.cwd, env: { ...process.env, PATH: path, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
     child.stderr!.on('data', (d) => { stderr += d; });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`node did not start\n${stderr}`)); }, 20_000);
     exited.then((code) => { clearTimeout(timer); reject(new Error(`node exited with ${code} before ready\n${stderr}`)); });
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      stdout += `${line}\n`;
       try {
         const msg = JSON.parse(line);
-        if (msg.event === 'ready') { clearTimeout(timer); resolve({ child, ready: msg, stderr: () => stderr, exited }); }
+        if (msg.event === 'ready') { clearTimeout(timer); resolve({ child, ready: msg, stdout: () => stdout, stderr: () => stderr, exited }); }
       } catch { /* not JSON */ }
     });
   });
