@@ -9,7 +9,7 @@
 // `smtp-source -s 10 -m N` (bench/federation-postfix.ts), measured between the same rounds.
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
 import type { Delivery__Output, Envelope, SubmitReply__Output } from '../proto/index.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from './federation-postfix.ts';
+import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
 import { medianBy, percentile } from './stats.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -105,26 +106,6 @@ function cli(args: string[]): Promise<any> {
 }
 
 // --- measurements ---------------------------------------------------------------------------------
-
-const CLK_TCK = 100;
-
-function rssMb(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch { return NaN; }
-}
-
-/** utime + stime of a process in seconds (from /proc/PID/stat). */
-function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch { return NaN; }
-}
 
 /** Samples the RSS of the current nodes every 200 ms; keeps the maximum per node name and per window. */
 class RssSampler {
@@ -313,7 +294,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
     ctx.rss.sample();
     const cpuA = cpuSeconds(ctx.a().child.pid) - cpu0[0]!;
     const cpuB = cpuSeconds(ctx.b().child.pid) - cpu0[1]!;
-    const benchCpu = process.cpuUsage(bench0);
+    const benchCpu = ownCpuSeconds(bench0);
     if (subscribeError) errors.push(`subscribe: ${subscribeError.message}`);
     if (arrived < count) errors.push(`only ${arrived}/${count} arrived at bob within ${RUN_LIMIT_MS} ms (${submitted} submitted)`);
 
@@ -341,7 +322,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
       p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), elapsedMs,
       rssA: ctx.rss.window.a ?? NaN, rssB: ctx.rss.window.b ?? NaN,
       cpuA: cpuA / (elapsedMs / 1000), cpuB: cpuB / (elapsedMs / 1000),
-      cpuBench: (benchCpu.user + benchCpu.system) / 1e6 / (elapsedMs / 1000),
+      cpuBench: benchCpu / (elapsedMs / 1000),
       verified, sampled: samples.length, errors,
     };
   } finally {

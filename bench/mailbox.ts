@@ -4,7 +4,7 @@
 // default 3, medians shown). Bounded in count and time; never fails on speed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
@@ -14,6 +14,7 @@ import { addMailbox } from '../gateway/mailboxes.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../gateway/client.ts';
 import type { Envelope } from '../proto/index.ts';
 import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
+import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
 import { medianBy, percentile } from './stats.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -27,7 +28,19 @@ const WINDOW = Number(process.env.BENCH_WINDOW ?? 64);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const TIME_LIMIT_MS = 60_000;
 
-interface Figures { rate: number; p50: number; p99: number; n: number }
+interface Figures {
+  rate: number; p50: number; p99: number; n: number;
+  /** CPU per message (all threads) of the server (raw or node) and of this client process, ms. */
+  serverCpuMs?: number; clientCpuMs?: number;
+}
+
+/** Runs one measured round and adds the CPU per message that the server process and this process spent in it. */
+async function withCpu(serverPid: number | undefined, round: () => Promise<Figures>): Promise<Figures> {
+  const server0 = cpuSeconds(serverPid);
+  const client0 = process.cpuUsage();
+  const f = await round();
+  return { ...f, serverCpuMs: ((cpuSeconds(serverPid) - server0) * 1000) / f.n, clientCpuMs: (ownCpuSeconds(client0) * 1000) / f.n };
+}
 
 function summarize(latencies: number[], elapsedMs: number): Figures {
   const sorted = [...latencies].sort((a, b) => a - b);
@@ -42,11 +55,6 @@ function spawnReady(args: string[], env: Record<string, string> = {}, command = 
       try { const m = JSON.parse(line); if (m.event === 'ready') resolve({ child, ready: m }); } catch { /* log line */ }
     });
   });
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 /** Runs `count` unary operations with `concurrency` in flight; returns latencies. */
@@ -98,7 +106,11 @@ function streamed(count: number, window: number, open: () => grpc.ClientDuplexSt
 
 function row(name: string, f: Figures, ref?: Figures): string {
   const ratio = ref ? `${((f.rate / ref.rate) * 100).toFixed(0)}% of raw` : '';
-  return `${name.padEnd(44)} ${f.rate.toFixed(0).padStart(7)} msg/s  p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms  ${ratio}`;
+  // Cores busy = CPU per message x rate: well below the machine's cores means the loop waits, not works.
+  const cpu = f.serverCpuMs !== undefined
+    ? `  CPU/msg server ${f.serverCpuMs.toFixed(3)} ms, client ${f.clientCpuMs!.toFixed(3)} ms (${(((f.serverCpuMs + f.clientCpuMs!) * f.rate) / 1000).toFixed(2)} of ${availableParallelism()} cores)`
+    : '';
+  return `${name.padEnd(44)} ${f.rate.toFixed(0).padStart(7)} msg/s  p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms  ${ratio.padEnd(11)}${cpu}`;
 }
 
 /** The median round by rate; its latencies come from that same round. */
@@ -172,11 +184,11 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const forUnary = await sealBatch(COUNT);
       const forStream = await sealBatch(COUNT);
-      figures.rawUnary.push(await closedLoop(COUNT, CONCURRENCY, rawUnaryCall));
-      figures.unary.push(await nodeUnary(forUnary));
+      figures.rawUnary.push(await withCpu(raw.child.pid, () => closedLoop(COUNT, CONCURRENCY, rawUnaryCall)));
+      figures.unary.push(await withCpu(node.child.pid, () => nodeUnary(forUnary)));
       if (round === 0) loadedRss = rssMb(node.child.pid!);
-      figures.rawBidi.push(await rawBidi(COUNT));
-      figures.stream.push(await nodeStream(forStream));
+      figures.rawBidi.push(await withCpu(raw.child.pid, () => rawBidi(COUNT)));
+      figures.stream.push(await withCpu(node.child.pid, () => nodeStream(forStream)));
       stored += forUnary.length + forStream.length;
     }
     rawClient.close();

@@ -1,0 +1,30 @@
+// What /proc says about a benchmark's processes (Linux): resident memory and CPU time, all threads.
+import { readFileSync } from 'node:fs';
+
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ, 100 on Linux). */
+const CLK_TCK = 100;
+
+/** VmRSS of a process in MB, or NaN when it is gone. */
+export function rssMb(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch { return NaN; }
+}
+
+/** utime + stime of a process (all its threads) in seconds, or NaN when it is gone. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch { return NaN; }
+}
+
+/** CPU seconds of this process (all threads) since `since` (a process.cpuUsage() reading). */
+export function ownCpuSeconds(since?: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1e6;
+}
