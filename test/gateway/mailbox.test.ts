@@ -273,4 +273,50 @@ describe('Mailbox service', () => {
     again.cancel();
     expect(late).toEqual([]);
   });
+
+  it('keeps every answered message of a bulk sender that disconnects mid-stream, each once, and keeps serving', async () => {
+    const hex = (id: Uint8Array) => Buffer.from(id).toString('hex');
+    const N = 40;
+    const sealed = await Promise.all(Array.from({ length: N }, (_, i) => seal('alice', ['carol@example.test'], `cut ${i}`)));
+    const call = clients.alice!.mailbox.SubmitStream(clients.alice!.metadata);
+    call.on('error', () => { /* CANCELLED below, on purpose */ });
+    const answered: string[] = [];
+    await new Promise<void>((resolve) => {
+      call.on('data', (r: any) => {
+        if (r.error) return;
+        answered.push(hex(r.messageId));
+        if (answered.length === 5) { call.cancel(); resolve(); }
+      });
+      sealed.forEach((s2, i) => call.write({ envelope: s2.envelope, clientRef: i }));
+    });
+    // Replies still in flight when the client left are dropped by the node, not written to a dead call.
+    const after = await seal('alice', ['carol@example.test'], 'after the cut');
+    await expect(submit(clients.alice!, after.envelope)).resolves.toBeTruthy();
+
+    // Read carol's mailbox: up to the message sent after the cut, then whatever of the cut stream the node
+    // was still storing meanwhile.
+    const carol = clients.carol!;
+    const sub = carol.mailbox.Subscribe(carol.metadata);
+    sub.on('error', () => { /* CANCELLED below */ });
+    const delivered: { seq: number; id: string }[] = [];
+    await new Promise<void>((resolve) => {
+      sub.on('data', (d: any) => {
+        if (!d.seq) return;
+        delivered.push({ seq: d.seq, id: hex(d.envelope.messageId) });
+        if (delivered.at(-1)!.id === hex(after.messageId)) resolve();
+      });
+      sub.write({ start: { fromCursor: 0, maxInFlight: 256 } });
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const confirmed = new Promise<void>((resolve) => sub.on('data', (d: any) => { if (d.confirmedAcks?.length) resolve(); }));
+    sub.write({ ack: { seqs: delivered.map((d) => d.seq) } }); // leave the mailbox empty for later tests
+    await confirmed;
+    sub.cancel();
+
+    const ids = delivered.map((d) => d.id);
+    expect(new Set(ids).size).toBe(ids.length); // nothing twice
+    expect(ids).toEqual(expect.arrayContaining(answered)); // nothing answered is lost
+    const sent = new Set(sealed.map((s2) => hex(s2.messageId)));
+    expect(ids.filter((id) => id !== hex(after.messageId)).every((id) => sent.has(id))).toBe(true); // nothing else
+  });
 });
