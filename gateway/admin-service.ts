@@ -45,7 +45,8 @@ export function adminHandlers(deps: AdminDeps): AdminHandlers {
       for (const item of items) {
         switch (req.action) {
           case 'retry':
-            if (item.state === 'delivered') continue;
+            // A held item waits for release (an operator's hold is not undone by a flush), as in Postfix.
+            if (item.state === 'delivered' || item.state === 'held') continue;
             await deps.storage.updateOutbound({ ...item, state: 'queued', nextAttemptMs: Date.now(), expiresMs: item.expiresMs });
             break;
           case 'hold':

@@ -1,0 +1,99 @@
+// Real AfterSMTP nodes for end-to-end tests: each a separate process created and driven through the
+// CLI, with its own data directory under one temporary directory; mailboxes' profiles live beside them.
+import { expect } from 'vitest';
+import { join } from 'node:path';
+import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
+
+export interface LabNode { name: string; domain: string; data: string; did: string; proc?: RunningNode; env: NodeJS.ProcessEnv }
+
+export interface QueueItem { messageId: string; recipient: string; state: string; lastError: string; attempts: number }
+
+export class NodeLab {
+  readonly dir = tempDir();
+  readonly nodes = new Map<string, LabNode>();
+  /** AFTERSMTP_* settings every node of this lab starts with (a node's own env adds to them). */
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(env: NodeJS.ProcessEnv = {}) {
+    this.env = env;
+  }
+
+  profile(name: string): string {
+    return join(this.dir.path, `${name}.json`);
+  }
+
+  /** Runs `aftersmtp ARGS --json`, expects success, returns its parsed output. */
+  async cli(args: string[]): Promise<any> {
+    const r = await runCli([...args, '--json']);
+    expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(0);
+    return r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  }
+
+  async makeNode(name: string, domain: string, opts: { method?: 'key' | 'web'; env?: NodeJS.ProcessEnv } = {}): Promise<LabNode> {
+    const data = join(this.dir.path, name);
+    const init = await this.cli(['init', '--data', data, '--domain', domain, '--did-method', opts.method ?? 'key', '--grpc-port', '0']);
+    const node: LabNode = { name, domain, data, did: init.did, env: { ...this.env, ...opts.env } };
+    this.nodes.set(name, node);
+    return node;
+  }
+
+  async start(node: LabNode): Promise<RunningNode> {
+    node.proc = await startNodeProcess(node.data, node.env);
+    return node.proc;
+  }
+
+  async stop(node: LabNode): Promise<void> {
+    node.proc?.child.kill('SIGTERM');
+    await node.proc?.exited;
+    node.proc = undefined;
+  }
+
+  /** A static route at `from` to `to`'s current QUIC and HTTP/2 relay addresses (they change on restart). */
+  async route(from: LabNode, to: LabNode): Promise<void> {
+    const ready = to.proc!.ready;
+    await this.cli(['route', 'add', to.domain, '--did', to.did, '--endpoint', `quic://${ready.quic},relay://${ready.relay}`, '--data', from.data]);
+  }
+
+  async addMailbox(address: string, node: LabNode, name: string): Promise<void> {
+    await this.cli(['mailbox', 'add', address, '--data', node.data, '--profile', this.profile(name)]);
+  }
+
+  async queue(node: LabNode): Promise<QueueItem[]> {
+    return this.cli(['queue', 'list', '--data', node.data]);
+  }
+
+  /** Seals and submits one message from mailbox `from` at its node; returns the message id (hex). */
+  async send(from: string, node: LabNode, to: { address: string; mailbox: string }, subject: string): Promise<string> {
+    const sender = readProfile(this.profile(from));
+    const clients = connect(sender, node.proc!.ready.grpc);
+    try {
+      const knownDids = { [to.address]: readProfile(this.profile(to.mailbox)).did };
+      const sealed = await sealFor(sender, clients, profileResolver(sender), { to: [to.address], subject, text: subject, knownDids });
+      return Buffer.from((await submit(clients, sealed.envelope)).messageId).toString('hex');
+    } finally {
+      clients.close();
+    }
+  }
+
+  /** Receives (and acknowledges) up to `count` messages of mailbox `name`, waiting at most timeoutMs. */
+  async receive(name: string, node: LabNode, count: number, timeoutMs = 20_000): Promise<ReceivedMessage[]> {
+    const p = readProfile(this.profile(name));
+    const clients = connect(p, node.proc!.ready.grpc);
+    const got: ReceivedMessage[] = [];
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      await subscribe(p, clients, profileResolver(p), { count, signal: controller.signal, onMessage: (m) => { got.push(m); } });
+    } finally {
+      clearTimeout(timer);
+      clients.close();
+    }
+    return got;
+  }
+
+  async close(): Promise<void> {
+    for (const node of this.nodes.values()) await this.stop(node);
+    this.dir.cleanup();
+  }
+}
