@@ -97,25 +97,44 @@ export class MailboxService {
         // Replies go out in request order, each only after its own message is durable.
         let chain: Promise<unknown> = Promise.resolve();
         let inputEnded = false;
+        // A draining node answers what it already took, refuses the rest (not stored: the client sends
+        // them again, here later or to another node) and ends the stream, so shutdown need not wait.
+        let draining = false;
+        let ended = false;
         let outstanding = 0;
-        const finishIfDone = () => { if (inputEnded && outstanding === 0) call.end(); };
+        const finishIfDone = () => {
+          if ((inputEnded || draining) && outstanding === 0 && !ended) {
+            ended = true;
+            storage.off('shutdown', onShutdown);
+            if (!call.cancelled) call.end();
+          }
+        };
+        const onShutdown = () => { draining = true; finishIfDone(); };
+        storage.on('shutdown', onShutdown);
+        const refusal = (request: SubmitRequest__Output, err: unknown): SubmitReply => {
+          const status = toGrpcError(err);
+          return { clientRef: request.clientRef, error: { code: (err as GatewayError).code ?? 'INTERNAL', status: status.code, message: status.details } };
+        };
         call.on('data', (request: SubmitRequest__Output) => {
+          if (ended) return;
           outstanding++;
-          const result = this.accept(sender, request).then(
-            (reply) => reply,
-            (err) => {
-              const status = toGrpcError(err);
-              rlog.info({ code: (err as GatewayError).code, err: (err as Error).message }, 'message refused');
-              return { clientRef: request.clientRef, error: { code: (err as GatewayError).code ?? 'INTERNAL', status: status.code, message: status.details } } satisfies SubmitReply;
-            },
-          );
+          const result = draining
+            ? Promise.resolve(refusal(request, new GatewayError('SHUTTING_DOWN', 'the node is shutting down; this message was not stored, send it again')))
+            : this.accept(sender, request).then(
+              (reply) => reply,
+              (err) => {
+                rlog.info({ code: (err as GatewayError).code, err: (err as Error).message }, 'message refused');
+                return refusal(request, err);
+              },
+            );
           chain = chain.then(() => result).then((reply) => {
-            if (!call.cancelled) call.write(reply);
+            if (!call.cancelled && !ended) call.write(reply);
             outstanding--;
             finishIfDone();
           });
         });
         call.on('end', () => { inputEnded = true; chain.then(finishIfDone); });
+        call.on('close', () => storage.off('shutdown', onShutdown));
         call.on('error', () => { /* client went away; nothing unacknowledged is lost: replies follow commits */ });
       },
 
