@@ -13,6 +13,7 @@ export type GatewayErrorCode =
   | 'REPLAY'
   | 'MAILBOX_EXISTS'
   | 'STORAGE'
+  | 'LISTEN_FAILED'
   | 'SHUTTING_DOWN'
   | 'CONFLICT'
   | 'SPLIT_VIEW'
@@ -72,4 +73,16 @@ export function toGrpcError(err: unknown): StatusError {
   metadata.set('aftersmtp-error', code);
   const details = status === grpc.status.INTERNAL ? 'internal error' : (err as Error).message;
   return { code: status, details, metadata };
+}
+
+/**
+ * Runs `open` (opening a database file at start) and names the file in any error: SQLite's own
+ * message ("file is not a database") says what is wrong but not where.
+ */
+export function openingFile<T>(what: string, file: string, open: () => T): T {
+  try {
+    return open();
+  } catch (err) {
+    throw new GatewayError('STORAGE', `cannot open ${what} ${file}: ${(err as Error).message} (restore it from a backup, or move it aside to start with an empty one)`, { cause: err });
+  }
 }

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { TransparencyLog, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
-import { GatewayError } from './errors.ts';
+import { GatewayError, openingFile } from './errors.ts';
 import { WalSyncer } from './wal-sync.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 
@@ -35,7 +35,7 @@ export class NodeLedger {
   constructor(opts: NodeLedgerOptions) {
     this.opts = opts;
     // Commits write the WAL; the fsync runs off the event loop (see wal-sync.ts).
-    this.log = TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey, durability: 'deferred' });
+    this.log = openingFile('the transparency log', opts.file, () => TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey, durability: 'deferred' }));
     this.walSyncer = new WalSyncer(opts.file);
     this.published = this.log.latestCheckpoint();
   }

@@ -126,6 +126,17 @@ export class AfterSmtpNode {
   }
 
   async start(): Promise<ReadyInfo> {
+    try {
+      return await this.startServices();
+    } catch (err) {
+      // A node that could not start (a port taken, a damaged file) releases what it already opened,
+      // listeners and worker threads included, so its process exits with the error instead of hanging.
+      await this.stop().catch(() => {});
+      throw err;
+    }
+  }
+
+  private async startServices(): Promise<ReadyInfo> {
     const { config } = this;
     await this.repairLedger();
     this.verifier.start();
@@ -188,7 +199,9 @@ export class AfterSmtpNode {
 
     const credentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: tlsCert, private_key: tlsKey }], false);
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${config.grpc.host}:${config.grpc.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+      server.bindAsync(`${config.grpc.host}:${config.grpc.port}`, credentials, (err, p) => (err
+        ? reject(new GatewayError('LISTEN_FAILED', `cannot listen for gRPC on ${config.grpc.host}:${config.grpc.port} (config grpc.host, grpc.port): ${err.message}`, { cause: err }))
+        : resolve(p)));
     });
     if (!widenServerWindows(server, config.grpc)) {
       this.log.warn('this grpc-js version gives no access to its HTTP/2 sessions: app connections keep 64 KiB flow-control windows');
@@ -199,7 +212,7 @@ export class AfterSmtpNode {
     if (config.http.enabled) {
       this.httpsServer = createHttpsServer({ cert: tlsCert, key: tlsKey }, (req, res) => this.serveHttps(req.url ?? '/', res));
       await new Promise<void>((resolve, reject) => {
-        this.httpsServer!.once('error', reject);
+        this.httpsServer!.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `cannot listen for HTTPS on ${config.http.host}:${config.http.port} (config http.host, http.port): ${err.message}`, { cause: err })));
         this.httpsServer!.listen(config.http.port, config.http.host, () => resolve());
       });
       const addr = this.httpsServer.address() as AddressInfo;

@@ -4,7 +4,7 @@
 // shares one transaction and one fsync, and each caller's promise resolves only after that COMMIT.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { EventEmitter } from 'node:events';
-import { GatewayError } from './errors.ts';
+import { GatewayError, openingFile } from './errors.ts';
 import { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';
 
 export interface MailboxRecord {
@@ -147,13 +147,21 @@ export class Storage extends EventEmitter {
     super();
     this.setMaxListeners(0); // one listener pair per open subscription
     this.maxBatch = opts.maxBatch ?? 256;
-    this.db = new DatabaseSync(file);
     const deferred = opts.durability === 'deferred';
-    // A 10 KB envelope fits one 16 KiB page instead of spilling over three 4 KiB ones: half the cost
-    // of an insert (docs/DECISIONS.md 14). Takes effect only on a new file; older stores keep theirs.
-    this.db.exec(`PRAGMA page_size=${PAGE_SIZE}`);
-    this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${deferred ? 'NORMAL' : 'FULL'}; PRAGMA busy_timeout=5000;`);
-    this.db.exec(SCHEMA);
+    this.db = openingFile('the store', file, () => {
+      const db = new DatabaseSync(file);
+      try {
+        // A 10 KB envelope fits one 16 KiB page instead of spilling over three 4 KiB ones: half the cost
+        // of an insert (docs/DECISIONS.md 14). Takes effect only on a new file; older stores keep theirs.
+        db.exec(`PRAGMA page_size=${PAGE_SIZE}`);
+        db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${deferred ? 'NORMAL' : 'FULL'}; PRAGMA busy_timeout=5000;`);
+        db.exec(SCHEMA);
+        return db;
+      } catch (err) {
+        db.close();
+        throw err;
+      }
+    });
     if (deferred) {
       this.walSyncer = new WalSyncer(file);
       // Checkpoints run on a worker thread (see wal-sync.ts); this connection checkpoints only as a fallback.

@@ -409,6 +409,8 @@ export async function main(argv: string[]): Promise<void> {
     if (argv.includes('--json')) process.stderr.write(`${JSON.stringify({ error: code, message })}\n`);
     else process.stderr.write(`aftersmtp: ${message}${code && code !== 'ERROR' ? ` [${code}]` : ''}\n`);
     process.exitCode = typeof (err as { code?: unknown }).code === 'number' ? 1 : code === 'INVALID_ARGUMENT' || code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 2 : 1;
+    // The error is reported: a handle a library failed to release must not keep the command alive.
+    setTimeout(() => process.exit(), 1000).unref();
   }
 }
 

@@ -10,7 +10,7 @@ import { OutboundDelivery, type PeerStatus } from './outbound.ts';
 import { ReceiptBatcher } from './receipt.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
 import { domainOf } from '../accept.ts';
-import type { GatewayError } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import { COSIGN_METHOD, CosignCollector, Witness, WitnessStore, serveCosign } from './witness.ts';
 
 export interface FederationOptions {
@@ -148,8 +148,11 @@ export class Federation {
     const { config, log } = this.opts;
     for (const transport of this.opts.transports) {
       transport.onConnection((conn) => this.onConnection(conn));
-      const listen = transport.kind === 'quic' ? config.federation.quic : config.federation.relay;
-      const addr = await transport.listen({ host: listen.host, port: listen.port });
+      const section = transport.kind === 'quic' ? 'quic' : 'relay';
+      const listen = config.federation[section];
+      const addr = await transport.listen({ host: listen.host, port: listen.port }).catch((err: Error) => {
+        throw new GatewayError('LISTEN_FAILED', `${err.message} (${transport.kind === 'quic' ? 'QUIC, UDP' : 'HTTP/2 relay, TCP'}; config federation.${section}.host, federation.${section}.port)`, { cause: err });
+      });
       this.addresses[transport.kind === 'quic' ? 'quic' : 'relay'] = `${addr.host}:${addr.port}`;
     }
     this.outbound.start();

@@ -3,6 +3,8 @@
 import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
 import { parseConfig, loadConfig, envOverrides, redactConfig } from '../../gateway/config.ts';
 import { tempDir, runCli, startNodeProcess, freePorts } from '../helpers.ts';
 
@@ -55,6 +57,42 @@ describe('config', () => {
     const r3 = await runCli(['start', '--data', join(dir.path, 'empty')]);
     expect(r3.stderr).toMatch(/no AfterSMTP node/);
     dir.cleanup();
+  });
+
+  it('start fails with a clear error naming the store file when it is not a database', async () => {
+    const dir = tempDir();
+    const data = join(dir.path, 'node');
+    expect((await runCli(['init', '--data', data, '--domain', 'cfg.test', '--grpc-port', '0'])).code).toBe(0);
+    writeFileSync(join(data, 'node.db'), randomBytes(64 * 1024));
+    const r = await runCli(['start', '--data', data]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot open the store .*node\.db: file is not a database/);
+    dir.cleanup();
+  });
+
+  it('start fails and exits, naming the address and its config keys, when a port is taken', async () => {
+    const dir = tempDir();
+    const data = join(dir.path, 'node');
+    expect((await runCli(['init', '--data', data, '--domain', 'cfg.test', '--grpc-port', '0'])).code).toBe(0);
+    const taken: Server = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', () => resolve()));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      // runCli rejects if the process is still alive after 15 s: the failed start must release the
+      // listeners and workers it had already opened.
+      const grpcTaken = await runCli(['start', '--data', data], { env: { AFTERSMTP_GRPC__PORT: String(port) }, timeoutMs: 15_000 });
+      expect(grpcTaken.code).toBe(1);
+      expect(grpcTaken.stderr).toMatch(new RegExp(`cannot listen for gRPC on 127\\.0\\.0\\.1:${port} \\(config grpc\\.host, grpc\\.port\\).*EADDRINUSE`));
+      const httpTaken = await runCli(['start', '--data', data], { env: { AFTERSMTP_HTTP__PORT: String(port), AFTERSMTP_GRPC__PORT: '0' }, timeoutMs: 15_000 });
+      expect(httpTaken.code).toBe(1);
+      expect(httpTaken.stderr).toMatch(new RegExp(`cannot listen for HTTPS on 127\\.0\\.0\\.1:${port} \\(config http\\.host, http\\.port\\).*EADDRINUSE`));
+      const relayTaken = await runCli(['start', '--data', data], { env: { AFTERSMTP_FEDERATION__RELAY__PORT: String(port), AFTERSMTP_GRPC__PORT: '0' }, timeoutMs: 15_000 });
+      expect(relayTaken.code).toBe(1);
+      expect(relayTaken.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}.*EADDRINUSE.*config federation\\.relay\\.host, federation\\.relay\\.port`));
+    } finally {
+      taken.close();
+      dir.cleanup();
+    }
   });
 
   it('init --quic-port/--relay-port fix the federation ports; the node listens there and reports them', async () => {
