@@ -315,8 +315,11 @@ export class AfterSmtpNode {
     ];
     const refused = Object.entries(this.federation?.refusals() ?? {})
       .map(([code, n]) => `aftersmtp_refused_total{code="${code.replace(/[^A-Za-z0-9_.]/g, '_')}"} ${n}\n`).join('');
+    const outbound = Object.entries(this.storage.outboundCounts())
+      .map(([state, n]) => `aftersmtp_outbound_recipients{state="${state}"} ${n}\n`).join('');
     return metrics.map(([name, help, value, type = 'gauge']) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('')
-      + `# HELP aftersmtp_refused_total Federation refusals since start, by reason code\n# TYPE aftersmtp_refused_total counter\n${refused}`;
+      + `# HELP aftersmtp_refused_total Federation refusals since start, by reason code\n# TYPE aftersmtp_refused_total counter\n${refused}`
+      + `# HELP aftersmtp_outbound_recipients Recipients waiting in the outbound queue, by state\n# TYPE aftersmtp_outbound_recipients gauge\n${outbound}`;
   }
 
   private identityHandlers(): import('../proto/index.ts').IdentityHandlers {
@@ -357,6 +360,7 @@ export class AfterSmtpNode {
       refused: this.federation?.refusals() ?? {},
       splitViews: this.federation?.witness.splitViewCount ?? 0,
       cosignedCheckpoints: this.federation?.witnessStore.countCosignedCheckpoints() ?? 0,
+      outbound: this.storage.outboundCounts(),
     };
   }
 

@@ -198,6 +198,7 @@ export class Storage extends EventEmitter {
       nextDue: prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred')`),
       outboundEnvelope: prepare(`SELECT * FROM outbound_envelopes WHERE message_id = ?`),
       updateOutbound: prepare(`UPDATE outbound SET state = ?, attempts = ?, next_attempt_ms = ?, last_error = ?, receipt = ?, updated_ms = ? WHERE message_id = ? AND recipient = ?`),
+      outboundCount: prepare(`SELECT count(*) AS n FROM outbound WHERE state = ?`),
       listOutbound: prepare(`SELECT * FROM outbound WHERE (? = '' OR state = ?) ORDER BY updated_ms DESC LIMIT 1000`),
       outboundOf: prepare(`SELECT * FROM outbound WHERE message_id = ? AND (? = '' OR recipient = ?)`),
       deleteOutbound: prepare(`DELETE FROM outbound WHERE message_id = ? AND recipient = ?`),
@@ -407,6 +408,15 @@ export class Storage extends EventEmitter {
     const r = this.stmts.outboundEnvelope.get(messageId) as Record<string, unknown> | undefined;
     if (!r) return undefined;
     return { envelope: r.envelope as Uint8Array, sender: r.sender as string, senderDomain: r.sender_domain as string, logIndex: r.log_index === null ? null : Number(r.log_index) };
+  }
+
+  /**
+   * Recipients waiting in the outbound queue, by state. Delivered ones (kept with their receipts) are not
+   * counted: each state is a range of the (state, next_attempt_ms) index, so this costs what is waiting.
+   */
+  outboundCounts(): Record<'queued' | 'deferred' | 'held' | 'failed', number> {
+    const count = (state: string) => Number((this.stmts.outboundCount.get(state) as { n: number }).n);
+    return { queued: count('queued'), deferred: count('deferred'), held: count('held'), failed: count('failed') };
   }
 
   listOutbound(state = ''): OutboundItem[] {

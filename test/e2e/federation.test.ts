@@ -3,9 +3,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
+import { metricsOf } from './lab.ts';
 import { DatabaseSync } from 'node:sqlite';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
 import { envelopeFromWire } from '../../gateway/wire.ts';
@@ -25,18 +25,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-/** A node's Prometheus metrics, over its HTTPS port (trusting its test CA). */
-function metricsOf(n: TestNode): Promise<string> {
-  const [host, port] = n.proc!.ready.http!.split(':');
-  return new Promise((resolve, reject) => {
-    httpsRequest({ host, port: Number(port), path: '/metrics', ca: readFileSync(join(n.data, 'tls/ca.crt')), servername: 'localhost' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-    }).on('error', reject).end();
-  });
 }
 
 describe('federation between two nodes', { timeout: 120_000 }, () => {

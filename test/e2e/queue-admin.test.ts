@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { runCli, until } from '../helpers.ts';
-import { NodeLab, type LabNode } from './lab.ts';
+import { NodeLab, metricsOf, type LabNode } from './lab.ts';
 
 const lab = new NodeLab({
   AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '60000',
@@ -53,6 +53,10 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
     const id = await sendWhileBIsDown('held');
     expect(await lab.cli(['queue', 'hold', id, '--data', a.data])).toMatchObject({ event: 'queue-hold', affected: 1 });
     expect((await itemOf(id))?.state).toBe('held');
+    // Queue depth by state, for the operator: in `status` and as a Prometheus gauge.
+    const status = await lab.cli(['status', '--data', a.data]);
+    expect(Object.fromEntries(Object.entries(status.outbound).map(([k, v]) => [k, Number(v)]))).toEqual({ queued: 0, deferred: 0, held: 1, failed: 0 });
+    expect(await metricsOf(a)).toMatch(/^aftersmtp_outbound_recipients\{state="held"\} 1$/m);
     await bringBBack();
     // A retry would make it due now (see the next test); a held item ignores it and stays put.
     expect(await lab.cli(['queue', 'retry', id, '--data', a.data])).toMatchObject({ affected: 0 });

@@ -23,6 +23,10 @@ export interface StatusReply {
    * checkpoints of this node's log that peers have cosigned
    */
   'cosignedCheckpoints'?: (number | string | Long);
+  /**
+   * Outbound queue: recipients not yet delivered, by state (queued, deferred, held, failed).
+   */
+  'outbound'?: ({[key: string]: number | string | Long});
 }
 
 export interface StatusReply__Output {
@@ -46,4 +50,8 @@ export interface StatusReply__Output {
    * checkpoints of this node's log that peers have cosigned
    */
   'cosignedCheckpoints': (number);
+  /**
+   * Outbound queue: recipients not yet delivered, by state (queued, deferred, held, failed).
+   */
+  'outbound': ({[key: string]: number});
 }
