@@ -100,6 +100,8 @@ export const configSchema = z.strictObject({
     maxInFlightPerPeer: z.number().int().min(1).max(1024).default(64),
     /** How often the outbound queue is re-read as a safety net, even when nothing says it changed. */
     queueScanMs: z.number().int().min(100).default(5000),
+    /** How long the queue keeps the record of a delivered or failed recipient (with its receipt or error). */
+    finishedRetentionMs: z.number().int().min(0).default(7 * 24 * 3600_000),
     /** A peer that has not acknowledged an envelope by then is considered gone; the mail is retried. */
     ackTimeoutMs: z.number().int().min(100).default(30_000),
     dialTimeoutMs: z.number().int().min(100).default(5000),

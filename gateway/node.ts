@@ -218,7 +218,7 @@ export class AfterSmtpNode {
       const addr = this.httpsServer.address() as AddressInfo;
       this.httpAddress = `${config.http.host}:${addr.port}`;
     }
-    this.pruneTimer = setInterval(() => { this.storage.pruneSeen(Date.now()).catch(() => {}); }, 3600_000);
+    this.pruneTimer = setInterval(() => { void this.prune(); }, 3600_000);
     this.pruneTimer.unref();
     this.startedAt = Date.now();
     this.publishOwnDocument();
@@ -345,6 +345,17 @@ export class AfterSmtpNode {
       },
       Publish: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'Publish is not implemented in this version' }),
     };
+  }
+
+  /** Hourly housekeeping: expired replay ids, and queue records of recipients finished long ago. */
+  async prune(nowMs = Date.now()): Promise<void> {
+    try {
+      await this.storage.pruneSeen(nowMs);
+      const before = nowMs - this.config.federation.finishedRetentionMs;
+      while ((await this.storage.pruneFinishedOutbound(before)) > 0) { /* the next chunk */ }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'pruning failed; retried in an hour');
+    }
   }
 
   status() {

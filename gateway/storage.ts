@@ -211,6 +211,10 @@ export class Storage extends EventEmitter {
       seen: prepare(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`),
       addSeen: prepare(`INSERT INTO seen_messages VALUES (?, ?)`),
       pruneSeen: prepare(`DELETE FROM seen_messages WHERE expires_ms < ?`),
+      // For a delivered or failed recipient next_attempt_ms is when it finished (updateOutboundMany), so
+      // the (state, next_attempt_ms) index finds the oldest records first.
+      pruneFinished: prepare(`DELETE FROM outbound WHERE (message_id, recipient) IN
+                              (SELECT message_id, recipient FROM outbound WHERE state = ? AND next_attempt_ms < ? LIMIT ?)`),
     };
   }
 
@@ -438,8 +442,9 @@ export class Storage extends EventEmitter {
       const now = Date.now();
       const done = new Map<string, Uint8Array>();
       for (const item of items) {
-        this.stmts.updateOutbound.run(item.state, item.attempts, item.nextAttemptMs, item.lastError, item.receipt, now, item.messageId, item.recipient);
-        if (item.state === 'delivered' || item.state === 'failed') done.set(Buffer.from(item.messageId).toString('hex'), item.messageId);
+        const finished = item.state === 'delivered' || item.state === 'failed';
+        this.stmts.updateOutbound.run(item.state, item.attempts, finished ? now : item.nextAttemptMs, item.lastError, item.receipt, now, item.messageId, item.recipient);
+        if (finished) done.set(Buffer.from(item.messageId).toString('hex'), item.messageId);
       }
       for (const messageId of done.values()) this.stmts.deleteOutboundEnvelopeIfDone.run(messageId, messageId);
     });
@@ -532,6 +537,19 @@ export class Storage extends EventEmitter {
 
   pruneSeen(nowMs: number): Promise<void> {
     return this.write(() => { this.stmts.pruneSeen.run(nowMs); });
+  }
+
+  /**
+   * Deletes the queue records of recipients delivered or failed before `beforeMs`, at most `limit` per
+   * state in one commit (a large backlog is pruned in several, so other writes interleave). Resolves
+   * with how many were deleted.
+   */
+  pruneFinishedOutbound(beforeMs: number, limit = 1000): Promise<number> {
+    let deleted = 0;
+    return this.write(() => {
+      deleted = 0;
+      for (const state of ['delivered', 'failed']) deleted += Number(this.stmts.pruneFinished.run(state, beforeMs, limit).changes);
+    }).then(() => deleted);
   }
 
   close(): Promise<void> {

@@ -66,4 +66,27 @@ describe('storage', () => {
     expect((db.prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n).toBe(200);
     db.close();
   });
+
+  it('prunes the queue records of recipients finished before a cutoff, in bounded chunks, and nothing that still waits', async () => {
+    const storage = new Storage(join(dir.path, 'prune.db'), { durability: 'deferred' });
+    const envelope = new Uint8Array(100).fill(2);
+    const remote = (address: string) => ({ recipients: [{ address, domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' });
+    for (let n = 10; n < 16; n++) {
+      await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope, mailboxes: [], remote: remote(`r${n}@far.test`) });
+    }
+    const item = (n: number) => storage.outboundOf(id(n))[0]!;
+    // 10 and 11 delivered, 12 failed, 13 held, 14 deferred, 15 still queued.
+    await storage.updateOutboundMany([{ ...item(10), state: 'delivered' }, { ...item(11), state: 'delivered' }, { ...item(12), state: 'failed', lastError: 'expired' }]);
+    await storage.updateOutboundMany([{ ...item(13), state: 'held' }, { ...item(14), state: 'deferred', nextAttemptMs: 0 }]);
+    const states = () => [10, 11, 12, 13, 14, 15].map((n): string => storage.outboundOf(id(n))[0]?.state ?? 'gone');
+
+    expect(await storage.pruneFinishedOutbound(Date.now() - 60_000)).toBe(0); // finished just now: kept
+    expect(await storage.pruneFinishedOutbound(Date.now() + 1, 1)).toBe(2); // one delivered, one failed
+    expect(states().filter((s) => s === 'gone')).toHaveLength(2);
+    expect(await storage.pruneFinishedOutbound(Date.now() + 1, 1)).toBe(1);
+    expect(await storage.pruneFinishedOutbound(Date.now() + 1, 1)).toBe(0);
+    // Whatever still waits is never pruned, however old its due time (14's is 1970).
+    expect(states()).toEqual(['gone', 'gone', 'gone', 'held', 'deferred', 'queued']);
+    await storage.close();
+  });
 });
