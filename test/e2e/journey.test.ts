@@ -4,6 +4,7 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { statSync, readFileSync } from 'node:fs';
 import { tempDir, runCli, startNodeProcess, jsonLines, type RunningNode } from '../helpers.ts';
+import { connect, readProfile } from '../../gateway/client.ts';
 
 for (const method of ['key', 'web'] as const) {
   describe(`user journey (did:${method})`, { timeout: 120_000 }, () => {
@@ -76,6 +77,44 @@ for (const method of ['key', 'web'] as const) {
       // so ask the node from cursor 0 with a short-lived subscriber).
       const again = await runCli(['subscribe', '--profile', bob, '--node', node.ready.grpc, '--count', '1', '--json'], { timeoutMs: 3000 }).catch((e: Error) => e);
       expect(again).toBeInstanceOf(Error); // timed out: nothing left to deliver
+    });
+
+    it('subscribe --from-cursor resumes after a seq: later messages only, the skipped ones still waiting', async () => {
+      const alice = join(dir.path, 'alice.json');
+      const bob = join(dir.path, 'bob.json');
+      const sent: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await runCli(['send', '--profile', alice, '--node', node.ready.grpc, '--to', 'bob@example.test', '--subject', `cursor ${i}`, '--body', `${i}`, '--json']);
+        expect(r.code, r.stderr).toBe(0);
+        sent.push(JSON.parse(r.stdout).messageId);
+      }
+      // Peek at the seqs the node gave them, without acknowledging anything.
+      const clients = connect(readProfile(bob), node.ready.grpc);
+      const call = clients.mailbox.Subscribe(clients.metadata);
+      call.on('error', () => { /* CANCELLED below, on purpose */ });
+      const seqOf = new Map<string, number>();
+      await new Promise<void>((resolve) => {
+        call.on('data', (d: any) => {
+          if (!d.seq) return;
+          seqOf.set(Buffer.from(d.envelope.messageId).toString('hex'), Number(d.seq));
+          if (seqOf.size === 4) resolve();
+        });
+        call.write({ start: { fromCursor: 0 } });
+      });
+      call.cancel();
+      clients.close();
+      expect([...seqOf.keys()]).toEqual(sent);
+
+      const cursor = seqOf.get(sent[1]!)!;
+      const resumed = await runCli(['subscribe', '--profile', bob, '--node', node.ready.grpc, '--from-cursor', String(cursor), '--count', '2', '--json']);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      const after = jsonLines(resumed.stdout);
+      expect(after.map((l) => l.messageId)).toEqual(sent.slice(2));
+      expect(after.every((l) => l.seq > cursor && l.verified)).toBe(true);
+      // The two at or before the cursor were skipped, not acknowledged: a subscription from 0 gets them.
+      const rest = await runCli(['subscribe', '--profile', bob, '--node', node.ready.grpc, '--count', '2', '--json']);
+      expect(rest.code, rest.stderr).toBe(0);
+      expect(jsonLines(rest.stdout).map((l) => l.messageId)).toEqual(sent.slice(0, 2));
     });
 
     it('prints the merged config with secrets redacted', async () => {
