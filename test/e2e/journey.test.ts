@@ -2,7 +2,7 @@
 // init -> start -> two mailboxes -> send 20 -> subscribe 20 -> every message verified.
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { join } from 'node:path';
-import { statSync, readFileSync } from 'node:fs';
+import { statSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { tempDir, runCli, startNodeProcess, jsonLines, type RunningNode } from '../helpers.ts';
 import { connect, readProfile } from '../../gateway/client.ts';
 
@@ -115,6 +115,25 @@ for (const method of ['key', 'web'] as const) {
       const rest = await runCli(['subscribe', '--profile', bob, '--node', node.ready.grpc, '--count', '2', '--json']);
       expect(rest.code, rest.stderr).toBe(0);
       expect(jsonLines(rest.stdout).map((l) => l.messageId)).toEqual(sent.slice(0, 2));
+    });
+
+    it('send --eml carries a prepared RFC 5322 message byte for byte', async () => {
+      const eml = Buffer.from([
+        'From: alice@example.test', 'To: bob@example.test', 'Subject: Prepared elsewhere', 'MIME-Version: 1.0',
+        'Content-Type: text/plain; charset=utf-8', '', 'Grüße aus einer Datei.', 'Line two.', '',
+      ].join('\r\n'), 'utf8');
+      const file = join(dir.path, 'prepared.eml');
+      writeFileSync(file, eml);
+      const sent = await runCli(['send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, '--to', 'bob@example.test', '--eml', file, '--json']);
+      expect(sent.code, sent.stderr).toBe(0);
+      const saveDir = join(dir.path, 'saved');
+      const sub = await runCli(['subscribe', '--profile', join(dir.path, 'bob.json'), '--node', node.ready.grpc, '--count', '1', '--save-dir', saveDir, '--json']);
+      expect(sub.code, sub.stderr).toBe(0);
+      const [line] = jsonLines(sub.stdout);
+      expect(line).toMatchObject({ messageId: JSON.parse(sent.stdout).messageId, subject: 'Prepared elsewhere', verified: true });
+      // The signed message bob keeps holds the file's exact bytes (CRLF and UTF-8 untouched).
+      const signed = readFileSync(join(saveDir, readdirSync(saveDir)[0]!));
+      expect(signed.indexOf(eml)).toBeGreaterThan(-1);
     });
 
     it('prints the merged config with secrets redacted', async () => {
