@@ -293,8 +293,13 @@ async function run(argv: string[]): Promise<number> {
       try {
         if (sub === 'list') {
           const r = await unary(admin.client.QueueList.bind(admin.client), { state: (flags.state as string | undefined) ?? '' }, admin.metadata) as { items: { messageId: Buffer; recipient: string; state: string; attempts: number; nextAttemptMs: number; lastError: string }[] };
-          const items = r.items.map((i) => ({ messageId: Buffer.from(i.messageId).toString('hex'), recipient: i.recipient, state: i.state, attempts: i.attempts, nextAttempt: new Date(i.nextAttemptMs).toISOString(), lastError: i.lastError }));
-          out(flags, items, items.map((i) => `${i.messageId} ${i.recipient} ${i.state} attempts=${i.attempts} next=${i.nextAttempt} ${i.lastError}`).join('\n') || '(queue empty)');
+          // For a delivered or failed recipient the time is when it finished, not a next attempt.
+          const items = r.items.map((i) => {
+            const at = new Date(Number(i.nextAttemptMs)).toISOString();
+            const finished = i.state === 'delivered' || i.state === 'failed';
+            return { messageId: Buffer.from(i.messageId).toString('hex'), recipient: i.recipient, state: i.state, attempts: i.attempts, ...(finished ? { finishedAt: at } : { nextAttempt: at }), lastError: i.lastError };
+          });
+          out(flags, items, items.map((i) => `${i.messageId} ${i.recipient} ${i.state} attempts=${i.attempts} ${'finishedAt' in i ? `finished=${i.finishedAt}` : `next=${i.nextAttempt}`} ${i.lastError}`).join('\n') || '(queue empty)');
         } else if (sub === 'retry' || sub === 'hold' || sub === 'release' || sub === 'purge') {
           const id = rest[0];
           if (!id || !/^[0-9a-f]{32}$/i.test(id)) throw new GatewayError('INVALID_ARGUMENT', `usage: aftersmtp queue ${sub} MESSAGE_ID [--recipient ADDR] --data DIR`);

@@ -76,6 +76,9 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
     expect(await lab.cli(['queue', 'retry', id, '--data', a.data])).toMatchObject({ affected: 1 });
     await until('delivery after retry', async () => ((await itemOf(id))?.state === 'delivered' ? true : undefined), 15_000);
     expect((await lab.receive('bob', b, 1)).map((m) => m.messageId)).toEqual([id]);
+    const delivered = (await itemOf(id)) as unknown as Record<string, unknown>;
+    expect(Date.parse(delivered.finishedAt as string)).toBeGreaterThan(Date.now() - 60_000); // when, not a next attempt
+    expect(delivered.nextAttempt).toBeUndefined();
     // A delivered item is left alone by a second retry.
     expect(await lab.cli(['queue', 'retry', id, '--data', a.data])).toMatchObject({ affected: 0 });
   });

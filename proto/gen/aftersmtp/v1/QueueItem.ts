@@ -10,6 +10,9 @@ export interface QueueItem {
    */
   'state'?: (string);
   'attempts'?: (number);
+  /**
+   * when it is due; for delivered and failed: when it finished
+   */
   'nextAttemptMs'?: (number | string | Long);
   'lastError'?: (string);
 }
@@ -22,6 +25,9 @@ export interface QueueItem__Output {
    */
   'state': (string);
   'attempts': (number);
+  /**
+   * when it is due; for delivered and failed: when it finished
+   */
   'nextAttemptMs': (number);
   'lastError': (string);
 }
