@@ -218,8 +218,11 @@ export class AfterSmtpNode {
       const addr = this.httpsServer.address() as AddressInfo;
       this.httpAddress = `${config.http.host}:${addr.port}`;
     }
-    this.pruneTimer = setInterval(() => { void this.prune(); }, 3600_000);
-    this.pruneTimer.unref();
+    // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
+    this.pruneTimer = setTimeout(() => {
+      void this.prune();
+      this.pruneTimer = setInterval(() => { void this.prune(); }, 3600_000).unref();
+    }, 60_000).unref();
     this.startedAt = Date.now();
     this.publishOwnDocument();
     const ready: ReadyInfo = {
@@ -377,7 +380,7 @@ export class AfterSmtpNode {
 
   /** Drains: stop taking calls, let in-flight ones finish (bounded), flush storage, close. */
   async stop(graceMs = 5000): Promise<void> {
-    clearInterval(this.pruneTimer);
+    clearTimeout(this.pruneTimer); // a Timeout: clears the first run and the hourly interval alike
     this.memory.stop();
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
