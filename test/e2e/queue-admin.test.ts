@@ -53,6 +53,8 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
     const id = await sendWhileBIsDown('held');
     expect(await lab.cli(['queue', 'hold', id, '--data', a.data])).toMatchObject({ event: 'queue-hold', affected: 1 });
     expect((await itemOf(id))?.state).toBe('held');
+    const held = await lab.cli(['queue', 'list', '--state', 'held', '--data', a.data]);
+    expect(held.map((i: { messageId: string }) => i.messageId)).toEqual([id]);
     // Queue depth by state, for the operator: in `status` and as a Prometheus gauge.
     const status = await lab.cli(['status', '--data', a.data]);
     expect(Object.fromEntries(Object.entries(status.outbound).map(([k, v]) => [k, Number(v)]))).toEqual({ queued: 0, deferred: 0, held: 1, failed: 0 });
