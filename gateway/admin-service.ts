@@ -38,35 +38,40 @@ export function adminHandlers(deps: AdminDeps): AdminHandlers {
       peers: (deps.federation?.peers() ?? []).map((p) => ({ ...p, transport: p.transport, rttMs: p.rttMs })),
     })),
     QueueList: guarded((req: { state: string }) => ({ items: deps.storage.listOutbound(req.state).map(toWire) })),
-    QueueAction: guarded(async (req: { action: string; messageId: Buffer; recipient: string }) => {
-      const items = deps.storage.outboundOf(req.messageId, req.recipient);
-      if (items.length === 0) throw new GatewayError('NOT_FOUND', 'no queued recipient matches');
-      let affected = 0;
+    QueueAction: guarded(async (req: { action: string; messageId: Buffer; recipient: string; domain: string }) => {
+      if (!['retry', 'hold', 'release', 'purge'].includes(req.action)) {
+        throw new GatewayError('INVALID_ARGUMENT', `unknown queue action "${req.action}" (retry, hold, release, purge)`);
+      }
+      const byMessage = req.messageId.length > 0;
+      if (byMessage === (req.domain !== '')) throw new GatewayError('INVALID_ARGUMENT', 'name either a message id or a domain ("*" for all)');
+      const items = byMessage ? deps.storage.outboundOf(req.messageId, req.recipient) : deps.storage.waitingOutbound(req.domain);
+      // One message that is not in the queue is a mistake; a domain with nothing waiting is an answer.
+      if (byMessage && items.length === 0) throw new GatewayError('NOT_FOUND', 'no queued recipient matches');
+      const now = Date.now();
+      const changes: Promise<void>[] = [];
       for (const item of items) {
         switch (req.action) {
           case 'retry':
             // A held item waits for release (an operator's hold is not undone by a flush), as in Postfix.
             if (item.state === 'delivered' || item.state === 'held') continue;
-            await deps.storage.updateOutbound({ ...item, state: 'queued', nextAttemptMs: Date.now(), expiresMs: item.expiresMs });
+            changes.push(deps.storage.updateOutbound({ ...item, state: 'queued', nextAttemptMs: now }));
             break;
           case 'hold':
             if (item.state !== 'queued' && item.state !== 'deferred') continue;
-            await deps.storage.updateOutbound({ ...item, state: 'held' });
+            changes.push(deps.storage.updateOutbound({ ...item, state: 'held' }));
             break;
           case 'release':
             if (item.state !== 'held') continue;
-            await deps.storage.updateOutbound({ ...item, state: 'queued', nextAttemptMs: Date.now() });
+            changes.push(deps.storage.updateOutbound({ ...item, state: 'queued', nextAttemptMs: now }));
             break;
           case 'purge':
-            await deps.storage.purgeOutbound(item.messageId, item.recipient);
+            changes.push(deps.storage.purgeOutbound(item.messageId, item.recipient));
             break;
-          default:
-            throw new GatewayError('INVALID_ARGUMENT', `unknown queue action "${req.action}" (retry, hold, release, purge)`);
         }
-        affected++;
       }
+      await Promise.all(changes); // issued together, so they share group commits
       deps.federation?.outbound.kick();
-      return { affected };
+      return { affected: changes.length };
     }),
   };
 }

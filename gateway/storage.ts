@@ -201,6 +201,7 @@ export class Storage extends EventEmitter {
       outboundCount: prepare(`SELECT count(*) AS n FROM outbound WHERE state = ?`),
       listOutbound: prepare(`SELECT * FROM outbound WHERE (? = '' OR state = ?) ORDER BY updated_ms DESC LIMIT 1000`),
       outboundOf: prepare(`SELECT * FROM outbound WHERE message_id = ? AND (? = '' OR recipient = ?)`),
+      waitingFor: prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred','held') AND (? = '*' OR domain = ?)`),
       deleteOutbound: prepare(`DELETE FROM outbound WHERE message_id = ? AND recipient = ?`),
       deleteOutboundEnvelopeIfDone: prepare(`DELETE FROM outbound_envelopes WHERE message_id = ? AND NOT EXISTS (SELECT 1 FROM outbound WHERE message_id = ? AND state NOT IN ('delivered','failed'))`),
       upsertRoute: prepare(`INSERT INTO routes VALUES (?,?,?) ON CONFLICT(domain) DO UPDATE SET did = excluded.did, endpoint = excluded.endpoint`),
@@ -425,6 +426,12 @@ export class Storage extends EventEmitter {
 
   listOutbound(state = ''): OutboundItem[] {
     return (this.stmts.listOutbound.all(state, state) as Record<string, unknown>[]).map(toOutbound);
+  }
+
+  /** Recipients still waiting (queued, deferred, held) for `domain`, or for every domain with "*". */
+  waitingOutbound(domain: string): OutboundItem[] {
+    const d = domain === '*' ? '*' : domain.toLowerCase();
+    return (this.stmts.waitingFor.all(d, d) as Record<string, unknown>[]).map(toOutbound);
   }
 
   outboundOf(messageId: Uint8Array, recipient = ''): OutboundItem[] {

@@ -41,7 +41,7 @@ const USAGE = `usage: aftersmtp <command> [options]
   peers --data DIR                                    (known federation peers, transport, RTT, last error)
   route add DOMAIN --did DID --endpoint quic://HOST:PORT[,relay://HOST:PORT] --data DIR
   route list|remove DOMAIN --data DIR
-  queue list [--state S] | retry|hold|release|purge MESSAGE_ID [--recipient ADDR]  --data DIR
+  queue list [--state S] | retry|hold|release|purge (MESSAGE_ID [--recipient ADDR] | --domain D | --all)  --data DIR
 
   --json   print machine-readable JSON
 `;
@@ -82,6 +82,7 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       'admin-token': { type: 'string' },
       recipient: { type: 'string' },
       state: { type: 'string' },
+      all: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -302,9 +303,13 @@ async function run(argv: string[]): Promise<number> {
           out(flags, items, items.map((i) => `${i.messageId} ${i.recipient} ${i.state} attempts=${i.attempts} ${'finishedAt' in i ? `finished=${i.finishedAt}` : `next=${i.nextAttempt}`} ${i.lastError}`).join('\n') || '(queue empty)');
         } else if (sub === 'retry' || sub === 'hold' || sub === 'release' || sub === 'purge') {
           const id = rest[0];
-          if (!id || !/^[0-9a-f]{32}$/i.test(id)) throw new GatewayError('INVALID_ARGUMENT', `usage: aftersmtp queue ${sub} MESSAGE_ID [--recipient ADDR] --data DIR`);
-          const r = await unary(admin.client.QueueAction.bind(admin.client), { action: sub, messageId: Buffer.from(id, 'hex'), recipient: (flags.recipient as string | undefined) ?? '' }, admin.metadata) as { affected: number };
-          out(flags, { event: `queue-${sub}`, messageId: id, affected: r.affected }, `${sub}: ${r.affected} recipient(s)`);
+          const domain = flags.all ? '*' : (flags.domain as string | undefined) ?? '';
+          if (id ? !/^[0-9a-f]{32}$/i.test(id) || domain : !domain) {
+            throw new GatewayError('INVALID_ARGUMENT', `usage: aftersmtp queue ${sub} (MESSAGE_ID [--recipient ADDR] | --domain DOMAIN | --all) --data DIR`);
+          }
+          const request = { action: sub, messageId: id ? Buffer.from(id, 'hex') : Buffer.alloc(0), recipient: (flags.recipient as string | undefined) ?? '', domain };
+          const r = await unary(admin.client.QueueAction.bind(admin.client), request, admin.metadata) as { affected: number };
+          out(flags, { event: `queue-${sub}`, ...(id ? { messageId: id } : { domain }), affected: r.affected }, `${sub}: ${r.affected} recipient(s)`);
         } else {
           throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp queue list|retry|hold|release|purge ...');
         }

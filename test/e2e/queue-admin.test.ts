@@ -85,6 +85,29 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
     expect(await lab.cli(['queue', 'retry', id, '--data', a.data])).toMatchObject({ affected: 0 });
   });
 
+  it('acts on every waiting recipient of a domain at once: hold --all, release and retry --domain', async () => {
+    const first = await sendWhileBIsDown('domain 1');
+    const second = await lab.send('alice', a, bob, 'domain 2');
+    await until('both deferred', async () => {
+      const items = await lab.queue(a);
+      return [first, second].every((id) => items.find((i) => i.messageId === id)?.state === 'deferred') ? true : undefined;
+    });
+    expect(await lab.cli(['queue', 'hold', '--all', '--data', a.data])).toMatchObject({ domain: '*', affected: 2 });
+    expect(await lab.cli(['queue', 'release', '--domain', 'b.test', '--data', a.data])).toMatchObject({ affected: 2 });
+    // Released means due now, but B is still down: both fail again and wait out their minute.
+    await until('both deferred again', async () => {
+      const items = await lab.queue(a);
+      return [first, second].every((id) => items.find((i) => i.messageId === id)?.attempts === 2) ? true : undefined;
+    });
+    await bringBBack();
+    expect(await lab.cli(['queue', 'retry', '--domain', 'B.TEST', '--data', a.data])).toMatchObject({ affected: 2 });
+    await until('both delivered', async () => {
+      const items = await lab.queue(a);
+      return [first, second].every((id) => items.find((i) => i.messageId === id)?.state === 'delivered') ? true : undefined;
+    }, 15_000);
+    expect((await lab.receive('bob', b, 2)).map((m) => m.messageId).sort()).toEqual([first, second].sort());
+  });
+
   it('purge drops a message for good: out of the queue, its envelope deleted, never delivered', async () => {
     const purged = await sendWhileBIsDown('purged');
     expect(await lab.cli(['queue', 'purge', purged, '--data', a.data])).toMatchObject({ affected: 1 });
@@ -108,7 +131,11 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
     expect(unknown.stderr).toMatch(/no queued recipient matches/);
     const malformed = await runCli(['queue', 'purge', 'not-an-id', '--data', a.data, '--json']);
     expect(malformed.code).not.toBe(0);
-    expect(malformed.stderr).toMatch(/usage: aftersmtp queue purge MESSAGE_ID/);
+    expect(malformed.stderr).toMatch(/usage: aftersmtp queue purge \(MESSAGE_ID/);
+    const both = await runCli(['queue', 'retry', '0'.repeat(32), '--domain', 'b.test', '--data', a.data, '--json']);
+    expect(both.code).not.toBe(0); // a message id or a domain, not both
+    // A domain with nothing waiting is an answer (0), not an error.
+    expect(await lab.cli(['queue', 'retry', '--domain', 'nowhere.test', '--data', a.data])).toMatchObject({ affected: 0 });
     expect(Array.isArray(await lab.queue(a))).toBe(true);
   });
 });

@@ -11,6 +11,11 @@ export interface QueueActionRequest {
    * empty = every recipient of the message
    */
   'recipient'?: (string);
+  /**
+   * Instead of message_id: every recipient still waiting (queued, deferred, held) for this domain, or for
+   * every domain with "*" (a flush after a peer's outage, a hold on a domain under investigation).
+   */
+  'domain'?: (string);
 }
 
 export interface QueueActionRequest__Output {
@@ -23,4 +28,9 @@ export interface QueueActionRequest__Output {
    * empty = every recipient of the message
    */
   'recipient': (string);
+  /**
+   * Instead of message_id: every recipient still waiting (queued, deferred, held) for this domain, or for
+   * every domain with "*" (a flush after a peer's outage, a hold on a domain under investigation).
+   */
+  'domain': (string);
 }
