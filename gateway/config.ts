@@ -61,6 +61,11 @@ export const configSchema = z.strictObject({
     maxLifetimeMs: z.number().int().min(60_000).default(7 * 24 * 3600 * 1000),
     clockSkewMs: z.number().int().min(0).default(5 * 60 * 1000),
     maxInFlightDeliveries: z.number().int().min(1).max(10_000).default(256),
+    /**
+     * Messages of one SubmitStream the node works on at once. Beyond it the node stops reading that stream
+     * until replies go out, so HTTP/2 flow control holds a sender back instead of the node's memory growing.
+     */
+    maxInFlightSubmits: z.number().int().min(1).max(10_000).default(256),
   }).prefault({}),
   /** DID resolution. */
   identity: z.strictObject({

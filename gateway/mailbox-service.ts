@@ -102,6 +102,7 @@ export class MailboxService {
         let draining = false;
         let ended = false;
         let outstanding = 0;
+        const maxOutstanding = this.deps.config.limits.maxInFlightSubmits;
         const finishIfDone = () => {
           if ((inputEnded || draining) && outstanding === 0 && !ended) {
             ended = true;
@@ -117,7 +118,7 @@ export class MailboxService {
         };
         call.on('data', (request: SubmitRequest__Output) => {
           if (ended) return;
-          outstanding++;
+          if (++outstanding >= maxOutstanding) call.pause(); // resumed as replies go out
           const result = draining
             ? Promise.resolve(refusal(request, new GatewayError('SHUTTING_DOWN', 'the node is shutting down; this message was not stored, send it again')))
             : this.accept(sender, request).then(
@@ -129,7 +130,7 @@ export class MailboxService {
             );
           chain = chain.then(() => result).then((reply) => {
             if (!call.cancelled && !ended) call.write(reply);
-            outstanding--;
+            if (outstanding-- === maxOutstanding && !ended) call.resume();
             finishIfDone();
           });
         });

@@ -10,7 +10,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import pino, { type Logger } from 'pino';
 import { loadProto } from '../proto/index.ts';
-import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResolver } from '../identity/index.ts';
+import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResolver, type SignatureCheck } from '../identity/index.ts';
 import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, fromB64u, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
@@ -42,6 +42,8 @@ export interface NodeOptions {
   didWebHosts?: Record<string, string>;
   /** Extra CA certificates trusted for did:web (PEM). */
   didWebCa?: string;
+  /** Ed25519 verification to use instead of the node's verifier worker (e.g. a slow one, in tests). */
+  verify?: SignatureCheck;
 }
 
 export interface ReadyInfo {
@@ -76,10 +78,11 @@ export class AfterSmtpNode {
   private readonly verifier = new SignatureVerifierPool();
   /** Heap growth under load; memory given back after start-up and whenever the node turns idle. */
   readonly memory: MemoryPolicy;
-  private readonly verify = (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array) => this.verifier.verify(publicKey, data, signature);
+  private readonly verify: SignatureCheck;
 
   constructor(opts: NodeOptions) {
     this.dataDir = opts.dataDir;
+    this.verify = opts.verify ?? ((publicKey, data, signature) => this.verifier.verify(publicKey, data, signature));
     const { config, keys } = openNodeFiles(opts.dataDir, opts.env ?? process.env);
     this.config = config;
     this.keys = keys;

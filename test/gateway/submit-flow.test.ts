@@ -1,0 +1,82 @@
+// A bulk sender that writes far ahead of the node: the node works on at most limits.maxInFlightSubmits
+// messages of one SubmitStream and stops reading the rest until replies go out (HTTP/2 flow control then
+// holds the sender back), so a flood costs the sender time, not the node memory. The node's Ed25519 check
+// is slowed on purpose (an injected fault): every message then waits in verification, where it can be
+// counted.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { join } from 'node:path';
+import pino from 'pino';
+import { tempDir } from '../helpers.ts';
+import { initNode } from '../../gateway/node-files.ts';
+import { AfterSmtpNode } from '../../gateway/node.ts';
+import { addMailbox } from '../../gateway/mailboxes.ts';
+import { connect, profileResolver, sealFor, type Clients, type MailboxProfile } from '../../gateway/client.ts';
+import { verifySignature } from '../../identity/index.ts';
+import type { Envelope } from '../../proto/index.ts';
+
+const LIMIT = 4;
+const COUNT = 40;
+
+describe('SubmitStream flow control', () => {
+  const dir = tempDir();
+  const data = join(dir.path, 'node');
+  let node: AfterSmtpNode;
+  let alice: MailboxProfile;
+  let clients: Clients;
+  let bobDid = '';
+  let verifying = 0;
+  let mostVerifying = 0;
+  let openGate: () => void = () => {};
+  const gate = new Promise<void>((resolve) => { openGate = resolve; });
+
+  beforeAll(async () => {
+    await initNode({ dataDir: data, domain: 'example.test', grpcPort: 0 });
+    alice = addMailbox({ dataDir: data, address: 'alice@example.test', profileFile: join(dir.path, 'alice.json') });
+    bobDid = addMailbox({ dataDir: data, address: 'bob@example.test', profileFile: join(dir.path, 'bob.json') }).did;
+    node = new AfterSmtpNode({
+      dataDir: data,
+      env: { AFTERSMTP_LIMITS__MAX_IN_FLIGHT_SUBMITS: String(LIMIT) },
+      logger: pino({ level: 'silent' }),
+      verify: async (publicKey, message, signature) => {
+        mostVerifying = Math.max(mostVerifying, ++verifying);
+        await gate;
+        verifying--;
+        return verifySignature(publicKey, message, signature);
+      },
+    });
+    clients = connect(alice, (await node.start()).grpc);
+  });
+
+  afterAll(async () => {
+    openGate();
+    clients?.close();
+    await node?.stop(500);
+    dir.cleanup();
+  });
+
+  it(`works on at most ${LIMIT} messages of a stream at once, then answers all ${COUNT} in order`, async () => {
+    const envelopes: Envelope[] = [];
+    for (let i = 0; i < COUNT; i++) {
+      envelopes.push((await sealFor(alice, clients, profileResolver(alice), { to: ['bob@example.test'], subject: `flood ${i}`, text: 'x'.repeat(4000), knownDids: { 'bob@example.test': bobDid } })).envelope);
+    }
+    const call = clients.mailbox.SubmitStream(clients.metadata);
+    const refs: number[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      call.on('data', (reply: any) => { if (reply.error) reject(new Error(reply.error.message)); else refs.push(Number(reply.clientRef)); });
+      call.on('end', resolve);
+      call.on('error', reject);
+    });
+    envelopes.forEach((envelope, i) => call.write({ envelope, clientRef: i })); // all at once, no window
+    call.end();
+
+    // Everything is written; the node must still be holding only LIMIT of them.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(verifying).toBe(LIMIT);
+    expect(refs).toEqual([]);
+
+    openGate();
+    await done;
+    expect(refs).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+    expect(mostVerifying).toBe(LIMIT);
+  });
+});
