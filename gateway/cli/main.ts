@@ -37,6 +37,7 @@ const USAGE = `usage: aftersmtp <command> [options]
   proof MESSAGE_ID --profile FILE [--node HOST:PORT]          (prints a self-contained proof bundle)
   verify BUNDLE.json [--signed FILE | --envelope FILE [--profile FILE]] [--substrate ws://...] [--require-anchor] [--min-cosignatures N]
   config print --data DIR
+  backup --data DIR --out NEWDIR                      (a consistent copy, also of a running node)
   status --data DIR                                   (node status through the Admin API)
   peers --data DIR                                    (known federation peers, transport, RTT, last error)
   route add DOMAIN --did DID --endpoint quic://HOST:PORT[,relay://HOST:PORT] --data DIR
@@ -83,6 +84,7 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       recipient: { type: 'string' },
       state: { type: 'string' },
       all: { type: 'boolean' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -316,6 +318,12 @@ async function run(argv: string[]): Promise<number> {
       } finally {
         admin.close();
       }
+      return 0;
+    }
+    case 'backup': {
+      const { backupNode } = await import('../backup.ts');
+      const result = backupNode({ dataDir: resolvePath(need(flags, 'data')), out: resolvePath(need(flags, 'out')) });
+      out(flags, { event: 'backup', ...result }, `node copied to ${result.out}\n  databases (snapshots): ${result.databases.join(', ')}\n  other files: ${result.files}`);
       return 0;
     }
     case 'config': {

@@ -1,0 +1,90 @@
+// A consistent copy of a node's data directory, taken while the node runs.
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { GatewayError } from './errors.ts';
+import { READY_FILE } from './mailboxes.ts';
+import { openNodeFiles } from './node-files.ts';
+
+export interface BackupResult {
+  out: string;
+  /** The SQLite databases, in the order their snapshots were taken (relative paths). */
+  databases: string[];
+  /** Other files copied as they are (config, keys, TLS material, anchoring state). */
+  files: number;
+}
+
+/** SQLite's side files: the snapshot replaces them. */
+const SQLITE_SIDE_FILE = /-(wal|shm|journal)$/;
+
+/**
+ * Copies the node in `dataDir` to `out`, which must not exist or be empty. The node may be running:
+ * each SQLite database is copied with `VACUUM INTO`, a consistent snapshot taken in one read
+ * transaction that never blocks the node's writer. The transparency log goes first and the store
+ * second, so a node started from the copy finds every stored message's leaf, or puts back the few
+ * that arrived between the two snapshots (the start-up repair for a crash). Every other file is copied
+ * with its mode; the copy is a complete data directory (`aftersmtp start --data OUT`).
+ */
+export function backupNode(opts: { dataDir: string; out: string }): BackupResult {
+  const { dataDir, out } = opts;
+  const { config } = openNodeFiles(dataDir); // a node is there, and its config is valid
+  if (existsSync(out) && readdirSync(out).length > 0) throw new GatewayError('INVALID_ARGUMENT', `${out} exists and is not empty; name a new directory`);
+  const known = [config.ledger.file, config.storage.file];
+  for (const file of known) {
+    if (isAbsolute(file) || relative(dataDir, join(dataDir, file)).startsWith('..')) {
+      throw new GatewayError('INVALID_ARGUMENT', `the database ${file} is outside the data directory; back it up with the node's files yourself`);
+    }
+  }
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+
+  const databases: string[] = [];
+  let files = 0;
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(join(dataDir, dir), { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        mkdirSync(join(out, path), { mode: statSync(join(dataDir, path)).mode & 0o777 });
+        walk(path);
+      } else if (entry.isFile() && !SQLITE_SIDE_FILE.test(entry.name) && path !== READY_FILE) {
+        if (isSqlite(join(dataDir, path))) {
+          databases.push(path);
+        } else {
+          copyFileSync(join(dataDir, path), join(out, path));
+          chmodSync(join(out, path), statSync(join(dataDir, path)).mode & 0o777);
+          files++;
+        }
+      }
+    }
+  };
+  walk('');
+  // The log first, then the store, then whatever else (see above).
+  databases.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  for (const path of databases) {
+    const source = new DatabaseSync(join(dataDir, path), { readOnly: true });
+    try {
+      source.exec(`VACUUM INTO '${join(out, path).replaceAll("'", "''")}'`);
+    } catch (err) {
+      throw new GatewayError('STORAGE', `cannot snapshot ${join(dataDir, path)}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      source.close();
+    }
+    chmodSync(join(out, path), 0o600);
+  }
+  return { out, databases, files };
+
+  function rank(path: string): number {
+    const i = known.indexOf(path);
+    return i === -1 ? known.length : i;
+  }
+}
+
+/** A SQLite database file starts with this 16-byte header string. */
+function isSqlite(file: string): boolean {
+  const fd = openSync(file, 'r');
+  try {
+    const header = Buffer.alloc(16);
+    return readSync(fd, header, 0, 16, 0) === 16 && header.toString('latin1') === 'SQLite format 3\0';
+  } finally {
+    closeSync(fd);
+  }
+}
