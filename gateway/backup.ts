@@ -20,16 +20,17 @@ const SQLITE_SIDE_FILE = /-(wal|shm|journal)$/;
 /**
  * Copies the node in `dataDir` to `out`, which must not exist or be empty. The node may be running:
  * each SQLite database is copied with `VACUUM INTO`, a consistent snapshot taken in one read
- * transaction that never blocks the node's writer. The transparency log goes first and the store
- * second, so a node started from the copy finds every stored message's leaf, or puts back the few
- * that arrived between the two snapshots (the start-up repair for a crash). Every other file is copied
- * with its mode; the copy is a complete data directory (`aftersmtp start --data OUT`).
+ * transaction that never blocks the node's writer. The store goes first and the transparency log
+ * second: the node appends a message's leaf before it stores the envelope, so the later log snapshot
+ * holds the leaf of every message in the store snapshot, at the index its receipt names (a few newer
+ * leaves without envelopes are harmless, as after a failed store). Every other file is copied with its
+ * mode; the copy is a complete data directory (`aftersmtp start --data OUT`).
  */
 export function backupNode(opts: { dataDir: string; out: string }): BackupResult {
   const { dataDir, out } = opts;
   const { config } = openNodeFiles(dataDir); // a node is there, and its config is valid
   if (existsSync(out) && readdirSync(out).length > 0) throw new GatewayError('INVALID_ARGUMENT', `${out} exists and is not empty; name a new directory`);
-  const known = [config.ledger.file, config.storage.file];
+  const known = [config.storage.file, config.ledger.file]; // snapshot order, see above
   for (const file of known) {
     if (isAbsolute(file) || relative(dataDir, join(dataDir, file)).startsWith('..')) {
       throw new GatewayError('INVALID_ARGUMENT', `the database ${file} is outside the data directory; back it up with the node's files yourself`);
@@ -57,7 +58,7 @@ export function backupNode(opts: { dataDir: string; out: string }): BackupResult
     }
   };
   walk('');
-  // The log first, then the store, then whatever else (see above).
+  // The store, then the log, then whatever else (see above).
   databases.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   for (const path of databases) {
     const source = new DatabaseSync(join(dataDir, path), { readOnly: true });
