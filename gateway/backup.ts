@@ -30,6 +30,10 @@ export function backupNode(opts: { dataDir: string; out: string }): BackupResult
   const { dataDir, out } = opts;
   const { config } = openNodeFiles(dataDir); // a node is there, and its config is valid
   if (existsSync(out) && readdirSync(out).length > 0) throw new GatewayError('INVALID_ARGUMENT', `${out} exists and is not empty; name a new directory`);
+  const inside = relative(dataDir, out);
+  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+    throw new GatewayError('INVALID_ARGUMENT', `${out} is inside the data directory ${dataDir}; put the copy somewhere else`);
+  }
   const known = [config.storage.file, config.ledger.file]; // snapshot order, see above
   for (const file of known) {
     if (isAbsolute(file) || relative(dataDir, join(dataDir, file)).startsWith('..')) {

@@ -93,6 +93,9 @@ describe('backup of a running node', { timeout: 120_000 }, () => {
     const refused = await runCli(['backup', '--data', data, '--out', busy]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/exists and is not empty/);
+    const within = await runCli(['backup', '--data', data, '--out', join(data, 'backup')]);
+    expect(within.code).not.toBe(0);
+    expect(within.stderr).toMatch(/is inside the data directory/);
     const nothing = await runCli(['backup', '--data', join(dir.path, 'none'), '--out', join(dir.path, 'fresh')]);
     expect(nothing.code).not.toBe(0);
     expect(nothing.stderr).toMatch(/no AfterSMTP node/);
