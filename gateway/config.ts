@@ -25,6 +25,8 @@ export const configSchema = z.strictObject({
     streamWindowBytes: z.number().int().min(HTTP2_DEFAULT_WINDOW).max(HTTP2_MAX_WINDOW).default(1024 * 1024),
     /** HTTP/2 receive window per app connection, shared by its streams. */
     connectionWindowBytes: z.number().int().min(HTTP2_DEFAULT_WINDOW).max(HTTP2_MAX_WINDOW).default(4 * 1024 * 1024),
+    /** Calls (HTTP/2 streams) one app connection may have open at once; more wait in the client. */
+    maxConcurrentStreams: z.number().int().min(1).max(100_000).default(1000),
   }).prefault({}),
   /** HTTPS for did:web documents (/.well-known/did.json, /users/<name>/did.json). */
   http: z.strictObject({

@@ -151,6 +151,7 @@ export class AfterSmtpNode {
       'grpc.max_receive_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.max_send_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_concurrent_streams': config.grpc.maxConcurrentStreams,
     });
     this.ledger.start();
     if (config.federation.enabled) {

@@ -11,7 +11,7 @@ import { tempDir, runCli, startNodeProcess, freePorts } from '../helpers.ts';
 describe('config', () => {
   it('fills defaults that describe a working loopback node', () => {
     const c = parseConfig({});
-    expect(c.grpc).toEqual({ host: '127.0.0.1', port: 7443, streamWindowBytes: 1024 * 1024, connectionWindowBytes: 4 * 1024 * 1024 });
+    expect(c.grpc).toEqual({ host: '127.0.0.1', port: 7443, streamWindowBytes: 1024 * 1024, connectionWindowBytes: 4 * 1024 * 1024, maxConcurrentStreams: 1000 });
     expect(c.node.didMethod).toBe('key');
     expect(c.limits.maxEnvelopeBytes).toBe(25 * 1024 * 1024);
     expect(c.memory).toEqual({ heapGrowthPercent: 100, idleTrim: true });

@@ -10,7 +10,7 @@ import { tempDir } from '../helpers.ts';
 import { initNode } from '../../gateway/node-files.ts';
 import { AfterSmtpNode } from '../../gateway/node.ts';
 import { addMailbox } from '../../gateway/mailboxes.ts';
-import { connect, profileResolver, sealFor, type Clients, type MailboxProfile } from '../../gateway/client.ts';
+import { connect, profileResolver, sealFor, submit, type Clients, type MailboxProfile } from '../../gateway/client.ts';
 import { verifySignature } from '../../identity/index.ts';
 import type { Envelope } from '../../proto/index.ts';
 
@@ -26,8 +26,10 @@ describe('SubmitStream flow control', () => {
   let bobDid = '';
   let verifying = 0;
   let mostVerifying = 0;
+  // Verification waits at this gate until a test opens it; each test closes it anew.
   let openGate: () => void = () => {};
-  const gate = new Promise<void>((resolve) => { openGate = resolve; });
+  let gate = Promise.resolve();
+  const closeGate = () => { gate = new Promise<void>((resolve) => { openGate = resolve; }); mostVerifying = 0; };
 
   beforeAll(async () => {
     await initNode({ dataDir: data, domain: 'example.test', grpcPort: 0 });
@@ -35,7 +37,7 @@ describe('SubmitStream flow control', () => {
     bobDid = addMailbox({ dataDir: data, address: 'bob@example.test', profileFile: join(dir.path, 'bob.json') }).did;
     node = new AfterSmtpNode({
       dataDir: data,
-      env: { AFTERSMTP_LIMITS__MAX_IN_FLIGHT_SUBMITS: String(LIMIT) },
+      env: { AFTERSMTP_LIMITS__MAX_IN_FLIGHT_SUBMITS: String(LIMIT), AFTERSMTP_GRPC__MAX_CONCURRENT_STREAMS: String(LIMIT) },
       logger: pino({ level: 'silent' }),
       verify: async (publicKey, message, signature) => {
         mostVerifying = Math.max(mostVerifying, ++verifying);
@@ -55,6 +57,7 @@ describe('SubmitStream flow control', () => {
   });
 
   it(`works on at most ${LIMIT} messages of a stream at once, then answers all ${COUNT} in order`, async () => {
+    closeGate();
     const envelopes: Envelope[] = [];
     for (let i = 0; i < COUNT; i++) {
       envelopes.push((await sealFor(alice, clients, profileResolver(alice), { to: ['bob@example.test'], subject: `flood ${i}`, text: 'x'.repeat(4000), knownDids: { 'bob@example.test': bobDid } })).envelope);
@@ -77,6 +80,18 @@ describe('SubmitStream flow control', () => {
     openGate();
     await done;
     expect(refs).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+    expect(mostVerifying).toBe(LIMIT);
+  });
+
+  it(`takes at most ${LIMIT} concurrent calls from one connection; the others wait in the client, none fails`, async () => {
+    closeGate();
+    const envelopes = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      sealFor(alice, clients, profileResolver(alice), { to: ['bob@example.test'], subject: `unary ${i}`, text: 'y', knownDids: { 'bob@example.test': bobDid } }).then((s) => s.envelope)));
+    const replies = Promise.all(envelopes.map((envelope) => submit(clients, envelope)));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(verifying).toBe(LIMIT);
+    openGate();
+    expect((await replies).every((r) => r.deliveredLocal[0] === 'bob@example.test')).toBe(true);
     expect(mostVerifying).toBe(LIMIT);
   });
 });
