@@ -25,7 +25,7 @@ export function addMailbox(args: { dataDir: string; address: string; profileFile
     throw new GatewayError('INVALID_ARGUMENT', `${domain} is not a domain of this node (${config.node.domains.join(', ')})`);
   }
   const identity = generateIdentity({ method: config.node.didMethod, domain: nodeKeys.did.startsWith('did:web:') ? nodeKeys.did.slice('did:web:'.length) : domain, path: ['users', local] });
-  const token = `asmtp_${b64u(randomBytes(32))}`;
+  const token = newToken();
   const storage = new Storage(dataPath(dataDir, config.storage.file));
   try {
     storage.addMailbox({
@@ -61,6 +61,34 @@ export function addMailbox(args: { dataDir: string; address: string; profileFile
   };
   writeSecretFile(args.profileFile, JSON.stringify(profile, null, 2));
   return profile;
+}
+
+function newToken(): string {
+  return `asmtp_${b64u(randomBytes(32))}`;
+}
+
+/**
+ * Gives a mailbox a new API token, for a token that leaked or an app that changes hands: the old token
+ * stops working within seconds (a running node re-reads a token's mailbox every TOKEN_CACHE_MS). With
+ * `profileFile` (the mailbox's existing profile) the new token is written into it; the keys stay.
+ */
+export function renewMailboxToken(args: { dataDir: string; address: string; profileFile?: string; env?: NodeJS.ProcessEnv }): { address: string; token: string } {
+  const { config } = openNodeFiles(args.dataDir, args.env);
+  const address = args.address.trim().toLowerCase();
+  let profile: MailboxProfile | undefined;
+  if (args.profileFile) {
+    profile = JSON.parse(readFileSync(args.profileFile, 'utf8')) as MailboxProfile;
+    if (profile.address !== address) throw new GatewayError('INVALID_ARGUMENT', `${args.profileFile} is the profile of ${profile.address}, not ${address}`);
+  }
+  const token = newToken();
+  const storage = new Storage(dataPath(args.dataDir, config.storage.file));
+  try {
+    storage.setMailboxToken(address, tokenSha256(token));
+  } finally {
+    storage.close();
+  }
+  if (profile && args.profileFile) writeSecretFile(args.profileFile, JSON.stringify({ ...profile, token }, null, 2));
+  return { address, token };
 }
 
 export function readReady(dataDir: string): ReadyInfo | undefined {

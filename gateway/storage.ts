@@ -179,6 +179,7 @@ export class Storage extends EventEmitter {
     };
     this.stmts = {
       insertMailbox: prepare(`INSERT INTO mailboxes VALUES (?,?,?,?,?,?,?,?,?)`),
+      setMailboxToken: prepare(`UPDATE mailboxes SET token_sha256 = ? WHERE address = ?`),
       mailboxByAddress: prepare(`SELECT * FROM mailboxes WHERE address = ?`),
       mailboxByToken: prepare(`SELECT * FROM mailboxes WHERE token_sha256 = ?`),
       mailboxByDid: prepare(`SELECT * FROM mailboxes WHERE did = ?`),
@@ -290,6 +291,12 @@ export class Storage extends EventEmitter {
   }
 
   // --- mailboxes ---------------------------------------------------------------------------------------
+
+  /** Replaces a mailbox's API token (its hash); a running node stops accepting the old one within TOKEN_CACHE_MS. */
+  setMailboxToken(address: string, tokenSha256: string): void {
+    const changed = Number(this.stmts.setMailboxToken.run(tokenSha256, address.toLowerCase()).changes);
+    if (changed === 0) throw new GatewayError('NOT_FOUND', `no mailbox ${address} on this node`);
+  }
 
   addMailbox(m: MailboxRecord): void {
     if (this.mailboxByAddress(m.address)) throw new GatewayError('MAILBOX_EXISTS', `mailbox ${m.address} already exists`);

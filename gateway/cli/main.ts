@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync, existsSync, rmSync, mkdirSync } from 'node
 import { join, resolve as resolvePath } from 'node:path';
 import { initNode } from '../node-files.ts';
 import { loadConfig, redactConfig } from '../config.ts';
-import { addMailbox, READY_FILE } from '../mailboxes.ts';
+import { addMailbox, renewMailboxToken, READY_FILE } from '../mailboxes.ts';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../client.ts';
 import { GatewayError } from '../errors.ts';
 import { unary } from '../client.ts';
@@ -31,6 +31,7 @@ const USAGE = `usage: aftersmtp <command> [options]
   init --data DIR --domain DOMAIN [--did-method key|web] [--grpc-port N] [--http-port N] [--quic-port N] [--relay-port N]
   start --data DIR [--init-domain DOMAIN]   (creates the node first if DIR holds none)
   mailbox add ADDRESS --data DIR --profile FILE
+  mailbox token ADDRESS --data DIR [--profile FILE]   (a new API token; the old one stops working)
   send --profile FILE [--node HOST:PORT] --to ADDR [--to ADDR ...] --subject S (--body TEXT | --eml FILE)
   subscribe --profile FILE [--node HOST:PORT] [--count N] [--from-cursor N] [--save-dir DIR]
   ledger status --profile FILE [--node HOST:PORT]
@@ -143,7 +144,15 @@ async function run(argv: string[]): Promise<number> {
       return startNode(dataDir);
     }
     case 'mailbox': {
-      if (sub !== 'add' || !rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp mailbox add ADDRESS --data DIR --profile FILE');
+      if (sub === 'token' && rest[0]) {
+        const profileFile = typeof flags.profile === 'string' ? resolvePath(flags.profile) : undefined;
+        const renewed = renewMailboxToken({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], profileFile });
+        out(flags, { event: 'mailbox-token', address: renewed.address, ...(profileFile ? { profile: profileFile } : { token: renewed.token }) },
+          profileFile ? `new token for ${renewed.address} written to ${profileFile}; the old one stops working within seconds`
+            : `new token for ${renewed.address} (shown once): ${renewed.token}\n  the old one stops working within seconds`);
+        return 0;
+      }
+      if (sub !== 'add' || !rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp mailbox add ADDRESS --data DIR --profile FILE | mailbox token ADDRESS --data DIR [--profile FILE]');
       const profileFile = resolvePath(need(flags, 'profile'));
       const profile = addMailbox({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], profileFile });
       out(flags, { event: 'mailbox-added', address: profile.address, did: profile.did, profile: profileFile },

@@ -4,7 +4,8 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { statSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { tempDir, runCli, startNodeProcess, jsonLines, type RunningNode } from '../helpers.ts';
-import { connect, readProfile } from '../../gateway/client.ts';
+import { connect, readProfile, unary } from '../../gateway/client.ts';
+import { until } from '../helpers.ts';
 
 for (const method of ['key', 'web'] as const) {
   describe(`user journey (did:${method})`, { timeout: 120_000 }, () => {
@@ -134,6 +135,41 @@ for (const method of ['key', 'web'] as const) {
       // The signed message bob keeps holds the file's exact bytes (CRLF and UTF-8 untouched).
       const signed = readFileSync(join(saveDir, readdirSync(saveDir)[0]!));
       expect(signed.indexOf(eml)).toBeGreaterThan(-1);
+    });
+
+    it('mailbox token gives bob a new API token: the old one stops working, keys and DID stay', async () => {
+      const file = join(dir.path, 'bob.json');
+      const before = readProfile(file);
+      const whoAmI = async (token: string) => {
+        const clients = connect({ ...before, token }, node.ready.grpc);
+        try {
+          return await unary(clients.mailbox.WhoAmI.bind(clients.mailbox), {}, clients.metadata) as { address: string };
+        } finally {
+          clients.close();
+        }
+      };
+      expect((await whoAmI(before.token)).address).toBe('bob@example.test');
+      const renewed = await runCli(['mailbox', 'token', 'bob@example.test', '--data', data, '--profile', file, '--json']);
+      expect(renewed.code, renewed.stderr).toBe(0);
+      expect(JSON.parse(renewed.stdout)).not.toHaveProperty('token'); // written to the profile, not printed
+      const after = readProfile(file);
+      expect(after.token).not.toBe(before.token);
+      expect({ ...after, token: '' }).toEqual({ ...before, token: '' });
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect((await whoAmI(after.token)).address).toBe('bob@example.test');
+      await until('the old token refused', async () => (await whoAmI(before.token).then(() => undefined, (err: { code: number }) => err.code)), 20_000)
+        .then((code) => expect(code).toBe(16)); // UNAUTHENTICATED
+
+      // Without a profile the token is printed once, for an operator to hand over.
+      const printed = await runCli(['mailbox', 'token', 'bob@example.test', '--data', data, '--json']);
+      expect(printed.code, printed.stderr).toBe(0);
+      const { token } = JSON.parse(printed.stdout);
+      expect(token).toMatch(/^asmtp_[A-Za-z0-9_-]{43}$/);
+      expect((await whoAmI(token)).address).toBe('bob@example.test');
+      writeFileSync(file, JSON.stringify({ ...after, token }, null, 2), { mode: 0o600 }); // later tests use the profile
+      const unknown = await runCli(['mailbox', 'token', 'nobody@example.test', '--data', data]);
+      expect(unknown.code).not.toBe(0);
+      expect(unknown.stderr).toMatch(/no mailbox nobody@example\.test/);
     });
 
     it('prints the merged config with secrets redacted', async () => {
