@@ -184,6 +184,7 @@ export class Storage extends EventEmitter {
       mailboxByToken: prepare(`SELECT * FROM mailboxes WHERE token_sha256 = ?`),
       mailboxByDid: prepare(`SELECT * FROM mailboxes WHERE did = ?`),
       countMailboxes: prepare(`SELECT count(*) AS n FROM mailboxes`),
+      listMailboxes: prepare(`SELECT * FROM mailboxes ORDER BY address`),
       maxSeq: prepare(`SELECT coalesce(max(seq), 0) AS s FROM deliveries WHERE mailbox = ?`),
       insertDelivery: prepare(`INSERT INTO deliveries (mailbox, seq, message_id, envelope, received_ms, log_index) VALUES (?,?,?,?,?,?)`),
       pending: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries
@@ -291,6 +292,10 @@ export class Storage extends EventEmitter {
   }
 
   // --- mailboxes ---------------------------------------------------------------------------------------
+
+  listMailboxes(): MailboxRecord[] {
+    return (this.stmts.listMailboxes.all() as unknown[]).map((row) => toMailbox(row)!);
+  }
 
   /** Replaces a mailbox's API token (its hash); a running node stops accepting the old one within TOKEN_CACHE_MS. */
   setMailboxToken(address: string, tokenSha256: string): void {

@@ -32,6 +32,7 @@ const USAGE = `usage: aftersmtp <command> [options]
   start --data DIR [--init-domain DOMAIN]   (creates the node first if DIR holds none)
   mailbox add ADDRESS --data DIR --profile FILE
   mailbox token ADDRESS --data DIR [--profile FILE]   (a new API token; the old one stops working)
+  mailbox list --data DIR
   send --profile FILE [--node HOST:PORT] --to ADDR [--to ADDR ...] --subject S (--body TEXT | --eml FILE)
   subscribe --profile FILE [--node HOST:PORT] [--count N] [--from-cursor N] [--save-dir DIR]
   ledger status --profile FILE [--node HOST:PORT]
@@ -144,6 +145,18 @@ async function run(argv: string[]): Promise<number> {
       return startNode(dataDir);
     }
     case 'mailbox': {
+      if (sub === 'list') {
+        const dataDir = resolvePath(need(flags, 'data'));
+        const { config } = openNodeFiles(dataDir);
+        const storage = new Storage(dataPath(dataDir, config.storage.file));
+        try {
+          const mailboxes = storage.listMailboxes().map((m) => ({ address: m.address, did: m.did, created: new Date(m.createdMs).toISOString() }));
+          out(flags, mailboxes, mailboxes.map((m) => `${m.address} ${m.did} created ${m.created}`).join('\n') || '(no mailboxes)');
+        } finally {
+          await storage.close();
+        }
+        return 0;
+      }
       if (sub === 'token' && rest[0]) {
         const profileFile = typeof flags.profile === 'string' ? resolvePath(flags.profile) : undefined;
         const renewed = renewMailboxToken({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], profileFile });
@@ -152,7 +165,7 @@ async function run(argv: string[]): Promise<number> {
             : `new token for ${renewed.address} (shown once): ${renewed.token}\n  the old one stops working within seconds`);
         return 0;
       }
-      if (sub !== 'add' || !rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp mailbox add ADDRESS --data DIR --profile FILE | mailbox token ADDRESS --data DIR [--profile FILE]');
+      if (sub !== 'add' || !rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp mailbox add ADDRESS --data DIR --profile FILE | mailbox list --data DIR | mailbox token ADDRESS --data DIR [--profile FILE]');
       const profileFile = resolvePath(need(flags, 'profile'));
       const profile = addMailbox({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], profileFile });
       out(flags, { event: 'mailbox-added', address: profile.address, did: profile.did, profile: profileFile },

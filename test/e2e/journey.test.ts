@@ -49,6 +49,10 @@ for (const method of ['key', 'web'] as const) {
       }
       const profile = JSON.parse(readFileSync(alice, 'utf8'));
       expect(profile.signing.privateKey).toBeTruthy();
+      const listed = await runCli(['mailbox', 'list', '--data', data, '--json']);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(JSON.parse(listed.stdout).map((m: { address: string; did: string }) => [m.address, m.did]))
+        .toEqual([['alice@example.test', profile.did], ['bob@example.test', JSON.parse(readFileSync(bob, 'utf8')).did]]);
 
       const sent: string[] = [];
       for (let i = 0; i < 20; i++) {
