@@ -3,11 +3,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
+import { until } from '../helpers.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
-import { metricsOf } from './lab.ts';
+import { NodeLab, metricsOf, type LabNode } from './lab.ts';
 import { DatabaseSync } from 'node:sqlite';
-import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
+import { readProfile, connect, profileResolver, sealFor, submit } from '../../gateway/client.ts';
 import { envelopeFromWire } from '../../gateway/wire.ts';
 import { createDidResolver, encodeEnvelope } from '../../identity/index.ts';
 import { receiptFromStored, verifyReceipt, type StoredReceipt } from '../../gateway/federation/receipt.ts';
@@ -15,55 +15,17 @@ import type { Envelope__Output } from '../../proto/index.ts';
 
 const FAST_RETRY = { AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200', AFTERSMTP_FEDERATION__RETRY__MAX_MS: '1000', AFTERSMTP_FEDERATION__ACK_TIMEOUT_MS: '2000', AFTERSMTP_FEDERATION__DIAL_TIMEOUT_MS: '1500', AFTERSMTP_LOG__LEVEL: 'warn' };
 
-interface TestNode { name: string; domain: string; data: string; did: string; proc?: RunningNode; env: NodeJS.ProcessEnv }
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('federation between two nodes', { timeout: 120_000 }, () => {
-  const dir = tempDir();
-  const nodes: Record<string, TestNode> = {};
+  const lab = new NodeLab(FAST_RETRY);
+  const nodes: Record<string, LabNode> = {};
   let dns: TestDnsServer;
-
-  async function makeNode(name: string, domain: string, method: 'key' | 'web' = 'key', env: NodeJS.ProcessEnv = {}): Promise<TestNode> {
-    const data = join(dir.path, name);
-    const init = await runCli(['init', '--data', data, '--domain', domain, '--did-method', method, '--grpc-port', '0', '--json']);
-    expect(init.code, init.stderr).toBe(0);
-    const node: TestNode = { name, domain, data, did: JSON.parse(init.stdout).did, env: { ...FAST_RETRY, ...env } };
-    nodes[name] = node;
-    return node;
-  }
-  async function start(node: TestNode): Promise<RunningNode> {
-    node.proc = await startNodeProcess(node.data, node.env);
-    return node.proc;
-  }
-  async function cli(args: string[]) {
-    const r = await runCli([...args, '--json']);
-    expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(0);
-    return r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-  }
-  const profile = (name: string) => join(dir.path, `${name}.json`);
-  async function receive(name: string, node: TestNode, count: number, timeoutMs = 20_000): Promise<ReceivedMessage[]> {
-    const p = readProfile(profile(name));
-    const clients = connect(p, node.proc!.ready.grpc);
-    const got: ReceivedMessage[] = [];
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
-    await subscribe(p, clients, profileResolver(p), { count, signal: controller.signal, onMessage: (m) => { got.push(m); } });
-    clearTimeout(timer);
-    clients.close();
-    return got;
-  }
-  async function queue(node: TestNode) {
-    return (await cli(['queue', 'list', '--data', node.data])) as { messageId: string; recipient: string; state: string; lastError: string; attempts: number }[];
-  }
+  const makeNode = async (name: string, domain: string, method: 'key' | 'web' = 'key', env: NodeJS.ProcessEnv = {}) =>
+    (nodes[name] = await lab.makeNode(name, domain, { method, env }));
+  const start = (node: LabNode) => lab.start(node);
+  const cli = (args: string[]) => lab.cli(args);
+  const profile = (name: string) => lab.profile(name);
+  const receive = (name: string, node: LabNode, count: number, timeoutMs?: number) => lab.receive(name, node, count, timeoutMs);
+  const queue = (node: LabNode) => lab.queue(node);
 
   beforeAll(async () => {
     dns = await startDnsServer();
@@ -79,12 +41,8 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
   });
 
   afterAll(async () => {
-    for (const n of Object.values(nodes)) {
-      n.proc?.child.kill('SIGTERM');
-      await n.proc?.exited;
-    }
+    await lab.close();
     await dns?.close();
-    dir.cleanup();
   });
 
   it('relays alice@a.test -> bob@b.test over QUIC; bob verifies; A records the receipt', async () => {
