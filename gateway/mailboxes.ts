@@ -3,12 +3,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { dataPath } from './config.ts';
+import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, generateIdentity, writeSecretFile, b64u, fromB64u } from './node-files.ts';
 import { Storage } from './storage.ts';
 import { tokenSha256 } from './mailbox-service.ts';
 import { GatewayError } from './errors.ts';
-import type { MailboxProfile } from './client.ts';
+import { readProfile, type MailboxProfile } from './client.ts';
 import type { ReadyInfo } from './node.ts';
 
 export const READY_FILE = 'node.ready.json';
@@ -26,8 +26,7 @@ export function addMailbox(args: { dataDir: string; address: string; profileFile
   }
   const identity = generateIdentity({ method: config.node.didMethod, domain: nodeKeys.did.startsWith('did:web:') ? nodeKeys.did.slice('did:web:'.length) : domain, path: ['users', local] });
   const token = newToken();
-  const storage = new Storage(dataPath(dataDir, config.storage.file));
-  try {
+  withStore(dataDir, config, (storage) => {
     storage.addMailbox({
       address,
       did: identity.did,
@@ -39,9 +38,7 @@ export function addMailbox(args: { dataDir: string; address: string; profileFile
       documentJson: JSON.stringify(identity.document),
       createdMs: Date.now(),
     });
-  } finally {
-    storage.close();
-  }
+  });
   const ready = readReady(dataDir);
   const grpcAddress = config.grpc.port !== 0 ? `${config.grpc.host}:${config.grpc.port}` : (ready?.grpc ?? `${config.grpc.host}:0`);
   const didWebHosts: Record<string, string> = {};
@@ -67,6 +64,22 @@ function newToken(): string {
   return `asmtp_${b64u(randomBytes(32))}`;
 }
 
+/** Runs `use` on the node's store, opened for this one command (the CLI's own connection). */
+function withStore<T>(dataDir: string, config: NodeConfig, use: (storage: Storage) => T): T {
+  const storage = new Storage(dataPath(dataDir, config.storage.file));
+  try {
+    return use(storage);
+  } finally {
+    storage.close();
+  }
+}
+
+/** The node's mailboxes, by address. */
+export function listMailboxes(dataDir: string, env?: NodeJS.ProcessEnv): { address: string; did: string; createdMs: number }[] {
+  const { config } = openNodeFiles(dataDir, env);
+  return withStore(dataDir, config, (storage) => storage.listMailboxes().map((m) => ({ address: m.address, did: m.did, createdMs: m.createdMs })));
+}
+
 /**
  * Gives a mailbox a new API token, for a token that leaked or an app that changes hands: the old token
  * stops working within seconds (a running node re-reads a token's mailbox every TOKEN_CACHE_MS). With
@@ -75,18 +88,10 @@ function newToken(): string {
 export function renewMailboxToken(args: { dataDir: string; address: string; profileFile?: string; env?: NodeJS.ProcessEnv }): { address: string; token: string } {
   const { config } = openNodeFiles(args.dataDir, args.env);
   const address = args.address.trim().toLowerCase();
-  let profile: MailboxProfile | undefined;
-  if (args.profileFile) {
-    profile = JSON.parse(readFileSync(args.profileFile, 'utf8')) as MailboxProfile;
-    if (profile.address !== address) throw new GatewayError('INVALID_ARGUMENT', `${args.profileFile} is the profile of ${profile.address}, not ${address}`);
-  }
+  const profile = args.profileFile ? readProfile(args.profileFile) : undefined;
+  if (profile && profile.address !== address) throw new GatewayError('INVALID_ARGUMENT', `${args.profileFile} is the profile of ${profile.address}, not ${address}`);
   const token = newToken();
-  const storage = new Storage(dataPath(args.dataDir, config.storage.file));
-  try {
-    storage.setMailboxToken(address, tokenSha256(token));
-  } finally {
-    storage.close();
-  }
+  withStore(args.dataDir, config, (storage) => storage.setMailboxToken(address, tokenSha256(token)));
   if (profile && args.profileFile) writeSecretFile(args.profileFile, JSON.stringify({ ...profile, token }, null, 2));
   return { address, token };
 }

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync, existsSync, rmSync, mkdirSync } from 'node
 import { join, resolve as resolvePath } from 'node:path';
 import { initNode } from '../node-files.ts';
 import { loadConfig, redactConfig } from '../config.ts';
-import { addMailbox, renewMailboxToken, READY_FILE } from '../mailboxes.ts';
+import { addMailbox, listMailboxes, renewMailboxToken, READY_FILE } from '../mailboxes.ts';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../client.ts';
 import { GatewayError } from '../errors.ts';
 import { unary } from '../client.ts';
@@ -146,15 +146,8 @@ async function run(argv: string[]): Promise<number> {
     }
     case 'mailbox': {
       if (sub === 'list') {
-        const dataDir = resolvePath(need(flags, 'data'));
-        const { config } = openNodeFiles(dataDir);
-        const storage = new Storage(dataPath(dataDir, config.storage.file));
-        try {
-          const mailboxes = storage.listMailboxes().map((m) => ({ address: m.address, did: m.did, created: new Date(m.createdMs).toISOString() }));
-          out(flags, mailboxes, mailboxes.map((m) => `${m.address} ${m.did} created ${m.created}`).join('\n') || '(no mailboxes)');
-        } finally {
-          await storage.close();
-        }
+        const mailboxes = listMailboxes(resolvePath(need(flags, 'data'))).map((m) => ({ address: m.address, did: m.did, created: new Date(m.createdMs).toISOString() }));
+        out(flags, mailboxes, mailboxes.map((m) => `${m.address} ${m.did} created ${m.created}`).join('\n') || '(no mailboxes)');
         return 0;
       }
       if (sub === 'token' && rest[0]) {
