@@ -200,7 +200,7 @@ export class Storage extends EventEmitter {
       nextDue: prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred')`),
       outboundEnvelope: prepare(`SELECT * FROM outbound_envelopes WHERE message_id = ?`),
       updateOutbound: prepare(`UPDATE outbound SET state = ?, attempts = ?, next_attempt_ms = ?, last_error = ?, receipt = ?, updated_ms = ? WHERE message_id = ? AND recipient = ?`),
-      outboundCount: prepare(`SELECT count(*) AS n FROM outbound WHERE state = ?`),
+      outboundCounts: prepare(`SELECT state, count(*) AS n FROM outbound WHERE state IN ('queued','deferred','held','failed') GROUP BY state`),
       listOutbound: prepare(`SELECT * FROM outbound WHERE (? = '' OR state = ?) ORDER BY updated_ms DESC LIMIT 1000`),
       outboundOf: prepare(`SELECT * FROM outbound WHERE message_id = ? AND (? = '' OR recipient = ?)`),
       waitingFor: prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred','held') AND (? = '*' OR domain = ?)`),
@@ -432,8 +432,9 @@ export class Storage extends EventEmitter {
    * counted: each state is a range of the (state, next_attempt_ms) index, so this costs what is waiting.
    */
   outboundCounts(): Record<'queued' | 'deferred' | 'held' | 'failed', number> {
-    const count = (state: string) => Number((this.stmts.outboundCount.get(state) as { n: number }).n);
-    return { queued: count('queued'), deferred: count('deferred'), held: count('held'), failed: count('failed') };
+    const counts = { queued: 0, deferred: 0, held: 0, failed: 0 };
+    for (const row of this.stmts.outboundCounts.all() as { state: keyof typeof counts; n: number }[]) counts[row.state] = Number(row.n);
+    return counts;
   }
 
   listOutbound(state = ''): OutboundItem[] {
