@@ -79,6 +79,7 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
     }
     throw new GatewayError('REPLAY', 'message id already accepted (replay)');
   }
+  storage.assertRoom(); // a full store refuses before verifying and logging what it cannot keep
   await checkEnvelope(envelope, resolver, { now: Date.now(), maxLifetimeMs: config.limits.maxLifetimeMs, skewMs: config.limits.clockSkewMs, verify: deps.verify });
   // Leaf and envelope commit one after the other and are synced together; the answer waits for both.
   // After a crash, a stored envelope whose leaf was lost (index >= log size) gets it back at start

@@ -43,6 +43,14 @@ export const configSchema = z.strictObject({
     file: z.string().default('node.db'),
     /** Group commit: at most this many writes share one fsync'd transaction. */
     maxBatch: z.number().int().min(1).max(10_000).default(256),
+    /**
+     * Bytes of mail the store may hold (0 = as much as the disk allows; a soft cap, checked as mail
+     * arrives). Beyond it, and when the disk is full, new mail is refused as transient (UNAVAILABLE,
+     * STORAGE_FULL); reads, acks and housekeeping go on: docs/DECISIONS.md 24.
+     */
+    maxBytes: z.number().int().min(0).default(0),
+    /** How long a message stays in the store after its mailbox acknowledged it (then housekeeping deletes it). */
+    ackedRetentionMs: z.number().int().min(0).default(7 * 24 * 3600_000),
   }).prefault({}),
   ledger: z.strictObject({
     file: z.string().default('ledger.db'),

@@ -13,6 +13,7 @@ export type GatewayErrorCode =
   | 'REPLAY'
   | 'MAILBOX_EXISTS'
   | 'STORAGE'
+  | 'STORAGE_FULL'
   | 'LISTEN_FAILED'
   | 'SHUTTING_DOWN'
   | 'CONFLICT'
@@ -40,6 +41,8 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   REPLAY: grpc.status.ALREADY_EXISTS,
   MAILBOX_EXISTS: grpc.status.ALREADY_EXISTS,
   STORAGE: grpc.status.UNAVAILABLE,
+  // Transient, as SMTP's 452 4.3.1: the sender keeps the message and tries again later.
+  STORAGE_FULL: grpc.status.UNAVAILABLE,
   SHUTTING_DOWN: grpc.status.UNAVAILABLE,
   DID_RESOLUTION: grpc.status.UNAVAILABLE,
   DISCOVERY: grpc.status.UNAVAILABLE,
@@ -73,6 +76,26 @@ export function toGrpcError(err: unknown): StatusError {
   metadata.set('aftersmtp-error', code);
   const details = status === grpc.status.INTERNAL ? 'internal error' : (err as Error).message;
   return { code: status, details, metadata };
+}
+
+/** SQLite's primary result code for "database or disk is full" (the disk, or the store's size cap). */
+const SQLITE_FULL = 13;
+
+export function isStorageFull(err: unknown): boolean {
+  const errcode = (err as { errcode?: unknown })?.errcode;
+  return typeof errcode === 'number' && (errcode & 0xff) === SQLITE_FULL;
+}
+
+/**
+ * A failed write as the caller sees it: a full store or disk becomes STORAGE_FULL (transient: nothing
+ * was stored, send again later); anything else STORAGE, with `what` failed.
+ */
+export function storageFailure(what: string, err: unknown): GatewayError {
+  if (err instanceof GatewayError && (err.code === 'STORAGE' || err.code === 'STORAGE_FULL')) return err;
+  if (isStorageFull(err)) {
+    return new GatewayError('STORAGE_FULL', `${what} failed: the node's storage is full (its disk, or the size set by storage.maxBytes); nothing was stored, send again later`, { cause: err });
+  }
+  return new GatewayError('STORAGE', `${what} failed: ${(err as Error).message}`, { cause: err });
 }
 
 /**

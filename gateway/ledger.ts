@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { TransparencyLog, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
-import { GatewayError, openingFile } from './errors.ts';
+import { GatewayError, openingFile, storageFailure } from './errors.ts';
 import { WalSyncer } from './wal-sync.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 
@@ -89,7 +89,7 @@ export class NodeLedger {
     try {
       first = this.log.append(batch.map((p) => encodeLeaf({ version: 1, type: 'message', messageHash: p.hash })));
     } catch (err) {
-      const failure = new GatewayError('STORAGE', `transparency log append failed: ${(err as Error).message}`, { cause: err });
+      const failure = storageFailure('transparency log append', err);
       for (const p of batch) p.reject(failure);
       return;
     }

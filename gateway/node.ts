@@ -88,7 +88,7 @@ export class AfterSmtpNode {
     this.keys = keys;
     this.memory = new MemoryPolicy(config.memory);
     this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
-    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred' });
+    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes });
     // Trusted for did:web: the system's roots plus this node's own CA and any configured ones.
     const ca = [...rootCertificates, readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8')];
     for (const file of config.identity.caFiles) ca.push(readFileSync(dataPath(opts.dataDir, file), 'utf8'));
@@ -313,6 +313,8 @@ export class AfterSmtpNode {
       ['aftersmtp_anchored_size', 'Tree size of the latest anchored checkpoint', anchor?.state?.size ?? 0],
       ['aftersmtp_witness_split_views', 'Split views detected by this node as a witness of peer logs', this.federation?.witness.splitViewCount ?? 0],
       ['aftersmtp_cosigned_checkpoints', 'Checkpoints of this log cosigned by at least one peer', this.federation?.witnessStore.countCosignedCheckpoints() ?? 0],
+      ['aftersmtp_store_bytes', 'Bytes of mail the store holds (its pages in use)', this.storage.usage()],
+      ['aftersmtp_store_max_bytes', 'The store\'s cap (storage.maxBytes); beyond it new mail is refused; 0 = none', this.config.storage.maxBytes],
       ['aftersmtp_resident_memory_bytes', 'Resident set size of the node process', process.memoryUsage.rss()],
       ['aftersmtp_heap_used_bytes', 'JavaScript heap in use', process.memoryUsage().heapUsed],
       ['aftersmtp_young_generation_bytes', 'Size of the JavaScript young generation (capped by the launcher, DECISIONS 17)',
@@ -354,10 +356,15 @@ export class AfterSmtpNode {
     };
   }
 
-  /** Hourly housekeeping: expired replay ids, and queue records of recipients finished long ago. */
+  /**
+   * Hourly housekeeping: expired replay ids, messages acknowledged longer ago than
+   * storage.ackedRetentionMs, and queue records of recipients finished long ago.
+   */
   async prune(nowMs = Date.now()): Promise<void> {
     try {
       await this.storage.pruneSeen(nowMs);
+      const ackedBefore = nowMs - this.config.storage.ackedRetentionMs;
+      while ((await this.storage.pruneAcked(ackedBefore)) > 0) { /* the next chunk */ }
       const before = nowMs - this.config.federation.finishedRetentionMs;
       while ((await this.storage.pruneFinishedOutbound(before)) > 0) { /* the next chunk */ }
     } catch (err) {
@@ -372,6 +379,8 @@ export class AfterSmtpNode {
       domains: this.config.node.domains,
       mailboxes: this.storage.countMailboxes(),
       storedEnvelopes: this.storage.countDeliveries(),
+      storeBytes: this.storage.usage(),
+      storeMaxBytes: this.config.storage.maxBytes,
       uptimeMs: this.startedAt ? Date.now() - this.startedAt : 0,
       grpc: this.grpcAddress,
       quic: this.federation?.addresses.quic ?? '',

@@ -4,7 +4,7 @@
 // shares one transaction and one fsync, and each caller's promise resolves only after that COMMIT.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { EventEmitter } from 'node:events';
-import { GatewayError, openingFile } from './errors.ts';
+import { GatewayError, openingFile, isStorageFull, storageFailure } from './errors.ts';
 import { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';
 
 export interface MailboxRecord {
@@ -63,6 +63,15 @@ const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
 const MAX_ROUTE_ROWS = 1024;
 const MAILBOX_CACHE_MAX = 10_000;
 const TOKEN_CACHE_MS = 10_000;
+/**
+ * After a write failed because the store or its disk is full, new mail is refused at once for this
+ * long (no verification, no log leaf for a message that cannot be stored); then writes are tried again.
+ */
+export const FULL_RECHECK_MS = 1000;
+/** How often, at most, a store with storage.maxBytes re-reads its size after commits (a soft cap). */
+const USAGE_REFRESH_MS = 100;
+/** Store layout version (PRAGMA user_version); 1: deliveries.acked holds the ack time (ms), not 1. */
+const STORE_VERSION = 1;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -83,7 +92,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   envelope BLOB NOT NULL,
   received_ms INTEGER NOT NULL,
   log_index INTEGER,
-  acked INTEGER NOT NULL DEFAULT 0,
+  acked INTEGER NOT NULL DEFAULT 0, -- 0 = waiting; else when the mailbox acknowledged it (ms)
   PRIMARY KEY (mailbox, seq)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
@@ -132,6 +141,13 @@ export class Storage extends EventEmitter {
   private readonly mailboxCache = new Map<string, MailboxRecord>();
   private readonly tokenCache = new Map<string, { mailbox: MailboxRecord; until: number }>();
   private readonly stmts: Record<string, StatementSync>;
+  /** Until when new mail is refused without trying (the store was full at the last attempt). */
+  private fullUntil = 0;
+  /** storage.maxBytes (0 = no cap): new mail is refused beyond it; acks and deletions still work. */
+  private readonly maxBytes: number;
+  /** Bytes the store's pages hold (free pages excluded), as of `usedAt`. */
+  private usedBytes = 0;
+  private usedAt = 0;
 
   private readonly walSyncer?: WalSyncer;
   readonly checkpointer?: WalCheckpointer;
@@ -143,7 +159,7 @@ export class Storage extends EventEmitter {
    * 'deferred' (the node): COMMIT writes the WAL and the fsync runs off the event loop (WalSyncer);
    * write() promises still resolve only once their commit is durable.
    */
-  constructor(file: string, opts: { maxBatch?: number; durability?: 'full' | 'deferred' } = {}) {
+  constructor(file: string, opts: { maxBatch?: number; durability?: 'full' | 'deferred'; maxBytes?: number } = {}) {
     super();
     this.setMaxListeners(0); // one listener pair per open subscription
     this.maxBatch = opts.maxBatch ?? 256;
@@ -156,6 +172,7 @@ export class Storage extends EventEmitter {
         db.exec(`PRAGMA page_size=${PAGE_SIZE}`);
         db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=${deferred ? 'NORMAL' : 'FULL'}; PRAGMA busy_timeout=5000;`);
         db.exec(SCHEMA);
+        migrate(db);
         return db;
       } catch (err) {
         db.close();
@@ -168,6 +185,7 @@ export class Storage extends EventEmitter {
       this.db.exec(`PRAGMA wal_autocheckpoint=${FALLBACK_AUTOCHECKPOINT_PAGES}`);
       this.checkpointer = new WalCheckpointer(file);
     }
+    this.maxBytes = opts.maxBytes ?? 0;
     const prepare = (sql: string) => this.db.prepare(sql);
     this.tx = {
       begin: prepare('BEGIN IMMEDIATE'),
@@ -189,7 +207,15 @@ export class Storage extends EventEmitter {
       insertDelivery: prepare(`INSERT INTO deliveries (mailbox, seq, message_id, envelope, received_ms, log_index) VALUES (?,?,?,?,?,?)`),
       pending: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries
                         WHERE mailbox = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?`),
-      ack: prepare(`UPDATE deliveries SET acked = 1 WHERE mailbox = ? AND seq = ?`),
+      ack: prepare(`UPDATE deliveries SET acked = ? WHERE mailbox = ? AND seq = ? AND acked = 0`),
+      pageCount: prepare('SELECT page_count AS n FROM pragma_page_count()'),
+      freePages: prepare('SELECT freelist_count AS n FROM pragma_freelist_count()'),
+      pageSize: prepare('SELECT page_size AS n FROM pragma_page_size()'),
+      mailboxAddresses: prepare(`SELECT address FROM mailboxes ORDER BY address`),
+      // Through the (mailbox, acked, seq) index. The mailbox's newest row stays: its seq is where the
+      // mailbox's numbering resumes after a restart, so a subscriber's cursor never sees a seq twice.
+      pruneAcked: prepare(`DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries
+                           WHERE mailbox = ? AND acked > 0 AND acked < ? AND seq < ? LIMIT ?)`),
       deliveryByMessageId: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries WHERE message_id = ? LIMIT 1`),
       deliveriesFromLogIndex: prepare(`SELECT log_index, message_id, envelope FROM deliveries WHERE log_index >= ? ORDER BY log_index`),
       setLogIndex: prepare(`UPDATE deliveries SET log_index = ? WHERE message_id = ?`),
@@ -251,10 +277,13 @@ export class Storage extends EventEmitter {
       try {
         for (const item of batch) item.write();
       } catch (err) {
-        tx.rollback.run();
+        // Some errors (a full disk) make SQLite roll the whole transaction back itself.
+        if (this.db.isTransaction) tx.rollback.run();
         this.nextSeq.clear(); // counters may be ahead of what was rolled back
-        if (batch.length === 1) {
-          batch[0]!.reject(err);
+        if (batch.length === 1 || isStorageFull(err)) {
+          // A full store fails every write that needs a page, so no write is tried alone.
+          const failure = isStorageFull(err) ? this.full(err) : err;
+          for (const item of batch) item.reject(failure);
           return;
         }
         tx.begin.run();
@@ -264,10 +293,11 @@ export class Storage extends EventEmitter {
             item.write();
             tx.release.run();
           } catch (err) {
+            if (!this.db.isTransaction) throw err; // rolled back whole by SQLite: the batch fails (below)
             tx.rollbackTo.run();
             tx.release.run();
             this.nextSeq.clear();
-            failed.set(i, err);
+            failed.set(i, isStorageFull(err) ? this.full(err) : err);
           }
         });
       }
@@ -275,11 +305,12 @@ export class Storage extends EventEmitter {
     } catch (err) {
       try { this.db.exec('ROLLBACK'); } catch { /* no transaction left */ }
       this.nextSeq.clear(); // in-memory counters may be ahead of what was rolled back
-      const storageError = new GatewayError('STORAGE', `storage commit failed: ${(err as Error).message}`, { cause: err });
+      const storageError = isStorageFull(err) ? this.full(err) : storageFailure('storage commit', err);
       for (const item of batch) item.reject(storageError);
       return;
     }
     this.checkpointer?.committed();
+    if (this.maxBytes && Date.now() - this.usedAt >= USAGE_REFRESH_MS) this.refreshUsage();
     const settle = () => batch.forEach((item, i) => (failed.has(i) ? item.reject(failed.get(i)) : item.resolve()));
     if (!this.walSyncer) {
       settle();
@@ -289,6 +320,41 @@ export class Storage extends EventEmitter {
       const storageError = new GatewayError('STORAGE', `storage sync failed: ${err.message}`, { cause: err });
       for (const item of batch) item.reject(storageError);
     });
+  }
+
+  /** Records that the store is full and returns the error its writers get. */
+  private full(err: unknown): GatewayError {
+    this.fullUntil = Date.now() + FULL_RECHECK_MS;
+    return storageFailure('storing', err);
+  }
+
+  /**
+   * Throws STORAGE_FULL while the store was full at its last write (for FULL_RECHECK_MS), so mail that
+   * cannot be stored is refused before it is verified or logged.
+   */
+  assertRoom(): void {
+    if (this.fullUntil > Date.now()) {
+      throw new GatewayError('STORAGE_FULL', "the node's storage is full (its disk, or the size set by storage.maxBytes); nothing was stored, send again later");
+    }
+    if (this.maxBytes && this.usedAt === 0) this.refreshUsage();
+    if (this.maxBytes && this.usedBytes >= this.maxBytes) {
+      throw new GatewayError('STORAGE_FULL', `the node's store holds ${this.usedBytes} bytes, its limit storage.maxBytes is ${this.maxBytes}; nothing was stored, send again later`);
+    }
+  }
+
+  /** Bytes in use by the store: its pages less the free ones (from the file header, cheap). */
+  private refreshUsage(): void {
+    const pages = Number((this.stmts.pageCount.get() as { n: number }).n);
+    const free = Number((this.stmts.freePages.get() as { n: number }).n);
+    const size = Number((this.stmts.pageSize.get() as { n: number }).n);
+    this.usedBytes = (pages - free) * size;
+    this.usedAt = Date.now();
+  }
+
+  /** Bytes in use by the store (free pages excluded). */
+  usage(): number {
+    this.refreshUsage();
+    return this.usedBytes;
   }
 
   // --- mailboxes ---------------------------------------------------------------------------------------
@@ -527,10 +593,33 @@ export class Storage extends EventEmitter {
     return row ? toDelivery(row) : undefined;
   }
 
-  /** Marks deliveries acknowledged; resolves once durable. */
-  ack(mailbox: string, seqs: number[]): Promise<void> {
+  /** Marks deliveries acknowledged (recording when, for retention); resolves once durable. */
+  ack(mailbox: string, seqs: number[], nowMs = Date.now()): Promise<void> {
     return this.write(() => {
-      for (const seq of seqs) this.stmts.ack.run(mailbox, seq);
+      for (const seq of seqs) this.stmts.ack.run(nowMs, mailbox, seq);
+    });
+  }
+
+  /**
+   * Deletes deliveries acknowledged before `beforeMs`, at most `limit` in one commit (a large backlog
+   * goes in several, so other writes interleave); each mailbox keeps its newest row. Resolves with how
+   * many were deleted. Frees room in a full store at once.
+   */
+  pruneAcked(beforeMs: number, limit = 1000): Promise<number> {
+    let deleted = 0;
+    return this.write(() => {
+      deleted = 0;
+      for (const { address } of this.stmts.mailboxAddresses.all() as { address: string }[]) {
+        if (deleted >= limit) break;
+        const newest = Number((this.stmts.maxSeq.get(address) as { s: number }).s);
+        deleted += Number(this.stmts.pruneAcked.run(address, beforeMs, newest, limit - deleted).changes);
+      }
+    }).then(() => {
+      if (deleted > 0) {
+        this.fullUntil = 0;
+        if (this.maxBytes) this.refreshUsage();
+      }
+      return deleted;
     });
   }
 
@@ -587,6 +676,15 @@ export class Storage extends EventEmitter {
       .then(() => syncer.close())
       .then(() => this.db.close());
   }
+}
+
+/** Brings an older store's layout up to STORE_VERSION (once: the version is recorded in the file). */
+function migrate(db: DatabaseSync): void {
+  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+  if (version >= STORE_VERSION) return;
+  // Acks made before ack times were kept count from now: their retention starts with this version.
+  db.prepare('UPDATE deliveries SET acked = ? WHERE acked = 1').run(Date.now());
+  db.exec(`PRAGMA user_version=${STORE_VERSION}`);
 }
 
 /** Sets `key` in a cache bounded to MAILBOX_CACHE_MAX entries (the oldest goes first). */

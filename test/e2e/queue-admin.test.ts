@@ -125,6 +125,25 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
     expect((await lab.receive('bob', b, 2, 3000)).map((m) => m.messageId)).toEqual([later]);
   });
 
+  it('a peer whose store is full refuses as transient: the mail waits with the reason, and goes once the peer has room', async () => {
+    await lab.stop(b);
+    b.env.AFTERSMTP_STORAGE__MAX_BYTES = '1'; // B's operator capped its store below what it holds
+    await bringBBack();
+    const id = await lab.send('alice', a, bob, 'to a full store');
+    const deferred = await until('a deferred attempt refused by the full store', async () => {
+      const item = await itemOf(id);
+      return item?.state === 'deferred' && item.attempts === 1 ? item : undefined;
+    });
+    expect(deferred.lastError).toMatch(/STORAGE_FULL.*storage\.maxBytes/);
+    // The operator makes room (here: lifts the cap) and flushes A's queue instead of waiting out the backoff.
+    await lab.stop(b);
+    delete b.env.AFTERSMTP_STORAGE__MAX_BYTES;
+    await bringBBack();
+    expect(await lab.cli(['queue', 'retry', '--domain', 'b.test', '--data', a.data])).toMatchObject({ affected: 1 });
+    await until('delivery once B has room', async () => ((await itemOf(id))?.state === 'delivered' ? true : undefined), 15_000);
+    expect((await lab.receive('bob', b, 2, 3000)).map((m) => m.messageId)).toEqual([id]);
+  });
+
   it('answers an unknown message id and a malformed one with clear errors, and keeps serving', async () => {
     const unknown = await runCli(['queue', 'hold', '0'.repeat(32), '--data', a.data, '--json']);
     expect(unknown.code).not.toBe(0);

@@ -6,6 +6,10 @@ import { DatabaseSync } from 'node:sqlite';
 import { Storage, ROUTE_REREAD_MS } from '../../gateway/storage.ts';
 import { tempDir } from '../helpers.ts';
 
+const mailbox = (address: string) => ({
+  address, did: `did:key:z${address}`, signingKeyId: 'k1', signingPublicKey: new Uint8Array(32), agreementKeyId: `${address}#x`,
+  agreementPublicKey: new Uint8Array(32), tokenSha256: address.padEnd(64, '0'), documentJson: '{}', createdMs: 0,
+});
 const id = (n: number) => { const b = new Uint8Array(16); new DataView(b.buffer).setUint32(0, n); return b; };
 
 describe('storage', () => {
@@ -87,6 +91,62 @@ describe('storage', () => {
     expect(await storage.pruneFinishedOutbound(Date.now() + 1, 1)).toBe(0);
     // Whatever still waits is never pruned, however old its due time (14's is 1970).
     expect(states()).toEqual(['gone', 'gone', 'gone', 'held', 'deferred', 'queued']);
+    await storage.close();
+  });
+
+  it('deletes mail acknowledged before the retention cutoff, never mail still waiting, and keeps each mailbox numbering on', async () => {
+    const file = join(dir.path, 'acked.db');
+    let storage = new Storage(file, { durability: 'deferred' });
+    storage.addMailbox(mailbox('a@x.test'));
+    storage.addMailbox(mailbox('b@x.test'));
+    const envelope = new Uint8Array(100).fill(3);
+    const store = (n: number, to: string) => storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope, mailboxes: [to] });
+    for (let n = 1; n <= 5; n++) await store(n, 'a@x.test');
+    for (let n = 6; n <= 7; n++) await store(n, 'b@x.test');
+    const ackedAt = Date.now();
+    await storage.ack('a@x.test', [1, 2, 3, 5], ackedAt);
+    await storage.ack('b@x.test', [1, 2], ackedAt);
+    await storage.ack('a@x.test', [1], ackedAt + 50_000); // a repeated ack keeps the first time
+    const rows = () => (storage.db.prepare('SELECT mailbox, seq FROM deliveries ORDER BY mailbox, seq').all() as { mailbox: string; seq: number }[])
+      .map((r) => `${r.mailbox[0]}${r.seq}`);
+
+    expect(await storage.pruneAcked(ackedAt)).toBe(0); // acknowledged at the cutoff, not before it
+    expect(await storage.pruneAcked(ackedAt + 1, 2)).toBe(2); // bounded chunks
+    expect(await storage.pruneAcked(ackedAt + 1, 2)).toBe(2);
+    expect(await storage.pruneAcked(ackedAt + 1, 2)).toBe(0);
+    // a4 still waits for its ack; a5 and b2 are acknowledged but each mailbox's newest row stays.
+    expect(rows()).toEqual(['a4', 'a5', 'b2']);
+    expect(storage.pendingDeliveries('a@x.test', 0, 10).map((d) => d.seq)).toEqual([4]);
+
+    // Numbering goes on where it was, in this process and after a restart, so no cursor sees a seq twice.
+    await store(8, 'a@x.test');
+    await storage.close();
+    storage = new Storage(file, { durability: 'deferred' });
+    await store(9, 'a@x.test');
+    expect(storage.pendingDeliveries('a@x.test', 0, 10).map((d) => d.seq)).toEqual([4, 6, 7]);
+    await storage.close();
+  });
+
+  it('upgrades an older store once: acknowledgements made before ack times were kept count from the upgrade', async () => {
+    const file = join(dir.path, 'upgrade.db');
+    let storage = new Storage(file, { durability: 'deferred' });
+    storage.addMailbox(mailbox('a@x.test'));
+    for (let n = 1; n <= 3; n++) await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: ['a@x.test'] });
+    await storage.close();
+    // As the previous layout left it: acked = 1, no layout version.
+    const old = new DatabaseSync(file);
+    old.exec('UPDATE deliveries SET acked = 1 WHERE seq < 3; PRAGMA user_version = 0;');
+    old.close();
+
+    const upgradedAt = Date.now();
+    storage = new Storage(file, { durability: 'deferred' });
+    const acked = (storage.db.prepare('SELECT acked FROM deliveries ORDER BY seq').all() as { acked: number }[]).map((r) => r.acked);
+    expect(acked[0]).toBeGreaterThanOrEqual(upgradedAt);
+    expect(acked[1]).toBe(acked[0]);
+    expect(acked[2]).toBe(0);
+    expect(await storage.pruneAcked(upgradedAt - 1)).toBe(0);
+    expect(await storage.pruneAcked(Date.now() + 1)).toBe(2);
+    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(1);
     await storage.close();
   });
 });

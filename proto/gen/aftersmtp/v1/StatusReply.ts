@@ -27,6 +27,11 @@ export interface StatusReply {
    * Outbound queue: recipients not yet delivered, by state (queued, deferred, held, failed).
    */
   'outbound'?: ({[key: string]: number | string | Long});
+  /**
+   * Bytes of mail the store holds, and its cap (storage.maxBytes; 0 = none): OPERATIONS "Disk space".
+   */
+  'storeBytes'?: (number | string | Long);
+  'storeMaxBytes'?: (number | string | Long);
 }
 
 export interface StatusReply__Output {
@@ -54,4 +59,9 @@ export interface StatusReply__Output {
    * Outbound queue: recipients not yet delivered, by state (queued, deferred, held, failed).
    */
   'outbound': ({[key: string]: number});
+  /**
+   * Bytes of mail the store holds, and its cap (storage.maxBytes; 0 = none): OPERATIONS "Disk space".
+   */
+  'storeBytes': (number);
+  'storeMaxBytes': (number);
 }

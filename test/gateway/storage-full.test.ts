@@ -1,0 +1,135 @@
+// A node whose store is full: at its storage.maxBytes, or with no room left on its disk. New mail is
+// refused as transient (UNAVAILABLE, code STORAGE_FULL) before it is verified or logged, and is not
+// recorded against replay, so the sender sends it again later; what was accepted is all delivered;
+// acks and housekeeping go on, and once they make room the node accepts mail again without a restart.
+// The full disk is an injected fault: SQLite's page limit makes the same SQLITE_FULL a full disk gives.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { join } from 'node:path';
+import pino from 'pino';
+import * as grpc from '@grpc/grpc-js';
+import { tempDir } from '../helpers.ts';
+import { initNode } from '../../gateway/node-files.ts';
+import { AfterSmtpNode } from '../../gateway/node.ts';
+import { addMailbox } from '../../gateway/mailboxes.ts';
+import { FULL_RECHECK_MS } from '../../gateway/storage.ts';
+import { connect, profileResolver, sealFor, submit, subscribe, type Clients, type MailboxProfile } from '../../gateway/client.ts';
+import { verifySignature } from '../../identity/index.ts';
+import type { Envelope } from '../../proto/index.ts';
+
+const MAX_BYTES = 1024 * 1024;
+const RETENTION_MS = 60_000;
+
+describe('a full store', () => {
+  const dir = tempDir();
+  const data = join(dir.path, 'node');
+  let node: AfterSmtpNode;
+  let alice: MailboxProfile;
+  let bob: MailboxProfile;
+  let clients: Clients;
+  let verifications = 0;
+  let subject = 0;
+  let address = '';
+
+  const seal = async (): Promise<Envelope> => (await sealFor(alice, clients, profileResolver(alice), {
+    to: ['bob@example.test'], subject: `m${subject++}`, text: 'x'.repeat(10_000), knownDids: { 'bob@example.test': bob.did },
+  })).envelope;
+  const refusal = (envelope: Envelope) => submit(clients, envelope).then(() => undefined, (err: grpc.ServiceError) => err);
+  /** Receives and acknowledges everything waiting for bob; returns the subjects that verified. */
+  const drainBob = async () => {
+    const count = node.storage.pendingDeliveries('bob@example.test', 0, 100_000).length;
+    const bobClients = connect(bob, address);
+    try {
+      const seen: string[] = [];
+      await subscribe(bob, bobClients, profileResolver(bob), { count, onMessage: (m) => { if (m.verified) seen.push(m.subject ?? ''); } });
+      return seen;
+    } finally {
+      bobClients.close();
+    }
+  };
+
+  beforeAll(async () => {
+    await initNode({ dataDir: data, domain: 'example.test', grpcPort: 0 });
+    alice = addMailbox({ dataDir: data, address: 'alice@example.test', profileFile: join(dir.path, 'alice.json') });
+    bob = addMailbox({ dataDir: data, address: 'bob@example.test', profileFile: join(dir.path, 'bob.json') });
+    node = new AfterSmtpNode({
+      dataDir: data,
+      env: { AFTERSMTP_STORAGE__MAX_BYTES: String(MAX_BYTES), AFTERSMTP_STORAGE__ACKED_RETENTION_MS: String(RETENTION_MS) },
+      logger: pino({ level: 'silent' }),
+      verify: (publicKey, message, signature) => { verifications++; return verifySignature(publicKey, message, signature); },
+    });
+    address = (await node.start()).grpc;
+    clients = connect(alice, address);
+  });
+
+  afterAll(async () => {
+    clients?.close();
+    await node?.stop(500);
+    dir.cleanup();
+  });
+
+  it('with its disk full: refuses as transient, then at once for a second without verifying; accepts again once there is room', async () => {
+    // Injected fault: no page beyond those the store has now, as on a full disk.
+    const pages = (node.storage.db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count;
+    node.storage.db.exec(`PRAGMA max_page_count=${pages}`);
+    try {
+      let refused: grpc.ServiceError | undefined;
+      for (let i = 0; i < 200 && !refused; i++) refused = await refusal(await seal());
+      expect(refused, 'the store never ran out of pages').toBeDefined();
+      expect(refused!.code).toBe(grpc.status.UNAVAILABLE);
+      expect(refused!.metadata.get('aftersmtp-error')).toEqual(['STORAGE_FULL']);
+      expect(refused!.details).toMatch(/storage is full \(its disk, or the size set by storage\.maxBytes\); nothing was stored, send again later/);
+
+      const kept = await seal();
+      const verifiedBefore = verifications;
+      expect((await refusal(kept))?.code).toBe(grpc.status.UNAVAILABLE);
+      expect(verifications).toBe(verifiedBefore); // refused before verification
+
+      // The disk gets room again: within FULL_RECHECK_MS the node stores mail again, the refused one too.
+      node.storage.db.exec('PRAGMA max_page_count=1073741823');
+      await new Promise((r) => setTimeout(r, FULL_RECHECK_MS + 100));
+      expect(await refusal(kept)).toBeUndefined();
+    } finally {
+      node.storage.db.exec('PRAGMA max_page_count=1073741823');
+    }
+  });
+
+  it('at storage.maxBytes: refuses new mail as transient, unverified and unlogged; acks and housekeeping make room again', async () => {
+    await drainBob(); // what the test before left
+    const acceptedSubjects: string[] = [];
+    let refused: grpc.ServiceError | undefined;
+    const logSizeBefore = node.ledger.log.size;
+    for (let i = 0; i < 400 && !refused; i++) {
+      refused = await refusal(await seal());
+      if (!refused) acceptedSubjects.push(`m${subject - 1}`);
+    }
+    const accepted = acceptedSubjects.length;
+    expect(refused, 'the store never filled up').toBeDefined();
+    expect(refused!.code).toBe(grpc.status.UNAVAILABLE);
+    expect(refused!.metadata.get('aftersmtp-error')).toEqual(['STORAGE_FULL']);
+    expect(refused!.details).toMatch(/storage\.maxBytes is 1048576; nothing was stored, send again later/);
+    expect(accepted).toBeGreaterThan(10);
+    // What the operator sees: `aftersmtp status` and /metrics show the store at its cap.
+    expect(node.status()).toMatchObject({ storeMaxBytes: MAX_BYTES });
+    expect(node.status().storeBytes).toBeGreaterThanOrEqual(MAX_BYTES);
+    expect(node.metrics()).toMatch(new RegExp(`^aftersmtp_store_max_bytes ${MAX_BYTES}$`, 'm'));
+
+    // Refused before the signature check and the log: the log holds exactly the accepted messages.
+    const kept = await seal();
+    const verifiedBefore = verifications;
+    expect((await refusal(kept))?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(verifications).toBe(verifiedBefore);
+    expect(node.ledger.log.size - logSizeBefore).toBe(accepted);
+
+    // Everything accepted is delivered (and acknowledged: acks need no new room).
+    expect((await drainBob()).sort()).toEqual(acceptedSubjects.sort());
+
+    // Acknowledged mail stays for storage.ackedRetentionMs: housekeeping before then frees nothing.
+    await node.prune(Date.now());
+    expect((await refusal(kept))?.code).toBe(grpc.status.UNAVAILABLE);
+    // After it, housekeeping deletes it, and the refused message goes through when sent again.
+    await node.prune(Date.now() + RETENTION_MS + 1000);
+    expect(node.status().storeBytes).toBeLessThan(MAX_BYTES);
+    expect(await refusal(kept)).toBeUndefined();
+    expect(await drainBob()).toHaveLength(1);
+  });
+});
