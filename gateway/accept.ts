@@ -72,10 +72,10 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
     throw new GatewayError('TOO_LARGE', `envelope of ${encoded.length} bytes exceeds the limit of ${config.limits.maxEnvelopeBytes}`);
   }
   if (storage.hasSeen(envelope.messageId)) {
-    const held = opts.fromPeer ? storage.deliveryByMessageId(envelope.messageId) : undefined;
     // A peer that lost our ack re-sends: answer it with the original receipt, store nothing twice.
-    if (held && held.logIndex !== null && bytesEqual(decodeEnvelope(held.envelope).messageHash, envelope.messageHash)) {
-      return { envelope, deliveredLocal: [...mailboxes], queuedRemote: [], receipt: ledger.receipt(held.logIndex, envelope.messageHash), duplicate: true };
+    const original = opts.fromPeer ? originalLeaf(deps, envelope) : undefined;
+    if (original !== undefined) {
+      return { envelope, deliveredLocal: [...mailboxes], queuedRemote: [], receipt: ledger.receipt(original, envelope.messageHash), duplicate: true };
     }
     throw new GatewayError('REPLAY', 'message id already accepted (replay)');
   }
@@ -98,6 +98,20 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
     durable,
   ]);
   return { envelope, deliveredLocal: [...mailboxes], queuedRemote: remote.map((r) => r.address), receipt: ledger.receipt(leafIndex, envelope.messageHash), duplicate: false };
+}
+
+/**
+ * The log index of a message this node already accepted under the envelope's id and hash. While the
+ * delivery is stored its row says; once housekeeping deleted it (acknowledged longer ago than
+ * storage.ackedRetentionMs) the log still knows the hash, and the id is still in the replay set.
+ */
+function originalLeaf(deps: AcceptDeps, envelope: Envelope): number | undefined {
+  const held = deps.storage.deliveryByMessageId(envelope.messageId);
+  if (held) {
+    const same = held.logIndex !== null && bytesEqual(decodeEnvelope(held.envelope).messageHash, envelope.messageHash);
+    return same ? held.logIndex! : undefined;
+  }
+  return deps.ledger.log.leafIndexOf(envelope.messageHash);
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -87,41 +87,66 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
     expect(got.map((m) => m.messageId)).toEqual([messageId]);
   });
 
-  it('sends again a relay whose delivered state a crash lost after the ack, and the peer stores it once', async () => {
+  /** alice -> bob, relayed and marked delivered at A; returns the envelope, its id and B's receipt as A keeps it. */
+  async function relayOne(subject: string) {
     const a = nodes.a!;
-    const b = nodes.b!;
     const alice = readProfile(profile('alice'));
     const clients = connect(alice, a.proc!.ready.grpc);
     const knownDids = { 'bob@b.test': readProfile(profile('bob')).did };
-    const sealed = await sealFor(alice, clients, profileResolver(alice), { to: ['bob@b.test'], subject: 'crash after ack', text: 'once', knownDids });
+    const sealed = await sealFor(alice, clients, profileResolver(alice), { to: ['bob@b.test'], subject, text: subject, knownDids });
     const reply = await submit(clients, sealed.envelope);
     clients.close();
     const id = Buffer.from(reply.messageId);
     const messageId = id.toString('hex');
     await until('delivered', async () => (await queue(a)).find((i) => i.messageId === messageId && i.state === 'delivered'));
-    const receiptOf = () => {
-      const db = new DatabaseSync(join(a.data, 'node.db'), { readOnly: true });
-      try { return JSON.parse((db.prepare('SELECT receipt FROM outbound WHERE message_id = ?').get(id) as { receipt: string }).receipt) as { leafIndex: number; signature: string }; } finally { db.close(); }
-    };
-    const first = receiptOf();
-    expect(first.signature).toMatch(/^[0-9a-f]{128}$/); // B's Ed25519 signature, kept in hex
-    // Crash A, and put its queue back as it was between B's ack and A's durable update of the item.
+    return { envelope: sealed.envelope as Envelope__Output, id, messageId, receipt: receiptAtA(id) };
+  }
+  function receiptAtA(id: Buffer): { leafIndex: number; signature: string } {
+    const db = new DatabaseSync(join(nodes.a!.data, 'node.db'), { readOnly: true });
+    try { return JSON.parse((db.prepare('SELECT receipt FROM outbound WHERE message_id = ?').get(id) as { receipt: string }).receipt); } finally { db.close(); }
+  }
+  /** Crashes A and puts its queue back as it was between B's ack and A's durable update; A sends again. */
+  async function crashAfterAck(sent: { envelope: Envelope__Output; id: Buffer; messageId: string }): Promise<void> {
+    const a = nodes.a!;
     a.proc!.child.kill('SIGKILL');
     await a.proc!.exited;
     const db = new DatabaseSync(join(a.data, 'node.db'));
-    db.prepare(`UPDATE outbound SET state = 'queued', attempts = 0, receipt = '', next_attempt_ms = 0 WHERE message_id = ?`).run(id);
-    db.prepare('INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)').run(id, encodeEnvelope(envelopeFromWire(sealed.envelope as Envelope__Output)), 'alice@a.test', 'a.test', null);
+    db.prepare(`UPDATE outbound SET state = 'queued', attempts = 0, receipt = '', next_attempt_ms = 0 WHERE message_id = ?`).run(sent.id);
+    db.prepare('INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)').run(sent.id, encodeEnvelope(envelopeFromWire(sent.envelope)), 'alice@a.test', 'a.test', null);
     db.close();
     await start(a);
-    await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic},relay://${a.proc!.ready.relay}`, '--data', b.data]);
-    await until('delivered again', async () => (await queue(a)).find((i) => i.messageId === messageId && i.state === 'delivered' && i.attempts === 1));
-    expect(receiptOf().leafIndex).toBe(first.leafIndex); // B answered the re-send with its original receipt
-    const got = await receive('bob', b, 1);
-    expect(got.map((m) => m.messageId)).toEqual([messageId]);
-    const bdb = new DatabaseSync(join(b.data, 'node.db'), { readOnly: true });
-    const stored = (bdb.prepare('SELECT count(*) AS n FROM deliveries WHERE message_id = ?').get(id) as { n: number }).n;
+    await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic},relay://${a.proc!.ready.relay}`, '--data', nodes.b!.data]);
+    await until('delivered again', async () => (await queue(a)).find((i) => i.messageId === sent.messageId && i.state === 'delivered' && i.attempts === 1));
+  }
+  const storedAtB = (id: Buffer) => {
+    const db = new DatabaseSync(join(nodes.b!.data, 'node.db'), { readOnly: true });
+    try { return (db.prepare('SELECT count(*) AS n FROM deliveries WHERE message_id = ?').get(id) as { n: number }).n; } finally { db.close(); }
+  };
+
+  it('sends again a relay whose delivered state a crash lost after the ack, and the peer stores it once', async () => {
+    const sent = await relayOne('crash after ack');
+    expect(sent.receipt.signature).toMatch(/^[0-9a-f]{128}$/); // B's Ed25519 signature, kept in hex
+    await crashAfterAck(sent);
+    expect(receiptAtA(sent.id).leafIndex).toBe(sent.receipt.leafIndex); // B answered the re-send with its original receipt
+    const got = await receive('bob', nodes.b!, 1);
+    expect(got.map((m) => m.messageId)).toEqual([sent.messageId]);
+    expect(storedAtB(sent.id)).toBe(1);
+  });
+
+  it('answers such a re-send with the original receipt also after its retention deleted the message', async () => {
+    const sent = await relayOne('deleted after its ack');
+    const newer = await relayOne('newer');
+    expect((await receive('bob', nodes.b!, 2)).map((m) => m.messageId).sort()).toEqual([sent.messageId, newer.messageId].sort());
+    // As B's housekeeping leaves it after storage.ackedRetentionMs: the acknowledged row gone (bob's
+    // newest stays), the id still in the replay set, the hash in the log.
+    const bdb = new DatabaseSync(join(nodes.b!.data, 'node.db'));
+    bdb.prepare('DELETE FROM deliveries WHERE message_id = ?').run(sent.id);
     bdb.close();
-    expect(stored).toBe(1);
+    await crashAfterAck(sent); // before the fix: REPLAY, a permanent failure and a notice to alice
+    expect(receiptAtA(sent.id).leafIndex).toBe(sent.receipt.leafIndex);
+    expect(storedAtB(sent.id)).toBe(0);
+    expect(await receive('bob', nodes.b!, 1, 1500)).toEqual([]);
+    expect(await receive('alice', nodes.a!, 1, 1500)).toEqual([]); // no failure notice
   });
 
   it('delivers a backlog larger than the outbound loop takes at once, each message once', async () => {
