@@ -96,6 +96,18 @@ export function renewMailboxToken(args: { dataDir: string; address: string; prof
   return { address, token };
 }
 
+/**
+ * Removes a mailbox and its stored mail (an operator offboarding a user). Refuses while the mailbox
+ * holds mail its app has not acknowledged, unless `force`. Works while the node runs: within seconds the
+ * node refuses new mail for the address (NOT_FOUND; a peer's mail bounces to its sender), the token stops
+ * working, and the mailbox's DID document is no longer served.
+ */
+export function removeMailbox(args: { dataDir: string; address: string; force?: boolean; env?: NodeJS.ProcessEnv }): { address: string; deleted: number; unacknowledged: number } {
+  const { config } = openNodeFiles(args.dataDir, args.env);
+  const address = args.address.trim().toLowerCase();
+  return { address, ...withStore(args.dataDir, config, (storage) => storage.removeMailbox(address, { force: args.force })) };
+}
+
 export function readReady(dataDir: string): ReadyInfo | undefined {
   const file = join(dataDir, READY_FILE);
   if (!existsSync(file)) return undefined;

@@ -138,7 +138,7 @@ export class Storage extends EventEmitter {
   private closed = false;
   private readonly nextSeq = new Map<string, number>();
   private readonly routeRows = new Map<string, { row: RouteRecord | undefined; at: number }>();
-  private readonly mailboxCache = new Map<string, MailboxRecord>();
+  private readonly mailboxCache = new Map<string, { mailbox: MailboxRecord; until: number }>();
   private readonly tokenCache = new Map<string, { mailbox: MailboxRecord; until: number }>();
   private readonly stmts: Record<string, StatementSync>;
   /** Until when new mail is refused without trying (the store was full at the last attempt). */
@@ -211,6 +211,9 @@ export class Storage extends EventEmitter {
       pageCount: prepare('SELECT page_count AS n FROM pragma_page_count()'),
       freePages: prepare('SELECT freelist_count AS n FROM pragma_freelist_count()'),
       pageSize: prepare('SELECT page_size AS n FROM pragma_page_size()'),
+      countUnacked: prepare(`SELECT count(*) AS n FROM deliveries WHERE mailbox = ? AND acked = 0`),
+      deleteMailbox: prepare(`DELETE FROM mailboxes WHERE address = ?`),
+      deleteMailboxDeliveries: prepare(`DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries WHERE mailbox = ? LIMIT ?)`),
       mailboxAddresses: prepare(`SELECT address FROM mailboxes ORDER BY address`),
       // Through the (mailbox, acked, seq) index. The mailbox's newest row stays: its seq is where the
       // mailbox's numbering resumes after a restart, so a subscriber's cursor never sees a seq twice.
@@ -376,16 +379,50 @@ export class Storage extends EventEmitter {
   }
 
   /**
-   * A mailbox by address. Found records are cached: a mailbox's address, DID and keys never change
-   * once created (the CLI may add mailboxes from another process, so misses are not cached).
+   * A mailbox by address. Found records are reused for TOKEN_CACHE_MS (every message looks its
+   * recipients up): the CLI adds and removes mailboxes from its own process, so misses are not cached
+   * and a removed mailbox stops receiving within that time.
    */
   mailboxByAddress(address: string): MailboxRecord | undefined {
     const key = address.toLowerCase();
+    const now = Date.now();
     const cached = this.mailboxCache.get(key);
-    if (cached) return cached;
+    if (cached && cached.until > now) return cached.mailbox;
     const found = toMailbox(this.stmts.mailboxByAddress.get(key));
-    if (found) remember(this.mailboxCache, key, found);
+    this.mailboxCache.delete(key);
+    if (found) remember(this.mailboxCache, key, { mailbox: found, until: now + TOKEN_CACHE_MS });
     return found;
+  }
+
+  /**
+   * Removes a mailbox: its record at once (new mail is refused, its token and DID document stop working
+   * within TOKEN_CACHE_MS on a running node), then its stored mail in commits of `chunk` rows, so a
+   * running node's writes interleave. Mail not yet acknowledged is deleted only with `force`.
+   */
+  removeMailbox(address: string, opts: { force?: boolean; chunk?: number } = {}): { deleted: number; unacknowledged: number } {
+    const key = address.toLowerCase();
+    this.tx.begin.run();
+    let unacknowledged: number;
+    try {
+      if (!this.stmts.mailboxByAddress.get(key)) throw new GatewayError('NOT_FOUND', `no mailbox ${key} on this node`);
+      unacknowledged = Number((this.stmts.countUnacked.get(key) as { n: number }).n);
+      if (unacknowledged > 0 && !opts.force) {
+        throw new GatewayError('CONFLICT', `${key} has ${unacknowledged} message(s) its app has not acknowledged; they would be deleted with it (--force)`);
+      }
+      this.stmts.deleteMailbox.run(key);
+      this.tx.commit.run();
+    } catch (err) {
+      if (this.db.isTransaction) this.tx.rollback.run();
+      throw err;
+    }
+    this.mailboxCache.delete(key);
+    this.nextSeq.delete(key);
+    let deleted = 0;
+    for (;;) {
+      const n = Number(this.stmts.deleteMailboxDeliveries.run(key, opts.chunk ?? 1000).changes);
+      deleted += n;
+      if (n === 0) return { deleted, unacknowledged };
+    }
   }
 
   /**

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync, existsSync, rmSync, mkdirSync } from 'node
 import { join, resolve as resolvePath } from 'node:path';
 import { initNode } from '../node-files.ts';
 import { loadConfig, redactConfig } from '../config.ts';
-import { addMailbox, listMailboxes, renewMailboxToken, READY_FILE } from '../mailboxes.ts';
+import { addMailbox, listMailboxes, removeMailbox, renewMailboxToken, READY_FILE } from '../mailboxes.ts';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../client.ts';
 import { GatewayError } from '../errors.ts';
 import { unary } from '../client.ts';
@@ -33,6 +33,7 @@ const USAGE = `usage: aftersmtp <command> [options]
   mailbox add ADDRESS --data DIR --profile FILE
   mailbox token ADDRESS --data DIR [--profile FILE]   (a new API token; the old one stops working)
   mailbox list --data DIR
+  mailbox remove ADDRESS --data DIR [--force]         (deletes it and its mail; --force if some is unacknowledged)
   send --profile FILE [--node HOST:PORT] --to ADDR [--to ADDR ...] --subject S (--body TEXT | --eml FILE)
   subscribe --profile FILE [--node HOST:PORT] [--count N] [--from-cursor N] [--save-dir DIR]
   ledger status --profile FILE [--node HOST:PORT]
@@ -86,6 +87,7 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       recipient: { type: 'string' },
       state: { type: 'string' },
       all: { type: 'boolean' },
+      force: { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -158,7 +160,13 @@ async function run(argv: string[]): Promise<number> {
             : `new token for ${renewed.address} (shown once): ${renewed.token}\n  the old one stops working within seconds`);
         return 0;
       }
-      if (sub !== 'add' || !rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp mailbox add ADDRESS --data DIR --profile FILE | mailbox list --data DIR | mailbox token ADDRESS --data DIR [--profile FILE]');
+      if (sub === 'remove' && rest[0]) {
+        const removed = removeMailbox({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], force: flags.force === true });
+        out(flags, { event: 'mailbox-removed', ...removed },
+          `mailbox ${removed.address} removed with ${removed.deleted} stored message(s) (${removed.unacknowledged} unacknowledged); a running node refuses its mail within seconds`);
+        return 0;
+      }
+      if (sub !== 'add' || !rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp mailbox add ADDRESS --data DIR --profile FILE | mailbox list --data DIR | mailbox token ADDRESS --data DIR [--profile FILE] | mailbox remove ADDRESS --data DIR [--force]');
       const profileFile = resolvePath(need(flags, 'profile'));
       const profile = addMailbox({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], profileFile });
       out(flags, { event: 'mailbox-added', address: profile.address, did: profile.did, profile: profileFile },

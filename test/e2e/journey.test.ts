@@ -3,6 +3,7 @@
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { statSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tempDir, runCli, startNodeProcess, jsonLines, type RunningNode } from '../helpers.ts';
 import { connect, readProfile, unary } from '../../gateway/client.ts';
 import { until } from '../helpers.ts';
@@ -18,6 +19,15 @@ for (const method of ['key', 'web'] as const) {
       expect(init.code, init.stderr).toBe(0);
       expect(JSON.parse(init.stdout).did).toMatch(method === 'key' ? /^did:key:z6Mk/ : /^did:web:example\.test$/);
       node = await startNodeProcess(data);
+    });
+
+    /** The HTTP status of GET `path` on the node's did:web HTTPS server (trusting the node's own CA). */
+    const httpsStatus = (path: string) => new Promise<number>((resolve, reject) => {
+      const [host, port] = node.ready.http!.split(':');
+      httpsRequest({ host, port: Number(port), path, ca: readFileSync(join(data, 'tls/ca.crt')), servername: 'localhost' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject).end();
     });
 
     afterAll(async () => {
@@ -174,6 +184,42 @@ for (const method of ['key', 'web'] as const) {
       const unknown = await runCli(['mailbox', 'token', 'nobody@example.test', '--data', data]);
       expect(unknown.code).not.toBe(0);
       expect(unknown.stderr).toMatch(/no mailbox nobody@example\.test/);
+    });
+
+    it('mailbox remove offboards carol: refused while her mail is unacknowledged, then her mail, token and DID go', async () => {
+      const carolFile = join(dir.path, 'carol.json');
+      const added = await runCli(['mailbox', 'add', 'carol@example.test', '--data', data, '--profile', carolFile, '--json']);
+      expect(added.code, added.stderr).toBe(0);
+      const carol = readProfile(carolFile);
+      const sendToCarol = (subject: string) => runCli(['send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, '--to', 'carol@example.test', '--subject', subject, '--body', subject, '--json']);
+      for (const subject of ['one', 'two']) expect((await sendToCarol(subject)).code).toBe(0);
+      const didPath = carol.did.startsWith('did:web:') ? `/${carol.did.split(':').slice(3).join('/')}/did.json` : undefined;
+      if (didPath) expect(await httpsStatus(didPath)).toBe(200);
+
+      const refused = await runCli(['mailbox', 'remove', 'carol@example.test', '--data', data, '--json']);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/carol@example\.test has 2 message\(s\) its app has not acknowledged; they would be deleted with it \(--force\)/);
+      const removed = await runCli(['mailbox', 'remove', 'carol@example.test', '--data', data, '--force', '--json']);
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(JSON.parse(removed.stdout)).toEqual({ event: 'mailbox-removed', address: 'carol@example.test', deleted: 2, unacknowledged: 2 });
+
+      // The running node: mail to carol refused, her token refused, her DID document gone, within seconds.
+      await until('mail to carol refused', async () => { const r = await sendToCarol('three'); return r.code !== 0 ? r : undefined; }, 20_000)
+        .then((r) => expect(r.stderr).toMatch(/carol@example\.test/));
+      const clients = connect(carol, node.ready.grpc);
+      try {
+        await until('carol\'s token refused', async () => (await unary(clients.mailbox.WhoAmI.bind(clients.mailbox), {}, clients.metadata).then(() => undefined, (err: { code: number }) => err.code)), 20_000)
+          .then((code) => expect(code).toBe(16)); // UNAUTHENTICATED
+      } finally {
+        clients.close();
+      }
+      if (didPath) expect(await httpsStatus(didPath)).toBe(404);
+      const listed = JSON.parse((await runCli(['mailbox', 'list', '--data', data, '--json'])).stdout).map((m: { address: string }) => m.address);
+      expect(listed).not.toContain('carol@example.test');
+      expect(listed).toContain('bob@example.test');
+      const unknown = await runCli(['mailbox', 'remove', 'carol@example.test', '--data', data]);
+      expect(unknown.code).not.toBe(0);
+      expect(unknown.stderr).toMatch(/no mailbox carol@example\.test/);
     });
 
     it('prints the merged config with secrets redacted', async () => {
