@@ -135,6 +135,11 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
       return item?.state === 'deferred' && item.attempts === 1 ? item : undefined;
     });
     expect(deferred.lastError).toMatch(/STORAGE_FULL.*storage\.maxBytes/);
+    // B's operator sees why: the store's size against its cap, in `status` and /metrics.
+    const status = await lab.cli(['status', '--data', b.data]);
+    expect(Number(status.storeMaxBytes)).toBe(1);
+    expect(Number(status.storeBytes)).toBeGreaterThan(1);
+    expect(await metricsOf(b)).toMatch(/^aftersmtp_store_max_bytes 1$/m);
     // The operator makes room (here: lifts the cap) and flushes A's queue instead of waiting out the backoff.
     await lab.stop(b);
     delete b.env.AFTERSMTP_STORAGE__MAX_BYTES;
