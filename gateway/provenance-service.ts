@@ -34,7 +34,7 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
         let hash: Uint8Array | undefined = messageHash.length ? messageHash : undefined;
         if (!hash) {
           const stored = messageId.length === 16 ? storage.deliveryByMessageId(messageId) : undefined;
-          if (!stored) throw new GatewayError('NOT_FOUND', 'no message with this id on this node');
+          if (!stored) throw new GatewayError('NOT_FOUND', 'no message with this id on this node (acknowledged mail is deleted after storage.ackedRetentionMs: ask by its message hash, which the log keeps)');
           hash = decodeEnvelope(stored.envelope).messageHash;
         }
         const bundle = await ledger.proofBundle({ messageHash: hash, messageId: messageId.length ? messageId : undefined, nodeDid: deps.nodeDid, keyId: deps.nodeKeyId, anchor: deps.anchor?.().state, cosigned: deps.witnessing?.cosigned });

@@ -12,7 +12,7 @@ import { initNode } from '../../gateway/node-files.ts';
 import { AfterSmtpNode } from '../../gateway/node.ts';
 import { addMailbox } from '../../gateway/mailboxes.ts';
 import { FULL_RECHECK_MS } from '../../gateway/storage.ts';
-import { connect, profileResolver, sealFor, submit, subscribe, type Clients, type MailboxProfile } from '../../gateway/client.ts';
+import { connect, profileResolver, sealFor, submit, subscribe, unary, type Clients, type MailboxProfile } from '../../gateway/client.ts';
 import { verifySignature } from '../../identity/index.ts';
 import type { Envelope } from '../../proto/index.ts';
 
@@ -96,11 +96,14 @@ describe('a full store', () => {
   it('at storage.maxBytes: refuses new mail as transient, unverified and unlogged; acks and housekeeping make room again', async () => {
     await drainBob(); // what the test before left
     const acceptedSubjects: string[] = [];
+    let firstAccepted: Envelope | undefined;
     let refused: grpc.ServiceError | undefined;
     const logSizeBefore = node.ledger.log.size;
     for (let i = 0; i < 400 && !refused; i++) {
-      refused = await refusal(await seal());
+      const envelope = await seal();
+      refused = await refusal(envelope);
       if (!refused) acceptedSubjects.push(`m${subject - 1}`);
+      firstAccepted ??= envelope;
     }
     const accepted = acceptedSubjects.length;
     expect(refused, 'the store never filled up').toBeDefined();
@@ -129,6 +132,10 @@ describe('a full store', () => {
     // After it, housekeeping deletes it, and the refused message goes through when sent again.
     await node.prune(Date.now() + RETENTION_MS + 1000);
     expect(node.status().storeBytes).toBeLessThan(MAX_BYTES);
+    // A deleted message's proof: by id no longer (with the reason), by hash still (the log keeps it).
+    const proof = (request: object) => unary(clients.provenance.GetProof.bind(clients.provenance), request, clients.metadata) as Promise<{ json: string }>;
+    await expect(proof({ messageId: firstAccepted!.messageId })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: expect.stringMatching(/deleted after storage\.ackedRetentionMs: ask by its message hash/) });
+    expect(JSON.parse((await proof({ messageHash: firstAccepted!.messageHash })).json)).toMatchObject({ leafIndex: expect.any(Number) });
     expect(await refusal(kept)).toBeUndefined();
     expect(await drainBob()).toHaveLength(1);
   });
