@@ -49,6 +49,12 @@ export const configSchema = z.strictObject({
      * STORAGE_FULL); reads, acks and housekeeping go on: docs/DECISIONS.md 24.
      */
     maxBytes: z.number().int().min(0).default(0),
+    /**
+     * New mail is refused (STORAGE_FULL) while the disk holding the store has less free space than this
+     * (0 = until the disk is full), so acks, housekeeping and the log keep room to work: as Postfix
+     * keeps room for 1.5 messages of the largest size. Default: two envelopes of the largest default size.
+     */
+    minFreeBytes: z.number().int().min(0).default(64 * 1024 * 1024),
     /** How long a message stays in the store after its mailbox acknowledged it (then housekeeping deletes it). */
     ackedRetentionMs: z.number().int().min(0).default(7 * 24 * 3600_000),
   }).prefault({}),

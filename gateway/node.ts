@@ -88,7 +88,7 @@ export class AfterSmtpNode {
     this.keys = keys;
     this.memory = new MemoryPolicy(config.memory);
     this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
-    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes });
+    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes });
     // Trusted for did:web: the system's roots plus this node's own CA and any configured ones.
     const ca = [...rootCertificates, readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8')];
     for (const file of config.identity.caFiles) ca.push(readFileSync(dataPath(opts.dataDir, file), 'utf8'));

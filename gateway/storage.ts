@@ -4,6 +4,8 @@
 // shares one transaction and one fsync, and each caller's promise resolves only after that COMMIT.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { EventEmitter } from 'node:events';
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { GatewayError, openingFile, isStorageFull, storageFailure } from './errors.ts';
 import { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';
 
@@ -145,8 +147,12 @@ export class Storage extends EventEmitter {
   private fullUntil = 0;
   /** storage.maxBytes (0 = no cap): new mail is refused beyond it; acks and deletions still work. */
   private readonly maxBytes: number;
-  /** Bytes the store's pages hold (free pages excluded), as of `usedAt`. */
+  /** storage.minFreeBytes (0 = none): new mail is refused while the store's disk has less free. */
+  private readonly minFreeBytes: number;
+  private readonly directory: string;
+  /** Bytes the store's pages hold (free pages excluded) and free on its disk, as of `usedAt`. */
   private usedBytes = 0;
+  private freeBytes = Infinity;
   private usedAt = 0;
 
   private readonly walSyncer?: WalSyncer;
@@ -159,7 +165,7 @@ export class Storage extends EventEmitter {
    * 'deferred' (the node): COMMIT writes the WAL and the fsync runs off the event loop (WalSyncer);
    * write() promises still resolve only once their commit is durable.
    */
-  constructor(file: string, opts: { maxBatch?: number; durability?: 'full' | 'deferred'; maxBytes?: number } = {}) {
+  constructor(file: string, opts: { maxBatch?: number; durability?: 'full' | 'deferred'; maxBytes?: number; minFreeBytes?: number } = {}) {
     super();
     this.setMaxListeners(0); // one listener pair per open subscription
     this.maxBatch = opts.maxBatch ?? 256;
@@ -186,6 +192,8 @@ export class Storage extends EventEmitter {
       this.checkpointer = new WalCheckpointer(file);
     }
     this.maxBytes = opts.maxBytes ?? 0;
+    this.minFreeBytes = opts.minFreeBytes ?? 0;
+    this.directory = dirname(file);
     const prepare = (sql: string) => this.db.prepare(sql);
     this.tx = {
       begin: prepare('BEGIN IMMEDIATE'),
@@ -313,7 +321,7 @@ export class Storage extends EventEmitter {
       return;
     }
     this.checkpointer?.committed();
-    if (this.maxBytes && Date.now() - this.usedAt >= USAGE_REFRESH_MS) this.refreshUsage();
+    if ((this.maxBytes || this.minFreeBytes) && Date.now() - this.usedAt >= USAGE_REFRESH_MS) this.refreshUsage();
     const settle = () => batch.forEach((item, i) => (failed.has(i) ? item.reject(failed.get(i)) : item.resolve()));
     if (!this.walSyncer) {
       settle();
@@ -339,9 +347,14 @@ export class Storage extends EventEmitter {
     if (this.fullUntil > Date.now()) {
       throw new GatewayError('STORAGE_FULL', "the node's storage is full (its disk, or the size set by storage.maxBytes); nothing was stored, send again later");
     }
-    if (this.maxBytes && this.usedAt === 0) this.refreshUsage();
+    if (!this.maxBytes && !this.minFreeBytes) return;
+    // Refreshed here too: while mail is refused nothing commits, and room may come from elsewhere.
+    if (Date.now() - this.usedAt >= USAGE_REFRESH_MS) this.refreshUsage();
     if (this.maxBytes && this.usedBytes >= this.maxBytes) {
       throw new GatewayError('STORAGE_FULL', `the node's store holds ${this.usedBytes} bytes, its limit storage.maxBytes is ${this.maxBytes}; nothing was stored, send again later`);
+    }
+    if (this.freeBytes < this.minFreeBytes) {
+      throw new GatewayError('STORAGE_FULL', `the disk of ${this.directory} has ${this.freeBytes} bytes free, less than storage.minFreeBytes (${this.minFreeBytes}); nothing was stored, send again later`);
     }
   }
 
@@ -351,6 +364,14 @@ export class Storage extends EventEmitter {
     const free = Number((this.stmts.freePages.get() as { n: number }).n);
     const size = Number((this.stmts.pageSize.get() as { n: number }).n);
     this.usedBytes = (pages - free) * size;
+    if (this.minFreeBytes) {
+      try {
+        const disk = statfsSync(this.directory);
+        this.freeBytes = disk.bavail * disk.bsize;
+      } catch {
+        this.freeBytes = Infinity; // not knowable here: SQLite still reports a full disk itself
+      }
+    }
     this.usedAt = Date.now();
   }
 
@@ -654,7 +675,7 @@ export class Storage extends EventEmitter {
     }).then(() => {
       if (deleted > 0) {
         this.fullUntil = 0;
-        if (this.maxBytes) this.refreshUsage();
+        this.refreshUsage();
       }
       return deleted;
     });

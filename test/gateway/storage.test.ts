@@ -2,6 +2,7 @@
 // fresh connection reads after close (everything acknowledged).
 import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
+import { statfsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { Storage, ROUTE_REREAD_MS } from '../../gateway/storage.ts';
 import { tempDir } from '../helpers.ts';
@@ -148,5 +149,20 @@ describe('storage', () => {
     expect(await storage.pruneAcked(Date.now() + 1)).toBe(2);
     expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(1);
     await storage.close();
+  });
+
+  it('refuses new mail while its disk has less free space than minFreeBytes, and names the directory and the setting', async () => {
+    const file = join(dir.path, 'minfree.db');
+    const { bavail, bsize } = statfsSync(dir.path);
+    const free = bavail * bsize;
+    const crowded = new Storage(file, { durability: 'deferred', minFreeBytes: free * 4 }); // more than this disk has
+    expect(() => crowded.assertRoom()).toThrow(expect.objectContaining({
+      code: 'STORAGE_FULL',
+      message: expect.stringMatching(new RegExp(`^the disk of ${dir.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} has \\d+ bytes free, less than storage\\.minFreeBytes \\(${free * 4}\\); nothing was stored`)),
+    }));
+    await crowded.close();
+    const roomy = new Storage(file, { durability: 'deferred', minFreeBytes: 1024 });
+    expect(() => roomy.assertRoom()).not.toThrow();
+    await roomy.close();
   });
 });
