@@ -364,14 +364,8 @@ export class Storage extends EventEmitter {
     const free = Number((this.stmts.freePages.get() as { n: number }).n);
     const size = Number((this.stmts.pageSize.get() as { n: number }).n);
     this.usedBytes = (pages - free) * size;
-    if (this.minFreeBytes) {
-      try {
-        const disk = statfsSync(this.directory);
-        this.freeBytes = disk.bavail * disk.bsize;
-      } catch {
-        this.freeBytes = Infinity; // not knowable here: SQLite still reports a full disk itself
-      }
-    }
+    // Unknown (statfs failed) counts as room: SQLite still reports a full disk itself.
+    if (this.minFreeBytes) this.freeBytes = this.statFree() ?? Infinity;
     this.usedAt = Date.now();
   }
 
@@ -379,6 +373,20 @@ export class Storage extends EventEmitter {
   usage(): number {
     this.refreshUsage();
     return this.usedBytes;
+  }
+
+  /** Bytes free on the disk holding the store (for status and metrics; 0 when it cannot be read). */
+  diskFree(): number {
+    return this.statFree() ?? 0;
+  }
+
+  private statFree(): number | undefined {
+    try {
+      const disk = statfsSync(this.directory);
+      return disk.bavail * disk.bsize;
+    } catch {
+      return undefined;
+    }
   }
 
   // --- mailboxes ---------------------------------------------------------------------------------------

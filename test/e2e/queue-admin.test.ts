@@ -139,6 +139,8 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
     const status = await lab.cli(['status', '--data', b.data]);
     expect(Number(status.storeMaxBytes)).toBe(1);
     expect(Number(status.storeBytes)).toBeGreaterThan(1);
+    expect(Number(status.minFreeBytes)).toBe(64 * 1024 * 1024);
+    expect(Number(status.diskFreeBytes)).toBeGreaterThan(Number(status.minFreeBytes));
     expect(await metricsOf(b)).toMatch(/^aftersmtp_store_max_bytes 1$/m);
     // The operator makes room (here: lifts the cap) and flushes A's queue instead of waiting out the backoff.
     await lab.stop(b);

@@ -32,6 +32,11 @@ export interface StatusReply {
    */
   'storeBytes'?: (number | string | Long);
   'storeMaxBytes'?: (number | string | Long);
+  /**
+   * Free space on the store's disk, and the least the node keeps free (storage.minFreeBytes).
+   */
+  'diskFreeBytes'?: (number | string | Long);
+  'minFreeBytes'?: (number | string | Long);
 }
 
 export interface StatusReply__Output {
@@ -64,4 +69,9 @@ export interface StatusReply__Output {
    */
   'storeBytes': (number);
   'storeMaxBytes': (number);
+  /**
+   * Free space on the store's disk, and the least the node keeps free (storage.minFreeBytes).
+   */
+  'diskFreeBytes': (number);
+  'minFreeBytes': (number);
 }
