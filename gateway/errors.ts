@@ -78,7 +78,7 @@ export function toGrpcError(err: unknown): StatusError {
   return { code: status, details, metadata };
 }
 
-/** SQLite's primary result code for "database or disk is full" (the disk, or the store's size cap). */
+/** SQLite's primary result code for "database or disk is full" (storage.maxBytes is the node's own check). */
 const SQLITE_FULL = 13;
 
 export function isStorageFull(err: unknown): boolean {
@@ -87,13 +87,13 @@ export function isStorageFull(err: unknown): boolean {
 }
 
 /**
- * A failed write as the caller sees it: a full store or disk becomes STORAGE_FULL (transient: nothing
- * was stored, send again later); anything else STORAGE, with `what` failed.
+ * A failed write as the caller sees it: a full disk becomes STORAGE_FULL (transient: nothing was
+ * stored, send again later); anything else STORAGE, with `what` failed.
  */
 export function storageFailure(what: string, err: unknown): GatewayError {
   if (err instanceof GatewayError && (err.code === 'STORAGE' || err.code === 'STORAGE_FULL')) return err;
   if (isStorageFull(err)) {
-    return new GatewayError('STORAGE_FULL', `${what} failed: the node's storage is full (its disk, or the size set by storage.maxBytes); nothing was stored, send again later`, { cause: err });
+    return new GatewayError('STORAGE_FULL', `${what} failed: the disk holding the node's storage is full; nothing was stored, send again later`, { cause: err });
   }
   return new GatewayError('STORAGE', `${what} failed: ${(err as Error).message}`, { cause: err });
 }

@@ -51,6 +51,7 @@ export interface StoredDelivery {
 }
 
 type Write = () => void;
+type CachedMailbox = { mailbox: MailboxRecord; until: number };
 
 const PAGE_SIZE = 16384;
 /**
@@ -140,16 +141,18 @@ export class Storage extends EventEmitter {
   private closed = false;
   private readonly nextSeq = new Map<string, number>();
   private readonly routeRows = new Map<string, { row: RouteRecord | undefined; at: number }>();
-  private readonly mailboxCache = new Map<string, { mailbox: MailboxRecord; until: number }>();
-  private readonly tokenCache = new Map<string, { mailbox: MailboxRecord; until: number }>();
+  private readonly mailboxCache = new Map<string, CachedMailbox>();
+  private readonly tokenCache = new Map<string, CachedMailbox>();
   private readonly stmts: Record<string, StatementSync>;
-  /** Until when new mail is refused without trying (the store was full at the last attempt). */
-  private fullUntil = 0;
+  /** The disk was full at the last write: new mail gets this error without trying, until `until`. */
+  private full?: { error: GatewayError; until: number };
   /** storage.maxBytes (0 = no cap): new mail is refused beyond it; acks and deletions still work. */
   private readonly maxBytes: number;
   /** storage.minFreeBytes (0 = none): new mail is refused while the store's disk has less free. */
   private readonly minFreeBytes: number;
   private readonly directory: string;
+  /** The store's page size (fixed when the file was created). */
+  private readonly pageBytes: number;
   /** Bytes the store's pages hold (free pages excluded) and free on its disk, as of `usedAt`. */
   private usedBytes = 0;
   private freeBytes = Infinity;
@@ -194,6 +197,7 @@ export class Storage extends EventEmitter {
     this.maxBytes = opts.maxBytes ?? 0;
     this.minFreeBytes = opts.minFreeBytes ?? 0;
     this.directory = dirname(file);
+    this.pageBytes = Number((this.db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
     const prepare = (sql: string) => this.db.prepare(sql);
     this.tx = {
       begin: prepare('BEGIN IMMEDIATE'),
@@ -218,7 +222,6 @@ export class Storage extends EventEmitter {
       ack: prepare(`UPDATE deliveries SET acked = ? WHERE mailbox = ? AND seq = ? AND acked = 0`),
       pageCount: prepare('SELECT page_count AS n FROM pragma_page_count()'),
       freePages: prepare('SELECT freelist_count AS n FROM pragma_freelist_count()'),
-      pageSize: prepare('SELECT page_size AS n FROM pragma_page_size()'),
       countUnacked: prepare(`SELECT count(*) AS n FROM deliveries WHERE mailbox = ? AND acked = 0`),
       deleteMailbox: prepare(`DELETE FROM mailboxes WHERE address = ?`),
       deleteMailboxDeliveries: prepare(`DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries WHERE mailbox = ? LIMIT ?)`),
@@ -292,8 +295,8 @@ export class Storage extends EventEmitter {
         if (this.db.isTransaction) tx.rollback.run();
         this.nextSeq.clear(); // counters may be ahead of what was rolled back
         if (batch.length === 1 || isStorageFull(err)) {
-          // A full store fails every write that needs a page, so no write is tried alone.
-          const failure = isStorageFull(err) ? this.full(err) : err;
+          // A full disk fails every write that needs a page, so no write is tried alone.
+          const failure = this.noteFull(err);
           for (const item of batch) item.reject(failure);
           return;
         }
@@ -308,7 +311,7 @@ export class Storage extends EventEmitter {
             tx.rollbackTo.run();
             tx.release.run();
             this.nextSeq.clear();
-            failed.set(i, isStorageFull(err) ? this.full(err) : err);
+            failed.set(i, this.noteFull(err));
           }
         });
       }
@@ -316,7 +319,7 @@ export class Storage extends EventEmitter {
     } catch (err) {
       try { this.db.exec('ROLLBACK'); } catch { /* no transaction left */ }
       this.nextSeq.clear(); // in-memory counters may be ahead of what was rolled back
-      const storageError = isStorageFull(err) ? this.full(err) : storageFailure('storage commit', err);
+      const storageError = storageFailure('storage commit', this.noteFull(err));
       for (const item of batch) item.reject(storageError);
       return;
     }
@@ -333,10 +336,14 @@ export class Storage extends EventEmitter {
     });
   }
 
-  /** Records that the store is full and returns the error its writers get. */
-  private full(err: unknown): GatewayError {
-    this.fullUntil = Date.now() + FULL_RECHECK_MS;
-    return storageFailure('storing', err);
+  /**
+   * A write's error as its caller gets it: a full disk becomes STORAGE_FULL, and new mail is then
+   * refused with that same error for FULL_RECHECK_MS (assertRoom); any other error is returned as it is.
+   */
+  private noteFull(err: unknown): unknown {
+    if (!isStorageFull(err)) return err;
+    this.full = { error: storageFailure('storing', err), until: Date.now() + FULL_RECHECK_MS };
+    return this.full.error;
   }
 
   /**
@@ -344,9 +351,7 @@ export class Storage extends EventEmitter {
    * cannot be stored is refused before it is verified or logged.
    */
   assertRoom(): void {
-    if (this.fullUntil > Date.now()) {
-      throw new GatewayError('STORAGE_FULL', "the node's storage is full (its disk, or the size set by storage.maxBytes); nothing was stored, send again later");
-    }
+    if (this.full && this.full.until > Date.now()) throw this.full.error;
     if (!this.maxBytes && !this.minFreeBytes) return;
     // Refreshed here too: while mail is refused nothing commits, and room may come from elsewhere.
     if (Date.now() - this.usedAt >= USAGE_REFRESH_MS) this.refreshUsage();
@@ -362,8 +367,7 @@ export class Storage extends EventEmitter {
   private refreshUsage(): void {
     const pages = Number((this.stmts.pageCount.get() as { n: number }).n);
     const free = Number((this.stmts.freePages.get() as { n: number }).n);
-    const size = Number((this.stmts.pageSize.get() as { n: number }).n);
-    this.usedBytes = (pages - free) * size;
+    this.usedBytes = (pages - free) * this.pageBytes;
     // Unknown (statfs failed) counts as room: SQLite still reports a full disk itself.
     if (this.minFreeBytes) this.freeBytes = this.statFree() ?? Infinity;
     this.usedAt = Date.now();
@@ -413,14 +417,7 @@ export class Storage extends EventEmitter {
    * and a removed mailbox stops receiving within that time.
    */
   mailboxByAddress(address: string): MailboxRecord | undefined {
-    const key = address.toLowerCase();
-    const now = Date.now();
-    const cached = this.mailboxCache.get(key);
-    if (cached && cached.until > now) return cached.mailbox;
-    const found = toMailbox(this.stmts.mailboxByAddress.get(key));
-    this.mailboxCache.delete(key);
-    if (found) remember(this.mailboxCache, key, { mailbox: found, until: now + TOKEN_CACHE_MS });
-    return found;
+    return this.cachedMailbox(this.mailboxCache, address.toLowerCase(), this.stmts.mailboxByAddress);
   }
 
   /**
@@ -459,12 +456,17 @@ export class Storage extends EventEmitter {
    * authenticates): a token removed from the store stops working within that time.
    */
   mailboxByToken(tokenSha256: string): MailboxRecord | undefined {
+    return this.cachedMailbox(this.tokenCache, tokenSha256, this.stmts.mailboxByToken);
+  }
+
+  /** A mailbox found by `lookup`, reused for TOKEN_CACHE_MS; misses are not cached. */
+  private cachedMailbox(cache: Map<string, CachedMailbox>, key: string, lookup: StatementSync): MailboxRecord | undefined {
     const now = Date.now();
-    const cached = this.tokenCache.get(tokenSha256);
+    const cached = cache.get(key);
     if (cached && cached.until > now) return cached.mailbox;
-    const found = toMailbox(this.stmts.mailboxByToken.get(tokenSha256));
-    this.tokenCache.delete(tokenSha256);
-    if (found) remember(this.tokenCache, tokenSha256, { mailbox: found, until: now + TOKEN_CACHE_MS });
+    const found = toMailbox(lookup.get(key));
+    cache.delete(key);
+    if (found) remember(cache, key, { mailbox: found, until: now + TOKEN_CACHE_MS });
     return found;
   }
 
@@ -682,7 +684,7 @@ export class Storage extends EventEmitter {
       }
     }).then(() => {
       if (deleted > 0) {
-        this.fullUntil = 0;
+        this.full = undefined;
         this.refreshUsage();
       }
       return deleted;

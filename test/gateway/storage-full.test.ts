@@ -77,7 +77,7 @@ describe('a full store', () => {
       expect(refused, 'the store never ran out of pages').toBeDefined();
       expect(refused!.code).toBe(grpc.status.UNAVAILABLE);
       expect(refused!.metadata.get('aftersmtp-error')).toEqual(['STORAGE_FULL']);
-      expect(refused!.details).toMatch(/storage is full \(its disk, or the size set by storage\.maxBytes\); nothing was stored, send again later/);
+      expect(refused!.details).toMatch(/the disk holding the node's storage is full; nothing was stored, send again later/);
 
       const kept = await seal();
       const verifiedBefore = verifications;
