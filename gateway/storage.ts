@@ -430,12 +430,15 @@ export class Storage extends EventEmitter {
     this.tx.begin.run();
     let unacknowledged: number;
     try {
-      if (!this.stmts.mailboxByAddress.get(key)) throw new GatewayError('NOT_FOUND', `no mailbox ${key} on this node`);
       unacknowledged = Number((this.stmts.countUnacked.get(key) as { n: number }).n);
-      if (unacknowledged > 0 && !opts.force) {
-        throw new GatewayError('CONFLICT', `${key} has ${unacknowledged} message(s) its app has not acknowledged; they would be deleted with it (--force)`);
-      }
-      this.stmts.deleteMailbox.run(key);
+      if (this.stmts.mailboxByAddress.get(key)) {
+        if (unacknowledged > 0 && !opts.force) {
+          throw new GatewayError('CONFLICT', `${key} has ${unacknowledged} message(s) its app has not acknowledged; they would be deleted with it (--force)`);
+        }
+        this.stmts.deleteMailbox.run(key);
+      } else if (Number((this.stmts.maxSeq.get(key) as { s: number }).s) === 0) {
+        throw new GatewayError('NOT_FOUND', `no mailbox ${key} on this node`);
+      } // else a removal that was interrupted after the record went: its mail is deleted now
       this.tx.commit.run();
     } catch (err) {
       if (this.db.isTransaction) this.tx.rollback.run();
