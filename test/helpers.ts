@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { initNode } from '../gateway/node-files.ts';
+import { addMailbox } from '../gateway/mailboxes.ts';
+import type { MailboxProfile } from '../gateway/client.ts';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const NODE_BIN = join(ROOT, 'node_modules', '.bin', 'node');
@@ -93,4 +96,15 @@ export async function freePorts(): Promise<{ quic: number; relay: number }> {
   const relay = (tcp.address() as import('node:net').AddressInfo).port;
   await new Promise((r) => tcp.close(r));
   return { quic, relay };
+}
+
+/**
+ * A new node in `dir`/node for `domain` (gRPC on port 0), with mailboxes alice and bob whose profiles
+ * are `dir`/alice.json and `dir`/bob.json: what in-process node tests start from.
+ */
+export async function initNodeWithMailboxes(dir: string, domain: string): Promise<{ data: string; alice: MailboxProfile; bob: MailboxProfile }> {
+  const data = join(dir, 'node');
+  await initNode({ dataDir: data, domain, grpcPort: 0 });
+  const mailbox = (name: string) => addMailbox({ dataDir: data, address: `${name}@${domain}`, profileFile: join(dir, `${name}.json`) });
+  return { data, alice: mailbox('alice'), bob: mailbox('bob') };
 }

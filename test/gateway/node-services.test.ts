@@ -6,10 +6,8 @@ import { rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import pino from 'pino';
-import { tempDir } from '../helpers.ts';
-import { initNode } from '../../gateway/node-files.ts';
+import { tempDir, initNodeWithMailboxes } from '../helpers.ts';
 import { AfterSmtpNode } from '../../gateway/node.ts';
-import { addMailbox } from '../../gateway/mailboxes.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, unary, type MailboxProfile } from '../../gateway/client.ts';
 import { verifyProofBundle } from '../../gateway/proof.ts';
 import { createDidResolver } from '../../identity/index.ts';
@@ -44,9 +42,7 @@ describe('node services', () => {
   };
 
   beforeAll(async () => {
-    await initNode({ dataDir: data, domain: 'svc.test', grpcPort: 0 });
-    alice = addMailbox({ dataDir: data, address: 'alice@svc.test', profileFile: join(dir.path, 'a.json') });
-    bob = addMailbox({ dataDir: data, address: 'bob@svc.test', profileFile: join(dir.path, 'b.json') });
+    ({ alice, bob } = await initNodeWithMailboxes(dir.path, 'svc.test'));
     await start();
   });
   afterAll(async () => { await node?.stop(500); dir.cleanup(); });

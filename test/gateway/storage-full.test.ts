@@ -4,13 +4,10 @@
 // acks and housekeeping go on, and once they make room the node accepts mail again without a restart.
 // The full disk is an injected fault: SQLite's page limit makes the same SQLITE_FULL a full disk gives.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { join } from 'node:path';
 import pino from 'pino';
 import * as grpc from '@grpc/grpc-js';
-import { tempDir } from '../helpers.ts';
-import { initNode } from '../../gateway/node-files.ts';
+import { tempDir, initNodeWithMailboxes } from '../helpers.ts';
 import { AfterSmtpNode } from '../../gateway/node.ts';
-import { addMailbox } from '../../gateway/mailboxes.ts';
 import { FULL_RECHECK_MS } from '../../gateway/storage.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, unary, type Clients, type MailboxProfile } from '../../gateway/client.ts';
 import { verifySignature } from '../../identity/index.ts';
@@ -21,7 +18,6 @@ const RETENTION_MS = 60_000;
 
 describe('a full store', () => {
   const dir = tempDir();
-  const data = join(dir.path, 'node');
   let node: AfterSmtpNode;
   let alice: MailboxProfile;
   let bob: MailboxProfile;
@@ -48,11 +44,10 @@ describe('a full store', () => {
   };
 
   beforeAll(async () => {
-    await initNode({ dataDir: data, domain: 'example.test', grpcPort: 0 });
-    alice = addMailbox({ dataDir: data, address: 'alice@example.test', profileFile: join(dir.path, 'alice.json') });
-    bob = addMailbox({ dataDir: data, address: 'bob@example.test', profileFile: join(dir.path, 'bob.json') });
+    const made = await initNodeWithMailboxes(dir.path, 'example.test');
+    ({ alice, bob } = made);
     node = new AfterSmtpNode({
-      dataDir: data,
+      dataDir: made.data,
       env: { AFTERSMTP_STORAGE__MAX_BYTES: String(MAX_BYTES), AFTERSMTP_STORAGE__ACKED_RETENTION_MS: String(RETENTION_MS) },
       logger: pino({ level: 'silent' }),
       verify: (publicKey, message, signature) => { verifications++; return verifySignature(publicKey, message, signature); },

@@ -4,12 +4,9 @@
 // is slowed on purpose (an injected fault): every message then waits in verification, where it can be
 // counted.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { join } from 'node:path';
 import pino from 'pino';
-import { tempDir } from '../helpers.ts';
-import { initNode } from '../../gateway/node-files.ts';
+import { tempDir, initNodeWithMailboxes } from '../helpers.ts';
 import { AfterSmtpNode } from '../../gateway/node.ts';
-import { addMailbox } from '../../gateway/mailboxes.ts';
 import { connect, profileResolver, sealFor, submit, type Clients, type MailboxProfile } from '../../gateway/client.ts';
 import { verifySignature } from '../../identity/index.ts';
 import type { Envelope } from '../../proto/index.ts';
@@ -19,7 +16,6 @@ const COUNT = 40;
 
 describe('SubmitStream flow control', () => {
   const dir = tempDir();
-  const data = join(dir.path, 'node');
   let node: AfterSmtpNode;
   let alice: MailboxProfile;
   let clients: Clients;
@@ -32,11 +28,11 @@ describe('SubmitStream flow control', () => {
   const closeGate = () => { gate = new Promise<void>((resolve) => { openGate = resolve; }); mostVerifying = 0; };
 
   beforeAll(async () => {
-    await initNode({ dataDir: data, domain: 'example.test', grpcPort: 0 });
-    alice = addMailbox({ dataDir: data, address: 'alice@example.test', profileFile: join(dir.path, 'alice.json') });
-    bobDid = addMailbox({ dataDir: data, address: 'bob@example.test', profileFile: join(dir.path, 'bob.json') }).did;
+    const made = await initNodeWithMailboxes(dir.path, 'example.test');
+    alice = made.alice;
+    bobDid = made.bob.did;
     node = new AfterSmtpNode({
-      dataDir: data,
+      dataDir: made.data,
       env: { AFTERSMTP_LIMITS__MAX_IN_FLIGHT_SUBMITS: String(LIMIT), AFTERSMTP_GRPC__MAX_CONCURRENT_STREAMS: String(LIMIT) },
       logger: pino({ level: 'silent' }),
       verify: async (publicKey, message, signature) => {
