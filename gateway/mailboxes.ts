@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, generateIdentity, writeSecretFile, b64u, fromB64u } from './node-files.ts';
-import { Storage } from './storage.ts';
+import { Storage, MAILBOX_REREAD_MS } from './storage.ts';
 import { tokenSha256 } from './mailbox-service.ts';
 import { GatewayError } from './errors.ts';
 import { readProfile, type MailboxProfile } from './client.ts';
@@ -100,12 +100,28 @@ export function renewMailboxToken(args: { dataDir: string; address: string; prof
  * Removes a mailbox and its stored mail (an operator offboarding a user). Refuses while the mailbox
  * holds mail its app has not acknowledged, unless `force`. Works while the node runs: within seconds the
  * node refuses new mail for the address (NOT_FOUND; a peer's mail bounces to its sender), the token stops
- * working, and the mailbox's DID document is no longer served.
+ * working, and the mailbox's DID document is no longer served. The mail is deleted only once a running
+ * node can no longer have taken any for the address, so none arriving meanwhile stays behind.
  */
-export function removeMailbox(args: { dataDir: string; address: string; force?: boolean; env?: NodeJS.ProcessEnv }): { address: string; deleted: number; unacknowledged: number } {
+export async function removeMailbox(args: { dataDir: string; address: string; force?: boolean; env?: NodeJS.ProcessEnv }): Promise<{ address: string; deleted: number; unacknowledged: number }> {
   const { config } = openNodeFiles(args.dataDir, args.env);
   const address = args.address.trim().toLowerCase();
-  return { address, ...withStore(args.dataDir, config, (storage) => storage.removeMailbox(address, { force: args.force })) };
+  const { unacknowledged } = withStore(args.dataDir, config, (storage) => storage.removeMailbox(address, { force: args.force }));
+  if (nodeRunning(args.dataDir)) await new Promise((resolve) => setTimeout(resolve, MAILBOX_REREAD_MS + 1000));
+  const deleted = withStore(args.dataDir, config, (storage) => storage.deleteMailboxMail(address));
+  return { address, deleted, unacknowledged };
+}
+
+/** A node process serves this data directory (its ready file names a live process). */
+function nodeRunning(dataDir: string): boolean {
+  const pid = (readReady(dataDir) as { pid?: number } | undefined)?.pid;
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function readReady(dataDir: string): ReadyInfo | undefined {

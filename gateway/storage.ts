@@ -66,6 +66,8 @@ const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
 const MAX_ROUTE_ROWS = 1024;
 const MAILBOX_CACHE_MAX = 10_000;
 const TOKEN_CACHE_MS = 10_000;
+/** How long a running node may still use a mailbox record it read (the CLI changes them from its own process). */
+export const MAILBOX_REREAD_MS = TOKEN_CACHE_MS;
 /**
  * After a write failed because the store or its disk is full, new mail is refused at once for this
  * long (no verification, no log leaf for a message that cannot be stored); then writes are tried again.
@@ -421,11 +423,12 @@ export class Storage extends EventEmitter {
   }
 
   /**
-   * Removes a mailbox: its record at once (new mail is refused, its token and DID document stop working
-   * within TOKEN_CACHE_MS on a running node), then its stored mail in commits of `chunk` rows, so a
-   * running node's writes interleave. Mail not yet acknowledged is deleted only with `force`.
+   * Removes a mailbox's record (new mail is refused, its token and DID document stop working within
+   * MAILBOX_REREAD_MS on a running node); its mail goes with deleteMailboxMail. Refused while the mailbox
+   * holds unacknowledged mail, unless `force`. A record already gone with mail left behind (a removal
+   * cut short) passes, so the removal can be finished. Returns how much mail was unacknowledged.
    */
-  removeMailbox(address: string, opts: { force?: boolean; chunk?: number } = {}): { deleted: number; unacknowledged: number } {
+  removeMailbox(address: string, opts: { force?: boolean } = {}): { unacknowledged: number } {
     const key = address.toLowerCase();
     this.tx.begin.run();
     let unacknowledged: number;
@@ -446,11 +449,16 @@ export class Storage extends EventEmitter {
     }
     this.mailboxCache.delete(key);
     this.nextSeq.delete(key);
+    return { unacknowledged };
+  }
+
+  /** Deletes the stored mail of a removed mailbox, `chunk` rows per commit; returns how many. */
+  deleteMailboxMail(address: string, chunk = 1000): number {
     let deleted = 0;
     for (;;) {
-      const n = Number(this.stmts.deleteMailboxDeliveries.run(key, opts.chunk ?? 1000).changes);
+      const n = Number(this.stmts.deleteMailboxDeliveries.run(address.toLowerCase(), chunk).changes);
       deleted += n;
-      if (n === 0) return { deleted, unacknowledged };
+      if (n === 0) return deleted;
     }
   }
 

@@ -161,7 +161,7 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       }
       if (sub === 'remove' && rest[0]) {
-        const removed = removeMailbox({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], force: flags.force === true });
+        const removed = await removeMailbox({ dataDir: resolvePath(need(flags, 'data')), address: rest[0], force: flags.force === true });
         out(flags, { event: 'mailbox-removed', ...removed },
           `mailbox ${removed.address} removed with ${removed.deleted} stored message(s) (${removed.unacknowledged} unacknowledged); a running node refuses its mail within seconds`);
         return 0;

@@ -4,6 +4,7 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { statSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { DatabaseSync } from 'node:sqlite';
 import { tempDir, runCli, startNodeProcess, jsonLines, type RunningNode } from '../helpers.ts';
 import { connect, readProfile, unary } from '../../gateway/client.ts';
 import { until } from '../helpers.ts';
@@ -199,9 +200,14 @@ for (const method of ['key', 'web'] as const) {
       const refused = await runCli(['mailbox', 'remove', 'carol@example.test', '--data', data, '--json']);
       expect(refused.code).not.toBe(0);
       expect(refused.stderr).toMatch(/carol@example\.test has 2 message\(s\) its app has not acknowledged; they would be deleted with it \(--force\)/);
-      const removed = await runCli(['mailbox', 'remove', 'carol@example.test', '--data', data, '--force', '--json']);
+      const removing = runCli(['mailbox', 'remove', 'carol@example.test', '--data', data, '--force', '--json']);
+      const listed = async () => JSON.parse((await runCli(['mailbox', 'list', '--data', data, '--json'])).stdout).map((m: { address: string }) => m.address) as string[];
+      await until('carol\'s record gone', async () => ((await listed()).includes('carol@example.test') ? undefined : true), 20_000);
+      // The node has not re-read carol's record yet and still takes her mail: the removal deletes it too.
+      expect((await sendToCarol('while the node has not noticed')).code).toBe(0);
+      const removed = await removing;
       expect(removed.code, removed.stderr).toBe(0);
-      expect(JSON.parse(removed.stdout)).toEqual({ event: 'mailbox-removed', address: 'carol@example.test', deleted: 2, unacknowledged: 2 });
+      expect(JSON.parse(removed.stdout)).toEqual({ event: 'mailbox-removed', address: 'carol@example.test', deleted: 3, unacknowledged: 2 });
 
       // The running node: mail to carol refused, her token refused, her DID document gone, within seconds.
       await until('mail to carol refused', async () => { const r = await sendToCarol('three'); return r.code !== 0 ? r : undefined; }, 20_000)
@@ -214,9 +220,13 @@ for (const method of ['key', 'web'] as const) {
         clients.close();
       }
       if (didPath) expect(await httpsStatus(didPath)).toBe(404);
-      const listed = JSON.parse((await runCli(['mailbox', 'list', '--data', data, '--json'])).stdout).map((m: { address: string }) => m.address);
-      expect(listed).not.toContain('carol@example.test');
-      expect(listed).toContain('bob@example.test');
+      expect(await listed()).toContain('bob@example.test');
+      const db = new DatabaseSync(join(data, 'node.db'), { readOnly: true });
+      try {
+        expect(db.prepare('SELECT count(*) AS n FROM deliveries WHERE mailbox = ?').get('carol@example.test')).toEqual({ n: 0 });
+      } finally {
+        db.close();
+      }
       const unknown = await runCli(['mailbox', 'remove', 'carol@example.test', '--data', data]);
       expect(unknown.code).not.toBe(0);
       expect(unknown.stderr).toMatch(/no mailbox carol@example\.test/);

@@ -173,13 +173,15 @@ describe('storage', () => {
     for (let n = 1; n <= 5; n++) await storage.storeEnvelope({ messageId: id(100 + n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: [n <= 3 ? 'a@x.test' : 'b@x.test'] });
     await storage.ack('a@x.test', [1]);
     expect(() => storage.removeMailbox('a@x.test')).toThrow(expect.objectContaining({ code: 'CONFLICT' }));
-    expect(storage.removeMailbox('A@x.test', { force: true, chunk: 2 })).toEqual({ deleted: 3, unacknowledged: 2 });
+    expect(storage.removeMailbox('A@x.test', { force: true })).toEqual({ unacknowledged: 2 });
+    expect(storage.deleteMailboxMail('a@x.test', 2)).toBe(3);
     expect(storage.mailboxByAddress('a@x.test')).toBeUndefined();
     expect(() => storage.removeMailbox('a@x.test')).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
 
     // The process died between the record and the last chunk of b's mail: removing again finishes it.
     storage.db.prepare('DELETE FROM mailboxes WHERE address = ?').run('b@x.test');
-    expect(storage.removeMailbox('b@x.test')).toEqual({ deleted: 2, unacknowledged: 2 });
+    expect(storage.removeMailbox('b@x.test')).toEqual({ unacknowledged: 2 });
+    expect(storage.deleteMailboxMail('b@x.test')).toBe(2);
     expect(storage.db.prepare('SELECT count(*) AS n FROM deliveries').get()).toEqual({ n: 0 });
     await storage.close();
   });
