@@ -2,8 +2,12 @@
 // @grpc/grpc-js ceilings measured in the same run (unary; bidi with a per-message ack; no storage).
 // Server and client are separate processes in both cases; raw and node rounds alternate (BENCH_ROUNDS,
 // default 3, medians shown). Bounded in count and time; never fails on speed.
+// A third server, the "floor" (bench/floor-server.ts), does only the work every accepted message must
+// cost (one Ed25519 verification, a durable SQLite insert) over the same grpc-js: its rows show how close
+// to the raw ceiling any server that verifies and stores can get on this machine (BENCH_FLOOR=0 skips it).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { readFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -27,6 +31,7 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 64);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const TIME_LIMIT_MS = 60_000;
+const FLOOR = process.env.BENCH_FLOOR !== '0';
 
 interface Figures {
   rate: number; p50: number; p99: number; n: number;
@@ -142,6 +147,17 @@ async function main(): Promise<void> {
     const rawUnaryCall = (i: number) => new Promise((res, rej) => rawClient.Unary({ data: blob, ref: i }, (e: Error | null, r: unknown) => (e ? rej(e) : res(r))));
     const rawBidi = (count: number) => streamed(count, WINDOW, () => rawClient.Bidi(), (i) => ({ data: blob, ref: i }), (r) => r.ref);
 
+    // The floor: same client code, the blob signed once (verification costs the same for any message).
+    const floorKeys = generateKeyPairSync('ed25519');
+    const floorSig = sign(null, blob, floorKeys.privateKey);
+    const floorPub = (floorKeys.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32).toString('hex');
+    mkdirSync(join(dir, 'floor'));
+    const floor = FLOOR ? await spawnReady([join(ROOT, 'bench', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, join(dir, 'floor')]) : undefined;
+    if (floor) children.push(floor.child);
+    const floorClient = floor ? new rawPkg.rawbench.Raw(floor.ready.grpc, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), rawWindows) : undefined;
+    const floorUnaryCall = (i: number) => new Promise((res, rej) => floorClient.Unary({ data: blob, ref: i, sig: floorSig }, (e: Error | null, r: unknown) => (e ? rej(e) : res(r))));
+    const floorBidi = (count: number) => streamed(count, WINDOW, () => floorClient.Bidi(), (i) => ({ data: blob, ref: i, sig: floorSig }), (r) => r.ref);
+
     // BENCH_PROFILE=DIR writes a V8 CPU profile of the node process there (for finding hot spots).
     const profile = process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '';
     // BENCH_NODE_FLAGS="--flag ..." passes Node/V8 flags to the node process only, through NODE_OPTIONS
@@ -171,6 +187,10 @@ async function main(): Promise<void> {
     // Warm-up of every path (JIT, connections, the node's first commits), not counted.
     await closedLoop(WARMUP, CONCURRENCY, rawUnaryCall);
     await rawBidi(WARMUP);
+    if (floor) {
+      await closedLoop(WARMUP, CONCURRENCY, floorUnaryCall);
+      await floorBidi(WARMUP);
+    }
     let stored = 0;
     for (const run of [nodeUnary, nodeStream]) {
       const warm = await sealBatch(WARMUP);
@@ -179,19 +199,22 @@ async function main(): Promise<void> {
     }
 
     // Sealing is the client's work: it happens before each timed round, so the figures are the node's.
-    const figures = { rawUnary: [] as Figures[], unary: [] as Figures[], rawBidi: [] as Figures[], stream: [] as Figures[] };
+    const figures = { rawUnary: [] as Figures[], floorUnary: [] as Figures[], unary: [] as Figures[], rawBidi: [] as Figures[], floorBidi: [] as Figures[], stream: [] as Figures[] };
     let loadedRss = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const forUnary = await sealBatch(COUNT);
       const forStream = await sealBatch(COUNT);
       figures.rawUnary.push(await withCpu(raw.child.pid, () => closedLoop(COUNT, CONCURRENCY, rawUnaryCall)));
+      if (floor) figures.floorUnary.push(await withCpu(floor.child.pid, () => closedLoop(COUNT, CONCURRENCY, floorUnaryCall)));
       figures.unary.push(await withCpu(node.child.pid, () => nodeUnary(forUnary)));
       if (round === 0) loadedRss = rssMb(node.child.pid!);
       figures.rawBidi.push(await withCpu(raw.child.pid, () => rawBidi(COUNT)));
+      if (floor) figures.floorBidi.push(await withCpu(floor.child.pid, () => floorBidi(COUNT)));
       figures.stream.push(await withCpu(node.child.pid, () => nodeStream(forStream)));
       stored += forUnary.length + forStream.length;
     }
     rawClient.close();
+    floorClient?.close();
 
     // Subscribe: drain everything stored, decrypting and verifying each, acking each.
     const bobClients = connect(bob, node.ready.grpc);
@@ -207,11 +230,19 @@ async function main(): Promise<void> {
     console.log(`\nbench:mailbox  payload ${PAYLOAD} B, ${COUNT} msgs per round, ${ROUNDS} rounds (median shown), ${CONCURRENCY} unary in flight, stream window ${WINDOW}`);
     console.log(`${row('raw grpc-js unary (no storage)', rawUnary)}  ${rates(figures.rawUnary)}`);
     console.log(`${row('raw grpc-js bidi, per-message ack', rawStream)}  ${rates(figures.rawBidi)}`);
+    if (floor) {
+      console.log(`${row('floor unary (verify + durable insert only)', median(figures.floorUnary), rawUnary)}  ${rates(figures.floorUnary)}`);
+      console.log(`${row('floor bidi (verify + durable insert only)', median(figures.floorBidi), rawStream)}  ${rates(figures.floorBidi)}`);
+    }
     console.log(`${row('node Submit (unary, durable)', unary, rawUnary)}  ${rates(figures.unary)}`);
     console.log(`${row('node SubmitStream (durable)', stream, rawStream)}  ${rates(figures.stream)}`);
     console.log(`${'node Subscribe (decrypt+verify+ack, client)'.padEnd(44)} ${subscribeRate.toFixed(0).padStart(7)} msg/s  (${verified}/${stored} verified)`);
     console.log(`node RSS: idle ${idleRss.toFixed(0)} MB, after unary load ${loadedRss.toFixed(0)} MB, after subscribe ${afterRss.toFixed(0)} MB`);
     console.log(`targets: unary >= 70% of raw unary (${((unary.rate / rawUnary.rate) * 100).toFixed(0)}%), stream >= 50% of raw bidi (${((stream.rate / rawStream.rate) * 100).toFixed(0)}%), idle RSS <= 120 MB`);
+    if (floor) {
+      const pct = (a: Figures, b: Figures) => `${((a.rate / b.rate) * 100).toFixed(0)}%`;
+      console.log(`the floor (verify + durable insert, nothing else) reaches ${pct(median(figures.floorUnary), rawUnary)} of raw unary and ${pct(median(figures.floorBidi), rawStream)} of raw bidi; the node reaches ${pct(unary, median(figures.floorUnary))} and ${pct(stream, median(figures.floorBidi))} of the floor`);
+    }
   } finally {
     for (const c of children) c.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
