@@ -2,7 +2,8 @@
 // work issue 2 makes every accepted message cost, and nothing else, with the node's own mechanisms for
 // both: one Ed25519 verification (node:crypto through identity's SignatureVerifierPool: a turn's
 // signatures as one batch on a worker thread) and a durable store (SQLite WAL insert, group commit per
-// event-loop turn, fdatasync of the WAL off the event loop, checkpoints on a worker: gateway/wal-sync.ts). No envelope parsing, replay set, transparency log, routing or mailbox lookups.
+// event-loop turn, fdatasync of the WAL off the event loop, checkpoints on a worker: gateway/wal-sync.ts).
+// No envelope parsing, replay set, transparency log, routing or mailbox lookups.
 // Its rate against the raw server shows how much of the node's gap to the raw ceiling any server doing
 // that work would have on this machine. Run as its own process: floor-server.ts CERT KEY PUBKEY_HEX DIR.
 import { readFileSync } from 'node:fs';

@@ -151,8 +151,10 @@ async function main(): Promise<void> {
     const floorKeys = generateKeyPairSync('ed25519');
     const floorSig = sign(null, blob, floorKeys.privateKey);
     const floorPub = (floorKeys.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32).toString('hex');
-    mkdirSync(join(dir, 'floor'));
-    const floor = FLOOR ? await spawnReady([join(ROOT, 'bench', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, join(dir, 'floor')]) : undefined;
+    const floorDir = join(dir, 'floor');
+    const floor = FLOOR
+      ? (mkdirSync(floorDir), await spawnReady([join(ROOT, 'bench', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, floorDir]))
+      : undefined;
     if (floor) children.push(floor.child);
     const floorClient = floor ? new rawPkg.rawbench.Raw(floor.ready.grpc, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), rawWindows) : undefined;
     const floorUnaryCall = (i: number) => new Promise((res, rej) => floorClient.Unary({ data: blob, ref: i, sig: floorSig }, (e: Error | null, r: unknown) => (e ? rej(e) : res(r))));
