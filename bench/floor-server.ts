@@ -6,15 +6,12 @@
 // No envelope parsing, replay set, transparency log, routing or mailbox lookups.
 // Its rate against the raw server shows how much of the node's gap to the raw ceiling any server doing
 // that work would have on this machine. Run as its own process: floor-server.ts CERT KEY PUBKEY_HEX DIR.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { SignatureVerifierPool } from '../identity/index.ts';
-import { widenServerWindows } from '../gateway/grpc-windows.ts';
-import { configSchema } from '../gateway/config.ts';
-import { WalCheckpointer, WalSyncer } from '../gateway/wal-sync.ts';
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer, WalSyncer } from '../gateway/wal-sync.ts';
+import { serveRaw } from './raw-serve.ts';
 
 const [certFile, keyFile, publicKeyHex, dir] = process.argv.slice(2) as [string, string, string, string];
 const publicKey = Buffer.from(publicKeyHex, 'hex');
@@ -23,7 +20,7 @@ verifier.start();
 
 const file = join(dir, 'floor.db');
 const db = new DatabaseSync(file);
-db.exec('PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=4000;');
+db.exec(`PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=${FALLBACK_AUTOCHECKPOINT_PAGES};`);
 db.exec('CREATE TABLE IF NOT EXISTS blobs (seq INTEGER PRIMARY KEY, ref INTEGER NOT NULL, data BLOB NOT NULL)');
 const insert = db.prepare('INSERT INTO blobs (ref, data) VALUES (?, ?)');
 const syncer = new WalSyncer(file);
@@ -57,22 +54,10 @@ function accept(blob: { data: Buffer; ref: number; sig: Buffer }, done: (err: Er
   }, done);
 }
 
-const def = protoLoader.loadSync(new URL('./raw.proto', import.meta.url).pathname, { longs: Number, defaults: true });
-const pkg = grpc.loadPackageDefinition(def) as any;
-const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
-server.addService(pkg.rawbench.Raw.service, {
+serveRaw(certFile, keyFile, {
   Unary: (call: any, cb: any) => accept(call.request, (err) => (err ? cb({ code: grpc.status.INTERNAL, details: err.message }) : cb(null, { ref: call.request.ref }))),
   Bidi: (call: any) => {
     call.on('data', (b: any) => accept(b, (err) => (err ? call.destroy(err) : call.write({ ref: b.ref }))));
     call.on('end', () => call.end());
   },
-});
-server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(certFile), private_key: readFileSync(keyFile) }], false), (err, port) => {
-  if (err) throw err;
-  if (process.env.BENCH_RAW_WINDOWS !== 'default' && !widenServerWindows(server, configSchema.parse({}).grpc)) throw new Error('cannot set HTTP/2 windows');
-  process.stdout.write(`${JSON.stringify({ event: 'ready', grpc: `127.0.0.1:${port}` })}\n`);
-});
-process.on('SIGTERM', () => {
-  server.forceShutdown();
-  void Promise.all([verifier.stop(), syncer.close(), checkpointer.close()]).finally(() => { db.close(); process.exit(0); });
-});
+}, () => Promise.all([verifier.stop(), syncer.close(), checkpointer.close()]).finally(() => db.close()));

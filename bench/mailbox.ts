@@ -142,23 +142,28 @@ async function main(): Promise<void> {
     const def = protoLoader.loadSync(join(ROOT, 'bench', 'raw.proto'), { longs: Number, defaults: true });
     const rawPkg = grpc.loadPackageDefinition(def) as any;
     const rawWindows = process.env.BENCH_RAW_WINDOWS === 'default' ? {} : { 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW };
-    const rawClient = new rawPkg.rawbench.Raw(raw.ready.grpc, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), rawWindows);
     const blob = Buffer.alloc(PAYLOAD, 7);
-    const rawUnaryCall = (i: number) => new Promise((res, rej) => rawClient.Unary({ data: blob, ref: i }, (e: Error | null, r: unknown) => (e ? rej(e) : res(r))));
-    const rawBidi = (count: number) => streamed(count, WINDOW, () => rawClient.Bidi(), (i) => ({ data: blob, ref: i }), (r) => r.ref);
+    /** A client of a raw.proto server (raw or floor): its unary call and its bidi run, `sig` sent along if given. */
+    const rawPaths = (address: string, sig?: Buffer) => {
+      const client = new rawPkg.rawbench.Raw(address, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), rawWindows);
+      const request = (i: number) => ({ data: blob, ref: i, ...(sig ? { sig } : {}) });
+      return {
+        unary: (i: number) => new Promise((res, rej) => client.Unary(request(i), (e: Error | null, r: unknown) => (e ? rej(e) : res(r)))),
+        bidi: (count: number) => streamed(count, WINDOW, () => client.Bidi(), request, (r) => r.ref),
+        close: () => client.close(),
+      };
+    };
+    const rawCalls = rawPaths(raw.ready.grpc);
 
     // The floor: same client code, the blob signed once (verification costs the same for any message).
     const floorKeys = generateKeyPairSync('ed25519');
-    const floorSig = sign(null, blob, floorKeys.privateKey);
     const floorPub = (floorKeys.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32).toString('hex');
     const floorDir = join(dir, 'floor');
     const floor = FLOOR
       ? (mkdirSync(floorDir), await spawnReady([join(ROOT, 'bench', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, floorDir]))
       : undefined;
     if (floor) children.push(floor.child);
-    const floorClient = floor ? new rawPkg.rawbench.Raw(floor.ready.grpc, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), rawWindows) : undefined;
-    const floorUnaryCall = (i: number) => new Promise((res, rej) => floorClient.Unary({ data: blob, ref: i, sig: floorSig }, (e: Error | null, r: unknown) => (e ? rej(e) : res(r))));
-    const floorBidi = (count: number) => streamed(count, WINDOW, () => floorClient.Bidi(), (i) => ({ data: blob, ref: i, sig: floorSig }), (r) => r.ref);
+    const floorCalls = floor ? rawPaths(floor.ready.grpc, sign(null, blob, floorKeys.privateKey)) : undefined;
 
     // BENCH_PROFILE=DIR writes a V8 CPU profile of the node process there (for finding hot spots).
     const profile = process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '';
@@ -187,11 +192,10 @@ async function main(): Promise<void> {
       (i) => ({ envelope: envelopes[i], clientRef: i }), (r) => r.clientRef);
 
     // Warm-up of every path (JIT, connections, the node's first commits), not counted.
-    await closedLoop(WARMUP, CONCURRENCY, rawUnaryCall);
-    await rawBidi(WARMUP);
-    if (floor) {
-      await closedLoop(WARMUP, CONCURRENCY, floorUnaryCall);
-      await floorBidi(WARMUP);
+    for (const calls of [rawCalls, floorCalls]) {
+      if (!calls) continue;
+      await closedLoop(WARMUP, CONCURRENCY, calls.unary);
+      await calls.bidi(WARMUP);
     }
     let stored = 0;
     for (const run of [nodeUnary, nodeStream]) {
@@ -206,17 +210,17 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const forUnary = await sealBatch(COUNT);
       const forStream = await sealBatch(COUNT);
-      figures.rawUnary.push(await withCpu(raw.child.pid, () => closedLoop(COUNT, CONCURRENCY, rawUnaryCall)));
-      if (floor) figures.floorUnary.push(await withCpu(floor.child.pid, () => closedLoop(COUNT, CONCURRENCY, floorUnaryCall)));
+      figures.rawUnary.push(await withCpu(raw.child.pid, () => closedLoop(COUNT, CONCURRENCY, rawCalls.unary)));
+      if (floor && floorCalls) figures.floorUnary.push(await withCpu(floor.child.pid, () => closedLoop(COUNT, CONCURRENCY, floorCalls.unary)));
       figures.unary.push(await withCpu(node.child.pid, () => nodeUnary(forUnary)));
       if (round === 0) loadedRss = rssMb(node.child.pid!);
-      figures.rawBidi.push(await withCpu(raw.child.pid, () => rawBidi(COUNT)));
-      if (floor) figures.floorBidi.push(await withCpu(floor.child.pid, () => floorBidi(COUNT)));
+      figures.rawBidi.push(await withCpu(raw.child.pid, () => rawCalls.bidi(COUNT)));
+      if (floor && floorCalls) figures.floorBidi.push(await withCpu(floor.child.pid, () => floorCalls.bidi(COUNT)));
       figures.stream.push(await withCpu(node.child.pid, () => nodeStream(forStream)));
       stored += forUnary.length + forStream.length;
     }
-    rawClient.close();
-    floorClient?.close();
+    rawCalls.close();
+    floorCalls?.close();
 
     // Subscribe: drain everything stored, decrypting and verifying each, acking each.
     const bobClients = connect(bob, node.ready.grpc);

@@ -1,26 +1,12 @@
-// Raw grpc-js server (TLS, same message limits as the node), run as its own process by bench/mailbox.ts.
-import { readFileSync } from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { widenServerWindows } from '../gateway/grpc-windows.ts';
-import { configSchema } from '../gateway/config.ts';
+// Raw grpc-js server (TLS, same message limits and windows as the node, no storage, no crypto), run as
+// its own process by bench/mailbox.ts: raw-server.ts CERT KEY.
+import { serveRaw } from './raw-serve.ts';
 
 const [certFile, keyFile] = process.argv.slice(2) as [string, string];
-const def = protoLoader.loadSync(new URL('./raw.proto', import.meta.url).pathname, { longs: Number, defaults: true });
-const pkg = grpc.loadPackageDefinition(def) as any;
-const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
-server.addService(pkg.rawbench.Raw.service, {
+serveRaw(certFile, keyFile, {
   Unary: (call: any, cb: any) => cb(null, { ref: call.request.ref }),
   Bidi: (call: any) => {
     call.on('data', (b: any) => call.write({ ref: b.ref }));
     call.on('end', () => call.end());
   },
 });
-server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(certFile), private_key: readFileSync(keyFile) }], false), (err, port) => {
-  if (err) throw err;
-  // The node's HTTP/2 windows (its config defaults), so the ceiling is measured with the same transport
-  // settings; BENCH_RAW_WINDOWS=default leaves grpc-js's 64 KiB.
-  if (process.env.BENCH_RAW_WINDOWS !== 'default' && !widenServerWindows(server, configSchema.parse({}).grpc)) throw new Error('cannot set HTTP/2 windows');
-  process.stdout.write(`${JSON.stringify({ event: 'ready', grpc: `127.0.0.1:${port}` })}\n`);
-});
-process.on('SIGTERM', () => server.forceShutdown());
