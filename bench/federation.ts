@@ -6,7 +6,9 @@
 // from the first submit to the last arrival at bob's subscriber, per-message latency submit -> arrival
 // (p50/p99) and the RSS of both node processes sampled during the run; each row is the median of
 // BENCH_ROUNDS rounds (default 3, sizes alternating). Next to them: Postfix's durable acceptance rate with
-// `smtp-source -s 10 -m N` (bench/federation-postfix.ts), measured between the same rounds.
+// `smtp-source -s 10 -m N` (bench/federation-postfix.ts), measured between the same rounds, and the
+// "floor" (bench/federation-floor.ts): two processes doing only the work the hop requires, whose rounds
+// follow the nodes' (BENCH_FLOOR=0 skips them).
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { createInterface } from 'node:readline';
 import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
 import type { Delivery__Output, Envelope, SubmitReply__Output } from '../proto/index.ts';
+import { FloorPair, type FloorHop } from './federation-floor.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from './federation-postfix.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
 import { medianBy, percentile } from './stats.ts';
@@ -29,6 +32,8 @@ const SIZES = [
   { label: '2 KB', bytes: 2 * 1024, count: num('BENCH_COUNT_2K', 5000) },
   { label: '50 KB', bytes: 50 * 1024, count: num('BENCH_COUNT_50K', 1500) },
 ];
+/** Floor rounds (bench/federation-floor.ts) beside the nodes' for each transport; BENCH_FLOOR=0 skips them. */
+const FLOOR = process.env.BENCH_FLOOR !== '0';
 const TRANSPORTS = (process.env.BENCH_TRANSPORTS ?? 'quic,http2').split(',').map((t) => t.trim()).filter((t): t is 'quic' | 'http2' => t === 'quic' || t === 'http2');
 const CONCURRENCY = num('BENCH_CONCURRENCY', 32);
 /** How the app submits: 'stream' (SubmitStream, the bulk path; default) or 'unary' (one Submit call per message). */
@@ -331,6 +336,16 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
   }
 }
 
+/** A floor round as a row of the report (no sampled verification: the floor carries no envelopes). */
+function floorResult(transport: string, size: { label: string; bytes: number }, f: FloorHop): HopResult {
+  return {
+    transport: `floor-${transport}`, size: size.label, bytes: size.bytes, n: f.n, arrived: f.arrived,
+    rate: f.rate, submitRate: NaN, p50: f.p50, p99: f.p99, elapsedMs: f.elapsedMs,
+    rssA: f.rssA, rssB: f.rssB, cpuA: f.cpuA, cpuB: f.cpuB, cpuBench: f.cpuBench,
+    verified: 0, sampled: 0, errors: f.errors,
+  };
+}
+
 // --- Postfix reference ---------------------------------------------------------------------------
 
 interface PostfixFigures { rate: number; runs: number[]; note: string }
@@ -453,22 +468,37 @@ async function main(): Promise<void> {
       if (warm.arrived < warm.n) throw new Error(`warm-up over ${transport} failed: ${warm.errors.join('; ')}\nA: ${a.stderrTail()}\nB: ${b.stderrTail()}`);
       const peers = (await cli(['peers', '--data', dataA])) as { domain: string; transport: string }[];
       peerTransport[transport] = peers.find((p) => p.domain === 'b.test')?.transport ?? '?';
-      // Rounds alternate the sizes; each figure is the median round (this machine's speed drifts).
-      const rounds = new Map<string, HopResult[]>(SIZES.map((size) => [size.label, []]));
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const size of SIZES) {
-          const r = await hop(ctx, transport, size, size.count);
-          rounds.get(size.label)!.push(r);
-          process.stderr.write(`  ${transport} ${size.label} round ${round + 1}: ${f0(r.rate)} msgs/s (${r.arrived}/${r.n})\n`);
-          if (postfix.running) {
-            await new Promise((resolve) => setTimeout(resolve, 500)); // A's last delivered marks and B's acks settle
-            await postfix.measure(transport, size);
+      // The floor for this transport (BENCH_FLOOR=0 skips it): its rounds follow the nodes' in each round.
+      const floor = FLOOR ? await FloorPair.start(transport, dir, dataA, dataB) : undefined;
+      try {
+        if (floor) await floor.hop(SIZES[0]!.bytes, WARMUP, CONCURRENCY, RUN_LIMIT_MS);
+        // Rounds alternate the sizes; each figure is the median round (this machine's speed drifts).
+        const rounds = new Map<string, HopResult[]>(SIZES.map((size) => [size.label, []]));
+        const floorRounds = new Map<string, HopResult[]>(SIZES.map((size) => [size.label, []]));
+        for (let round = 0; round < ROUNDS; round++) {
+          for (const size of SIZES) {
+            const r = await hop(ctx, transport, size, size.count);
+            rounds.get(size.label)!.push(r);
+            process.stderr.write(`  ${transport} ${size.label} round ${round + 1}: ${f0(r.rate)} msgs/s (${r.arrived}/${r.n})\n`);
+            if (postfix.running) {
+              await new Promise((resolve) => setTimeout(resolve, 500)); // A's last delivered marks and B's acks settle
+              await postfix.measure(transport, size);
+            }
+            if (floor) {
+              const f = floorResult(transport, size, await floor.hop(size.bytes, size.count, CONCURRENCY, RUN_LIMIT_MS));
+              floorRounds.get(size.label)!.push(f);
+              process.stderr.write(`  floor ${transport} ${size.label} round ${round + 1}: ${f0(f.rate)} msgs/s (${f.arrived}/${f.n})\n`);
+            }
           }
         }
-      }
-      for (const runs of rounds.values()) {
-        const median = medianBy(runs, (r) => r.rate)!;
-        results.push({ ...median, rounds: runs.map((r) => r.rate), errors: runs.flatMap((r) => r.errors) });
+        for (const byLabel of [rounds, ...(floor ? [floorRounds] : [])]) {
+          for (const runs of byLabel.values()) {
+            const median = medianBy(runs, (r) => r.rate)!;
+            results.push({ ...median, rounds: runs.map((r) => r.rate), errors: runs.flatMap((r) => r.errors) });
+          }
+        }
+      } finally {
+        await floor?.stop();
       }
     }
     const idleRss = { a: rssMb(a?.child.pid), b: rssMb(b.child.pid) };
@@ -487,14 +517,15 @@ async function main(): Promise<void> {
     console.log(`RFC 5322 messages of ${SIZES.map((s) => `${s.bytes} B`).join(' and ')} (same bytes for Postfix), sealed by the app before timing;`);
     console.log('hop msgs/s = N / (first submit -> last arrival at bob\'s subscriber): durable at A, relayed, durable at B, pushed to bob and acked');
     console.log(`each row: the median of ${ROUNDS} rounds (sizes alternate), its own latency, RSS and CPU figures`);
-    console.log(`${'transport'.padEnd(10)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}  verified`);
+    console.log(`${'transport'.padEnd(12)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}  verified`);
     for (const r of results) {
-      console.log(`${r.transport.padEnd(10)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
+      console.log(`${r.transport.padEnd(12)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
       for (const e of r.errors) console.log(`    ! ${e}`);
     }
     console.log(`transport used by A for b.test (aftersmtp peers): ${TRANSPORTS.map((t) => `${t} run -> ${peerTransport[t] ?? '?'}`).join(', ')}`);
     console.log(`\n${postfix.status}`);
-    const reference = (transport: string, size: string) => postfix!.figures(transport, size);
+    // A floor row compares with the Postfix runs between its transport's rounds.
+    const reference = (transport: string, size: string) => postfix!.figures(transport.replace(/^floor-/, ''), size);
     for (const transport of TRANSPORTS) {
       for (const size of SIZES) {
         const p = reference(transport, size.label);
@@ -506,7 +537,16 @@ async function main(): Promise<void> {
       console.log('\nratio  AfterSMTP hop rate / Postfix durable acceptance rate measured between the same rounds (target >= 2x)');
       for (const r of results) {
         const ratio = r.rate / (reference(r.transport, r.size)?.rate ?? NaN);
-        console.log(`  ${r.transport.padEnd(6)} ${r.size.padStart(6)}  ${Number.isFinite(ratio) ? ratio.toFixed(2) : '-'}x  ${Number.isFinite(ratio) ? (ratio >= 2 ? 'target met' : 'below target') : ''}`);
+        console.log(`  ${r.transport.padEnd(12)} ${r.size.padStart(6)}  ${Number.isFinite(ratio) ? ratio.toFixed(2) : '-'}x  ${Number.isFinite(ratio) ? (ratio >= 2 ? 'target met' : 'below target') : ''}`);
+      }
+    }
+    const floors = results.filter((r) => r.transport.startsWith('floor-'));
+    if (floors.length) {
+      console.log('\nthe floor: two processes doing only what the hop requires (Ed25519 check and durable store at both ends, the');
+      console.log('node-to-node transport with the relay\'s window, delivered marks; bench/federation-floor-node.ts), same app pattern');
+      for (const f of floors) {
+        const node = results.find((r) => r.transport === f.transport.slice('floor-'.length) && r.size === f.size);
+        if (node) console.log(`  ${node.transport.padEnd(6)} ${f.size.padStart(6)}  the node reaches ${((node.rate / f.rate) * 100).toFixed(0)}% of the floor (${f0(node.rate)} / ${f0(f.rate)} msgs/s)`);
       }
     }
     const maxA = rss.overall.a ?? NaN;

@@ -1,4 +1,4 @@
-// The grpc-js server both reference servers of bench/mailbox.ts run (raw-server.ts and floor-server.ts):
+// The grpc-js server the reference servers of the benches run (raw-server.ts, floor-server.ts, federation-floor-node.ts):
 // raw.proto's Raw service over TLS with the node's message limit and HTTP/2 windows, on 127.0.0.1:0. Prints
 // the ready line bench/mailbox.ts waits for; SIGTERM stops it, then `onStop` runs.
 import { readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { widenServerWindows } from '../gateway/grpc-windows.ts';
 import { configSchema } from '../gateway/config.ts';
 
-export function serveRaw(certFile: string, keyFile: string, handlers: grpc.UntypedServiceImplementation, onStop: () => Promise<unknown> = async () => {}): void {
+export function serveRaw(certFile: string, keyFile: string, handlers: grpc.UntypedServiceImplementation, onStop: () => Promise<unknown> = async () => {}, readyFields: Record<string, unknown> = {}): void {
   const def = protoLoader.loadSync(new URL('./raw.proto', import.meta.url).pathname, { longs: Number, defaults: true });
   const pkg = grpc.loadPackageDefinition(def) as any;
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
@@ -17,7 +17,7 @@ export function serveRaw(certFile: string, keyFile: string, handlers: grpc.Untyp
     // The node's HTTP/2 windows (its config defaults), so the references are measured with the same
     // transport settings; BENCH_RAW_WINDOWS=default leaves grpc-js's 64 KiB.
     if (process.env.BENCH_RAW_WINDOWS !== 'default' && !widenServerWindows(server, configSchema.parse({}).grpc)) throw new Error('cannot set HTTP/2 windows');
-    process.stdout.write(`${JSON.stringify({ event: 'ready', grpc: `127.0.0.1:${port}` })}\n`);
+    process.stdout.write(`${JSON.stringify({ event: 'ready', grpc: `127.0.0.1:${port}`, ...readyFields })}\n`);
   });
   process.on('SIGTERM', () => {
     server.forceShutdown();

@@ -1,0 +1,180 @@
+// The floor of bench:federation: two floor nodes (bench/federation-floor-node.ts) doing only the work the
+// federation hop requires (Ed25519 check and durable store at both ends, the node-to-node transport,
+// delivered marks), measured with the same app pattern as the nodes: messages signed before the clock
+// starts, one submit stream with CONCURRENCY unanswered into A, a subscriber at B that acks each arrival.
+// Its rate says how far any server doing that work with these parts gets on this machine.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
+import { ed25519PublicKeyFromSeed, randomBytes } from '../identity/index.ts';
+import { SIGNED_BYTES, type FloorNodeConfig } from './federation-floor-node.ts';
+import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
+import { percentile } from './stats.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+export interface FloorHop {
+  rate: number; p50: number; p99: number; arrived: number; n: number; elapsedMs: number;
+  /** CPU of A, B and this process as a share of one core over the run; peak RSS of A and B (MB). */
+  cpuA: number; cpuB: number; cpuBench: number; rssA: number; rssB: number;
+  errors: string[];
+}
+
+interface FloorProcess { child: ChildProcess; ready: { grpc: string; peer?: string }; exited: Promise<void> }
+
+function spawnFloorNode(config: FloorNodeConfig): Promise<FloorProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [join(ROOT, 'bench', 'federation-floor-node.ts'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); process.stderr.write(`  floor ${config.role}: ${d}`); });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`floor node ${config.role} not ready within 30 s\n${tail}`)); }, 30_000);
+    void exited.then(() => { clearTimeout(timer); reject(new Error(`floor node ${config.role} exited before ready\n${tail}`)); });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const m = JSON.parse(line);
+        if (m.event === 'ready') { clearTimeout(timer); resolve({ child, ready: m, exited }); }
+      } catch { /* not JSON */ }
+    });
+  });
+}
+
+/** Floor nodes A and B for one transport, with their data in `dir`, serving TLS from the two nodes' data directories. */
+export class FloorPair {
+  readonly transport: 'quic' | 'http2';
+  private readonly a: FloorProcess;
+  private readonly b: FloorProcess;
+  private readonly toA: any;
+  private readonly toB: any;
+  private readonly appKey: ReturnType<typeof generateKeyPairSync>;
+  private nextRef = 1;
+
+  private constructor(transport: 'quic' | 'http2', a: FloorProcess, b: FloorProcess, toA: any, toB: any, appKey: ReturnType<typeof generateKeyPairSync>) {
+    this.transport = transport;
+    this.a = a;
+    this.b = b;
+    this.toA = toA;
+    this.toB = toB;
+    this.appKey = appKey;
+  }
+
+  static async start(transport: 'quic' | 'http2', dir: string, dataA: string, dataB: string): Promise<FloorPair> {
+    const appKey = generateKeyPairSync('ed25519');
+    const appPub = hex((appKey.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32));
+    const seedA = randomBytes(32);
+    const seedB = randomBytes(32);
+    const tls = (data: string) => ({ cert: join(data, 'tls/server.crt'), key: join(data, 'tls/server.key') });
+    const dirOf = (name: string) => { const d = join(dir, `floor-${transport}-${name}`); mkdirSync(d, { recursive: true }); return d; };
+    const b = await spawnFloorNode({ role: 'b', transport, ...tls(dataB), appKey: appPub, seed: hex(seedB), dir: dirOf('b') });
+    let a: FloorProcess;
+    try {
+      const [host, port] = b.ready.peer!.split(':');
+      a = await spawnFloorNode({ role: 'a', transport, ...tls(dataA), appKey: appPub, seed: hex(seedA), dir: dirOf('a'), peer: { host: host!, port: Number(port), key: hex(ed25519PublicKeyFromSeed(seedB)) } });
+    } catch (err) {
+      b.child.kill('SIGKILL');
+      throw err;
+    }
+    const def = protoLoader.loadSync(join(ROOT, 'bench', 'raw.proto'), { longs: Number, defaults: true });
+    const Raw = (grpc.loadPackageDefinition(def) as any).rawbench.Raw;
+    const client = (address: string, data: string) => new Raw(address, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), {
+      'grpc.max_receive_message_length': 64 << 20, 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW,
+    });
+    return new FloorPair(transport, a, b, client(a.ready.grpc, dataA), client(b.ready.grpc, dataB), appKey);
+  }
+
+  pids(): { a?: number; b?: number } { return { a: this.a.child.pid, b: this.b.child.pid }; }
+
+  /** `count` messages of `bytes` through A to B's subscriber with `concurrency` unanswered; bounded by `limitMs`. */
+  async hop(bytes: number, count: number, concurrency: number, limitMs: number): Promise<FloorHop> {
+    const errors: string[] = [];
+    // Signed before the clock starts, like the nodes' app seals before it.
+    const messages = Array.from({ length: count }, () => {
+      const ref = this.nextRef++;
+      const data = randomBytes(bytes);
+      return { ref, data, sig: sign(null, data.subarray(0, SIGNED_BYTES), this.appKey.privateKey) };
+    });
+    const submittedAt = new Map<number, number>();
+    const latencies: number[] = [];
+    let arrived = 0;
+    let lastArrival = 0;
+    let allArrived!: () => void;
+    const arrivedAll = new Promise<void>((r) => { allArrived = r; });
+    const sub = this.toB.Subscribe();
+    let toAck: number[] = [];
+    const flushAcks = () => { sub.write({ refs: toAck }); toAck = []; };
+    sub.on('data', (blob: { ref: number }) => {
+      if (toAck.length === 0) setImmediate(flushAcks);
+      toAck.push(blob.ref);
+      const t0 = submittedAt.get(blob.ref);
+      if (t0 === undefined) return;
+      submittedAt.delete(blob.ref);
+      lastArrival = performance.now();
+      latencies.push(lastArrival - t0);
+      if (++arrived >= count) allArrived();
+    });
+    sub.on('error', (err: Error) => { if (!/CANCELLED/.test(err.message)) errors.push(`subscribe: ${err.message}`); allArrived(); });
+    sub.write({ refs: [] }); // starts the call at B before the first message arrives
+
+    const pids = this.pids();
+    const cpu0 = [cpuSeconds(pids.a), cpuSeconds(pids.b)];
+    const rss = { a: 0, b: 0 };
+    const sampler = setInterval(() => { rss.a = Math.max(rss.a, rssMb(pids.a)); rss.b = Math.max(rss.b, rssMb(pids.b)); }, 200);
+    const bench0 = process.cpuUsage();
+    const deadline = Date.now() + limitMs;
+    const start = performance.now();
+    await new Promise<void>((resolve) => {
+      const call = this.toA.Bidi();
+      let next = 0;
+      let open = 0;
+      const fill = () => {
+        while (next < count && open < concurrency && Date.now() < deadline) {
+          const m = messages[next++]!;
+          open++;
+          submittedAt.set(m.ref, performance.now());
+          call.write(m);
+        }
+        if (open === 0 && (next >= count || Date.now() >= deadline)) call.end();
+      };
+      call.on('data', () => { open--; fill(); });
+      call.on('error', (err: Error) => { errors.push(`submit: ${err.message}`); resolve(); });
+      call.on('end', () => resolve());
+      fill();
+    });
+    let limitTimer: NodeJS.Timeout | undefined;
+    await Promise.race([arrivedAll, new Promise<void>((r) => { limitTimer = setTimeout(r, Math.max(0, deadline - Date.now())); })]);
+    clearTimeout(limitTimer);
+    clearInterval(sampler);
+    const elapsedMs = (lastArrival || performance.now()) - start;
+    const seconds = elapsedMs / 1000;
+    const cpuA = (cpuSeconds(pids.a) - cpu0[0]!) / seconds;
+    const cpuB = (cpuSeconds(pids.b) - cpu0[1]!) / seconds;
+    const cpuBench = ownCpuSeconds(bench0) / seconds;
+    if (toAck.length) flushAcks();
+    await new Promise((r) => setTimeout(r, 200)); // the last acks reach B before the call ends
+    sub.cancel();
+    if (arrived < count) errors.push(`only ${arrived}/${count} arrived at the subscriber within ${limitMs} ms`);
+    latencies.sort((x, y) => x - y);
+    return {
+      rate: (arrived / elapsedMs) * 1000, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), arrived, n: count, elapsedMs,
+      cpuA, cpuB, cpuBench, rssA: rss.a, rssB: rss.b, errors,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.toA.close();
+    this.toB.close();
+    for (const p of [this.a, this.b]) {
+      p.child.kill('SIGTERM');
+      const timer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
+      await p.exited;
+      clearTimeout(timer);
+    }
+  }
+}
