@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { SignatureVerifierPool } from '../identity/index.ts';
 import { Http2Transport, QuicTransport, isTransportError, type MessageStream, type PeerTransport } from '../gateway/transport/index.ts';
 import { configSchema } from '../gateway/config.ts';
-import { FloorStore } from './floor-store.ts';
+import { FloorStore, SIGNED_BYTES } from './floor-store.ts';
 import { serveRaw } from './raw-serve.ts';
 
 export interface FloorNodeConfig {
@@ -35,8 +35,6 @@ export const RELAY_METHOD = '/floor.Relay/Stream';
 export const RELAY_LANES = 4;
 /** The relay's default window per peer (federation.maxInFlightPerPeer). */
 const RELAY_WINDOW = configSchema.parse({}).federation.maxInFlightPerPeer;
-/** The app signs this prefix of each message: the node's outer signature covers a header, not the ciphertext. */
-export const SIGNED_BYTES = 256;
 const REF_BYTES = 8;
 const SIG_BYTES = 64;
 

@@ -12,7 +12,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
 import { ed25519PublicKeyFromSeed, randomBytes } from '../identity/index.ts';
-import { SIGNED_BYTES, type FloorNodeConfig } from './federation-floor-node.ts';
+import type { FloorNodeConfig } from './federation-floor-node.ts';
+import { SIGNED_BYTES } from './floor-store.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
 import { percentile } from './stats.ts';
 
@@ -85,6 +86,7 @@ export class FloorPair {
     const Raw = (grpc.loadPackageDefinition(def) as any).rawbench.Raw;
     const client = (address: string, data: string) => new Raw(address, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), {
       'grpc.max_receive_message_length': 64 << 20, 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW,
+      'grpc.ssl_target_name_override': 'localhost', // as gateway/client.ts names an IP target's server
     });
     return new FloorPair(transport, a, b, client(a.ready.grpc, dataA), client(b.ready.grpc, dataB), appKey);
   }

@@ -20,6 +20,7 @@ import type { Envelope } from '../proto/index.ts';
 import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
 import { medianBy, percentile } from './stats.ts';
+import { SIGNED_BYTES } from './floor-store.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -141,7 +142,8 @@ async function main(): Promise<void> {
     children.push(raw.child);
     const def = protoLoader.loadSync(join(ROOT, 'bench', 'raw.proto'), { longs: Number, defaults: true });
     const rawPkg = grpc.loadPackageDefinition(def) as any;
-    const rawWindows = process.env.BENCH_RAW_WINDOWS === 'default' ? {} : { 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW };
+    // TLS names the server "localhost" (in the node's certificate), as gateway/client.ts does for IP targets.
+    const rawWindows = { 'grpc.ssl_target_name_override': 'localhost', ...(process.env.BENCH_RAW_WINDOWS === 'default' ? {} : { 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW }) };
     const blob = Buffer.alloc(PAYLOAD, 7);
     /** A client of a raw.proto server (raw or floor): its unary call and its bidi run, `sig` sent along if given. */
     const rawPaths = (address: string, sig?: Buffer) => {
@@ -163,7 +165,7 @@ async function main(): Promise<void> {
       ? (mkdirSync(floorDir), await spawnReady([join(ROOT, 'bench', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, floorDir]))
       : undefined;
     if (floor) children.push(floor.child);
-    const floorCalls = floor ? rawPaths(floor.ready.grpc, sign(null, blob, floorKeys.privateKey)) : undefined;
+    const floorCalls = floor ? rawPaths(floor.ready.grpc, sign(null, blob.subarray(0, SIGNED_BYTES), floorKeys.privateKey)) : undefined;
 
     // BENCH_PROFILE=DIR writes a V8 CPU profile of the node process there (for finding hot spots).
     const profile = process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '';
