@@ -30,9 +30,10 @@ export interface FloorHop {
 
 interface FloorProcess { child: ChildProcess; ready: { grpc: string; peer?: string }; exited: Promise<void> }
 
-function spawnFloorNode(config: FloorNodeConfig): Promise<FloorProcess> {
+function spawnFloorNode(config: FloorNodeConfig, onSpawn: (child: ChildProcess) => void): Promise<FloorProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(NODE, [join(ROOT, 'bench', 'federation-floor-node.ts'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    onSpawn(child);
     let tail = '';
     child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); process.stderr.write(`  floor ${config.role}: ${d}`); });
     const exited = new Promise<void>((r) => child.on('exit', () => r()));
@@ -47,7 +48,10 @@ function spawnFloorNode(config: FloorNodeConfig): Promise<FloorProcess> {
   });
 }
 
-/** Floor nodes A and B for one transport, with their data in `dir`, serving TLS from the two nodes' data directories. */
+/**
+ * Floor nodes A and B for one transport, with their data in `dir`, serving TLS from the two nodes' data
+ * directories. `onSpawn` sees each process as it starts (the bench kills them all when interrupted).
+ */
 export class FloorPair {
   readonly transport: 'quic' | 'http2';
   private readonly a: FloorProcess;
@@ -66,18 +70,18 @@ export class FloorPair {
     this.appKey = appKey;
   }
 
-  static async start(transport: 'quic' | 'http2', dir: string, dataA: string, dataB: string): Promise<FloorPair> {
+  static async start(transport: 'quic' | 'http2', dir: string, dataA: string, dataB: string, onSpawn: (child: ChildProcess) => void = () => {}): Promise<FloorPair> {
     const appKey = generateKeyPairSync('ed25519');
     const appPub = hex((appKey.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32));
     const seedA = randomBytes(32);
     const seedB = randomBytes(32);
     const tls = (data: string) => ({ cert: join(data, 'tls/server.crt'), key: join(data, 'tls/server.key') });
     const dirOf = (name: string) => { const d = join(dir, `floor-${transport}-${name}`); mkdirSync(d, { recursive: true }); return d; };
-    const b = await spawnFloorNode({ role: 'b', transport, ...tls(dataB), appKey: appPub, seed: hex(seedB), dir: dirOf('b') });
+    const b = await spawnFloorNode({ role: 'b', transport, ...tls(dataB), appKey: appPub, seed: hex(seedB), dir: dirOf('b') }, onSpawn);
     let a: FloorProcess;
     try {
       const [host, port] = b.ready.peer!.split(':');
-      a = await spawnFloorNode({ role: 'a', transport, ...tls(dataA), appKey: appPub, seed: hex(seedA), dir: dirOf('a'), peer: { host: host!, port: Number(port), key: hex(ed25519PublicKeyFromSeed(seedB)) } });
+      a = await spawnFloorNode({ role: 'a', transport, ...tls(dataA), appKey: appPub, seed: hex(seedA), dir: dirOf('a'), peer: { host: host!, port: Number(port), key: hex(ed25519PublicKeyFromSeed(seedB)) } }, onSpawn);
     } catch (err) {
       b.child.kill('SIGKILL');
       throw err;

@@ -469,7 +469,10 @@ async function main(): Promise<void> {
       const peers = (await cli(['peers', '--data', dataA])) as { domain: string; transport: string }[];
       peerTransport[transport] = peers.find((p) => p.domain === 'b.test')?.transport ?? '?';
       // The floor for this transport (BENCH_FLOOR=0 skips it): its rounds follow the nodes' in each round.
-      const floor = FLOOR ? await FloorPair.start(transport, dir, dataA, dataB) : undefined;
+      const floor = FLOOR ? await FloorPair.start(transport, dir, dataA, dataB, (child) => {
+        children.add(child);
+        child.on('exit', () => children.delete(child));
+      }) : undefined;
       try {
         if (floor) await floor.hop(SIZES[0]!.bytes, WARMUP, CONCURRENCY, RUN_LIMIT_MS);
         // Rounds alternate the sizes; each figure is the median round (this machine's speed drifts).
