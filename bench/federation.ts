@@ -17,7 +17,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
-import type { Delivery__Output, Envelope, SubmitReply__Output } from '../proto/index.ts';
+import type { Delivery__Output, Envelope, Envelope__Output, SubmitReply__Output } from '../proto/index.ts';
+import { encodeEnvelope } from '../identity/index.ts';
+import { envelopeFromWire } from '../gateway/wire.ts';
 import { FloorPair, type FloorHop } from './federation-floor.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from './federation-postfix.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
@@ -158,6 +160,8 @@ interface HopResult {
   rate: number; submitRate: number; p50: number; p99: number; elapsedMs: number;
   rssA: number; rssB: number; cpuA: number; cpuB: number; cpuBench: number;
   verified: number; sampled: number; errors: string[];
+  /** Size of one message's envelope as the nodes store and relay it (the floor's rounds use it). */
+  envelopeBytes: number;
   /** Hop rates of every round (the row shows the median round). */
   rounds?: number[];
 }
@@ -197,6 +201,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
       envelopes.push(sealed.envelope);
       ids.push(hex(sealed.messageId));
     }
+    const envelopeBytes = encodeEnvelope(envelopeFromWire(envelopes[0] as Envelope__Output)).length;
     const submittedAt = new Map<string, number>();
     const latencies: number[] = [];
     const samples: Delivery__Output[] = [];
@@ -328,7 +333,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
       rssA: ctx.rss.window.a ?? NaN, rssB: ctx.rss.window.b ?? NaN,
       cpuA: cpuA / (elapsedMs / 1000), cpuB: cpuB / (elapsedMs / 1000),
       cpuBench: benchCpu / (elapsedMs / 1000),
-      verified, sampled: samples.length, errors,
+      verified, sampled: samples.length, errors, envelopeBytes,
     };
   } finally {
     aliceClients.close();
@@ -342,7 +347,7 @@ function floorResult(transport: string, size: { label: string; bytes: number }, 
     transport: `floor-${transport}`, size: size.label, bytes: size.bytes, n: f.n, arrived: f.arrived,
     rate: f.rate, submitRate: NaN, p50: f.p50, p99: f.p99, elapsedMs: f.elapsedMs,
     rssA: f.rssA, rssB: f.rssB, cpuA: f.cpuA, cpuB: f.cpuB, cpuBench: f.cpuBench,
-    verified: 0, sampled: 0, errors: f.errors,
+    verified: 0, sampled: 0, errors: f.errors, envelopeBytes: NaN,
   };
 }
 
@@ -474,7 +479,7 @@ async function main(): Promise<void> {
         child.on('exit', () => children.delete(child));
       }) : undefined;
       try {
-        if (floor) await floor.hop(SIZES[0]!.bytes, WARMUP, CONCURRENCY, RUN_LIMIT_MS);
+        if (floor) await floor.hop(warm.envelopeBytes, WARMUP, CONCURRENCY, RUN_LIMIT_MS);
         // Rounds alternate the sizes; each figure is the median round (this machine's speed drifts).
         const rounds = new Map<string, HopResult[]>(SIZES.map((size) => [size.label, []]));
         const floorRounds = new Map<string, HopResult[]>(SIZES.map((size) => [size.label, []]));
@@ -488,7 +493,8 @@ async function main(): Promise<void> {
               await postfix.measure(transport, size);
             }
             if (floor) {
-              const f = floorResult(transport, size, await floor.hop(size.bytes, size.count, CONCURRENCY, RUN_LIMIT_MS));
+              // Messages the size of the node's envelopes in the round just run.
+              const f = floorResult(transport, size, await floor.hop(r.envelopeBytes, size.count, CONCURRENCY, RUN_LIMIT_MS));
               floorRounds.get(size.label)!.push(f);
               process.stderr.write(`  floor ${transport} ${size.label} round ${round + 1}: ${f0(f.rate)} msgs/s (${f.arrived}/${f.n})\n`);
             }
@@ -549,7 +555,7 @@ async function main(): Promise<void> {
       console.log('node-to-node transport with the relay\'s window, delivered marks; bench/federation-floor-node.ts), same app pattern');
       for (const f of floors) {
         const node = results.find((r) => r.transport === f.transport.slice('floor-'.length) && r.size === f.size);
-        if (node) console.log(`  ${node.transport.padEnd(6)} ${f.size.padStart(6)}  the node reaches ${((node.rate / f.rate) * 100).toFixed(0)}% of the floor (${f0(node.rate)} / ${f0(f.rate)} msgs/s)`);
+        if (node) console.log(`  ${node.transport.padEnd(6)} ${f.size.padStart(6)}  the node reaches ${((node.rate / f.rate) * 100).toFixed(0)}% of the floor (${f0(node.rate)} / ${f0(f.rate)} msgs/s; floor messages of ${node.envelopeBytes} B, the nodes' envelope size)`);
       }
     }
     const maxA = rss.overall.a ?? NaN;
