@@ -3,18 +3,16 @@
 // delivered marks), measured with the same app pattern as the nodes: messages signed before the clock
 // starts, one submit stream with CONCURRENCY unanswered into A, a subscriber at B that acks each arrival.
 // Its rate says how far any server doing that work with these parts gets on this machine.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
-import { ed25519PublicKeyFromSeed, randomBytes } from '../identity/index.ts';
+import { generateSigningKeyPair, randomBytes, sign, type SigningKeyPair } from '../identity/index.ts';
 import type { FloorNodeConfig } from './federation-floor-node.ts';
 import { SIGNED_BYTES } from './floor-store.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
+import { spawnReady, stopProcess, type ReadyProcess } from './processes.ts';
 import { percentile } from './stats.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -28,40 +26,23 @@ export interface FloorHop {
   errors: string[];
 }
 
-interface FloorProcess { child: ChildProcess; ready: { grpc: string; peer?: string }; exited: Promise<void> }
+type FloorProcess = ReadyProcess<{ grpc: string; peer?: string }>;
 
-function spawnFloorNode(config: FloorNodeConfig, onSpawn: (child: ChildProcess) => void): Promise<FloorProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [join(ROOT, 'bench', 'federation-floor-node.ts'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    onSpawn(child);
-    let tail = '';
-    child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); process.stderr.write(`  floor ${config.role}: ${d}`); });
-    const exited = new Promise<void>((r) => child.on('exit', () => r()));
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`floor node ${config.role} not ready within 30 s\n${tail}`)); }, 30_000);
-    void exited.then(() => { clearTimeout(timer); reject(new Error(`floor node ${config.role} exited before ready\n${tail}`)); });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const m = JSON.parse(line);
-        if (m.event === 'ready') { clearTimeout(timer); resolve({ child, ready: m, exited }); }
-      } catch { /* not JSON */ }
-    });
-  });
+function spawnFloorNode(config: FloorNodeConfig): Promise<FloorProcess> {
+  return spawnReady(`floor ${config.role}`, NODE, [join(ROOT, 'bench', 'federation-floor-node.ts'), JSON.stringify(config)], { echoStderr: true });
 }
 
-/**
- * Floor nodes A and B for one transport, with their data in `dir`, serving TLS from the two nodes' data
- * directories. `onSpawn` sees each process as it starts (the bench kills them all when interrupted).
- */
+/** Floor nodes A and B for one transport, with their data in `dir`, serving TLS from the two nodes' data directories. */
 export class FloorPair {
   readonly transport: 'quic' | 'http2';
   private readonly a: FloorProcess;
   private readonly b: FloorProcess;
   private readonly toA: any;
   private readonly toB: any;
-  private readonly appKey: ReturnType<typeof generateKeyPairSync>;
+  private readonly appKey: SigningKeyPair;
   private nextRef = 1;
 
-  private constructor(transport: 'quic' | 'http2', a: FloorProcess, b: FloorProcess, toA: any, toB: any, appKey: ReturnType<typeof generateKeyPairSync>) {
+  private constructor(transport: 'quic' | 'http2', a: FloorProcess, b: FloorProcess, toA: any, toB: any, appKey: SigningKeyPair) {
     this.transport = transport;
     this.a = a;
     this.b = b;
@@ -70,18 +51,18 @@ export class FloorPair {
     this.appKey = appKey;
   }
 
-  static async start(transport: 'quic' | 'http2', dir: string, dataA: string, dataB: string, onSpawn: (child: ChildProcess) => void = () => {}): Promise<FloorPair> {
-    const appKey = generateKeyPairSync('ed25519');
-    const appPub = hex((appKey.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32));
-    const seedA = randomBytes(32);
-    const seedB = randomBytes(32);
+  static async start(transport: 'quic' | 'http2', dir: string, dataA: string, dataB: string): Promise<FloorPair> {
+    const appKey = generateSigningKeyPair();
+    const appPub = hex(appKey.publicKey);
+    const keysA = generateSigningKeyPair();
+    const keysB = generateSigningKeyPair();
     const tls = (data: string) => ({ cert: join(data, 'tls/server.crt'), key: join(data, 'tls/server.key') });
     const dirOf = (name: string) => { const d = join(dir, `floor-${transport}-${name}`); mkdirSync(d, { recursive: true }); return d; };
-    const b = await spawnFloorNode({ role: 'b', transport, ...tls(dataB), appKey: appPub, seed: hex(seedB), dir: dirOf('b') }, onSpawn);
+    const b = await spawnFloorNode({ role: 'b', transport, ...tls(dataB), appKey: appPub, seed: hex(keysB.privateKey), dir: dirOf('b') });
     let a: FloorProcess;
     try {
       const [host, port] = b.ready.peer!.split(':');
-      a = await spawnFloorNode({ role: 'a', transport, ...tls(dataA), appKey: appPub, seed: hex(seedA), dir: dirOf('a'), peer: { host: host!, port: Number(port), key: hex(ed25519PublicKeyFromSeed(seedB)) } }, onSpawn);
+      a = await spawnFloorNode({ role: 'a', transport, ...tls(dataA), appKey: appPub, seed: hex(keysA.privateKey), dir: dirOf('a'), peer: { host: host!, port: Number(port), key: hex(keysB.publicKey) } });
     } catch (err) {
       b.child.kill('SIGKILL');
       throw err;
@@ -104,7 +85,7 @@ export class FloorPair {
     const messages = Array.from({ length: count }, () => {
       const ref = this.nextRef++;
       const data = randomBytes(bytes);
-      return { ref, data, sig: sign(null, data.subarray(0, SIGNED_BYTES), this.appKey.privateKey) };
+      return { ref, data, sig: sign(this.appKey.privateKey, data.subarray(0, SIGNED_BYTES)) };
     });
     const submittedAt = new Map<number, number>();
     const latencies: number[] = [];
@@ -176,11 +157,7 @@ export class FloorPair {
   async stop(): Promise<void> {
     this.toA.close();
     this.toB.close();
-    for (const p of [this.a, this.b]) {
-      p.child.kill('SIGTERM');
-      const timer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
-      await p.exited;
-      clearTimeout(timer);
-    }
+    await stopProcess(this.a);
+    await stopProcess(this.b);
   }
 }

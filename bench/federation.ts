@@ -10,17 +10,17 @@
 // "floor" (bench/federation-floor.ts): two processes doing only the work the hop requires, whose rounds
 // follow the nodes' (BENCH_FLOOR=0 skips them).
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
 import type { Delivery__Output, Envelope, Envelope__Output, SubmitReply__Output } from '../proto/index.ts';
 import { encodeEnvelope } from '../identity/index.ts';
 import { envelopeFromWire } from '../gateway/wire.ts';
 import { FloorPair, type FloorHop } from './federation-floor.ts';
+import { killAll, spawnReady, stopProcess, track, type ReadyProcess } from './processes.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from './federation-postfix.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
 import { medianBy, percentile } from './stats.ts';
@@ -53,51 +53,23 @@ const NODE_ENV = { AFTERSMTP_LOG__LEVEL: process.env.AFTERSMTP_LOG__LEVEL ?? 'wa
 
 // --- processes ------------------------------------------------------------------------------------
 
-interface RunningNode { name: string; child: ChildProcess; ready: { grpc: string; quic: string; relay: string; did: string }; stderrTail: () => string; exited: Promise<void> }
-
-const children = new Set<ChildProcess>();
+type RunningNode = ReadyProcess<{ grpc: string; quic: string; relay: string; did: string }>;
 
 function startNode(name: string, dataDir: string): Promise<RunningNode> {
-  return new Promise((resolve, reject) => {
-    // BENCH_PROFILE=DIR writes a V8 CPU profile of each node process there (written when it stops).
-    // BENCH_NODE_FLAGS="--flag ..." passes Node/V8 flags to the node processes only (e.g. heap sizing).
-    const flags = [
-      ...(process.env.BENCH_PROFILE ? [`--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE} --cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []),
-      ...(process.env.BENCH_NODE_FLAGS ? [process.env.BENCH_NODE_FLAGS] : []),
-    ];
-    const profile = flags.length ? { NODE_OPTIONS: flags.join(' ') } : {};
-    const child = spawn(CLI, ['start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV, ...profile }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let tail = '';
-    child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });
-    const exited = new Promise<void>((r) => child.on('exit', () => { children.delete(child); r(); }));
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`node ${name} not ready within 30 s\n${tail}`)); }, 30_000);
-    void exited.then(() => { clearTimeout(timer); reject(new Error(`node ${name} exited before ready\n${tail}`)); });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const m = JSON.parse(line);
-        if (m.event === 'ready') { clearTimeout(timer); resolve({ name, child, ready: m, stderrTail: () => tail, exited }); }
-      } catch { /* not JSON */ }
-    });
-  });
-}
-
-async function stopNode(node: RunningNode | undefined): Promise<void> {
-  if (!node || node.child.exitCode !== null || node.child.signalCode !== null) return;
-  node.child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    process.stderr.write(`  node ${node.name} did not stop within 10 s of SIGTERM; killed\n`);
-    node.child.kill('SIGKILL');
-  }, 10_000);
-  await node.exited;
-  clearTimeout(timer);
+  // BENCH_PROFILE=DIR writes a V8 CPU profile of each node process there (written when it stops).
+  // BENCH_NODE_FLAGS="--flag ..." passes Node/V8 flags to the node processes only (e.g. heap sizing).
+  const flags = [
+    ...(process.env.BENCH_PROFILE ? [`--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE} --cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []),
+    ...(process.env.BENCH_NODE_FLAGS ? [process.env.BENCH_NODE_FLAGS] : []),
+  ];
+  const profile = flags.length ? { NODE_OPTIONS: flags.join(' ') } : {};
+  return spawnReady(name, CLI, ['start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV, ...profile } });
 }
 
 /** `aftersmtp ARGS --json`, bounded; returns the parsed JSON output. */
 function cli(args: string[]): Promise<any> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, ...args, '--json'], { env: { ...process.env, ...NODE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
+    const child = track(spawn(NODE, [CLI, ...args, '--json'], { env: { ...process.env, ...NODE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] }));
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => { stdout += d; });
@@ -105,7 +77,6 @@ function cli(args: string[]): Promise<any> {
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.on('close', (code) => {
       clearTimeout(timer);
-      children.delete(child);
       if (code !== 0) { reject(new Error(`aftersmtp ${args.join(' ')} -> ${code}\n${stderr}`)); return; }
       try { resolve(stdout.trim() ? JSON.parse(stdout) : undefined); } catch { reject(new Error(`aftersmtp ${args.join(' ')}: not JSON: ${stdout}`)); }
     });
@@ -436,7 +407,7 @@ async function main(): Promise<void> {
   const rss = new RssSampler(() => [a, b]);
   const emergency = (signal: NodeJS.Signals) => {
     postfix?.stop();
-    for (const c of children) c.kill('SIGKILL');
+    killAll();
     rmSync(dir, { recursive: true, force: true });
     process.stderr.write(`bench:federation interrupted (${signal}); nodes and Postfix stopped\n`);
     process.exit(130);
@@ -463,7 +434,7 @@ async function main(): Promise<void> {
 
     for (const transport of TRANSPORTS) {
       // A picks its route when it connects: set the one endpoint, then (re)start A.
-      await stopNode(a);
+      await stopProcess(a);
       const endpoint = transport === 'quic' ? `quic://${b.ready.quic}` : `relay://${b.ready.relay}`;
       await cli(['route', 'add', 'b.test', '--did', bDid, '--endpoint', endpoint, '--data', dataA]);
       a = await startNode('a', dataA);
@@ -474,10 +445,7 @@ async function main(): Promise<void> {
       const peers = (await cli(['peers', '--data', dataA])) as { domain: string; transport: string }[];
       peerTransport[transport] = peers.find((p) => p.domain === 'b.test')?.transport ?? '?';
       // The floor for this transport (BENCH_FLOOR=0 skips it): its rounds follow the nodes' in each round.
-      const floor = FLOOR ? await FloorPair.start(transport, dir, dataA, dataB, (child) => {
-        children.add(child);
-        child.on('exit', () => children.delete(child));
-      }) : undefined;
+      const floor = FLOOR ? await FloorPair.start(transport, dir, dataA, dataB) : undefined;
       try {
         if (floor) await floor.hop(warm.envelopeBytes, WARMUP, CONCURRENCY, RUN_LIMIT_MS);
         // Rounds alternate the sizes; each figure is the median round (this machine's speed drifts).
@@ -511,8 +479,8 @@ async function main(): Promise<void> {
       }
     }
     const idleRss = { a: rssMb(a?.child.pid), b: rssMb(b.child.pid) };
-    await stopNode(a);
-    await stopNode(b);
+    await stopProcess(a);
+    await stopProcess(b);
     a = undefined;
     b = undefined;
     rss.stop();
@@ -566,9 +534,9 @@ async function main(): Promise<void> {
   } finally {
     rss.stop();
     postfix?.stop();
-    await stopNode(a).catch(() => {});
-    await stopNode(b).catch(() => {});
-    for (const c of children) c.kill('SIGKILL');
+    await stopProcess(a).catch(() => {});
+    await stopProcess(b).catch(() => {});
+    killAll();
     rmSync(dir, { recursive: true, force: true });
   }
 }

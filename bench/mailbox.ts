@@ -5,15 +5,13 @@
 // A third server, the "floor" (bench/floor-server.ts), does only the work every accepted message must
 // cost (one Ed25519 verification, a durable SQLite insert) over the same grpc-js: its rows show how close
 // to the raw ceiling any server that verifies and stores can get on this machine (BENCH_FLOOR=0 skips it).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { initNode } from '../gateway/node-files.ts';
+import { generateSigningKeyPair, sign } from '../identity/index.ts';
 import { addMailbox } from '../gateway/mailboxes.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../gateway/client.ts';
 import type { Envelope } from '../proto/index.ts';
@@ -21,6 +19,7 @@ import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
 import { medianBy, percentile } from './stats.ts';
 import { SIGNED_BYTES } from './floor-store.ts';
+import { spawnReady, stopProcess, type ReadyProcess } from './processes.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -51,16 +50,6 @@ async function withCpu(serverPid: number | undefined, round: () => Promise<Figur
 function summarize(latencies: number[], elapsedMs: number): Figures {
   const sorted = [...latencies].sort((a, b) => a - b);
   return { rate: (latencies.length / elapsedMs) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), n: latencies.length };
-}
-
-function spawnReady(args: string[], env: Record<string, string> = {}, command = NODE): Promise<{ child: ChildProcess; ready: any }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
-    child.on('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try { const m = JSON.parse(line); if (m.event === 'ready') resolve({ child, ready: m }); } catch { /* log line */ }
-    });
-  });
 }
 
 /** Runs `count` unary operations with `concurrency` in flight; returns latencies. */
@@ -128,7 +117,13 @@ function rates(runs: Figures[]): string {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'asmtp-bench-'));
-  const children: ChildProcess[] = [];
+  const servers: ReadyProcess<{ grpc: string }>[] = [];
+  /** A server process of this bench; its stderr goes to ours. */
+  const start = async (name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env) => {
+    const p = await spawnReady<{ grpc: string }>(name, command, args, { env, echoStderr: true });
+    servers.push(p);
+    return p;
+  };
   try {
     const data = join(dir, 'node');
     await initNode({ dataDir: data, domain: 'bench.test', grpcPort: 0, logLevel: 'warn' });
@@ -138,8 +133,7 @@ async function main(): Promise<void> {
     // Both servers run side by side and their rounds alternate (raw, node, raw, node, ...): this machine's
     // speed drifts by tens of percent within a minute, so a ratio of figures taken minutes apart would
     // measure the drift as much as the node. Each figure is the median of ROUNDS rounds.
-    const raw = await spawnReady([join(ROOT, 'bench', 'raw-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key')]);
-    children.push(raw.child);
+    const raw = await start('raw server', NODE, [join(ROOT, 'bench', 'raw-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key')]);
     const def = protoLoader.loadSync(join(ROOT, 'bench', 'raw.proto'), { longs: Number, defaults: true });
     const rawPkg = grpc.loadPackageDefinition(def) as any;
     // TLS names the server "localhost" (in the node's certificate), as gateway/client.ts does for IP targets.
@@ -158,14 +152,13 @@ async function main(): Promise<void> {
     const rawCalls = rawPaths(raw.ready.grpc);
 
     // The floor: same client code, the blob signed once (verification costs the same for any message).
-    const floorKeys = generateKeyPairSync('ed25519');
-    const floorPub = (floorKeys.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32).toString('hex');
+    const floorKeys = generateSigningKeyPair();
+    const floorPub = Buffer.from(floorKeys.publicKey).toString('hex');
     const floorDir = join(dir, 'floor');
     const floor = FLOOR
-      ? (mkdirSync(floorDir), await spawnReady([join(ROOT, 'bench', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, floorDir]))
+      ? (mkdirSync(floorDir), await start('floor server', NODE, [join(ROOT, 'bench', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, floorDir]))
       : undefined;
-    if (floor) children.push(floor.child);
-    const floorCalls = floor ? rawPaths(floor.ready.grpc, sign(null, blob.subarray(0, SIGNED_BYTES), floorKeys.privateKey)) : undefined;
+    const floorCalls = floor ? rawPaths(floor.ready.grpc, Buffer.from(sign(floorKeys.privateKey, blob.subarray(0, SIGNED_BYTES)))) : undefined;
 
     // BENCH_PROFILE=DIR writes a V8 CPU profile of the node process there (for finding hot spots).
     const profile = process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '';
@@ -173,11 +166,11 @@ async function main(): Promise<void> {
     // (the launcher's own flags, in its shebang, take precedence).
     const nodeOptions = [profile, process.env.BENCH_NODE_FLAGS ?? ''].filter(Boolean).join(' ');
     // Started as `npx aftersmtp start` runs it: the command file through its shebang, node from node_modules.
-    const node = await spawnReady(['start', '--data', data], {
+    const node = await start('node', join(ROOT, 'bin', 'aftersmtp.js'), ['start', '--data', data], {
+      ...process.env,
       PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`,
       ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
-    }, join(ROOT, 'bin', 'aftersmtp.js'));
-    children.push(node.child);
+    });
     await new Promise((r) => setTimeout(r, 500));
     const idleRss = rssMb(node.child.pid!);
     const aliceClients: Clients = connect(alice, node.ready.grpc);
@@ -252,7 +245,7 @@ async function main(): Promise<void> {
       console.log(`the floor (verify + durable insert, nothing else) reaches ${pct(median(figures.floorUnary), rawUnary)} of raw unary and ${pct(median(figures.floorBidi), rawStream)} of raw bidi; the node reaches ${pct(unary, median(figures.floorUnary))} and ${pct(stream, median(figures.floorBidi))} of the floor`);
     }
   } finally {
-    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(servers.map((p) => stopProcess(p)));
     rmSync(dir, { recursive: true, force: true });
   }
 }
