@@ -31,15 +31,15 @@ export interface FloorNodeConfig {
   peer?: { host: string; port: number; key: string };
 }
 
-export const RELAY_METHOD = '/floor.Relay/Stream';
-export const RELAY_LANES = 4;
+const RELAY_METHOD = '/floor.Relay/Stream';
+const RELAY_LANES = 4;
 /** The relay's default window per peer (federation.maxInFlightPerPeer). */
 const RELAY_WINDOW = configSchema.parse({}).federation.maxInFlightPerPeer;
 const REF_BYTES = 8;
 const SIG_BYTES = 64;
 
 /** A relayed message: ref (float64) | signature | data. */
-export function relayFrame(ref: number, sig: Uint8Array, data: Uint8Array): Uint8Array {
+function relayFrame(ref: number, sig: Uint8Array, data: Uint8Array): Uint8Array {
   const frame = Buffer.allocUnsafe(REF_BYTES + SIG_BYTES + data.length);
   frame.writeDoubleBE(ref, 0);
   frame.set(sig, REF_BYTES);
@@ -158,4 +158,4 @@ async function main(config: FloorNodeConfig): Promise<void> {
   }, stop, { peer: `${bound.host}:${bound.port}` });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main(JSON.parse(process.argv[2]!) as FloorNodeConfig);
+await main(JSON.parse(process.argv[2]!) as FloorNodeConfig);
