@@ -3,8 +3,10 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoLoaderOptions, PROTO_FILE } from './options.ts';
 import type { ProtoGrpcType } from './gen/aftersmtp.ts';
+import { installCodecs, loadRoot } from './codec.ts';
 
 export { PROTO_FILE } from './options.ts';
+export { messageCodec, loadRoot, type MessageCodec } from './codec.ts';
 export type { ProtoGrpcType } from './gen/aftersmtp.ts';
 export type { Envelope, Envelope__Output } from './gen/aftersmtp/v1/Envelope.ts';
 export type { Receipt, Receipt__Output } from './gen/aftersmtp/v1/Receipt.ts';
@@ -24,6 +26,8 @@ let cached: { packageDefinition: protoLoader.PackageDefinition; proto: ProtoGrpc
 export function loadProto(): { packageDefinition: protoLoader.PackageDefinition; proto: ProtoGrpcType } {
   if (!cached) {
     const packageDefinition = protoLoader.loadSync(PROTO_FILE, { ...protoLoaderOptions });
+    // The hot methods (Submit, Subscribe, Relay, ...) get the direct codec (codec.ts); same shapes.
+    installCodecs(packageDefinition, loadRoot(PROTO_FILE));
     const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as ProtoGrpcType;
     cached = { packageDefinition, proto };
   }
