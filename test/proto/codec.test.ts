@@ -111,6 +111,29 @@ describe('direct protobuf codec (proto/codec.ts)', () => {
     expect(() => envelope.decode(Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).toThrow(/invalid varint/);
   });
 
+  it('answers random and corrupted bytes with a value or an Error, never anything else', () => {
+    const next = rng(4242);
+    const relay = messageCodec(root, 'aftersmtp.v1.RelayFrame')!;
+    const valid = relay.encode({ frameId: 9, senderDomain: 'a.test', envelope: { senderDid: 'did:key:z6Mk', recipients: [{ keyId: 'k', enc: Buffer.alloc(32, 2), wrapped: Buffer.alloc(48, 3) }], ciphertext: Buffer.alloc(64, 1) } });
+    let decoded = 0;
+    let refused = 0;
+    for (let i = 0; i < 3000; i++) {
+      const input = i % 2 === 0
+        ? Buffer.from(Array.from({ length: Math.floor(next() * 64) }, () => Math.floor(next() * 256)))
+        : Buffer.from(valid.map((b) => (next() < 0.03 ? Math.floor(next() * 256) : b)));
+      try {
+        expect(typeof relay.decode(input)).toBe('object');
+        decoded++;
+      } catch (err) {
+        expect(err).toBeInstanceOf(Error);
+        expect((err as Error).message).not.toBe('');
+        refused++;
+      }
+    }
+    expect(decoded).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(0);
+  });
+
   it('hands inputs it does not map (base64 bytes, out-of-range numbers) to proto-loader', () => {
     const ref = reference['aftersmtp.v1.Envelope']!;
     const fallback = messageCodec(root, 'aftersmtp.v1.Envelope', ref.serialize)!;
