@@ -147,7 +147,44 @@ describe('storage', () => {
     expect(acked[2]).toBe(0);
     expect(await storage.pruneAcked(upgradedAt - 1)).toBe(0);
     expect(await storage.pruneAcked(Date.now() + 1)).toBe(2);
-    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(1);
+    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(2);
+    await storage.close();
+  });
+
+  it('upgrades a version 1 store: the outbound queue moves to rowid tables with every item, envelope and receipt intact', async () => {
+    const file = join(dir.path, 'upgrade-outbound.db');
+    let storage = new Storage(file, { durability: 'deferred' });
+    const remote = (n: number) => ({ recipients: [{ address: `r${n}@far.test`, domain: 'far.test' }, { address: `s${n}@far.test`, domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' });
+    for (let n = 1; n <= 3; n++) {
+      await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(3000).fill(n), mailboxes: [], logIndex: n, remote: remote(n) });
+    }
+    const [delivered] = storage.outboundOf(id(2), 'r2@far.test');
+    await storage.updateOutbound({ ...delivered!, state: 'delivered', attempts: 1, receipt: '{"leafIndex":7}' });
+    const before = [1, 2, 3].map((n) => ({ items: storage.outboundOf(id(n)), held: storage.outboundEnvelope(id(n)) }));
+    await storage.close();
+    // Rewrite the outbound tables as version 1 laid them out: clustered on the random key (WITHOUT ROWID).
+    const old = new DatabaseSync(file);
+    for (const table of ['outbound_envelopes', 'outbound']) {
+      const { sql } = old.prepare(`SELECT sql FROM sqlite_schema WHERE name = ?`).get(table) as { sql: string };
+      old.exec(`CREATE TABLE ${table}_v1 ${sql.slice(sql.indexOf('('))}, WITHOUT ROWID; INSERT INTO ${table}_v1 SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_v1 RENAME TO ${table};`);
+    }
+    old.exec('CREATE INDEX outbound_due ON outbound (state, next_attempt_ms); PRAGMA user_version = 1;');
+    expect((old.prepare(`SELECT sql FROM sqlite_schema WHERE name = 'outbound'`).get() as { sql: string }).sql).toMatch(/WITHOUT ROWID/);
+    old.close();
+
+    storage = new Storage(file, { durability: 'deferred' });
+    for (const table of ['outbound_envelopes', 'outbound']) {
+      expect((storage.db.prepare(`SELECT sql FROM sqlite_schema WHERE name = ?`).get(table) as { sql: string }).sql).not.toMatch(/WITHOUT ROWID/);
+    }
+    expect(storage.db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'outbound_due'`).get()).toBeDefined();
+    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(2);
+    expect([1, 2, 3].map((n) => ({ items: storage.outboundOf(id(n)), held: storage.outboundEnvelope(id(n)) }))).toEqual(before);
+    expect(storage.dueOutbound(Date.now() + 1, 10).map((i) => i.recipient).sort()).toEqual(['r1@far.test', 'r3@far.test', 's1@far.test', 's2@far.test', 's3@far.test']);
+    // The keys are still unique: a second copy of a queued item is refused, the queue keeps working.
+    await expect(storage.storeEnvelope({ messageId: id(1), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: [], remote: remote(1) })).rejects.toMatchObject({ code: 'REPLAY' });
+    expect(() => storage.db.prepare('INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)').run(id(1), new Uint8Array(1), 'a', 'b', null)).toThrow(/UNIQUE/);
+    await storage.storeEnvelope({ messageId: id(4), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: [], remote: remote(4) });
+    expect(storage.outboundOf(id(4)).length).toBe(2);
     await storage.close();
   });
 
