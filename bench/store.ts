@@ -23,19 +23,20 @@ const receipt = JSON.stringify({ logOrigin: 'b.test/log', leafIndex: 123456, che
 
 type Pattern = (ids: Uint8Array[], envelopes: Uint8Array[]) => Promise<void>;
 
-const expiresMs = Date.now() + 86_400_000;
+// Each message expires a day after it is stored, as a sender's default lifetime makes it (close to arrival order).
+const lifetimeMs = 86_400_000;
 const remote = { recipients: [{ address: MAILBOX, domain: 'b.test' }], sender: 'alice@a.test', senderDomain: 'a.test' };
 /** The node's write patterns, each on a store of its own. */
 const NODE_PATTERNS: [string, (storage: Storage) => Pattern][] = [
   ['relay sender (A): queued, then delivered', (storage) => async (ids, envelopes) => {
-    await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs, envelope: envelopes[i]!, mailboxes: [], logIndex: i, remote })));
+    await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs: Date.now() + lifetimeMs, envelope: envelopes[i]!, mailboxes: [], logIndex: i, remote })));
     await Promise.all(ids.map((id) => storage.updateOutboundMany(storage.outboundOf(id).map((item) => ({ ...item, state: 'delivered' as const, attempts: 1, lastError: '', receipt })))));
   }],
   ['relay sender, peer down: queued only', (storage) => async (ids, envelopes) => {
-    await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs, envelope: envelopes[i]!, mailboxes: [], logIndex: i, remote })));
+    await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs: Date.now() + lifetimeMs, envelope: envelopes[i]!, mailboxes: [], logIndex: i, remote })));
   }],
   ['recipient node (B): stored, then acked', (storage) => async (ids, envelopes) => {
-    const seqs = await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs, envelope: envelopes[i]!, mailboxes: [MAILBOX], logIndex: i })));
+    const seqs = await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs: Date.now() + lifetimeMs, envelope: envelopes[i]!, mailboxes: [MAILBOX], logIndex: i })));
     await Promise.all(seqs.map((s) => storage.ack(MAILBOX, [s.get(MAILBOX)!])));
   }],
 ];

@@ -84,7 +84,7 @@ const STORE_VERSION = 2;
 // The outbound queue's tables are ordinary rowid tables, their keys unique indexes: rows are appended in
 // arrival order, while message ids are random. Clustered on the random id (WITHOUT ROWID), every insert
 // and every update landed on its own page of large rows (envelopes, receipts): measured on A's pattern,
-// that wrote ~90 KiB of WAL and cost ~150 us of CPU per relayed message, and ~180 us while a backlog
+// that wrote ~88 KiB and cost ~150 us of CPU per relayed message, and ~240 us while a backlog
 // grows (docs/DECISIONS.md 28).
 const OUTBOUND_ENVELOPES_COLUMNS = `(
   message_id BLOB NOT NULL PRIMARY KEY,

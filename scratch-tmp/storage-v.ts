@@ -53,7 +53,7 @@ export interface StoredDelivery {
 type Write = () => void;
 type CachedMailbox = { mailbox: MailboxRecord; until: number };
 
-const PAGE_SIZE = Number(process.env.PS ?? 16384);
+const PAGE_SIZE = 16384;
 /**
  * A static route row read from the store is reused this long. The CLI changes routes from its own
  * process, so the node cannot be told; a node under load looks a route up two or three times per
@@ -75,8 +75,38 @@ export const MAILBOX_REREAD_MS = TOKEN_CACHE_MS;
 export const FULL_RECHECK_MS = 1000;
 /** How often, at most, a store with storage.maxBytes re-reads its size after commits (a soft cap). */
 const USAGE_REFRESH_MS = 100;
-/** Store layout version (PRAGMA user_version); 1: deliveries.acked holds the ack time (ms), not 1. */
-const STORE_VERSION = 1;
+/**
+ * Store layout version (PRAGMA user_version). 1: deliveries.acked holds the ack time (ms), not 1.
+ * 2: the outbound tables are rowid tables (they were WITHOUT ROWID).
+ */
+const STORE_VERSION = 2;
+
+// The outbound queue's tables are ordinary rowid tables, their keys unique indexes: rows are appended in
+// arrival order, while message ids are random. Clustered on the random id (WITHOUT ROWID), every insert
+// and every update landed on its own page of large rows (envelopes, receipts): measured on A's pattern,
+// that wrote ~90 KiB of WAL and cost ~150 us of CPU per relayed message, and ~180 us while a backlog
+// grows (docs/DECISIONS.md 28).
+const OUTBOUND_ENVELOPES_COLUMNS = `(
+  message_id BLOB NOT NULL PRIMARY KEY,
+  envelope BLOB NOT NULL,
+  sender TEXT NOT NULL,
+  sender_domain TEXT NOT NULL,
+  log_index INTEGER
+) STRICT`;
+const OUTBOUND_COLUMNS = `(
+  message_id BLOB NOT NULL,
+  recipient TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  receipt TEXT NOT NULL DEFAULT '',
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (message_id, recipient)
+) STRICT`;
+const OUTBOUND_DUE_INDEX = 'CREATE INDEX IF NOT EXISTS outbound_due ON outbound (state, next_attempt_ms)';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -101,28 +131,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
   PRIMARY KEY (mailbox, seq)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
-CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
-CREATE TABLE IF NOT EXISTS outbound_envelopes (
-  message_id BLOB ${process.env.V2 ? 'NOT NULL UNIQUE' : 'PRIMARY KEY'},
-  envelope BLOB NOT NULL,
-  sender TEXT NOT NULL,
-  sender_domain TEXT NOT NULL,
-  log_index INTEGER
-) STRICT${process.env.V2 ? '' : ', WITHOUT ROWID'};
-CREATE TABLE IF NOT EXISTS outbound (
-  message_id BLOB NOT NULL,
-  recipient TEXT NOT NULL,
-  domain TEXT NOT NULL,
-  state TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  next_attempt_ms INTEGER NOT NULL,
-  expires_ms INTEGER NOT NULL,
-  last_error TEXT NOT NULL DEFAULT '',
-  receipt TEXT NOT NULL DEFAULT '',
-  updated_ms INTEGER NOT NULL,
-  PRIMARY KEY (message_id, recipient)
-) STRICT${process.env.V3 ? '' : ', WITHOUT ROWID'};
-CREATE INDEX IF NOT EXISTS outbound_due ON outbound (state, next_attempt_ms);
+${process.env.NOMSGIDX ? '' : 'CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);'}
+CREATE TABLE IF NOT EXISTS outbound_envelopes ${OUTBOUND_ENVELOPES_COLUMNS};
+CREATE TABLE IF NOT EXISTS outbound ${OUTBOUND_COLUMNS};
+${OUTBOUND_DUE_INDEX};
 CREATE TABLE IF NOT EXISTS routes (
   domain TEXT PRIMARY KEY,
   did TEXT NOT NULL,
@@ -514,7 +526,7 @@ export class Storage extends EventEmitter {
     await this.write(() => {
       // The primary key is the replay check: no separate read of the id inside the commit.
       try {
-        this.stmts.addSeen.run(args.messageId, args.expiresMs);
+        if (!process.env.NOSEEN) this.stmts.addSeen.run(args.messageId, args.expiresMs);
       } catch (err) {
         if ((err as { errcode?: number }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
         throw err;
@@ -759,11 +771,30 @@ export class Storage extends EventEmitter {
 
 /** Brings an older store's layout up to STORE_VERSION (once: the version is recorded in the file). */
 function migrate(db: DatabaseSync): void {
-  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
-  if (version >= STORE_VERSION) return;
-  // Acks made before ack times were kept count from now: their retention starts with this version.
-  db.prepare('UPDATE deliveries SET acked = ? WHERE acked = 1').run(Date.now());
-  db.exec(`PRAGMA user_version=${STORE_VERSION}`);
+  const versionOf = () => Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+  if (versionOf() >= STORE_VERSION) return;
+  // Another process (a CLI command beside the node) may be upgrading the same file: decide under the lock.
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const version = versionOf();
+    if (version < 1) {
+      // Acks made before ack times were kept count from now: their retention starts with this version.
+      db.prepare('UPDATE deliveries SET acked = ? WHERE acked = 1').run(Date.now());
+    }
+    if (version < 2) {
+      for (const [table, columns] of [['outbound_envelopes', OUTBOUND_ENVELOPES_COLUMNS], ['outbound', OUTBOUND_COLUMNS]] as const) {
+        const { sql } = db.prepare(`SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table) as { sql: string };
+        if (!/WITHOUT ROWID/i.test(sql)) continue;
+        db.exec(`CREATE TABLE ${table}_rowid ${columns}; INSERT INTO ${table}_rowid SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_rowid RENAME TO ${table};`);
+      }
+      db.exec(OUTBOUND_DUE_INDEX); // dropped with the old table
+    }
+    if (version < STORE_VERSION) db.exec(`PRAGMA user_version=${STORE_VERSION}`);
+    db.exec('COMMIT');
+  } catch (err) {
+    db.exec('ROLLBACK');
+    throw err;
+  }
 }
 
 /** Sets `key` in a cache bounded to MAILBOX_CACHE_MAX entries (the oldest goes first). */
