@@ -789,7 +789,7 @@ function migrate(db: DatabaseSync): void {
       }
       db.exec(OUTBOUND_DUE_INDEX); // dropped with the old table
     }
-    if (version < STORE_VERSION) db.exec(`PRAGMA user_version=${STORE_VERSION}`);
+    db.exec(`PRAGMA user_version=${STORE_VERSION}`);
     db.exec('COMMIT');
   } catch (err) {
     db.exec('ROLLBACK');

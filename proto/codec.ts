@@ -3,10 +3,10 @@
 // Why: @grpc/proto-loader decodes each message twice (protobufjs decode, then toObject into the
 // mapped shape, allocating an empty Buffer for every bytes default) and encodes through fromObject
 // plus a Writer that allocates one operation object per field. At 2 KB that is ~7% of each node's
-// main thread and a good part of its garbage (docs/OPERATIONS.md "Where the time goes"). This codec
-// reads and writes the wire format in one pass, straight from and to the shapes proto-loader
-// produces with protoLoaderOptions, so handlers cannot tell the difference (test/proto-codec.test.ts
-// checks both directions against proto-loader for every message it takes over).
+// main thread in the V8 profiles and a good part of its garbage (docs/OPERATIONS.md "Where the time
+// goes"). This codec reads and writes the wire format in one pass, straight from and to the shapes
+// proto-loader produces with protoLoaderOptions, so handlers cannot tell the difference
+// (test/proto/codec.test.ts checks both directions against proto-loader for every message it takes over).
 //
 // It is built from protobufjs's reflection of the same .proto file, so it cannot drift from the
 // schema. It handles the field types these messages use (uint32, uint64, bool, string, bytes, nested
@@ -27,7 +27,9 @@ interface FieldPlan {
   /** The oneof this field belongs to (proto-loader with oneofs:true names the member set in it). */
   oneof?: string;
   message?: MessagePlan;
-  /** Precomputed key bytes for the field's wire type. */
+  /** Wire type of one value: WIRE_LEN (messages, strings, bytes) or WIRE_VARINT (numbers, bools). */
+  wire: number;
+  /** The field's key as written (repeated numbers are packed: WIRE_LEN). */
   tag: number;
 }
 
@@ -53,43 +55,44 @@ const MAX_DEPTH = 64;
 /** Thrown by the encoder for an input it does not map itself; the caller falls back to proto-loader. */
 class Unmapped extends Error {}
 
-function wireTypeOf(kind: FieldPlan['kind'], repeated: boolean): number {
-  if (kind === 'string' || kind === 'bytes' || kind === 'message') return WIRE_LEN;
-  return repeated ? WIRE_LEN : WIRE_VARINT; // proto3 packs repeated scalars
-}
-
 /** Builds plans for `type` and every message it reaches; undefined if any field type is not handled. */
 function planFor(type: protobuf.Type, plans: Map<string, MessagePlan | null>): MessagePlan | undefined {
   const key = type.fullName;
   if (plans.has(key)) return plans.get(key) ?? undefined;
-  const plan: MessagePlan = { name: key, fields: [], byId: [], template: {}, lists: [] };
+  const plan: MessagePlan = { name: key.replace(/^\./, ''), fields: [], byId: [], template: {}, lists: [] };
   plans.set(key, plan); // set first: a self-referencing message resolves to this plan
   for (const field of type.fieldsArray) {
-    field.resolve();
-    if (field.map) { plans.set(key, null); return undefined; }
-    let message: MessagePlan | undefined;
-    let kind: FieldPlan['kind'];
-    if (field.resolvedType instanceof protobuf.Type) {
-      message = planFor(field.resolvedType, plans);
-      if (!message) { plans.set(key, null); return undefined; }
-      kind = 'message';
-    } else if (!field.resolvedType && SCALARS.has(field.type)) {
-      kind = field.type as Scalar;
-    } else {
+    const planned = fieldPlan(field, plans);
+    if (!planned) {
       plans.set(key, null);
       return undefined;
     }
-    // proto3 `optional` fields (synthetic oneofs) map differently in proto-loader: left to it.
-    if (field.options?.proto3_optional) { plans.set(key, null); return undefined; }
-    const repeated = field.repeated;
-    const oneof = field.partOf?.name;
-    const plan1: FieldPlan = { name: field.name, id: field.id, kind, repeated, oneof, message, tag: (field.id << 3) | wireTypeOf(kind, repeated) };
-    plan.fields.push(plan1);
-    plan.byId[field.id] = plan1;
+    plan.fields.push(planned);
+    plan.byId[field.id] = planned;
   }
   plan.template = defaults(plan);
   plan.lists = plan.fields.filter((f) => f.repeated && !f.oneof).map((f) => f.name);
   return plan;
+}
+
+function fieldPlan(field: protobuf.Field, plans: Map<string, MessagePlan | null>): FieldPlan | undefined {
+  field.resolve();
+  // Maps, and proto3 `optional` fields (synthetic oneofs), map differently in proto-loader: left to it.
+  if (field.map || field.options?.proto3_optional) return undefined;
+  let kind: FieldPlan['kind'];
+  let message: MessagePlan | undefined;
+  if (field.resolvedType instanceof protobuf.Type) {
+    message = planFor(field.resolvedType, plans);
+    if (!message) return undefined;
+    kind = 'message';
+  } else if (!field.resolvedType && SCALARS.has(field.type)) {
+    kind = field.type as Scalar;
+  } else {
+    return undefined; // enums, doubles, signed and fixed-width integers
+  }
+  const wire = kind === 'uint32' || kind === 'uint64' || kind === 'bool' ? WIRE_VARINT : WIRE_LEN;
+  const tag = (field.id << 3) | (field.repeated ? WIRE_LEN : wire); // proto3 packs repeated numbers
+  return { name: field.name, id: field.id, kind, repeated: field.repeated, oneof: field.partOf?.name, message, wire, tag };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -209,30 +212,28 @@ function decodeMessage(plan: MessagePlan, r: Reader, depth: number): Record<stri
     const wireType = key & 7;
     const f = plan.byId[id];
     if (!f || id === 0) { r.skip(wireType, 0); continue; }
-    if (f.kind === 'message') {
-      if (wireType !== WIRE_LEN) throw new Error(`${plan.name}.${f.name}: wire type ${wireType}, expected ${WIRE_LEN}`);
-      const n = r.length();
-      const value = decodeMessage(f.message!, new Reader(r.buf, r.pos, r.pos + n), depth + 1);
-      r.pos += n;
-      if (f.repeated) (out[f.name] as unknown[]).push(value);
-      else out[f.name] = value;
-    } else if (f.repeated && wireType === WIRE_LEN && f.kind !== 'string' && f.kind !== 'bytes') {
-      const n = r.length(); // packed scalars
+    if (f.repeated && f.wire === WIRE_VARINT && wireType === WIRE_LEN) {
+      const n = r.length(); // packed numbers
       const end = r.pos + n;
       const list = out[f.name] as unknown[];
       const inner = new Reader(r.buf, r.pos, end);
-      while (inner.pos < end) list.push(readScalar(inner, f.kind));
+      while (inner.pos < end) list.push(readScalar(inner, f.kind as Scalar));
       r.pos = end;
-    } else {
-      const expected = f.kind === 'string' || f.kind === 'bytes' ? WIRE_LEN : WIRE_VARINT;
-      if (wireType !== expected) throw new Error(`${plan.name}.${f.name}: wire type ${wireType}, expected ${expected}`);
-      const value = readScalar(r, f.kind);
-      if (f.repeated) (out[f.name] as unknown[]).push(value);
-      else out[f.name] = value;
+      continue;
     }
+    if (wireType !== f.wire) throw new Error(`${plan.name}.${f.name}: wire type ${wireType}, expected ${f.wire}`);
+    let value: unknown;
+    if (f.kind === 'message') {
+      const n = r.length();
+      value = decodeMessage(f.message!, new Reader(r.buf, r.pos, r.pos + n), depth + 1);
+      r.pos += n;
+    } else {
+      value = readScalar(r, f.kind);
+    }
+    if (f.repeated) (out[f.name] as unknown[]).push(value);
+    else out[f.name] = value;
     if (f.oneof) out[f.oneof] = f.name;
   }
-  if (r.pos !== r.end) r.outOfRange(r.pos - r.end);
   return out;
 }
 
@@ -260,19 +261,22 @@ function toUint(v: unknown, bits: 32 | 64): number {
   return n;
 }
 
-function toBytes(v: unknown): Uint8Array {
-  if (v instanceof Uint8Array) return v;
-  throw new Unmapped();
-}
-
-/** Whether a non-oneof scalar holds its default (proto3 leaves those off the wire). */
-function isDefault(kind: Scalar, v: unknown): boolean {
-  if (v === undefined || v === null) return true;
-  switch (kind) {
-    case 'string': return v === '';
-    case 'bytes': return v instanceof Uint8Array && v.length === 0;
-    case 'bool': return v === false;
-    default: return v === 0;
+/**
+ * Whether field `f` holding `v` goes on the wire. proto3 leaves off unset fields, empty lists and
+ * scalars at their default; a message field and a set oneof member are written even when empty.
+ */
+function present(f: FieldPlan, v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (f.repeated) {
+    if (!Array.isArray(v)) throw new Unmapped();
+    return v.length > 0;
+  }
+  if (f.oneof || f.kind === 'message') return true;
+  switch (f.kind) {
+    case 'string': return v !== '';
+    case 'bytes': return !(v instanceof Uint8Array && v.length === 0);
+    case 'bool': return v !== false;
+    default: return v !== 0;
   }
 }
 
@@ -281,29 +285,20 @@ function sizeMessage(plan: MessagePlan, obj: Record<string, unknown>, sizes: num
   let total = 0;
   for (const f of plan.fields) {
     const v = obj[f.name];
-    if (v === undefined || v === null) continue;
+    if (!present(f, v)) continue;
     const keySize = varintSize(f.tag);
-    if (f.repeated) {
-      if (!Array.isArray(v)) throw new Unmapped();
-      if (v.length === 0) continue;
-      if (f.kind === 'message' || f.kind === 'string' || f.kind === 'bytes') {
-        for (const item of v) total += keySize + sizeLenItem(f, item, sizes);
-      } else {
-        const at = sizes.length;
-        sizes.push(0);
-        let packed = 0;
-        for (const item of v) packed += scalarVarintSize(f.kind, item);
-        sizes[at] = packed;
-        total += keySize + varintSize(packed) + packed;
-      }
-      continue;
-    }
-    if (f.kind === 'message' || f.kind === 'string' || f.kind === 'bytes') {
-      if (!f.oneof && f.kind !== 'message' && isDefault(f.kind, v)) continue;
-      total += keySize + sizeLenItem(f, v, sizes);
+    if (f.wire === WIRE_LEN) {
+      if (!f.repeated) total += keySize + sizeLenItem(f, v, sizes);
+      else for (const item of v as unknown[]) total += keySize + sizeLenItem(f, item, sizes);
+    } else if (f.repeated) {
+      const at = sizes.length;
+      sizes.push(0);
+      let packed = 0;
+      for (const item of v as unknown[]) packed += scalarVarintSize(f.kind as Scalar, item);
+      sizes[at] = packed;
+      total += keySize + varintSize(packed) + packed;
     } else {
-      if (!f.oneof && isDefault(f.kind, v)) continue;
-      total += keySize + scalarVarintSize(f.kind, v);
+      total += keySize + scalarVarintSize(f.kind as Scalar, v);
     }
   }
   return total;
@@ -325,7 +320,8 @@ function sizeLenItem(f: FieldPlan, v: unknown, sizes: number[]): number {
     if (typeof v !== 'string') throw new Unmapped();
     n = utf8Length(v);
   } else {
-    n = toBytes(v).length;
+    if (!(v instanceof Uint8Array)) throw new Unmapped();
+    n = v.length;
   }
   sizes[at] = n;
   return varintSize(n) + n;
@@ -373,30 +369,20 @@ function writeString(s: string, n: number, w: Writer): void {
   }
 }
 
+/** Writes what sizeMessage sized, in the same order (it consumes `w.sizes` as it goes). */
 function writeMessage(plan: MessagePlan, obj: Record<string, unknown>, w: Writer): void {
   for (const f of plan.fields) {
     const v = obj[f.name];
-    if (v === undefined || v === null) continue;
-    if (f.repeated) {
-      const list = v as unknown[];
-      if (list.length === 0) continue;
-      if (f.kind === 'message' || f.kind === 'string' || f.kind === 'bytes') {
-        for (const item of list) { w.varint(f.tag); writeLenItem(f, item, w); }
-      } else {
-        w.varint(f.tag);
-        w.varint(w.sizes[w.next++]!);
-        for (const item of list) writeScalar(f.kind, item, w);
-      }
-      continue;
-    }
-    if (f.kind === 'message' || f.kind === 'string' || f.kind === 'bytes') {
-      if (!f.oneof && f.kind !== 'message' && isDefault(f.kind, v)) continue;
+    if (!present(f, v)) continue;
+    if (f.wire === WIRE_LEN) {
+      if (!f.repeated) { w.varint(f.tag); writeLenItem(f, v, w); } else for (const item of v as unknown[]) { w.varint(f.tag); writeLenItem(f, item, w); }
+    } else if (f.repeated) {
       w.varint(f.tag);
-      writeLenItem(f, v, w);
+      w.varint(w.sizes[w.next++]!);
+      for (const item of v as unknown[]) writeScalar(f.kind as Scalar, item, w);
     } else {
-      if (!f.oneof && isDefault(f.kind, v)) continue;
       w.varint(f.tag);
-      writeScalar(f.kind, v, w);
+      writeScalar(f.kind as Scalar, v, w);
     }
   }
 }
@@ -417,15 +403,12 @@ function writeLenItem(f: FieldPlan, v: unknown, w: Writer): void {
 // ------------------------------------------------------------------------------------------------
 
 export interface MessageCodec {
-  /** The message's full name, e.g. aftersmtp.v1.Envelope. */
-  readonly name: string;
   encode(message: object): Buffer;
   decode(bytes: Uint8Array): Record<string, unknown>;
 }
 
 function codecFor(plan: MessagePlan, fallback?: (message: object) => Buffer): MessageCodec {
   return {
-    name: plan.name,
     encode(message: object): Buffer {
       const sizes: number[] = [];
       let size: number;

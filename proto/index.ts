@@ -6,7 +6,7 @@ import type { ProtoGrpcType } from './gen/aftersmtp.ts';
 import { installCodecs, loadRoot } from './codec.ts';
 
 export { PROTO_FILE } from './options.ts';
-export { messageCodec, loadRoot, type MessageCodec } from './codec.ts';
+export { installCodecs, messageCodec, loadRoot, type MessageCodec } from './codec.ts';
 export type { ProtoGrpcType } from './gen/aftersmtp.ts';
 export type { Envelope, Envelope__Output } from './gen/aftersmtp/v1/Envelope.ts';
 export type { Receipt, Receipt__Output } from './gen/aftersmtp/v1/Receipt.ts';
@@ -27,6 +27,7 @@ export function loadProto(): { packageDefinition: protoLoader.PackageDefinition;
   if (!cached) {
     const packageDefinition = protoLoader.loadSync(PROTO_FILE, { ...protoLoaderOptions });
     // The hot methods (Submit, Subscribe, Relay, ...) get the direct codec (codec.ts); same shapes.
+    // Its reflection parses the .proto once more (~7 ms, once per process): proto-loader keeps its own.
     installCodecs(packageDefinition, loadRoot(PROTO_FILE));
     const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as ProtoGrpcType;
     cached = { packageDefinition, proto };

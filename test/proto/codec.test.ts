@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import protobuf from 'protobufjs';
 import * as protoLoader from '@grpc/proto-loader';
-import { loadProto, loadRoot, messageCodec, PROTO_FILE, type MessageCodec } from '../../proto/index.ts';
+import { installCodecs, loadProto, loadRoot, messageCodec, PROTO_FILE, type MessageCodec } from '../../proto/index.ts';
 import { protoLoaderOptions } from '../../proto/options.ts';
 
 const root = loadRoot(PROTO_FILE);
@@ -54,11 +54,16 @@ describe('direct protobuf codec (proto/codec.ts)', () => {
     for (const hot of ['Envelope', 'Receipt', 'SubmitRequest', 'SubmitReply', 'SubscribeRequest', 'Delivery', 'RelayFrame']) expect(names).toContain(hot);
     // StatusReply has maps and a double: not handled, so Admin/Status keeps proto-loader's codec.
     expect(messageCodec(root, 'aftersmtp.v1.StatusReply')).toBeUndefined();
+    const fresh = protoLoader.loadSync(PROTO_FILE, { ...protoLoaderOptions }) as unknown as Record<string, unknown>;
+    const installed = installCodecs(fresh, root);
+    for (const hot of ['Mailbox/Submit', 'Mailbox/SubmitStream', 'Mailbox/Subscribe', 'Relay/Stream', 'Provenance/GetProof']) expect(installed).toContain(`aftersmtp.v1.${hot}`);
+    expect(installed).not.toContain('aftersmtp.v1.Admin/Status');
+    expect(installed).not.toContain('aftersmtp.v1.Admin/Peers');
+    // loadProto() installs it on the node's own definition (proto-loader's functions are named serialize/deserialize).
     const def = loadProto().packageDefinition as unknown as Record<string, Record<string, { requestDeserialize: unknown; responseSerialize: unknown }>>;
-    const submit = def['aftersmtp.v1.Mailbox']!.SubmitStream!;
-    const relay = def['aftersmtp.v1.Relay']!.Stream!;
-    expect((submit.requestDeserialize as { name: string }).name).toBe('decode');
-    expect((relay.responseSerialize as { name: string }).name).toBe('encode');
+    expect((def['aftersmtp.v1.Mailbox']!.SubmitStream!.requestDeserialize as { name: string }).name).toBe('decode');
+    expect((def['aftersmtp.v1.Relay']!.Stream!.responseSerialize as { name: string }).name).toBe('encode');
+    expect((def['aftersmtp.v1.Admin']!.Status!.responseSerialize as { name: string }).name).toBe('serialize');
   });
 
   for (const { type, codec } of handled) {
