@@ -78,8 +78,9 @@ const USAGE_REFRESH_MS = 100;
 /**
  * Store layout version (PRAGMA user_version). 1: deliveries.acked holds the ack time (ms), not 1.
  * 2: the outbound tables are rowid tables (they were WITHOUT ROWID).
+ * 3: delivered envelopes live in delivery_envelopes, apart from their delivery rows.
  */
-const STORE_VERSION = 2;
+export const STORE_VERSION = 3;
 
 // The outbound queue's tables are ordinary rowid tables, their keys unique indexes: rows are appended in
 // arrival order, while message ids are random. Clustered on the random id (WITHOUT ROWID), every insert
@@ -108,6 +109,10 @@ const OUTBOUND_COLUMNS = `(
 ) STRICT`;
 const OUTBOUND_DUE_INDEX = 'CREATE INDEX IF NOT EXISTS outbound_due ON outbound (state, next_attempt_ms)';
 
+/** A delivery row with its envelope: `SELECT ${DELIVERY_FIELDS} ${DELIVERY_ROWS} WHERE ...`. */
+const DELIVERY_FIELDS = 'mailbox, seq, message_id, envelope, received_ms, log_index';
+const DELIVERY_ROWS = 'FROM deliveries JOIN delivery_envelopes ON delivery_envelopes.id = deliveries.rowid';
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailboxes (
   address TEXT PRIMARY KEY,
@@ -124,12 +129,20 @@ CREATE TABLE IF NOT EXISTS deliveries (
   mailbox TEXT NOT NULL,
   seq INTEGER NOT NULL,
   message_id BLOB NOT NULL,
-  envelope BLOB NOT NULL,
   received_ms INTEGER NOT NULL,
   log_index INTEGER,
   acked INTEGER NOT NULL DEFAULT 0, -- 0 = waiting; else when the mailbox acknowledged it (ms)
   PRIMARY KEY (mailbox, seq)
 ) STRICT;
+-- A delivery's envelope, keyed by the delivery's rowid. Apart from the small delivery rows, so that an
+-- ack rewrites a page of those, not the envelope's own page(s) (docs/DECISIONS.md 29); deleting a
+-- delivery deletes its envelope, whichever statement deletes it.
+CREATE TABLE IF NOT EXISTS delivery_envelopes (
+  id INTEGER PRIMARY KEY,
+  envelope BLOB NOT NULL
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS delivery_envelope_deleted AFTER DELETE ON deliveries
+  BEGIN DELETE FROM delivery_envelopes WHERE id = OLD.rowid; END;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
 CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
 CREATE TABLE IF NOT EXISTS outbound_envelopes ${OUTBOUND_ENVELOPES_COLUMNS};
@@ -230,9 +243,9 @@ export class Storage extends EventEmitter {
       countMailboxes: prepare(`SELECT count(*) AS n FROM mailboxes`),
       listMailboxes: prepare(`SELECT * FROM mailboxes ORDER BY address`),
       maxSeq: prepare(`SELECT coalesce(max(seq), 0) AS s FROM deliveries WHERE mailbox = ?`),
-      insertDelivery: prepare(`INSERT INTO deliveries (mailbox, seq, message_id, envelope, received_ms, log_index) VALUES (?,?,?,?,?,?)`),
-      pending: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries
-                        WHERE mailbox = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?`),
+      insertDelivery: prepare(`INSERT INTO deliveries (mailbox, seq, message_id, received_ms, log_index) VALUES (?,?,?,?,?)`),
+      insertDeliveryEnvelope: prepare(`INSERT INTO delivery_envelopes (id, envelope) VALUES (last_insert_rowid(), ?)`),
+      pending: prepare(`SELECT ${DELIVERY_FIELDS} ${DELIVERY_ROWS} WHERE mailbox = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?`),
       ack: prepare(`UPDATE deliveries SET acked = ? WHERE mailbox = ? AND seq = ? AND acked = 0`),
       pageCount: prepare('SELECT page_count AS n FROM pragma_page_count()'),
       freePages: prepare('SELECT freelist_count AS n FROM pragma_freelist_count()'),
@@ -244,8 +257,8 @@ export class Storage extends EventEmitter {
       // mailbox's numbering resumes after a restart, so a subscriber's cursor never sees a seq twice.
       pruneAcked: prepare(`DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries
                            WHERE mailbox = ? AND acked > 0 AND acked < ? AND seq < ? LIMIT ?)`),
-      deliveryByMessageId: prepare(`SELECT mailbox, seq, message_id, envelope, received_ms, log_index FROM deliveries WHERE message_id = ? LIMIT 1`),
-      deliveriesFromLogIndex: prepare(`SELECT log_index, message_id, envelope FROM deliveries WHERE log_index >= ? ORDER BY log_index`),
+      deliveryByMessageId: prepare(`SELECT ${DELIVERY_FIELDS} ${DELIVERY_ROWS} WHERE message_id = ? LIMIT 1`),
+      deliveriesFromLogIndex: prepare(`SELECT log_index, message_id, envelope ${DELIVERY_ROWS} WHERE log_index >= ? ORDER BY log_index`),
       setLogIndex: prepare(`UPDATE deliveries SET log_index = ? WHERE message_id = ?`),
       insertOutboundEnvelope: prepare(`INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)`),
       insertOutbound: prepare(`INSERT INTO outbound (message_id, recipient, domain, state, next_attempt_ms, expires_ms, updated_ms) VALUES (?,?,?,'queued',?,?,?)`),
@@ -539,7 +552,8 @@ export class Storage extends EventEmitter {
       }
       for (const mailbox of args.mailboxes) {
         const seq = this.allocateSeq(mailbox);
-        this.stmts.insertDelivery.run(mailbox, seq, args.messageId, args.envelope, receivedMs, args.logIndex ?? null);
+        this.stmts.insertDelivery.run(mailbox, seq, args.messageId, receivedMs, args.logIndex ?? null);
+        this.stmts.insertDeliveryEnvelope.run(args.envelope);
         seqs.set(mailbox, seq);
       }
     }); // on failure, flush() has reset the seq counters
@@ -788,6 +802,10 @@ function migrate(db: DatabaseSync): void {
         db.exec(`CREATE TABLE ${table}_rowid ${columns}; INSERT INTO ${table}_rowid SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_rowid RENAME TO ${table};`);
       }
       db.exec(OUTBOUND_DUE_INDEX); // dropped with the old table
+    }
+    if (version < 3 && db.prepare(`SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'envelope'`).get()) {
+      // DROP COLUMN rewrites each row in place, under the same rowid: the envelopes stay matched.
+      db.exec('INSERT INTO delivery_envelopes (id, envelope) SELECT rowid, envelope FROM deliveries; ALTER TABLE deliveries DROP COLUMN envelope;');
     }
     db.exec(`PRAGMA user_version=${STORE_VERSION}`);
     db.exec('COMMIT');

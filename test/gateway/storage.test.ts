@@ -4,7 +4,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { statfsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
-import { Storage, ROUTE_REREAD_MS } from '../../gateway/storage.ts';
+import { Storage, ROUTE_REREAD_MS, STORE_VERSION } from '../../gateway/storage.ts';
 import { tempDir } from '../helpers.ts';
 
 const mailbox = (address: string) => ({
@@ -147,7 +147,7 @@ describe('storage', () => {
     expect(acked[2]).toBe(0);
     expect(await storage.pruneAcked(upgradedAt - 1)).toBe(0);
     expect(await storage.pruneAcked(Date.now() + 1)).toBe(2);
-    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(2);
+    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(STORE_VERSION);
     await storage.close();
   });
 
@@ -177,7 +177,7 @@ describe('storage', () => {
       expect((storage.db.prepare(`SELECT sql FROM sqlite_schema WHERE name = ?`).get(table) as { sql: string }).sql).not.toMatch(/WITHOUT ROWID/);
     }
     expect(storage.db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'outbound_due'`).get()).toBeDefined();
-    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(2);
+    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(STORE_VERSION);
     expect([1, 2, 3].map((n) => ({ items: storage.outboundOf(id(n)), held: storage.outboundEnvelope(id(n)) }))).toEqual(before);
     expect(storage.dueOutbound(Date.now() + 1, 10).map((i) => i.recipient).sort()).toEqual(['r1@far.test', 'r3@far.test', 's1@far.test', 's2@far.test', 's3@far.test']);
     // The keys are still unique: a second copy of a queued item is refused, the queue keeps working.
@@ -220,6 +220,45 @@ describe('storage', () => {
     expect(storage.removeMailbox('b@x.test')).toEqual({ unacknowledged: 2 });
     expect(storage.deleteMailboxMail('b@x.test')).toBe(2);
     expect(storage.db.prepare('SELECT count(*) AS n FROM deliveries').get()).toEqual({ n: 0 });
+    expect(storage.db.prepare('SELECT count(*) AS n FROM delivery_envelopes').get()).toEqual({ n: 0 }); // none left behind
+    await storage.close();
+  });
+
+  it('upgrades a version 2 store: envelopes move out of the delivery rows, each still with its delivery, acks and numbering intact', async () => {
+    const file = join(dir.path, 'upgrade-deliveries.db');
+    let storage = new Storage(file, { durability: 'deferred' });
+    storage.addMailbox(mailbox('a@x.test'));
+    storage.addMailbox(mailbox('b@x.test'));
+    const envelope = (n: number) => new Uint8Array(2000 + n).fill(n);
+    for (let n = 1; n <= 6; n++) {
+      await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: envelope(n), mailboxes: n === 3 ? ['a@x.test', 'b@x.test'] : [n % 2 ? 'a@x.test' : 'b@x.test'], logIndex: n });
+    }
+    const ackedAt = Date.now();
+    await storage.ack('a@x.test', [1], ackedAt);
+    await storage.close();
+    // Lay deliveries out as version 2 did: the envelope a column of each delivery row.
+    const old = new DatabaseSync(file);
+    old.exec(`DROP TRIGGER delivery_envelope_deleted;
+      CREATE TABLE deliveries_v2 (mailbox TEXT NOT NULL, seq INTEGER NOT NULL, message_id BLOB NOT NULL, envelope BLOB NOT NULL,
+        received_ms INTEGER NOT NULL, log_index INTEGER, acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (mailbox, seq)) STRICT;
+      INSERT INTO deliveries_v2 SELECT mailbox, seq, message_id, envelope, received_ms, log_index, acked FROM deliveries JOIN delivery_envelopes ON id = deliveries.rowid ORDER BY received_ms DESC;
+      DROP TABLE deliveries; DROP TABLE delivery_envelopes; ALTER TABLE deliveries_v2 RENAME TO deliveries;
+      CREATE INDEX deliveries_pending ON deliveries (mailbox, acked, seq); CREATE INDEX deliveries_message ON deliveries (message_id);
+      PRAGMA user_version = 2;`);
+    old.close();
+
+    storage = new Storage(file, { durability: 'deferred' });
+    expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(STORE_VERSION);
+    expect(storage.db.prepare(`SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'envelope'`).get()).toBeUndefined();
+    const held = (address: string) => storage.pendingDeliveries(address, 0, 10).map((d) => [d.seq, d.envelope.length, d.envelope[0], d.logIndex]);
+    expect(held('a@x.test')).toEqual([[2, 2003, 3, 3], [3, 2005, 5, 5]]); // a1 was acknowledged
+    expect(held('b@x.test')).toEqual([[1, 2002, 2, 2], [2, 2003, 3, 3], [3, 2004, 4, 4], [4, 2006, 6, 6]]);
+    expect(storage.deliveryByMessageId(id(1))?.envelope).toEqual(envelope(1));
+    // Numbering goes on; deleting a delivery deletes its envelope.
+    await storage.storeEnvelope({ messageId: id(7), expiresMs: Date.now() + 60_000, envelope: envelope(7), mailboxes: ['a@x.test'] });
+    expect(held('a@x.test').at(-1)).toEqual([4, 2007, 7, null]);
+    expect(await storage.pruneAcked(ackedAt + 1)).toBe(1);
+    expect(storage.db.prepare('SELECT count(*) AS n FROM delivery_envelopes').get()).toEqual(storage.db.prepare('SELECT count(*) AS n FROM deliveries').get());
     await storage.close();
   });
 });
