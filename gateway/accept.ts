@@ -1,7 +1,7 @@
 // Accepting an envelope into the node, whoever hands it over (an app, a peer node, the node itself):
 // every check a node can make without the recipients' private keys, then the ledger leaf and the
 // durable store. One code path, so the rules cannot drift between Submit and Relay.
-import { checkEnvelope, decodeEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../identity/index.ts';
+import { checkEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../identity/index.ts';
 import type { Receipt } from '../proto/index.ts';
 import type { Storage } from './storage.ts';
 import type { NodeLedger } from './ledger.ts';
@@ -101,19 +101,13 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
 }
 
 /**
- * The log index of a message this node already accepted under the envelope's id and hash. While the
- * delivery is stored its row says; once housekeeping deleted it (acknowledged longer ago than
- * storage.ackedRetentionMs) the log still knows the hash, and the id is still in the replay set.
+ * The log index of a message this node already accepted under the envelope's id and hash: the replay
+ * set keeps each id's leaf until the message expires (ids accepted before it did: found by hash).
  */
 function originalLeaf(deps: AcceptDeps, envelope: Envelope): number | undefined {
-  const held = deps.storage.deliveryByMessageId(envelope.messageId);
-  if (held) {
-    const same = held.logIndex !== null && bytesEqual(decodeEnvelope(held.envelope).messageHash, envelope.messageHash);
-    return same ? held.logIndex! : undefined;
-  }
-  return deps.ledger.log.leafIndexOf(envelope.messageHash);
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0;
+  const index = deps.storage.logIndexOf(envelope.messageId);
+  if (index === null) return deps.ledger.log.leafIndexOf(envelope.messageHash);
+  if (index === undefined) return undefined;
+  const hash = deps.ledger.messageHashAt(index);
+  return hash !== undefined && Buffer.compare(hash, envelope.messageHash) === 0 ? index : undefined;
 }

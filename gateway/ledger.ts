@@ -2,7 +2,7 @@
 // addresses or content). Appends requested in the same turn of the event loop share one durable
 // transaction; checkpoints are signed every few seconds or every N entries, whichever comes first.
 import type { Logger } from 'pino';
-import { TransparencyLog, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
+import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
 import { GatewayError, openingFile, storageFailure } from './errors.ts';
 import { WalSyncer } from './wal-sync.ts';
@@ -38,6 +38,11 @@ export class NodeLedger {
     this.log = openingFile('the transparency log', opts.file, () => TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey, durability: 'deferred' }));
     this.walSyncer = new WalSyncer(opts.file);
     this.published = this.log.latestCheckpoint();
+  }
+
+  /** The message hash in leaf `index`, if the log has that leaf. */
+  messageHashAt(index: number): Uint8Array | undefined {
+    return index < this.log.size ? decodeLeaf(this.log.leaf(index)).messageHash : undefined;
   }
 
   /** The newest durable checkpoint. */

@@ -124,7 +124,7 @@ export class AfterSmtpNode {
     const lost = this.storage.messagesFromLogIndex(this.ledger.log.size);
     if (lost.length === 0) return;
     const first = await this.ledger.appendNow(lost.map((m) => decodeEnvelope(m.envelope).messageHash));
-    await Promise.all(lost.map((m, i) => this.storage.setLogIndex(m.messageId, first + i)));
+    await this.storage.setLogIndexes(lost.map((message, i) => ({ message, logIndex: first + i })));
     this.log.warn({ count: lost.length }, 'restored transparency log leaves lost in a crash');
   }
 

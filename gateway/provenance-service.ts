@@ -1,7 +1,7 @@
 // The Provenance gRPC service: proofs, checkpoints and server-side verification of bundles.
 import * as grpc from '@grpc/grpc-js';
 import type { ProvenanceHandlers } from '../proto/index.ts';
-import { decodeEnvelope, type DidResolver } from '../identity/index.ts';
+import { type DidResolver } from '../identity/index.ts';
 import type { Storage } from './storage.ts';
 import type { NodeLedger, AnchorState } from './ledger.ts';
 import { authenticateMailbox } from './mailbox-service.ts';
@@ -29,13 +29,13 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
     GetProof: async (call, callback) => {
       try {
         // Proofs reveal only hashes, but the message id -> hash mapping is for the mailbox holders.
-        authenticateMailbox(storage, call.metadata);
+        const caller = authenticateMailbox(storage, call.metadata);
         const { messageId, messageHash } = call.request;
         let hash: Uint8Array | undefined = messageHash.length ? messageHash : undefined;
         if (!hash) {
-          const stored = messageId.length === 16 ? storage.deliveryByMessageId(messageId) : undefined;
-          if (!stored) throw new GatewayError('NOT_FOUND', 'no message with this id on this node (acknowledged mail is deleted after storage.ackedRetentionMs: ask by its message hash, which the log keeps)');
-          hash = decodeEnvelope(stored.envelope).messageHash;
+          const index = messageId.length === 16 ? storage.logIndexOf(messageId, caller.address) : undefined;
+          hash = typeof index === 'number' ? ledger.messageHashAt(index) : undefined;
+          if (!hash) throw new GatewayError('NOT_FOUND', 'no message with this id on this node (an id is known until its message expires, or while your mailbox holds it: ask by its message hash, which the log keeps)');
         }
         const bundle = await ledger.proofBundle({ messageHash: hash, messageId: messageId.length ? messageId : undefined, nodeDid: deps.nodeDid, keyId: deps.nodeKeyId, anchor: deps.anchor?.().state, cosigned: deps.witnessing?.cosigned });
         callback(null, { json: JSON.stringify(bundle) });

@@ -37,6 +37,8 @@ export interface OutboundItem {
 }
 
 /** A queued envelope as the outbound queue holds it (one row per message, whatever its recipients). */
+/** A stored message whose log leaf was lost in a crash (see messagesFromLogIndex). */
+export interface LostLeaf { logIndex: number; messageId: Uint8Array; envelope: Uint8Array; deliveryRows: number[] }
 export interface HeldEnvelope { envelope: Uint8Array; sender: string; senderDomain: string; logIndex: number | null }
 
 export interface RouteRecord { domain: string; did: string; endpoint: string }
@@ -78,7 +80,8 @@ const USAGE_REFRESH_MS = 100;
 /**
  * Store layout version (PRAGMA user_version). 1: deliveries.acked holds the ack time (ms), not 1.
  * 2: the outbound tables are rowid tables (they were WITHOUT ROWID).
- * 3: delivered envelopes live in delivery_envelopes, apart from their delivery rows.
+ * 3: delivered envelopes live in delivery_envelopes, apart from their delivery rows; the replay set
+ *    keeps each message's log index, and deliveries have no index by message id (DECISIONS 29).
  */
 export const STORE_VERSION = 3;
 
@@ -144,7 +147,6 @@ CREATE TABLE IF NOT EXISTS delivery_envelopes (
 CREATE TRIGGER IF NOT EXISTS delivery_envelope_deleted AFTER DELETE ON deliveries
   BEGIN DELETE FROM delivery_envelopes WHERE id = OLD.rowid; END;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
-CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
 CREATE TABLE IF NOT EXISTS outbound_envelopes ${OUTBOUND_ENVELOPES_COLUMNS};
 CREATE TABLE IF NOT EXISTS outbound ${OUTBOUND_COLUMNS};
 ${OUTBOUND_DUE_INDEX};
@@ -153,9 +155,12 @@ CREATE TABLE IF NOT EXISTS routes (
   did TEXT NOT NULL,
   endpoint TEXT NOT NULL
 ) STRICT;
+-- The replay set: every message id accepted, until the message expires, with its log index. It is the
+-- node's only index by message id (proofs and re-sent messages find their leaf through it).
 CREATE TABLE IF NOT EXISTS seen_messages (
   message_id BLOB PRIMARY KEY,
-  expires_ms INTEGER NOT NULL
+  expires_ms INTEGER NOT NULL,
+  log_index INTEGER -- null: accepted before layout 3 kept it
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages (expires_ms);
 `;
@@ -257,9 +262,12 @@ export class Storage extends EventEmitter {
       // mailbox's numbering resumes after a restart, so a subscriber's cursor never sees a seq twice.
       pruneAcked: prepare(`DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries
                            WHERE mailbox = ? AND acked > 0 AND acked < ? AND seq < ? LIMIT ?)`),
-      deliveryByMessageId: prepare(`SELECT ${DELIVERY_FIELDS} ${DELIVERY_ROWS} WHERE message_id = ? LIMIT 1`),
-      deliveriesFromLogIndex: prepare(`SELECT log_index, message_id, envelope ${DELIVERY_ROWS} WHERE log_index >= ? ORDER BY log_index`),
-      setLogIndex: prepare(`UPDATE deliveries SET log_index = ? WHERE message_id = ?`),
+      // Repair after a crash (startup only): scans, since nothing indexes log_index.
+      deliveriesFromLogIndex: prepare(`SELECT deliveries.rowid AS id, log_index, message_id, envelope ${DELIVERY_ROWS} WHERE log_index >= ?`),
+      outboundFromLogIndex: prepare(`SELECT log_index, message_id, envelope FROM outbound_envelopes WHERE log_index >= ?`),
+      setDeliveryLogIndex: prepare(`UPDATE deliveries SET log_index = ? WHERE rowid = ?`),
+      setOutboundLogIndex: prepare(`UPDATE outbound_envelopes SET log_index = ? WHERE message_id = ?`),
+      setSeenLogIndex: prepare(`UPDATE seen_messages SET log_index = ? WHERE message_id = ?`),
       insertOutboundEnvelope: prepare(`INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)`),
       insertOutbound: prepare(`INSERT INTO outbound (message_id, recipient, domain, state, next_attempt_ms, expires_ms, updated_ms) VALUES (?,?,?,'queued',?,?,?)`),
       dueOutbound: prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
@@ -279,7 +287,9 @@ export class Storage extends EventEmitter {
       deleteRoute: prepare(`DELETE FROM routes WHERE domain = ?`),
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
       seen: prepare(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`),
-      addSeen: prepare(`INSERT INTO seen_messages VALUES (?, ?)`),
+      seenLogIndex: prepare(`SELECT log_index FROM seen_messages WHERE message_id = ?`),
+      heldLogIndex: prepare(`SELECT log_index FROM deliveries WHERE mailbox = ? AND message_id = ? AND log_index IS NOT NULL LIMIT 1`),
+      addSeen: prepare(`INSERT INTO seen_messages (message_id, expires_ms, log_index) VALUES (?, ?, ?)`),
       pruneSeen: prepare(`DELETE FROM seen_messages WHERE expires_ms < ?`),
       // For a delivered or failed recipient next_attempt_ms is when it finished (updateOutboundMany), so
       // the (state, next_attempt_ms) index finds the oldest records first.
@@ -539,7 +549,7 @@ export class Storage extends EventEmitter {
     await this.write(() => {
       // The primary key is the replay check: no separate read of the id inside the commit.
       try {
-        this.stmts.addSeen.run(args.messageId, args.expiresMs);
+        this.stmts.addSeen.run(args.messageId, args.expiresMs, args.logIndex ?? null);
       } catch (err) {
         if ((err as { errcode?: number }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
         throw err;
@@ -692,10 +702,18 @@ export class Storage extends EventEmitter {
     return (this.stmts.pending.all(mailbox, afterSeq, limit) as Record<string, unknown>[]).map(toDelivery);
   }
 
-  /** Any one stored delivery of a message (all copies of a message share envelope and leaf). */
-  deliveryByMessageId(messageId: Uint8Array): StoredDelivery | undefined {
-    const row = this.stmts.deliveryByMessageId.get(messageId) as Record<string, unknown> | undefined;
-    return row ? toDelivery(row) : undefined;
+  /**
+   * The log index of an accepted message, by its id: from the replay set, which holds the id until the
+   * message expires; past that (or for an id accepted before layout 3), from a delivery the mailbox
+   * `heldBy` still holds (a scan of that mailbox's rows: no index by message id). Undefined if neither
+   * knows it, null if the replay set holds the id without its leaf (accepted before layout 3).
+   */
+  logIndexOf(messageId: Uint8Array, heldBy?: string): number | null | undefined {
+    const seen = this.stmts.seenLogIndex.get(messageId) as { log_index: number | null } | undefined;
+    if (seen?.log_index != null) return Number(seen.log_index);
+    const held = heldBy === undefined ? undefined : this.stmts.heldLogIndex.get(heldBy, messageId) as { log_index: number } | undefined;
+    if (held) return Number(held.log_index);
+    return seen ? null : undefined;
   }
 
   /** Marks deliveries acknowledged (recording when, for retention); resolves once durable. */
@@ -728,21 +746,32 @@ export class Storage extends EventEmitter {
     });
   }
 
-  /** Stored messages whose log index is at or past `size` (their leaves were lost in a crash). */
-  messagesFromLogIndex(size: number): { logIndex: number; messageId: Uint8Array; envelope: Uint8Array }[] {
-    const seen = new Set<number>();
-    const out: { logIndex: number; messageId: Uint8Array; envelope: Uint8Array }[] = [];
-    for (const r of this.stmts.deliveriesFromLogIndex.all(size) as Record<string, unknown>[]) {
+  /**
+   * Stored messages (held for a mailbox or queued for a peer) whose log index is at or past `size`: their
+   * leaves were lost in a crash. Oldest index first, one entry per message.
+   */
+  messagesFromLogIndex(size: number): LostLeaf[] {
+    const byIndex = new Map<number, LostLeaf>();
+    const entry = (r: Record<string, unknown>) => {
       const logIndex = Number(r.log_index);
-      if (seen.has(logIndex)) continue; // one row per recipient mailbox, one leaf per message
-      seen.add(logIndex);
-      out.push({ logIndex, messageId: r.message_id as Uint8Array, envelope: r.envelope as Uint8Array });
-    }
-    return out;
+      let lost = byIndex.get(logIndex);
+      if (!lost) byIndex.set(logIndex, lost = { logIndex, messageId: r.message_id as Uint8Array, envelope: r.envelope as Uint8Array, deliveryRows: [] });
+      return lost;
+    };
+    for (const r of this.stmts.deliveriesFromLogIndex.all(size) as Record<string, unknown>[]) entry(r).deliveryRows.push(Number(r.id));
+    for (const r of this.stmts.outboundFromLogIndex.all(size) as Record<string, unknown>[]) entry(r);
+    return [...byIndex.values()].sort((a, b) => a.logIndex - b.logIndex);
   }
 
-  setLogIndex(messageId: Uint8Array, logIndex: number): Promise<void> {
-    return this.write(() => { this.stmts.setLogIndex.run(logIndex, messageId); });
+  /** Records the new leaves of messages from messagesFromLogIndex, in one commit. */
+  setLogIndexes(moves: { message: LostLeaf; logIndex: number }[]): Promise<void> {
+    return this.write(() => {
+      for (const { message, logIndex } of moves) {
+        for (const row of message.deliveryRows) this.stmts.setDeliveryLogIndex.run(logIndex, row);
+        this.stmts.setOutboundLogIndex.run(logIndex, message.messageId);
+        this.stmts.setSeenLogIndex.run(logIndex, message.messageId);
+      }
+    });
   }
 
   countDeliveries(): number {
@@ -807,6 +836,15 @@ function migrate(db: DatabaseSync): void {
       // DROP COLUMN rewrites each row in place, under the same rowid: the envelopes stay matched.
       db.exec('INSERT INTO delivery_envelopes (id, envelope) SELECT rowid, envelope FROM deliveries; ALTER TABLE deliveries DROP COLUMN envelope;');
     }
+    if (version < 3 && !db.prepare(`SELECT 1 FROM pragma_table_info('seen_messages') WHERE name = 'log_index'`).get()) {
+      // The replay set takes over the index by message id: each id gets its message's leaf, found
+      // through that index (dropped next) or the outbound queue's key.
+      db.exec(`ALTER TABLE seen_messages ADD COLUMN log_index INTEGER;
+        UPDATE seen_messages SET log_index = coalesce(
+          (SELECT log_index FROM deliveries WHERE deliveries.message_id = seen_messages.message_id AND log_index IS NOT NULL LIMIT 1),
+          (SELECT log_index FROM outbound_envelopes WHERE outbound_envelopes.message_id = seen_messages.message_id));`);
+    }
+    if (version < 3) db.exec('DROP INDEX IF EXISTS deliveries_message');
     db.exec(`PRAGMA user_version=${STORE_VERSION}`);
     db.exec('COMMIT');
   } catch (err) {

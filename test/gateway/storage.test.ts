@@ -224,7 +224,35 @@ describe('storage', () => {
     await storage.close();
   });
 
-  it('upgrades a version 2 store: envelopes move out of the delivery rows, each still with its delivery, acks and numbering intact', async () => {
+  it('finds the messages whose log leaves a crash lost, queued ones included, and gives each its new leaf everywhere; finds leaves by id', async () => {
+    const storage = new Storage(join(dir.path, 'lost-leaves.db'), { durability: 'deferred' });
+    storage.addMailbox(mailbox('a@x.test'));
+    storage.addMailbox(mailbox('b@x.test'));
+    const remote = { recipients: [{ address: 'r@far.test', domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' };
+    const store = (n: number, mailboxes: string[], logIndex: number, far?: typeof remote) =>
+      storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(50).fill(n), mailboxes, logIndex, ...(far ? { remote: far } : {}) });
+    await store(1, ['a@x.test'], 4);
+    await store(2, ['a@x.test', 'b@x.test'], 5, remote); // two mailboxes and a peer
+    await store(3, [], 6, remote); // a peer only
+
+    const lost = storage.messagesFromLogIndex(5);
+    expect(lost.map((m) => [m.logIndex, m.deliveryRows.length, m.envelope[0]])).toEqual([[5, 2, 2], [6, 0, 3]]);
+    await storage.setLogIndexes(lost.map((message, i) => ({ message, logIndex: 10 + i })));
+    expect([1, 2, 3].map((n) => storage.logIndexOf(id(n)))).toEqual([4, 10, 11]);
+    expect(storage.pendingDeliveries('a@x.test', 0, 10).map((d) => d.logIndex)).toEqual([4, 10]);
+    expect(storage.pendingDeliveries('b@x.test', 0, 10).map((d) => d.logIndex)).toEqual([10]);
+    expect([2, 3].map((n) => storage.outboundEnvelope(id(n))?.logIndex)).toEqual([10, 11]);
+    expect(storage.messagesFromLogIndex(12)).toEqual([]);
+
+    // Once the ids expire from the replay set, a mailbox still holding a message finds it, no one else.
+    await storage.pruneSeen(Date.now() + 120_000);
+    expect([1, 2, 3].map((n) => storage.logIndexOf(id(n)))).toEqual([undefined, undefined, undefined]);
+    expect([1, 2, 3].map((n) => storage.logIndexOf(id(n), 'a@x.test'))).toEqual([4, 10, undefined]);
+    expect([1, 2].map((n) => storage.logIndexOf(id(n), 'b@x.test'))).toEqual([undefined, 10]);
+    await storage.close();
+  });
+
+  it('upgrades a version 2 store: envelopes move out of the delivery rows, the replay set takes over the index by message id', async () => {
     const file = join(dir.path, 'upgrade-deliveries.db');
     let storage = new Storage(file, { durability: 'deferred' });
     storage.addMailbox(mailbox('a@x.test'));
@@ -233,12 +261,17 @@ describe('storage', () => {
     for (let n = 1; n <= 6; n++) {
       await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: envelope(n), mailboxes: n === 3 ? ['a@x.test', 'b@x.test'] : [n % 2 ? 'a@x.test' : 'b@x.test'], logIndex: n });
     }
+    await storage.storeEnvelope({ messageId: id(8), expiresMs: Date.now() + 60_000, envelope: envelope(8), mailboxes: [], logIndex: 8,
+      remote: { recipients: [{ address: 'r@far.test', domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' } });
     const ackedAt = Date.now();
     await storage.ack('a@x.test', [1], ackedAt);
     await storage.close();
-    // Lay deliveries out as version 2 did: the envelope a column of each delivery row.
+    // Lay deliveries out as version 2 did: the envelope a column of each delivery row, indexed by message
+    // id, and a replay set of ids only.
     const old = new DatabaseSync(file);
     old.exec(`DROP TRIGGER delivery_envelope_deleted;
+      CREATE TABLE seen_v2 (message_id BLOB PRIMARY KEY, expires_ms INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+      INSERT INTO seen_v2 SELECT message_id, expires_ms FROM seen_messages; DROP TABLE seen_messages; ALTER TABLE seen_v2 RENAME TO seen_messages;
       CREATE TABLE deliveries_v2 (mailbox TEXT NOT NULL, seq INTEGER NOT NULL, message_id BLOB NOT NULL, envelope BLOB NOT NULL,
         received_ms INTEGER NOT NULL, log_index INTEGER, acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (mailbox, seq)) STRICT;
       INSERT INTO deliveries_v2 SELECT mailbox, seq, message_id, envelope, received_ms, log_index, acked FROM deliveries JOIN delivery_envelopes ON id = deliveries.rowid ORDER BY received_ms DESC;
@@ -253,10 +286,14 @@ describe('storage', () => {
     const held = (address: string) => storage.pendingDeliveries(address, 0, 10).map((d) => [d.seq, d.envelope.length, d.envelope[0], d.logIndex]);
     expect(held('a@x.test')).toEqual([[2, 2003, 3, 3], [3, 2005, 5, 5]]); // a1 was acknowledged
     expect(held('b@x.test')).toEqual([[1, 2002, 2, 2], [2, 2003, 3, 3], [3, 2004, 4, 4], [4, 2006, 6, 6]]);
-    expect(storage.deliveryByMessageId(id(1))?.envelope).toEqual(envelope(1));
+    // Every id finds its message's leaf, whether held for a mailbox (even acknowledged) or queued for a peer.
+    expect([1, 2, 3, 4, 5, 6, 8].map((n) => storage.logIndexOf(id(n)))).toEqual([1, 2, 3, 4, 5, 6, 8]);
+    expect(storage.logIndexOf(id(9))).toBeUndefined();
+    expect(storage.db.prepare(`SELECT name FROM sqlite_schema WHERE name = 'deliveries_message'`).get()).toBeUndefined();
     // Numbering goes on; deleting a delivery deletes its envelope.
     await storage.storeEnvelope({ messageId: id(7), expiresMs: Date.now() + 60_000, envelope: envelope(7), mailboxes: ['a@x.test'] });
     expect(held('a@x.test').at(-1)).toEqual([4, 2007, 7, null]);
+    expect(storage.logIndexOf(id(7))).toBeNull(); // stored without a leaf
     expect(await storage.pruneAcked(ackedAt + 1)).toBe(1);
     expect(storage.db.prepare('SELECT count(*) AS n FROM delivery_envelopes').get()).toEqual(storage.db.prepare('SELECT count(*) AS n FROM deliveries').get());
     await storage.close();
