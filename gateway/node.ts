@@ -123,9 +123,12 @@ export class AfterSmtpNode {
   private async repairLedger(): Promise<void> {
     const lost = this.storage.messagesFromLogIndex(this.ledger.log.size);
     if (lost.length === 0) return;
-    const first = await this.ledger.appendNow(lost.map((m) => decodeEnvelope(m.envelope).messageHash));
-    await this.storage.setLogIndexes(lost.map((message, i) => ({ message, logIndex: first + i })));
-    this.log.warn({ count: lost.length }, 'restored transparency log leaves lost in a crash');
+    // A message whose envelope is gone (relayed and delivered since) cannot get its leaf back: its id
+    // then names no leaf rather than the one the next message will take.
+    const restorable = lost.filter((m) => m.envelope !== undefined);
+    let next = restorable.length ? await this.ledger.appendNow(restorable.map((m) => decodeEnvelope(m.envelope!).messageHash)) : 0;
+    await this.storage.setLogIndexes(lost.map((message) => ({ message, logIndex: message.envelope ? next++ : null })));
+    this.log.warn({ count: restorable.length, unrestorable: lost.length - restorable.length }, 'restored transparency log leaves lost in a crash');
   }
 
   async start(): Promise<ReadyInfo> {

@@ -36,9 +36,9 @@ export interface OutboundItem {
   updatedMs: number;
 }
 
+/** An accepted message whose log leaf was lost in a crash (see messagesFromLogIndex). */
+export interface LostLeaf { logIndex: number; messageId: Uint8Array; envelope?: Uint8Array; deliveryRows: number[] }
 /** A queued envelope as the outbound queue holds it (one row per message, whatever its recipients). */
-/** A stored message whose log leaf was lost in a crash (see messagesFromLogIndex). */
-export interface LostLeaf { logIndex: number; messageId: Uint8Array; envelope: Uint8Array; deliveryRows: number[] }
 export interface HeldEnvelope { envelope: Uint8Array; sender: string; senderDomain: string; logIndex: number | null }
 
 export interface RouteRecord { domain: string; did: string; endpoint: string }
@@ -262,9 +262,10 @@ export class Storage extends EventEmitter {
       // mailbox's numbering resumes after a restart, so a subscriber's cursor never sees a seq twice.
       pruneAcked: prepare(`DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries
                            WHERE mailbox = ? AND acked > 0 AND acked < ? AND seq < ? LIMIT ?)`),
-      // Repair after a crash (startup only): scans, since nothing indexes log_index.
-      deliveriesFromLogIndex: prepare(`SELECT deliveries.rowid AS id, log_index, message_id, envelope ${DELIVERY_ROWS} WHERE log_index >= ?`),
-      outboundFromLogIndex: prepare(`SELECT log_index, message_id, envelope FROM outbound_envelopes WHERE log_index >= ?`),
+      // Repair after a crash (startup): scans, since nothing indexes log_index; the deliveries are read
+      // only when the replay set names a lost leaf.
+      seenFromLogIndex: prepare(`SELECT message_id, log_index FROM seen_messages WHERE log_index >= ?`),
+      deliveriesFromLogIndex: prepare(`SELECT deliveries.rowid AS id, log_index, envelope ${DELIVERY_ROWS} WHERE log_index >= ?`),
       setDeliveryLogIndex: prepare(`UPDATE deliveries SET log_index = ? WHERE rowid = ?`),
       setOutboundLogIndex: prepare(`UPDATE outbound_envelopes SET log_index = ? WHERE message_id = ?`),
       setSeenLogIndex: prepare(`UPDATE seen_messages SET log_index = ? WHERE message_id = ?`),
@@ -747,24 +748,32 @@ export class Storage extends EventEmitter {
   }
 
   /**
-   * Stored messages (held for a mailbox or queued for a peer) whose log index is at or past `size`: their
-   * leaves were lost in a crash. Oldest index first, one entry per message.
+   * Accepted messages whose log index is at or past `size`: their leaves were lost in a crash. Oldest
+   * index first, one entry per message, with its envelope if the store still holds it (for a mailbox or
+   * queued for a peer). Read from the replay set's small rows, so a start with nothing lost (the common
+   * case) reads no envelope.
    */
   messagesFromLogIndex(size: number): LostLeaf[] {
-    const byIndex = new Map<number, LostLeaf>();
-    const entry = (r: Record<string, unknown>) => {
-      const logIndex = Number(r.log_index);
-      let lost = byIndex.get(logIndex);
-      if (!lost) byIndex.set(logIndex, lost = { logIndex, messageId: r.message_id as Uint8Array, envelope: r.envelope as Uint8Array, deliveryRows: [] });
-      return lost;
-    };
-    for (const r of this.stmts.deliveriesFromLogIndex.all(size) as Record<string, unknown>[]) entry(r).deliveryRows.push(Number(r.id));
-    for (const r of this.stmts.outboundFromLogIndex.all(size) as Record<string, unknown>[]) entry(r);
-    return [...byIndex.values()].sort((a, b) => a.logIndex - b.logIndex);
+    const lost = new Map<number, LostLeaf>();
+    for (const r of this.stmts.seenFromLogIndex.all(size) as Record<string, unknown>[]) {
+      lost.set(Number(r.log_index), { logIndex: Number(r.log_index), messageId: r.message_id as Uint8Array, deliveryRows: [] });
+    }
+    if (lost.size === 0) return [];
+    for (const r of this.stmts.deliveriesFromLogIndex.all(size) as Record<string, unknown>[]) {
+      const message = lost.get(Number(r.log_index));
+      if (!message) continue;
+      message.envelope = r.envelope as Uint8Array;
+      message.deliveryRows.push(Number(r.id));
+    }
+    for (const message of lost.values()) message.envelope ??= this.outboundEnvelope(message.messageId)?.envelope;
+    return [...lost.values()].sort((a, b) => a.logIndex - b.logIndex);
   }
 
-  /** Records the new leaves of messages from messagesFromLogIndex, in one commit. */
-  setLogIndexes(moves: { message: LostLeaf; logIndex: number }[]): Promise<void> {
+  /**
+   * Records the new leaves of messages from messagesFromLogIndex, in one commit; null for a message
+   * whose leaf cannot be restored (no envelope left), so that its id no longer points at another's leaf.
+   */
+  setLogIndexes(moves: { message: LostLeaf; logIndex: number | null }[]): Promise<void> {
     return this.write(() => {
       for (const { message, logIndex } of moves) {
         for (const row of message.deliveryRows) this.stmts.setDeliveryLogIndex.run(logIndex, row);

@@ -234,11 +234,13 @@ describe('storage', () => {
     await store(1, ['a@x.test'], 4);
     await store(2, ['a@x.test', 'b@x.test'], 5, remote); // two mailboxes and a peer
     await store(3, [], 6, remote); // a peer only
+    await store(4, [], 7, remote); // a peer only, since delivered: its envelope is gone
+    storage.db.prepare('DELETE FROM outbound_envelopes WHERE message_id = ?').run(id(4));
 
     const lost = storage.messagesFromLogIndex(5);
-    expect(lost.map((m) => [m.logIndex, m.deliveryRows.length, m.envelope[0]])).toEqual([[5, 2, 2], [6, 0, 3]]);
-    await storage.setLogIndexes(lost.map((message, i) => ({ message, logIndex: 10 + i })));
-    expect([1, 2, 3].map((n) => storage.logIndexOf(id(n)))).toEqual([4, 10, 11]);
+    expect(lost.map((m) => [m.logIndex, m.deliveryRows.length, m.envelope?.[0]])).toEqual([[5, 2, 2], [6, 0, 3], [7, 0, undefined]]);
+    await storage.setLogIndexes(lost.map((message, i) => ({ message, logIndex: message.envelope ? 10 + i : null })));
+    expect([1, 2, 3, 4].map((n) => storage.logIndexOf(id(n)))).toEqual([4, 10, 11, null]);
     expect(storage.pendingDeliveries('a@x.test', 0, 10).map((d) => d.logIndex)).toEqual([4, 10]);
     expect(storage.pendingDeliveries('b@x.test', 0, 10).map((d) => d.logIndex)).toEqual([10]);
     expect([2, 3].map((n) => storage.outboundEnvelope(id(n))?.logIndex)).toEqual([10, 11]);
