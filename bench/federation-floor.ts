@@ -11,7 +11,7 @@ import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
 import { generateSigningKeyPair, randomBytes, sign, type SigningKeyPair } from '../identity/index.ts';
 import type { FloorNodeConfig } from './federation-floor-node.ts';
 import { SIGNED_BYTES } from './floor-store.ts';
-import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
+import { cpuSeconds, ownCpuSeconds, rssMb, writtenBytes } from './proc.ts';
 import { spawnReady, stopProcess, type ReadyProcess } from './processes.ts';
 import { percentile } from './stats.ts';
 
@@ -23,6 +23,8 @@ export interface FloorHop {
   rate: number; p50: number; p99: number; arrived: number; n: number; elapsedMs: number;
   /** CPU of A, B and this process as a share of one core over the run; peak RSS of A and B (MB). */
   cpuA: number; cpuB: number; cpuBench: number; rssA: number; rssB: number;
+  /** KiB A and B wrote to storage per arrived message. */
+  kibA: number; kibB: number;
   errors: string[];
 }
 
@@ -111,6 +113,7 @@ export class FloorPair {
 
     const pids = this.pids();
     const cpu0 = [cpuSeconds(pids.a), cpuSeconds(pids.b)];
+    const written0 = [writtenBytes(pids.a), writtenBytes(pids.b)];
     const rss = { a: 0, b: 0 };
     const sampler = setInterval(() => { rss.a = Math.max(rss.a, rssMb(pids.a)); rss.b = Math.max(rss.b, rssMb(pids.b)); }, 200);
     const bench0 = process.cpuUsage();
@@ -143,6 +146,7 @@ export class FloorPair {
     const cpuA = (cpuSeconds(pids.a) - cpu0[0]!) / seconds;
     const cpuB = (cpuSeconds(pids.b) - cpu0[1]!) / seconds;
     const cpuBench = ownCpuSeconds(bench0) / seconds;
+    const [kibA, kibB] = [pids.a, pids.b].map((pid, i) => (writtenBytes(pid) - written0[i]!) / 1024 / Math.max(1, arrived));
     if (toAck.length) flushAcks();
     await new Promise((r) => setTimeout(r, 200)); // the last acks reach B before the call ends
     sub.cancel();
@@ -150,7 +154,7 @@ export class FloorPair {
     latencies.sort((x, y) => x - y);
     return {
       rate: (arrived / elapsedMs) * 1000, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), arrived, n: count, elapsedMs,
-      cpuA, cpuB, cpuBench, rssA: rss.a, rssB: rss.b, errors,
+      cpuA, cpuB, cpuBench, rssA: rss.a, rssB: rss.b, kibA: kibA!, kibB: kibB!, errors,
     };
   }
 

@@ -4,7 +4,8 @@
 // with CONCURRENCY calls in flight; A stores each durably, relays it to B (QUIC, then in a second pass
 // HTTP/2 only), B stores it durably and pushes it to bob's subscriber, which acks it. Figures: msgs/s
 // from the first submit to the last arrival at bob's subscriber, per-message latency submit -> arrival
-// (p50/p99) and the RSS of both node processes sampled during the run; each row is the median of
+// (p50/p99), the RSS of both node processes sampled during the run, their CPU and the bytes each wrote
+// to storage per message (/proc/PID/io); each row is the median of
 // BENCH_ROUNDS rounds (default 3, sizes alternating). Next to them: Postfix's durable acceptance rate with
 // `smtp-source -s 10 -m N` (bench/federation-postfix.ts), measured between the same rounds, and the
 // "floor" (bench/federation-floor.ts): two processes doing only the work the hop requires, whose rounds
@@ -22,7 +23,7 @@ import { envelopeFromWire } from '../gateway/wire.ts';
 import { FloorPair, type FloorHop } from './federation-floor.ts';
 import { killAll, spawnReady, stopProcess, track, type ReadyProcess } from './processes.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from './federation-postfix.ts';
-import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
+import { cpuSeconds, ownCpuSeconds, rssMb, writtenBytes } from './proc.ts';
 import { medianBy, percentile } from './stats.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -130,6 +131,8 @@ interface HopResult {
   transport: string; size: string; bytes: number; n: number; arrived: number;
   rate: number; submitRate: number; p50: number; p99: number; elapsedMs: number;
   rssA: number; rssB: number; cpuA: number; cpuB: number; cpuBench: number;
+  /** KiB A and B wrote to storage per arrived message (WAL, checkpoints). */
+  kibA: number; kibB: number;
   verified: number; sampled: number; errors: string[];
   /** Size of one message's envelope as the nodes store and relay it (the floor's rounds use it). */
   envelopeBytes: number;
@@ -219,6 +222,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
 
     ctx.rss.resetWindow();
     const cpu0 = [cpuSeconds(ctx.a().child.pid), cpuSeconds(ctx.b().child.pid)];
+    const written0 = [writtenBytes(ctx.a().child.pid), writtenBytes(ctx.b().child.pid)];
     const bench0 = process.cpuUsage();
     const deadline = Date.now() + RUN_LIMIT_MS;
     const start = performance.now();
@@ -275,6 +279,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
     ctx.rss.sample();
     const cpuA = cpuSeconds(ctx.a().child.pid) - cpu0[0]!;
     const cpuB = cpuSeconds(ctx.b().child.pid) - cpu0[1]!;
+    const [kibA, kibB] = [ctx.a().child.pid, ctx.b().child.pid].map((pid, i) => (writtenBytes(pid) - written0[i]!) / 1024 / Math.max(1, arrived));
     const benchCpu = ownCpuSeconds(bench0);
     if (subscribeError) errors.push(`subscribe: ${subscribeError.message}`);
     if (arrived < count) errors.push(`only ${arrived}/${count} arrived at bob within ${RUN_LIMIT_MS} ms (${submitted} submitted)`);
@@ -303,7 +308,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
       p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), elapsedMs,
       rssA: ctx.rss.window.a ?? NaN, rssB: ctx.rss.window.b ?? NaN,
       cpuA: cpuA / (elapsedMs / 1000), cpuB: cpuB / (elapsedMs / 1000),
-      cpuBench: benchCpu / (elapsedMs / 1000),
+      cpuBench: benchCpu / (elapsedMs / 1000), kibA: kibA!, kibB: kibB!,
       verified, sampled: samples.length, errors, envelopeBytes,
     };
   } finally {
@@ -317,7 +322,7 @@ function floorResult(transport: string, size: { label: string; bytes: number }, 
   return {
     transport: `floor-${transport}`, size: size.label, bytes: size.bytes, n: f.n, arrived: f.arrived,
     rate: f.rate, submitRate: NaN, p50: f.p50, p99: f.p99, elapsedMs: f.elapsedMs,
-    rssA: f.rssA, rssB: f.rssB, cpuA: f.cpuA, cpuB: f.cpuB, cpuBench: f.cpuBench,
+    rssA: f.rssA, rssB: f.rssB, cpuA: f.cpuA, cpuB: f.cpuB, cpuBench: f.cpuBench, kibA: f.kibA, kibB: f.kibB,
     verified: 0, sampled: 0, errors: f.errors, envelopeBytes: NaN,
   };
 }
@@ -494,9 +499,9 @@ async function main(): Promise<void> {
     console.log(`RFC 5322 messages of ${SIZES.map((s) => `${s.bytes} B`).join(' and ')} (same bytes for Postfix), sealed by the app before timing;`);
     console.log('hop msgs/s = N / (first submit -> last arrival at bob\'s subscriber): durable at A, relayed, durable at B, pushed to bob and acked');
     console.log(`each row: the median of ${ROUNDS} rounds (sizes alternate), its own latency, RSS and CPU figures`);
-    console.log(`${'transport'.padEnd(12)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}  verified`);
+    console.log(`${'transport'.padEnd(12)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}${'KiB/msg A/B'.padStart(14)}  verified`);
     for (const r of results) {
-      console.log(`${r.transport.padEnd(12)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
+      console.log(`${r.transport.padEnd(12)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}${`${f0(r.kibA)}/${f0(r.kibB)}`.padStart(14)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
       for (const e of r.errors) console.log(`    ! ${e}`);
     }
     console.log(`transport used by A for b.test (aftersmtp peers): ${TRANSPORTS.map((t) => `${t} run -> ${peerTransport[t] ?? '?'}`).join(', ')}`);

@@ -1,4 +1,4 @@
-// What /proc says about a benchmark's processes (Linux): resident memory and CPU time, all threads.
+// What /proc says about a benchmark's processes (Linux): resident memory, CPU time (all threads) and bytes written.
 import { readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/PID/stat's times (USER_HZ, 100 on Linux). */
@@ -20,6 +20,19 @@ export function cpuSeconds(pid: number | undefined): number {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch { return NaN; }
+}
+
+/**
+ * Bytes a process has caused to be written to storage so far (write_bytes of /proc/PID/io: counted when
+ * it dirties page-cache pages, so a WAL and its checkpoints count when written, not when flushed), or
+ * NaN when it is gone.
+ */
+export function writtenBytes(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
   } catch { return NaN; }
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Storage } from '../gateway/storage.ts';
 import { FloorStore } from './floor-store.ts';
+import { writtenBytes } from './proc.ts';
 
 const COUNT = Number(process.env.BENCH_STORE_COUNT ?? 6000);
 const PRELOAD = Number(process.env.BENCH_STORE_PRELOAD ?? 20000);
@@ -16,7 +17,7 @@ const BYTES = Number(process.env.BENCH_STORE_BYTES ?? 3049); // a 2 KB message's
 const BATCH = 32;
 const MAILBOX = 'bob@b.test';
 
-const written = () => Number(/write_bytes: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
+const written = () => writtenBytes(process.pid);
 // A relay receipt as the outbound queue keeps it (hex fields, a batch path of 5).
 const receipt = JSON.stringify({ logOrigin: 'b.test/log', leafIndex: 123456, checkpointSize: 123460, messageHash: randomBytes(32).toString('hex'),
   signature: randomBytes(64).toString('hex'), batchSize: 32, batchIndex: 7, batchPath: Array.from({ length: 5 }, () => randomBytes(32).toString('hex')) });
