@@ -12,7 +12,8 @@
 // follow the nodes' (BENCH_FLOOR=0 skips them).
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
 import { spawn } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, readFileSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
@@ -54,7 +55,22 @@ const NODE_ENV = { AFTERSMTP_LOG__LEVEL: process.env.AFTERSMTP_LOG__LEVEL ?? 'wa
 
 // --- processes ------------------------------------------------------------------------------------
 
-type RunningNode = ReadyProcess<{ grpc: string; quic: string; relay: string; did: string }>;
+type RunningNode = ReadyProcess<{ grpc: string; quic: string; relay: string; did: string; http: string }>;
+
+/** The store's group commits a node has made so far (its /metrics counter, over HTTPS with its own CA). */
+function storeCommits(node: RunningNode, dataDir: string): Promise<number> {
+  const [host, port] = [node.ready.http.slice(0, node.ready.http.lastIndexOf(':')), Number(node.ready.http.slice(node.ready.http.lastIndexOf(':') + 1))];
+  return new Promise((resolve) => {
+    const req = httpsRequest({ host, port, path: '/metrics', ca: readFileSync(join(dataDir, 'tls', 'ca.crt')), servername: 'localhost', timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => { body += chunk; });
+      res.on('end', () => resolve(Number(/^aftersmtp_store_commits_total (\d+)$/m.exec(body)?.[1] ?? NaN)));
+    });
+    req.on('error', () => resolve(NaN));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
 
 function startNode(name: string, dataDir: string): Promise<RunningNode> {
   // BENCH_PROFILE=DIR writes a V8 CPU profile of each node process there (written when it stops).
@@ -133,6 +149,8 @@ interface HopResult {
   rssA: number; rssB: number; cpuA: number; cpuB: number; cpuBench: number;
   /** KiB A and B wrote to storage per arrived message (WAL, checkpoints). */
   kibA: number; kibB: number;
+  /** Messages per store commit at A and B (NaN for the floor's processes). */
+  perCommitA: number; perCommitB: number;
   verified: number; sampled: number; errors: string[];
   /** Size of one message's envelope as the nodes store and relay it (the floor's rounds use it). */
   envelopeBytes: number;
@@ -152,7 +170,7 @@ function bodyFor(bytes: number, from: string, to: string): string {
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-interface Ctx { a: () => RunningNode; b: () => RunningNode; alice: MailboxProfile; bob: MailboxProfile; rss: RssSampler }
+interface Ctx { a: () => RunningNode; b: () => RunningNode; dataA: string; dataB: string; alice: MailboxProfile; bob: MailboxProfile; rss: RssSampler }
 
 /**
  * Seals `count` messages (untimed), then submits them to A with CONCURRENCY in flight while bob's
@@ -223,6 +241,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
     ctx.rss.resetWindow();
     const cpu0 = [cpuSeconds(ctx.a().child.pid), cpuSeconds(ctx.b().child.pid)];
     const written0 = [writtenBytes(ctx.a().child.pid), writtenBytes(ctx.b().child.pid)];
+    const commits0 = await Promise.all([storeCommits(ctx.a(), ctx.dataA), storeCommits(ctx.b(), ctx.dataB)]);
     const bench0 = process.cpuUsage();
     const deadline = Date.now() + RUN_LIMIT_MS;
     const start = performance.now();
@@ -280,6 +299,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
     const cpuA = cpuSeconds(ctx.a().child.pid) - cpu0[0]!;
     const cpuB = cpuSeconds(ctx.b().child.pid) - cpu0[1]!;
     const [kibA, kibB] = [ctx.a().child.pid, ctx.b().child.pid].map((pid, i) => (writtenBytes(pid) - written0[i]!) / 1024 / Math.max(1, arrived));
+    const [commitsA, commitsB] = (await Promise.all([storeCommits(ctx.a(), ctx.dataA), storeCommits(ctx.b(), ctx.dataB)])).map((n, i) => Math.max(1, arrived) / (n - commits0[i]!));
     const benchCpu = ownCpuSeconds(bench0);
     if (subscribeError) errors.push(`subscribe: ${subscribeError.message}`);
     if (arrived < count) errors.push(`only ${arrived}/${count} arrived at bob within ${RUN_LIMIT_MS} ms (${submitted} submitted)`);
@@ -308,7 +328,7 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
       p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), elapsedMs,
       rssA: ctx.rss.window.a ?? NaN, rssB: ctx.rss.window.b ?? NaN,
       cpuA: cpuA / (elapsedMs / 1000), cpuB: cpuB / (elapsedMs / 1000),
-      cpuBench: benchCpu / (elapsedMs / 1000), kibA: kibA!, kibB: kibB!,
+      cpuBench: benchCpu / (elapsedMs / 1000), kibA: kibA!, kibB: kibB!, perCommitA: commitsA!, perCommitB: commitsB!,
       verified, sampled: samples.length, errors, envelopeBytes,
     };
   } finally {
@@ -322,7 +342,7 @@ function floorResult(transport: string, size: { label: string; bytes: number }, 
   return {
     transport: `floor-${transport}`, size: size.label, bytes: size.bytes, n: f.n, arrived: f.arrived,
     rate: f.rate, submitRate: NaN, p50: f.p50, p99: f.p99, elapsedMs: f.elapsedMs,
-    rssA: f.rssA, rssB: f.rssB, cpuA: f.cpuA, cpuB: f.cpuB, cpuBench: f.cpuBench, kibA: f.kibA, kibB: f.kibB,
+    rssA: f.rssA, rssB: f.rssB, cpuA: f.cpuA, cpuB: f.cpuB, cpuBench: f.cpuBench, kibA: f.kibA, kibB: f.kibB, perCommitA: NaN, perCommitB: NaN,
     verified: 0, sampled: 0, errors: f.errors, envelopeBytes: NaN,
   };
 }
@@ -435,7 +455,7 @@ async function main(): Promise<void> {
     const bob = readProfile(join(dir, 'bob.json'));
     postfix = await PostfixReference.start(dir);
     b = await startNode('b', dataB);
-    const ctx: Ctx = { a: () => a!, b: () => b!, alice, bob, rss };
+    const ctx: Ctx = { a: () => a!, b: () => b!, dataA, dataB, alice, bob, rss };
 
     for (const transport of TRANSPORTS) {
       // A picks its route when it connects: set the one endpoint, then (re)start A.
@@ -499,9 +519,9 @@ async function main(): Promise<void> {
     console.log(`RFC 5322 messages of ${SIZES.map((s) => `${s.bytes} B`).join(' and ')} (same bytes for Postfix), sealed by the app before timing;`);
     console.log('hop msgs/s = N / (first submit -> last arrival at bob\'s subscriber): durable at A, relayed, durable at B, pushed to bob and acked');
     console.log(`each row: the median of ${ROUNDS} rounds (sizes alternate), its own latency, RSS and CPU figures`);
-    console.log(`${'transport'.padEnd(12)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}${'KiB/msg A/B'.padStart(14)}  verified`);
+    console.log(`${'transport'.padEnd(12)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}${'KiB/msg A/B'.padStart(14)}${'msg/commit A/B'.padStart(16)}  verified`);
     for (const r of results) {
-      console.log(`${r.transport.padEnd(12)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}${`${f0(r.kibA)}/${f0(r.kibB)}`.padStart(14)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
+      console.log(`${r.transport.padEnd(12)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}${`${f0(r.kibA)}/${f0(r.kibB)}`.padStart(14)}${(Number.isNaN(r.perCommitA) ? '-' : `${f1(r.perCommitA)}/${f1(r.perCommitB)}`).padStart(16)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
       for (const e of r.errors) console.log(`    ! ${e}`);
     }
     console.log(`transport used by A for b.test (aftersmtp peers): ${TRANSPORTS.map((t) => `${t} run -> ${peerTransport[t] ?? '?'}`).join(', ')}`);

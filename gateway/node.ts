@@ -323,6 +323,8 @@ export class AfterSmtpNode {
       ['aftersmtp_heap_used_bytes', 'JavaScript heap in use', process.memoryUsage().heapUsed],
       ['aftersmtp_young_generation_bytes', 'Size of the JavaScript young generation (capped by the launcher, DECISIONS 17)',
         getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0],
+      ['aftersmtp_store_commits_total', 'Group commits of the store since start (each writes its pages to the WAL once)', this.storage.commitStats.commits, 'counter'],
+      ['aftersmtp_store_writes_total', 'Writes (a stored message, an ack, a queue update, ...) those commits carried', this.storage.commitStats.writes, 'counter'],
       ['aftersmtp_relay_receipts_signed_total', 'Relay receipts this node signed for peers since start', receipts.receipts, 'counter'],
       ['aftersmtp_relay_receipt_signatures_total', 'Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', receipts.signatures, 'counter'],
     ];

@@ -172,6 +172,8 @@ export class Storage extends EventEmitter {
   private flushScheduled = false;
   private closed = false;
   private readonly nextSeq = new Map<string, number>();
+  /** Group commits made and the writes they carried, since open (writes per commit: how well commits group). */
+  readonly commitStats = { commits: 0, writes: 0 };
   private readonly routeRows = new Map<string, { row: RouteRecord | undefined; at: number }>();
   private readonly mailboxCache = new Map<string, CachedMailbox>();
   private readonly tokenCache = new Map<string, CachedMailbox>();
@@ -354,6 +356,8 @@ export class Storage extends EventEmitter {
         });
       }
       tx.commit.run();
+      this.commitStats.commits++;
+      this.commitStats.writes += batch.length - failed.size;
     } catch (err) {
       try { this.db.exec('ROLLBACK'); } catch { /* no transaction left */ }
       this.nextSeq.clear(); // in-memory counters may be ahead of what was rolled back

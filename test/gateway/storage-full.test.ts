@@ -111,6 +111,10 @@ describe('a full store', () => {
     expect(node.status()).toMatchObject({ storeMaxBytes: MAX_BYTES });
     expect(node.status().storeBytes).toBeGreaterThanOrEqual(MAX_BYTES);
     expect(node.metrics()).toMatch(new RegExp(`^aftersmtp_store_max_bytes ${MAX_BYTES}$`, 'm'));
+    const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(node.metrics())?.[1]);
+    expect(counter('aftersmtp_store_writes_total')).toBeGreaterThanOrEqual(accepted);
+    expect(counter('aftersmtp_store_commits_total')).toBeGreaterThan(0);
+    expect(counter('aftersmtp_store_commits_total')).toBeLessThanOrEqual(counter('aftersmtp_store_writes_total'));
 
     // Refused before the signature check and the log: the log holds exactly the accepted messages.
     const kept = await seal();

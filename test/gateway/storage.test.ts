@@ -27,6 +27,7 @@ describe('storage', () => {
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason.code).toBe('REPLAY');
+    expect(storage.commitStats).toEqual({ commits: 1, writes: 2 }); // one commit; the failed write not counted
     // Alone in its commit, a failing write fails alone too.
     await expect(storage.storeEnvelope({ messageId: id(2), expiresMs: Date.now() + 60_000, envelope, mailboxes: ['a@x.test'] })).rejects.toMatchObject({ code: 'REPLAY' });
     expect(storage.pendingDeliveries('a@x.test', 0, 10).map((d) => d.seq)).toEqual([1, 2]);
