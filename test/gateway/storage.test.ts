@@ -12,6 +12,13 @@ const mailbox = (address: string) => ({
   agreementPublicKey: new Uint8Array(32), tokenSha256: address.padEnd(64, '0'), documentJson: '{}', createdMs: 0,
 });
 const id = (n: number) => { const b = new Uint8Array(16); new DataView(b.buffer).setUint32(0, n); return b; };
+/** A new store, opened as the node opens it, with the mailboxes a@x.test and b@x.test. */
+const withTwoMailboxes = (file: string) => {
+  const storage = new Storage(file, { durability: 'deferred' });
+  storage.addMailbox(mailbox('a@x.test'));
+  storage.addMailbox(mailbox('b@x.test'));
+  return storage;
+};
 
 describe('storage', () => {
   const dir = tempDir();
@@ -98,9 +105,7 @@ describe('storage', () => {
 
   it('deletes mail acknowledged before the retention cutoff, never mail still waiting, and keeps each mailbox numbering on', async () => {
     const file = join(dir.path, 'acked.db');
-    let storage = new Storage(file, { durability: 'deferred' });
-    storage.addMailbox(mailbox('a@x.test'));
-    storage.addMailbox(mailbox('b@x.test'));
+    let storage = withTwoMailboxes(file);
     const envelope = new Uint8Array(100).fill(3);
     const store = (n: number, to: string) => storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope, mailboxes: [to] });
     for (let n = 1; n <= 5; n++) await store(n, 'a@x.test');
@@ -205,9 +210,7 @@ describe('storage', () => {
   });
 
   it('removes a mailbox with its mail, and finishes a removal that was interrupted after the record went', async () => {
-    const storage = new Storage(join(dir.path, 'remove.db'), { durability: 'deferred' });
-    storage.addMailbox(mailbox('a@x.test'));
-    storage.addMailbox(mailbox('b@x.test'));
+    const storage = withTwoMailboxes(join(dir.path, 'remove.db'));
     for (let n = 1; n <= 5; n++) await storage.storeEnvelope({ messageId: id(100 + n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: [n <= 3 ? 'a@x.test' : 'b@x.test'] });
     await storage.ack('a@x.test', [1]);
     expect(() => storage.removeMailbox('a@x.test')).toThrow(expect.objectContaining({ code: 'CONFLICT' }));
@@ -226,9 +229,7 @@ describe('storage', () => {
   });
 
   it('finds the messages whose log leaves a crash lost, queued ones included, and gives each its new leaf everywhere; finds leaves by id', async () => {
-    const storage = new Storage(join(dir.path, 'lost-leaves.db'), { durability: 'deferred' });
-    storage.addMailbox(mailbox('a@x.test'));
-    storage.addMailbox(mailbox('b@x.test'));
+    const storage = withTwoMailboxes(join(dir.path, 'lost-leaves.db'));
     const remote = { recipients: [{ address: 'r@far.test', domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' };
     const store = (n: number, mailboxes: string[], logIndex: number, far?: typeof remote) =>
       storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(50).fill(n), mailboxes, logIndex, ...(far ? { remote: far } : {}) });
@@ -257,9 +258,7 @@ describe('storage', () => {
 
   it('upgrades a version 2 store: envelopes move out of the delivery rows, the replay set takes over the index by message id', async () => {
     const file = join(dir.path, 'upgrade-deliveries.db');
-    let storage = new Storage(file, { durability: 'deferred' });
-    storage.addMailbox(mailbox('a@x.test'));
-    storage.addMailbox(mailbox('b@x.test'));
+    let storage = withTwoMailboxes(file);
     const envelope = (n: number) => new Uint8Array(2000 + n).fill(n);
     for (let n = 1; n <= 6; n++) {
       await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: envelope(n), mailboxes: n === 3 ? ['a@x.test', 'b@x.test'] : [n % 2 ? 'a@x.test' : 'b@x.test'], logIndex: n });
