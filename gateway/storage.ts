@@ -202,7 +202,11 @@ export class Storage extends EventEmitter {
    * 'deferred' (the node): COMMIT writes the WAL and the fsync runs off the event loop (WalSyncer);
    * write() promises still resolve only once their commit is durable.
    */
-  constructor(file: string, opts: { maxBatch?: number; durability?: 'full' | 'deferred'; maxBytes?: number; minFreeBytes?: number } = {}) {
+  constructor(file: string, opts: {
+    maxBatch?: number; durability?: 'full' | 'deferred'; maxBytes?: number; minFreeBytes?: number;
+    /** Wraps each WAL fdatasync of a 'deferred' store (tests: a slow disk). */
+    aroundWalSync?: (fdatasync: () => Promise<void>) => Promise<void>;
+  } = {}) {
     super();
     this.setMaxListeners(0); // one listener pair per open subscription
     this.maxBatch = opts.maxBatch ?? 256;
@@ -223,7 +227,7 @@ export class Storage extends EventEmitter {
       }
     });
     if (deferred) {
-      this.walSyncer = new WalSyncer(file);
+      this.walSyncer = new WalSyncer(file, opts.aroundWalSync);
       // Checkpoints run on a worker thread (see wal-sync.ts); this connection checkpoints only as a fallback.
       this.db.exec(`PRAGMA wal_autocheckpoint=${FALLBACK_AUTOCHECKPOINT_PAGES}`);
       this.checkpointer = new WalCheckpointer(file);
@@ -309,9 +313,19 @@ export class Storage extends EventEmitter {
       if (this.pending.length >= this.maxBatch) this.flush();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => this.flushOnceSynced());
       }
     });
+  }
+
+  /**
+   * Commits now, or, while the WAL is being synced, as soon as that sync ends: a commit made meanwhile
+   * would wait for the next sync anyway, and holding it lets the writes of the next turns share it
+   * (each commit writes the pages it touches whole; measured in docs/OPERATIONS.md, seventh session).
+   */
+  private flushOnceSynced(): void {
+    if (this.walSyncer?.busy) void this.walSyncer.idle().then(() => this.flush());
+    else this.flush();
   }
 
   /**

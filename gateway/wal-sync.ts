@@ -2,18 +2,32 @@
 // write()s its frames to the WAL; this syncer then fdatasync()s the WAL file on libuv's thread pool.
 // Once that resolves, every commit made before the sync started is durable (SQLite itself syncs the
 // WAL before any checkpoint copies it into the database, so a WAL restart never loses synced frames).
-// Callers that arrive while a sync runs share the next one.
+// Callers that arrive while a sync runs share the next one; the store goes further and holds its
+// commits while a sync runs (`busy`, `idle()`), so the writes of those turns share one commit too.
 import { open, type FileHandle } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 
 export class WalSyncer {
   private readonly walPath: string;
+  private readonly around?: (fdatasync: () => Promise<void>) => Promise<void>;
   private handle?: Promise<FileHandle>;
   private running?: Promise<void>;
   private next?: Promise<void>;
 
-  constructor(databaseFile: string) {
+  /** `around` wraps each fdatasync (tests use it to play a slow disk). */
+  constructor(databaseFile: string, around?: (fdatasync: () => Promise<void>) => Promise<void>) {
     this.walPath = `${databaseFile}-wal`;
+    this.around = around;
+  }
+
+  /** True while a sync runs. */
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Resolves once no sync runs (at once if none does); never rejects. */
+  idle(): Promise<void> {
+    return this.running ? this.running.then(() => {}, () => {}) : Promise.resolve();
   }
 
   /** Resolves once everything committed before this call is on stable storage. */
@@ -32,7 +46,8 @@ export class WalSyncer {
 
   private async syncOnce(): Promise<void> {
     this.handle ??= open(this.walPath, 'r+');
-    await (await this.handle).datasync();
+    const fdatasync = async () => (await this.handle!).datasync();
+    await (this.around ? this.around(fdatasync) : fdatasync());
   }
 
   async close(): Promise<void> {

@@ -46,6 +46,28 @@ describe('storage', () => {
     await storage.close();
   });
 
+  it('holds commits while the WAL is being synced, so writes of several turns share the next commit and sync', async () => {
+    let diskFree!: () => void;
+    const slowDisk = new Promise<void>((resolve) => { diskFree = resolve; });
+    const storage = new Storage(join(dir.path, 'held.db'), { durability: 'deferred', aroundWalSync: async (fdatasync) => { await slowDisk; await fdatasync(); } });
+    const store = (n: number) => storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(100), mailboxes: ['a@x.test'] });
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const first = store(1);
+    await turn();
+    expect(storage.commitStats).toEqual({ commits: 1, writes: 1 }); // committed; its sync waits for the disk
+    const later: Promise<unknown>[] = [];
+    for (let n = 2; n <= 5; n++) {
+      later.push(store(n));
+      await turn(); // one write per turn of the event loop
+    }
+    expect(storage.commitStats.commits).toBe(1); // held while the sync runs
+    diskFree();
+    await Promise.all([first, ...later]);
+    expect(storage.commitStats).toEqual({ commits: 2, writes: 5 });
+    expect(storage.pendingDeliveries('a@x.test', 0, 10).map((d) => d.seq)).toEqual([1, 2, 3, 4, 5]);
+    await storage.close();
+  });
+
   it('applies its own route changes at once, and those of another process (the CLI) within ROUTE_REREAD_MS', async () => {
     const file = join(dir.path, 'routes.db');
     const node = new Storage(file, { durability: 'deferred' });
