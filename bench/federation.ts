@@ -67,7 +67,7 @@ function storeCommits(node: RunningNode, dataDir: string): Promise<number> {
       res.on('end', () => resolve(Number(/^aftersmtp_store_commits_total (\d+)$/m.exec(body)?.[1] ?? NaN)));
     });
     req.on('error', () => resolve(NaN));
-    req.on('timeout', () => req.destroy());
+    req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
   });
 }
@@ -239,9 +239,10 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
     call.write({ start: { fromCursor: 0, maxInFlight: 256 } });
 
     ctx.rss.resetWindow();
+    // The counters first: the HTTPS reads are not the nodes' work for this run.
+    const commits0 = await Promise.all([storeCommits(ctx.a(), ctx.dataA), storeCommits(ctx.b(), ctx.dataB)]);
     const cpu0 = [cpuSeconds(ctx.a().child.pid), cpuSeconds(ctx.b().child.pid)];
     const written0 = [writtenBytes(ctx.a().child.pid), writtenBytes(ctx.b().child.pid)];
-    const commits0 = await Promise.all([storeCommits(ctx.a(), ctx.dataA), storeCommits(ctx.b(), ctx.dataB)]);
     const bench0 = process.cpuUsage();
     const deadline = Date.now() + RUN_LIMIT_MS;
     const start = performance.now();
@@ -521,7 +522,7 @@ async function main(): Promise<void> {
     console.log(`each row: the median of ${ROUNDS} rounds (sizes alternate), its own latency, RSS and CPU figures`);
     console.log(`${'transport'.padEnd(12)}${'size'.padStart(6)}${'N'.padStart(6)}${'hop msgs/s'.padStart(12)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'submit/s'.padStart(10)}${'RSS A/B MB'.padStart(13)}${'CPU A/B/app'.padStart(16)}${'KiB/msg A/B'.padStart(14)}${'msg/commit A/B'.padStart(16)}  verified`);
     for (const r of results) {
-      console.log(`${r.transport.padEnd(12)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}${`${f0(r.kibA)}/${f0(r.kibB)}`.padStart(14)}${(Number.isNaN(r.perCommitA) ? '-' : `${f1(r.perCommitA)}/${f1(r.perCommitB)}`).padStart(16)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
+      console.log(`${r.transport.padEnd(12)}${r.size.padStart(6)}${String(r.arrived === r.n ? r.n : `${r.arrived}/${r.n}`).padStart(6)}${f0(r.rate).padStart(12)}${f1(r.p50).padStart(9)}${f1(r.p99).padStart(9)}${f0(r.submitRate).padStart(10)}${`${f0(r.rssA)}/${f0(r.rssB)}`.padStart(13)}${`${f0(r.cpuA * 100)}/${f0(r.cpuB * 100)}/${f0(r.cpuBench * 100)}%`.padStart(16)}${`${f0(r.kibA)}/${f0(r.kibB)}`.padStart(14)}${`${f1(r.perCommitA)}/${f1(r.perCommitB)}`.padStart(16)}  ${r.verified}/${r.sampled}${r.rounds ? `  rounds ${r.rounds.map(f0).join(', ')}` : ''}`);
       for (const e of r.errors) console.log(`    ! ${e}`);
     }
     console.log(`transport used by A for b.test (aftersmtp peers): ${TRANSPORTS.map((t) => `${t} run -> ${peerTransport[t] ?? '?'}`).join(', ')}`);

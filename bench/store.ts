@@ -3,7 +3,7 @@
 // (WAL, checkpoints; /proc/self/io) and CPU over all its threads (process.cpuUsage). Messages arrive
 // BATCH to an event-loop turn, as under load.
 //   node bench/store.ts            (BENCH_STORE_COUNT=6000 timed, BENCH_STORE_PRELOAD=20000 untimed, BENCH_STORE_BYTES=3049)
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';

@@ -293,7 +293,6 @@ export class Storage extends EventEmitter {
       routeFor: prepare(`SELECT * FROM routes WHERE domain = ?`),
       deleteRoute: prepare(`DELETE FROM routes WHERE domain = ?`),
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
-      seen: prepare(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`),
       seenLogIndex: prepare(`SELECT log_index FROM seen_messages WHERE message_id = ?`),
       heldLogIndex: prepare(`SELECT log_index FROM deliveries WHERE mailbox = ? AND message_id = ? AND log_index IS NOT NULL LIMIT 1`),
       addSeen: prepare(`INSERT INTO seen_messages (message_id, expires_ms, log_index) VALUES (?, ?, ?)`),
@@ -321,7 +320,7 @@ export class Storage extends EventEmitter {
   /**
    * Commits now, or, while the WAL is being synced, as soon as that sync ends: a commit made meanwhile
    * would wait for the next sync anyway, and holding it lets the writes of the next turns share it
-   * (each commit writes the pages it touches whole; measured in docs/OPERATIONS.md, seventh session).
+   * (each commit writes the pages it touches whole; docs/DECISIONS.md 30).
    */
   private flushOnceSynced(): void {
     if (this.walSyncer?.busy) void this.walSyncer.idle().then(() => this.flush());
@@ -714,7 +713,7 @@ export class Storage extends EventEmitter {
 
   /** True when the message id was already accepted (fast pre-check; the store re-checks atomically). */
   hasSeen(messageId: Uint8Array): boolean {
-    return this.stmts.seen.get(messageId) !== undefined;
+    return this.stmts.seenLogIndex.get(messageId) !== undefined;
   }
 
   pendingDeliveries(mailbox: string, afterSeq: number, limit: number): StoredDelivery[] {
@@ -859,19 +858,22 @@ function migrate(db: DatabaseSync): void {
       }
       db.exec(OUTBOUND_DUE_INDEX); // dropped with the old table
     }
-    if (version < 3 && db.prepare(`SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'envelope'`).get()) {
-      // DROP COLUMN rewrites each row in place, under the same rowid: the envelopes stay matched.
-      db.exec('INSERT INTO delivery_envelopes (id, envelope) SELECT rowid, envelope FROM deliveries; ALTER TABLE deliveries DROP COLUMN envelope;');
+    if (version < 3) {
+      const hasColumn = (table: string, column: string) => db.prepare(`SELECT 1 FROM pragma_table_info(?) WHERE name = ?`).get(table, column) !== undefined;
+      if (hasColumn('deliveries', 'envelope')) {
+        // DROP COLUMN rewrites each row in place, under the same rowid: the envelopes stay matched.
+        db.exec('INSERT INTO delivery_envelopes (id, envelope) SELECT rowid, envelope FROM deliveries; ALTER TABLE deliveries DROP COLUMN envelope;');
+      }
+      if (!hasColumn('seen_messages', 'log_index')) {
+        // The replay set takes over the index by message id: each id gets its message's leaf, found
+        // through that index (dropped next) or the outbound queue's key.
+        db.exec(`ALTER TABLE seen_messages ADD COLUMN log_index INTEGER;
+          UPDATE seen_messages SET log_index = coalesce(
+            (SELECT log_index FROM deliveries WHERE deliveries.message_id = seen_messages.message_id AND log_index IS NOT NULL LIMIT 1),
+            (SELECT log_index FROM outbound_envelopes WHERE outbound_envelopes.message_id = seen_messages.message_id));`);
+      }
+      db.exec('DROP INDEX IF EXISTS deliveries_message');
     }
-    if (version < 3 && !db.prepare(`SELECT 1 FROM pragma_table_info('seen_messages') WHERE name = 'log_index'`).get()) {
-      // The replay set takes over the index by message id: each id gets its message's leaf, found
-      // through that index (dropped next) or the outbound queue's key.
-      db.exec(`ALTER TABLE seen_messages ADD COLUMN log_index INTEGER;
-        UPDATE seen_messages SET log_index = coalesce(
-          (SELECT log_index FROM deliveries WHERE deliveries.message_id = seen_messages.message_id AND log_index IS NOT NULL LIMIT 1),
-          (SELECT log_index FROM outbound_envelopes WHERE outbound_envelopes.message_id = seen_messages.message_id));`);
-    }
-    if (version < 3) db.exec('DROP INDEX IF EXISTS deliveries_message');
     db.exec(`PRAGMA user_version=${STORE_VERSION}`);
     db.exec('COMMIT');
   } catch (err) {
