@@ -5,7 +5,8 @@
  *   node bench/transport.ts [--mib 256] [--streams 5000] [--inflight 32] [--only quic|http2]
  *
  * Prints, per transport: MB/s for one stream (1 MiB messages, one direction), and streams/s for short
- * request/response streams (100-byte request, echoed, `inflight` streams at a time).
+ * request/response streams (100-byte request, echoed, `inflight` streams at a time); for QUIC also the
+ * library alone, as shipped and with the native reads QuicTransport widens (DECISIONS 31).
  * Reference figures measured on this machine (DESIGN.md §9): @chainsafe/libp2p-quic through its
  * transport interface ~51 MB/s and ~3.5k streams/s; its native layer ~170 MB/s and ~11k streams/s.
  */
@@ -19,6 +20,7 @@ import type { Connection, MultiaddrConnection, Stream, StreamMuxer, Upgrader } f
 import { generateSigningKeyPair } from '../identity/index.ts';
 import { createCertificateAuthority, issueServerCertificate } from '../identity/index.ts';
 import { Http2Transport, QuicTransport } from '../gateway/transport/index.ts';
+import { QUIC_READ_BYTES } from '../gateway/transport/quic-reads.ts';
 import type { PeerConnection, PeerTransport, TransportKind } from '../gateway/transport/index.ts';
 
 const { values } = parseArgs({
@@ -190,6 +192,8 @@ async function rawLibp2pQuic(): Promise<{ mbps: number; sps: number }> {
 
 const kinds: TransportKind[] = values.only ? [values.only as TransportKind] : ['quic', 'http2'];
 console.log(`transport bench: ${MIB} MiB on one stream (1 MiB messages); ${STREAMS} request/response streams, ${INFLIGHT} in flight`);
+// Before any QuicTransport exists: the library as shipped (4 KiB native reads; DECISIONS 31).
+const stock = kinds.includes('quic') ? await rawLibp2pQuic() : undefined;
 for (const kind of kinds) {
   const { server, client } = await makePair(kind);
   server.onConnection(serve);
@@ -210,8 +214,11 @@ for (const kind of kinds) {
   await client.close();
   await server.close();
 }
-if (values.only === undefined || values.only === 'quic') {
-  const raw = await rawLibp2pQuic();
-  console.log(`ref    one stream ${raw.mbps.toFixed(1).padStart(6)} MB/s   short streams ${Math.round(raw.sps).toString().padStart(6)} /s   (libp2p-quic transport interface alone, same run)`);
+if (stock !== undefined) {
+  const widened = await rawLibp2pQuic();
+  const row = (r: { mbps: number; sps: number }, what: string) =>
+    console.log(`ref    one stream ${r.mbps.toFixed(1).padStart(6)} MB/s   short streams ${Math.round(r.sps).toString().padStart(6)} /s   (libp2p-quic transport interface alone, ${what})`);
+  row(stock, 'as shipped: 4 KiB native reads');
+  row(widened, `native reads widened as QuicTransport does: ${QUIC_READ_BYTES / 1024} KiB`);
 }
 console.log('reference (DESIGN.md §9, libp2p-quic): transport interface ~51 MB/s, ~3.5k streams/s; native layer ~170 MB/s, ~11k streams/s');

@@ -11,6 +11,7 @@
  * - The library's stream class reads eagerly into memory, so QUIC's own flow control never pushes
  *   back on a peer whose reader stopped: we add credit-based flow control per stream (WINDOW frames).
  * - When the connection closes, its stream muxer is aborted (otherwise its accept loop spins).
+ * - Its native streams are read up to 64 KiB at a time instead of 4 KiB (quic-reads.ts).
  */
 import net from 'node:net';
 import { quic } from '@chainsafe/libp2p-quic';
@@ -52,6 +53,7 @@ import type { Deferred } from './common.ts';
 import { TransportError, abortError, isTransportError, remoteResetError, wireCodeOf } from './errors.ts';
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameType, MAX_CONTROL_PAYLOAD, encodeFrame, frameHeader } from './framing.ts';
 import type { Frame } from './framing.ts';
+import { widenQuicReads } from './quic-reads.ts';
 import type {
   DialOptions,
   ListenOptions,
@@ -992,6 +994,7 @@ export class QuicTransport implements PeerTransport {
 
   #transport(): Promise<Transport> {
     this.#libp2p ??= (async () => {
+      await widenQuicReads();
       const privateKey = await generateKeyPairFromSeed('Ed25519', this.#privateKey);
       const factory = quic({
         handshakeTimeout: this.limits.handshakeTimeoutMs,
