@@ -64,9 +64,16 @@ function storeCommits(node: RunningNode, dataDir: string): Promise<number> {
     const req = httpsRequest({ host, port, path: '/metrics', ca: readFileSync(join(dataDir, 'tls', 'ca.crt')), servername: 'localhost', timeout: 5000 }, (res) => {
       let body = '';
       res.on('data', (chunk) => { body += chunk; });
-      res.on('end', () => resolve(Number(/^aftersmtp_store_commits_total (\d+)$/m.exec(body)?.[1] ?? NaN)));
+      res.on('end', () => {
+        const commits = Number(/^aftersmtp_store_commits_total (\d+)$/m.exec(body)?.[1] ?? NaN);
+        if (Number.isNaN(commits)) console.log(`  (${node.name}'s /metrics: HTTP ${res.statusCode}, no store commit counter; its msg/commit shows -)`);
+        resolve(commits);
+      });
     });
-    req.on('error', () => resolve(NaN));
+    req.on('error', (err) => {
+      console.log(`  (${node.name}'s /metrics unreadable: ${err.message}; its msg/commit shows -)`);
+      resolve(NaN);
+    });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
   });
