@@ -19,8 +19,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { Connection, MultiaddrConnection, Stream, StreamMuxer, Upgrader } from '@libp2p/interface';
 import { generateSigningKeyPair } from '../identity/index.ts';
 import { createCertificateAuthority, issueServerCertificate } from '../identity/index.ts';
-import { Http2Transport, QuicTransport } from '../gateway/transport/index.ts';
-import { QUIC_READ_BYTES } from '../gateway/transport/quic-reads.ts';
+import { Http2Transport, QUIC_READ_BYTES, QuicTransport } from '../gateway/transport/index.ts';
 import type { PeerConnection, PeerTransport, TransportKind } from '../gateway/transport/index.ts';
 
 const { values } = parseArgs({
