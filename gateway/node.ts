@@ -23,6 +23,7 @@ import { adminHandlers } from './admin-service.ts';
 import { Federation } from './federation/federation.ts';
 import { domainOf } from './accept.ts';
 import { createTransports } from './federation/transports.ts';
+import { widenQuicReads } from './transport/index.ts';
 import { buildDidWebDocument } from '../identity/index.ts';
 import { NodeAnchoring } from './anchoring.ts';
 import { MemoryPolicy } from './memory.ts';
@@ -179,6 +180,9 @@ export class AfterSmtpNode {
         }),
       });
       await this.federation.start();
+      if (config.federation.quic.enabled && !(await widenQuicReads())) {
+        this.log.warn('this @chainsafe/libp2p-quic version gives no access to its native stream reads: QUIC reads 4 KiB at a time (DECISIONS 31)');
+      }
     }
     const mailbox = new MailboxService({
       storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log, verify: this.verify,

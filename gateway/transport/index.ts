@@ -19,7 +19,7 @@ export { DEFAULT_LIMITS } from './types.ts';
 export { TransportError, isTransportError } from './errors.ts';
 export type { TransportErrorCode } from './errors.ts';
 export { QuicTransport } from './quic.ts';
-export { QUIC_READ_BYTES } from './quic-reads.ts';
+export { QUIC_READ_BYTES, widenQuicReads } from './quic-reads.ts';
 export type { QuicTransportOptions } from './quic.ts';
 export { Http2Transport } from './http2.ts';
 export type { Http2TransportOptions } from './http2.ts';
