@@ -17,6 +17,8 @@
 /** Upper bound of one native read. Memory is bounded by what QUIC already buffered, not by this. */
 export const QUIC_READ_BYTES = 65_536;
 
+// A registered symbol: this module may be evaluated more than once (test isolation) while the native
+// class is shared, and must not wrap `read` twice.
 const WIDENED = Symbol.for('aftersmtp.quicReadsWidened');
 
 interface NativeStreamPrototype {
