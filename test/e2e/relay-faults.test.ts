@@ -3,7 +3,7 @@
 // both cases nothing accepted is lost and every message reaches bob exactly once.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
-import { tempDir, runCli, startNodeProcess, until, freePorts, type RunningNode } from '../helpers.ts';
+import { tempDir, runCli, startNodeProcess, until, type RunningNode } from '../helpers.ts';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
 import { openNodeFiles } from '../../gateway/node-files.ts';
 import { RelayChannel } from '../../gateway/federation/relay.ts';
@@ -24,6 +24,12 @@ const ENV = {
 };
 
 interface TestNode { name: string; domain: string; data: string; did: string; proc?: RunningNode }
+
+/** Config overrides that make a restarted node listen where it listened before. */
+function samePorts(proc: RunningNode): Record<string, string> {
+  const port = (hostPort: string | null) => hostPort!.slice(hostPort!.lastIndexOf(':') + 1);
+  return { AFTERSMTP_FEDERATION__QUIC__PORT: port(proc.ready.quic), AFTERSMTP_FEDERATION__RELAY__PORT: port(proc.ready.relay) };
+}
 
 const relayCodec = () => (loadProto().packageDefinition['aftersmtp.v1.Relay'] as unknown as Record<string, {
   requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown;
@@ -110,8 +116,8 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
     const nodes: TestNode[] = [];
     for (const [name, domain] of [['a', 'a.test'], ['b', 'b.test']] as const) {
       const data = join(dir.path, name);
-      const ports = await freePorts();
-      const init = await runCli(['init', '--data', data, '--domain', domain, '--grpc-port', '0', '--quic-port', String(ports.quic), '--relay-port', String(ports.relay), '--json']);
+      // Ports 0: a port picked ahead and bound later could be taken meanwhile by a parallel test.
+      const init = await runCli(['init', '--data', data, '--domain', domain, '--grpc-port', '0', '--json']);
       expect(init.code, init.stderr).toBe(0);
       nodes.push({ name, domain, data, did: JSON.parse(init.stdout).did });
     }
@@ -318,7 +324,7 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
     expect(storedAtKill).toBeLessThan(count); // the stream was cut part way
     const ids = await sending; // A keeps accepting while B is down
     expect(ids.size).toBe(count);
-    b.proc = await startNodeProcess(b.data, ENV); // same ports (init --quic-port)
+    b.proc = await startNodeProcess(b.data, { ...ENV, ...samePorts(b.proc!) }); // where A's route points
     const got = await receiveIds(ids);
     const received = got.map((m) => m.messageId).filter((id) => ids.has(id));
     expect(new Set(received)).toEqual(ids);
