@@ -59,9 +59,8 @@ type RunningNode = ReadyProcess<{ grpc: string; quic: string; relay: string; did
 
 /** The store's group commits a node has made so far (its /metrics counter, over HTTPS with its own CA). */
 function storeCommits(node: RunningNode, dataDir: string): Promise<number> {
-  const [host, port] = [node.ready.http.slice(0, node.ready.http.lastIndexOf(':')), Number(node.ready.http.slice(node.ready.http.lastIndexOf(':') + 1))];
   return new Promise((resolve) => {
-    const req = httpsRequest({ host, port, path: '/metrics', ca: readFileSync(join(dataDir, 'tls', 'ca.crt')), servername: 'localhost', timeout: 5000,
+    const req = httpsRequest(`https://${node.ready.http}/metrics`, { ca: readFileSync(join(dataDir, 'tls', 'ca.crt')), servername: 'localhost', timeout: 5000,
       // A fresh connection each time: a kept-alive one may have been closed by the node while the app sealed.
       agent: false }, (res) => {
       let body = '';
