@@ -75,7 +75,25 @@ export interface SubstrateAnchorOptions {
   submitTimeoutMs?: number;
   /** Retry delays after a failure: initialMs * 2^(n-1), capped at maxMs. Defaults: min(1 s, interval) and min(5 min, max(interval, initial)). */
   backoff?: { initialMs?: number; maxMs?: number };
+  /**
+   * The clock that paces the loop (default: the system's). A test drives the interval with its own
+   * clock, so that what it asserts (one anchor per interval) does not depend on how fast the machine is.
+   */
+  clock?: AnchorClock;
 }
+
+/** Time and timers of the anchoring loop. */
+export interface AnchorClock {
+  now(): number;
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const systemClock: AnchorClock = {
+  now: () => Date.now(),
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
 
 export interface AnchorStatus {
   running: boolean;
@@ -119,11 +137,12 @@ export class SubstrateAnchor {
   readonly #backoffInitialMs: number;
   readonly #backoffMaxMs: number;
   readonly #metadataCache: Record<string, HexString> = {};
+  readonly #clock: AnchorClock;
 
   #running = false;
   #stopController: AbortController | null = null;
   #startSignalCleanup: (() => void) | null = null;
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timer: unknown = null;
   #nextAttemptAtMs: number | null = null;
   #conn: ChainConnection | null = null;
   #connecting: Promise<ChainConnection> | null = null;
@@ -162,6 +181,7 @@ export class SubstrateAnchor {
     this.#submitTimeoutMs = options.submitTimeoutMs ?? 120_000;
     this.#backoffInitialMs = options.backoff?.initialMs ?? Math.min(1000, options.intervalMs);
     this.#backoffMaxMs = options.backoff?.maxMs ?? Math.min(300_000, Math.max(options.intervalMs, this.#backoffInitialMs));
+    this.#clock = options.clock ?? systemClock;
     const stored = this.#store?.load();
     if (stored && stored.origin === this.origin && stored.signer.publicKey === this.publicKeyHex) this.#lastAnchor = stored;
   }
@@ -195,7 +215,7 @@ export class SubstrateAnchor {
   async stop(): Promise<void> {
     const wasRunning = this.#running;
     this.#running = false;
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
     this.#nextAttemptAtMs = null;
     this.#startSignalCleanup?.();
@@ -213,7 +233,7 @@ export class SubstrateAnchor {
     try {
       latest = this.#source();
     } catch { /* reported by the loop */ }
-    const now = Date.now();
+    const now = this.#clock.now();
     if (latest) this.#observe(latest, now);
     const anchored = this.#lastAnchor ? BigInt(this.#lastAnchor.size) : 0n;
     const entries = latest && toBig(latest.size) > anchored ? Number(toBig(latest.size) - anchored) : 0;
@@ -282,7 +302,7 @@ export class SubstrateAnchor {
         root,
         origin: this.origin,
         signer: { address: submitted.address, publicKey: this.publicKeyHex },
-        anchoredAtMs: Date.now(),
+        anchoredAtMs: this.#clock.now(),
       };
       this.#lastAnchor = record;
       this.#observations = this.#observations.filter((o) => o.size > size);
@@ -302,7 +322,7 @@ export class SubstrateAnchor {
       return record;
     } catch (err) {
       const code = err instanceof AnchorError ? err.code : 'ERROR';
-      this.#lastError = { message: errorMessage(err), code, atMs: Date.now() };
+      this.#lastError = { message: errorMessage(err), code, atMs: this.#clock.now() };
       throw err;
     } finally {
       this.#inflight--;
@@ -351,8 +371,8 @@ export class SubstrateAnchor {
   #schedule(delayMs: number): void {
     if (!this.#running) return;
     const delay = Math.max(0, delayMs);
-    this.#nextAttemptAtMs = Date.now() + delay;
-    this.#timer = setTimeout(() => {
+    this.#nextAttemptAtMs = this.#clock.now() + delay;
+    this.#timer = this.#clock.setTimeout(() => {
       this.#timer = null;
       this.#loopBusy = this.#tick().catch((err: unknown) => {
         // #tick handles everything; this is a last line of defence.
@@ -363,7 +383,7 @@ export class SubstrateAnchor {
 
   async #tick(): Promise<void> {
     if (!this.#running) return;
-    const tickStart = Date.now();
+    const tickStart = this.#clock.now();
     let cp: AnchorCheckpoint | null = null;
     try {
       cp = this.#source();
@@ -386,13 +406,13 @@ export class SubstrateAnchor {
       }
     }
     if (!grew) {
-      this.#schedule(tickStart + this.intervalMs - Date.now());
+      this.#schedule(tickStart + this.intervalMs - this.#clock.now());
       return;
     }
     try {
       await this.anchorNow();
       // Fixed rate measured from this attempt: successive anchors are at least one interval apart.
-      this.#schedule(tickStart + this.intervalMs - Date.now());
+      this.#schedule(tickStart + this.intervalMs - this.#clock.now());
     } catch (err) {
       if (!this.#running) return;
       this.#fail(err);
@@ -402,7 +422,7 @@ export class SubstrateAnchor {
   #fail(err: unknown): void {
     this.#consecutiveFailures++;
     const code = err instanceof AnchorError ? err.code : 'ERROR';
-    this.#lastError = { message: errorMessage(err), code, atMs: Date.now() };
+    this.#lastError = { message: errorMessage(err), code, atMs: this.#clock.now() };
     const delay = Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** Math.min(30, this.#consecutiveFailures - 1));
     this.#log.warn({ err: this.#lastError.message, code, consecutiveFailures: this.#consecutiveFailures, retryInMs: delay }, 'anchoring failed; will retry');
     this.#schedule(delay);

@@ -15,7 +15,7 @@ import {
   ANCHOR_STEPS, AnchorError, SafeWsProvider, SubstrateAnchor, anchorPayload, connectChain, decodeSubstrateAddress,
   ed25519PublicKeyFromSeed, parseAnchorPayload, substrateAddress, verifyAnchor,
 } from '../../ledger/anchor.ts';
-import type { AnchorRecord, AnchorVerification } from '../../ledger/anchor.ts';
+import type { AnchorClock, AnchorRecord, AnchorVerification } from '../../ledger/anchor.ts';
 
 const ORIGIN = 'mail.example.org/ledger';
 
@@ -37,6 +37,32 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A clock the test moves by hand: timers fire when advance() passes their due time, in order. */
+class ManualClock implements AnchorClock {
+  readonly startMs = 1_700_000_000_000;
+  #now = this.startMs;
+  #timers = new Map<number, { dueMs: number; callback: () => void }>();
+  #nextId = 1;
+  now(): number { return this.#now; }
+  setTimeout(callback: () => void, delayMs: number): unknown {
+    const id = this.#nextId++;
+    this.#timers.set(id, { dueMs: this.#now + Math.max(0, delayMs), callback });
+    return id;
+  }
+  clearTimeout(handle: unknown): void { this.#timers.delete(handle as number); }
+  advance(ms: number): void {
+    const until = this.#now + ms;
+    for (;;) {
+      const due = [...this.#timers.entries()].filter(([, t]) => t.dueMs <= until).sort((x, y) => x[1].dueMs - y[1].dueMs)[0];
+      if (!due) break;
+      this.#timers.delete(due[0]);
+      this.#now = Math.max(this.#now, due[1].dueMs);
+      due[1].callback();
+    }
+    this.#now = until;
   }
 }
 
@@ -426,43 +452,44 @@ describe('Substrate anchoring on a real chain (chopsticks)', { timeout: 90_000 }
   });
 
   it('anchors at most once per interval whatever the growth: 1 vs 100 entries per tick', async () => {
+    // The test owns the clock: it moves time in 50 ms steps and the source grows at each step, so the
+    // count of anchors depends only on the interval, not on how fast this machine submits to the chain.
     const intervalMs = 2000;
-    const intervals = 2.5; // ticks at 0, 1, 2 intervals -> 3 anchors
+    const stepMs = 50;
+    const durationMs = 2.5 * intervalMs; // ticks at 0, 1, 2 intervals -> 3 anchors
     const counts: number[] = [];
     for (const perTick of [1, 100]) {
       const k = newKey();
       await chain.fund(k.publicKey);
+      const clock = new ManualClock();
       let size = 1;
-      const grow = setInterval(() => { size += perTick; }, 50);
       const anchored: AnchorRecord[] = [];
       const a = new SubstrateAnchor({
-        endpoint: chain.endpoint, seed: k.seed, origin: ORIGIN, intervalMs,
+        endpoint: chain.endpoint, seed: k.seed, origin: ORIGIN, intervalMs, clock,
         source: () => ({ size, root: rootOf(size) }),
         onAnchored: (r) => anchored.push(r),
       });
-      let elapsedMs = 0;
       try {
-        const startedAt = Date.now();
         a.start();
-        await new Promise((r) => setTimeout(r, intervalMs * intervals));
-        await waitFor(() => !a.status().anchoring, 10_000, 'the last anchor to finish');
+        for (let t = 0; t <= durationMs; t += stepMs) {
+          if (t > 0) size += perTick;
+          clock.advance(t > 0 ? stepMs : 0);
+          // A tick that fired has finished once the loop has scheduled its next look at the source.
+          await waitFor(() => { const next = a.status().nextAttemptAtMs; return next !== null && next > clock.now(); }, 60_000, 'the tick to finish');
+        }
         await a.stop();
-        elapsedMs = Date.now() - startedAt;
       } finally {
-        clearInterval(grow);
         await a.stop();
       }
       const onChain = await nonceOf(chain.endpoint, k.publicKey);
       expect(onChain).toBe(anchored.length);
-      // Sizes anchored are strictly increasing and reflect the growth rate.
-      for (let i = 1; i < anchored.length; i++) expect(anchored[i]!.size).toBeGreaterThan(anchored[i - 1]!.size + perTick * 10);
-      // At most one extrinsic per interval (plus the one at start), whatever the growth rate. Under a
-      // loaded machine an anchor can finish late, so the bound uses the time the run really took.
-      expect(onChain).toBeGreaterThanOrEqual(2);
-      expect(onChain).toBeLessThanOrEqual(Math.floor(elapsedMs / intervalMs) + 1);
+      expect(onChain).toBe(Math.floor(durationMs / intervalMs) + 1);
+      // Anchored at the interval boundaries, with the sizes the source had then.
+      expect(anchored.map((r) => r.anchoredAtMs - clock.startMs)).toEqual([0, intervalMs, 2 * intervalMs]);
+      expect(anchored.map((r) => r.size)).toEqual([0, 1, 2].map((i) => 1 + (i * intervalMs / stepMs) * perTick));
       counts.push(onChain);
     }
-    expect(Math.abs(counts[0]! - counts[1]!)).toBeLessThanOrEqual(1);
+    expect(counts[0]).toBe(counts[1]);
   });
 
   it('keeps the source growing through an outage, retries with backoff, then covers everything in one extrinsic', async () => {
