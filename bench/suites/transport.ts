@@ -2,7 +2,7 @@
  * Throughput probe for the node-to-node transports (not a test): two transports in this process on
  * 127.0.0.1, real sockets.
  *
- *   node bench/transport.ts [--mib 256] [--streams 5000] [--inflight 32] [--only quic|http2]
+ *   node bench/suites/transport.ts [--mib 256] [--streams 5000] [--inflight 32] [--only quic|http2]
  *
  * Prints, per transport: MB/s for one stream (1 MiB messages, one direction), and streams/s for short
  * request/response streams (100-byte request, echoed, `inflight` streams at a time); for QUIC also the
@@ -17,10 +17,10 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { defaultLogger } from '@libp2p/logger';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Connection, MultiaddrConnection, Stream, StreamMuxer, Upgrader } from '@libp2p/interface';
-import { generateSigningKeyPair } from '../identity/index.ts';
-import { createCertificateAuthority, issueServerCertificate } from '../identity/index.ts';
-import { Http2Transport, QUIC_READ_BYTES, QuicTransport, widenQuicReads } from '../gateway/transport/index.ts';
-import type { PeerConnection, PeerTransport, TransportKind } from '../gateway/transport/index.ts';
+import { generateSigningKeyPair } from '../../identity/index.ts';
+import { createCertificateAuthority, issueServerCertificate } from '../../identity/index.ts';
+import { Http2Transport, QUIC_READ_BYTES, QuicTransport, widenQuicReads } from '../../gateway/transport/index.ts';
+import type { PeerConnection, PeerTransport, TransportKind } from '../../gateway/transport/index.ts';
 
 const { values } = parseArgs({
   options: {

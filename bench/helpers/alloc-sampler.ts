@@ -1,8 +1,8 @@
-// Preloaded into a node process (BENCH_NODE_FLAGS="--import ./bench/alloc-sampler.ts"), records what
+// Preloaded into a node process (BENCH_NODE_FLAGS="--import ./bench/helpers/alloc-sampler.ts"), records what
 // the process allocates, collected objects included, and writes a V8 sampling heap profile on exit to
 // $ALLOC_PROFILE_DIR/<pid>.heapprofile (default: the working directory). Node's own --heap-prof keeps
 // only what is still alive at exit, which hides the short-lived garbage that GC time is spent on.
-// Read the result with bench/alloc-report.ts.
+// Read the result with bench/helpers/alloc-report.ts.
 import { Session } from 'node:inspector';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,15 +1,15 @@
-// The store's cost per message, for the node's write patterns, next to the floor's store (bench/floor-store.ts:
+// The store's cost per message, for the node's write patterns, next to the floor's store (bench/floors/floor-store.ts:
 // one append-only row per message, the same WAL group commit). Per message: bytes the process writes
 // (WAL, checkpoints; /proc/self/io) and CPU over all its threads (process.cpuUsage). Messages arrive
 // BATCH to an event-loop turn, as under load.
-//   node bench/store.ts            (BENCH_STORE_COUNT=6000 timed, BENCH_STORE_PRELOAD=20000 untimed, BENCH_STORE_BYTES=3049)
+//   node bench/suites/store.ts            (BENCH_STORE_COUNT=6000 timed, BENCH_STORE_PRELOAD=20000 untimed, BENCH_STORE_BYTES=3049)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Storage } from '../gateway/storage.ts';
-import { FloorStore } from './floor-store.ts';
-import { writtenBytes } from './proc.ts';
+import { Storage } from '../../gateway/storage.ts';
+import { FloorStore } from '../floors/floor-store.ts';
+import { writtenBytes } from '../helpers/proc.ts';
 
 const COUNT = Number(process.env.BENCH_STORE_COUNT ?? 6000);
 const PRELOAD = Number(process.env.BENCH_STORE_PRELOAD ?? 20000);

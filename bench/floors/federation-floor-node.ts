@@ -1,7 +1,7 @@
-// A "floor node" for bench:federation (bench/federation-floor.ts runs two, A and B): the least work the
+// A "floor node" for bench:federation (bench/floors/federation-floor.ts runs two, A and B): the least work the
 // federation hop of issue 4 requires, with the node's own parts, and nothing else.
 // - A takes the app's messages over grpc-js (raw.proto Bidi, TLS, the node's HTTP/2 windows), checks
-//   each Ed25519 signature (identity's SignatureVerifierPool), stores it durably (bench/floor-store.ts:
+//   each Ed25519 signature (identity's SignatureVerifierPool), stores it durably (bench/floors/floor-store.ts:
 //   the node's WAL group commit), answers the app, and relays it to B over the node's transport
 //   (gateway/transport: QUIC or HTTP/2, both ends authenticated by their Ed25519 keys) on 4 streams with
 //   the relay's window of unacknowledged messages, as the relay spreads its lanes; B's acks mark it
@@ -11,11 +11,11 @@
 // No envelope parsing, replay set, transparency log, receipts, routing, DID resolution or queue state
 // beyond the delivered mark. Run as its own process: federation-floor-node.ts CONFIG_JSON.
 import { readFileSync } from 'node:fs';
-import { SignatureVerifierPool } from '../identity/index.ts';
-import { Http2Transport, QuicTransport, isTransportError, type MessageStream, type PeerTransport } from '../gateway/transport/index.ts';
-import { configSchema } from '../gateway/config.ts';
+import { SignatureVerifierPool } from '../../identity/index.ts';
+import { Http2Transport, QuicTransport, isTransportError, type MessageStream, type PeerTransport } from '../../gateway/transport/index.ts';
+import { configSchema } from '../../gateway/config.ts';
 import { FloorStore, SIGNED_BYTES } from './floor-store.ts';
-import { serveRaw } from './raw-serve.ts';
+import { serveRaw } from '../reference/raw-serve.ts';
 
 export interface FloorNodeConfig {
   role: 'a' | 'b';

@@ -1,7 +1,7 @@
 // npm run bench:ledger — the provenance ledger (ledger/), next to the raw SQLite ceiling measured in
 // the same run. Bounded in count and time; prints figures, never fails on speed.
 //
-//   node_modules/.bin/node bench/ledger.ts            (BENCH_LEAVES=1000000 BENCH_SECONDS=3 by default)
+//   node_modules/.bin/node bench/suites/ledger.ts            (BENCH_LEAVES=1000000 BENCH_SECONDS=3 by default)
 //
 // 1. Durable appends/s (WAL, synchronous=FULL: one fsync per commit) with batches of 1/64/256
 //    leaves, each next to a plain SQLite INSERT of the same 34-byte rows, same pragmas, same batches.
@@ -20,7 +20,7 @@ import {
   signCheckpointNote,
   verifyConsistency,
   verifyInclusion,
-} from '../ledger/index.ts';
+} from '../../ledger/index.ts';
 
 const LEAVES = Number(process.env.BENCH_LEAVES ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);

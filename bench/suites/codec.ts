@@ -1,10 +1,10 @@
 // Micro-benchmark: the protobuf codec of the hot messages, proto-loader against the direct codec
 // (proto/codec.ts), for an envelope of the federation bench's sizes. Prints us per operation.
-//   node bench/codec.ts
+//   node bench/suites/codec.ts
 import { randomBytes } from 'node:crypto';
 import * as protoLoader from '@grpc/proto-loader';
-import { loadRoot, messageCodec, PROTO_FILE } from '../proto/index.ts';
-import { protoLoaderOptions } from '../proto/options.ts';
+import { loadRoot, messageCodec, PROTO_FILE } from '../../proto/index.ts';
+import { protoLoaderOptions } from '../../proto/options.ts';
 
 const root = loadRoot(PROTO_FILE);
 const reference = protoLoader.loadSync(PROTO_FILE, { ...protoLoaderOptions }) as unknown as Record<string, { serialize(v: unknown): Buffer; deserialize(b: Buffer): unknown }>;

@@ -1,11 +1,11 @@
 // The grpc-js server the reference servers of the benches run (raw-server.ts, floor-server.ts, federation-floor-node.ts):
 // raw.proto's Raw service over TLS with the node's message limit and HTTP/2 windows, on 127.0.0.1:0. Prints
-// the ready line bench/mailbox.ts waits for; SIGTERM stops it, then `onStop` runs.
+// the ready line bench/suites/mailbox.ts waits for; SIGTERM stops it, then `onStop` runs.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { widenServerWindows } from '../gateway/grpc-windows.ts';
-import { configSchema } from '../gateway/config.ts';
+import { widenServerWindows } from '../../gateway/grpc-windows.ts';
+import { configSchema } from '../../gateway/config.ts';
 
 export function serveRaw(certFile: string, keyFile: string, handlers: grpc.UntypedServiceImplementation, onStop: () => Promise<unknown> = async () => {}, readyFields: Record<string, unknown> = {}): void {
   const def = protoLoader.loadSync(new URL('./raw.proto', import.meta.url).pathname, { longs: Number, defaults: true });

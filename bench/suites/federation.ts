@@ -1,4 +1,4 @@
-// npm run bench:federation (node_modules/.bin/node bench/federation.ts) — the federation hop between two
+// npm run bench:federation (node_modules/.bin/node bench/suites/federation.ts) — the federation hop between two
 // nodes (a.test, b.test), separate processes on 127.0.0.1, each with its own data directory.
 // alice@a.test's app seals 2 KB and 50 KB messages to bob@b.test BEFORE timing, then submits them to A
 // with CONCURRENCY calls in flight; A stores each durably, relays it to B (QUIC, then in a second pass
@@ -7,8 +7,8 @@
 // (p50/p99), the RSS of both node processes sampled during the run, their CPU and the bytes each wrote
 // to storage per message (/proc/PID/io); each row is the median of
 // BENCH_ROUNDS rounds (default 3, sizes alternating). Next to them: Postfix's durable acceptance rate with
-// `smtp-source -s 10 -m N` (bench/federation-postfix.ts), measured between the same rounds, and the
-// "floor" (bench/federation-floor.ts): two processes doing only the work the hop requires, whose rounds
+// `smtp-source -s 10 -m N` (bench/reference/federation-postfix.ts), measured between the same rounds, and the
+// "floor" (bench/floors/federation-floor.ts): two processes doing only the work the hop requires, whose rounds
 // follow the nodes' (BENCH_FLOOR=0 skips them).
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
 import { spawn } from 'node:child_process';
@@ -17,17 +17,17 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../gateway/client.ts';
-import type { Delivery__Output, Envelope, Envelope__Output, SubmitReply__Output } from '../proto/index.ts';
-import { encodeEnvelope } from '../identity/index.ts';
-import { envelopeFromWire } from '../gateway/wire.ts';
-import { FloorPair, type FloorHop } from './federation-floor.ts';
-import { killAll, spawnReady, stopProcess, track, type ReadyProcess } from './processes.ts';
-import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from './federation-postfix.ts';
-import { cpuSeconds, ownCpuSeconds, rssMb, writtenBytes } from './proc.ts';
-import { medianBy, percentile } from './stats.ts';
+import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../../gateway/client.ts';
+import type { Delivery__Output, Envelope, Envelope__Output, SubmitReply__Output } from '../../proto/index.ts';
+import { encodeEnvelope } from '../../identity/index.ts';
+import { envelopeFromWire } from '../../gateway/wire.ts';
+import { FloorPair, type FloorHop } from '../floors/federation-floor.ts';
+import { killAll, spawnReady, stopProcess, track, type ReadyProcess } from '../helpers/processes.ts';
+import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from '../reference/federation-postfix.ts';
+import { cpuSeconds, ownCpuSeconds, rssMb, writtenBytes } from '../helpers/proc.ts';
+import { medianBy, percentile } from '../helpers/stats.ts';
 
-const ROOT = new URL('..', import.meta.url).pathname;
+const ROOT = new URL('../..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 const CLI = join(ROOT, 'bin', 'aftersmtp.js');
 const num = (name: string, dflt: number) => { const v = Number(process.env[name]); return Number.isFinite(v) && v > 0 ? v : dflt; };
@@ -36,7 +36,7 @@ const SIZES = [
   { label: '2 KB', bytes: 2 * 1024, count: num('BENCH_COUNT_2K', 5000) },
   { label: '50 KB', bytes: 50 * 1024, count: num('BENCH_COUNT_50K', 1500) },
 ];
-/** Floor rounds (bench/federation-floor.ts) beside the nodes' for each transport; BENCH_FLOOR=0 skips them. */
+/** Floor rounds (bench/floors/federation-floor.ts) beside the nodes' for each transport; BENCH_FLOOR=0 skips them. */
 const FLOOR = process.env.BENCH_FLOOR !== '0';
 const TRANSPORTS = (process.env.BENCH_TRANSPORTS ?? 'quic,http2').split(',').map((t) => t.trim()).filter((t): t is 'quic' | 'http2' => t === 'quic' || t === 'http2');
 const CONCURRENCY = num('BENCH_CONCURRENCY', 32);
@@ -554,7 +554,7 @@ async function main(): Promise<void> {
     const floors = results.filter((r) => r.transport.startsWith('floor-'));
     if (floors.length) {
       console.log('\nthe floor: two processes doing only what the hop requires (Ed25519 check and durable store at both ends, the');
-      console.log('node-to-node transport with the relay\'s window, delivered marks; bench/federation-floor-node.ts), same app pattern');
+      console.log('node-to-node transport with the relay\'s window, delivered marks; bench/floors/federation-floor-node.ts), same app pattern');
       for (const f of floors) {
         const node = results.find((r) => r.transport === f.transport.slice('floor-'.length) && r.size === f.size);
         if (node) console.log(`  ${node.transport.padEnd(6)} ${f.size.padStart(6)}  the node reaches ${((node.rate / f.rate) * 100).toFixed(0)}% of the floor (${f0(node.rate)} / ${f0(f.rate)} msgs/s; floor messages of ${node.envelopeBytes} B, the nodes' envelope size)`);

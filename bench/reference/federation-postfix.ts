@@ -1,4 +1,4 @@
-// The same-run reference for bench/federation.ts: Postfix's durable acceptance rate measured with
+// The same-run reference for bench/suites/federation.ts: Postfix's durable acceptance rate measured with
 // `smtp-source -s 10 -m N` against a benchmark-only Postfix on 127.0.0.1:2526 that queues durably (the
 // cleanup daemon fsyncs the queue file before its 250) and then discards everything. The configuration
 // is the reference one (BENCH_POSTFIX_REF, default /work/shared/reference/postfix-bench; verbatim copies

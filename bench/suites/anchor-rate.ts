@@ -2,8 +2,8 @@
 // the node's SubstrateAnchor with a fixed interval, and a log growing 1x vs 100x faster: the number of
 // extrinsics per interval must not change. Bounded: a few intervals per run.
 import { createHash, randomBytes } from 'node:crypto';
-import { SubstrateAnchor, SafeWsProvider, substrateAddress, ed25519PublicKeyFromSeed } from '../ledger/index.ts';
-import { startChain } from '../test/chain.ts';
+import { SubstrateAnchor, SafeWsProvider, substrateAddress, ed25519PublicKeyFromSeed } from '../../ledger/index.ts';
+import { startChain } from '../../test/chain.ts';
 
 async function nonceOf(endpoint: string, publicKey: Uint8Array): Promise<number> {
   const p = new SafeWsProvider(endpoint, { connectTimeoutMs: 5000, requestTimeoutMs: 10_000 });

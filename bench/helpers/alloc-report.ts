@@ -1,13 +1,13 @@
 // Bytes allocated per message, by the innermost function of ours (gateway/, identity/, ledger/, proto/)
-// on each sample's stack, from a profile written by bench/alloc-sampler.ts.
-//   node bench/alloc-report.ts FILE.heapprofile MESSAGES [ROWS]
+// on each sample's stack, from a profile written by bench/helpers/alloc-sampler.ts.
+//   node bench/helpers/alloc-report.ts FILE.heapprofile MESSAGES [ROWS]
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: ProfileNode[] }
 
 const [file, messagesArg, rowsArg] = process.argv.slice(2);
 if (!file || !messagesArg) {
-  console.error('usage: node bench/alloc-report.ts FILE.heapprofile MESSAGES [ROWS]');
+  console.error('usage: node bench/helpers/alloc-report.ts FILE.heapprofile MESSAGES [ROWS]');
   process.exit(2);
 }
 const messages = Number(messagesArg);

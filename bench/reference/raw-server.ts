@@ -1,5 +1,5 @@
 // Raw grpc-js server (TLS, same message limits and windows as the node, no storage, no crypto), run as
-// its own process by bench/mailbox.ts: raw-server.ts CERT KEY.
+// its own process by bench/suites/mailbox.ts: raw-server.ts CERT KEY.
 import { serveRaw } from './raw-serve.ts';
 
 const [certFile, keyFile] = process.argv.slice(2) as [string, string];

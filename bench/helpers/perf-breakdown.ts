@@ -2,8 +2,8 @@
  * Where a machine's CPU goes, from a system-wide `perf` recording (a diagnostic, not a test).
  *
  *   perf record -a -g -F 499 -o perf.data -- sleep 40      # while a bench runs
- *   node bench/perf-breakdown.ts --data perf.data --timeline
- *   node bench/perf-breakdown.ts --data perf.data --from 35 --to 39 --pid 12836=NODE --pid 12812=CLIENT
+ *   node bench/helpers/perf-breakdown.ts --data perf.data --timeline
+ *   node bench/helpers/perf-breakdown.ts --data perf.data --from 35 --to 39 --pid 12836=NODE --pid 12812=CLIENT
  *
  * V8's CPU profiles (BENCH_PROFILE) see JavaScript on one thread; on two cores shared by several
  * processes the cost is also in SQLite, OpenSSL, the kernel, V8's GC helper threads and the QUIC

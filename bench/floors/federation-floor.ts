@@ -1,4 +1,4 @@
-// The floor of bench:federation: two floor nodes (bench/federation-floor-node.ts) doing only the work the
+// The floor of bench:federation: two floor nodes (bench/floors/federation-floor-node.ts) doing only the work the
 // federation hop requires (Ed25519 check and durable store at both ends, the node-to-node transport,
 // delivered marks), measured with the same app pattern as the nodes: messages signed before the clock
 // starts, one submit stream with CONCURRENCY unanswered into A, a subscriber at B that acks each arrival.
@@ -7,15 +7,15 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
-import { generateSigningKeyPair, randomBytes, sign, type SigningKeyPair } from '../identity/index.ts';
+import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/grpc-windows.ts';
+import { generateSigningKeyPair, randomBytes, sign, type SigningKeyPair } from '../../identity/index.ts';
 import type { FloorNodeConfig } from './federation-floor-node.ts';
 import { SIGNED_BYTES } from './floor-store.ts';
-import { cpuSeconds, ownCpuSeconds, rssMb, writtenBytes } from './proc.ts';
-import { spawnReady, stopProcess, type ReadyProcess } from './processes.ts';
-import { percentile } from './stats.ts';
+import { cpuSeconds, ownCpuSeconds, rssMb, writtenBytes } from '../helpers/proc.ts';
+import { spawnReady, stopProcess, type ReadyProcess } from '../helpers/processes.ts';
+import { percentile } from '../helpers/stats.ts';
 
-const ROOT = new URL('..', import.meta.url).pathname;
+const ROOT = new URL('../..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -31,7 +31,7 @@ export interface FloorHop {
 type FloorProcess = ReadyProcess<{ grpc: string; peer?: string }>;
 
 function spawnFloorNode(config: FloorNodeConfig): Promise<FloorProcess> {
-  return spawnReady(`floor ${config.role}`, NODE, [join(ROOT, 'bench', 'federation-floor-node.ts'), JSON.stringify(config)], { echoStderr: true });
+  return spawnReady(`floor ${config.role}`, NODE, [join(ROOT, 'bench', 'floors', 'federation-floor-node.ts'), JSON.stringify(config)], { echoStderr: true });
 }
 
 /** Floor nodes A and B for one transport, with their data in `dir`, serving TLS from the two nodes' data directories. */
@@ -69,7 +69,7 @@ export class FloorPair {
       b.child.kill('SIGKILL');
       throw err;
     }
-    const def = protoLoader.loadSync(join(ROOT, 'bench', 'raw.proto'), { longs: Number, defaults: true });
+    const def = protoLoader.loadSync(join(ROOT, 'bench', 'reference', 'raw.proto'), { longs: Number, defaults: true });
     const Raw = (grpc.loadPackageDefinition(def) as any).rawbench.Raw;
     const client = (address: string, data: string) => new Raw(address, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), {
       'grpc.max_receive_message_length': 64 << 20, 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW,

@@ -2,7 +2,7 @@
 // @grpc/grpc-js ceilings measured in the same run (unary; bidi with a per-message ack; no storage).
 // Server and client are separate processes in both cases; raw and node rounds alternate (BENCH_ROUNDS,
 // default 3, medians shown). Bounded in count and time; never fails on speed.
-// A third server, the "floor" (bench/floor-server.ts), does only the work every accepted message must
+// A third server, the "floor" (bench/floors/floor-server.ts), does only the work every accepted message must
 // cost (one Ed25519 verification, a durable SQLite insert) over the same grpc-js: its rows show how close
 // to the raw ceiling any server that verifies and stores can get on this machine (BENCH_FLOOR=0 skips it).
 import { readFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -10,18 +10,18 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { initNode } from '../gateway/node-files.ts';
-import { generateSigningKeyPair, sign } from '../identity/index.ts';
-import { addMailbox } from '../gateway/mailboxes.ts';
-import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../gateway/client.ts';
-import type { Envelope } from '../proto/index.ts';
-import { CLIENT_FLOW_CONTROL_WINDOW } from '../gateway/grpc-windows.ts';
-import { cpuSeconds, ownCpuSeconds, rssMb } from './proc.ts';
-import { medianBy, percentile } from './stats.ts';
-import { SIGNED_BYTES } from './floor-store.ts';
-import { spawnReady, stopProcess, type ReadyProcess } from './processes.ts';
+import { initNode } from '../../gateway/node-files.ts';
+import { generateSigningKeyPair, sign } from '../../identity/index.ts';
+import { addMailbox } from '../../gateway/mailboxes.ts';
+import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../../gateway/client.ts';
+import type { Envelope } from '../../proto/index.ts';
+import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/grpc-windows.ts';
+import { cpuSeconds, ownCpuSeconds, rssMb } from '../helpers/proc.ts';
+import { medianBy, percentile } from '../helpers/stats.ts';
+import { SIGNED_BYTES } from '../floors/floor-store.ts';
+import { spawnReady, stopProcess, type ReadyProcess } from '../helpers/processes.ts';
 
-const ROOT = new URL('..', import.meta.url).pathname;
+const ROOT = new URL('../..', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 const PAYLOAD = 10 * 1024;
 const COUNT = Number(process.env.BENCH_COUNT ?? 5000);
@@ -133,8 +133,8 @@ async function main(): Promise<void> {
     // Both servers run side by side and their rounds alternate (raw, node, raw, node, ...): this machine's
     // speed drifts by tens of percent within a minute, so a ratio of figures taken minutes apart would
     // measure the drift as much as the node. Each figure is the median of ROUNDS rounds.
-    const raw = await start('raw server', NODE, [join(ROOT, 'bench', 'raw-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key')]);
-    const def = protoLoader.loadSync(join(ROOT, 'bench', 'raw.proto'), { longs: Number, defaults: true });
+    const raw = await start('raw server', NODE, [join(ROOT, 'bench', 'reference', 'raw-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key')]);
+    const def = protoLoader.loadSync(join(ROOT, 'bench', 'reference', 'raw.proto'), { longs: Number, defaults: true });
     const rawPkg = grpc.loadPackageDefinition(def) as any;
     // TLS names the server "localhost" (in the node's certificate), as gateway/client.ts does for IP targets.
     const rawWindows = { 'grpc.ssl_target_name_override': 'localhost', ...(process.env.BENCH_RAW_WINDOWS === 'default' ? {} : { 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW }) };
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     const floorPub = Buffer.from(floorKeys.publicKey).toString('hex');
     const floorDir = join(dir, 'floor');
     const floor = FLOOR
-      ? (mkdirSync(floorDir), await start('floor server', NODE, [join(ROOT, 'bench', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, floorDir]))
+      ? (mkdirSync(floorDir), await start('floor server', NODE, [join(ROOT, 'bench', 'floors', 'floor-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key'), floorPub, floorDir]))
       : undefined;
     const floorCalls = floor ? rawPaths(floor.ready.grpc, Buffer.from(sign(floorKeys.privateKey, blob.subarray(0, SIGNED_BYTES)))) : undefined;
 
