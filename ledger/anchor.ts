@@ -1,5 +1,5 @@
 /**
- * Substrate anchoring of the ledger's signed checkpoints (DESIGN §6, docs/ANCHORING.md).
+ * Substrate anchoring of the ledger's signed checkpoints (docs/ANCHORING.md).
  *
  * Every interval (never per message) the service reads the latest signed checkpoint and, if the
  * tree grew since the last anchor, submits ONE `system.remarkWithEvent` carrying

@@ -1,8 +1,9 @@
 // The same-run reference for bench/suites/federation.ts: Postfix's durable acceptance rate measured with
 // `smtp-source -s 10 -m N` against a benchmark-only Postfix on 127.0.0.1:2526 that queues durably (the
-// cleanup daemon fsyncs the queue file before its 250) and then discards everything. The configuration
-// is the reference one (BENCH_POSTFIX_REF, default /work/shared/reference/postfix-bench; verbatim copies
-// below when that directory is absent). This module never installs anything: when `postfix` or
+// cleanup daemon fsyncs the queue file before its 250) and then discards everything. Its main.cf and
+// master.cf are the project's Postfix reference configuration, kept outside this repository on the
+// benchmark machines (BENCH_POSTFIX_REF, default /work/shared/reference/postfix-bench); the verbatim
+// copies below are used when that directory is absent, so the bench runs from this repository alone. This module never installs anything: when `postfix` or
 // `smtp-source` is missing it says how to install them and the caller prints AfterSMTP figures alone.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync, renameSync } from 'node:fs';
