@@ -3,9 +3,9 @@
 // Why: @grpc/proto-loader decodes each message twice (protobufjs decode, then toObject into the
 // mapped shape, allocating an empty Buffer for every bytes default) and encodes through fromObject
 // plus a Writer that allocates one operation object per field. At 2 KB that is ~7% of each node's
-// main thread in the V8 profiles and a good part of its garbage (docs/OPERATIONS.md "Where the time
-// goes"). This codec reads and writes the wire format in one pass, straight from and to the shapes
-// proto-loader produces with protoLoaderOptions, so handlers cannot tell the difference
+// main thread in the V8 profiles and a good part of its garbage (docs/DECISIONS.md 27). This codec
+// reads and writes the wire format in one pass, straight from and to the shapes proto-loader produces
+// with protoLoaderOptions, so handlers cannot tell the difference
 // (test/proto/codec.test.ts checks both directions against proto-loader for every message it takes over).
 //
 // It is built from protobufjs's reflection of the same .proto file, so it cannot drift from the

@@ -188,7 +188,8 @@ export class RelayError extends GatewayError {
 /**
  * Relay streams a channel opens to its peer. The peer's window (its hello's max_in_flight) still bounds
  * what is unacknowledged over all of them; several streams let the receiver read them in parallel (the
- * QUIC library reads each stream 4 KiB per turn of the event loop, which caps one stream on a busy node).
+ * reads of one QUIC stream come one turn of the event loop at a time, which caps one stream on a busy
+ * node; DECISIONS 32).
  */
 export const RELAY_LANES = 4;
 
