@@ -1,6 +1,6 @@
 // Proof bundles: everything needed to check, offline from the node that produced it, that a message
 // existed unaltered in the node's transparency log (and, when anchored, on a Substrate chain).
-// Format and steps: docs/LEDGER.md "Proof bundles".
+// Format, steps and where the verifier's trust comes from: docs/LEDGER.md "Proof bundles and verification".
 import {
   decodeLeaf,
   leafHash,
