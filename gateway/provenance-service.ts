@@ -89,8 +89,9 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
       );
     },
     // A mailbox holder's check of a bundle of this node's log: the log key is this node's own (its DID
-    // document is registered locally) and only its configured witnesses count. Nothing the bundle names
-    // is resolved, so a bundle cannot make the node dial anywhere; anchors are checked with the CLI.
+    // document is registered locally) and only its configured witnesses count, so the only DIDs resolved
+    // are ones the node already chose to trust; a bundle cannot make it dial an address of its choosing.
+    // Anchors are checked with the CLI, on a chain the user pins.
     Verify: (call, callback) => {
       let bundle: ProofBundle;
       try {
