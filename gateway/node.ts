@@ -200,6 +200,7 @@ export class AfterSmtpNode {
         witnessing: {
           cosigned: (minSize: number) => this.federation!.witnessStore.cosignedCheckpoint(minSize),
           cosign: (req) => this.federation!.witness.cosign(req),
+          witnesses: () => this.federation!.witnessDids(),
         },
       } : {}),
     }));

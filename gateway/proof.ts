@@ -1,6 +1,6 @@
 // Proof bundles: everything needed to check, offline from the node that produced it, that a message
 // existed unaltered in the node's transparency log (and, when anchored, on a Substrate chain).
-// Format and steps: docs/LEDGER.md "Proof bundles".
+// Format, steps and where the verifier's trust comes from: docs/LEDGER.md "Proof bundles and verification".
 import {
   decodeLeaf,
   leafHash,
@@ -8,9 +8,10 @@ import {
   verifyConsistency,
   openCheckpoint,
   parseVerifierKey,
-  parseCheckpoint,
   parseNote,
   bytesEqual,
+  SIG_TYPE_ED25519,
+  type NoteVerifier,
   cosignatureKeyId,
   verifyCosignature,
 } from '../ledger/index.ts';
@@ -48,10 +49,17 @@ export interface VerifyStepResult { name: string; status: StepStatus; detail: st
 export interface VerifyReport {
   ok: boolean;
   anchored: boolean;
-  result: 'valid' | 'valid-unanchored' | 'invalid';
+  /**
+   * valid: every step ran and passed, the anchor included; valid-unanchored: the log part passed, the
+   * anchor is absent or was not checked (see `missing`); unverified: no trusted log key, so nothing was
+   * established; invalid: a step failed.
+   */
+  result: 'valid' | 'valid-unanchored' | 'unverified' | 'invalid';
   steps: VerifyStepResult[];
-  /** DIDs of the witnesses whose cosignature of the checkpoint verified. */
+  /** DIDs of the trusted witnesses whose cosignature of the checkpoint verified. */
   cosigners: string[];
+  /** The trust inputs the verifier lacked; the steps that needed them were skipped, not passed. */
+  missing: string[];
 }
 
 export interface AnchorChecker {
@@ -59,19 +67,36 @@ export interface AnchorChecker {
     Promise<{ ok: boolean; steps: { name: string; status: StepStatus; detail: string }[] }>;
 }
 
+/**
+ * What the verifier trusts comes from its own inputs (profile, flags, its node's configuration), never
+ * from the bundle: a bundle is made by whoever hands it over and can name any log, witness or chain.
+ */
 export interface VerifyOptions {
   resolver: DidResolver;
   /** The signed inner message (PROTOCOL.md §2.2) the bundle is about, if the verifier holds it. */
   signedMessage?: Uint8Array;
   /** Alternatively, just the claimed message hash (e.g. from an envelope's outer header). */
   statedMessageHash?: Uint8Array;
+  /** The DID of the log the verifier trusts; its checkpoint key is looked up in this DID's document. */
+  logDid?: string;
+  /** DIDs of the witnesses whose cosignatures count; undefined = none configured (lines are ignored). */
+  witnesses?: string[];
+  /** The chain to check an anchor on, and its pinned genesis hash: both or the chain step is skipped. */
   substrateEndpoint?: string;
+  genesisHash?: string;
   requireAnchor?: boolean;
-  /** Fail unless at least this many distinct witnesses cosigned the checkpoint. */
+  /** Fail unless at least this many distinct trusted witnesses cosigned the checkpoint. */
   minCosignatures?: number;
   checkAnchor?: AnchorChecker;
   signal?: AbortSignal;
 }
+
+/** How each missing trust input is named in reports (the CLI flags that supply it). */
+export const MISSING = {
+  logKey: 'log key: no trusted log DID (--profile or --node-did)',
+  witnesses: 'witnesses: none configured (--witness DID, or --profile for the node\'s own)',
+  chain: 'chain: no pinned chain (--substrate ws://... with --genesis 0x...)',
+} as const;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => {
@@ -83,6 +108,7 @@ const unhex = (s: string): Uint8Array => {
 export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions): Promise<VerifyReport> {
   const steps: VerifyStepResult[] = [];
   const cosigners: string[] = [];
+  const missing: string[] = [];
   const step = (name: string, status: StepStatus, detail: string) => { steps.push({ name, status, detail }); return status; };
   const attempt = async (name: string, fn: () => Promise<string> | string): Promise<boolean> => {
     try {
@@ -93,10 +119,21 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
       return false;
     }
   };
+  const finish = (anchored: boolean) => {
+    if (!anchored && opts.requireAnchor && !steps.some((s) => s.status === 'failed')) {
+      step('require-anchor', 'failed', '--require-anchor: the proof is not anchored on a pinned chain');
+    }
+    if (opts.minCosignatures && opts.witnesses === undefined && !steps.some((s) => s.name === 'cosignatures' && s.status === 'failed')) {
+      step('min-cosignatures', 'failed', `--min-cosignatures ${opts.minCosignatures}: no trusted witnesses configured`);
+    }
+    const failed = steps.some((s) => s.status === 'failed');
+    const result = failed ? 'invalid' : missing.includes(MISSING.logKey) ? 'unverified' : anchored ? 'valid' : 'valid-unanchored';
+    return { ok: result === 'valid' || result === 'valid-unanchored', anchored, result, steps, cosigners, missing } satisfies VerifyReport;
+  };
 
   if (bundle?.version !== 1 || bundle.type !== 'aftersmtp-proof') {
     step('bundle', 'failed', 'not an AfterSMTP v1 proof bundle');
-    return finish(steps, cosigners, false);
+    return finish(false);
   }
   let messageHash: Uint8Array;
   try {
@@ -104,7 +141,7 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
     if (messageHash.length !== 32) throw new Error('messageHash must be 32 bytes');
   } catch (err) {
     step('bundle', 'failed', (err as Error).message);
-    return finish(steps, cosigners, false);
+    return finish(false);
   }
 
   // 1. The message: its hash, and its signature by a key of the sender's DID.
@@ -125,26 +162,40 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
     step('message-signature', 'skipped', 'no message given');
   }
 
-  // 2. The leaf carries this hash and is included in the checkpoint.
-  let checkpointSize = 0;
-  let checkpointRoot: Uint8Array = new Uint8Array(32);
+  // 2. The leaf carries this hash.
   const leafOk = await attempt('leaf', () => {
     const leaf = decodeLeaf(unhex(bundle.leaf));
     if (!bytesEqual(leaf.messageHash, messageHash)) throw new Error('the leaf carries another message hash');
     return `leaf ${bundle.leafIndex}: ${leaf.type} v${leaf.version}`;
   });
-  // 3. The checkpoint is signed by the log key, and that key is the node DID's key.
+
+  // 3. The checkpoint is signed by the trusted log's key: a note key (0x01) named by the origin, found
+  // in the assertion keys of the DID the verifier trusts. Without that DID nothing further means anything.
+  if (!opts.logDid) {
+    missing.push(MISSING.logKey);
+    step('checkpoint-signature', 'skipped', `not checked: the bundle's own key (${bundle.log?.nodeDid ?? '?'}) proves nothing; ${MISSING.logKey}`);
+    for (const name of ['inclusion', 'cosignatures', 'anchor']) step(name, 'skipped', 'not checked: no trusted log key');
+    return finish(false);
+  }
+  const logDid = opts.logDid;
+  let logKey: NoteVerifier | undefined;
+  let checkpointSize = 0;
+  let checkpointRoot: Uint8Array = new Uint8Array(32);
   const cpOk = await attempt('checkpoint-signature', async () => {
+    if (bundle.log.nodeDid !== logDid) throw new Error(`the bundle is about the log of ${bundle.log.nodeDid}, not of the trusted ${logDid}`);
     const verifier = parseVerifierKey(bundle.log.verifierKey);
+    if (verifier.type !== SIG_TYPE_ED25519) throw new Error(`the log key must be an Ed25519 note key (type 0x01), not type 0x${verifier.type.toString(16).padStart(2, '0')}`);
+    if (verifier.name !== bundle.log.origin) throw new Error(`the log key is named ${verifier.name}, not the log's origin ${bundle.log.origin}`);
+    const keys = await opts.resolver.resolveKeys(logDid);
+    const keyId = [...keys.assertionMethod].find(([, k]) => bytesEqual(k, verifier.publicKey))?.[0];
+    if (!keyId) throw new Error(`the checkpoint key is not an assertion key of ${logDid}`);
     const opened = openCheckpoint(bundle.checkpoint, { log: verifier, origin: bundle.log.origin });
+    logKey = verifier;
     checkpointSize = opened.checkpoint.size;
     checkpointRoot = opened.checkpoint.root;
-    const keys = await opts.resolver.resolveKeys(bundle.log.nodeDid);
-    const didKey = keys.assertionMethod.get(bundle.log.keyId) ?? keys.authentication.get(bundle.log.keyId);
-    if (!didKey) throw new Error(`${bundle.log.keyId} is not a key of ${bundle.log.nodeDid}`);
-    if (!bytesEqual(didKey, verifier.publicKey)) throw new Error(`the checkpoint key is not ${bundle.log.keyId} of ${bundle.log.nodeDid}`);
-    return `size ${checkpointSize}, signed by ${bundle.log.keyId}`;
+    return `size ${checkpointSize}, signed by ${keyId}`;
   });
+  // 3a. The leaf is included in the checkpoint.
   if (leafOk && cpOk) {
     await attempt('inclusion', () => {
       const proof = bundle.inclusion.map(unhex);
@@ -156,30 +207,32 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
   } else {
     step('inclusion', 'failed', 'cannot check inclusion without a valid leaf and checkpoint');
   }
-  // 3b. Witness cosignatures: each line named by a DID must verify with a key of that DID.
-  if (cpOk) {
-    const c = await checkCosignatures(bundle.checkpoint, bundle.log.origin, opts.resolver);
+  // 3b. Witness cosignatures: only the lines of trusted witnesses count, each checked with its DID's keys.
+  if (!cpOk) {
+    step('cosignatures', 'failed', 'not checked: the checkpoint signature did not verify');
+  } else if (opts.witnesses === undefined) {
+    missing.push(MISSING.witnesses);
+    step('cosignatures', 'skipped', `not checked: ${MISSING.witnesses}`);
+  } else {
+    const c = await checkCosignatures(bundle.checkpoint, bundle.log.origin, opts.witnesses, opts.resolver);
     cosigners.push(...c.verified);
     const min = opts.minCosignatures ?? 0;
-    const ignored = c.unknown ? `; ${c.unknown} line(s) not named by a DID ignored` : '';
+    const ignored = c.ignored.length ? `; ${c.ignored.length} line(s) by witnesses not trusted here ignored (${c.ignored.join(', ')})` : '';
     if (c.failures.length) step('cosignatures', 'failed', c.failures.join('; '));
-    else if (cosigners.length < min) step('cosignatures', 'failed', `${cosigners.length} witness cosignature(s), at least ${min} required${ignored}`);
-    else if (cosigners.length) step('cosignatures', 'ok', `${cosigners.length} witness cosignature(s) verified: ${cosigners.join(', ')}${ignored}`);
-    else step('cosignatures', 'skipped', `no witness cosignatures${ignored}`);
-  } else {
-    step('cosignatures', 'failed', 'not checked: the checkpoint signature did not verify');
+    else if (cosigners.length < min) step('cosignatures', 'failed', `${cosigners.length} trusted witness cosignature(s), at least ${min} required${ignored}`);
+    else if (cosigners.length) step('cosignatures', 'ok', `${cosigners.length} trusted witness cosignature(s) verified: ${cosigners.join(', ')}${ignored}`);
+    else step('cosignatures', 'skipped', `no cosignature by a trusted witness (${opts.witnesses.length} trusted)${ignored}`);
   }
 
-  // 4. Anchor: consistency to the anchored checkpoint, then the chain.
+  // 4. Anchor: consistency to the anchored checkpoint, then the pinned chain.
   if (!bundle.anchor) {
     step('anchor', 'skipped', 'unanchored: no chain anchor covers this checkpoint yet');
-    return finish(steps, cosigners, false, opts.requireAnchor);
+    return finish(false);
   }
   const anchor = bundle.anchor;
   let anchored: { size: number; root: Uint8Array } | undefined;
-  const consistent = cpOk && await attempt('anchor-consistency', () => {
-    const verifier = parseVerifierKey(bundle.log.verifierKey);
-    const opened = openCheckpoint(anchor.checkpoint, { log: verifier, origin: bundle.log.origin });
+  const consistent = logKey !== undefined && await attempt('anchor-consistency', () => {
+    const opened = openCheckpoint(anchor.checkpoint, { log: logKey!, origin: bundle.log.origin });
     anchored = { size: opened.checkpoint.size, root: opened.checkpoint.root };
     if (anchored.size < checkpointSize) throw new Error(`the anchored checkpoint (size ${anchored.size}) is older than the proof checkpoint (size ${checkpointSize})`);
     if (!verifyConsistency(checkpointSize, anchored.size, anchor.consistency.map(unhex), checkpointRoot, anchored.root)) {
@@ -187,53 +240,46 @@ export async function verifyProofBundle(bundle: ProofBundle, opts: VerifyOptions
     }
     return `size ${checkpointSize} is a prefix of the anchored size ${anchored.size}`;
   });
-  const endpoint = opts.substrateEndpoint ?? anchor.endpoint;
   if (!consistent || !anchored) {
     step('anchor-chain', 'failed', 'not checked: the anchored checkpoint does not cover this proof');
-  } else if (!endpoint || !opts.checkAnchor) {
-    step('anchor-chain', 'skipped', 'no Substrate endpoint given (--substrate ws://...)');
-    return finish(steps, cosigners, false, opts.requireAnchor);
-  } else {
-    const origin = parseCheckpoint(parseNote(anchor.checkpoint).text).origin;
-    const chain = await opts.checkAnchor({
-      endpoint,
-      blockHash: anchor.blockHash,
-      extrinsicIndex: anchor.extrinsicIndex,
-      expected: { origin, size: anchored.size, root: anchored.root, signerPublicKey: unhex(anchor.signerPublicKey), genesisHash: anchor.genesisHash },
-      signal: opts.signal,
-    }).catch((err: Error) => ({ ok: false, steps: [{ name: 'chain', status: 'failed' as const, detail: err.message }] }));
-    for (const s of chain.steps) step(`anchor-${s.name}`, s.status, s.detail);
-    // The anchoring account must be a key of the node's DID.
-    await attempt('anchor-signer-in-did', async () => {
-      const keys = await opts.resolver.resolveKeys(bundle.log.nodeDid);
-      const signer = unhex(anchor.signerPublicKey);
-      const listed = [...keys.assertionMethod.values(), ...keys.authentication.values()].some((k) => bytesEqual(k, signer));
-      if (!listed) throw new Error(`the anchoring key ${anchor.signerPublicKey} is not in ${bundle.log.nodeDid}'s DID document`);
-      return 'the anchoring account is a key of the node DID';
-    });
-    return finish(steps, cosigners, chain.ok);
+    return finish(false);
   }
-  return finish(steps, cosigners, false, opts.requireAnchor);
+  // The chain and its genesis are the verifier's: a bundle naming its own chain could name one its
+  // log operator runs alone.
+  if (!opts.substrateEndpoint || !opts.genesisHash || !opts.checkAnchor) {
+    missing.push(MISSING.chain);
+    step('anchor-chain', 'skipped', `not checked: ${MISSING.chain}; the bundle names ${anchor.endpoint ?? 'no endpoint'} and genesis ${anchor.genesisHash}, which are not trusted`);
+    return finish(false);
+  }
+  const chain = await opts.checkAnchor({
+    endpoint: opts.substrateEndpoint,
+    blockHash: anchor.blockHash,
+    extrinsicIndex: anchor.extrinsicIndex,
+    expected: { origin: bundle.log.origin, size: anchored.size, root: anchored.root, signerPublicKey: unhex(anchor.signerPublicKey), genesisHash: opts.genesisHash },
+    signal: opts.signal,
+  }).catch((err: Error) => ({ ok: false, steps: [{ name: 'chain', status: 'failed' as const, detail: err.message }] }));
+  for (const s of chain.steps) step(`anchor-${s.name}`, s.status, s.detail);
+  // The anchoring account must be an assertion key of the trusted log's DID.
+  const signerOk = await attempt('anchor-signer-in-did', async () => {
+    const keys = await opts.resolver.resolveKeys(logDid);
+    const signer = unhex(anchor.signerPublicKey);
+    if (![...keys.assertionMethod.values()].some((k) => bytesEqual(k, signer))) throw new Error(`the anchoring key ${anchor.signerPublicKey} is not an assertion key of ${logDid}`);
+    return 'the anchoring account is a key of the log DID';
+  });
+  return finish(chain.ok && signerOk);
 }
 
-function finish(steps: VerifyStepResult[], cosigners: string[], anchored: boolean, requireAnchor = false): VerifyReport {
-  if (!anchored && requireAnchor && !steps.some((s) => s.status === 'failed')) {
-    steps.push({ name: 'require-anchor', status: 'failed', detail: '--require-anchor: the proof is not anchored on a chain' });
-  }
-  const failed = steps.some((s) => s.status === 'failed');
-  return { ok: !failed, anchored, result: failed ? 'invalid' : anchored ? 'valid' : 'valid-unanchored', steps, cosigners };
-}
-
-/** Verifies the checkpoint's cosignature lines named by a DID against that DID's keys. */
-async function checkCosignatures(note: string, origin: string, resolver: DidResolver): Promise<{ verified: string[]; failures: string[]; unknown: number }> {
+/** Verifies the checkpoint's cosignature lines by trusted witnesses; other lines are only listed. */
+async function checkCosignatures(note: string, origin: string, witnesses: readonly string[], resolver: DidResolver): Promise<{ verified: string[]; failures: string[]; ignored: string[] }> {
   const parsed = parseNote(note);
   const verified = new Set<string>();
   const failures: string[] = [];
-  let unknown = 0;
+  const ignored = new Set<string>();
   for (const sig of parsed.signatures) {
     if (sig.name === origin) continue; // the log's own signature
-    if (!sig.name.startsWith('did:')) {
-      unknown++;
+    // A line by anyone else is not resolved at all: its name is the bundle's word, not the verifier's.
+    if (!witnesses.includes(sig.name)) {
+      ignored.add(sig.name);
       continue;
     }
     try {
@@ -246,5 +292,5 @@ async function checkCosignatures(note: string, origin: string, resolver: DidReso
       failures.push(`cosignature by ${sig.name} does not verify: ${(err as Error).message}`);
     }
   }
-  return { verified: [...verified], failures, unknown };
+  return { verified: [...verified], failures, ignored: [...ignored] };
 }

@@ -20,6 +20,8 @@ export interface ProvenanceDeps {
   witnessing?: {
     cosigned: (minSize: number) => { size: number; note: string } | undefined;
     cosign: (req: { note: string; oldSize: number; consistency: Uint8Array[]; logDid: string }) => Promise<string>;
+    /** DIDs of the witnesses this node asks to cosign (known locally: no lookup). */
+    witnesses: () => string[];
   };
 }
 
@@ -66,6 +68,7 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
         anchorLagEntries: anchor ? anchor.lagEntries : 0,
         anchorLagMs: anchor ? anchor.lagMs : 0,
         lastAnchorError: anchor?.lastError ?? '',
+        witnesses: deps.witnessing?.witnesses() ?? [],
       });
     },
     // The note's signature by a key of log_did authenticates the request; peers normally use the
@@ -85,15 +88,20 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
         },
       );
     },
+    // A mailbox holder's check of a bundle of this node's log: the log key is this node's own (its DID
+    // document is registered locally) and only its configured witnesses count, so the only DIDs resolved
+    // are ones the node already chose to trust; a bundle cannot make it dial an address of its choosing.
+    // Anchors are checked with the CLI, on a chain the user pins.
     Verify: (call, callback) => {
       let bundle: ProofBundle;
       try {
+        authenticateMailbox(storage, call.metadata);
         bundle = JSON.parse(call.request.bundleJson) as ProofBundle;
-      } catch {
-        callback(toGrpcError(new GatewayError('INVALID_ARGUMENT', 'bundle_json is not JSON')));
+      } catch (err) {
+        callback(toGrpcError(err instanceof SyntaxError ? new GatewayError('INVALID_ARGUMENT', 'bundle_json is not JSON') : err));
         return;
       }
-      verifyProofBundle(bundle, { resolver: deps.resolver }).then(
+      verifyProofBundle(bundle, { resolver: deps.resolver, logDid: deps.nodeDid, witnesses: deps.witnessing?.witnesses() ?? [] }).then(
         (report) => callback(null, { ok: report.ok, steps: report.steps }),
         (err) => callback(toGrpcError(err)),
       );

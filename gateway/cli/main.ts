@@ -6,7 +6,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { initNode } from '../node-files.ts';
 import { loadConfig, redactConfig } from '../config.ts';
 import { addMailbox, listMailboxes, removeMailbox, renewMailboxToken, READY_FILE } from '../mailboxes.ts';
-import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../client.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type MailboxProfile } from '../client.ts';
 import { GatewayError } from '../errors.ts';
 import { unary } from '../client.ts';
 import { verifyProofBundle, type ProofBundle, type AnchorChecker } from '../proof.ts';
@@ -38,7 +38,10 @@ const USAGE = `usage: aftersmtp <command> [options]
   subscribe --profile FILE [--node HOST:PORT] [--count N] [--from-cursor N] [--save-dir DIR]
   ledger status --profile FILE [--node HOST:PORT]
   proof MESSAGE_ID --profile FILE [--node HOST:PORT]          (prints a self-contained proof bundle)
-  verify BUNDLE.json [--signed FILE | --envelope FILE [--profile FILE]] [--substrate ws://...] [--require-anchor] [--min-cosignatures N]
+  verify BUNDLE.json (--profile FILE | --node-did DID) [--witness DID ...] [--signed FILE | --envelope FILE]
+         [--substrate ws://... --genesis 0x...] [--require-anchor] [--min-cosignatures N]
+         (the log key comes from the node of --profile or from --node-did, the witnesses from --witness or
+          that node, the chain from --substrate and --genesis: never from the bundle)
   config print --data DIR
   backup --data DIR --out NEWDIR                      (a consistent copy, also of a running node)
   status --data DIR                                   (node status through the Admin API)
@@ -81,6 +84,9 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       substrate: { type: 'string' },
       'require-anchor': { type: 'boolean' },
       'min-cosignatures': { type: 'string' },
+      'node-did': { type: 'string' },
+      witness: { type: 'string', multiple: true },
+      genesis: { type: 'string' },
       did: { type: 'string' },
       endpoint: { type: 'string' },
       'admin-token': { type: 'string' },
@@ -262,7 +268,7 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'verify': {
-      if (!sub) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp verify BUNDLE.json [--signed FILE | --envelope FILE] [--substrate ws://...]');
+      if (!sub) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp verify BUNDLE.json (--profile FILE | --node-did DID) [--witness DID ...] [--signed FILE | --envelope FILE] [--substrate ws://... --genesis 0x...]');
       return verifyCommand(sub, flags);
     }
     case 'status': {
@@ -388,8 +394,25 @@ async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> 
     throw new GatewayError('INVALID_ARGUMENT', `cannot read the proof bundle ${bundleFile}: ${(err as Error).message}`);
   }
   const profile = typeof flags.profile === 'string' ? readProfile(flags.profile) : undefined;
+  const nodeDid = flags['node-did'] as string | undefined;
+  const witnessFlags = (flags.witness as string[] | undefined) ?? [];
+  for (const did of [nodeDid, ...witnessFlags]) {
+    if (did !== undefined && !/^did:[a-z0-9]+:\S+$/.test(did)) throw new GatewayError('INVALID_ARGUMENT', `"${did}" is not a DID`);
+  }
+  const genesis = flags.genesis as string | undefined;
+  if (genesis !== undefined && !/^0x[0-9a-f]{64}$/i.test(genesis)) throw new GatewayError('INVALID_ARGUMENT', '--genesis must be a 0x-prefixed 32-byte hex hash');
   // did:key verifies offline; did:web documents are fetched over HTTPS (the profile's CA and hosts apply).
   const resolver = profile ? profileResolver(profile) : createDidResolver({});
+  // The trusted log: --node-did, else the profile's node. Its witnesses: --witness, else (for the
+  // profile's node) the ones that node is configured to ask, read from it over the profile's TLS.
+  const logDid = nodeDid ?? profile?.node.did;
+  let witnesses: string[] | undefined = witnessFlags.length ? witnessFlags : undefined;
+  if (!witnesses && profile && !nodeDid) {
+    witnesses = await nodeWitnesses(profile, flags.node as string | undefined).catch((err: Error) => {
+      process.stderr.write(`aftersmtp: the node's witness list could not be read (${err.message}); no witness counts\n`);
+      return undefined;
+    });
+  }
   let signedMessage: Uint8Array | undefined;
   let statedMessageHash: Uint8Array | undefined;
   if (typeof flags.signed === 'string') signedMessage = new Uint8Array(readFileSync(flags.signed));
@@ -402,7 +425,10 @@ async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> 
     resolver,
     signedMessage,
     statedMessageHash,
-    substrateEndpoint: flags.substrate as string | undefined,
+    logDid,
+    witnesses,
+    substrateEndpoint: (flags.substrate as string | undefined) || undefined,
+    genesisHash: genesis,
     requireAnchor: flags['require-anchor'] === true,
     minCosignatures: intFlag(flags, 'min-cosignatures') ?? 0,
     checkAnchor: anchorChecker,
@@ -411,10 +437,22 @@ async function verifyCommand(bundleFile: string, flags: Flags): Promise<number> 
   if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else {
     for (const s of report.steps) process.stdout.write(`${s.status.padEnd(7)} ${s.name}: ${s.detail}\n`);
-    process.stdout.write(`cosigned by ${report.cosigners.length} witness(es)${report.cosigners.length ? `: ${report.cosigners.join(', ')}` : ''}\n`);
-    process.stdout.write(`result: ${report.result}\n`);
+    process.stdout.write(`cosigned by ${report.cosigners.length} trusted witness(es)${report.cosigners.length ? `: ${report.cosigners.join(', ')}` : ''}\n`);
+    for (const m of report.missing) process.stdout.write(`not checked, ${m}\n`);
+    process.stdout.write(`result: ${report.result}${report.missing.length ? ` (${report.missing.length} trust input(s) missing)` : ''}\n`);
   }
   return report.ok ? 0 : 1;
+}
+
+/** The witnesses the profile's node asks to cosign its log (LedgerStatus, over the node's pinned CA). */
+async function nodeWitnesses(profile: MailboxProfile, nodeAddress?: string): Promise<string[]> {
+  const clients = connect(profile, nodeAddress);
+  try {
+    const r = await unary(clients.provenance.LedgerStatus.bind(clients.provenance), {}, clients.metadata) as LedgerStatusReply__Output;
+    return r.witnesses;
+  } finally {
+    clients.close();
+  }
 }
 
 async function startNode(dataDir: string): Promise<number> {

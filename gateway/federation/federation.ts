@@ -104,6 +104,22 @@ export class Federation {
     return [...domains].sort();
   }
 
+  /**
+   * The DIDs of witnessDomains() known without a lookup: from a route, or from the authenticated
+   * connection that obtained its cosignature or carried mail. A domain not yet reached has none yet.
+   */
+  witnessDids(): string[] {
+    const { config, storage } = this.opts;
+    const connected = new Map(this.outbound.peerStatus().map((p) => [p.domain.toLowerCase(), p.did]));
+    const dids = new Set<string>();
+    for (const domain of this.witnessDomains()) {
+      const did = config.federation.routes.find((r) => r.domain.toLowerCase() === domain)?.did
+        ?? storage.routeFor(domain)?.did ?? (this.cosignatures.status(domain)?.did || connected.get(domain));
+      if (did) dids.add(did);
+    }
+    return [...dids];
+  }
+
   /** Refusals since start by reason: relayed envelopes, peers, and cosign requests ("cosign.CODE"). */
   /** Relay receipts this node signed for peers, and the signatures that took (batches share one). */
   receiptStats(): { receipts: number; signatures: number } {

@@ -344,8 +344,8 @@ export class CosignCollector {
     clearTimeout(timer);
   }
 
-  /** Per witness domain: what it cosigned last and the last error. */
-  status(domain: string): WitnessStatus | undefined {
+  /** Per witness domain: its DID once reached, what it cosigned last and the last error. */
+  status(domain: string): (WitnessStatus & { did: string }) | undefined {
     return this.#status.get(domain);
   }
 

@@ -16,6 +16,9 @@ describe('provenance: proof bundles and verify, anchored on a real chain', () =>
   let node: RunningNode;
   let bundleFile: string;
   let signedFile: string;
+  // The verifier's trust: the log key from bob's node (his profile), the chain pinned by its genesis.
+  const bob = join(dir.path, 'bob.json');
+  const trust = () => ['--profile', bob, '--genesis', chain.genesisHash];
 
   beforeAll(async () => {
     chain = await startChain();
@@ -42,7 +45,6 @@ describe('provenance: proof bundles and verify, anchored on a real chain', () =>
 
   it('anchors, proves and verifies a message end to end', async () => {
     const alice = join(dir.path, 'alice.json');
-    const bob = join(dir.path, 'bob.json');
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await runCli(['send', '--profile', alice, '--node', node.ready.grpc, '--to', 'bob@prov.test', '--subject', `p${i}`, '--body', 'proof me', '--json']);
@@ -75,7 +77,7 @@ describe('provenance: proof bundles and verify, anchored on a real chain', () =>
     writeFileSync(bundleFile, proof.stdout);
     signedFile = join(saved, `${ids[1]}.signed`);
 
-    const v = await runCli(['verify', bundleFile, '--signed', signedFile, '--substrate', chain.endpoint, '--require-anchor', '--json']);
+    const v = await runCli(['verify', bundleFile, '--signed', signedFile, ...trust(), '--substrate', chain.endpoint, '--require-anchor', '--json']);
     expect(v.code, v.stdout + v.stderr).toBe(0);
     const report = JSON.parse(v.stdout);
     expect(report.result).toBe('valid');
@@ -90,7 +92,7 @@ describe('provenance: proof bundles and verify, anchored on a real chain', () =>
     mutate(bundle);
     const file = join(dir.path, `tampered-${Math.random().toString(36).slice(2)}.json`);
     writeFileSync(file, JSON.stringify(bundle));
-    const v = await runCli(['verify', file, '--signed', signedFile, '--substrate', chain.endpoint, '--json', ...extra], { timeoutMs: 60_000 });
+    const v = await runCli(['verify', file, '--signed', signedFile, ...trust(), '--substrate', chain.endpoint, '--json', ...extra], { timeoutMs: 60_000 });
     expect(v.code, v.stdout).toBe(1);
     const report = JSON.parse(v.stdout);
     expect(report.result).toBe('invalid');
@@ -147,7 +149,7 @@ describe('provenance: proof bundles and verify, anchored on a real chain', () =>
     const altered = join(dir.path, 'altered.signed');
     writeFileSync(altered, signed);
     const bundle = readFileSync(bundleFile, 'utf8');
-    const v = await runCli(['verify', bundleFile, '--signed', altered, '--json']);
+    const v = await runCli(['verify', bundleFile, '--signed', altered, '--profile', bob, '--json']);
     expect(v.code).toBe(1);
     const steps = Object.fromEntries(JSON.parse(v.stdout).steps.map((s: any) => [s.name, s.status]));
     expect(steps['message-hash']).toBe('failed');
@@ -155,11 +157,11 @@ describe('provenance: proof bundles and verify, anchored on a real chain', () =>
   });
 
   it('says unanchored plainly without a chain, and --require-anchor makes that a failure', async () => {
-    const v = await runCli(['verify', bundleFile, '--signed', signedFile, '--json', '--substrate', '']);
+    const v = await runCli(['verify', bundleFile, '--signed', signedFile, '--profile', bob, '--json', '--substrate', '']);
     const report = JSON.parse(v.stdout);
     expect(v.code).toBe(0);
     expect(report.result).toBe('valid-unanchored');
-    const strict = await runCli(['verify', bundleFile, '--signed', signedFile, '--json', '--substrate', '', '--require-anchor']);
+    const strict = await runCli(['verify', bundleFile, '--signed', signedFile, '--profile', bob, '--json', '--substrate', '', '--require-anchor']);
     expect(strict.code).toBe(1);
     expect(JSON.parse(strict.stdout).steps.at(-1).name).toBe('require-anchor');
   });

@@ -112,13 +112,20 @@ describe('witnessing between three nodes', { timeout: 180_000 }, () => {
     expect(bundle.cosigners.sort()).toEqual([a.did, c.did].sort());
     writeFileSync(bundleFile, bundle.json);
 
-    const report = await cli(['verify', bundleFile, '--min-cosignatures', '2']);
+    // Trusted through bob's profile: B's log key, and the witnesses B is configured to ask (A and C).
+    const trusted = ['--profile', profile('bob'), '--node', b.proc!.ready.grpc];
+    const report = await cli(['verify', bundleFile, ...trusted, '--min-cosignatures', '2']);
     expect(report.ok).toBe(true);
     expect(report.cosigners.sort()).toEqual([a.did, c.did].sort());
     expect(report.steps.find((s: { name: string }) => s.name === 'cosignatures').status).toBe('ok');
+    // Or named by the verifier: only the witnesses it lists count.
+    const named = await cli(['verify', bundleFile, '--node-did', b.did, '--witness', a.did, '--witness', c.did, '--min-cosignatures', '2']);
+    expect(named.cosigners.sort()).toEqual([a.did, c.did].sort());
+    const onlyA = await cli(['verify', bundleFile, '--node-did', b.did, '--witness', a.did, '--min-cosignatures', '2'], 1);
+    expect(onlyA.cosigners).toEqual([a.did]);
 
     // Asking for more witnesses than signed fails; so does a cosignature that was tampered with.
-    const tooFew = await cli(['verify', bundleFile, '--min-cosignatures', '3'], 1);
+    const tooFew = await cli(['verify', bundleFile, ...trusted, '--min-cosignatures', '3'], 1);
     expect(tooFew.steps.find((s: { name: string }) => s.name === 'cosignatures')).toMatchObject({ status: 'failed', detail: expect.stringContaining('at least 3') });
     const parsed = JSON.parse(bundle.json) as { checkpoint: string };
     const lines = parsed.checkpoint.split('\n');
@@ -128,7 +135,7 @@ describe('witnessing between three nodes', { timeout: 180_000 }, () => {
     lines[witnessLine] = `— ${a.did} ${Buffer.from(sig).toString('base64')}`;
     const tamperedFile = join(dir.path, 'tampered.json');
     writeFileSync(tamperedFile, JSON.stringify({ ...parsed, checkpoint: lines.join('\n') }));
-    const tampered = await cli(['verify', tamperedFile], 1);
+    const tampered = await cli(['verify', tamperedFile, ...trusted], 1);
     expect(tampered.steps.find((s: { name: string }) => s.name === 'cosignatures')).toMatchObject({ status: 'failed', detail: expect.stringContaining(a.did) });
 
     // Every node reports what its peers cosigned.

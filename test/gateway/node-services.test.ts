@@ -66,8 +66,10 @@ describe('node services', () => {
     const proof = await unary(clients.provenance.GetProof.bind(clients.provenance), { messageHash: Buffer.from(hashes[2]!, 'hex') }, clients.metadata) as { json: string };
     const bundle = JSON.parse(proof.json);
     expect(bundle.leafIndex).toBe(2);
-    const report = await verifyProofBundle(bundle, { resolver: createDidResolver({}) });
+    const report = await verifyProofBundle(bundle, { resolver: createDidResolver({}), logDid: node.keys.did, witnesses: [] });
     expect(report.result).toBe('valid-unanchored');
+    // Without a trusted log DID the bundle's own key proves nothing.
+    expect((await verifyProofBundle(bundle, { resolver: createDidResolver({}) })).result).toBe('unverified');
     // Server-side verification says the same; a tampered bundle fails there too.
     const server = await unary(clients.provenance.Verify.bind(clients.provenance), { bundleJson: proof.json }, clients.metadata) as { ok: boolean };
     expect(server.ok).toBe(true);

@@ -20,6 +20,11 @@ export interface LedgerStatusReply {
   'anchorLagEntries'?: (number | string | Long);
   'anchorLagMs'?: (number | string | Long);
   'lastAnchorError'?: (string);
+  /**
+   * DIDs of the witnesses this node asks to cosign its checkpoints (its configured witness peers):
+   * what `aftersmtp verify --profile` trusts as witnesses of this node's log.
+   */
+  'witnesses'?: (string)[];
 }
 
 export interface LedgerStatusReply__Output {
@@ -39,4 +44,9 @@ export interface LedgerStatusReply__Output {
   'anchorLagEntries': (number);
   'anchorLagMs': (number);
   'lastAnchorError': (string);
+  /**
+   * DIDs of the witnesses this node asks to cosign its checkpoints (its configured witness peers):
+   * what `aftersmtp verify --profile` trusts as witnesses of this node's log.
+   */
+  'witnesses': (string)[];
 }
