@@ -160,8 +160,9 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
   const server = await issueServerCertificate(ca, { ...names, validDays: 825 });
   writeSecretFile(dataPath(dataDir, config.tls.keyFile), server.keyPem);
   // The served chain: leaf then CA (PEM blocks each end with a newline).
-  writeFileSync(dataPath(dataDir, config.tls.certFile), [server.certPem, ca.certPem].map((p) => p.trimEnd()).join('\n') + '\n');
-  writeFileSync(dataPath(dataDir, config.tls.caFile), ca.certPem);
+  // Certificates are public, but only the owner may change them (0644 whatever the umask).
+  writeFileSync(dataPath(dataDir, config.tls.certFile), [server.certPem, ca.certPem].map((p) => p.trimEnd()).join('\n') + '\n', { mode: 0o644 });
+  writeFileSync(dataPath(dataDir, config.tls.caFile), ca.certPem, { mode: 0o644 });
   writeSecretFile(join(dataDir, 'tls', 'ca.key'), ca.keyPem);
 
   // The admin token also stays in the data directory (0600) so the CLI on this host can use the Admin API.

@@ -430,7 +430,7 @@ async function startNode(dataDir: string): Promise<number> {
   const node = new AfterSmtpNode({ dataDir });
   const ready = await node.start();
   const readyFile = join(dataDir, READY_FILE);
-  writeFileSync(readyFile, JSON.stringify({ ...ready, pid: process.pid }));
+  writeFileSync(readyFile, JSON.stringify({ ...ready, pid: process.pid }), { mode: 0o644 });
   process.stdout.write(`${JSON.stringify(ready)}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
