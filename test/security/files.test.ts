@@ -253,7 +253,12 @@ describe('11 the node\'s own CA is trusted for the node\'s own names only', { ti
       'IP:0:0:0:0:0:0:0:1/FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF',
     ]);
     expect(text).not.toContain('Excluded:');
-    // The node's own server certificate verifies under it (OpenSSL enforces the constraints).
-    expect(execFileSync('openssl', ['verify', '-CAfile', join(data, 'tls', 'ca.crt'), join(data, 'tls', 'server.crt')], { encoding: 'utf8' })).toContain(': OK');
+    // The node's own server certificate verifies under it; one for another name, made with its key, does not.
+    const verify = (cert: string) => execFileSync('openssl', ['verify', '-CAfile', join(data, 'tls', 'ca.crt'), cert], { encoding: 'utf8', stdio: 'pipe' });
+    expect(verify(join(data, 'tls', 'server.crt'))).toContain(': OK');
+    const ca = { certPem: readFileSync(join(data, 'tls', 'ca.crt'), 'utf8'), keyPem: readFileSync(join(data, 'tls', 'ca.key'), 'utf8') };
+    const evil = join(dir.path, 'evil.crt');
+    writeFileSync(evil, (await issueServerCertificate(ca, { dnsNames: ['evil.test'], validDays: 1 })).certPem);
+    expect(() => verify(evil)).toThrow(/permitted subtree violation/);
   });
 });
