@@ -39,7 +39,7 @@ export class NodeAnchoring {
         load: () => (existsSync(opts.stateFile) ? (JSON.parse(readFileSync(opts.stateFile, 'utf8')) as AnchorRecord) : undefined),
         save: (record) => {
           // Atomic replace: a crash leaves the previous record or the new one, never half of one.
-          writeFileSync(`${opts.stateFile}.tmp`, JSON.stringify(record));
+          writeFileSync(`${opts.stateFile}.tmp`, JSON.stringify(record), { mode: 0o644 });
           renameSync(`${opts.stateFile}.tmp`, opts.stateFile);
         },
       },

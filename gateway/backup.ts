@@ -1,10 +1,11 @@
 // A consistent copy of a node's data directory, taken while the node runs.
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { GatewayError } from './errors.ts';
 import { READY_FILE } from './mailboxes.ts';
 import { openNodeFiles } from './node-files.ts';
+import { createPrivateFile, tightenModes } from './private-files.ts';
 
 export interface BackupResult {
   out: string;
@@ -23,8 +24,9 @@ const SQLITE_SIDE_FILE = /-(wal|shm|journal)$/;
  * transaction that never blocks the node's writer. The store goes first and the transparency log
  * second: the node appends a message's leaf before it stores the envelope, so the later log snapshot
  * holds the leaf of every message in the store snapshot, at the index its receipt names (a few newer
- * leaves without envelopes are harmless, as after a failed store). Every other file is copied with its
- * mode; the copy is a complete data directory (`aftersmtp start --data OUT`).
+ * leaves without envelopes are harmless, as after a failed store). Every other file is copied. The copy
+ * is for the node's user alone: directories 0700, files 0600 (or narrower, as the original); it is a
+ * complete data directory (`aftersmtp start --data OUT`).
  */
 export function backupNode(opts: { dataDir: string; out: string }): BackupResult {
   const { dataDir, out } = opts;
@@ -40,7 +42,9 @@ export function backupNode(opts: { dataDir: string; out: string }): BackupResult
       throw new GatewayError('INVALID_ARGUMENT', `the database ${file} is outside the data directory; back it up with the node's files yourself`);
     }
   }
+  // The copy holds the node's keys: only its owner may enter it, even if it existed (empty) before.
   mkdirSync(out, { recursive: true, mode: 0o700 });
+  tightenModes([out]);
 
   const databases: string[] = [];
   let files = 0;
@@ -48,14 +52,14 @@ export function backupNode(opts: { dataDir: string; out: string }): BackupResult
     for (const entry of readdirSync(join(dataDir, dir), { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) {
-        mkdirSync(join(out, path), { mode: statSync(join(dataDir, path)).mode & 0o777 });
+        mkdirSync(join(out, path), { mode: 0o700 });
         walk(path);
       } else if (entry.isFile() && !SQLITE_SIDE_FILE.test(entry.name) && path !== READY_FILE) {
         if (isSqlite(join(dataDir, path))) {
           databases.push(path);
         } else {
-          copyFileSync(join(dataDir, path), join(out, path));
-          chmodSync(join(out, path), statSync(join(dataDir, path)).mode & 0o777);
+          copyFileSync(join(dataDir, path), join(out, path), constants.COPYFILE_EXCL);
+          chmodSync(join(out, path), statSync(join(dataDir, path)).mode & 0o600);
           files++;
         }
       }
@@ -67,13 +71,13 @@ export function backupNode(opts: { dataDir: string; out: string }): BackupResult
   for (const path of databases) {
     const source = new DatabaseSync(join(dataDir, path), { readOnly: true });
     try {
+      createPrivateFile(join(out, path)); // VACUUM INTO fills an empty file and keeps its mode
       source.exec(`VACUUM INTO '${join(out, path).replaceAll("'", "''")}'`);
     } catch (err) {
       throw new GatewayError('STORAGE', `cannot snapshot ${join(dataDir, path)}: ${(err as Error).message}`, { cause: err });
     } finally {
       source.close();
     }
-    chmodSync(join(out, path), 0o600);
   }
   return { out, databases, files };
 

@@ -12,6 +12,7 @@ import {
   openEnvelope,
   verifySignedMessage,
   extractKeys,
+  parseDidWeb,
   type DidResolver,
 } from '../identity/index.ts';
 import type { KeyMaterial } from './node-files.ts';
@@ -27,7 +28,8 @@ export interface MailboxProfile {
   signing: KeyMaterial;
   agreement: KeyMaterial;
   token: string;
-  node: { grpc: string; did: string; ca: string };
+  /** `names`: the DNS names and IPs the node's CA issues for (absent in profiles made before it existed). */
+  node: { grpc: string; did: string; ca: string; names?: string[] };
   /** did:web host overrides the client needs to reach its node's HTTPS (non-standard ports). */
   didWebHosts: Record<string, string>;
 }
@@ -78,8 +80,17 @@ function isIpTarget(target: string): boolean {
   return isIP(host) !== 0;
 }
 
+/**
+ * did:web resolution for the app: the node's CA is trusted only for the node's own names (from the
+ * profile, or, in an older profile, the mailbox's domain and the node's did:web host); other hosts need a
+ * certificate from the system's roots.
+ */
 export function profileResolver(profile: MailboxProfile): DidResolver {
-  return createDidResolver({ ca: [profile.node.ca], hostMap: profile.didWebHosts ?? {} });
+  const names = profile.node.names ?? [
+    'localhost', '127.0.0.1', '::1', profile.address.split('@')[1] ?? '',
+    ...(profile.node.did.startsWith('did:web:') ? [parseDidWeb(profile.node.did).host] : []),
+  ];
+  return createDidResolver({ ownCa: { ca: profile.node.ca, hosts: names.filter(Boolean) }, hostMap: profile.didWebHosts ?? {} });
 }
 
 export function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown, req: Req, md: grpc.Metadata): Promise<Res> {

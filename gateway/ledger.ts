@@ -6,6 +6,7 @@ import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePa
 import type { Receipt } from '../proto/index.ts';
 import { GatewayError, openingFile, storageFailure } from './errors.ts';
 import { WalSyncer } from './wal-sync.ts';
+import { createPrivateFile } from './private-files.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 
 /** The latest anchor of this log on a chain, as the anchoring service records it. */
@@ -35,7 +36,10 @@ export class NodeLedger {
   constructor(opts: NodeLedgerOptions) {
     this.opts = opts;
     // Commits write the WAL; the fsync runs off the event loop (see wal-sync.ts).
-    this.log = openingFile('the transparency log', opts.file, () => TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey, durability: 'deferred' }));
+    this.log = openingFile('the transparency log', opts.file, () => {
+      createPrivateFile(opts.file); // as the store (storage.ts): 0600, and so its -wal/-shm
+      return TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey, durability: 'deferred' });
+    });
     this.walSyncer = new WalSyncer(opts.file);
     this.published = this.log.latestCheckpoint();
   }

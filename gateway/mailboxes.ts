@@ -4,7 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { dataPath, type NodeConfig } from './config.ts';
-import { openNodeFiles, generateIdentity, writeSecretFile, b64u, fromB64u } from './node-files.ts';
+import { openNodeFiles, generateIdentity, nodeTlsNames, b64u, fromB64u } from './node-files.ts';
+import { refuseSharedFile, writeSecretFile } from './private-files.ts';
 import { Storage, MAILBOX_REREAD_MS } from './storage.ts';
 import { tokenSha256 } from './mailbox-service.ts';
 import { GatewayError } from './errors.ts';
@@ -24,6 +25,7 @@ export function addMailbox(args: { dataDir: string; address: string; profileFile
   if (!config.node.domains.includes(domain)) {
     throw new GatewayError('INVALID_ARGUMENT', `${domain} is not a domain of this node (${config.node.domains.join(', ')})`);
   }
+  refuseSharedFile(args.profileFile); // before the mailbox exists: a refusal changes nothing
   const identity = generateIdentity({ method: config.node.didMethod, domain: nodeKeys.did.startsWith('did:web:') ? nodeKeys.did.slice('did:web:'.length) : domain, path: ['users', local] });
   const token = newToken();
   withStore(dataDir, config, (storage) => {
@@ -46,6 +48,7 @@ export function addMailbox(args: { dataDir: string; address: string; profileFile
   if (config.node.didMethod === 'web' && httpAddress) {
     for (const d of config.node.domains) didWebHosts[d] = httpAddress;
   }
+  const names = nodeTlsNames(config);
   const profile: MailboxProfile = {
     version: 1,
     address,
@@ -53,7 +56,7 @@ export function addMailbox(args: { dataDir: string; address: string; profileFile
     signing: identity.signing,
     agreement: identity.agreement,
     token,
-    node: { grpc: grpcAddress, did: nodeKeys.did, ca: readFileSync(dataPath(dataDir, config.tls.caFile), 'utf8') },
+    node: { grpc: grpcAddress, did: nodeKeys.did, ca: readFileSync(dataPath(dataDir, config.tls.caFile), 'utf8'), names: [...names.dnsNames, ...names.ipAddresses] },
     didWebHosts,
   };
   writeSecretFile(args.profileFile, JSON.stringify(profile, null, 2));
@@ -90,6 +93,7 @@ export function renewMailboxToken(args: { dataDir: string; address: string; prof
   const address = args.address.trim().toLowerCase();
   const profile = args.profileFile ? readProfile(args.profileFile) : undefined;
   if (profile && profile.address !== address) throw new GatewayError('INVALID_ARGUMENT', `${args.profileFile} is the profile of ${profile.address}, not ${address}`);
+  if (args.profileFile) refuseSharedFile(args.profileFile); // before the old token stops working
   const token = newToken();
   withStore(args.dataDir, config, (storage) => storage.setMailboxToken(address, tokenSha256(token)));
   if (profile && args.profileFile) writeSecretFile(args.profileFile, JSON.stringify({ ...profile, token }, null, 2));

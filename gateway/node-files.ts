@@ -1,6 +1,6 @@
 // Creating and reading a node's data directory: config, identity keys, DID document, TLS material, store.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import YAML from 'yaml';
 import {
@@ -22,6 +22,7 @@ import { CONFIG_FILE, dataPath, loadConfig, parseConfig, type ConfigInput, type 
 import { GatewayError } from './errors.ts';
 import { Storage } from './storage.ts';
 import { tokenSha256 } from './mailbox-service.ts';
+import { tightenModes, writeSecretFile, type ModeFix } from './private-files.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 
@@ -56,14 +57,53 @@ export interface InitResult {
   did: string;
   config: NodeConfig;
   adminToken: string;
+  /** Modes narrowed in a data directory that existed before (e.g. made 0755 by the operator). */
+  fixedModes: ModeFix[];
 }
 
 export const b64u = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 export const fromB64u = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
 
-export function writeSecretFile(path: string, content: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, content, { mode: 0o600 });
+/**
+ * The names the node's TLS certificates are for, and the only ones its CA may issue for (the CA's
+ * NameConstraints) and is trusted for when fetching did:web documents: "localhost", the node's domains
+ * (without a port) and the loopback addresses.
+ */
+export function nodeTlsNames(config: NodeConfig): { dnsNames: string[]; ipAddresses: string[] } {
+  const domains = config.node.domains.map((d) => d.toLowerCase().replace(/:[0-9]+$/, ''));
+  return { dnsNames: [...new Set(['localhost', ...domains])], ipAddresses: ['127.0.0.1', '::1'] };
+}
+
+/**
+ * What the node keeps from other users: the data directory and the directories of its keys (those
+ * inside the data directory), its configuration, private keys, admin token, and the databases with
+ * their side files. Certificates and node.ready.json are public.
+ */
+export function nodePrivatePaths(dataDir: string, config: NodeConfig): string[] {
+  const keyFile = dataPath(dataDir, config.node.keyFile);
+  const tlsKey = dataPath(dataDir, config.tls.keyFile);
+  const caKey = join(dataDir, 'tls', 'ca.key');
+  const inside = (dir: string) => {
+    const r = relative(dataDir, dir);
+    return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+  };
+  const database = (file: string) => [file, `${file}-wal`, `${file}-shm`, `${file}-journal`];
+  return [
+    dataDir,
+    ...[dirname(keyFile), dirname(tlsKey), dirname(caKey)].filter(inside),
+    join(dataDir, CONFIG_FILE),
+    keyFile,
+    tlsKey,
+    caKey,
+    join(dataDir, ADMIN_TOKEN_FILE),
+    ...database(dataPath(dataDir, config.storage.file)),
+    ...database(dataPath(dataDir, config.ledger.file)),
+  ];
+}
+
+/** Narrows the modes of the node's private files that group or others may access (see nodePrivatePaths). */
+export function secureNodeFiles(dataDir: string, config: NodeConfig): ReturnType<typeof tightenModes> {
+  return tightenModes(nodePrivatePaths(dataDir, config));
 }
 
 /** Generates a mailbox or node identity: a did:key (X25519 derived from the seed) or a did:web. */
@@ -100,6 +140,8 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
     throw new GatewayError('NODE_EXISTS', `${dataDir} already holds an AfterSMTP node; refusing to overwrite it (use another --data directory)`);
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // mkdir's mode does not apply to a directory that exists already.
+  const { fixed: fixedModes } = tightenModes([dataDir]);
   const adminToken = `asmtp_admin_${b64u(randomBytes(32))}`;
   const input: ConfigInput = {
     node: { domains: [opts.domain.toLowerCase()], didMethod: opts.didMethod ?? 'key' },
@@ -113,23 +155,21 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
   const keys = generateIdentity({ method: config.node.didMethod, domain: config.node.domains[0]! });
   writeSecretFile(dataPath(dataDir, config.node.keyFile), JSON.stringify(keys, null, 2));
 
-  const ca = await createCertificateAuthority({ commonName: `AfterSMTP node CA ${config.node.domains[0]}`, validDays: 3650 });
-  const server = await issueServerCertificate(ca, {
-    dnsNames: ['localhost', ...config.node.domains],
-    ipAddresses: ['127.0.0.1', '::1'],
-    validDays: 825,
-  });
+  const names = nodeTlsNames(config);
+  const ca = await createCertificateAuthority({ commonName: `AfterSMTP node CA ${config.node.domains[0]}`, validDays: 3650, permitted: names });
+  const server = await issueServerCertificate(ca, { ...names, validDays: 825 });
   writeSecretFile(dataPath(dataDir, config.tls.keyFile), server.keyPem);
   // The served chain: leaf then CA (PEM blocks each end with a newline).
-  writeFileSync(dataPath(dataDir, config.tls.certFile), [server.certPem, ca.certPem].map((p) => p.trimEnd()).join('\n') + '\n');
-  writeFileSync(dataPath(dataDir, config.tls.caFile), ca.certPem);
+  // Certificates are public, but only the owner may change them (0644 whatever the umask).
+  writeFileSync(dataPath(dataDir, config.tls.certFile), [server.certPem, ca.certPem].map((p) => p.trimEnd()).join('\n') + '\n', { mode: 0o644 });
+  writeFileSync(dataPath(dataDir, config.tls.caFile), ca.certPem, { mode: 0o644 });
   writeSecretFile(join(dataDir, 'tls', 'ca.key'), ca.keyPem);
 
   // The admin token also stays in the data directory (0600) so the CLI on this host can use the Admin API.
   writeSecretFile(join(dataDir, ADMIN_TOKEN_FILE), `${adminToken}\n`);
-  writeFileSync(join(dataDir, CONFIG_FILE), `# AfterSMTP node configuration (see docs/OPERATIONS.md)\n${YAML.stringify(input)}`, { mode: 0o600 });
+  writeSecretFile(join(dataDir, CONFIG_FILE), `# AfterSMTP node configuration (see docs/OPERATIONS.md)\n${YAML.stringify(input)}`);
   new Storage(dataPath(dataDir, config.storage.file)).close();
-  return { dataDir, did: keys.did, config, adminToken };
+  return { dataDir, did: keys.did, config, adminToken, fixedModes };
 }
 
 function readNodeKeys(dataDir: string, config: NodeConfig): NodeKeys {

@@ -12,7 +12,7 @@ import pino, { type Logger } from 'pino';
 import { loadProto } from '../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResolver, type SignatureCheck } from '../identity/index.ts';
 import { dataPath, type NodeConfig } from './config.ts';
-import { openNodeFiles, fromB64u, type NodeKeys } from './node-files.ts';
+import { openNodeFiles, fromB64u, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
 import { NodeLedger } from './ledger.ts';
 import { MailboxService, tokenSha256 } from './mailbox-service.ts';
@@ -89,12 +89,24 @@ export class AfterSmtpNode {
     this.keys = keys;
     this.memory = new MemoryPolicy(config.memory);
     this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
+    // Before the databases open: their -wal/-shm files are created with the database's mode.
+    const modes = secureNodeFiles(opts.dataDir, config);
+    if (modes.fixed.length > 0) this.log.warn({ fixed: modes.fixed }, 'files of the node were open to other users: removed group and other permissions');
+    if (modes.failed.length > 0) this.log.error({ failed: modes.failed }, 'files of the node are open to other users and their modes could not be changed');
     this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes });
-    // Trusted for did:web: the system's roots plus this node's own CA and any configured ones.
-    const ca = [...rootCertificates, readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8')];
+    // Trusted for did:web: the system's roots and any configured CAs for every host; this node's own CA
+    // only for the node's own names (its key sits in the data directory; a CA made before it carried
+    // name constraints would otherwise vouch for any host).
+    const ca = [...rootCertificates];
     for (const file of config.identity.caFiles) ca.push(readFileSync(dataPath(opts.dataDir, file), 'utf8'));
     if (opts.didWebCa) ca.push(opts.didWebCa);
-    this.resolver = createDidResolver({ ca, hostMap: { ...config.identity.didWebHosts, ...opts.didWebHosts }, cacheTtlMs: config.identity.cacheTtlMs });
+    const names = nodeTlsNames(config);
+    this.resolver = createDidResolver({
+      ca,
+      ownCa: { ca: readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8'), hosts: [...names.dnsNames, ...names.ipAddresses] },
+      hostMap: { ...config.identity.didWebHosts, ...opts.didWebHosts },
+      cacheTtlMs: config.identity.cacheTtlMs,
+    });
     this.resolver.register(keys.document);
     this.ledger = new NodeLedger({
       file: dataPath(opts.dataDir, config.ledger.file),

@@ -8,6 +8,7 @@ import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GatewayError, openingFile, isStorageFull, storageFailure } from './errors.ts';
 import { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';
+import { createPrivateFile } from './private-files.ts';
 
 export interface MailboxRecord {
   address: string;
@@ -212,6 +213,7 @@ export class Storage extends EventEmitter {
     this.maxBatch = opts.maxBatch ?? 256;
     const deferred = opts.durability === 'deferred';
     this.db = openingFile('the store', file, () => {
+      createPrivateFile(file); // SQLite would create it 0644 (minus the umask); its -wal/-shm take its mode
       const db = new DatabaseSync(file);
       try {
         // A 10 KB envelope fits one 16 KiB page instead of spilling over three 4 KiB ones: half the cost

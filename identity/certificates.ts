@@ -27,6 +27,13 @@ export interface PemKeyPair {
 export interface CertificateAuthorityOptions {
   commonName: string;
   validDays: number;
+  /**
+   * Names the CA may issue for, as a critical NameConstraints extension (RFC 5280 §4.2.1.10): DNS names
+   * (each also covers its subdomains) and single IP addresses. A verifier that enforces it (OpenSSL, so
+   * Node's TLS) then rejects any certificate from this CA for another name, should its key leak.
+   * Absent: the CA is unconstrained.
+   */
+  permitted?: { dnsNames?: string[]; ipAddresses?: string[] };
 }
 
 export interface ServerCertificateOptions {
@@ -71,11 +78,42 @@ async function generateKeys(): Promise<wc.CryptoKeyPair> {
   return webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify']);
 }
 
-/** A self-signed CA certificate (basicConstraints cA, keyCertSign/cRLSign). */
+/** DER type-length-value. */
+function der(tag: number, content: Uint8Array): Uint8Array {
+  const n = content.length;
+  const length = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...length]), content]);
+}
+
+/** OID 2.5.29.30, id-ce-nameConstraints. */
+const NAME_CONSTRAINTS_OID = '2.5.29.30';
+
+/**
+ * NameConstraints ::= SEQUENCE { permittedSubtrees [0] GeneralSubtrees }, each GeneralSubtree a SEQUENCE
+ * holding only its base GeneralName: dNSName [2] as @peculiar/x509 encodes it, iPAddress [7] as the
+ * address followed by an all-ones mask (one host). @peculiar/x509 has no class for this extension.
+ */
+function nameConstraintsValue(x509: typeof X509, permitted: { dnsNames?: string[]; ipAddresses?: string[] }): Uint8Array {
+  const subtrees: Uint8Array[] = [];
+  for (const name of permitted.dnsNames ?? []) {
+    subtrees.push(der(0x30, new Uint8Array(new x509.GeneralName('dns', name).rawData)));
+  }
+  for (const ip of permitted.ipAddresses ?? []) {
+    if (net.isIP(ip) === 0) throw new IdentityError('INVALID_ARGUMENT', `not an IP address: ${ip}`);
+    const encoded = new Uint8Array(new x509.GeneralName('ip', ip).rawData); // [7] length address
+    const address = encoded.subarray(2);
+    subtrees.push(der(0x30, der(0x87, Buffer.concat([address, Buffer.alloc(address.length, 0xff)]))));
+  }
+  if (subtrees.length === 0) throw new IdentityError('INVALID_ARGUMENT', 'name constraints need at least one DNS name or IP address');
+  return der(0x30, der(0xa0, Buffer.concat(subtrees)));
+}
+
+/** A self-signed CA certificate (basicConstraints cA, keyCertSign/cRLSign), optionally name-constrained. */
 export async function createCertificateAuthority(opts: CertificateAuthorityOptions): Promise<PemKeyPair> {
   const x509 = await loadX509();
   const keys = await generateKeys();
   const name = `CN=${escapeDnValue(opts.commonName)}`;
+  const constraints = opts.permitted ? [new x509.Extension(NAME_CONSTRAINTS_OID, true, nameConstraintsValue(x509, opts.permitted))] : [];
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     {
       serialNumber: serialNumber(),
@@ -87,6 +125,7 @@ export async function createCertificateAuthority(opts: CertificateAuthorityOptio
         new x509.BasicConstraintsExtension(true, 0, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, webcrypto),
+        ...constraints,
       ],
     },
     webcrypto,

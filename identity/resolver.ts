@@ -5,7 +5,8 @@
  * did:web is fetched over HTTPS only (node:https): no redirects, HTTP 200, application/json or
  * application/did+json, at most 64 KiB, a timeout, and the document id must equal the DID.
  * `hostMap` sends the TCP connection elsewhere (tests, static setups) while SNI, the Host header and
- * the certificate check keep using the DID's host name.
+ * the certificate check keep using the DID's host name. A node's own CA (`ownCa`) is trusted only for
+ * the node's own host names: its key is a file on the node, and must not vouch for anyone else's DID.
  */
 import https from 'node:https';
 import net from 'node:net';
@@ -29,6 +30,11 @@ export interface KeyResolver {
 export interface DidResolverOptions {
   /** Trusted CA certificate(s) for did:web fetches (PEM). Default: Node's bundled roots. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /**
+   * A CA trusted, on top of `ca`, only for did:web hosts among `hosts` (exact names, any case): a node's
+   * own CA, for its own names. For every other host, however `hostMap` routes it, only `ca` counts.
+   */
+  ownCa?: { ca: string | Buffer | Array<string | Buffer>; hosts: string[] };
   /** "example.test" or "example.test:8443" -> "127.0.0.1:4443": where to connect instead. */
   hostMap?: Record<string, string>;
   /** How long a resolved document is reused. Default 5 minutes. */
@@ -69,6 +75,7 @@ const DEFAULT_MAX_CACHE_ENTRIES = 10_000;
 
 interface FetchOptions {
   ca: DidResolverOptions['ca'];
+  ownCa: { ca: Array<string | Buffer>; hosts: Set<string> } | undefined;
   hostMap: Record<string, string>;
   timeoutMs: number;
   maxBytes: number;
@@ -123,7 +130,11 @@ function fetchDidWebDocument(did: string, opts: FetchOptions): Promise<unknown> 
       // The certificate must be valid for the DID's host, wherever the TCP connection went.
       checkServerIdentity: (_hostname: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(expectedHost, cert),
     };
-    if (opts.ca !== undefined) requestOptions.ca = opts.ca;
+    if (opts.ownCa?.hosts.has(expectedHost.toLowerCase())) {
+      requestOptions.ca = [...[opts.ca ?? tls.rootCertificates].flat(), ...opts.ownCa.ca];
+    } else if (opts.ca !== undefined) {
+      requestOptions.ca = opts.ca;
+    }
     if (net.isIP(expectedHost) === 0) requestOptions.servername = expectedHost;
 
     const req = https.request(requestOptions, (res: IncomingMessage) => {
@@ -191,6 +202,7 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
   const now = options.now ?? Date.now;
   const fetchOptions: FetchOptions = {
     ca: options.ca,
+    ownCa: options.ownCa && { ca: [options.ownCa.ca].flat(), hosts: new Set(options.ownCa.hosts.map((h) => h.toLowerCase())) },
     hostMap: options.hostMap ?? {},
     timeoutMs: options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS,
     maxBytes: options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,

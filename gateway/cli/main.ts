@@ -19,6 +19,7 @@ import { dataPath } from '../config.ts';
 import { Storage } from '../storage.ts';
 import { readReady } from '../mailboxes.ts';
 import { parseEndpoint } from '../federation/routing.ts';
+import type { ModeFix } from '../private-files.ts';
 
 /** Chain checks, loaded only when a bundle carries an anchor (keeps @polkadot/api off other commands). */
 const anchorChecker: AnchorChecker = async (args) => {
@@ -139,6 +140,7 @@ async function run(argv: string[]): Promise<number> {
         quicPort: intFlag(flags, 'quic-port'),
         relayPort: intFlag(flags, 'relay-port'),
       });
+      reportFixedModes(result.fixedModes);
       out(flags, { event: 'initialized', dataDir: result.dataDir, did: result.did, adminToken: result.adminToken },
         `node created in ${result.dataDir}\n  did: ${result.did}\n  admin token (shown once): ${result.adminToken}`);
       return 0;
@@ -148,6 +150,7 @@ async function run(argv: string[]): Promise<number> {
       // `npm start` passes --init-domain: a first start creates the node with working defaults.
       if (typeof flags['init-domain'] === 'string' && !existsSync(join(dataDir, 'config.yaml'))) {
         const created = await initNode({ dataDir, domain: flags['init-domain'] });
+        reportFixedModes(created.fixedModes);
         process.stderr.write(`created a new node in ${dataDir} (admin token, shown once: ${created.adminToken})\n`);
       }
       return startNode(dataDir);
@@ -366,6 +369,10 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
+function reportFixedModes(fixed: ModeFix[]): void {
+  for (const f of fixed) process.stderr.write(`aftersmtp: ${f.path} was open to other users (mode ${f.from}); changed it to ${f.to}\n`);
+}
+
 /** An Admin API client: token and address from the data directory, or --node/--admin-token. */
 function adminClient(flags: Flags): { client: AdminClient; metadata: grpc.Metadata; close: () => void } {
   const dataDir = typeof flags.data === 'string' ? resolvePath(flags.data) : undefined;
@@ -461,7 +468,7 @@ async function startNode(dataDir: string): Promise<number> {
   const node = new AfterSmtpNode({ dataDir });
   const ready = await node.start();
   const readyFile = join(dataDir, READY_FILE);
-  writeFileSync(readyFile, JSON.stringify({ ...ready, pid: process.pid }));
+  writeFileSync(readyFile, JSON.stringify({ ...ready, pid: process.pid }), { mode: 0o644 });
   process.stdout.write(`${JSON.stringify(ready)}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
