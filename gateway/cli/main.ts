@@ -223,8 +223,9 @@ async function run(argv: string[]): Promise<number> {
           onMessage: (m) => {
             // --save-dir keeps what `aftersmtp verify --signed` checks: the signed inner message.
             if (typeof flags['save-dir'] === 'string' && m.signedMessage) {
-              mkdirSync(flags['save-dir'], { recursive: true });
-              writeFileSync(join(flags['save-dir'], `${m.messageId}.signed`), m.signedMessage);
+              // Received mail is the mailbox owner's alone, whatever the umask.
+              mkdirSync(flags['save-dir'], { recursive: true, mode: 0o700 });
+              writeFileSync(join(flags['save-dir'], `${m.messageId}.signed`), m.signedMessage, { mode: 0o600 });
             }
             const line = { seq: m.seq, messageId: m.messageId, from: m.from, to: m.to, subject: m.subject, verified: m.verified, ...(m.reason ? { reason: m.reason } : {}), receivedAt: m.receivedAt, messageHash: m.messageHash };
             process.stdout.write(`${JSON.stringify(line)}\n`);
