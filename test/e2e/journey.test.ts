@@ -203,11 +203,14 @@ for (const method of ['key', 'web'] as const) {
       const removing = runCli(['mailbox', 'remove', 'carol@example.test', '--data', data, '--force', '--json']);
       const listed = async () => JSON.parse((await runCli(['mailbox', 'list', '--data', data, '--json'])).stdout).map((m: { address: string }) => m.address) as string[];
       await until('carol\'s record gone', async () => ((await listed()).includes('carol@example.test') ? undefined : true), 20_000);
-      // The node has not re-read carol's record yet and still takes her mail: the removal deletes it too.
-      expect((await sendToCarol('while the node has not noticed')).code).toBe(0);
+      // Until the node re-reads carol's record it still takes her mail, and the removal deletes that too.
+      // Whether this send lands before or after the node notices depends on the machine's speed: either
+      // way, every message the node took for carol is deleted with her.
+      const late = await sendToCarol('while the node may not have noticed');
+      if (late.code !== 0) expect(late.stderr).toMatch(/carol@example\.test/);
       const removed = await removing;
       expect(removed.code, removed.stderr).toBe(0);
-      expect(JSON.parse(removed.stdout)).toEqual({ event: 'mailbox-removed', address: 'carol@example.test', deleted: 3, unacknowledged: 2 });
+      expect(JSON.parse(removed.stdout)).toEqual({ event: 'mailbox-removed', address: 'carol@example.test', deleted: late.code === 0 ? 3 : 2, unacknowledged: 2 });
 
       // The running node: mail to carol refused, her token refused, her DID document gone, within seconds.
       await until('mail to carol refused', async () => { const r = await sendToCarol('three'); return r.code !== 0 ? r : undefined; }, 20_000)

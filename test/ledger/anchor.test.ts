@@ -368,7 +368,9 @@ describe('Substrate anchoring on a real chain (chopsticks)', { timeout: 90_000 }
         setTimeout(() => reject(new Error(`no inclusion within 30 s (last status: ${lastStatus})`)), 30_000).unref();
         tx.signAndSend(pair, { nonce: -1 }, (res) => {
           lastStatus = res.status.type;
+          // A busy subscriber may see the extrinsic first when it is already finalized: either names its block.
           if (res.status.isInBlock) resolve({ blockHash: res.status.asInBlock.toHex(), txIndex: res.txIndex!, failed: String(res.dispatchError) });
+          else if (res.status.isFinalized) resolve({ blockHash: res.status.asFinalized.toHex(), txIndex: res.txIndex!, failed: String(res.dispatchError) });
           if (res.isError) reject(new Error(res.status.type));
         }).catch(reject);
       });
