@@ -199,7 +199,7 @@ export class OutboundDelivery {
     try {
       const channel = await this.channel(first.domain);
       const t0 = performance.now();
-      const receipt = await channel.send(envelope, stored.senderDomain);
+      const receipt = await channel.send(envelope, stored.senderDomain, { senderAddress: stored.sender });
       const peer = this.peers.get(first.domain);
       if (peer) Object.assign(peer, { lastSeenMs: Date.now(), rttMs: channel.conn.rtt?.() ?? performance.now() - t0, lastError: '' });
       // The peer holds it durably now. Should this update be lost (crash), the item is sent again and

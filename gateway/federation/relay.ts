@@ -10,7 +10,7 @@ import { bytesEqual, verifySignature, type DidResolver, type Envelope, type Sign
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
 import { GatewayError } from '../errors.ts';
-import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
+import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept.ts';
 import { ReceiptCheckCache, verifyReceipt, type ReceiptBatcher, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
 export const RELAY_METHOD = '/aftersmtp.v1.Relay/Stream';
@@ -60,6 +60,7 @@ export interface RelayAckFrame { frameId: number; receipt?: Receipt | null; erro
 export interface RelayFrameIn {
   frameId: number;
   senderDomain: string;
+  senderAddress: string;
   kind?: 'envelope' | 'ack' | 'hello';
   envelope?: import('../../proto/index.ts').Envelope__Output | null;
   ack?: RelayAckFrame | null;
@@ -162,7 +163,12 @@ async function handleEnvelope(frame: RelayFrameIn, hello: RelayHello, deps: Rela
     if (webHost && decodeURIComponent(webHost).toLowerCase().split(':')[0] !== senderDomain) {
       throw new GatewayError('PEER_REJECTED', `sender ${envelope.senderDid} is not in the domain ${senderDomain}`);
     }
-    const accepted = await acceptEnvelope(deps, envelope, { senderAddress: '', senderDomain, fromPeer: true });
+    // The peer vouches for the sender's full address only within the domain it was checked to serve.
+    const senderAddress = frame.senderAddress.toLowerCase();
+    if (senderAddress && domainOf(senderAddress) !== senderDomain) {
+      throw new GatewayError('PEER_REJECTED', `the envelope's sender address "${senderAddress}" is not in its sender domain ${senderDomain}`);
+    }
+    const accepted = await acceptEnvelope(deps, envelope, { senderAddress, senderDomain, fromPeer: true });
     deps.onEvent?.({ peerDid: hello.did, accepted: true });
     const receipt = accepted.receipt as Receipt & ReceiptFields;
     return { frameId: frame.frameId, receipt: hello.batchedReceipts ? await deps.receipts.sign(receipt) : deps.receipts.signAlone(receipt) };
@@ -263,11 +269,12 @@ export class RelayChannel {
   }
 
   /**
-   * Sends one envelope; resolves with the peer's receipt once it is durable there. A receipt that does
-   * not verify (other hash, not signed by the peer DID's key) rejects with BAD_RECEIPT: not delivered.
+   * Sends one envelope, vouching for its sender's domain (and, when given, the full address of the local
+   * mailbox that submitted it); resolves with the peer's receipt once it is durable there. A receipt that
+   * does not verify (other hash, not signed by the peer DID's key) rejects with BAD_RECEIPT: not delivered.
    */
-  async send(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
-    const receipt = await this.sendUnverified(envelope, senderDomain, signal);
+  async send(envelope: Envelope, senderDomain: string, opts: { senderAddress?: string; signal?: AbortSignal } = {}): Promise<Receipt> {
+    const receipt = await this.sendUnverified(envelope, { senderDomain, senderAddress: opts.senderAddress ?? '' }, opts.signal);
     try {
       await verifyReceipt(receipt as ReceiptFields & Partial<SignedReceipt>, envelope.messageHash, this.peerDid, this.resolver, this.verify, this.receiptChecks);
     } catch (err) {
@@ -276,7 +283,7 @@ export class RelayChannel {
     return receipt;
   }
 
-  private async sendUnverified(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
+  private async sendUnverified(envelope: Envelope, sender: { senderDomain: string; senderAddress: string }, signal?: AbortSignal): Promise<Receipt> {
     while (this.pending.size >= this.window && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
     if (this.failure) throw this.failure;
     const frameId = this.nextFrame++;
@@ -291,7 +298,7 @@ export class RelayChannel {
     }, this.ackTimeoutMs);
     result.then(() => clearTimeout(timer), () => clearTimeout(timer));
     try {
-      await lane.stream.send(this.encode({ frameId, senderDomain, envelope: envelopeToWire(envelope) }), { signal });
+      await lane.stream.send(this.encode({ frameId, ...sender, envelope: envelopeToWire(envelope) }), { signal });
     } catch (err) {
       if (this.pending.delete(frameId)) lane.inFlight--;
       this.fail(new GatewayError('PEER_UNAVAILABLE', `relay stream to ${this.peerDid} failed: ${(err as Error).message}`));
