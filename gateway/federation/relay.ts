@@ -9,7 +9,7 @@ import { loadProto, type Receipt } from '../../proto/index.ts';
 import { bytesEqual, verifySignature, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, oneLine } from '../errors.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept.ts';
 import { ReceiptCheckCache, verifyReceipt, type ReceiptBatcher, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
@@ -180,6 +180,20 @@ async function handleEnvelope(frame: RelayFrameIn, hello: RelayHello, deps: Rela
   }
 }
 
+/** The most of a peer's error message this node keeps (queue, peer status, logs). */
+export const PEER_TEXT_MAX = 200;
+
+/** A peer's free text as this node keeps it: one line, at most PEER_TEXT_MAX characters. */
+export function peerText(text: string): string {
+  const chars = [...oneLine(text)];
+  return chars.length > PEER_TEXT_MAX ? `${chars.slice(0, PEER_TEXT_MAX - 1).join('')}…` : chars.join('');
+}
+
+/** A peer's error code as this node keeps it: a code word, or PEER_ERROR (not permanent: retried). */
+export function peerCode(code: string): string {
+  return /^[A-Z][A-Z0-9_]{0,47}$/.test(code) ? code : 'PEER_ERROR';
+}
+
 /** Codes after which sending the same envelope again cannot succeed. */
 export const PERMANENT_CODES = new Set(['UNKNOWN_RECIPIENT', 'INVALID_ARGUMENT', 'TOO_LARGE', 'ENCODING', 'SIGNATURE', 'KEY_NOT_IN_DID', 'HASH_MISMATCH', 'TIME_WINDOW', 'RECIPIENTS_DIGEST', 'PEER_REJECTED', 'REPLAY', 'LIMIT']);
 
@@ -318,7 +332,8 @@ export class RelayChannel {
         if (!waiter) continue;
         this.pending.delete(frame.ack.frameId);
         waiter.lane.inFlight--;
-        if (frame.ack.error) waiter.reject(new RelayError(frame.ack.error.code, frame.ack.error.message));
+        // The peer's words go into the queue, the admin API and failure notices: kept tame from here on.
+        if (frame.ack.error) waiter.reject(new RelayError(peerCode(frame.ack.error.code), peerText(frame.ack.error.message)));
         else if (frame.ack.receipt) waiter.resolve(frame.ack.receipt);
         else waiter.reject(new RelayError('INVALID_ARGUMENT', 'ack without receipt'));
         this.waiters.shift()?.();
