@@ -323,7 +323,7 @@ export class Storage extends EventEmitter {
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
       seenRows: prepare(`SELECT message_hash, log_index FROM seen_messages WHERE message_id = ?`),
       seenAs: prepare(`SELECT log_index FROM seen_messages WHERE message_id = ? AND message_hash IN (?, x'')`),
-      heldLogIndex: prepare(`SELECT log_index FROM deliveries WHERE mailbox = ? AND message_id = ? AND log_index IS NOT NULL LIMIT 1`),
+      heldLogIndex: prepare(`SELECT DISTINCT log_index FROM deliveries WHERE mailbox = ? AND message_id = ? AND log_index IS NOT NULL LIMIT 2`),
       addSeen: prepare(`INSERT INTO seen_messages (message_id, message_hash, expires_ms, log_index) VALUES (?, ?, ?, ?)`),
       pruneSeen: prepare(`DELETE FROM seen_messages WHERE expires_ms < ?`),
       // For a delivered or failed recipient next_attempt_ms is when it finished (updateOutboundMany), so
@@ -780,16 +780,16 @@ export class Storage extends EventEmitter {
   /**
    * The log index of an accepted message, by its id: from the replay set, which holds the id until the
    * message expires; past that, for an id accepted before layout 3, or for an id that several messages
-   * share (docs/PROTOCOL.md §5), from a delivery the mailbox `heldBy` holds (a scan of that mailbox's
-   * rows: no index by message id). Undefined if neither knows it, null if the replay set holds the id
-   * without its leaf (accepted before layout 3) or under several messages, and `heldBy` holds none.
+   * share (docs/PROTOCOL.md §5), from the delivery the mailbox `heldBy` holds (a scan of that mailbox's
+   * rows: no index by message id). Undefined if neither knows it; null if the id names no single leaf
+   * (accepted before layout 3, or several messages under it and `heldBy` holds none or several).
    */
   logIndexOf(messageId: Uint8Array, heldBy?: string): number | null | undefined {
     const seen = this.stmts.seenRows.all(messageId) as { log_index: number | null }[];
     if (seen.length === 1 && seen[0]!.log_index !== null) return Number(seen[0]!.log_index);
-    const held = heldBy === undefined ? undefined : this.stmts.heldLogIndex.get(heldBy, messageId) as { log_index: number } | undefined;
-    if (held) return Number(held.log_index);
-    return seen.length ? null : undefined;
+    const held = heldBy === undefined ? [] : this.stmts.heldLogIndex.all(heldBy, messageId) as { log_index: number }[];
+    if (held.length === 1) return Number(held[0]!.log_index);
+    return seen.length || held.length ? null : undefined;
   }
 
   /** Marks deliveries acknowledged (recording when, for retention); resolves once durable. */
