@@ -3,8 +3,11 @@
 // cannot block the genuine one, and a peer's error text cannot shape the failure notices a node signs.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import * as grpc from '@grpc/grpc-js';
-import { runCli, jsonLines, until } from '../helpers.ts';
+import { runCli, jsonLines, until, tempDir } from '../helpers.ts';
+import { Storage, STORE_VERSION } from '../../gateway/storage.ts';
 import { NodeLab, type LabNode } from '../e2e/lab.ts';
 import { readProfile, connect, profileResolver, submit, subscribe, unary, buildRfc5322, type MailboxProfile, type ReceivedMessage } from '../../gateway/client.ts';
 import { fromB64u, openNodeFiles } from '../../gateway/node-files.ts';
@@ -222,10 +225,10 @@ describe('security #20: sender binding, replay keys, peer text in notices', { ti
       for (const m of [bounced, deferred]) expect((await submit(clients, m.envelope)).queuedRemote).toHaveLength(1);
       clients.close();
 
-      const notice = (await receiveUntil('alice', a, (g) => g.some((m) => m.from === 'postmaster@a.test'))).find((m) => m.from === 'postmaster@a.test')!;
+      const isNotice = (m: ReceivedMessage) => m.from === 'postmaster@a.test' && Buffer.from(m.body ?? []).toString('utf8').includes(hex(bounced.messageId));
+      const notice = (await receiveUntil('alice', a, (g) => g.some(isNotice))).find(isNotice)!;
       expect(notice.verified, notice.reason).toBe(true); // a node-generated notice stays verified
       const body = Buffer.from(notice.body!).toString('utf8');
-      expect(body).toContain(hex(bounced.messageId));
       const lines = body.split('\r\n');
       const boundary = /boundary="([^"]+)"/.exec(body)![1]!;
       expect(lines.filter((l) => l.startsWith('--'))).toEqual([`--${boundary}`, `--${boundary}`, `--${boundary}--`]);
@@ -255,6 +258,52 @@ describe('security #20: sender binding, replay keys, peer text in notices', { ti
       expect(rows.every((r) => /^[0-9a-f]{32} /.test(r))).toBe(true);
     } finally {
       await peer.close();
+    }
+  });
+});
+
+describe('security #20: the store upgrades in place', () => {
+  const dir = tempDir();
+  afterAll(() => dir.cleanup());
+  const id = (n: number) => new Uint8Array(16).fill(n);
+  const hash = (n: number) => new Uint8Array(32).fill(n);
+
+  it('20.1/20.4 a version 3 store gets vouched senders (empty: nobody) and a replay set keyed on id and hash (old ids block any hash)', async () => {
+    const file = join(dir.path, 'v3.db');
+    let storage = new Storage(file, { durability: 'deferred' });
+    storage.addMailbox({ address: 'bob@x.test', did: 'did:key:zbob', signingKeyId: 'k', signingPublicKey: new Uint8Array(32), agreementKeyId: 'bob#x',
+      agreementPublicKey: new Uint8Array(32), tokenSha256: 'b'.repeat(64), documentJson: '{}', createdMs: 0 });
+    for (const n of [1, 2]) {
+      await storage.storeEnvelope({ messageId: id(n), messageHash: hash(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10).fill(n), mailboxes: ['bob@x.test'], logIndex: n, sender: { address: 'alice@y.test', domain: 'y.test' } });
+    }
+    await storage.close();
+    // As layout 3 left it: a replay set of ids, envelopes without who vouched for their sender.
+    const old = new DatabaseSync(file);
+    old.exec(`CREATE TABLE seen_v3 (message_id BLOB PRIMARY KEY, expires_ms INTEGER NOT NULL, log_index INTEGER) STRICT, WITHOUT ROWID;
+      INSERT INTO seen_v3 SELECT message_id, expires_ms, log_index FROM seen_messages; DROP TABLE seen_messages; ALTER TABLE seen_v3 RENAME TO seen_messages;
+      CREATE INDEX seen_messages_expiry ON seen_messages (expires_ms);
+      ALTER TABLE delivery_envelopes DROP COLUMN sender; ALTER TABLE delivery_envelopes DROP COLUMN sender_domain;
+      PRAGMA user_version = 3;`);
+    old.close();
+
+    storage = new Storage(file, { durability: 'deferred' });
+    try {
+      expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(STORE_VERSION);
+      // Mail stored before: nobody vouched for its sender, so its client shows it unverified.
+      expect(storage.pendingDeliveries('bob@x.test', 0, 10).map((d) => [d.seq, d.authenticatedSender, d.senderDomain])).toEqual([[1, '', ''], [2, '', '']]);
+      // Ids accepted before keep blocking every message under them until they expire, and keep their leaves.
+      expect([storage.hasSeen(id(1), hash(1)), storage.hasSeen(id(1), hash(9))]).toEqual([true, true]);
+      expect([1, 2].map((n) => storage.logIndexOf(id(n)))).toEqual([1, 2]);
+      // New messages are keyed on id and hash, and keep who vouched for their sender.
+      await storage.storeEnvelope({ messageId: id(3), messageHash: hash(3), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: ['bob@x.test'], logIndex: 3, sender: { address: 'carol@y.test', domain: 'y.test' } });
+      expect([storage.hasSeen(id(3), hash(3)), storage.hasSeen(id(3), hash(4))]).toEqual([true, false]);
+      await storage.storeEnvelope({ messageId: id(3), messageHash: hash(4), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: ['bob@x.test'], logIndex: 4 });
+      await expect(storage.storeEnvelope({ messageId: id(3), messageHash: hash(3), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: ['bob@x.test'] })).rejects.toMatchObject({ code: 'REPLAY' });
+      expect([storage.seenLogIndex(id(3), hash(3)), storage.seenLogIndex(id(3), hash(4))]).toEqual([3, 4]);
+      expect(storage.logIndexOf(id(3))).toBeNull(); // two messages under one id: ask by hash
+      expect(storage.pendingDeliveries('bob@x.test', 2, 10).map((d) => [d.seq, d.authenticatedSender, d.senderDomain])).toEqual([[3, 'carol@y.test', 'y.test'], [4, '', '']]);
+    } finally {
+      await storage.close();
     }
   });
 });
