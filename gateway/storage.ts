@@ -321,7 +321,7 @@ export class Storage extends EventEmitter {
       routeFor: prepare(`SELECT * FROM routes WHERE domain = ?`),
       deleteRoute: prepare(`DELETE FROM routes WHERE domain = ?`),
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
-      seenRows: prepare(`SELECT message_hash, log_index FROM seen_messages WHERE message_id = ?`),
+      seenRows: prepare(`SELECT log_index FROM seen_messages WHERE message_id = ?`),
       seenAs: prepare(`SELECT log_index FROM seen_messages WHERE message_id = ? AND message_hash IN (?, x'')`),
       heldLogIndex: prepare(`SELECT DISTINCT log_index FROM deliveries WHERE mailbox = ? AND message_id = ? AND log_index IS NOT NULL LIMIT 2`),
       addSeen: prepare(`INSERT INTO seen_messages (message_id, message_hash, expires_ms, log_index) VALUES (?, ?, ?, ?)`),
