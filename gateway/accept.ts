@@ -20,8 +20,14 @@ export interface AcceptDeps {
 }
 
 export interface AcceptOptions {
-  /** The sender's mailbox address (queued mail needs it for failure notices). */
+  /**
+   * The sender's mailbox address as this node authenticated it (a local mailbox's token, the node's
+   * own postmaster) or the sending node vouched for it; '' if nobody vouched for a full address. Kept
+   * with each delivery (the recipient's client binds the signed sender address to it) and with queued
+   * mail (failure notices go to it).
+   */
   senderAddress: string;
+  /** The sender's mail domain, likewise authenticated or vouched for. */
   senderDomain: string;
   /** From a peer node: only this node's own recipients are delivered, the others are not ours. */
   fromPeer: boolean;
@@ -71,7 +77,9 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
   if (encoded.length > config.limits.maxEnvelopeBytes) {
     throw new GatewayError('TOO_LARGE', `envelope of ${encoded.length} bytes exceeds the limit of ${config.limits.maxEnvelopeBytes}`);
   }
-  if (storage.hasSeen(envelope.messageId)) {
+  // Keyed on id and hash: another message under a known id (a co-recipient who sent its own first)
+  // is a message of its own, and cannot make the genuine one a replay (docs/PROTOCOL.md §5).
+  if (storage.hasSeen(envelope.messageId, envelope.messageHash)) {
     // A peer that lost our ack re-sends: answer it with the original receipt, store nothing twice.
     const original = opts.fromPeer ? originalLeaf(deps, envelope) : undefined;
     if (original !== undefined) {
@@ -89,6 +97,8 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
   await Promise.all([
     storage.storeEnvelope({
       messageId: envelope.messageId,
+      messageHash: envelope.messageHash,
+      sender: { address: opts.senderAddress.toLowerCase(), domain: opts.senderDomain.toLowerCase() },
       expiresMs: envelope.expiresMs,
       envelope: encoded,
       mailboxes: [...mailboxes],
@@ -102,10 +112,11 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
 
 /**
  * The log index of a message this node already accepted under the envelope's id and hash: the replay
- * set keeps each id's leaf until the message expires (ids accepted before it did: found by hash).
+ * set keeps each message's leaf until it expires (messages accepted before it did: found by hash; an
+ * id recorded alone, before layout 4: its leaf's hash must be the envelope's).
  */
 function originalLeaf(deps: AcceptDeps, envelope: Envelope): number | undefined {
-  const index = deps.storage.logIndexOf(envelope.messageId);
+  const index = deps.storage.seenLogIndex(envelope.messageId, envelope.messageHash);
   if (index === null) return deps.ledger.log.leafIndexOf(envelope.messageHash);
   if (index === undefined) return undefined;
   const hash = deps.ledger.messageHashAt(index);

@@ -4,7 +4,7 @@ import type { AdminHandlers, StatusReply__Output } from '../proto/index.ts';
 import type { Storage, OutboundItem } from './storage.ts';
 import type { Federation } from './federation/federation.ts';
 import { tokenSha256 } from './mailbox-service.ts';
-import { GatewayError, toGrpcError } from './errors.ts';
+import { GatewayError, oneLine, toGrpcError } from './errors.ts';
 
 export interface AdminDeps {
   storage: Storage;
@@ -21,8 +21,9 @@ function checkAdmin(metadata: grpc.Metadata, expected: string | undefined): void
   if (tokenSha256(header.slice(7).trim()) !== expected) throw new GatewayError('UNAUTHENTICATED', 'wrong admin token');
 }
 
+/** A queue item as the operator sees it; its error as one line (it may quote a peer). */
 function toWire(i: OutboundItem) {
-  return { messageId: i.messageId, recipient: i.recipient, state: i.state, attempts: i.attempts, nextAttemptMs: i.nextAttemptMs, lastError: i.lastError };
+  return { messageId: i.messageId, recipient: i.recipient, state: i.state, attempts: i.attempts, nextAttemptMs: i.nextAttemptMs, lastError: oneLine(i.lastError) };
 }
 
 export function adminHandlers(deps: AdminDeps): AdminHandlers {

@@ -239,6 +239,11 @@ export async function openDelivery(profile: MailboxProfile, resolver: DidResolve
     verified = false;
     reason = 'inner sender differs from the envelope sender';
   }
+  const unbound = verified ? senderNotVouched(header.from.address, delivery) : undefined;
+  if (unbound) {
+    verified = false;
+    reason = unbound;
+  }
   return {
     ...base,
     from: header.from.address,
@@ -250,6 +255,21 @@ export async function openDelivery(profile: MailboxProfile, resolver: DidResolve
     body: result.body,
     signedMessage: signed,
   };
+}
+
+/**
+ * Why the signed sender address is not bound to the signing DID, or undefined when it is: a signature
+ * proves only the DID; the address is the one the node authenticated for that DID (its own mailbox or
+ * postmaster), or that the sending node vouched for, with its domain (docs/PROTOCOL.md §4).
+ */
+function senderNotVouched(address: string, delivery: Delivery__Output): string | undefined {
+  const claimed = address.toLowerCase();
+  const vouched = delivery.authenticatedSender.toLowerCase();
+  if (vouched) return claimed === vouched ? undefined : `the signed sender address ${address} is not the one the sending node vouched for (${vouched})`;
+  const domain = delivery.senderDomain.toLowerCase();
+  if (!domain) return `no node vouched for the sender address ${address}`;
+  const at = claimed.lastIndexOf('@');
+  return at > 0 && claimed.slice(at + 1) === domain ? undefined : `the signed sender address ${address} is not in the domain the sending node vouched for (${domain})`;
 }
 
 export interface SubscribeOptions {

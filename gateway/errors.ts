@@ -109,3 +109,12 @@ export function openingFile<T>(what: string, file: string, open: () => T): T {
     throw new GatewayError('STORAGE', `cannot open ${what} ${file}: ${(err as Error).message} (restore it from a backup, or move it aside to start with an empty one)`, { cause: err });
   }
 }
+
+/**
+ * Text as one line: control and format characters (CR, LF, bidi overrides) become spaces and runs of
+ * space one. Such a line cannot start a header or a MIME boundary of a message it is written into, nor
+ * a line of its own in an operator's listing.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\s]+/gu, ' ').trim();
+}

@@ -165,6 +165,8 @@ export class MailboxService {
             seq: row.seq,
             envelope: envelopeToWire(envelope),
             receivedMs: row.receivedMs,
+            authenticatedSender: row.authenticatedSender,
+            senderDomain: row.senderDomain,
             ...(row.logIndex !== null ? { receipt: this.deps.ledger.receipt(row.logIndex, envelope.messageHash) } : {}),
           };
           lastSent = row.seq;

@@ -37,7 +37,7 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
         if (!hash) {
           const index = messageId.length === 16 ? storage.logIndexOf(messageId, caller.address) : undefined;
           hash = typeof index === 'number' ? ledger.messageHashAt(index) : undefined;
-          if (!hash) throw new GatewayError('NOT_FOUND', 'no message with this id on this node (an id is known until its message expires, or while your mailbox holds it: ask by its message hash, which the log keeps)');
+          if (!hash) throw new GatewayError('NOT_FOUND', 'no single message with this id on this node (an id is known until its message expires, or while your mailbox holds it: ask by its message hash, which the log keeps; another message may reuse an id)');
         }
         const bundle = await ledger.proofBundle({ messageHash: hash, messageId: messageId.length ? messageId : undefined, nodeDid: deps.nodeDid, keyId: deps.nodeKeyId, anchor: deps.anchor?.().state, cosigned: deps.witnessing?.cosigned });
         callback(null, { json: JSON.stringify(bundle) });

@@ -37,8 +37,11 @@ export interface OutboundItem {
   updatedMs: number;
 }
 
-/** An accepted message whose log leaf was lost in a crash (see messagesFromLogIndex). */
-export interface LostLeaf { logIndex: number; messageId: Uint8Array; envelope?: Uint8Array; deliveryRows: number[] }
+/**
+ * An accepted message whose log leaf was lost in a crash (see messagesFromLogIndex). `messageHash` is
+ * empty for one accepted before layout 4 (its replay-set row holds the id alone).
+ */
+export interface LostLeaf { logIndex: number; messageId: Uint8Array; messageHash: Uint8Array; envelope?: Uint8Array; deliveryRows: number[] }
 /** A queued envelope as the outbound queue holds it (one row per message, whatever its recipients). */
 export interface HeldEnvelope { envelope: Uint8Array; sender: string; senderDomain: string; logIndex: number | null }
 
@@ -51,7 +54,17 @@ export interface StoredDelivery {
   envelope: Uint8Array;
   receivedMs: number;
   logIndex: number | null;
+  /**
+   * Who vouched for the sender (docs/PROTOCOL.md §4 "Sender binding"): the address this node
+   * authenticated or the sending node vouched for ('' if none did), and the vouched-for domain ('' if
+   * none; also for deliveries stored before layout 4).
+   */
+  authenticatedSender: string;
+  senderDomain: string;
 }
+
+/** Who vouched for a message's sender, as stored with its deliveries (see StoredDelivery). */
+export interface VouchedSender { address: string; domain: string }
 
 type Write = () => void;
 type CachedMailbox = { mailbox: MailboxRecord; until: number };
@@ -64,6 +77,7 @@ const PAGE_SIZE = 16384;
  * Changes made through this store apply at once.
  */
 export const ROUTE_REREAD_MS = 200;
+const EMPTY = new Uint8Array(0);
 /** SQLite's extended result code for a duplicate primary key. */
 const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
 const MAX_ROUTE_ROWS = 1024;
@@ -83,8 +97,11 @@ const USAGE_REFRESH_MS = 100;
  * 2: the outbound tables are rowid tables (they were WITHOUT ROWID).
  * 3: delivered envelopes live in delivery_envelopes, apart from their delivery rows; the replay set
  *    keeps each message's log index, and deliveries have no index by message id (DECISIONS 29).
+ * 4: the replay set is keyed on (message id, message hash), so that another message reusing an id
+ *    cannot block the genuine one (rows from before hold an empty hash: the id alone, whatever the
+ *    hash); delivered envelopes keep who vouched for their sender (empty before: nobody).
  */
-export const STORE_VERSION = 3;
+export const STORE_VERSION = 4;
 
 // The outbound queue's tables are ordinary rowid tables, their keys unique indexes: rows are appended in
 // arrival order, while message ids are random. Clustered on the random id (WITHOUT ROWID), every insert
@@ -113,8 +130,24 @@ const OUTBOUND_COLUMNS = `(
 ) STRICT`;
 const OUTBOUND_DUE_INDEX = 'CREATE INDEX IF NOT EXISTS outbound_due ON outbound (state, next_attempt_ms)';
 
+// The replay set: every message accepted, until it expires, with its log index. It is the node's only
+// index by message id (proofs and re-sent messages find their leaf through it). Keyed on id and hash:
+// the id alone would let anyone who learns an id (a co-recipient) block the genuine message by sending
+// another one under it first. An empty hash (a row from before layout 4) stands for every hash.
+const SEEN_COLUMNS = `(
+  message_id BLOB NOT NULL,
+  message_hash BLOB NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  log_index INTEGER, -- null: accepted before layout 3 kept it
+  PRIMARY KEY (message_id, message_hash)
+) STRICT, WITHOUT ROWID`;
+const SEEN_EXPIRY_INDEX = 'CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages (expires_ms)';
+/** Who vouched for a delivered message's sender (StoredDelivery.authenticatedSender, senderDomain). */
+const DELIVERY_SENDER_COLUMNS = `sender TEXT NOT NULL DEFAULT '',
+  sender_domain TEXT NOT NULL DEFAULT ''`;
+
 /** A delivery row with its envelope: `SELECT ${DELIVERY_FIELDS} ${DELIVERY_ROWS} WHERE ...`. */
-const DELIVERY_FIELDS = 'mailbox, seq, message_id, envelope, received_ms, log_index';
+const DELIVERY_FIELDS = 'mailbox, seq, message_id, envelope, received_ms, log_index, sender, sender_domain';
 const DELIVERY_ROWS = 'FROM deliveries JOIN delivery_envelopes ON delivery_envelopes.id = deliveries.rowid';
 
 const SCHEMA = `
@@ -143,7 +176,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 -- delivery deletes its envelope, whichever statement deletes it.
 CREATE TABLE IF NOT EXISTS delivery_envelopes (
   id INTEGER PRIMARY KEY,
-  envelope BLOB NOT NULL
+  envelope BLOB NOT NULL,
+  ${DELIVERY_SENDER_COLUMNS}
 ) STRICT;
 CREATE TRIGGER IF NOT EXISTS delivery_envelope_deleted AFTER DELETE ON deliveries
   BEGIN DELETE FROM delivery_envelopes WHERE id = OLD.rowid; END;
@@ -156,14 +190,8 @@ CREATE TABLE IF NOT EXISTS routes (
   did TEXT NOT NULL,
   endpoint TEXT NOT NULL
 ) STRICT;
--- The replay set: every message id accepted, until the message expires, with its log index. It is the
--- node's only index by message id (proofs and re-sent messages find their leaf through it).
-CREATE TABLE IF NOT EXISTS seen_messages (
-  message_id BLOB PRIMARY KEY,
-  expires_ms INTEGER NOT NULL,
-  log_index INTEGER -- null: accepted before layout 3 kept it
-) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages (expires_ms);
+CREATE TABLE IF NOT EXISTS seen_messages ${SEEN_COLUMNS};
+${SEEN_EXPIRY_INDEX};
 `;
 
 export class Storage extends EventEmitter {
@@ -257,7 +285,7 @@ export class Storage extends EventEmitter {
       listMailboxes: prepare(`SELECT * FROM mailboxes ORDER BY address`),
       maxSeq: prepare(`SELECT coalesce(max(seq), 0) AS s FROM deliveries WHERE mailbox = ?`),
       insertDelivery: prepare(`INSERT INTO deliveries (mailbox, seq, message_id, received_ms, log_index) VALUES (?,?,?,?,?)`),
-      insertDeliveryEnvelope: prepare(`INSERT INTO delivery_envelopes (id, envelope) VALUES (last_insert_rowid(), ?)`),
+      insertDeliveryEnvelope: prepare(`INSERT INTO delivery_envelopes (id, envelope, sender, sender_domain) VALUES (last_insert_rowid(), ?, ?, ?)`),
       pending: prepare(`SELECT ${DELIVERY_FIELDS} ${DELIVERY_ROWS} WHERE mailbox = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?`),
       ack: prepare(`UPDATE deliveries SET acked = ? WHERE mailbox = ? AND seq = ? AND acked = 0`),
       pageCount: prepare('SELECT page_count AS n FROM pragma_page_count()'),
@@ -272,11 +300,11 @@ export class Storage extends EventEmitter {
                            WHERE mailbox = ? AND acked > 0 AND acked < ? AND seq < ? LIMIT ?)`),
       // Repair after a crash (startup): scans, since nothing indexes log_index; the deliveries are read
       // only when the replay set names a lost leaf.
-      seenFromLogIndex: prepare(`SELECT message_id, log_index FROM seen_messages WHERE log_index >= ?`),
+      seenFromLogIndex: prepare(`SELECT message_id, message_hash, log_index FROM seen_messages WHERE log_index >= ?`),
       deliveriesFromLogIndex: prepare(`SELECT deliveries.rowid AS id, log_index, envelope ${DELIVERY_ROWS} WHERE log_index >= ?`),
       setDeliveryLogIndex: prepare(`UPDATE deliveries SET log_index = ? WHERE rowid = ?`),
       setOutboundLogIndex: prepare(`UPDATE outbound_envelopes SET log_index = ? WHERE message_id = ?`),
-      setSeenLogIndex: prepare(`UPDATE seen_messages SET log_index = ? WHERE message_id = ?`),
+      setSeenLogIndex: prepare(`UPDATE seen_messages SET log_index = ? WHERE message_id = ? AND message_hash = ?`),
       insertOutboundEnvelope: prepare(`INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)`),
       insertOutbound: prepare(`INSERT INTO outbound (message_id, recipient, domain, state, next_attempt_ms, expires_ms, updated_ms) VALUES (?,?,?,'queued',?,?,?)`),
       dueOutbound: prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
@@ -295,9 +323,10 @@ export class Storage extends EventEmitter {
       routeFor: prepare(`SELECT * FROM routes WHERE domain = ?`),
       deleteRoute: prepare(`DELETE FROM routes WHERE domain = ?`),
       countDeliveries: prepare(`SELECT count(*) AS n FROM deliveries`),
-      seenLogIndex: prepare(`SELECT log_index FROM seen_messages WHERE message_id = ?`),
-      heldLogIndex: prepare(`SELECT log_index FROM deliveries WHERE mailbox = ? AND message_id = ? AND log_index IS NOT NULL LIMIT 1`),
-      addSeen: prepare(`INSERT INTO seen_messages (message_id, expires_ms, log_index) VALUES (?, ?, ?)`),
+      seenRows: prepare(`SELECT log_index FROM seen_messages WHERE message_id = ?`),
+      seenAs: prepare(`SELECT log_index FROM seen_messages WHERE message_id = ? AND message_hash IN (?, x'')`),
+      heldLogIndex: prepare(`SELECT DISTINCT log_index FROM deliveries WHERE mailbox = ? AND message_id = ? AND log_index IS NOT NULL LIMIT 2`),
+      addSeen: prepare(`INSERT INTO seen_messages (message_id, message_hash, expires_ms, log_index) VALUES (?, ?, ?, ?)`),
       pruneSeen: prepare(`DELETE FROM seen_messages WHERE expires_ms < ?`),
       // For a delivered or failed recipient next_attempt_ms is when it finished (updateOutboundMany), so
       // the (state, next_attempt_ms) index finds the oldest records first.
@@ -561,21 +590,32 @@ export class Storage extends EventEmitter {
    */
   async storeEnvelope(args: {
     messageId: Uint8Array; expiresMs: number; envelope: Uint8Array; mailboxes: string[]; logIndex?: number;
+    /** The replay set's key with the id; without it the id alone is recorded (blocking every hash). */
+    messageHash?: Uint8Array;
+    /** Who vouched for the sender, kept with each delivery; default: nobody. */
+    sender?: VouchedSender;
     /** Remote recipients, queued for relay in the same transaction. */
     remote?: { recipients: { address: string; domain: string }[]; sender: string; senderDomain: string };
   }): Promise<Map<string, number>> {
     const seqs = new Map<string, number>();
     const receivedMs = Date.now();
+    const sender = args.sender ?? { address: '', domain: '' };
     await this.write(() => {
-      // The primary key is the replay check: no separate read of the id inside the commit.
-      try {
-        this.stmts.addSeen.run(args.messageId, args.expiresMs, args.logIndex ?? null);
-      } catch (err) {
-        if ((err as { errcode?: number }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
-        throw err;
-      }
+      // The primary key is the replay check: no separate read of the id inside the commit. The outbound
+      // queue names a message by its id: a second message under a queued id is refused as a replay too
+      // (only a local sender queues, and it cannot learn an id before the message it belongs to).
+      const replay = (run: () => void) => {
+        try {
+          run();
+        } catch (err) {
+          if ((err as { errcode?: number }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) throw new GatewayError('REPLAY', 'message id already accepted (replay)');
+          throw err;
+        }
+      };
+      replay(() => this.stmts.addSeen.run(args.messageId, args.messageHash ?? EMPTY, args.expiresMs, args.logIndex ?? null));
       if (args.remote && args.remote.recipients.length) {
-        this.stmts.insertOutboundEnvelope.run(args.messageId, args.envelope, args.remote.sender, args.remote.senderDomain, args.logIndex ?? null);
+        const remote = args.remote;
+        replay(() => this.stmts.insertOutboundEnvelope.run(args.messageId, args.envelope, remote.sender, remote.senderDomain, args.logIndex ?? null));
         for (const r of args.remote.recipients) {
           this.stmts.insertOutbound.run(args.messageId, r.address, r.domain, receivedMs, args.expiresMs, receivedMs);
         }
@@ -583,13 +623,16 @@ export class Storage extends EventEmitter {
       for (const mailbox of args.mailboxes) {
         const seq = this.allocateSeq(mailbox);
         this.stmts.insertDelivery.run(mailbox, seq, args.messageId, receivedMs, args.logIndex ?? null);
-        this.stmts.insertDeliveryEnvelope.run(args.envelope);
+        this.stmts.insertDeliveryEnvelope.run(args.envelope, sender.address, sender.domain);
         seqs.set(mailbox, seq);
       }
     }); // on failure, flush() has reset the seq counters
     // Listeners get the stored delivery itself, so a subscriber that is caught up need not read it back.
     for (const [mailbox, seq] of seqs) {
-      const delivery: StoredDelivery = { mailbox, seq, messageId: args.messageId, envelope: args.envelope, receivedMs, logIndex: args.logIndex ?? null };
+      const delivery: StoredDelivery = {
+        mailbox, seq, messageId: args.messageId, envelope: args.envelope, receivedMs, logIndex: args.logIndex ?? null,
+        authenticatedSender: sender.address, senderDomain: sender.domain,
+      };
       this.emit('delivery', mailbox, seq, delivery);
     }
     if (args.remote?.recipients.length) {
@@ -713,9 +756,23 @@ export class Storage extends EventEmitter {
     });
   }
 
-  /** True when the message id was already accepted (fast pre-check; the store re-checks atomically). */
-  hasSeen(messageId: Uint8Array): boolean {
-    return this.stmts.seenLogIndex.get(messageId) !== undefined;
+  /**
+   * True when this message (id and hash) was already accepted, or its id before layout 4 (then any
+   * hash). A fast pre-check; the store re-checks atomically.
+   */
+  hasSeen(messageId: Uint8Array, messageHash: Uint8Array): boolean {
+    return this.stmts.seenAs.get(messageId, messageHash) !== undefined;
+  }
+
+  /**
+   * The log index of the message accepted under this id and hash: a number, null if the replay set
+   * holds it without its leaf (accepted before layout 3), undefined if it holds no such message. For a
+   * row from before layout 4 (id alone) the caller checks the leaf's hash itself.
+   */
+  seenLogIndex(messageId: Uint8Array, messageHash: Uint8Array): number | null | undefined {
+    const seen = this.stmts.seenAs.get(messageId, messageHash) as { log_index: number | null } | undefined;
+    if (!seen) return undefined;
+    return seen.log_index === null ? null : Number(seen.log_index);
   }
 
   pendingDeliveries(mailbox: string, afterSeq: number, limit: number): StoredDelivery[] {
@@ -724,16 +781,17 @@ export class Storage extends EventEmitter {
 
   /**
    * The log index of an accepted message, by its id: from the replay set, which holds the id until the
-   * message expires; past that (or for an id accepted before layout 3), from a delivery the mailbox
-   * `heldBy` still holds (a scan of that mailbox's rows: no index by message id). Undefined if neither
-   * knows it, null if the replay set holds the id without its leaf (accepted before layout 3).
+   * message expires; past that, for an id accepted before layout 3, or for an id that several messages
+   * share (docs/PROTOCOL.md §5), from the delivery the mailbox `heldBy` holds (a scan of that mailbox's
+   * rows: no index by message id). Undefined if neither knows it; null if the id names no single leaf
+   * (accepted before layout 3, or several messages under it and `heldBy` holds none or several).
    */
   logIndexOf(messageId: Uint8Array, heldBy?: string): number | null | undefined {
-    const seen = this.stmts.seenLogIndex.get(messageId) as { log_index: number | null } | undefined;
-    if (seen?.log_index != null) return Number(seen.log_index);
-    const held = heldBy === undefined ? undefined : this.stmts.heldLogIndex.get(heldBy, messageId) as { log_index: number } | undefined;
-    if (held) return Number(held.log_index);
-    return seen ? null : undefined;
+    const seen = this.stmts.seenRows.all(messageId) as { log_index: number | null }[];
+    if (seen.length === 1 && seen[0]!.log_index !== null) return Number(seen[0]!.log_index);
+    const held = heldBy === undefined ? [] : this.stmts.heldLogIndex.all(heldBy, messageId) as { log_index: number }[];
+    if (held.length === 1) return Number(held[0]!.log_index);
+    return seen.length || held.length ? null : undefined;
   }
 
   /** Marks deliveries acknowledged (recording when, for retention); resolves once durable. */
@@ -775,7 +833,7 @@ export class Storage extends EventEmitter {
   messagesFromLogIndex(size: number): LostLeaf[] {
     const lost = new Map<number, LostLeaf>();
     for (const r of this.stmts.seenFromLogIndex.all(size) as Record<string, unknown>[]) {
-      lost.set(Number(r.log_index), { logIndex: Number(r.log_index), messageId: r.message_id as Uint8Array, deliveryRows: [] });
+      lost.set(Number(r.log_index), { logIndex: Number(r.log_index), messageId: r.message_id as Uint8Array, messageHash: r.message_hash as Uint8Array, deliveryRows: [] });
     }
     if (lost.size === 0) return [];
     for (const r of this.stmts.deliveriesFromLogIndex.all(size) as Record<string, unknown>[]) {
@@ -797,7 +855,7 @@ export class Storage extends EventEmitter {
       for (const { message, logIndex } of moves) {
         for (const row of message.deliveryRows) this.stmts.setDeliveryLogIndex.run(logIndex, row);
         this.stmts.setOutboundLogIndex.run(logIndex, message.messageId);
-        this.stmts.setSeenLogIndex.run(logIndex, message.messageId);
+        this.stmts.setSeenLogIndex.run(logIndex, message.messageId, message.messageHash);
       }
     });
   }
@@ -860,8 +918,8 @@ function migrate(db: DatabaseSync): void {
       }
       db.exec(OUTBOUND_DUE_INDEX); // dropped with the old table
     }
+    const hasColumn = (table: string, column: string) => db.prepare(`SELECT 1 FROM pragma_table_info(?) WHERE name = ?`).get(table, column) !== undefined;
     if (version < 3) {
-      const hasColumn = (table: string, column: string) => db.prepare(`SELECT 1 FROM pragma_table_info(?) WHERE name = ?`).get(table, column) !== undefined;
       if (hasColumn('deliveries', 'envelope')) {
         // DROP COLUMN rewrites each row in place, under the same rowid: the envelopes stay matched.
         db.exec('INSERT INTO delivery_envelopes (id, envelope) SELECT rowid, envelope FROM deliveries; ALTER TABLE deliveries DROP COLUMN envelope;');
@@ -875,6 +933,19 @@ function migrate(db: DatabaseSync): void {
             (SELECT log_index FROM outbound_envelopes WHERE outbound_envelopes.message_id = seen_messages.message_id));`);
       }
       db.exec('DROP INDEX IF EXISTS deliveries_message');
+    }
+    if (version < 4) {
+      if (!hasColumn('seen_messages', 'message_hash')) {
+        // Rows of ids accepted before keep blocking their id whatever the hash (empty), until they expire.
+        db.exec(`CREATE TABLE seen_messages_v4 ${SEEN_COLUMNS};
+          INSERT INTO seen_messages_v4 (message_id, message_hash, expires_ms, log_index) SELECT message_id, x'', expires_ms, log_index FROM seen_messages;
+          DROP TABLE seen_messages; ALTER TABLE seen_messages_v4 RENAME TO seen_messages; ${SEEN_EXPIRY_INDEX};`);
+      }
+      // Deliveries stored before were vouched for by nobody (empty): their clients show them unverified.
+      if (!hasColumn('delivery_envelopes', 'sender')) {
+        db.exec(`ALTER TABLE delivery_envelopes ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+          ALTER TABLE delivery_envelopes ADD COLUMN sender_domain TEXT NOT NULL DEFAULT '';`);
+      }
     }
     db.exec(`PRAGMA user_version=${STORE_VERSION}`);
     db.exec('COMMIT');
@@ -913,6 +984,8 @@ function toDelivery(r: Record<string, unknown>): StoredDelivery {
     envelope: r.envelope as Uint8Array,
     receivedMs: Number(r.received_ms),
     logIndex: r.log_index === null ? null : Number(r.log_index),
+    authenticatedSender: r.sender as string,
+    senderDomain: r.sender_domain as string,
   };
 }
 

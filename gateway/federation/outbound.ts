@@ -12,9 +12,9 @@ import {
 } from '../../identity/index.ts';
 import type { Storage, OutboundItem, HeldEnvelope } from '../storage.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, oneLine } from '../errors.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
-import { RelayChannel, RelayError, PERMANENT_CODES } from './relay.ts';
+import { RelayChannel, RelayError, PERMANENT_CODES, peerText } from './relay.ts';
 import { formatEndpoint, type Route, type Router } from './routing.ts';
 import { storedReceipt, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
@@ -46,6 +46,27 @@ export interface OutboundOptions extends AcceptDeps {
   log: Logger;
   resolver: DidResolver;
 }
+
+/**
+ * What a failure notice says for each code that ends a delivery (docs/PROTOCOL.md §4.1 item 4, and
+ * expiry). Fixed text: the notice is signed by this node as postmaster, so it does not repeat a peer's
+ * words (those stay in `queue list`, one line each).
+ */
+const NOTICE_REASONS: Record<string, string> = {
+  EXPIRED: 'the message expired before the recipient domain accepted it',
+  UNKNOWN_RECIPIENT: "the recipient's node has no such mailbox",
+  INVALID_ARGUMENT: "the recipient's node refused the message as malformed",
+  TOO_LARGE: "the message is larger than the recipient's node accepts",
+  ENCODING: "the recipient's node could not decode the message",
+  SIGNATURE: "the recipient's node could not verify the message's signature",
+  KEY_NOT_IN_DID: "the signing key is not in the sender's DID document",
+  HASH_MISMATCH: "the message hash did not match the message",
+  TIME_WINDOW: "the recipient's node refused the message's time window (clock skew or lifetime)",
+  RECIPIENTS_DIGEST: "the recipient key digest did not match the recipients",
+  PEER_REJECTED: "the recipient's node and this node did not accept each other's identity or domain",
+  REPLAY: "the recipient's node already holds this message",
+  LIMIT: "the message exceeds a limit of the recipient's node",
+};
 
 /** How often an open channel is checked against the domain's current route. */
 const ROUTE_RECHECK_MS = 1_000;
@@ -199,7 +220,7 @@ export class OutboundDelivery {
     try {
       const channel = await this.channel(first.domain);
       const t0 = performance.now();
-      const receipt = await channel.send(envelope, stored.senderDomain);
+      const receipt = await channel.send(envelope, stored.senderDomain, { senderAddress: stored.sender });
       const peer = this.peers.get(first.domain);
       if (peer) Object.assign(peer, { lastSeenMs: Date.now(), rttMs: channel.conn.rtt?.() ?? performance.now() - t0, lastError: '' });
       // The peer holds it durably now. Should this update be lost (crash), the item is sent again and
@@ -212,7 +233,7 @@ export class OutboundDelivery {
       const code = (err as GatewayError).code ?? 'INTERNAL';
       const message = (err as Error).message;
       const peer = this.peers.get(first.domain);
-      if (peer) peer.lastError = message;
+      if (peer) peer.lastError = oneLine(message);
       const permanent = err instanceof RelayError ? err.permanent : PERMANENT_CODES.has(code);
       if (permanent || code === 'UNKNOWN_RECIPIENT') {
         await this.fail(items, stored.sender, envelope, code, message);
@@ -221,7 +242,7 @@ export class OutboundDelivery {
       await this.opts.storage.updateOutboundMany(items.map((item) => {
         const attempts = item.attempts + 1;
         const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
-        return { ...item, state: 'deferred' as const, attempts, nextAttemptMs: Date.now() + delay, lastError: `${code}: ${message}` };
+        return { ...item, state: 'deferred' as const, attempts, nextAttemptMs: Date.now() + delay, lastError: oneLine(`${code}: ${message}`) };
       }));
       this.dueChanged = true;
       this.opts.log.info({ domain: first.domain, code, err: message }, 'relay deferred');
@@ -324,7 +345,7 @@ export class OutboundDelivery {
 
   /** Marks items failed and puts one delivery failure notice in the sender's mailbox. */
   private async fail(items: OutboundItem[], sender: string, envelope: Envelope, code: string, reason: string): Promise<void> {
-    await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'failed' as const, attempts: item.attempts + 1, lastError: `${code}: ${reason}` })));
+    await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'failed' as const, attempts: item.attempts + 1, lastError: oneLine(`${code}: ${reason}`) })));
     this.opts.log.warn({ code, recipients: items.length }, 'relay failed permanently');
     if (!sender) return;
     await this.notify(sender, envelope, items.map((i) => i.recipient), code, reason).catch((err: Error) => {
@@ -356,7 +377,7 @@ export class OutboundDelivery {
       'Content-Type: text/plain; charset=utf-8',
       '',
       `Your message ${Buffer.from(original.messageId).toString('hex')} could not be delivered to ${recipients.join(', ')}.`,
-      `Reason: ${reason}`,
+      `Reason: ${NOTICE_REASONS[code] ?? peerText(reason)}`,
       '',
       `--${boundary}`,
       'Content-Type: message/delivery-status',
@@ -364,7 +385,7 @@ export class OutboundDelivery {
       `Reporting-MTA: dns; ${domain}`,
       `Arrival-Date: ${new Date(original.createdMs).toUTCString()}`,
       '',
-      ...recipients.flatMap((r) => [`Final-Recipient: rfc822; ${r}`, 'Action: failed', `Status: ${code === 'EXPIRED' ? '4.4.7' : '5.0.0'}`, `Diagnostic-Code: x-aftersmtp; ${code}`, '']),
+      ...recipients.flatMap((r) => [`Final-Recipient: rfc822; ${r}`, 'Action: failed', `Status: ${code === 'EXPIRED' ? '4.4.7' : '5.0.0'}`, `Diagnostic-Code: x-aftersmtp; ${oneLine(code)}`, '']),
       `--${boundary}--`,
       '',
     ].join('\r\n');

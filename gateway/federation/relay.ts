@@ -9,8 +9,8 @@ import { loadProto, type Receipt } from '../../proto/index.ts';
 import { bytesEqual, verifySignature, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
-import { GatewayError } from '../errors.ts';
-import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
+import { GatewayError, oneLine } from '../errors.ts';
+import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept.ts';
 import { ReceiptCheckCache, verifyReceipt, type ReceiptBatcher, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
 export const RELAY_METHOD = '/aftersmtp.v1.Relay/Stream';
@@ -60,6 +60,7 @@ export interface RelayAckFrame { frameId: number; receipt?: Receipt | null; erro
 export interface RelayFrameIn {
   frameId: number;
   senderDomain: string;
+  senderAddress: string;
   kind?: 'envelope' | 'ack' | 'hello';
   envelope?: import('../../proto/index.ts').Envelope__Output | null;
   ack?: RelayAckFrame | null;
@@ -162,7 +163,12 @@ async function handleEnvelope(frame: RelayFrameIn, hello: RelayHello, deps: Rela
     if (webHost && decodeURIComponent(webHost).toLowerCase().split(':')[0] !== senderDomain) {
       throw new GatewayError('PEER_REJECTED', `sender ${envelope.senderDid} is not in the domain ${senderDomain}`);
     }
-    const accepted = await acceptEnvelope(deps, envelope, { senderAddress: '', senderDomain, fromPeer: true });
+    // The peer vouches for the sender's full address only within the domain it was checked to serve.
+    const senderAddress = frame.senderAddress.toLowerCase();
+    if (senderAddress && domainOf(senderAddress) !== senderDomain) {
+      throw new GatewayError('PEER_REJECTED', `the envelope's sender address "${senderAddress}" is not in its sender domain ${senderDomain}`);
+    }
+    const accepted = await acceptEnvelope(deps, envelope, { senderAddress, senderDomain, fromPeer: true });
     deps.onEvent?.({ peerDid: hello.did, accepted: true });
     const receipt = accepted.receipt as Receipt & ReceiptFields;
     return { frameId: frame.frameId, receipt: hello.batchedReceipts ? await deps.receipts.sign(receipt) : deps.receipts.signAlone(receipt) };
@@ -172,6 +178,20 @@ async function handleEnvelope(frame: RelayFrameIn, hello: RelayHello, deps: Rela
     deps.onEvent?.({ peerDid: hello.did, accepted: false, code });
     return { frameId: frame.frameId, error: { code, status: 0, message: code === 'INTERNAL' ? 'internal error' : (err as Error).message } };
   }
+}
+
+/** The most of a peer's error message this node keeps (queue, peer status, logs). */
+export const PEER_TEXT_MAX = 200;
+
+/** A peer's free text as this node keeps it: one line, at most PEER_TEXT_MAX characters. */
+export function peerText(text: string): string {
+  const chars = [...oneLine(text)];
+  return chars.length > PEER_TEXT_MAX ? `${chars.slice(0, PEER_TEXT_MAX - 1).join('')}…` : chars.join('');
+}
+
+/** A peer's error code as this node keeps it: a code word, or PEER_ERROR (not permanent: retried). */
+export function peerCode(code: string): string {
+  return /^[A-Z][A-Z0-9_]{0,47}$/.test(code) ? code : 'PEER_ERROR';
 }
 
 /** Codes after which sending the same envelope again cannot succeed. */
@@ -264,11 +284,12 @@ export class RelayChannel {
   }
 
   /**
-   * Sends one envelope; resolves with the peer's receipt once it is durable there. A receipt that does
-   * not verify (other hash, not signed by the peer DID's key) rejects with BAD_RECEIPT: not delivered.
+   * Sends one envelope, vouching for its sender's domain (and, when given, the full address of the local
+   * mailbox that submitted it); resolves with the peer's receipt once it is durable there. A receipt that
+   * does not verify (other hash, not signed by the peer DID's key) rejects with BAD_RECEIPT: not delivered.
    */
-  async send(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
-    const receipt = await this.sendUnverified(envelope, senderDomain, signal);
+  async send(envelope: Envelope, senderDomain: string, opts: { senderAddress?: string; signal?: AbortSignal } = {}): Promise<Receipt> {
+    const receipt = await this.sendUnverified(envelope, { senderDomain, senderAddress: opts.senderAddress ?? '' }, opts.signal);
     try {
       await verifyReceipt(receipt as ReceiptFields & Partial<SignedReceipt>, envelope.messageHash, this.peerDid, this.resolver, this.verify, this.receiptChecks);
     } catch (err) {
@@ -277,7 +298,7 @@ export class RelayChannel {
     return receipt;
   }
 
-  private async sendUnverified(envelope: Envelope, senderDomain: string, signal?: AbortSignal): Promise<Receipt> {
+  private async sendUnverified(envelope: Envelope, sender: { senderDomain: string; senderAddress: string }, signal?: AbortSignal): Promise<Receipt> {
     while (this.pending.size >= this.window && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
     if (this.failure) throw this.failure;
     const frameId = this.nextFrame++;
@@ -292,7 +313,7 @@ export class RelayChannel {
     }, this.ackTimeoutMs);
     result.then(() => clearTimeout(timer), () => clearTimeout(timer));
     try {
-      await lane.stream.send(this.encode({ frameId, senderDomain, envelope: envelopeToWire(envelope) }), { signal });
+      await lane.stream.send(this.encode({ frameId, ...sender, envelope: envelopeToWire(envelope) }), { signal });
     } catch (err) {
       if (this.pending.delete(frameId)) lane.inFlight--;
       this.fail(new GatewayError('PEER_UNAVAILABLE', `relay stream to ${this.peerDid} failed: ${(err as Error).message}`));
@@ -312,7 +333,8 @@ export class RelayChannel {
         if (!waiter) continue;
         this.pending.delete(frame.ack.frameId);
         waiter.lane.inFlight--;
-        if (frame.ack.error) waiter.reject(new RelayError(frame.ack.error.code, frame.ack.error.message));
+        // The peer's words go into the queue, the admin API and failure notices: kept tame from here on.
+        if (frame.ack.error) waiter.reject(new RelayError(peerCode(frame.ack.error.code), peerText(frame.ack.error.message)));
         else if (frame.ack.receipt) waiter.resolve(frame.ack.receipt);
         else waiter.reject(new RelayError('INVALID_ARGUMENT', 'ack without receipt'));
         this.waiters.shift()?.();

@@ -151,7 +151,7 @@ describe('direct protobuf codec (proto/codec.ts)', () => {
     const relay = messageCodec(root, 'aftersmtp.v1.RelayFrame')!;
     expect(relay.encode({ frameId: 0, senderDomain: '' }).length).toBe(0);
     const hello = relay.encode({ frameId: 0, hello: {} });
-    expect(relay.decode(hello)).toStrictEqual({ frameId: 0, senderDomain: '', hello: { did: '', domains: [], maxInFlight: 0, batchedReceipts: false }, kind: 'hello' });
+    expect(relay.decode(hello)).toStrictEqual({ frameId: 0, senderDomain: '', senderAddress: '', hello: { did: '', domains: [], maxInFlight: 0, batchedReceipts: false }, kind: 'hello' });
     const env = envelope.decode(envelope.encode({ recipientAddresses: ['', 'b@b.test'] }));
     expect(env.recipientAddresses).toStrictEqual(['', 'b@b.test']);
   });

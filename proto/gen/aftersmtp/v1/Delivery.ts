@@ -14,6 +14,17 @@ export interface Delivery {
    * these; a client that has seen its ack confirmed will never get that delivery again.
    */
   'confirmedAcks'?: (number | string | Long)[];
+  /**
+   * Who vouched for the sender's address (docs/PROTOCOL.md §4 "Sender binding"): the address the node
+   * authenticated (the submitting mailbox's token) or that the sending node vouched for in its relay
+   * frame; empty when nobody vouched for a full address.
+   */
+  'authenticatedSender'?: (string);
+  /**
+   * The sender's mail domain as the node authenticated it or the sending node vouched for it (the relay
+   * frame's sender_domain, checked against that node's route); empty when nobody vouched.
+   */
+  'senderDomain'?: (string);
 }
 
 export interface Delivery__Output {
@@ -26,4 +37,15 @@ export interface Delivery__Output {
    * these; a client that has seen its ack confirmed will never get that delivery again.
    */
   'confirmedAcks': (number)[];
+  /**
+   * Who vouched for the sender's address (docs/PROTOCOL.md §4 "Sender binding"): the address the node
+   * authenticated (the submitting mailbox's token) or that the sending node vouched for in its relay
+   * frame; empty when nobody vouched for a full address.
+   */
+  'authenticatedSender': (string);
+  /**
+   * The sender's mail domain as the node authenticated it or the sending node vouched for it (the relay
+   * frame's sender_domain, checked against that node's route); empty when nobody vouched.
+   */
+  'senderDomain': (string);
 }

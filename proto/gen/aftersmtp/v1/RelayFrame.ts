@@ -15,6 +15,11 @@ export interface RelayFrame {
    * domain that node serves (docs/PROTOCOL.md "Relay").
    */
   'senderDomain'?: (string);
+  /**
+   * With an envelope: the sender's mailbox address, vouched for by the sending node (it authenticated
+   * the mailbox that submitted it); its domain must be sender_domain. Empty: only the domain is vouched for.
+   */
+  'senderAddress'?: (string);
   'kind'?: "envelope"|"ack"|"hello";
 }
 
@@ -28,5 +33,10 @@ export interface RelayFrame__Output {
    * domain that node serves (docs/PROTOCOL.md "Relay").
    */
   'senderDomain': (string);
+  /**
+   * With an envelope: the sender's mailbox address, vouched for by the sending node (it authenticated
+   * the mailbox that submitted it); its domain must be sender_domain. Empty: only the domain is vouched for.
+   */
+  'senderAddress': (string);
   'kind'?: "envelope"|"ack"|"hello";
 }
