@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { tempDir } from '../helpers.ts';
 import { Storage } from '../../gateway/storage.ts';
-import { Witness, WitnessStore } from '../../gateway/federation/witness.ts';
+import { Witness, WitnessStore, type DomainRoute } from '../../gateway/federation/witness.ts';
 import { generateIdentity } from '../../gateway/node-files.ts';
 import { createDidResolver } from '../../identity/index.ts';
 import { TransparencyLog, encodeLeaf, verifyCosignature, parseNote } from '../../ledger/index.ts';
@@ -25,10 +25,22 @@ function openLog(name: string, key: { privateKey: Uint8Array; publicKey: Uint8Ar
 }
 const grow = (log: TransparencyLog, n: number) => log.append(Array.from({ length: n }, () => encodeLeaf({ version: 1, type: 'message', messageHash: randomBytes(32) })));
 
-function witnessAt(file: string, maxLogs = 10) {
+/**
+ * A witness for w.test whose routes are `routes` (domain -> DID; `configured: false` stands for a
+ * route found through DNS, which only authenticated callers get).
+ */
+function witnessAt(file: string, routes: Record<string, DomainRoute>, maxLogs = 10) {
   const storage = new Storage(file);
   const me = identity('w.test');
-  const witness = new Witness({ store: new WitnessStore(storage), resolver: createDidResolver({}), nodeDid: me.did, signingKey: me.key, maxLogs, log: pino({ level: 'silent' }) });
+  const witness = new Witness({
+    store: new WitnessStore(storage), resolver: createDidResolver({}), nodeDid: me.did, signingKey: me.key, maxLogs,
+    ownOrigin: 'w.test/aftersmtp', localDomains: ['w.test'],
+    routeOf: async (domain, { discover }) => {
+      const route = routes[domain];
+      return route && (route.configured || discover) ? route : undefined;
+    },
+    log: pino({ level: 'silent' }),
+  });
   return { storage, witness, me };
 }
 
@@ -43,8 +55,8 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 
 describe('witness', () => {
   it('cosigns a first checkpoint, then only consistent growth; the cosignature verifies with the witness key', async () => {
-    const { witness, me, storage } = witnessAt(join(dir.path, 'w1.db'));
     const logId = identity('log.test');
+    const { witness, me, storage } = witnessAt(join(dir.path, 'w1.db'), { 'log.test': { did: logId.did, configured: true } });
     const log = openLog('honest', logId.key);
     grow(log, 5);
     const cp5 = log.signCheckpoint({ size: 5 });
@@ -67,35 +79,48 @@ describe('witness', () => {
   });
 
   it('refuses a first checkpoint with old_size > 0, a note not signed by the DID\'s key, garbage, and logs beyond the limit', async () => {
-    const { witness, storage } = witnessAt(join(dir.path, 'w2.db'), 1);
     const logId = identity('log.test');
+    const routes: Record<string, DomainRoute> = { 'log.test': { did: logId.did, configured: true } };
+    const { witness, storage } = witnessAt(join(dir.path, 'w2.db'), routes, 1);
     const log = openLog('l', logId.key);
     grow(log, 3);
     const cp = log.signCheckpoint({ size: 3 });
     expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 2, consistency: [], logDid: logId.did }))).toBe('CONFLICT');
+    // A DID the route names, but whose keys did not sign the note.
     const impostor = identity('log.test');
+    routes['log.test'] = { did: impostor.did, configured: true };
     expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 0, consistency: [], logDid: impostor.did }))).toBe('BAD_SIGNATURE');
+    routes['log.test'] = { did: logId.did, configured: true };
     expect(await codeOf(witness.cosign({ note: 'not a note', oldSize: 0, consistency: [], logDid: logId.did }))).toBe('INVALID_ARGUMENT');
     expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 0, consistency: [], logDid: 'mailto:x' }))).toBe('INVALID_ARGUMENT');
     expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 0, consistency: [], logDid: logId.did }, { authenticatedKey: impostor.key.publicKey }))).toBe('PEER_REJECTED');
     expect(await codeOf(witness.cosign({ note: cp.note, oldSize: 0, consistency: [], logDid: logId.did }))).toBe('OK');
+    // Beyond maxLogs, a log found through DNS is refused; a configured peer's log never is.
     const second = identity('other.test');
+    routes['other.test'] = { did: second.did, configured: false };
     const log2 = openLog('l2', second.key, 'other.test/aftersmtp');
     grow(log2, 1);
-    expect(await codeOf(witness.cosign({ note: log2.signCheckpoint({ size: 1 }).note, oldSize: 0, consistency: [], logDid: second.did }))).toBe('LIMIT');
+    expect(await codeOf(witness.cosign({ note: log2.signCheckpoint({ size: 1 }).note, oldSize: 0, consistency: [], logDid: second.did }, { authenticatedKey: second.key.publicKey }))).toBe('LIMIT');
+    const third = identity('third.test');
+    routes['third.test'] = { did: third.did, configured: true };
+    const log3 = openLog('l3', third.key, 'third.test/aftersmtp');
+    grow(log3, 1);
+    expect(await codeOf(witness.cosign({ note: log3.signCheckpoint({ size: 1 }).note, oldSize: 0, consistency: [], logDid: third.did }))).toBe('OK');
     log.close();
     log2.close();
+    log3.close();
     await storage.close();
   });
 
   it('remembers the last checkpoint and the split views across a reopen', async () => {
     const file = join(dir.path, 'w3.db');
     const logId = identity('log.test');
+    const routes = { 'log.test': { did: logId.did, configured: true } };
     const log = openLog('l3', logId.key);
     grow(log, 4);
     const cp4 = log.signCheckpoint({ size: 4 });
     {
-      const { witness, storage } = witnessAt(file);
+      const { witness, storage } = witnessAt(file, routes);
       await witness.cosign({ note: cp4.note, oldSize: 0, consistency: [], logDid: logId.did });
       const fork = openLog('fork', logId.key);
       grow(fork, 4);
@@ -103,7 +128,7 @@ describe('witness', () => {
       fork.close();
       await storage.close();
     }
-    const { witness, storage } = witnessAt(file);
+    const { witness, storage } = witnessAt(file, routes);
     expect(witness.splitViewCount).toBe(1);
     grow(log, 2);
     const cp6 = log.signCheckpoint({ size: 6 });
