@@ -371,12 +371,8 @@ export class Witness {
     const seen = store.witnessedLog(origin);
     // Two trees of one size signed by the log's key are a split view whoever presents the second, and
     // checking it needs nothing but the key this witness already holds.
-    if (seen?.logKey) {
-      const presented = signedBy(req.note, origin, seen.logKey);
-      if (presented && presented.size === seen.size && !bytesEqual(presented.root, seen.root)) {
-        await this.#splitView(seen, req.note, `two checkpoints of size ${seen.size} with different roots`);
-      }
-    }
+    const bySeenKey = seen?.logKey && signedBy(req.note, origin, seen.logKey);
+    if (bySeenKey) await this.#refuseSameSizeFork(seen!, bySeenKey, req);
     const { configured } = await this.#speaksFor(req.logDid, domain, !ctx.authenticatedKey);
     const keys = await resolver.resolveKeys(req.logDid).catch((err: Error) => {
       throw new GatewayError('PEER_REJECTED', `cannot resolve the log's DID ${req.logDid}: ${err.message}`);
@@ -406,13 +402,11 @@ export class Witness {
       // that signed the checkpoint it saw.
       const known = seen.logKey ?? signers.find((k) => signedBy(seen.note, origin, k));
       if (!known || !signers.some((k) => bytesEqual(k, known))) {
-        await this.#recordSplitView(seen, req.note, `signed by another key than the one this witness knows for ${origin}`);
+        await this.#recordSplitView(seen, req.note, `signed by another key than the one this witness knows for ${origin} (presented as ${req.logDid})`);
         throw new GatewayError('PEER_REJECTED', `this witness follows ${origin} under another key; a log with a new key needs a new origin`);
       }
       logKey = known;
-      if (cp.size === seen.size && !bytesEqual(cp.root, seen.root)) {
-        await this.#splitView(seen, req.note, `two checkpoints of size ${cp.size} with different roots`);
-      }
+      await this.#refuseSameSizeFork(seen, cp, req);
       if (cp.size < seen.size) throw new ConflictError(`this witness has seen size ${seen.size} of ${origin}, newer than ${cp.size}`, seen.size);
       if (req.oldSize !== seen.size) throw new ConflictError(`old_size ${req.oldSize} is not the size this witness has seen (${seen.size})`, seen.size);
       if (cp.size > seen.size && !verifyConsistency(seen.size, cp.size, req.consistency, seen.root, cp.root)) {
@@ -445,9 +439,19 @@ export class Witness {
       throw new GatewayError('PEER_REJECTED', `no configured route for ${domain}: on the public port only configured peers' logs are witnessed`);
     }
     if (didWebHost(logDid) === domain) return { configured: false };
-    const discovered = await this.#opts.routeOf(domain, { discover: true });
-    if (discovered?.did === logDid) return { configured: false };
-    throw new GatewayError('PEER_REJECTED', `${logDid} does not speak for ${domain} (neither did:web:${domain} nor the DID its route names)`);
+    // Discovery only ever finds a did:web (its document lists the endpoints): a did:key, which any
+    // caller can make by the thousand, costs no DNS query.
+    if (logDid.startsWith('did:web:')) {
+      const discovered = await this.#opts.routeOf(domain, { discover: true });
+      if (discovered?.did === logDid) return { configured: false };
+    }
+    throw new GatewayError('PEER_REJECTED', `${logDid} does not speak for ${domain} (neither did:web:${domain} nor the DID its route names; a did:key log needs a configured route)`);
+  }
+
+  async #refuseSameSizeFork(seen: WitnessedLog, cp: Checkpoint, req: CosignRequestIn): Promise<void> {
+    if (cp.size === seen.size && !bytesEqual(cp.root, seen.root)) {
+      await this.#splitView(seen, req.note, `two checkpoints of size ${cp.size} with different roots (presented as ${req.logDid})`);
+    }
   }
 
   async #recordSplitView(seen: WitnessedLog, presented: string, detail: string): Promise<void> {
