@@ -133,7 +133,7 @@ export const configSchema = z.strictObject({
       intervalMs: z.number().int().min(100).default(30_000),
       /** Domains whose nodes are asked to cosign; empty = every peer with a route or a relay channel. */
       peers: z.array(z.string().min(1)).default([]),
-      /** At most this many foreign logs are witnessed (state is kept per log). */
+      /** New logs are witnessed only while fewer are followed (state per origin); configured peers' logs always are. */
       maxLogs: z.number().int().min(1).default(1000),
     }).prefault({}),
   }).prefault({}),

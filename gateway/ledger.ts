@@ -32,6 +32,8 @@ export class NodeLedger {
   /** The newest checkpoint that is durable, and so may be shown to anyone. */
   private published?: StoredCheckpoint;
   private signing?: Promise<StoredCheckpoint | undefined>;
+  /** Checkpoints signed since start (each a signature and an fsync). */
+  checkpointsSigned = 0;
 
   constructor(opts: NodeLedgerOptions) {
     this.opts = opts;
@@ -137,6 +139,7 @@ export class NodeLedger {
       return this.published;
     }
     this.sinceCheckpoint = 0;
+    this.checkpointsSigned++;
     await this.walSyncer.sync();
     this.published = cp;
     return cp;

@@ -45,11 +45,12 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
         callback(toGrpcError(err));
       }
     },
-    GetCheckpoint: async (call, callback) => {
-      let cp = ledger.latestCheckpoint();
-      if (!cp || cp.size < call.request.minSize) cp = await ledger.checkpointIfGrown();
+    // Anonymous: answers with the latest published checkpoint only. Signing one on demand would let
+    // anyone make the node sign (and fsync) at will; the ledger signs on its own schedule.
+    GetCheckpoint: (call, callback) => {
+      const cp = ledger.latestCheckpoint();
       if (!cp || cp.size < call.request.minSize) {
-        callback(toGrpcError(new GatewayError('NOT_FOUND', `no checkpoint of size >= ${call.request.minSize}`)));
+        callback(toGrpcError(new GatewayError('NOT_FOUND', `no published checkpoint of size >= ${call.request.minSize} yet (one is signed within ledger.checkpointIntervalMs of growth)`)));
         return;
       }
       callback(null, { note: cp.note, size: cp.size, root: cp.root });
@@ -71,8 +72,9 @@ export function provenanceHandlers(deps: ProvenanceDeps): ProvenanceHandlers {
         witnesses: deps.witnessing?.witnesses() ?? [],
       });
     },
-    // The note's signature by a key of log_did authenticates the request; peers normally use the
-    // federation transport (federation/witness.ts), where the caller's key is checked as well.
+    // Anonymous: taken only for logs of configured peers (a configured route for the origin's domain
+    // names log_did), whose notes their keys sign. Peers normally use the federation transport
+    // (federation/witness.ts), where the caller's key is checked as well.
     Cosign: (call, callback) => {
       const w = deps.witnessing;
       if (!w) {

@@ -77,6 +77,16 @@ export class Federation {
     this.witnessStore = new WitnessStore(opts.storage);
     this.witness = new Witness({
       store: this.witnessStore, resolver: opts.resolver, nodeDid: opts.nodeDid, signingKey, maxLogs: witnessing.maxLogs,
+      ownOrigin: opts.ledger.origin, localDomains: config.node.domains,
+      routeOf: async (domain, { discover }) => {
+        const configured = this.router.configuredRoute(domain);
+        if (configured || !discover) return configured && { did: configured.record.did, configured: true };
+        try {
+          return { did: (await this.router.route(domain)).did, configured: false };
+        } catch {
+          return undefined;
+        }
+      },
       log: opts.log.child({ component: 'witness' }),
     });
     this.cosignatures = new CosignCollector({

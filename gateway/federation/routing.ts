@@ -82,13 +82,20 @@ export class Router {
     return this.opts.localDomains.includes(domain.toLowerCase());
   }
 
+  /** The route the operator set for a domain (config, then `route add`), read without any lookup. */
+  configuredRoute(domain: string): { record: StaticRoute; source: 'config' | 'static' } | undefined {
+    domain = domain.toLowerCase();
+    const configured = this.opts.configRoutes.find((r) => r.domain === domain);
+    if (configured) return { record: configured, source: 'config' };
+    const stored = this.opts.storage.routeFor(domain);
+    return stored && { record: stored, source: 'static' };
+  }
+
   /** Resolves the route for a remote domain; throws UNKNOWN_RECIPIENT when there is none. */
   async route(domain: string): Promise<Route> {
     domain = domain.toLowerCase();
-    const configured = this.opts.configRoutes.find((r) => r.domain === domain);
-    if (configured) return this.fromStatic(configured, 'config');
-    const stored = this.opts.storage.routeFor(domain);
-    if (stored) return this.fromStatic(stored, 'static');
+    const configured = this.configuredRoute(domain);
+    if (configured) return this.fromStatic(configured.record, configured.source);
     const cached = this.discovered.get(domain);
     if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.route;
     const route = await this.discover(domain);

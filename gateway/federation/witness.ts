@@ -18,9 +18,12 @@ import {
   verifyConsistency,
   verifyCosignature,
   addSignatures,
+  noteKeyId,
+  SIG_TYPE_ED25519,
+  type Checkpoint,
 } from '../../ledger/index.ts';
 import { loadProto } from '../../proto/index.ts';
-import type { DidResolver } from '../../identity/index.ts';
+import { parseDidWeb, type DidResolver } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import type { Storage } from '../storage.ts';
 import type { NodeLedger } from '../ledger.ts';
@@ -28,10 +31,15 @@ import { GatewayError } from '../errors.ts';
 
 export const COSIGN_METHOD = '/aftersmtp.v1.Provenance/Cosign';
 
+// What a witness follows is a log: an origin and the one key that signs it (C2SP tlog-witness
+// configures witnesses the same way). The DID that presented it is kept to say who did, and may change
+// while the key stays (a node that moves from did:key to did:web); the key never does.
+const WITNESSED_LOGS = `CREATE TABLE IF NOT EXISTS witnessed_logs (
+  origin TEXT PRIMARY KEY, log_did TEXT NOT NULL, log_key BLOB, size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL,
+  updated_ms INTEGER NOT NULL)`;
+
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS witnessed_logs (
-  log_did TEXT NOT NULL, origin TEXT NOT NULL, size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL,
-  updated_ms INTEGER NOT NULL, PRIMARY KEY (log_did, origin));
+${WITNESSED_LOGS};
 CREATE TABLE IF NOT EXISTS split_views (
   id INTEGER PRIMARY KEY AUTOINCREMENT, log_did TEXT NOT NULL, origin TEXT NOT NULL,
   seen_note TEXT NOT NULL, presented_note TEXT NOT NULL, detail TEXT NOT NULL, detected_ms INTEGER NOT NULL);
@@ -42,7 +50,42 @@ CREATE TABLE IF NOT EXISTS witness_progress (
   witness_did TEXT PRIMARY KEY, known_size INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
 `;
 
-export interface WitnessedLog { logDid: string; origin: string; size: number; root: Uint8Array; note: string }
+/** Evidence kept per origin: enough to show a log forked; a log signing endless forks cannot fill the disk. */
+const MAX_SPLIT_VIEWS_PER_ORIGIN = 16;
+
+/**
+ * Witness state was once kept per (log DID, origin), which let one key show two histories of one origin
+ * under two DIDs. It is now kept per origin: of several rows for one origin the largest size (then the
+ * first seen) stays. The key of a carried-over row is learnt from the next checkpoint whose key also
+ * verifies the stored note (see Witness).
+ */
+function upgradeWitnessedLogs(db: Storage['db']): void {
+  const hasKeyColumn = db.prepare(`SELECT 1 FROM pragma_table_info('witnessed_logs') WHERE name = 'log_key'`).get() !== undefined;
+  const exists = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'witnessed_logs'`).get() !== undefined;
+  if (!exists || hasKeyColumn) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec(`ALTER TABLE witnessed_logs RENAME TO witnessed_logs_by_did;
+      ${WITNESSED_LOGS};
+      INSERT OR IGNORE INTO witnessed_logs SELECT origin, log_did, NULL, size, root, note, updated_ms FROM witnessed_logs_by_did
+        ORDER BY size DESC, updated_ms ASC;
+      DROP TABLE witnessed_logs_by_did;`);
+    db.exec('COMMIT');
+  } catch (err) {
+    db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+export interface WitnessedLog {
+  origin: string;
+  logDid: string;
+  /** The log's Ed25519 key; undefined for state carried over from before it was recorded. */
+  logKey: Uint8Array | undefined;
+  size: number;
+  root: Uint8Array;
+  note: string;
+}
 export interface SplitView { logDid: string; origin: string; seenNote: string; presentedNote: string; detail: string; detectedMs: number }
 
 /** Both sides' witnessing state, in the node's database (durable writes through the group commit). */
@@ -51,31 +94,44 @@ export class WitnessStore {
 
   constructor(storage: Storage) {
     this.#storage = storage;
+    upgradeWitnessedLogs(storage.db);
     storage.db.exec(SCHEMA);
   }
 
   // --- as a witness of other logs ---
 
-  witnessedLog(logDid: string, origin: string): WitnessedLog | undefined {
-    const row = this.#storage.db.prepare('SELECT * FROM witnessed_logs WHERE log_did = ? AND origin = ?').get(logDid, origin) as
-      { log_did: string; origin: string; size: number; root: Uint8Array; note: string } | undefined;
-    return row && { logDid: row.log_did, origin: row.origin, size: Number(row.size), root: new Uint8Array(row.root), note: row.note };
+  witnessedLog(origin: string): WitnessedLog | undefined {
+    const row = this.#storage.db.prepare('SELECT * FROM witnessed_logs WHERE origin = ?').get(origin) as
+      { log_did: string; origin: string; log_key: Uint8Array | null; size: number; root: Uint8Array; note: string } | undefined;
+    return row && {
+      origin: row.origin, logDid: row.log_did, logKey: row.log_key ? new Uint8Array(row.log_key) : undefined,
+      size: Number(row.size), root: new Uint8Array(row.root), note: row.note,
+    };
   }
 
   countWitnessedLogs(): number {
     return Number((this.#storage.db.prepare('SELECT count(*) AS n FROM witnessed_logs').get() as { n: number }).n);
   }
 
+  /** How many origins `logDid` presented (a DID may have a few logs, not endless ones). */
+  countOriginsOf(logDid: string): number {
+    return Number((this.#storage.db.prepare('SELECT count(*) AS n FROM witnessed_logs WHERE log_did = ?').get(logDid) as { n: number }).n);
+  }
+
   saveWitnessedLog(w: WitnessedLog): Promise<void> {
     return this.#storage.write(() => {
-      this.#storage.db.prepare(`INSERT INTO witnessed_logs VALUES (?,?,?,?,?,?)
-        ON CONFLICT(log_did, origin) DO UPDATE SET size = excluded.size, root = excluded.root, note = excluded.note, updated_ms = excluded.updated_ms`)
-        .run(w.logDid, w.origin, w.size, w.root, w.note, Date.now());
+      this.#storage.db.prepare(`INSERT INTO witnessed_logs VALUES (?,?,?,?,?,?,?)
+        ON CONFLICT(origin) DO UPDATE SET log_did = excluded.log_did, log_key = excluded.log_key, size = excluded.size,
+          root = excluded.root, note = excluded.note, updated_ms = excluded.updated_ms`)
+        .run(w.origin, w.logDid, w.logKey ?? null, w.size, w.root, w.note, Date.now());
     });
   }
 
+  /** Stores the evidence; beyond MAX_SPLIT_VIEWS_PER_ORIGIN for one origin, only the refusal is counted. */
   recordSplitView(s: SplitView): Promise<void> {
     return this.#storage.write(() => {
+      const { n } = this.#storage.db.prepare('SELECT count(*) AS n FROM split_views WHERE origin = ?').get(s.origin) as { n: number };
+      if (Number(n) >= MAX_SPLIT_VIEWS_PER_ORIGIN) return;
       this.#storage.db.prepare('INSERT INTO split_views (log_did, origin, seen_note, presented_note, detail, detected_ms) VALUES (?,?,?,?,?,?)')
         .run(s.logDid, s.origin, s.seenNote, s.presentedNote, s.detail, s.detectedMs);
     });
@@ -196,21 +252,65 @@ export class ConflictError extends GatewayError {
   }
 }
 
+/** Who speaks for a domain: the DID its route names. */
+export interface DomainRoute {
+  did: string;
+  /** Set by the operator (config or `aftersmtp route add`), not found through DNS. */
+  configured: boolean;
+}
+
 export interface WitnessOptions {
   store: WitnessStore;
   resolver: DidResolver;
   /** This node's DID: the cosigner name in every cosignature line. */
   nodeDid: string;
   signingKey: { privateKey: Uint8Array; publicKey: Uint8Array };
+  /** Logs followed at most, configured peers' logs apart (those are always followed). */
   maxLogs: number;
+  /** This node's own log origin and mail domains: never cosigned for anyone else. */
+  ownOrigin: string;
+  localDomains: string[];
+  /**
+   * The route for a domain. With `discover` false only configured routes count (no DNS query, no DID
+   * lookup); with true, DNS discovery as well. Undefined when there is none.
+   */
+  routeOf: (domain: string, opts: { discover: boolean }) => Promise<DomainRoute | undefined>;
   log: Logger;
+}
+
+/** A DID may present a few logs (origins), not endless ones. */
+const MAX_ORIGINS_PER_LOG_DID = 4;
+
+/** The domain an origin belongs to: the origin up to its first "/" ("b.test/aftersmtp" -> "b.test"). */
+function domainOfOrigin(origin: string): string {
+  return origin.split('/', 1)[0]!;
+}
+
+/** The host a did:web without a path names (did:web:b.test -> b.test); undefined for any other DID. */
+function didWebHost(did: string): string | undefined {
+  if (!did.startsWith('did:web:')) return undefined;
+  try {
+    const parts = parseDidWeb(did);
+    return parts.path.length === 0 ? parts.host.toLowerCase() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The checkpoint in `note` when `key` signed it under `origin`, else undefined. */
+function signedBy(note: string, origin: string, key: Uint8Array): Checkpoint | undefined {
+  try {
+    return openCheckpoint(note, { log: ed25519NoteVerifier(origin, key), origin }).checkpoint;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Checks and cosigns other nodes' checkpoints. */
 export class Witness {
   readonly refused: Record<string, number> = {};
   readonly #opts: WitnessOptions;
-  /** One request at a time per log: the check-then-save of its state must not interleave. */
+  /** One request at a time per origin: the check-then-save of its state must not interleave. */
   readonly #locks = new Map<string, Promise<unknown>>();
 
   constructor(opts: WitnessOptions) {
@@ -221,9 +321,14 @@ export class Witness {
     return this.#opts.store.splitViews().length;
   }
 
+  get witnessedLogCount(): number {
+    return this.#opts.store.countWitnessedLogs();
+  }
+
   /**
    * Verifies a log's checkpoint against what this witness saw before and returns the cosignature line.
-   * `authenticatedKey` (the transport-authenticated key of the caller) must be a key of `logDid`.
+   * `authenticatedKey` (the transport-authenticated key of the caller) must be a key of `logDid`; a
+   * request without one is anonymous (the public gRPC port) and is taken only for configured peers.
    */
   async cosign(req: CosignRequestIn, ctx: { authenticatedKey?: Uint8Array } = {}): Promise<string> {
     try {
@@ -238,7 +343,6 @@ export class Witness {
   }
 
   async #cosign(req: CosignRequestIn, ctx: { authenticatedKey?: Uint8Array }): Promise<string> {
-    const { store, resolver } = this.#opts;
     if (!/^did:[a-z0-9]+:/.test(req.logDid)) throw new GatewayError('INVALID_ARGUMENT', 'log_did must name the log\'s DID');
     if (!req.note || req.note.length > 16_384) throw new GatewayError('INVALID_ARGUMENT', 'note must be a signed checkpoint of at most 16 KiB');
     let origin: string;
@@ -247,6 +351,29 @@ export class Witness {
     } catch (err) {
       throw new GatewayError('INVALID_ARGUMENT', `not a signed note: ${(err as Error).message}`);
     }
+    const domain = domainOfOrigin(origin);
+    // A cosignature of "our" log signed by someone else would vouch for a history we never wrote.
+    if (origin === this.#opts.ownOrigin || this.#opts.localDomains.some((d) => d.toLowerCase() === domain.toLowerCase())) {
+      throw new GatewayError('PEER_REJECTED', `${origin} is this node's own log or domain: this witness cosigns it for nobody else`);
+    }
+    const previous = this.#locks.get(origin) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.#cosignOrigin(req, origin, domain, ctx));
+    this.#locks.set(origin, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(origin) === run) this.#locks.delete(origin);
+    }
+  }
+
+  async #cosignOrigin(req: CosignRequestIn, origin: string, domain: string, ctx: { authenticatedKey?: Uint8Array }): Promise<string> {
+    const { store, resolver } = this.#opts;
+    const seen = store.witnessedLog(origin);
+    // Two trees of one size signed by the log's key are a split view whoever presents the second, and
+    // checking it needs nothing but the key this witness already holds.
+    const bySeenKey = seen?.logKey && signedBy(req.note, origin, seen.logKey);
+    if (bySeenKey) await this.#refuseSameSizeFork(seen!, bySeenKey, req);
+    const { configured } = await this.#speaksFor(req.logDid, domain, !ctx.authenticatedKey);
     const keys = await resolver.resolveKeys(req.logDid).catch((err: Error) => {
       throw new GatewayError('PEER_REJECTED', `cannot resolve the log's DID ${req.logDid}: ${err.message}`);
     });
@@ -261,42 +388,79 @@ export class Witness {
     } catch (err) {
       throw new GatewayError('BAD_SIGNATURE', `the checkpoint is not signed by a key of ${req.logDid}: ${(err as Error).message}`);
     }
+    const signedKeyIds = new Set(opened.logSignatures.map((s) => s.keyId));
+    const signers = candidates.filter((k) => signedKeyIds.has(noteKeyId(origin, SIG_TYPE_ED25519, k)));
     const cp = opened.checkpoint;
-    const lockKey = `${req.logDid} ${origin}`;
-    const previous = this.#locks.get(lockKey) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(async () => {
-      const seen = store.witnessedLog(req.logDid, origin);
-      if (!seen) {
-        if (req.oldSize !== 0) throw new ConflictError(`this witness has seen no checkpoint of ${origin}; old_size must be 0`, 0);
-        if (store.countWitnessedLogs() >= this.#opts.maxLogs) throw new GatewayError('LIMIT', `this witness already follows ${this.#opts.maxLogs} logs`);
-      } else {
-        const splitView = (detail: string) => this.#splitView(seen, req.note, detail);
-        if (cp.size === seen.size && !bytesEqual(cp.root, seen.root)) {
-          await splitView(`two checkpoints of size ${cp.size} with different roots`);
-        }
-        if (cp.size < seen.size) throw new ConflictError(`this witness has seen size ${seen.size} of ${origin}, newer than ${cp.size}`, seen.size);
-        if (req.oldSize !== seen.size) throw new ConflictError(`old_size ${req.oldSize} is not the size this witness has seen (${seen.size})`, seen.size);
-        if (cp.size > seen.size && !verifyConsistency(seen.size, cp.size, req.consistency, seen.root, cp.root)) {
-          await splitView(`checkpoint ${cp.size} is not consistent with the checkpoint ${seen.size} seen before`);
-        }
+    let logKey: Uint8Array;
+    if (!seen) {
+      if (req.oldSize !== 0) throw new ConflictError(`this witness has seen no checkpoint of ${origin}; old_size must be 0`, 0);
+      if (!configured && store.countWitnessedLogs() >= this.#opts.maxLogs) throw new GatewayError('LIMIT', `this witness already follows ${this.#opts.maxLogs} logs`);
+      if (store.countOriginsOf(req.logDid) >= MAX_ORIGINS_PER_LOG_DID) throw new GatewayError('LIMIT', `this witness already follows ${MAX_ORIGINS_PER_LOG_DID} logs of ${req.logDid}`);
+      logKey = signers[0]!;
+    } else {
+      // One key per origin: the key this witness knows, or (state carried over without it) the key
+      // that signed the checkpoint it saw.
+      const known = seen.logKey ?? signers.find((k) => signedBy(seen.note, origin, k));
+      if (!known || !signers.some((k) => bytesEqual(k, known))) {
+        await this.#recordSplitView(seen, req.note, `signed by another key than the one this witness knows for ${origin} (presented as ${req.logDid})`);
+        throw new GatewayError('PEER_REJECTED', `this witness follows ${origin} under another key; a log with a new key needs a new origin`);
       }
-      // Remember before answering: a witness that cosigned must never forget what it vouched for.
-      if (!seen || cp.size > seen.size) {
-        await store.saveWitnessedLog({ logDid: req.logDid, origin, size: cp.size, root: cp.root, note: req.note });
+      logKey = known;
+      await this.#refuseSameSizeFork(seen, cp, req);
+      if (cp.size < seen.size) throw new ConflictError(`this witness has seen size ${seen.size} of ${origin}, newer than ${cp.size}`, seen.size);
+      if (req.oldSize !== seen.size) throw new ConflictError(`old_size ${req.oldSize} is not the size this witness has seen (${seen.size})`, seen.size);
+      if (cp.size > seen.size && !verifyConsistency(seen.size, cp.size, req.consistency, seen.root, cp.root)) {
+        await this.#splitView(seen, req.note, `checkpoint ${cp.size} is not consistent with the checkpoint ${seen.size} seen before`);
       }
-      return cosignCheckpoint({ privateKey: this.#opts.signingKey.privateKey, publicKey: this.#opts.signingKey.publicKey }, this.#opts.nodeDid, opened.text);
-    });
-    this.#locks.set(lockKey, run);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(lockKey) === run) this.#locks.delete(lockKey);
+    }
+    // Remember before answering: a witness that cosigned must never forget what it vouched for.
+    if (!seen || cp.size > seen.size || !seen.logKey) {
+      await store.saveWitnessedLog({ origin, logDid: req.logDid, logKey, size: cp.size, root: cp.root, note: req.note });
+    }
+    return cosignCheckpoint({ privateKey: this.#opts.signingKey.privateKey, publicKey: this.#opts.signingKey.publicKey }, this.#opts.nodeDid, opened.text);
+  }
+
+  /**
+   * Whether `logDid` may sign checkpoints for `domain` (an origin's domain): a configured route for the
+   * domain names it; without one, over the authenticated peer transport, the DID is did:web:<domain> or
+   * DNS discovery names it. Anonymous callers get configured routes only: the public port makes the
+   * node look up nothing a caller chose, and keeps no state for throwaway DIDs.
+   */
+  async #speaksFor(logDid: string, domain: string, anonymous: boolean): Promise<{ configured: boolean }> {
+    if (!domain || domain !== domain.toLowerCase()) {
+      throw new GatewayError('PEER_REJECTED', `the origin must start with the log's domain in lower case ("${domain}/...")`);
+    }
+    const configured = await this.#opts.routeOf(domain, { discover: false });
+    if (configured) {
+      if (configured.did === logDid) return { configured: true };
+      throw new GatewayError('PEER_REJECTED', `the configured route for ${domain} names ${configured.did}, not ${logDid}`);
+    }
+    if (anonymous) {
+      throw new GatewayError('PEER_REJECTED', `no configured route for ${domain}: on the public port only configured peers' logs are witnessed`);
+    }
+    if (didWebHost(logDid) === domain) return { configured: false };
+    // Discovery only ever finds a did:web (its document lists the endpoints): a did:key, which any
+    // caller can make by the thousand, costs no DNS query.
+    if (logDid.startsWith('did:web:')) {
+      const discovered = await this.#opts.routeOf(domain, { discover: true });
+      if (discovered?.did === logDid) return { configured: false };
+    }
+    throw new GatewayError('PEER_REJECTED', `${logDid} does not speak for ${domain} (neither did:web:${domain} nor the DID its route names; a did:key log needs a configured route)`);
+  }
+
+  async #refuseSameSizeFork(seen: WitnessedLog, cp: Checkpoint, req: CosignRequestIn): Promise<void> {
+    if (cp.size === seen.size && !bytesEqual(cp.root, seen.root)) {
+      await this.#splitView(seen, req.note, `two checkpoints of size ${cp.size} with different roots (presented as ${req.logDid})`);
     }
   }
 
-  async #splitView(seen: WitnessedLog, presented: string, detail: string): Promise<never> {
+  async #recordSplitView(seen: WitnessedLog, presented: string, detail: string): Promise<void> {
     await this.#opts.store.recordSplitView({ logDid: seen.logDid, origin: seen.origin, seenNote: seen.note, presentedNote: presented, detail, detectedMs: Date.now() });
     this.#opts.log.error({ logDid: seen.logDid, origin: seen.origin, detail }, 'SPLIT VIEW: a peer log presented a checkpoint inconsistent with one it showed before');
+  }
+
+  async #splitView(seen: WitnessedLog, presented: string, detail: string): Promise<never> {
+    await this.#recordSplitView(seen, presented, detail);
     throw new GatewayError('SPLIT_VIEW', `split view of ${seen.origin}: ${detail}; recorded, not cosigned`);
   }
 }

@@ -171,11 +171,12 @@ describe('witnessing between three nodes', { timeout: 180_000 }, () => {
     } finally {
       await close();
     }
-    // A key that is not in B's DID document cannot speak for B's log, whatever it signs.
+    // A key that is not in B's DID document cannot speak for B's log, whatever it signs. (Another root
+    // of the size A saw, signed by B's key, would be a split view whoever presented it: a larger one.)
     const stranger = generateSigningKeyPair();
     const other = await dialAs(a, { privateKey: stranger.privateKey, publicKey: stranger.publicKey });
     try {
-      const fork = forkedCheckpoint(b, seen);
+      const fork = forkedCheckpoint(b, seen + 1);
       const r = await requestCosign(other.conn, { note: fork.note, oldSize: seen, consistency: [], logDid: b.did });
       expect(r.errorCode).toBe('PEER_REJECTED');
       fork.log.close();
