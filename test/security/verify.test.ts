@@ -135,15 +135,22 @@ describe('20.2 verify takes its trust from the verifier, not from the bundle', {
   });
 
   it('20.2a verify refuses a cosignature (0x04) key as the log key', async () => {
-    // The attacker's own log, cosigned by the real node acting as a witness (anyone may ask it to), then
-    // presented as if the node's 0x04 cosignature were the log's signature.
+    // The attacker runs a peer whose log the real node witnesses (its operator configured a route to it),
+    // gets a genuine cosignature of its own checkpoint, then presents the node's 0x04 cosignature as if
+    // it were the log's signature.
     const attacker = selfMadeLog('rogue-a');
+    const routed = await runCli(['route', 'add', 'rogue-a.test', '--did', attacker.did, '--endpoint', 'quic://127.0.0.1:9', '--data', data]);
+    expect(routed.code, routed.stderr).toBe(0);
     const clients = connect(readProfile(bob), node.ready.grpc);
     let line: string;
     try {
-      const reply = await unary(clients.provenance.Cosign.bind(clients.provenance), { note: attacker.note, oldSize: 0, consistency: [], logDid: attacker.did }, new grpc.Metadata()) as { cosignatureLine: string; errorMessage: string };
-      expect(reply.cosignatureLine, reply.errorMessage).toMatch(new RegExp(`^— ${nodeDid} `));
-      line = reply.cosignatureLine;
+      // The node reads a new route within moments; until then it refuses an unconfigured log.
+      line = await until('the attacker\'s checkpoint cosigned', async () => {
+        const reply = await unary(clients.provenance.Cosign.bind(clients.provenance), { note: attacker.note, oldSize: 0, consistency: [], logDid: attacker.did }, new grpc.Metadata())
+          .catch(() => undefined) as { cosignatureLine: string } | undefined;
+        return reply?.cosignatureLine || undefined;
+      });
+      expect(line).toMatch(new RegExp(`^— ${nodeDid} `));
     } finally {
       clients.close();
     }
