@@ -9,7 +9,7 @@ import { loadProto, type Receipt } from '../../proto/index.ts';
 import { bytesEqual, verifySignature, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, peerErrorCode, type GatewayErrorCode } from '../errors.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
 import { ReceiptCheckCache, verifyReceipt, type ReceiptBatcher, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
@@ -179,7 +179,7 @@ export const PERMANENT_CODES = new Set(['UNKNOWN_RECIPIENT', 'INVALID_ARGUMENT',
 
 export class RelayError extends GatewayError {
   readonly permanent: boolean;
-  constructor(code: string, message: string) {
+  constructor(code: GatewayErrorCode, message: string) {
     super(code, message);
     this.permanent = PERMANENT_CODES.has(code);
   }
@@ -312,7 +312,7 @@ export class RelayChannel {
         if (!waiter) continue;
         this.pending.delete(frame.ack.frameId);
         waiter.lane.inFlight--;
-        if (frame.ack.error) waiter.reject(new RelayError(frame.ack.error.code, frame.ack.error.message));
+        if (frame.ack.error) waiter.reject(new RelayError(peerErrorCode(frame.ack.error.code), frame.ack.error.message));
         else if (frame.ack.receipt) waiter.resolve(frame.ack.receipt);
         else waiter.reject(new RelayError('INVALID_ARGUMENT', 'ack without receipt'));
         this.waiters.shift()?.();
