@@ -63,11 +63,13 @@ export function need(flags: Flags, name: string): string {
   return v;
 }
 
+/** The values of a flag given any number of times. */
 export function list(flags: Flags, name: string): string[] {
   const v = flags[name];
   return Array.isArray(v) ? v : [];
 }
 
+/** A count or a port: a non-negative integer, or undefined when not given. */
 export function intFlag(flags: Flags, name: string): number | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;

@@ -59,7 +59,8 @@ export interface AdminReach {
 
 /** The Admin API of the running node of --data: token and address from its files, or --admin-token and --node. */
 export async function withAdmin<T>(flags: Flags, use: (admin: AdminReach) => Promise<T>): Promise<T> {
-  const dataDir = str(flags, 'data') === undefined ? undefined : resolvePath(str(flags, 'data')!);
+  const data = str(flags, 'data');
+  const dataDir = data === undefined ? undefined : resolvePath(data);
   let token = str(flags, 'admin-token');
   let address = str(flags, 'node');
   let ca: Buffer | undefined;
