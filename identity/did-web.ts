@@ -5,7 +5,7 @@
  *   did:web:example.test:users:alice  -> https://example.test/users/alice/did.json
  */
 import type { Service, VerificationMethod } from 'did-resolver';
-import type { DidDocument } from './document.ts';
+import { SERVICE_TYPE, type AfterSmtpServiceEndpoint, type DidDocument } from './document.ts';
 import { IdentityError } from './errors.ts';
 import { MULTICODEC_ED25519_PUB, MULTICODEC_X25519_PUB, encodeMultibaseKey } from './encoding.ts';
 
@@ -96,17 +96,6 @@ export function didWebFromDomain(domain: string, path: string[] = []): string {
   return did;
 }
 
-export interface AfterSmtpServiceEndpoint {
-  /** host:port of the node's gRPC (HTTP/2 + TLS) listener. */
-  grpc?: string;
-  /** host:port of the node's QUIC listener. */
-  quic?: string;
-  /** host:port of the node's node-to-node HTTP/2 relay listener (QUIC's fallback). */
-  relay?: string;
-  /** Mail domains the node serves (a relayed envelope's sender domain must be one of them). */
-  domains?: string[];
-}
-
 export interface DidWebDocumentOptions {
   did: string;
   /** Ed25519 public key: #sig-1 in authentication and assertionMethod. */
@@ -122,7 +111,6 @@ export const SIGNING_FRAGMENT = 'sig-1';
 export const AGREEMENT_FRAGMENT = 'ka-1';
 export const ANCHORING_FRAGMENT = 'anchor-1';
 export const SERVICE_FRAGMENT = 'aftersmtp';
-export const SERVICE_TYPE = 'AfterSMTPNode';
 
 function key32(k: Uint8Array, what: string): Uint8Array {
   if (!(k instanceof Uint8Array) || k.length !== 32) throw new IdentityError('INVALID_ARGUMENT', `${what} must be 32 bytes`);

@@ -12,8 +12,21 @@
 import type { DIDDocument, VerificationMethod } from 'did-resolver';
 import { IdentityError } from './errors.ts';
 import { MULTICODEC_ED25519_PUB, MULTICODEC_X25519_PUB, decodeMultibaseKey, fromBase64Url } from './encoding.ts';
-import { SERVICE_TYPE } from './did-web.ts';
-import type { AfterSmtpServiceEndpoint } from './did-web.ts';
+
+/** The type of the service entry that names an AfterSMTP node's endpoints in its DID document (PROTOCOL §3). */
+export const SERVICE_TYPE = 'AfterSMTPNode';
+
+/** The endpoints of that service entry. */
+export interface AfterSmtpServiceEndpoint {
+  /** host:port of the node's gRPC (HTTP/2 + TLS) listener. */
+  grpc?: string;
+  /** host:port of the node's QUIC listener. */
+  quic?: string;
+  /** host:port of the node's node-to-node HTTP/2 relay listener (QUIC's fallback). */
+  relay?: string;
+  /** Mail domains the node serves (a relayed envelope's sender domain must be one of them). */
+  domains?: string[];
+}
 
 /**
  * A DID document as this module produces it: did-resolver's DIDDocument with the verification

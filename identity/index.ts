@@ -55,17 +55,16 @@ export {
   AGREEMENT_FRAGMENT,
   ANCHORING_FRAGMENT,
   SERVICE_FRAGMENT,
-  SERVICE_TYPE,
   SIGNING_FRAGMENT,
   buildDidWebDocument,
   didWebFromDomain,
   didWebUrl,
   parseDidWeb,
 } from './did-web.ts';
-export type { AfterSmtpServiceEndpoint, DidWebDocumentOptions, DidWebParts } from './did-web.ts';
+export type { DidWebDocumentOptions, DidWebParts } from './did-web.ts';
 
-export { extractKeys, splitKeyId } from './document.ts';
-export type { DidDocument, ResolvedDid } from './document.ts';
+export { SERVICE_TYPE, extractKeys, splitKeyId } from './document.ts';
+export type { AfterSmtpServiceEndpoint, DidDocument, ResolvedDid } from './document.ts';
 export { createDidResolver, createStaticResolver } from './resolver.ts';
 export type { DidResolver, DidResolverOptions, KeyResolver } from './resolver.ts';
 export type { DIDDocument, Service, VerificationMethod } from 'did-resolver';

@@ -9,7 +9,7 @@ import { loadProto, type Receipt } from '../../proto/index.ts';
 import { bytesEqual, verifySignature, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
-import { GatewayError, oneLine } from '../errors.ts';
+import { GatewayError, oneLine, peerErrorCode, type GatewayErrorCode } from '../errors.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept.ts';
 import { ReceiptCheckCache, verifyReceipt, type ReceiptBatcher, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
@@ -189,17 +189,12 @@ export function peerText(text: string): string {
   return chars.length > PEER_TEXT_MAX ? `${chars.slice(0, PEER_TEXT_MAX - 1).join('')}…` : chars.join('');
 }
 
-/** A peer's error code as this node keeps it: a code word, or PEER_ERROR (not permanent: retried). */
-export function peerCode(code: string): string {
-  return /^[A-Z][A-Z0-9_]{0,47}$/.test(code) ? code : 'PEER_ERROR';
-}
-
 /** Codes after which sending the same envelope again cannot succeed. */
 export const PERMANENT_CODES = new Set(['UNKNOWN_RECIPIENT', 'INVALID_ARGUMENT', 'TOO_LARGE', 'ENCODING', 'SIGNATURE', 'KEY_NOT_IN_DID', 'HASH_MISMATCH', 'TIME_WINDOW', 'RECIPIENTS_DIGEST', 'PEER_REJECTED', 'REPLAY', 'LIMIT']);
 
 export class RelayError extends GatewayError {
   readonly permanent: boolean;
-  constructor(code: string, message: string) {
+  constructor(code: GatewayErrorCode, message: string) {
     super(code, message);
     this.permanent = PERMANENT_CODES.has(code);
   }
@@ -334,7 +329,7 @@ export class RelayChannel {
         this.pending.delete(frame.ack.frameId);
         waiter.lane.inFlight--;
         // The peer's words go into the queue, the admin API and failure notices: kept tame from here on.
-        if (frame.ack.error) waiter.reject(new RelayError(peerCode(frame.ack.error.code), peerText(frame.ack.error.message)));
+        if (frame.ack.error) waiter.reject(new RelayError(peerErrorCode(frame.ack.error.code), peerText(frame.ack.error.message)));
         else if (frame.ack.receipt) waiter.resolve(frame.ack.receipt);
         else waiter.reject(new RelayError('INVALID_ARGUMENT', 'ack without receipt'));
         this.waiters.shift()?.();

@@ -27,7 +27,7 @@ import { parseDidWeb, type DidResolver } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import type { Storage } from '../storage.ts';
 import type { NodeLedger } from '../ledger.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, peerErrorCode } from '../errors.ts';
 
 export const COSIGN_METHOD = '/aftersmtp.v1.Provenance/Cosign';
 
@@ -554,7 +554,7 @@ export class CosignCollector {
         oldSize = reply.knownSize;
         continue;
       }
-      if (reply.errorCode) throw new GatewayError(reply.errorCode, `witness ${peerDid}: ${reply.errorMessage}`);
+      if (reply.errorCode) throw new GatewayError(peerErrorCode(reply.errorCode), `witness ${peerDid}: ${reply.errorMessage}`);
       // Keep only a cosignature that verifies with a key of the witness's DID.
       const keys = await resolver.resolveKeys(peerDid);
       const line = reply.cosignatureLine.endsWith('\n') ? reply.cosignatureLine : `${reply.cosignatureLine}\n`;

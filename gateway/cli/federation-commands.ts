@@ -1,0 +1,94 @@
+// Other nodes: static routes to them, what this node knows of them, and its queue of mail for them.
+import { parseEndpoint } from '../federation/routing.ts';
+import { GatewayError } from '../errors.ts';
+import { DID_PATTERN, MESSAGE_ID_PATTERN, need, out, str, UsageError, type Command } from './command.ts';
+import { ADMIN_FLAGS, ADMIN_USAGE, DATA_FLAGS, withAdmin, withStore } from './reach.ts';
+
+interface QueueItem { messageId: Buffer; recipient: string; state: string; attempts: number; nextAttemptMs: number; lastError: string }
+
+const QUEUE_ACTIONS = ['retry', 'hold', 'release', 'purge'] as const;
+
+export const federationCommands: Command[] = [
+  {
+    name: 'peers',
+    flags: ADMIN_FLAGS,
+    usage: [`peers ${ADMIN_USAGE}`, '(known federation peers, transport, RTT, last error)'],
+    run: ({ flags }) => withAdmin(flags, async (admin) => {
+      const r = await admin.call<{ peers: unknown[] }>('Peers', {});
+      out(flags, r.peers, JSON.stringify(r.peers, null, 2));
+      return 0;
+    }),
+  },
+  {
+    name: 'route add',
+    args: ['DOMAIN'],
+    flags: { ...DATA_FLAGS, did: { type: 'string', required: true }, endpoint: { type: 'string', required: true } },
+    usage: ['route add DOMAIN --did DID --endpoint quic://HOST:PORT[,relay://HOST:PORT] --data DIR'],
+    run: ({ args, flags }) => withStore(flags, async ({ storage }) => {
+      const domain = args.DOMAIN!.toLowerCase();
+      const did = need(flags, 'did');
+      if (!DID_PATTERN.test(did)) throw new GatewayError('INVALID_ARGUMENT', `"${did}" is not a DID`);
+      const endpoint = need(flags, 'endpoint');
+      endpoint.split(',').forEach(parseEndpoint);
+      await storage.setRoute({ domain, did, endpoint });
+      out(flags, { event: 'route-added', domain, did, endpoint }, `route ${domain} -> ${did} at ${endpoint}`);
+      return 0;
+    }),
+  },
+  {
+    name: 'route list',
+    flags: DATA_FLAGS,
+    usage: ['route list --data DIR', '(the routes of config.yaml and those added with route add)'],
+    run: ({ flags }) => withStore(flags, async ({ config, storage }) => {
+      const routes = [...config.federation.routes.map((r) => ({ ...r, source: 'config' })), ...storage.routes().map((r) => ({ ...r, source: 'static' }))];
+      out(flags, routes, JSON.stringify(routes, null, 2));
+      return 0;
+    }),
+  },
+  {
+    name: 'route remove',
+    args: ['DOMAIN'],
+    flags: DATA_FLAGS,
+    usage: ['route remove DOMAIN --data DIR'],
+    run: ({ args, flags }) => withStore(flags, async ({ storage }) => {
+      const domain = args.DOMAIN!;
+      await storage.deleteRoute(domain.toLowerCase());
+      out(flags, { event: 'route-removed', domain }, `route ${domain} removed`);
+      return 0;
+    }),
+  },
+  {
+    name: 'queue list',
+    flags: { ...ADMIN_FLAGS, state: { type: 'string' } },
+    usage: [`queue list [--state S] ${ADMIN_USAGE}`],
+    run: ({ flags }) => withAdmin(flags, async (admin) => {
+      const r = await admin.call<{ items: QueueItem[] }>('QueueList', { state: str(flags, 'state') ?? '' });
+      // For a delivered or failed recipient the time is when it finished, not a next attempt.
+      const items = r.items.map((i) => {
+        const at = new Date(Number(i.nextAttemptMs)).toISOString();
+        const finished = i.state === 'delivered' || i.state === 'failed';
+        return { messageId: Buffer.from(i.messageId).toString('hex'), recipient: i.recipient, state: i.state, attempts: i.attempts, ...(finished ? { finishedAt: at } : { nextAttempt: at }), lastError: i.lastError };
+      });
+      out(flags, items, items.map((i) => `${i.messageId} ${i.recipient} ${i.state} attempts=${i.attempts} ${'finishedAt' in i ? `finished=${i.finishedAt}` : `next=${i.nextAttempt}`} ${i.lastError}`).join('\n') || '(queue empty)');
+      return 0;
+    }),
+  },
+  ...QUEUE_ACTIONS.map((action): Command => ({
+    name: `queue ${action}`,
+    args: ['[MESSAGE_ID]'],
+    flags: { ...ADMIN_FLAGS, recipient: { type: 'string' }, domain: { type: 'string' }, all: { type: 'boolean' } },
+    usage: [`queue ${action} (MESSAGE_ID [--recipient ADDR] | --domain DOMAIN | --all) ${ADMIN_USAGE}`],
+    run({ args, flags }) {
+      const id = args.MESSAGE_ID;
+      const domain = flags.all ? '*' : str(flags, 'domain') ?? '';
+      // One message (some or all of its recipients), or every message to a domain, or everything.
+      if (id ? !MESSAGE_ID_PATTERN.test(id) || domain : !domain) throw new UsageError('give one of MESSAGE_ID (32 hex digits), --domain or --all');
+      return withAdmin(flags, async (admin) => {
+        const request = { action, messageId: id ? Buffer.from(id, 'hex') : Buffer.alloc(0), recipient: str(flags, 'recipient') ?? '', domain };
+        const r = await admin.call<{ affected: number }>('QueueAction', request);
+        out(flags, { event: `queue-${action}`, ...(id ? { messageId: id } : { domain }), affected: r.affected }, `${action}: ${r.affected} recipient(s)`);
+        return 0;
+      });
+    },
+  })),
+];

@@ -1,0 +1,77 @@
+// Mail as a mailbox's app sends and receives it, through the node of its profile.
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { sealFor, submit, subscribe } from '../client.ts';
+import { intFlag, list, out, str, UsageError, type Command } from './command.ts';
+import { APP_FLAGS, APP_USAGE, withApp } from './reach.ts';
+
+export const sendCommands: Command[] = [
+  {
+    name: 'send',
+    flags: {
+      ...APP_FLAGS,
+      to: { type: 'string', multiple: true, required: true },
+      subject: { type: 'string' },
+      body: { type: 'string' },
+      eml: { type: 'string' },
+    },
+    usage: [`send ${APP_USAGE} --to ADDR [--to ADDR ...] --subject S (--body TEXT | --eml FILE)`],
+    run({ flags }) {
+      const body = str(flags, 'body');
+      const eml = str(flags, 'eml');
+      if (body === undefined && eml === undefined) throw new UsageError('one of --body or --eml is required');
+      return withApp(flags, async ({ profile, clients, resolver }) => {
+        const sealed = await sealFor(profile, clients, resolver, {
+          to: list(flags, 'to'),
+          subject: str(flags, 'subject') ?? '',
+          text: body,
+          eml: eml ? new Uint8Array(readFileSync(eml)) : undefined,
+        });
+        const reply = await submit(clients, sealed.envelope);
+        const result = {
+          event: 'sent',
+          messageId: Buffer.from(reply.messageId).toString('hex'),
+          messageHash: Buffer.from(reply.messageHash).toString('hex'),
+          deliveredLocal: reply.deliveredLocal,
+          queuedRemote: reply.queuedRemote,
+        };
+        out(flags, result, `sent ${result.messageId}\n  ledger hash: ${result.messageHash}`);
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'subscribe',
+    flags: {
+      ...APP_FLAGS,
+      count: { type: 'string' },
+      'from-cursor': { type: 'string' },
+      'save-dir': { type: 'string' },
+    },
+    usage: [`subscribe ${APP_USAGE} [--count N] [--from-cursor N] [--save-dir DIR]`],
+    run({ flags }) {
+      const saveDir = str(flags, 'save-dir');
+      return withApp(flags, async ({ profile, clients, resolver }) => {
+        const controller = new AbortController();
+        process.once('SIGINT', () => controller.abort());
+        process.once('SIGTERM', () => controller.abort());
+        await subscribe(profile, clients, resolver, {
+          fromCursor: intFlag(flags, 'from-cursor'),
+          count: intFlag(flags, 'count'),
+          signal: controller.signal,
+          onMessage: (m) => {
+            // --save-dir keeps what `aftersmtp verify --signed` checks: the signed inner message.
+            if (saveDir !== undefined && m.signedMessage) {
+              // Received mail is the mailbox owner's alone, whatever the umask.
+              mkdirSync(saveDir, { recursive: true, mode: 0o700 });
+              writeFileSync(join(saveDir, `${m.messageId}.signed`), m.signedMessage, { mode: 0o600 });
+            }
+            const line = { seq: m.seq, messageId: m.messageId, from: m.from, to: m.to, subject: m.subject, verified: m.verified, ...(m.reason ? { reason: m.reason } : {}), receivedAt: m.receivedAt, messageHash: m.messageHash };
+            process.stdout.write(`${JSON.stringify(line)}\n`);
+          },
+        });
+        return 0;
+      });
+    },
+  },
+];
