@@ -6,3 +6,5 @@ export type { AuthVerdicts, DkimResult, DkimVerdict, DmarcResult, DmarcVerdict, 
 export type { ArcResult, ArcVerdict } from './auth/arc-verify.ts';
 export { AuthError } from './auth/errors.ts';
 export type { AuthErrorCode } from './auth/errors.ts';
+export { arcSeal, DEFAULT_ARC_SIGNED_HEADERS, MAX_ARC_INSTANCE } from './auth/arc-seal.ts';
+export type { ArcSealOptions, ArcSet } from './auth/arc-seal.ts';
