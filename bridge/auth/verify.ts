@@ -49,6 +49,8 @@ export interface AuthVerdicts {
   arc: ArcVerdict;
   /** The value (after "Authentication-Results:") of the header field the node adds. */
   authenticationResults: string;
+  /** The same results without the authserv-id: what an ARC seal's AAR records (ArcSealOptions.authResults). */
+  results: string;
 }
 
 export interface VerifyOptions {
@@ -158,12 +160,14 @@ export async function verifyMessage(opts: VerifyOptions): Promise<AuthVerdicts> 
     arcRow(arc, opts.ip),
     dmarcRow(dmarc, result, arc),
   ].map((row) => row.replace(/\s*\r\n\s*/g, ' ').trim());
+  const results = rows.join(';\r\n ');
   return {
     spf,
     // mailauth reports "no signature" as one row without a signing domain: that is no verdict.
     dkim: dkimRows.filter((row) => row.signingDomain).map(dkimVerdict),
     dmarc,
     arc,
-    authenticationResults: `${opts.authservId};\r\n ${rows.join(';\r\n ')}`,
+    authenticationResults: `${opts.authservId};\r\n ${results}`,
+    results,
   };
 }
