@@ -94,9 +94,18 @@ function spfVerdict(result: AuthenticateResult, opts: VerifyOptions): SpfVerdict
   };
 }
 
+/**
+ * A body that no longer matches bh= is RFC 6376 §6.1.3's PERMFAIL, which RFC 8601 §2.7.1 reports as
+ * "fail" (the signature was checked and did not verify); mailauth's lenient mode says "neutral".
+ */
+function dkimResult(row: DKIMResult): DkimResult {
+  if (row.status.result === 'neutral' && row.status.comment === 'body hash did not verify') return 'fail';
+  return normalise(row.status.result, DKIM_RESULTS, 'permerror') as DkimResult;
+}
+
 function dkimVerdict(row: DKIMResult): DkimVerdict {
   return {
-    result: normalise(row.status.result, DKIM_RESULTS, 'permerror') as DkimResult,
+    result: dkimResult(row),
     domain: row.signingDomain ?? '',
     selector: row.selector ?? '',
     algo: row.algo ?? '',
@@ -126,6 +135,20 @@ function dmarcVerdict(result: AuthenticateResult): DmarcVerdict {
   };
 }
 
+/** RFC 8601 §2.7.1 / RFC 6008: the signature's d=, i=, s=, a= and the first bytes of b=. */
+function dkimRow(row: DKIMResult): string {
+  if (!row.signingDomain) return row.info;
+  const header = (row.status.header ?? {}) as Record<string, unknown>;
+  const props = [
+    `header.d=${row.signingDomain}`,
+    typeof header.i === 'string' ? `header.i=${header.i}` : '',
+    row.selector ? `header.s=${row.selector}` : '',
+    row.algo ? `header.a=${row.algo}` : '',
+    typeof header.b === 'string' ? `header.b=${header.b}` : '',
+  ];
+  return [`dkim=${dkimResult(row)}`, row.status.comment ? comment(row.status.comment) : '', ...props].filter(Boolean).join(' ');
+}
+
 function arcRow(arc: ArcVerdict, ip: string): string {
   const why = arc.result === 'fail' ? comment(`i=${arc.instance} ${arc.reason ?? ''}`) : arc.result === 'pass' ? comment(`i=${arc.instance}`) : '';
   return [`arc=${arc.result}`, why, `smtp.remote-ip=${ip}`].filter(Boolean).join(' ');
@@ -153,9 +176,9 @@ export async function verifyMessage(opts: VerifyOptions): Promise<AuthVerdicts> 
   const spf = spfVerdict(result, opts);
   const dkimRows = result.dkim.results ?? [];
   const dmarc = dmarcVerdict(result);
-  // mailauth's own rows for SPF and DKIM; ARC and DMARC rows from the bridge's ARC verdict.
+  // mailauth's own row for SPF; DKIM, ARC and DMARC rows from the bridge's verdicts.
   const rows = [
-    ...dkimRows.map((row) => row.info),
+    ...dkimRows.map(dkimRow),
     ...(result.spf ? [result.spf.info] : []),
     arcRow(arc, opts.ip),
     dmarcRow(dmarc, result, arc),
