@@ -43,6 +43,11 @@ beforeAll(async () => {
     },
     // No SPF and no DMARC record: only an address, so the names exist.
     { name: 'plain.test', signed: false, records: ['@ IN A 192.0.2.20'] },
+    {
+      name: 'bogus.test', signed: true, records: [txt('rsa._domainkey', `v=DKIM1; k=rsa; p=${publicKeyValue(rsa.publicKey)}`)],
+      // The key record changed after signing: the validating resolver answers SERVFAIL for it.
+      tamper: (zone) => zone.replace('k=rsa;', 'k=RSA;'),
+    },
   ]);
   dns = new DnsPacketResolver({ servers: [lab.resolver], timeoutMs: 2000 });
 }, 60_000);
@@ -62,11 +67,11 @@ function message(from: string, body = 'Hello from the bridge tests.\r\n'): Buffe
   ].join('\r\n'));
 }
 
-async function dkimSigned(msg: Buffer, selector: 'rsa' | 'ed'): Promise<Buffer> {
+async function dkimSigned(msg: Buffer, selector: 'rsa' | 'ed', domain = 'mail.test'): Promise<Buffer> {
   const { signatures, errors } = await dkimSign(msg, {
     canonicalization: 'relaxed/relaxed',
     signatureData: [{
-      signingDomain: 'mail.test', selector, privateKey: (selector === 'rsa' ? rsa : ed).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      signingDomain: domain, selector, privateKey: (selector === 'rsa' ? rsa : ed).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     }],
   } as Parameters<typeof dkimSign>[1]);
   expect(signatures).toMatch(/^DKIM-Signature: /);
@@ -94,6 +99,11 @@ describe('DKIM over real DNS', () => {
     const tampered = Buffer.from(signed.toString('latin1').replace('Hello from', 'Hullo from'), 'latin1');
     const v = await verify(tampered);
     expect(v.dkim).toEqual([expect.objectContaining({ result: 'fail', domain: 'mail.test' })]);
+  });
+
+  it('is temperror when the key lookup fails (DNSSEC-bogus answer, SERVFAIL)', async () => {
+    const v = await verify(await dkimSigned(message('alice@bogus.test'), 'rsa', 'bogus.test'));
+    expect(v.dkim).toEqual([expect.objectContaining({ result: 'temperror', domain: 'bogus.test' })]);
   });
 });
 
@@ -166,5 +176,59 @@ describe('Authentication-Results', () => {
 
   it('refuses an authserv-id that is not a host name', async () => {
     await expect(verify(message('alice@mail.test'), { authservId: 'mx; dkim=pass' })).rejects.toMatchObject({ code: 'BAD_AUTHSERV_ID' });
+  });
+});
+
+describe('ARC sealed by the bridge, validated over real DNS', () => {
+  async function hop(msg: Buffer, selector: 'rsa' | 'ed', time: number): Promise<Buffer> {
+    const v = await verify(msg, { ip: ALLOWED_IP });
+    const set = arcSeal({
+      message: msg, domain: 'mail.test', selector, privateKey: (selector === 'rsa' ? rsa : ed).privateKey,
+      authservId: AUTHSERV_ID, authResults: v.results, time, chainValidation: v.arc.result,
+    });
+    expect(set).not.toBeNull();
+    return Buffer.concat([Buffer.from(set!.headers, 'latin1'), msg]);
+  }
+
+  it('a chain of an RSA seal then an Ed25519 seal passes, and names its sealers', async () => {
+    const original = await dkimSigned(message('alice@mail.test'), 'rsa');
+    const once = await hop(original, 'rsa', 1_780_000_000);
+    const first = await verify(once, { trustedArcSealers: ['mail.test'] });
+    expect(first.arc).toEqual({ result: 'pass', instance: 1, sealers: ['mail.test'], trustedSealer: true });
+    const twice = await hop(once, 'ed', 1_780_000_100);
+    expect(twice.toString('latin1')).toMatch(/^ARC-Seal: a=ed25519-sha256;\r\n b=[^;]+;\r\n cv=pass;\r\n d=mail\.test;\r\n i=2;/);
+    const second = await verify(twice);
+    expect(second.arc).toEqual({ result: 'pass', instance: 2, sealers: ['mail.test', 'mail.test'], trustedSealer: false });
+    expect(second.authenticationResults).toContain('arc=pass (i=2)');
+  });
+
+  it('a body changed after sealing fails the chain', async () => {
+    const sealed = await hop(await dkimSigned(message('alice@mail.test'), 'rsa'), 'ed', 1_780_000_000);
+    const tampered = Buffer.from(sealed.toString('latin1').replace('Hello from', 'Hullo from'), 'latin1');
+    const v = await verify(tampered, { trustedArcSealers: ['mail.test'] });
+    expect(v.arc).toMatchObject({ result: 'fail', instance: 1, trustedSealer: false });
+    expect(v.authenticationResults).toMatch(/arc=fail \(i=1 [^)]*\)/);
+  });
+
+  it('a chain whose newest seal says cv=fail is not sealed again', async () => {
+    const original = await dkimSigned(message('alice@mail.test'), 'rsa');
+    const failed = arcSeal({
+      message: await hop(original, 'rsa', 1_780_000_000), domain: 'mail.test', selector: 'rsa', privateKey: rsa.privateKey,
+      authservId: AUTHSERV_ID, authResults: 'arc=fail', time: 1_780_000_050, chainValidation: 'fail',
+    });
+    expect(failed?.as).toMatch(/cv=fail/);
+    const withFail = Buffer.concat([Buffer.from(failed!.headers, 'latin1'), await hop(original, 'rsa', 1_780_000_000)]);
+    expect(arcSeal({
+      message: withFail, domain: 'mail.test', selector: 'rsa', privateKey: rsa.privateKey,
+      authservId: AUTHSERV_ID, authResults: 'arc=fail', chainValidation: 'fail',
+    })).toBeNull();
+  });
+
+  it('refuses a cv that does not fit the instance, and a key that cannot sign ARC', () => {
+    const msg = message('alice@mail.test');
+    const base = { message: msg, domain: 'mail.test', selector: 'rsa', authservId: AUTHSERV_ID, authResults: 'spf=pass' };
+    expect(() => arcSeal({ ...base, privateKey: rsa.privateKey, chainValidation: 'pass' })).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    expect(() => arcSeal({ ...base, privateKey: ec.privateKey, chainValidation: 'none' })).toThrow(expect.objectContaining({ code: 'BAD_KEY' }));
   });
 });
