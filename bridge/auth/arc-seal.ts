@@ -44,8 +44,8 @@ export interface ArcSet {
   aar: string;
   ams: string;
   as: string;
-  /** The three fields, newest first as they go on top of the message, each ending in CRLF. */
-  headers: string;
+  /** The bytes to put on top of the message: the three fields, newest first, each ending in CRLF. */
+  headers: Buffer;
 }
 
 interface ExistingSet { instance: number; aar?: HeaderField; ams?: HeaderField; as?: HeaderField }
@@ -130,7 +130,10 @@ export function arcSeal(opts: ArcSealOptions): ArcSet | null {
     throw new AuthError('BAD_ARGUMENT', `cv=${cv} does not fit instance ${instance} (none for the first set, pass or fail after)`);
   }
 
-  const aar = field('ARC-Authentication-Results', `i=${instance}; ${opts.authservId};\r\n ${opts.authResults.trim()}`);
+  // Signed as the bytes that go out: UTF-8 (RFC 8601 values may carry SMTPUTF8 addresses), held as latin1
+  // like the message's own fields. No results at all is RFC 8601's "none".
+  const results = Buffer.from(opts.authResults.trim() || 'none', 'utf8').toString('latin1');
+  const aar = field('ARC-Authentication-Results', `i=${instance}; ${opts.authservId};\r\n ${results}`);
   // The new AAR is on top of the message when the AMS is checked, so it is selectable like any field.
   const signedFields = selectSigned([aar, ...headers], signHeaders);
   const amsTags: [string, string][] = [
@@ -156,5 +159,9 @@ export function arcSeal(opts: ArcSealOptions): ArcSet | null {
   asTags[1]![1] = signData(algorithm, signingInput(chained, asUnsigned, 'relaxed'), key).toString('base64');
   const seal = field('ARC-Seal', tagList(asTags));
 
-  return { instance, aar: aar.raw, ams: ams.raw, as: seal.raw, headers: `${seal.raw}\r\n${ams.raw}\r\n${aar.raw}\r\n` };
+  const text = (raw: string) => Buffer.from(raw, 'latin1').toString('utf8');
+  return {
+    instance, aar: text(aar.raw), ams: text(ams.raw), as: text(seal.raw),
+    headers: Buffer.from(`${seal.raw}\r\n${ams.raw}\r\n${aar.raw}\r\n`, 'latin1'),
+  };
 }

@@ -61,12 +61,12 @@ function failedOnlyForFrom(arc: ARCResult): boolean {
 /** Check 2: verifies the AMS of instance `instance`, which need not sign From. */
 async function verifyAms(headers: HeaderField[], body: Buffer, instance: number, resolver: BridgeResolver): Promise<string | undefined> {
   const fields = headers.filter((h) => h.name === 'arc-message-signature');
-  const candidates = fields.map((field) => ({ field, parsed: parseTagList(fieldValue(field)) }))
-    .filter((c) => c.parsed.ok && instanceOf(c.parsed.tags) === instance);
-  if (candidates.length !== 1) return `no single AMS for i=${instance}`;
-  const { field, parsed } = candidates[0]!;
-  if (!parsed.ok) return 'unreachable';
-  const tags = parsed.tags;
+  const candidates = fields.flatMap((field) => {
+    const parsed = parseTagList(fieldValue(field));
+    return parsed.ok && instanceOf(parsed.tags) === instance ? [{ field, tags: parsed.tags }] : [];
+  });
+  if (candidates.length !== 1) return `no single valid AMS for i=${instance}`;
+  const { field, tags } = candidates[0]!;
   const missing = AMS_REQUIRED.find((tag) => !tags.has(tag));
   if (missing) return `AMS i=${instance} has no ${missing}= tag`;
   const algorithm = tags.get('a')!.toLowerCase();
