@@ -1,0 +1,10 @@
+// The SMTP bridge's public surface: everything outside bridge/ imports from here only. bridge/ knows SMTP
+// and MIME, nothing of gRPC or QUIC; DNS is injected (the node passes its one DNS client).
+export type { BridgeResolver, BridgeDnsAnswer, BridgeDnsStatus, BridgeMxRecord } from './auth/dns.ts';
+export { verifyMessage } from './auth/verify.ts';
+export type { AuthVerdicts, DkimResult, DkimVerdict, DmarcResult, DmarcVerdict, SpfResult, SpfVerdict, VerifyOptions } from './auth/verify.ts';
+export type { ArcResult, ArcVerdict } from './auth/arc-verify.ts';
+export { AuthError } from './auth/errors.ts';
+export type { AuthErrorCode } from './auth/errors.ts';
+export { arcSeal, DEFAULT_ARC_SIGNED_HEADERS, MAX_ARC_INSTANCE } from './auth/arc-seal.ts';
+export type { ArcSealOptions, ArcSet } from './auth/arc-seal.ts';
