@@ -8,3 +8,9 @@ export { AuthError } from './auth/errors.ts';
 export type { AuthErrorCode } from './auth/errors.ts';
 export { arcSeal, DEFAULT_ARC_SIGNED_HEADERS, MAX_ARC_INSTANCE } from './auth/arc-seal.ts';
 export type { ArcSealOptions, ArcSet } from './auth/arc-seal.ts';
+export { BridgeError, smtpReplyFor } from './inbound/errors.ts';
+export type { BridgeErrorCode, SmtpReply } from './inbound/errors.ts';
+export type {
+  BridgeLogger, InboundHandler, InboundLimits, InboundMessage, InboundOptions, InboundRecipient, InboundServer, ListenerConfig,
+  ListenerKind, RecipientKind,
+} from './inbound/types.ts';
