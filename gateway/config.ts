@@ -12,6 +12,16 @@ const hostPort = z.strictObject({
   port: z.number().int().min(0).max(65535),
 });
 
+/** One SMTP listener of the bridge. */
+const smtpListener = (port: number, enabled: boolean, greetingDelayMs: number) => z.strictObject({
+  enabled: z.boolean().default(enabled),
+  host: z.string().min(1).default('127.0.0.1'),
+  /** 0 = any free port (what `aftersmtp init` writes unless a port is given). */
+  port: z.number().int().min(0).max(65535).default(port),
+  /** Pause before the 220 greeting; a client that talks first is refused (anti-spam on a public MX). */
+  greetingDelayMs: z.number().int().min(0).max(60_000).default(greetingDelayMs),
+}).prefault({});
+
 export const configSchema = z.strictObject({
   node: z.strictObject({
     domains: z.array(z.string().min(1)).min(1).default(['localhost']),
@@ -112,7 +122,7 @@ export const configSchema = z.strictObject({
       did: z.string().regex(/^did:[a-z0-9]+:/),
       endpoint: z.string().min(1),
     })).default([]),
-    /** DNS servers for discovery ("127.0.0.1:5353"); empty = the system's. */
+    /** Deprecated: dns.servers. Still read (added to dns.servers) when set. */
     dnsServers: z.array(z.string()).default([]),
     retry: z.strictObject({
       initialMs: z.number().int().min(10).default(60_000),
@@ -135,6 +145,53 @@ export const configSchema = z.strictObject({
       peers: z.array(z.string().min(1)).default([]),
       /** New logs are witnessed only while fewer are followed (state per origin); configured peers' logs always are. */
       maxLogs: z.number().int().min(1).default(1000),
+    }).prefault({}),
+  }).prefault({}),
+  /** The node's one DNS client (federation discovery and the SMTP bridge). */
+  dns: z.strictObject({
+    /** "host:port" or "host"; empty = the nameservers of /etc/resolv.conf. A loopback validating resolver is what DANE needs. */
+    servers: z.array(z.string().min(1)).default([]),
+    /** Per try and server. */
+    timeoutMs: z.number().int().min(100).max(60_000).default(2000),
+  }).prefault({}),
+  /** The SMTP bridge (docs/BRIDGE.md). */
+  bridge: z.strictObject({
+    smtp: z.strictObject({
+      enabled: z.boolean().default(true),
+      /** The 220 banner, the `by` of Received and the authserv-id of Authentication-Results; default: the node's first domain. */
+      hostname: z.string().min(1).optional(),
+      /** Mail from other MTAs for the node's domains. */
+      mx: smtpListener(25, true, 0),
+      /** Mail clients with AUTH (mailbox address + API token) after STARTTLS. */
+      submission: smtpListener(587, true, 0),
+      /** The same with implicit TLS. */
+      smtps: smtpListener(465, false, 0),
+      limits: z.strictObject({
+        /**
+         * Advertised in SIZE. The sealed message must still fit limits.maxEnvelopeBytes (25 MiB by
+         * default), so the default leaves a megabyte for the envelope around it.
+         */
+        maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(24 * 1024 * 1024),
+        /** RFC 5321 §4.5.3.1.8: at least 100. */
+        maxRecipients: z.number().int().min(1).max(1000).default(100),
+        maxSessions: z.number().int().min(1).max(100_000).default(100),
+        maxSessionsPerIp: z.number().int().min(1).max(100_000).default(10),
+        commandTimeoutMs: z.number().int().min(1000).default(5 * 60_000),
+        dataTimeoutMs: z.number().int().min(1000).default(10 * 60_000),
+        authFailuresPerIpPerMinute: z.number().int().min(1).default(10),
+        submissionsPerMinute: z.number().int().min(1).default(60),
+        submissionsPerHour: z.number().int().min(1).default(1000),
+        submissionsPerDay: z.number().int().min(1).default(5000),
+      }).prefault({}),
+      /** DNSBL zones asked about each MX client's IP. */
+      dnsbl: z.array(z.string().min(1)).default([]),
+      /** ARC sealers (d= domains) whose passing chain overrides a DMARC p=reject failure. */
+      trustedArcSealers: z.array(z.string().min(1)).default([]),
+      /** STARTTLS and implicit TLS certificate; default: the node's server certificate (tls.certFile, tls.keyFile). */
+      tls: z.strictObject({
+        certFile: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+      }).prefault({}),
     }).prefault({}),
   }).prefault({}),
   admin: z.strictObject({
@@ -226,6 +283,11 @@ export function loadConfig(dataDir: string, env: NodeJS.ProcessEnv = process.env
   }
   const merged = deepMerge(fromFile as Record<string, unknown>, envOverrides(env));
   return parseConfig(merged, file);
+}
+
+/** The node's DNS servers: dns.servers, plus the deprecated federation.dnsServers where still set. */
+export function dnsServersOf(config: NodeConfig): string[] {
+  return [...new Set([...config.dns.servers, ...config.federation.dnsServers])];
 }
 
 /** Resolves a config path relative to the data directory. */

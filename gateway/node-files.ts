@@ -49,6 +49,10 @@ export interface InitOptions {
   /** Federation listen ports (0 = any free port, the default). */
   quicPort?: number;
   relayPort?: number;
+  /** SMTP bridge ports (0 = any free port, the default): MX, submission, and implicit TLS (off unless given). */
+  smtpPort?: number;
+  submissionPort?: number;
+  smtpsPort?: number;
   logLevel?: NodeConfig['log']['level'];
 }
 
@@ -148,6 +152,13 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
     grpc: { host: '127.0.0.1', port: opts.grpcPort ?? 7443 },
     http: { host: '127.0.0.1', port: opts.httpPort ?? 0, enabled: true },
     federation: { quic: { port: opts.quicPort ?? 0 }, relay: { port: opts.relayPort ?? 0 } },
+    bridge: {
+      smtp: {
+        mx: { port: opts.smtpPort ?? 0 },
+        submission: { port: opts.submissionPort ?? 0 },
+        smtps: { enabled: opts.smtpsPort !== undefined, port: opts.smtpsPort ?? 0 },
+      },
+    },
     admin: { tokenSha256: tokenSha256(adminToken) },
     log: { level: opts.logLevel ?? 'info' },
   };

@@ -11,7 +11,9 @@ import { ReflectionService } from '@grpc/reflection';
 import pino, { type Logger } from 'pino';
 import { loadProto } from '../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResolver, type SignatureCheck } from '../identity/index.ts';
-import { dataPath, type NodeConfig } from './config.ts';
+import { dataPath, dnsServersOf, type NodeConfig } from './config.ts';
+import { DnsPacketResolver } from './dns/index.ts';
+import { SmtpBridge, type StartInbound } from './bridge-inbound.ts';
 import { openNodeFiles, fromB64u, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
 import { NodeLedger } from './ledger.ts';
@@ -45,6 +47,8 @@ export interface NodeOptions {
   didWebCa?: string;
   /** Ed25519 verification to use instead of the node's verifier worker (e.g. a slow one, in tests). */
   verify?: SignatureCheck;
+  /** The SMTP listeners to start instead of bridge/inbound's (tests). */
+  startInbound?: StartInbound;
 }
 
 export interface ReadyInfo {
@@ -54,6 +58,10 @@ export interface ReadyInfo {
   http: string | null;
   quic: string | null;
   relay: string | null;
+  /** The SMTP bridge's listeners, "host:port" (absent when not listening). */
+  smtp?: string;
+  submission?: string;
+  smtps?: string;
   domains: string[];
   version: string;
 }
@@ -67,7 +75,11 @@ export class AfterSmtpNode {
   readonly resolver: DidResolver;
   readonly ledger: NodeLedger;
   readonly anchoring?: NodeAnchoring;
+  /** The node's one DNS client (the SMTP bridge's lookups). */
+  readonly dns: DnsPacketResolver;
   federation?: Federation;
+  smtp?: SmtpBridge;
+  private readonly startInbound?: StartInbound;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
   private health?: HealthImplementation;
@@ -83,6 +95,7 @@ export class AfterSmtpNode {
 
   constructor(opts: NodeOptions) {
     this.dataDir = opts.dataDir;
+    this.startInbound = opts.startInbound;
     this.verify = opts.verify ?? ((publicKey, data, signature) => this.verifier.verify(publicKey, data, signature));
     const { config, keys } = openNodeFiles(opts.dataDir, opts.env ?? process.env);
     this.config = config;
@@ -108,6 +121,7 @@ export class AfterSmtpNode {
       cacheTtlMs: config.identity.cacheTtlMs,
     });
     this.resolver.register(keys.document);
+    this.dns = new DnsPacketResolver({ servers: dnsServersOf(config), timeoutMs: config.dns.timeoutMs });
     this.ledger = new NodeLedger({
       file: dataPath(opts.dataDir, config.ledger.file),
       origin: config.ledger.origin ?? `${config.node.domains[0]}/aftersmtp`,
@@ -242,6 +256,7 @@ export class AfterSmtpNode {
       const addr = this.httpsServer.address() as AddressInfo;
       this.httpAddress = `${config.http.host}:${addr.port}`;
     }
+    if (config.bridge.smtp.enabled) await this.startSmtp();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
     this.pruneTimer = setTimeout(() => {
       void this.prune();
@@ -252,11 +267,25 @@ export class AfterSmtpNode {
     const ready: ReadyInfo = {
       event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress,
       quic: this.federation?.addresses.quic ?? null, relay: this.federation?.addresses.relay ?? null,
+      ...this.smtp?.addresses(),
       domains: config.node.domains, version: VERSION,
     };
     this.memory.start();
     this.log.info(ready, 'node ready');
     return ready;
+  }
+
+  /** The SMTP bridge: the node's handler behind the listeners of bridge.smtp. */
+  private async startSmtp(): Promise<void> {
+    const bridge = new SmtpBridge({
+      storage: this.storage, resolver: this.resolver, ledger: this.ledger, config: this.config, verify: this.verify,
+      nodeDid: this.keys.did,
+      nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+      log: this.log.child({ component: 'smtp' }),
+      ...(this.federation ? { federation: this.federation, canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
+    });
+    this.smtp = bridge;
+    await bridge.start({ config: this.config, dataDir: this.dataDir, dns: this.dns, log: this.log, ...(this.startInbound ? { startInbound: this.startInbound } : {}) });
   }
 
   /**
@@ -411,6 +440,7 @@ export class AfterSmtpNode {
       uptimeMs: this.startedAt ? Date.now() - this.startedAt : 0,
       grpc: this.grpcAddress,
       quic: this.federation?.addresses.quic ?? '',
+      smtp: this.smtp?.addresses() ?? {},
       refused: this.federation?.refusals() ?? {},
       splitViews: this.federation?.witness.splitViewCount ?? 0,
       cosignedCheckpoints: this.federation?.witnessStore.countCosignedCheckpoints() ?? 0,
@@ -424,6 +454,8 @@ export class AfterSmtpNode {
     this.memory.stop();
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
+    // SMTP first: its sessions finish (or get 421) while the store still takes what they hand over.
+    await this.smtp?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'closing the SMTP listeners failed'));
     this.storage.emit('shutdown');
     await this.federation?.stop();
     if (server) {

@@ -20,8 +20,14 @@ export const nodeCommands: Command[] = [
       'http-port': { type: 'string' },
       'quic-port': { type: 'string' },
       'relay-port': { type: 'string' },
+      'smtp-port': { type: 'string' },
+      'submission-port': { type: 'string' },
+      'smtps-port': { type: 'string' },
     },
-    usage: ['init --data DIR --domain DOMAIN [--did-method key|web] [--grpc-port N] [--http-port N] [--quic-port N] [--relay-port N]'],
+    usage: [
+      'init --data DIR --domain DOMAIN [--did-method key|web] [--grpc-port N] [--http-port N] [--quic-port N] [--relay-port N] [--smtp-port N] [--submission-port N] [--smtps-port N]',
+      '(ports 0 = any free port; SMTP on 127.0.0.1 until bridge.smtp.*.host is changed; implicit TLS only with --smtps-port)',
+    ],
     async run({ flags }) {
       const method = str(flags, 'did-method') ?? 'key';
       if (method !== 'key' && method !== 'web') throw new GatewayError('INVALID_ARGUMENT', '--did-method must be key or web');
@@ -33,6 +39,9 @@ export const nodeCommands: Command[] = [
         httpPort: intFlag(flags, 'http-port'),
         quicPort: intFlag(flags, 'quic-port'),
         relayPort: intFlag(flags, 'relay-port'),
+        smtpPort: intFlag(flags, 'smtp-port'),
+        submissionPort: intFlag(flags, 'submission-port'),
+        smtpsPort: intFlag(flags, 'smtps-port'),
       });
       reportFixedModes(result.fixedModes);
       out(flags, { event: 'initialized', dataDir: result.dataDir, did: result.did, adminToken: result.adminToken },

@@ -4,7 +4,7 @@ import type { DidResolver, SignatureCheck } from '../../identity/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
 import type { Storage } from '../storage.ts';
 import type { NodeLedger } from '../ledger.ts';
-import type { NodeConfig } from '../config.ts';
+import { dnsServersOf, type NodeConfig } from '../config.ts';
 import { Router } from './routing.ts';
 import { OutboundDelivery, type PeerStatus } from './outbound.ts';
 import { ReceiptBatcher } from './receipt.ts';
@@ -50,7 +50,8 @@ export class Federation {
       storage: opts.storage,
       resolver: opts.resolver,
       configRoutes: config.federation.routes,
-      dnsServers: config.federation.dnsServers,
+      dnsServers: dnsServersOf(config),
+      dnsTimeoutMs: config.dns.timeoutMs,
       localDomains: config.node.domains,
     });
     this.receipts = new ReceiptBatcher(opts.nodeKeys.signingPrivateKey);

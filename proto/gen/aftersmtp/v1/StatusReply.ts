@@ -37,6 +37,10 @@ export interface StatusReply {
    */
   'diskFreeBytes'?: (number | string | Long);
   'minFreeBytes'?: (number | string | Long);
+  /**
+   * The SMTP bridge's listeners by kind (mx, submission, smtps): "host:port".
+   */
+  'smtp'?: ({[key: string]: string});
 }
 
 export interface StatusReply__Output {
@@ -74,4 +78,8 @@ export interface StatusReply__Output {
    */
   'diskFreeBytes': (number);
   'minFreeBytes': (number);
+  /**
+   * The SMTP bridge's listeners by kind (mx, submission, smtps): "host:port".
+   */
+  'smtp': ({[key: string]: string});
 }

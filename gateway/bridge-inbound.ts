@@ -1,0 +1,76 @@
+// The SMTP bridge's listeners as part of the node: options from the configuration, the node's handler,
+// started once the store and the ledger are up and stopped first on shutdown (the listeners drain their
+// sessions while the store can still take what they are finishing).
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { InboundOptions, InboundServer, ListenerConfig, ListenerKind } from '../bridge/index.ts';
+import * as bridge from '../bridge/index.ts';
+import { dataPath, type NodeConfig } from './config.ts';
+import type { DnsResolver } from './dns/index.ts';
+import { SmtpHandler, type SmtpHandlerDeps } from './smtp-handler.ts';
+
+export type StartInbound = (opts: InboundOptions) => Promise<InboundServer>;
+
+/** The bridge's host name: the banner, Received's `by` and the authserv-id. */
+export function smtpHostname(config: NodeConfig): string {
+  return config.bridge.smtp.hostname ?? config.node.domains[0]!;
+}
+
+/** The enabled listeners of the configuration, in the order mx, submission, smtps. */
+export function listenerConfigs(config: NodeConfig): ListenerConfig[] {
+  const smtp = config.bridge.smtp;
+  return (['mx', 'submission', 'smtps'] as const)
+    .filter((kind) => smtp[kind].enabled)
+    .map((kind) => ({ kind, host: smtp[kind].host, port: smtp[kind].port, greetingDelayMs: smtp[kind].greetingDelayMs }));
+}
+
+export class SmtpBridge {
+  readonly handler: SmtpHandler;
+  private server?: InboundServer;
+
+  constructor(deps: SmtpHandlerDeps) {
+    this.handler = new SmtpHandler(deps);
+  }
+
+  /**
+   * Starts the listeners; resolves to false (and logs why) when this build has no SMTP listeners, so a
+   * node without them still runs its other services.
+   */
+  async start(opts: { config: NodeConfig; dataDir: string; dns: DnsResolver; log: Logger; startInbound?: StartInbound }): Promise<boolean> {
+    const { config, dataDir, log } = opts;
+    const start = opts.startInbound ?? (bridge as { startInbound?: StartInbound }).startInbound;
+    if (!start) {
+      log.warn('this build has no SMTP listeners (bridge/inbound): bridge.smtp is ignored');
+      return false;
+    }
+    const smtp = config.bridge.smtp;
+    this.server = await start({
+      hostname: smtpHostname(config),
+      listeners: listenerConfigs(config),
+      tls: {
+        cert: readFileSync(dataPath(dataDir, smtp.tls.certFile ?? config.tls.certFile)),
+        key: readFileSync(dataPath(dataDir, smtp.tls.keyFile ?? config.tls.keyFile)),
+      },
+      limits: smtp.limits,
+      dnsbl: smtp.dnsbl,
+      trustedArcSealers: smtp.trustedArcSealers,
+      resolver: opts.dns,
+      handler: this.handler,
+      logger: log.child({ component: 'smtp' }),
+    });
+    return true;
+  }
+
+  /** Where each listener is bound, "host:port" (empty when not listening). */
+  addresses(): Partial<Record<ListenerKind, string>> {
+    const bound = this.server?.addresses() ?? {};
+    return Object.fromEntries(Object.entries(bound).map(([kind, a]) => [kind, `${a!.host.includes(':') ? `[${a!.host}]` : a!.host}:${a!.port}`]));
+  }
+
+  /** Refuses new messages, then closes the listeners (open sessions get 421 and end). */
+  async stop(): Promise<void> {
+    this.handler.drain();
+    await this.server?.close();
+    this.server = undefined;
+  }
+}

@@ -1,0 +1,211 @@
+// The node's side of the SMTP bridge (bridge/inbound's InboundHandler): which recipients are ours, which
+// mailbox a submission client is, and how received mail becomes an AfterSMTP message. A bridged message is
+// signed by the node's DID as the bridge, its body the RFC 5322 message with the bridge's Received and
+// Authentication-Results on top (so the verdicts are under the node's signature), sealed to each
+// recipient's key and accepted through the node's one acceptance path like any other: a ledger leaf and a
+// receipt for each. The address the node vouches for is the authenticated mailbox on submission and, on
+// MX, the header From only when DMARC passed (docs/PROTOCOL.md §4 "Sender binding").
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { extractKeys, sealEnvelope, signMessage } from '../identity/index.ts';
+import { BridgeError, type BridgeErrorCode, type InboundHandler, type InboundMessage, type RecipientKind } from '../bridge/index.ts';
+import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
+import type { GatewayError, GatewayErrorCode } from './errors.ts';
+import { tokenSha256 } from './mailbox-service.ts';
+import type { Router } from './federation/routing.ts';
+
+export interface SmtpHandlerDeps extends AcceptDeps {
+  nodeDid: string;
+  nodeKeys: { signingKeyId: string; signingPrivateKey: Uint8Array };
+  /** Federation, when enabled: routes to peer nodes and their mailboxes' keys (submission to peers). */
+  federation?: {
+    router: Pick<Router, 'configuredRoute' | 'route'>;
+    resolveRemoteAddress(address: string): Promise<{ did: string; documentJson: string }>;
+  };
+  log: Logger;
+}
+
+/**
+ * Every node error as the bridge's refusal: the one place where a GatewayError code becomes a
+ * BridgeError code (a code added to GatewayErrorCode without one here does not type-check). Faults
+ * of the node itself, and identity/'s checks failing on the envelope the node just made, are temporary
+ * and say nothing of internals to the SMTP client.
+ */
+const BRIDGE_CODE: Record<GatewayErrorCode, BridgeErrorCode> = {
+  CONFIG_INVALID: 'TEMPORARY',
+  NODE_EXISTS: 'TEMPORARY',
+  NODE_MISSING: 'TEMPORARY',
+  UNAUTHENTICATED: 'REFUSED',
+  PERMISSION_DENIED: 'SENDER_MISMATCH',
+  INVALID_ARGUMENT: 'REFUSED',
+  TOO_LARGE: 'REFUSED',
+  LIMIT: 'REFUSED',
+  NOT_FOUND: 'UNKNOWN_RECIPIENT',
+  UNKNOWN_RECIPIENT: 'UNKNOWN_RECIPIENT',
+  REPLAY: 'REFUSED',
+  MAILBOX_EXISTS: 'TEMPORARY',
+  STORAGE: 'TEMPORARY',
+  STORAGE_FULL: 'STORE_FULL',
+  LISTEN_FAILED: 'TEMPORARY',
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  DISCOVERY: 'TEMPORARY',
+  PEER_UNAVAILABLE: 'TEMPORARY',
+  PEER_ERROR: 'TEMPORARY',
+  PEER_REJECTED: 'TEMPORARY',
+  BAD_RECEIPT: 'TEMPORARY',
+  CONFLICT: 'TEMPORARY',
+  SPLIT_VIEW: 'TEMPORARY',
+  BAD_SIGNATURE: 'TEMPORARY',
+  INTERNAL: 'TEMPORARY',
+  ENCODING: 'TEMPORARY',
+  BODY_DIGEST: 'TEMPORARY',
+  KEY_ID_MISMATCH: 'TEMPORARY',
+  KEY_NOT_IN_DID: 'TEMPORARY',
+  SIGNATURE: 'TEMPORARY',
+  DECRYPT: 'TEMPORARY',
+  HASH_MISMATCH: 'TEMPORARY',
+  MESSAGE_ID_MISMATCH: 'TEMPORARY',
+  RECIPIENTS_DIGEST: 'TEMPORARY',
+  NOT_A_RECIPIENT: 'TEMPORARY',
+  TIME_WINDOW: 'TEMPORARY',
+  DID_RESOLUTION: 'TEMPORARY',
+};
+
+/** Codes whose message is about what the client sent (an address, a size), so it may read it. */
+const TELLS_CLIENT = new Set<BridgeErrorCode>(['UNKNOWN_RECIPIENT', 'REFUSED', 'SENDER_MISMATCH', 'STORE_FULL', 'SHUTTING_DOWN']);
+
+export function bridgeErrorFor(err: unknown): BridgeError {
+  if (err instanceof BridgeError) return err;
+  // GatewayError and identity/'s IdentityError both carry a code of the list.
+  const thrown = (err as { code?: unknown })?.code;
+  const code = typeof thrown === 'string' && Object.hasOwn(BRIDGE_CODE, thrown) ? BRIDGE_CODE[thrown as GatewayErrorCode] : 'TEMPORARY';
+  const text = TELLS_CLIENT.has(code) ? (err as Error).message : 'temporary failure of the receiving node, try again later';
+  return new BridgeError(code, text, { cause: err });
+}
+
+/** A SHA-256 that matches no token: unknown mailboxes cost the same comparison as known ones. */
+const NO_TOKEN = createHash('sha256').update('no mailbox').digest();
+
+export class SmtpHandler implements InboundHandler {
+  private readonly deps: SmtpHandlerDeps;
+  private readonly localDomains: Set<string>;
+  private draining = false;
+
+  constructor(deps: SmtpHandlerDeps) {
+    this.deps = deps;
+    this.localDomains = new Set(deps.config.node.domains.map((d) => d.toLowerCase()));
+  }
+
+  /** From now on every message is refused as SHUTTING_DOWN (the listeners are closing). */
+  drain(): void {
+    this.draining = true;
+  }
+
+  async recipient(address: string, context: { authenticated?: string }): Promise<RecipientKind> {
+    const domain = domainOf(address);
+    if (this.localDomains.has(domain)) return this.deps.storage.mailboxByAddress(address) ? 'local' : 'unknown';
+    const federation = this.deps.federation;
+    if (!federation) return 'legacy';
+    // An anonymous MX client cannot make the node look anything up: only configured routes count.
+    if (!context.authenticated) return federation.router.configuredRoute(domain) ? 'peer' : 'legacy';
+    try {
+      await federation.router.route(domain);
+      return 'peer';
+    } catch (err) {
+      if ((err as GatewayError).code === 'UNKNOWN_RECIPIENT') return 'legacy';
+      throw bridgeErrorFor(err);
+    }
+  }
+
+  async authenticate(username: string, password: string): Promise<{ address: string } | null> {
+    const address = username.trim().toLowerCase();
+    const mailbox = this.localDomains.has(domainOf(address)) ? this.deps.storage.mailboxByAddress(address) : undefined;
+    const stored = mailbox ? Buffer.from(mailbox.tokenSha256, 'hex') : NO_TOKEN;
+    const given = Buffer.from(tokenSha256(password), 'hex');
+    const equal = stored.length === given.length && timingSafeEqual(stored, given);
+    return mailbox && equal ? { address: mailbox.address } : null;
+  }
+
+  async accept(message: InboundMessage, signal: AbortSignal): Promise<{ messageId: string }> {
+    try {
+      return await this.bridge(message, signal);
+    } catch (err) {
+      const refusal = bridgeErrorFor(err);
+      this.deps.log.info({ session: message.sessionId, listener: message.listener, code: refusal.code, err: (err as Error).message }, 'bridged message refused');
+      throw refusal;
+    }
+  }
+
+  private async bridge(message: InboundMessage, signal: AbortSignal): Promise<{ messageId: string }> {
+    const { storage, config, nodeDid, nodeKeys } = this.deps;
+    if (this.draining) throw new BridgeError('SHUTTING_DOWN', 'the node is shutting down; try again later');
+    const submitted = message.listener !== 'mx';
+    if (submitted && !message.authenticated) throw new BridgeError('RELAY_DENIED', 'submission needs AUTH');
+    // Submission: the authenticated mailbox. MX: the header From, vouched for only when DMARC passed.
+    const fromAddress = submitted ? message.authenticated!.toLowerCase() : message.headerFrom.toLowerCase();
+    const vouched = submitted || message.verdicts?.dmarc.result === 'pass' ? fromAddress : '';
+
+    const recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[] = [];
+    for (const { address: raw } of message.recipients) {
+      const address = raw.toLowerCase();
+      const domain = domainOf(address);
+      if (this.localDomains.has(domain)) {
+        const mailbox = storage.mailboxByAddress(address);
+        if (!mailbox) throw new BridgeError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
+        recipients.push({ did: mailbox.did, address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
+        continue;
+      }
+      if (!submitted || !this.deps.federation) throw new BridgeError('RELAY_DENIED', `${domain} is not a domain of this node`);
+      // A peer's recipient: its key as its node answers for it, checked against its DID (as an app does).
+      if ((await this.recipient(address, { authenticated: fromAddress })) !== 'peer') {
+        throw new BridgeError('RELAY_DENIED', `${domain} has no AfterSMTP node, and this node does not send SMTP yet`);
+      }
+      const found = await this.deps.federation.resolveRemoteAddress(address);
+      const keys = extractKeys(found.did, JSON.parse(found.documentJson));
+      const [keyId, publicKey] = [...keys.keyAgreement.entries()][0] ?? [];
+      if (!keyId || !publicKey) throw new BridgeError('REFUSED', `${address} has no key agreement key`);
+      recipients.push({ did: found.did, address, keyId, publicKey });
+    }
+    if (recipients.length === 0) throw new BridgeError('REFUSED', 'no recipients');
+    if (signal.aborted) throw new BridgeError('TEMPORARY', 'the session ended before the message was stored');
+
+    const messageId = new Uint8Array(randomBytes(16));
+    const createdMs = Date.now();
+    const expiresMs = createdMs + config.limits.maxLifetimeMs;
+    const signed = signMessage({
+      header: {
+        messageId,
+        from: { did: nodeDid, address: fromAddress },
+        to: recipients.map((r) => ({ did: r.did, address: r.address })),
+        createdMs,
+        expiresMs,
+        contentType: 'message/rfc822',
+      },
+      body: new Uint8Array(message.message),
+      keyId: nodeKeys.signingKeyId,
+      privateKey: nodeKeys.signingPrivateKey,
+    });
+    const envelope = sealEnvelope({
+      signedMessage: signed.signedMessage,
+      messageId,
+      messageHash: signed.messageHash,
+      senderDid: nodeDid,
+      senderKeyId: nodeKeys.signingKeyId,
+      senderPrivateKey: nodeKeys.signingPrivateKey,
+      recipientAddresses: recipients.map((r) => r.address),
+      recipients: recipients.map((r) => ({ keyId: r.keyId, publicKey: r.publicKey })),
+      createdMs,
+      expiresMs,
+    });
+    // MX mail is for local mailboxes only; submitted mail goes on to peers through the outbound queue.
+    const deps: AcceptDeps = submitted ? this.deps : { ...this.deps, canRoute: undefined };
+    await acceptEnvelope(deps, envelope, {
+      senderAddress: vouched,
+      senderDomain: vouched ? domainOf(vouched) : '',
+      fromPeer: false,
+    });
+    const id = Buffer.from(messageId).toString('hex');
+    this.deps.log.info({ session: message.sessionId, listener: message.listener, messageId: id, recipients: recipients.length, vouched: vouched !== '' }, 'bridged message accepted');
+    return { messageId: id };
+  }
+}
