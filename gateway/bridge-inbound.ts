@@ -5,16 +5,11 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { InboundOptions, InboundServer, ListenerConfig, ListenerKind } from '../bridge/index.ts';
 import * as bridge from '../bridge/index.ts';
-import { dataPath, type NodeConfig } from './config.ts';
+import { dataPath, smtpHostname, type NodeConfig } from './config.ts';
 import type { DnsResolver } from './dns/index.ts';
 import { SmtpHandler, type SmtpHandlerDeps } from './smtp-handler.ts';
 
 export type StartInbound = (opts: InboundOptions) => Promise<InboundServer>;
-
-/** The bridge's host name: the banner, Received's `by` and the authserv-id. */
-export function smtpHostname(config: NodeConfig): string {
-  return config.bridge.smtp.hostname ?? config.node.domains[0]!;
-}
 
 /** The enabled listeners of the configuration, in the order mx, submission, smtps. */
 export function listenerConfigs(config: NodeConfig): ListenerConfig[] {

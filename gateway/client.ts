@@ -20,6 +20,7 @@ import { fromB64u } from './node-files.ts';
 import { envelopeFromWire, envelopeToWire } from './wire.ts';
 import { GatewayError } from './errors.ts';
 import { CLIENT_FLOW_CONTROL_WINDOW } from './grpc-windows.ts';
+import { bridgedTrace, fromAddress, headerFields, type BridgedTrace } from './bridged-mail.ts';
 
 export interface MailboxProfile {
   version: 1;
@@ -207,6 +208,14 @@ export interface ReceivedMessage {
   body?: Uint8Array;
   /** The signed inner message (what the ledger hash covers), when the envelope opened. */
   signedMessage?: Uint8Array;
+  /** Mail the recipient's own node bridged from SMTP (signed by the node's DID; docs/APPS.md "Bridged mail"). */
+  via?: BridgedTrace['via'];
+  /** The SMTP envelope sender, the client's address and its HELO, as the node recorded them. */
+  mailFrom?: string;
+  clientIp?: string;
+  helo?: string;
+  /** The node's verdicts (mail from other MTAs only). */
+  auth?: BridgedTrace['auth'];
 }
 
 /** Opens and verifies one delivery; never throws for a bad message (reports verified:false). */
@@ -239,14 +248,25 @@ export async function openDelivery(profile: MailboxProfile, resolver: DidResolve
     verified = false;
     reason = 'inner sender differs from the envelope sender';
   }
-  const unbound = verified ? senderNotVouched(header.from.address, delivery) : undefined;
+  // Mail the app's own node bridged: its trace fields are under the node's signature.
+  const trace = header.from.did === profile.node.did && header.contentType === 'message/rfc822' ? bridgedTrace(result.body) : undefined;
+  let from = header.from.address;
+  let unbound: string | undefined;
+  if (trace?.via === 'smtp') {
+    // The address shown is the header From; it is the sender only when DMARC passed for its domain.
+    from = fromAddress(headerFields(result.body).find((f) => f.name === 'from')?.value ?? '');
+    unbound = verified ? smtpSenderUnverified(trace, from, header.from.address, delivery) : undefined;
+  } else {
+    // An app's mail, and submission: the address the node authenticated (or a peer node vouched for).
+    unbound = verified ? senderNotVouched(header.from.address, delivery) : undefined;
+  }
   if (unbound) {
     verified = false;
     reason = unbound;
   }
   return {
     ...base,
-    from: header.from.address,
+    from,
     fromDid: header.from.did,
     to: header.to.map((t) => t.address),
     subject: headerField(result.body, 'Subject') ?? null,
@@ -254,7 +274,24 @@ export async function openDelivery(profile: MailboxProfile, resolver: DidResolve
     ...(reason ? { reason } : {}),
     body: result.body,
     signedMessage: signed,
+    ...(trace ? { via: trace.via, mailFrom: trace.mailFrom, clientIp: trace.clientIp, helo: trace.helo, ...(trace.auth ? { auth: trace.auth } : {}) } : {}),
   };
+}
+
+/**
+ * Why mail the node received from another MTA is not shown as from its header From address, or
+ * undefined when it is: only DMARC vouches for an SMTP sender (docs/PROTOCOL.md §4 "Sender binding").
+ */
+function smtpSenderUnverified(trace: BridgedTrace, headerFrom: string, signedFrom: string, delivery: Delivery__Output): string | undefined {
+  if (!headerFrom) return 'the message has no From address';
+  if (!trace.auth) return 'the node recorded no authentication results for this message';
+  const domain = headerFrom.slice(headerFrom.lastIndexOf('@') + 1);
+  if (trace.auth.dmarc !== 'pass') return `DMARC did not pass for ${domain} (dmarc=${trace.auth.dmarc}, spf=${trace.auth.spf}, dkim=${trace.auth.dkim})`;
+  if (trace.auth.dmarcDomain !== domain) return `DMARC passed for ${trace.auth.dmarcDomain || 'no domain'}, not for the From domain ${domain}`;
+  if (signedFrom.toLowerCase() !== headerFrom || delivery.authenticatedSender.toLowerCase() !== headerFrom) {
+    return `the node did not vouch for ${headerFrom}`;
+  }
+  return undefined;
 }
 
 /**

@@ -290,6 +290,11 @@ export function dnsServersOf(config: NodeConfig): string[] {
   return [...new Set([...config.dns.servers, ...config.federation.dnsServers])];
 }
 
+/** The SMTP bridge's host name: the banner, Received's `by` and the authserv-id. */
+export function smtpHostname(config: NodeConfig): string {
+  return config.bridge.smtp.hostname ?? config.node.domains[0]!;
+}
+
 /** Resolves a config path relative to the data directory. */
 export function dataPath(dataDir: string, path: string): string {
   return isAbsolute(path) ? path : join(dataDir, path);

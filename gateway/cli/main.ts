@@ -8,9 +8,10 @@ import { mailboxCommands } from './mailbox-commands.ts';
 import { sendCommands } from './send-commands.ts';
 import { provenanceCommands } from './provenance-commands.ts';
 import { federationCommands } from './federation-commands.ts';
+import { bridgeCommands } from './bridge-commands.ts';
 
 /** Every command, in the order `aftersmtp --help` lists them. */
-export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands];
+export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands];
 
 /** `aftersmtp --help`: every command's usage. */
 export function fullUsage(): string {

@@ -48,7 +48,7 @@ export const sendCommands: Command[] = [
       'from-cursor': { type: 'string' },
       'save-dir': { type: 'string' },
     },
-    usage: [`subscribe ${APP_USAGE} [--count N] [--from-cursor N] [--save-dir DIR]`],
+    usage: [`subscribe ${APP_USAGE} [--count N] [--from-cursor N] [--save-dir DIR]`, '(--save-dir keeps <id>.signed, and <id>.eml for mail bridged from SMTP)'],
     run({ flags }) {
       const saveDir = str(flags, 'save-dir');
       return withApp(flags, async ({ profile, clients, resolver }) => {
@@ -65,8 +65,11 @@ export const sendCommands: Command[] = [
               // Received mail is the mailbox owner's alone, whatever the umask.
               mkdirSync(saveDir, { recursive: true, mode: 0o700 });
               writeFileSync(join(saveDir, `${m.messageId}.signed`), m.signedMessage, { mode: 0o600 });
+              // Bridged mail also as the RFC 5322 message, for a mail reader.
+              if (m.via && m.body) writeFileSync(join(saveDir, `${m.messageId}.eml`), m.body, { mode: 0o600 });
             }
-            const line = { seq: m.seq, messageId: m.messageId, from: m.from, to: m.to, subject: m.subject, verified: m.verified, ...(m.reason ? { reason: m.reason } : {}), receivedAt: m.receivedAt, messageHash: m.messageHash };
+            const bridged = m.via ? { via: m.via, mailFrom: m.mailFrom, clientIp: m.clientIp, helo: m.helo, ...(m.auth ? { auth: m.auth } : {}) } : {};
+            const line = { seq: m.seq, messageId: m.messageId, from: m.from, to: m.to, subject: m.subject, verified: m.verified, ...(m.reason ? { reason: m.reason } : {}), ...bridged, receivedAt: m.receivedAt, messageHash: m.messageHash };
             process.stdout.write(`${JSON.stringify(line)}\n`);
           },
         });
