@@ -8,7 +8,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { extractKeys, sealEnvelope, signMessage } from '../identity/index.ts';
-import { BridgeError, type BridgeErrorCode, type InboundHandler, type InboundMessage, type RecipientKind } from '../bridge/index.ts';
+import { BridgeError, type BridgeErrorCode, type InboundHandler, type InboundMessage, type ListenerKind, type RecipientKind } from '../bridge/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
 import type { GatewayError, GatewayErrorCode } from './errors.ts';
 import { tokenSha256 } from './mailbox-service.ts';
@@ -101,7 +101,7 @@ export class SmtpHandler implements InboundHandler {
     this.draining = true;
   }
 
-  async recipient(address: string, context: { authenticated?: string }): Promise<RecipientKind> {
+  async recipient(address: string, context: { listener: ListenerKind; authenticated?: string }): Promise<RecipientKind> {
     const domain = domainOf(address);
     if (this.localDomains.has(domain)) return this.deps.storage.mailboxByAddress(address) ? 'local' : 'unknown';
     const federation = this.deps.federation;
@@ -157,7 +157,7 @@ export class SmtpHandler implements InboundHandler {
       }
       if (!submitted || !this.deps.federation) throw new BridgeError('RELAY_DENIED', `${domain} is not a domain of this node`);
       // A peer's recipient: its key as its node answers for it, checked against its DID (as an app does).
-      if ((await this.recipient(address, { authenticated: fromAddress })) !== 'peer') {
+      if ((await this.recipient(address, { listener: message.listener, authenticated: fromAddress })) !== 'peer') {
         throw new BridgeError('RELAY_DENIED', `${domain} has no AfterSMTP node, and this node does not send SMTP yet`);
       }
       const found = await this.deps.federation.resolveRemoteAddress(address);
