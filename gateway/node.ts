@@ -75,7 +75,7 @@ export class AfterSmtpNode {
   readonly resolver: DidResolver;
   readonly ledger: NodeLedger;
   readonly anchoring?: NodeAnchoring;
-  /** The node's one DNS client (the SMTP bridge's lookups). */
+  /** The node's one DNS client (federation discovery, the SMTP bridge). */
   readonly dns: DnsPacketResolver;
   federation?: Federation;
   smtp?: SmtpBridge;
@@ -191,6 +191,7 @@ export class AfterSmtpNode {
         ledger: this.ledger,
         resolver: this.resolver,
         verify: this.verify,
+        dns: this.dns,
         log: this.log,
         nodeDid: this.keys.did,
         nodeKeys: {

@@ -6,6 +6,7 @@ import type { Storage } from '../storage.ts';
 import type { NodeLedger } from '../ledger.ts';
 import { dnsServersOf, type NodeConfig } from '../config.ts';
 import { Router } from './routing.ts';
+import { DnsPacketResolver, type DnsResolver } from '../dns/index.ts';
 import { OutboundDelivery, type PeerStatus } from './outbound.ts';
 import { ReceiptBatcher } from './receipt.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
@@ -24,6 +25,8 @@ export interface FederationOptions {
   transports: PeerTransport[];
   /** Ed25519 verification off the event loop (the node's SignatureVerifierPool). */
   verify?: SignatureCheck;
+  /** The node's one DNS client; default: one of its own from dns.servers. */
+  dns?: DnsResolver;
 }
 
 export interface FederationCounters { accepted: number; refused: Record<string, number>; peersRefused: number }
@@ -50,8 +53,7 @@ export class Federation {
       storage: opts.storage,
       resolver: opts.resolver,
       configRoutes: config.federation.routes,
-      dnsServers: dnsServersOf(config),
-      dnsTimeoutMs: config.dns.timeoutMs,
+      dns: opts.dns ?? new DnsPacketResolver({ servers: dnsServersOf(config), timeoutMs: config.dns.timeoutMs }),
       localDomains: config.node.domains,
     });
     this.receipts = new ReceiptBatcher(opts.nodeKeys.signingPrivateKey);

@@ -1,10 +1,10 @@
 // Where mail for a remote domain goes: static routes first (config, then `aftersmtp route add`), like
 // Postfix's transport map; otherwise DNS discovery: TXT `_aftersmtp.<domain>` names the node DID, whose
 // document gives the endpoints. Either way the peer must later prove the DID's key in the handshake.
-import { Resolver as DnsResolver } from 'node:dns/promises';
 import type { DidResolver } from '../../identity/index.ts';
 import type { Storage } from '../storage.ts';
 import { GatewayError } from '../errors.ts';
+import type { DnsResolver } from '../dns/index.ts';
 
 const DISCOVERY_TTL_MS = 60_000;
 const MAX_BUILT_ROUTES = 1024;
@@ -54,15 +54,14 @@ export interface RouterOptions {
   storage: Storage;
   resolver: DidResolver;
   configRoutes: StaticRoute[];
-  /** DNS servers ("127.0.0.1:5353"); empty = the system's. */
-  dnsServers: string[];
+  /** The node's DNS client (discovery asks it for `_aftersmtp.<domain>` TXT). */
+  dns: Pick<DnsResolver, 'txt'>;
   localDomains: string[];
-  dnsTimeoutMs?: number;
 }
 
 export class Router {
   private readonly opts: RouterOptions;
-  private readonly dns: DnsResolver;
+  private readonly dns: Pick<DnsResolver, 'txt'>;
   /** Discovered routes, kept for a minute (static route rows are re-read after Storage's ROUTE_REREAD_MS). */
   private readonly discovered = new Map<string, { route: Route; at: number }>();
   /**
@@ -74,8 +73,7 @@ export class Router {
 
   constructor(opts: RouterOptions) {
     this.opts = opts;
-    this.dns = new DnsResolver({ timeout: opts.dnsTimeoutMs ?? 3000, tries: 2 });
-    if (opts.dnsServers.length) this.dns.setServers(opts.dnsServers);
+    this.dns = opts.dns;
   }
 
   isLocal(domain: string): boolean {
@@ -124,17 +122,17 @@ export class Router {
   }
 
   private async discover(domain: string): Promise<Route> {
-    let records: string[][];
+    let records: string[];
     try {
-      records = await this.dns.resolveTxt(`_aftersmtp.${domain}`);
+      records = (await this.dns.txt(`_aftersmtp.${domain}`)).records;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTFOUND' || code === 'ENODATA') {
-        throw new GatewayError('UNKNOWN_RECIPIENT', `${domain} has no AfterSMTP node (no _aftersmtp.${domain} TXT record and no route)`);
-      }
+      const code = (err as { code?: string }).code;
       throw new GatewayError('DISCOVERY', `DNS lookup of _aftersmtp.${domain} failed: ${code ?? (err as Error).message}`);
     }
-    const dids = records.map((chunks) => parseDiscoveryRecord(chunks.join(''))).filter((d): d is string => !!d);
+    if (records.length === 0) {
+      throw new GatewayError('UNKNOWN_RECIPIENT', `${domain} has no AfterSMTP node (no _aftersmtp.${domain} TXT record and no route)`);
+    }
+    const dids = records.map(parseDiscoveryRecord).filter((d): d is string => !!d);
     if (dids.length === 0) throw new GatewayError('UNKNOWN_RECIPIENT', `_aftersmtp.${domain} holds no valid "v=aftersmtp1; did=..." record`);
     const did = dids[0]!;
     const keys = await this.opts.resolver.resolveKeys(did).catch((err: Error) => {
