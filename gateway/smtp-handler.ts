@@ -146,8 +146,8 @@ export class SmtpHandler implements InboundHandler {
     const vouched = submitted || message.verdicts?.dmarc.result === 'pass' ? fromAddress : '';
 
     const recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[] = [];
-    for (const { address: raw } of message.recipients) {
-      const address = raw.toLowerCase();
+    // A client may name a recipient twice (RCPT TO repeated, or in other case): one copy each.
+    for (const address of new Set(message.recipients.map((r) => r.address.toLowerCase()))) {
       const domain = domainOf(address);
       if (this.localDomains.has(domain)) {
         const mailbox = storage.mailboxByAddress(address);

@@ -191,6 +191,14 @@ describe('the SMTP bridge on the node', () => {
     expect(m.auth).toBeUndefined();
   });
 
+  it('delivers one copy to a recipient the client named twice', async () => {
+    const inbound = fromSubmission(rfc5322('alice@example.test', 'twice'), 'alice@example.test', ['bob@example.test', 'BOB@example.test']);
+    const before = node.storage.pendingDeliveries('bob@example.test', 0, 100_000).length;
+    const { messageId } = await handler.accept(inbound, new AbortController().signal);
+    expect(node.storage.pendingDeliveries('bob@example.test', 0, 100_000).length).toBe(before + 1);
+    expect((await nextForBob()).messageId).toBe(messageId);
+  });
+
   it('saves a bridged message as <id>.eml (mode 0600) with subscribe --save-dir, and aftersmtp proof proves it is in the log', async () => {
     const raw = await dkimSigned(rfc5322('carol@mail.test', 'proof me'));
     const inbound = await fromMx(raw, { ip: ALLOWED_IP, helo: 'mta.mail.test', mailFrom: 'bounce@mail.test', from: 'carol@mail.test' });
