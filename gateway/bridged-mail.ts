@@ -26,6 +26,9 @@ export interface BridgedTrace {
 
 interface Field { name: string; value: string }
 
+/** Fields the bridge may write above its Received (the quarantine mark of a DMARC p=quarantine failure). */
+const BRIDGE_ABOVE_RECEIVED = new Set(['authentication-results', 'x-aftersmtp-quarantine']);
+
 /** The header fields of RFC 5322 bytes, in order, unfolded. */
 export function headerFields(message: Uint8Array): Field[] {
   const text = Buffer.from(message).toString('latin1');
@@ -85,9 +88,9 @@ export function parseAuthenticationResults(value: string): { authservId: string;
  */
 export function bridgedTrace(message: Uint8Array): BridgedTrace | undefined {
   const fields = headerFields(message);
-  // The bridge's fields are on top: its Received is the first Received and comes before any other field
-  // but its own Authentication-Results.
-  const top = fields.findIndex((f) => f.name !== 'authentication-results');
+  // The bridge's fields are on top: its Received is the first Received, and only its own
+  // Authentication-Results and quarantine mark come before it.
+  const top = fields.findIndex((f) => !BRIDGE_ABOVE_RECEIVED.has(f.name));
   const received = fields[top];
   if (!received || received.name !== 'received') return undefined;
   const trace = withoutComments(received.value);

@@ -68,8 +68,9 @@ describe('the SMTP bridge on the node', () => {
   async function fromMx(raw: Buffer, opts: { ip: string; helo: string; mailFrom: string; from: string; to?: string[] }): Promise<InboundMessage> {
     const verdicts = await verifyMessage({ message: raw, ip: opts.ip, helo: opts.helo, mailFrom: opts.mailFrom, resolver: node.dns, authservId: HOST });
     const sessionId = `s${++session}`;
-    const trace = `Received: from ${opts.helo} (unknown [${opts.ip}])\r\n\tby ${HOST} with ESMTPS id ${sessionId};\r\n\tMon, 07 Dec 2026 01:00:01 +0000\r\n`
-      + `Authentication-Results: ${verdicts.authenticationResults}\r\n`;
+    // As bridge/inbound writes them: its Authentication-Results above its Received (RFC 5321 §4.4 form).
+    const trace = `Authentication-Results: ${verdicts.authenticationResults}\r\n`
+      + `Received: from ${opts.helo} ([${opts.ip}])\r\n\tby ${HOST} with ESMTPS (TLSv1.3 TLS_AES_256_GCM_SHA384)\r\n\tid ${sessionId}\r\n\tfor <bob@example.test>;\r\n\tMon, 07 Dec 2026 01:00:01 +0000\r\n`;
     return {
       sessionId, listener: 'mx', clientIp: opts.ip, helo: opts.helo, tls: true, mailFrom: opts.mailFrom,
       recipients: (opts.to ?? ['bob@example.test']).map((address) => ({ address })), dsn: {}, requireTls: false,
