@@ -56,10 +56,11 @@ export class SmtpBridge {
     return true;
   }
 
-  /** Where each listener is bound, "host:port" (empty when not listening). */
-  addresses(): Partial<Record<ListenerKind, string>> {
+  /** Where each listener is bound, "host:port", named as in the ready line (the MX listener is `smtp`). */
+  addresses(): { smtp?: string; submission?: string; smtps?: string } {
     const bound = this.server?.addresses() ?? {};
-    return Object.fromEntries(Object.entries(bound).map(([kind, a]) => [kind, `${a!.host.includes(':') ? `[${a!.host}]` : a!.host}:${a!.port}`]));
+    const names: Record<ListenerKind, 'smtp' | 'submission' | 'smtps'> = { mx: 'smtp', submission: 'submission', smtps: 'smtps' };
+    return Object.fromEntries(Object.entries(bound).map(([kind, a]) => [names[kind as ListenerKind], `${a!.host.includes(':') ? `[${a!.host}]` : a!.host}:${a!.port}`]));
   }
 
   /** Refuses new messages, then closes the listeners (open sessions get 421 and end). */

@@ -38,7 +38,7 @@ export interface StatusReply {
   'diskFreeBytes'?: (number | string | Long);
   'minFreeBytes'?: (number | string | Long);
   /**
-   * The SMTP bridge's listeners by kind (mx, submission, smtps): "host:port".
+   * The SMTP bridge's listeners, named as in the ready line (smtp = MX, submission, smtps): "host:port".
    */
   'smtp'?: ({[key: string]: string});
 }
@@ -79,7 +79,7 @@ export interface StatusReply__Output {
   'diskFreeBytes': (number);
   'minFreeBytes': (number);
   /**
-   * The SMTP bridge's listeners by kind (mx, submission, smtps): "host:port".
+   * The SMTP bridge's listeners, named as in the ready line (smtp = MX, submission, smtps): "host:port".
    */
   'smtp': ({[key: string]: string});
 }
