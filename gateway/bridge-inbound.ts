@@ -31,9 +31,9 @@ export class SmtpBridge {
    * Starts the listeners; resolves to false (and logs why) when this build has no SMTP listeners, so a
    * node without them still runs its other services.
    */
-  async start(opts: { config: NodeConfig; dataDir: string; dns: DnsResolver; log: Logger; startInbound?: StartInbound }): Promise<boolean> {
+  async start(opts: { config: NodeConfig; dataDir: string; dns: DnsResolver; log: Logger }): Promise<boolean> {
     const { config, dataDir, log } = opts;
-    const start = opts.startInbound ?? (bridge as { startInbound?: StartInbound }).startInbound;
+    const start = (bridge as { startInbound?: StartInbound }).startInbound;
     if (!start) {
       log.warn('this build has no SMTP listeners (bridge/inbound): bridge.smtp is ignored');
       return false;

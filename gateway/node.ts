@@ -13,7 +13,7 @@ import { loadProto } from '../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResolver, type SignatureCheck } from '../identity/index.ts';
 import { dataPath, dnsServersOf, type NodeConfig } from './config.ts';
 import { DnsPacketResolver } from './dns/index.ts';
-import { SmtpBridge, type StartInbound } from './bridge-inbound.ts';
+import { SmtpBridge } from './bridge-inbound.ts';
 import { openNodeFiles, fromB64u, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
 import { NodeLedger } from './ledger.ts';
@@ -47,8 +47,6 @@ export interface NodeOptions {
   didWebCa?: string;
   /** Ed25519 verification to use instead of the node's verifier worker (e.g. a slow one, in tests). */
   verify?: SignatureCheck;
-  /** The SMTP listeners to start instead of bridge/inbound's (tests). */
-  startInbound?: StartInbound;
 }
 
 export interface ReadyInfo {
@@ -79,7 +77,6 @@ export class AfterSmtpNode {
   readonly dns: DnsPacketResolver;
   federation?: Federation;
   smtp?: SmtpBridge;
-  private readonly startInbound?: StartInbound;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
   private health?: HealthImplementation;
@@ -95,7 +92,6 @@ export class AfterSmtpNode {
 
   constructor(opts: NodeOptions) {
     this.dataDir = opts.dataDir;
-    this.startInbound = opts.startInbound;
     this.verify = opts.verify ?? ((publicKey, data, signature) => this.verifier.verify(publicKey, data, signature));
     const { config, keys } = openNodeFiles(opts.dataDir, opts.env ?? process.env);
     this.config = config;
@@ -286,7 +282,7 @@ export class AfterSmtpNode {
       ...(this.federation ? { federation: this.federation, canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
     });
     this.smtp = bridge;
-    await bridge.start({ config: this.config, dataDir: this.dataDir, dns: this.dns, log: this.log, ...(this.startInbound ? { startInbound: this.startInbound } : {}) });
+    await bridge.start({ config: this.config, dataDir: this.dataDir, dns: this.dns, log: this.log });
   }
 
   /**
