@@ -15,11 +15,12 @@ import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, fromB64u, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
 import { NodeLedger } from './ledger.ts';
-import { MailboxService, tokenSha256 } from './mailbox-service.ts';
+import { MailboxService, authenticateMailbox } from './mailbox-service.ts';
+import { RequestGuard, type CallPolicy } from './grpc-guard.ts';
 import { widenServerWindows } from './grpc-windows.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { provenanceHandlers } from './provenance-service.ts';
-import { adminHandlers } from './admin-service.ts';
+import { adminHandlers, checkAdmin } from './admin-service.ts';
 import { Federation } from './federation/federation.ts';
 import { domainOf } from './accept.ts';
 import { createTransports } from './federation/transports.ts';
@@ -34,6 +35,16 @@ export const VERSION = '0.1.0';
 export const LOG_PREFIX = '/aftersmtp/log/';
 /** gRPC framing and metadata overhead allowed on top of the envelope size limit. */
 const MESSAGE_OVERHEAD = 64 * 1024;
+/** Largest request an anonymous caller can make the node decode (Provenance: proofs, checkpoints, bundles). */
+const PUBLIC_MESSAGE_BYTES = 1024 * 1024;
+
+/** The credential each app service needs (Identity.Resolve included: it would otherwise make the node dial for anyone). */
+function callPolicy(path: string): CallPolicy {
+  const service = path.slice(1, path.indexOf('/', 1));
+  if (service === 'aftersmtp.v1.Mailbox' || service === 'aftersmtp.v1.Identity') return 'mailbox';
+  if (service === 'aftersmtp.v1.Admin') return 'admin';
+  return 'public';
+}
 
 export interface NodeOptions {
   dataDir: string;
@@ -151,11 +162,20 @@ export class AfterSmtpNode {
     const tlsCert = readFileSync(dataPath(this.dataDir, config.tls.certFile));
     const tlsKey = readFileSync(dataPath(this.dataDir, config.tls.keyFile));
 
+    const guard = new RequestGuard({
+      policy: callPolicy,
+      authenticate: (policy, metadata) => {
+        if (policy === 'admin') checkAdmin(metadata, config.admin.tokenSha256);
+        else authenticateMailbox(this.storage, metadata);
+      },
+      publicMessageBytes: PUBLIC_MESSAGE_BYTES,
+    });
     const server = new grpc.Server({
       'grpc.max_receive_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.max_send_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_concurrent_streams': config.grpc.maxConcurrentStreams,
+      interceptors: [guard.interceptor()],
     });
     this.ledger.start();
     if (config.federation.enabled) {
@@ -188,12 +208,12 @@ export class AfterSmtpNode {
       storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log, verify: this.verify,
       ...(this.federation ? { canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
     });
-    server.addService(proto.aftersmtp.v1.Mailbox.service, mailbox.handlers());
-    server.addService(proto.aftersmtp.v1.Identity.service, this.identityHandlers());
-    server.addService(proto.aftersmtp.v1.Admin.service, adminHandlers({
+    server.addService(guard.service(proto.aftersmtp.v1.Mailbox.service), mailbox.handlers());
+    server.addService(guard.service(proto.aftersmtp.v1.Identity.service), this.identityHandlers());
+    server.addService(guard.service(proto.aftersmtp.v1.Admin.service), adminHandlers({
       storage: this.storage, adminTokenSha256: config.admin.tokenSha256, status: () => this.status(), federation: this.federation,
     }));
-    server.addService(proto.aftersmtp.v1.Provenance.service, provenanceHandlers({
+    server.addService(guard.service(proto.aftersmtp.v1.Provenance.service), provenanceHandlers({
       storage: this.storage, ledger: this.ledger, resolver: this.resolver, nodeDid: this.keys.did, nodeKeyId: this.keys.signing.keyId,
       ...(this.anchoring ? { anchor: () => this.anchoring!.status() } : {}),
       ...(this.federation ? {

@@ -122,6 +122,7 @@ export async function serveRelayStream(conn: PeerConnection, stream: MessageStre
   try {
     hello = await readHello(stream, decode, iterator);
     await checkPeerKey(deps.resolver, hello.did, conn.remotePublicKey);
+    stream.liftFirstMessageLimit(); // the peer is who its hello says: envelopes of any allowed size from now on
   } catch (err) {
     deps.log.warn({ peer: conn.remoteAddress, err: (err as Error).message }, 'relay peer refused');
     deps.onEvent?.({ peerDid: '', accepted: false, code: (err as GatewayError).code ?? 'PEER_REJECTED' });
