@@ -33,6 +33,16 @@ export const configSchema = z.strictObject({
     enabled: z.boolean().default(true),
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(0),
+    /**
+     * Prometheus metrics (/metrics, plain HTTP) on a listener of their own, on loopback by default: they
+     * tell how busy the node is and how many mailboxes it hosts, which is the operator's business. The
+     * public HTTPS listener does not serve them.
+     */
+    metrics: z.strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(0),
+    }).prefault({}),
   }).prefault({}),
   tls: z.strictObject({
     certFile: z.string().default('tls/server.crt'),
@@ -90,6 +100,8 @@ export const configSchema = z.strictObject({
     /** Extra CA certificates (PEM files) trusted for did:web over HTTPS, besides the system's. */
     caFiles: z.array(z.string()).default([]),
     cacheTtlMs: z.number().int().min(0).default(300_000),
+    /** How long a DID that did not resolve is answered as failed without a new fetch (0 = not remembered). */
+    failureTtlMs: z.number().int().min(0).default(10_000),
   }).prefault({}),
   /** Node-to-node federation. */
   federation: z.strictObject({

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getHeapSpaceStatistics } from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
@@ -63,6 +64,8 @@ export interface ReadyInfo {
   did: string;
   grpc: string;
   http: string | null;
+  /** The metrics listener (plain HTTP, /metrics), loopback unless configured otherwise. */
+  metrics: string | null;
   quic: string | null;
   relay: string | null;
   domains: string[];
@@ -81,6 +84,8 @@ export class AfterSmtpNode {
   federation?: Federation;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
+  private metricsServer?: HttpServer;
+  private metricsAddress: string | null = null;
   private health?: HealthImplementation;
   private startedAt = 0;
   private grpcAddress = '';
@@ -105,7 +110,12 @@ export class AfterSmtpNode {
     const ca = [...rootCertificates, readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8')];
     for (const file of config.identity.caFiles) ca.push(readFileSync(dataPath(opts.dataDir, file), 'utf8'));
     if (opts.didWebCa) ca.push(opts.didWebCa);
-    this.resolver = createDidResolver({ ca, hostMap: { ...config.identity.didWebHosts, ...opts.didWebHosts }, cacheTtlMs: config.identity.cacheTtlMs });
+    // A did:web is named by others (a peer's hello, a mailbox's Resolve): only hosts the operator mapped
+    // in identity.didWebHosts may lead to a loopback or private address.
+    this.resolver = createDidResolver({
+      ca, hostMap: { ...config.identity.didWebHosts, ...opts.didWebHosts }, cacheTtlMs: config.identity.cacheTtlMs,
+      failureTtlMs: config.identity.failureTtlMs, allowPrivateAddresses: false,
+    });
     this.resolver.register(keys.document);
     this.ledger = new NodeLedger({
       file: dataPath(opts.dataDir, config.ledger.file),
@@ -249,6 +259,18 @@ export class AfterSmtpNode {
       const addr = this.httpsServer.address() as AddressInfo;
       this.httpAddress = `${config.http.host}:${addr.port}`;
     }
+    if (config.http.metrics.enabled) {
+      const { host, port: metricsPort } = config.http.metrics;
+      this.metricsServer = createHttpServer((req, res) => {
+        if ((req.url ?? '/').split('?')[0] !== '/metrics') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+      });
+      await new Promise<void>((resolve, reject) => {
+        this.metricsServer!.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `cannot listen for metrics on ${host}:${metricsPort} (config http.metrics.host, http.metrics.port): ${err.message}`, { cause: err })));
+        this.metricsServer!.listen(metricsPort, host, () => resolve());
+      });
+      this.metricsAddress = `${host}:${(this.metricsServer.address() as AddressInfo).port}`;
+    }
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
     this.pruneTimer = setTimeout(() => {
       void this.prune();
@@ -257,7 +279,7 @@ export class AfterSmtpNode {
     this.startedAt = Date.now();
     this.publishOwnDocument();
     const ready: ReadyInfo = {
-      event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress,
+      event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress, metrics: this.metricsAddress,
       quic: this.federation?.addresses.quic ?? null, relay: this.federation?.addresses.relay ?? null,
       domains: config.node.domains, version: VERSION,
     };
@@ -289,7 +311,7 @@ export class AfterSmtpNode {
 
   /**
    * The node's HTTPS server: did:web documents at the standard paths, the transparency log as C2SP
-   * tlog-tiles under /aftersmtp/log/, and Prometheus metrics at /metrics. All read-only.
+   * tlog-tiles under /aftersmtp/log/. All read-only and public; metrics have a listener of their own.
    */
   private serveHttps(url: string, res: import('node:http').ServerResponse): void {
     const path = url.split('?')[0]!;
@@ -301,10 +323,6 @@ export class AfterSmtpNode {
       }
       const cache = resource.immutable ? 'public, max-age=31536000, immutable' : 'no-cache';
       res.writeHead(200, { 'content-type': resource.contentType, 'cache-control': cache }).end(resource.body);
-      return;
-    }
-    if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
       return;
     }
     let document: string | undefined;
@@ -362,13 +380,20 @@ export class AfterSmtpNode {
   }
 
   private identityHandlers(): import('../proto/index.ts').IdentityHandlers {
+    // The caller holds a mailbox token (grpc-guard). Failures are answered alike, whatever the cause
+    // (no such DID, refused, timed out, a private address): the node is no probe of what listens where.
+    const notFound = (what: string) => (err: unknown) => {
+      this.log.debug({ what, err: (err as Error).message }, 'resolve failed');
+      const code = (err as GatewayError).code === 'UNKNOWN_RECIPIENT' ? 'UNKNOWN_RECIPIENT' : 'DID_RESOLUTION';
+      return toGrpcError(new GatewayError(code, `cannot resolve ${what}`));
+    };
     return {
       Resolve: (call, callback) => {
         const { did, address } = call.request;
         if (address && this.federation && !this.config.node.domains.includes(domainOf(address))) {
           this.federation.resolveRemoteAddress(address).then(
             (found) => callback(null, found),
-            (err) => callback(toGrpcError(err)),
+            (err) => callback(notFound(address)(err)),
           );
           return;
         }
@@ -379,7 +404,7 @@ export class AfterSmtpNode {
         }
         this.resolver.resolveKeys(did).then(
           (resolved) => callback(null, { did, documentJson: JSON.stringify(resolved.document) }),
-          (err) => callback(toGrpcError(err)),
+          (err) => callback(notFound(did)(err)),
         );
       },
       Publish: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'Publish is not implemented in this version' }),
@@ -437,9 +462,10 @@ export class AfterSmtpNode {
         server.tryShutdown(() => { clearTimeout(timer); resolve(); });
       });
     }
-    if (this.httpsServer) {
-      this.httpsServer.closeAllConnections();
-      await new Promise<void>((resolve) => this.httpsServer!.close(() => resolve()));
+    for (const httpServer of [this.httpsServer, this.metricsServer]) {
+      if (!httpServer) continue;
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     }
     await this.anchoring?.stop();
     await this.storage.close();
