@@ -131,6 +131,16 @@ export const configSchema = z.strictObject({
       maxMs: z.number().int().min(10).default(3600_000),
     }).prefault({}),
     maxInFlightPerPeer: z.number().int().min(1).max(1024).default(64),
+    /**
+     * What one peer node (one transport key) may have this node work on at once, over all its
+     * connections and streams; beyond it the peer's streams are not read (it is held by flow control)
+     * while other peers go on. Defaults: what a well-behaved sender uses (4 relay streams of 64).
+     */
+    peerBudget: z.strictObject({
+      maxInFlightMessages: z.number().int().min(1).max(100_000).default(256),
+      maxInFlightBytes: z.number().int().min(1024).default(128 * 1024 * 1024),
+      maxConnections: z.number().int().min(1).max(1000).default(4),
+    }).prefault({}),
     /** How often the outbound queue is re-read as a safety net, even when nothing says it changed. */
     queueScanMs: z.number().int().min(100).default(5000),
     /** How long the queue keeps the record of a delivered or failed recipient (with its receipt or error). */
