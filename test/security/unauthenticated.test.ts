@@ -7,14 +7,20 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { get as httpGet } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
 import { tempDir, initNodeWithMailboxes, startNodeProcess, until, type RunningNode } from '../helpers.ts';
+import { AfterSmtpNode } from '../../gateway/node.ts';
+import { connect, profileResolver, sealFor } from '../../gateway/client.ts';
+import { envelopeFromWire } from '../../gateway/wire.ts';
+import { RelayChannel } from '../../gateway/federation/relay.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import type { MailboxProfile } from '../../gateway/client.ts';
 import { loadProto, loadRoot, messageCodec, PROTO_FILE } from '../../proto/index.ts';
 import { QuicTransport, type PeerConnection } from '../../gateway/transport/index.ts';
 import { RELAY_METHOD, RESOLVE_METHOD } from '../../gateway/federation/relay.ts';
 import { Router } from '../../gateway/federation/routing.ts';
-import { createDidResolver, didKeyFromEd25519, generateSigningKeyPair } from '../../identity/index.ts';
+import { createDidResolver, didKeyFromEd25519, generateSigningKeyPair, verifySignature, type Envelope } from '../../identity/index.ts';
+import type { Envelope__Output } from '../../proto/index.ts';
 import type { Storage } from '../../gateway/storage.ts';
 
 const MiB = 1024 * 1024;
@@ -287,5 +293,83 @@ describe('unauthenticated surfaces of a node', { timeout: 180_000 }, () => {
       }).on('error', reject);
     });
     expect(body).toMatch(/^aftersmtp_mailboxes 2$/m);
+  });
+});
+
+describe('per-peer budgets', { timeout: 120_000 }, () => {
+  const dir = tempDir();
+  const peerP = generateSigningKeyPair();
+  const peerQ = generateSigningKeyPair();
+  let node: AfterSmtpNode;
+  const envelopes: Envelope[] = [];
+  /** Signatures of the envelopes being verified now; verification waits while the gate is shut. */
+  const verifying = new Set<string>();
+  let openGate: () => void = () => {};
+  const gate = new Promise<void>((r) => { openGate = r; });
+
+  beforeAll(async () => {
+    const made = await initNodeWithMailboxes(dir.path, 'n.test');
+    const routes = [peerP, peerQ].map((k, i) => ({ domain: `${'pq'[i]}.test`, did: didKeyFromEd25519(k.publicKey), endpoint: 'quic://127.0.0.1:9' }));
+    node = new AfterSmtpNode({
+      dataDir: made.data,
+      logger: pino({ level: 'silent' }),
+      env: {
+        AFTERSMTP_FEDERATION__ROUTES: JSON.stringify(routes),
+        AFTERSMTP_FEDERATION__WITNESS__ENABLED: 'false',
+        AFTERSMTP_FEDERATION__PEER_BUDGET__MAX_IN_FLIGHT_MESSAGES: '4',
+      },
+      verify: async (publicKey, message, signature) => {
+        const id = Buffer.from(signature).toString('hex');
+        verifying.add(id);
+        await gate;
+        verifying.delete(id);
+        return verifySignature(publicKey, message, signature);
+      },
+    });
+    const ready = await node.start();
+    const clients = connect(made.alice, ready.grpc);
+    for (let i = 0; i < 13; i++) {
+      const sealed = await sealFor(made.alice, clients, profileResolver(made.alice), { to: ['bob@n.test'], subject: `relayed ${i}`, text: 'x', knownDids: { 'bob@n.test': made.bob.did } });
+      envelopes.push(envelopeFromWire(sealed.envelope as unknown as Envelope__Output));
+    }
+    clients.close();
+  });
+
+  afterAll(async () => {
+    openGate();
+    await node?.stop();
+    dir.cleanup();
+  });
+
+  it('8c a peer over its in-flight budget is held while another peer proceeds', async () => {
+    const [host, port] = node.federation!.addresses.quic!.split(':');
+    const transports = [peerP, peerQ].map((k) => new QuicTransport({ privateKey: k.privateKey, publicKey: k.publicKey }));
+    const channel = async (i: number, lanes: number) => RelayChannel.open(await transports[i]!.dial({ host: host!, port: Number(port) }), {
+      peerDid: node.keys.did, nodeDid: didKeyFromEd25519([peerP, peerQ][i]!.publicKey), domains: [`${'pq'[i]}.test`],
+      maxInFlight: 64, resolver: createDidResolver({}), ackTimeoutMs: 60_000, lanes,
+    });
+    const sigOf = (e: Envelope) => Buffer.from(e.outerSignature).toString('hex');
+    try {
+      // P spreads 12 envelopes over 4 relay streams (each stream's own window is 64).
+      const p = await channel(0, 4);
+      const fromP = envelopes.slice(0, 12);
+      const pAcks = fromP.map((e) => p.send(e, 'p.test'));
+      for (const ack of pAcks) ack.catch(() => {}); // awaited below; a failing run must not leave them unhandled
+      const pSigs = new Set(fromP.map(sigOf));
+      const pVerifying = () => [...verifying].filter((s) => pSigs.has(s)).length;
+      await until('P reaching its budget', async () => (pVerifying() >= 4 ? true : undefined));
+      // Q's envelope is taken at once, while P's others wait for P's budget.
+      const q = await channel(1, 1);
+      const qAck = q.send(envelopes[12]!, 'q.test');
+      qAck.catch(() => {});
+      await until('Q proceeding', async () => (verifying.has(sigOf(envelopes[12]!)) ? true : undefined));
+      expect(pVerifying()).toBe(4);
+      openGate();
+      // Held, not dropped: every envelope of P is accepted once P's earlier ones are done.
+      const receipts = await Promise.all([...pAcks, qAck]);
+      expect(receipts).toHaveLength(13);
+    } finally {
+      for (const t of transports) await t.close();
+    }
   });
 });
