@@ -134,7 +134,9 @@ export async function serveRelayStream(conn: PeerConnection, stream: MessageStre
   }
   const log = deps.log.child({ peer: hello.did.slice(-16), transport: conn.transport });
   const inFlight = new Set<Promise<void>>();
+  // A read waiting for the peer's budget gives up when the connection goes.
   const ended = new AbortController();
+  void conn.closed.then(() => ended.abort());
   try {
     await stream.send(encode({ frameId: 0, hello: { did: deps.nodeDid, domains: deps.localDomains, maxInFlight: deps.maxInFlight } }));
     for (;;) {
@@ -166,8 +168,6 @@ export async function serveRelayStream(conn: PeerConnection, stream: MessageStre
   } catch (err) {
     log.info({ err: (err as Error).message }, 'relay stream ended abnormally');
     stream.abort(err as Error);
-  } finally {
-    ended.abort(); // a read waiting for the peer's budget gives up with its stream
   }
 }
 
