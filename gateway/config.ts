@@ -139,7 +139,8 @@ export const configSchema = z.strictObject({
     peerBudget: z.strictObject({
       maxInFlightMessages: z.number().int().min(1).max(100_000).default(256),
       maxInFlightBytes: z.number().int().min(1024).default(128 * 1024 * 1024),
-      maxConnections: z.number().int().min(1).max(1000).default(4),
+      // Room for a peer's QUIC and HTTP/2 connections and for stale ones of a restarted peer (closed when idle).
+      maxConnections: z.number().int().min(1).max(1000).default(8),
     }).prefault({}),
     /** How often the outbound queue is re-read as a safety net, even when nothing says it changed. */
     queueScanMs: z.number().int().min(100).default(5000),

@@ -246,7 +246,7 @@ describe('unauthenticated surfaces of a node', { timeout: 180_000 }, () => {
     expect(dns.queries.filter((q) => q === 'TXT _aftersmtp.unknown-sender.test')).toHaveLength(1);
   });
 
-  it('8b a peer gets at most federation.peerBudget.maxConnections connections; the rest are closed', async () => {
+  it('8b a peer gets at most federation.peerBudget.maxConnections (8) connections; the rest are closed', async () => {
     const key = generateSigningKeyPair();
     const transport = new QuicTransport({ privateKey: key.privateKey, publicKey: key.publicKey });
     const [host, port] = node.ready.quic!.split(':');
@@ -259,11 +259,11 @@ describe('unauthenticated surfaces of a node', { timeout: 180_000 }, () => {
     };
     try {
       const conns: PeerConnection[] = [];
-      for (let i = 0; i < 4; i++) conns.push(await transport.dial({ host: host!, port: Number(port) }));
-      // The fifth is closed by the node as it arrives (default maximum 4): its dial fails, or it is
+      for (let i = 0; i < 8; i++) conns.push(await transport.dial({ host: host!, port: Number(port) }));
+      // The ninth is closed by the node as it arrives (default maximum 8): its dial fails, or it is
       // closed right after, and then fails its lookup.
-      const fifth = await transport.dial({ host: host!, port: Number(port) }).catch(() => undefined);
-      if (fifth) await until('the fifth connection to be closed', async () => (await lookup(fifth).catch(() => false)) ? undefined : true, 20_000);
+      const ninth = await transport.dial({ host: host!, port: Number(port) }).catch(() => undefined);
+      if (ninth) await until('the ninth connection to be closed', async () => (await lookup(ninth).catch(() => false)) ? undefined : true, 20_000);
       for (const conn of conns) expect(await lookup(conn)).toBe(true);
     } finally {
       await transport.close();
