@@ -13,7 +13,8 @@ export interface AdminDeps {
   federation?: Federation;
 }
 
-function checkAdmin(metadata: grpc.Metadata, expected: string | undefined): void {
+/** Throws UNAUTHENTICATED unless `metadata` carries the admin token whose SHA-256 is `expected`. */
+export function checkAdmin(metadata: grpc.Metadata, expected: string | undefined): void {
   const header = metadata.get('authorization')[0];
   if (typeof header !== 'string' || !header.startsWith('Bearer ') || !expected) {
     throw new GatewayError('UNAUTHENTICATED', 'admin calls need the admin bearer token');

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getHeapSpaceStatistics } from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
@@ -15,11 +16,12 @@ import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, fromB64u, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
 import { Storage } from './storage.ts';
 import { NodeLedger } from './ledger.ts';
-import { MailboxService, tokenSha256 } from './mailbox-service.ts';
+import { MailboxService, authenticateMailbox } from './mailbox-service.ts';
+import { RequestGuard, type CallPolicy } from './grpc-guard.ts';
 import { widenServerWindows } from './grpc-windows.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { provenanceHandlers } from './provenance-service.ts';
-import { adminHandlers } from './admin-service.ts';
+import { adminHandlers, checkAdmin } from './admin-service.ts';
 import { Federation } from './federation/federation.ts';
 import { domainOf } from './accept.ts';
 import { createTransports } from './federation/transports.ts';
@@ -34,6 +36,16 @@ export const VERSION = '0.1.0';
 export const LOG_PREFIX = '/aftersmtp/log/';
 /** gRPC framing and metadata overhead allowed on top of the envelope size limit. */
 const MESSAGE_OVERHEAD = 64 * 1024;
+/** Largest request an anonymous caller can make the node decode (Provenance: proofs, checkpoints, bundles). */
+const PUBLIC_MESSAGE_BYTES = 1024 * 1024;
+
+/** The credential each app service needs (Identity.Resolve included: it would otherwise make the node dial for anyone). */
+function callPolicy(path: string): CallPolicy {
+  const service = path.slice(1, path.indexOf('/', 1));
+  if (service === 'aftersmtp.v1.Mailbox' || service === 'aftersmtp.v1.Identity') return 'mailbox';
+  if (service === 'aftersmtp.v1.Admin') return 'admin';
+  return 'public';
+}
 
 export interface NodeOptions {
   dataDir: string;
@@ -52,6 +64,8 @@ export interface ReadyInfo {
   did: string;
   grpc: string;
   http: string | null;
+  /** The metrics listener (plain HTTP, /metrics), loopback unless configured otherwise. */
+  metrics: string | null;
   quic: string | null;
   relay: string | null;
   domains: string[];
@@ -70,6 +84,8 @@ export class AfterSmtpNode {
   federation?: Federation;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
+  private metricsServer?: HttpServer;
+  private metricsAddress: string | null = null;
   private health?: HealthImplementation;
   private startedAt = 0;
   private grpcAddress = '';
@@ -100,12 +116,15 @@ export class AfterSmtpNode {
     const ca = [...rootCertificates];
     for (const file of config.identity.caFiles) ca.push(readFileSync(dataPath(opts.dataDir, file), 'utf8'));
     if (opts.didWebCa) ca.push(opts.didWebCa);
+    // A did:web is named by others (a peer's hello, a mailbox's Resolve): only hosts the operator mapped
+    // in identity.didWebHosts may lead to a loopback or private address.
     const names = nodeTlsNames(config);
     this.resolver = createDidResolver({
       ca,
       ownCa: { ca: readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8'), hosts: [...names.dnsNames, ...names.ipAddresses] },
       hostMap: { ...config.identity.didWebHosts, ...opts.didWebHosts },
       cacheTtlMs: config.identity.cacheTtlMs,
+      failureTtlMs: config.identity.failureTtlMs, allowPrivateAddresses: false,
     });
     this.resolver.register(keys.document);
     this.ledger = new NodeLedger({
@@ -163,11 +182,20 @@ export class AfterSmtpNode {
     const tlsCert = readFileSync(dataPath(this.dataDir, config.tls.certFile));
     const tlsKey = readFileSync(dataPath(this.dataDir, config.tls.keyFile));
 
+    const guard = new RequestGuard({
+      policy: callPolicy,
+      authenticate: (policy, metadata) => {
+        if (policy === 'admin') checkAdmin(metadata, config.admin.tokenSha256);
+        else authenticateMailbox(this.storage, metadata);
+      },
+      publicMessageBytes: PUBLIC_MESSAGE_BYTES,
+    });
     const server = new grpc.Server({
       'grpc.max_receive_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.max_send_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_concurrent_streams': config.grpc.maxConcurrentStreams,
+      interceptors: [guard.interceptor()],
     });
     this.ledger.start();
     if (config.federation.enabled) {
@@ -200,12 +228,12 @@ export class AfterSmtpNode {
       storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log, verify: this.verify,
       ...(this.federation ? { canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
     });
-    server.addService(proto.aftersmtp.v1.Mailbox.service, mailbox.handlers());
-    server.addService(proto.aftersmtp.v1.Identity.service, this.identityHandlers());
-    server.addService(proto.aftersmtp.v1.Admin.service, adminHandlers({
+    server.addService(guard.service(proto.aftersmtp.v1.Mailbox.service), mailbox.handlers());
+    server.addService(guard.service(proto.aftersmtp.v1.Identity.service), this.identityHandlers());
+    server.addService(guard.service(proto.aftersmtp.v1.Admin.service), adminHandlers({
       storage: this.storage, adminTokenSha256: config.admin.tokenSha256, status: () => this.status(), federation: this.federation,
     }));
-    server.addService(proto.aftersmtp.v1.Provenance.service, provenanceHandlers({
+    server.addService(guard.service(proto.aftersmtp.v1.Provenance.service), provenanceHandlers({
       storage: this.storage, ledger: this.ledger, resolver: this.resolver, nodeDid: this.keys.did, nodeKeyId: this.keys.signing.keyId,
       ...(this.anchoring ? { anchor: () => this.anchoring!.status() } : {}),
       ...(this.federation ? {
@@ -242,6 +270,18 @@ export class AfterSmtpNode {
       const addr = this.httpsServer.address() as AddressInfo;
       this.httpAddress = `${config.http.host}:${addr.port}`;
     }
+    if (config.http.metrics.enabled) {
+      const { host, port: metricsPort } = config.http.metrics;
+      this.metricsServer = createHttpServer((req, res) => {
+        if ((req.url ?? '/').split('?')[0] !== '/metrics') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+      });
+      await new Promise<void>((resolve, reject) => {
+        this.metricsServer!.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `cannot listen for metrics on ${host}:${metricsPort} (config http.metrics.host, http.metrics.port): ${err.message}`, { cause: err })));
+        this.metricsServer!.listen(metricsPort, host, () => resolve());
+      });
+      this.metricsAddress = `${host}:${(this.metricsServer.address() as AddressInfo).port}`;
+    }
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
     this.pruneTimer = setTimeout(() => {
       void this.prune();
@@ -250,7 +290,7 @@ export class AfterSmtpNode {
     this.startedAt = Date.now();
     this.publishOwnDocument();
     const ready: ReadyInfo = {
-      event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress,
+      event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress, metrics: this.metricsAddress,
       quic: this.federation?.addresses.quic ?? null, relay: this.federation?.addresses.relay ?? null,
       domains: config.node.domains, version: VERSION,
     };
@@ -282,7 +322,7 @@ export class AfterSmtpNode {
 
   /**
    * The node's HTTPS server: did:web documents at the standard paths, the transparency log as C2SP
-   * tlog-tiles under /aftersmtp/log/, and Prometheus metrics at /metrics. All read-only.
+   * tlog-tiles under /aftersmtp/log/. All read-only and public; metrics have a listener of their own.
    */
   private serveHttps(url: string, res: import('node:http').ServerResponse): void {
     const path = url.split('?')[0]!;
@@ -294,10 +334,6 @@ export class AfterSmtpNode {
       }
       const cache = resource.immutable ? 'public, max-age=31536000, immutable' : 'no-cache';
       res.writeHead(200, { 'content-type': resource.contentType, 'cache-control': cache }).end(resource.body);
-      return;
-    }
-    if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
       return;
     }
     let document: string | undefined;
@@ -357,13 +393,20 @@ export class AfterSmtpNode {
   }
 
   private identityHandlers(): import('../proto/index.ts').IdentityHandlers {
+    // The caller holds a mailbox token (grpc-guard). Failures are answered alike, whatever the cause
+    // (no such DID, refused, timed out, a private address): the node is no probe of what listens where.
+    const notFound = (what: string) => (err: unknown) => {
+      this.log.debug({ what, err: (err as Error).message }, 'resolve failed');
+      const code = (err as GatewayError).code === 'UNKNOWN_RECIPIENT' ? 'UNKNOWN_RECIPIENT' : 'DID_RESOLUTION';
+      return toGrpcError(new GatewayError(code, `cannot resolve ${what}`));
+    };
     return {
       Resolve: (call, callback) => {
         const { did, address } = call.request;
         if (address && this.federation && !this.config.node.domains.includes(domainOf(address))) {
           this.federation.resolveRemoteAddress(address).then(
             (found) => callback(null, found),
-            (err) => callback(toGrpcError(err)),
+            (err) => callback(notFound(address)(err)),
           );
           return;
         }
@@ -374,7 +417,7 @@ export class AfterSmtpNode {
         }
         this.resolver.resolveKeys(did).then(
           (resolved) => callback(null, { did, documentJson: JSON.stringify(resolved.document) }),
-          (err) => callback(toGrpcError(err)),
+          (err) => callback(notFound(did)(err)),
         );
       },
       Publish: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'Publish is not implemented in this version' }),
@@ -432,9 +475,10 @@ export class AfterSmtpNode {
         server.tryShutdown(() => { clearTimeout(timer); resolve(); });
       });
     }
-    if (this.httpsServer) {
-      this.httpsServer.closeAllConnections();
-      await new Promise<void>((resolve) => this.httpsServer!.close(() => resolve()));
+    for (const httpServer of [this.httpsServer, this.metricsServer]) {
+      if (!httpServer) continue;
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     }
     await this.anchoring?.stop();
     await this.storage.close();

@@ -12,6 +12,7 @@ import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAt
 import { domainOf } from '../accept.ts';
 import { GatewayError } from '../errors.ts';
 import { COSIGN_METHOD, CosignCollector, Witness, WitnessStore, serveCosign } from './witness.ts';
+import { PeerBudgets } from './peer-budget.ts';
 
 export interface FederationOptions {
   config: NodeConfig;
@@ -39,6 +40,8 @@ export class Federation {
   readonly counters: FederationCounters = { accepted: 0, refused: {}, peersRefused: 0 };
   private readonly opts: FederationOptions;
   private readonly connections = new Set<PeerConnection>();
+  /** Each connected peer's share of this node's work (federation.peerBudget). */
+  readonly peerBudgets: PeerBudgets;
   /** Signs the receipts of relayed envelopes, those made durable together under one signature. */
   private readonly receipts: ReceiptBatcher;
   addresses: { quic?: string; relay?: string } = {};
@@ -54,6 +57,7 @@ export class Federation {
       localDomains: config.node.domains,
     });
     this.receipts = new ReceiptBatcher(opts.nodeKeys.signingPrivateKey);
+    this.peerBudgets = new PeerBudgets(config.federation.peerBudget);
     this.outbound = new OutboundDelivery({
       storage: opts.storage,
       resolver: opts.resolver,
@@ -188,9 +192,16 @@ export class Federation {
   }
 
   private onConnection(conn: PeerConnection): void {
-    this.connections.add(conn);
-    void conn.closed.finally(() => this.connections.delete(conn));
     const { config, log } = this.opts;
+    const budget = this.peerBudgets.admit(conn.remotePublicKey);
+    if (!budget) {
+      log.warn({ peer: conn.remoteAddress, max: config.federation.peerBudget.maxConnections }, 'peer connection refused: the peer has its maximum of connections open');
+      this.counters.refused.PEER_CONNECTIONS = (this.counters.refused.PEER_CONNECTIONS ?? 0) + 1;
+      void conn.close();
+      return;
+    }
+    this.connections.add(conn);
+    void conn.closed.finally(() => { this.connections.delete(conn); budget.leave(); });
     conn.onStream((method, stream) => {
       if (method === COSIGN_METHOD) {
         void serveCosign(stream, conn, this.witness);
@@ -216,6 +227,7 @@ export class Federation {
         nodeDid: this.opts.nodeDid,
         localDomains: config.node.domains,
         maxInFlight: config.federation.maxInFlightPerPeer,
+        budget,
         log: log.child({ component: 'relay-in' }),
         peerServesDomain: (did, domain) => this.peerServesDomain(did, domain),
         receipts: this.receipts,

@@ -17,6 +17,7 @@ import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
 import { RelayChannel, RelayError, PERMANENT_CODES, peerText } from './relay.ts';
 import { formatEndpoint, type Route, type Router } from './routing.ts';
 import { storedReceipt, type ReceiptFields, type SignedReceipt } from './receipt.ts';
+import { LruMap } from '../lru.ts';
 
 export interface RetryPolicy { initialMs: number; maxMs: number }
 
@@ -68,6 +69,9 @@ const NOTICE_REASONS: Record<string, string> = {
   LIMIT: "the message exceeds a limit of the recipient's node",
 };
 
+/** Peers (domains) whose last connection attempt is remembered for status. */
+const MAX_PEER_RECORDS = 10_000;
+
 /** How often an open channel is checked against the domain's current route. */
 const ROUTE_RECHECK_MS = 1_000;
 
@@ -75,7 +79,8 @@ export class OutboundDelivery {
   private readonly opts: OutboundOptions;
   private readonly channels = new Map<string, Promise<RelayChannel>>();
   private readonly channelRoutes = new WeakMap<RelayChannel, { endpoint: string; checkedAt: number }>();
-  private readonly peers = new Map<string, PeerStatus>();
+  /** What `aftersmtp peers` shows, by domain: bounded, since the domains tried are named by senders. */
+  private readonly peers = new LruMap<string, PeerStatus>(MAX_PEER_RECORDS);
   private readonly sending = new Set<string>();
   private readonly deliveries = new Set<Promise<void>>();
   /** Items just queued by the store (handed over by its 'outbound' event), not yet dispatched. */
@@ -326,7 +331,7 @@ export class OutboundDelivery {
   }
 
   private recordPeer(route: Route, endpoint: string, transport: PeerStatus['transport'], lastError: string): void {
-    const prev = this.peers.get(route.domain);
+    const prev = this.peers.peek(route.domain);
     this.peers.set(route.domain, {
       domain: route.domain,
       did: route.did,

@@ -5,9 +5,12 @@ import { Resolver as DnsResolver } from 'node:dns/promises';
 import type { DidResolver } from '../../identity/index.ts';
 import type { Storage } from '../storage.ts';
 import { GatewayError } from '../errors.ts';
+import { LruMap } from '../lru.ts';
 
 const DISCOVERY_TTL_MS = 60_000;
 const MAX_BUILT_ROUTES = 1024;
+/** Domains whose discovery (found or failed) is remembered. */
+const MAX_DISCOVERED_DOMAINS = 10_000;
 
 export interface Endpoint { transport: 'quic' | 'http2'; host: string; port: number }
 
@@ -58,13 +61,25 @@ export interface RouterOptions {
   dnsServers: string[];
   localDomains: string[];
   dnsTimeoutMs?: number;
+  /**
+   * How long a failed discovery is answered again without a new DNS or DID lookup (default 5 s): a peer
+   * that names unknown sender domains, or a caller that names unknown recipients, costs one lookup per
+   * domain per period, not one per message.
+   */
+  discoveryFailureTtlMs?: number;
+  /** Domains remembered (LRU); default 10,000. */
+  maxDiscoveredDomains?: number;
 }
 
 export class Router {
   private readonly opts: RouterOptions;
   private readonly dns: DnsResolver;
-  /** Discovered routes, kept for a minute (static route rows are re-read after Storage's ROUTE_REREAD_MS). */
-  private readonly discovered = new Map<string, { route: Route; at: number }>();
+  /**
+   * Discovered routes, kept for a minute, and failed discoveries, kept for discoveryFailureTtlMs (static
+   * route rows are re-read after Storage's ROUTE_REREAD_MS). Bounded: the domains are named by others.
+   */
+  private readonly discovered: LruMap<string, { route?: Route; error?: Error; until: number }>;
+  private readonly failureTtlMs: number;
   /**
    * Routes built from static records, by record, kept for a minute: the record itself comes from the
    * store on every lookup (re-read after 0.2 s, so a changed route applies within that), its parsing and
@@ -74,6 +89,8 @@ export class Router {
 
   constructor(opts: RouterOptions) {
     this.opts = opts;
+    this.discovered = new LruMap(opts.maxDiscoveredDomains ?? MAX_DISCOVERED_DOMAINS);
+    this.failureTtlMs = opts.discoveryFailureTtlMs ?? 5_000;
     this.dns = new DnsResolver({ timeout: opts.dnsTimeoutMs ?? 3000, tries: 2 });
     if (opts.dnsServers.length) this.dns.setServers(opts.dnsServers);
   }
@@ -97,10 +114,24 @@ export class Router {
     const configured = this.configuredRoute(domain);
     if (configured) return this.fromStatic(configured.record, configured.source);
     const cached = this.discovered.get(domain);
-    if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.route;
-    const route = await this.discover(domain);
-    this.discovered.set(domain, { route, at: Date.now() });
+    if (cached && Date.now() < cached.until) {
+      if (cached.error) throw cached.error;
+      return cached.route!;
+    }
+    let route: Route;
+    try {
+      route = await this.discover(domain);
+    } catch (err) {
+      if (this.failureTtlMs > 0) this.discovered.set(domain, { error: err as Error, until: Date.now() + this.failureTtlMs });
+      throw err;
+    }
+    this.discovered.set(domain, { route, until: Date.now() + DISCOVERY_TTL_MS });
     return route;
+  }
+
+  /** Domains whose discovery is remembered (found or failed); at most maxDiscoveredDomains. */
+  get rememberedDomains(): number {
+    return this.discovered.size;
   }
 
   private async fromStatic(r: StaticRoute, source: 'config' | 'static'): Promise<Route> {

@@ -180,7 +180,9 @@ class Http2MessageStream implements MessageStream {
     this.method = method;
     this.#window = limits.streamWindowBytes;
     this.#maxMessageBytes = limits.maxMessageBytes;
-    this.#decoder = new FrameDecoder({ maxMessageBytes: limits.maxMessageBytes, allowedControl: new Set(), allowMessages: true });
+    // The peer opened a server stream: its first message is held to firstMessageBytes (liftFirstMessageLimit).
+    const incoming = side === 'server' ? Math.min(limits.firstMessageBytes, limits.maxMessageBytes) : limits.maxMessageBytes;
+    this.#decoder = new FrameDecoder({ maxMessageBytes: incoming, allowedControl: new Set(), allowMessages: true });
     this.#queue = new ReceiveQueue(() => this.#onRelease());
     this.#failedSignal.promise.catch(() => {});
     if (side === 'server') this.#accepted.resolve(true);
@@ -426,6 +428,10 @@ class Http2MessageStream implements MessageStream {
     });
     this.#endPromise.catch(() => {});
     return this.#endPromise;
+  }
+
+  liftFirstMessageLimit(): void {
+    this.#decoder.maxMessageBytes = this.#maxMessageBytes;
   }
 
   abort(err: Error): void {

@@ -346,6 +346,8 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
     ch.handler = this;
     ch.decoder.allowMessages = true;
     ch.decoder.allowedControl = STREAM_TYPES;
+    // The peer opened it: its first message is held to firstMessageBytes (liftFirstMessageLimit).
+    if (inbound) ch.decoder.maxMessageBytes = Math.min(limits.firstMessageBytes, limits.maxMessageBytes);
   }
 
   /**
@@ -587,6 +589,10 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
     });
     this.#endPromise.catch(() => {});
     return this.#endPromise;
+  }
+
+  liftFirstMessageLimit(): void {
+    this.#ch.decoder.maxMessageBytes = this.#maxMessageBytes;
   }
 
   abort(err: Error): void {
