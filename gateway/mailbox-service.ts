@@ -12,6 +12,8 @@ import { envelopeFromWire, envelopeToWire } from './wire.ts';
 export interface MailboxServiceDeps extends AcceptDeps {
   nodeDid: string;
   log: Logger;
+  /** Told how long each submission took, from its arrival to its reply (metrics). */
+  observeSubmit?: (method: 'Submit' | 'SubmitStream', outcome: 'ok' | 'error', seconds: number) => void;
 }
 
 export function tokenSha256(token: string): string {
@@ -42,7 +44,19 @@ export class MailboxService {
    * Validates and durably stores one submitted envelope. Every check a node can make without the
    * recipients' private keys happens here, before anything is written.
    */
-  async accept(sender: MailboxRecord, request: SubmitRequest__Output): Promise<SubmitReply> {
+  async accept(sender: MailboxRecord, request: SubmitRequest__Output, method: 'Submit' | 'SubmitStream'): Promise<SubmitReply> {
+    const started = performance.now();
+    try {
+      const reply = await this.acceptOnce(sender, request);
+      this.deps.observeSubmit?.(method, 'ok', (performance.now() - started) / 1000);
+      return reply;
+    } catch (err) {
+      this.deps.observeSubmit?.(method, 'error', (performance.now() - started) / 1000);
+      throw err;
+    }
+  }
+
+  private async acceptOnce(sender: MailboxRecord, request: SubmitRequest__Output): Promise<SubmitReply> {
     const { resolver } = this.deps;
     const envelope = envelopeFromWire(request.envelope);
     if (!this.registeredLocal.has(sender.did)) {
@@ -76,7 +90,7 @@ export class MailboxService {
           callback(toGrpcError(err));
           return;
         }
-        this.accept(sender, call.request).then(
+        this.accept(sender, call.request, 'Submit').then(
           (reply) => callback(null, reply),
           (err) => {
             rlog.info({ code: (err as GatewayError).code, err: (err as Error).message }, 'submit refused');
@@ -121,7 +135,7 @@ export class MailboxService {
           if (++outstanding >= maxOutstanding) call.pause(); // resumed as replies go out
           const result = draining
             ? Promise.resolve(refusal(request, new GatewayError('SHUTTING_DOWN', 'the node is shutting down; this message was not stored, send it again')))
-            : this.accept(sender, request).then(
+            : this.accept(sender, request, 'SubmitStream').then(
               (reply) => reply,
               (err) => {
                 rlog.info({ code: (err as GatewayError).code, err: (err as Error).message }, 'message refused');

@@ -29,6 +29,7 @@ import { widenQuicReads } from './transport/index.ts';
 import { buildDidWebDocument } from '../identity/index.ts';
 import { NodeAnchoring } from './anchoring.ts';
 import { MemoryPolicy } from './memory.ts';
+import { NodeMetrics } from './metrics.ts';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -84,6 +85,8 @@ export class AfterSmtpNode {
   federation?: Federation;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
+  /** Prometheus metrics, served on the metrics listener (gateway/metrics.ts). */
+  readonly metrics: NodeMetrics;
   private metricsServer?: HttpServer;
   private metricsAddress: string | null = null;
   private health?: HealthImplementation;
@@ -146,6 +149,7 @@ export class AfterSmtpNode {
         log: this.log,
       });
     }
+    this.metrics = this.createMetrics();
   }
 
   /**
@@ -212,6 +216,7 @@ export class AfterSmtpNode {
           signingPrivateKey: fromB64u(this.keys.signing.privateKey),
           signingPublicKey: fromB64u(this.keys.signing.publicKey),
         },
+        observeRelay: (outcome, seconds) => this.metrics.relaySeconds.observe({ outcome }, seconds),
         transports: createTransports(config, {
           privateKey: fromB64u(this.keys.signing.privateKey),
           publicKey: fromB64u(this.keys.signing.publicKey),
@@ -226,6 +231,7 @@ export class AfterSmtpNode {
     }
     const mailbox = new MailboxService({
       storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log, verify: this.verify,
+      observeSubmit: (method, outcome, seconds) => this.metrics.submitSeconds.observe({ method, outcome }, seconds),
       ...(this.federation ? { canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
     });
     server.addService(guard.service(proto.aftersmtp.v1.Mailbox.service), mailbox.handlers());
@@ -274,7 +280,13 @@ export class AfterSmtpNode {
       const { host, port: metricsPort } = config.http.metrics;
       this.metricsServer = createHttpServer((req, res) => {
         if ((req.url ?? '/').split('?')[0] !== '/metrics') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+        this.metrics.text().then(
+          (text) => res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text),
+          (err: unknown) => {
+            this.log.error({ err: (err as Error).message }, 'collecting metrics failed');
+            res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
+          },
+        );
       });
       await new Promise<void>((resolve, reject) => {
         this.metricsServer!.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `cannot listen for metrics on ${host}:${metricsPort} (config http.metrics.host, http.metrics.port): ${err.message}`, { cause: err })));
@@ -354,42 +366,40 @@ export class AfterSmtpNode {
   }
 
   /** Prometheus text exposition of the node's gauges. */
-  metrics(): string {
-    const cp = this.ledger.latestCheckpoint();
-    const anchor = this.anchoring?.status();
-    const receipts = this.federation?.receiptStats() ?? { receipts: 0, signatures: 0 };
-    const metrics: [name: string, help: string, value: number, type?: 'counter'][] = [
-      ['aftersmtp_mailboxes', 'Mailboxes hosted by this node', this.storage.countMailboxes()],
-      ['aftersmtp_stored_envelopes', 'Envelopes stored for local mailboxes', this.storage.countDeliveries()],
-      ['aftersmtp_ledger_tree_size', 'Leaves in the transparency log', this.ledger.log.size],
-      ['aftersmtp_ledger_checkpoint_size', 'Tree size of the latest published checkpoint', cp?.size ?? 0],
-      ['aftersmtp_anchor_enabled', '1 when checkpoints are anchored on a chain', anchor ? 1 : 0],
-      ['aftersmtp_anchor_lag_entries', 'Log entries not yet covered by a chain anchor', anchor?.lagEntries ?? 0],
-      ['aftersmtp_anchor_lag_seconds', 'Age of the oldest checkpoint not yet anchored', (anchor?.lagMs ?? 0) / 1000],
-      ['aftersmtp_anchored_size', 'Tree size of the latest anchored checkpoint', anchor?.state?.size ?? 0],
-      ['aftersmtp_witness_split_views', 'Split views detected by this node as a witness of peer logs', this.federation?.witness.splitViewCount ?? 0],
-      ['aftersmtp_witnessed_logs', 'Peer logs (origins) this node follows as a witness', this.federation?.witness.witnessedLogCount ?? 0],
-      ['aftersmtp_cosigned_checkpoints', 'Checkpoints of this log cosigned by at least one peer', this.federation?.witnessStore.countCosignedCheckpoints() ?? 0],
-      ['aftersmtp_store_bytes', 'Bytes of mail the store holds (its pages in use)', this.storage.usage()],
-      ['aftersmtp_disk_free_bytes', 'Free space on the disk holding the store', this.storage.diskFree()],
-      ['aftersmtp_store_max_bytes', 'The store\'s cap (storage.maxBytes); beyond it new mail is refused; 0 = none', this.config.storage.maxBytes],
-      ['aftersmtp_resident_memory_bytes', 'Resident set size of the node process', process.memoryUsage.rss()],
-      ['aftersmtp_heap_used_bytes', 'JavaScript heap in use', process.memoryUsage().heapUsed],
-      ['aftersmtp_young_generation_bytes', 'Size of the JavaScript young generation (capped by the launcher, DECISIONS 17)',
-        getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0],
-      ['aftersmtp_checkpoints_signed_total', 'Checkpoints of this log signed since start', this.ledger.checkpointsSigned, 'counter'],
-      ['aftersmtp_store_commits_total', 'Group commits of the store since start (each writes its pages to the WAL once)', this.storage.commitStats.commits, 'counter'],
-      ['aftersmtp_store_writes_total', 'Writes (a stored message, an ack, a queue update, ...) those commits carried', this.storage.commitStats.writes, 'counter'],
-      ['aftersmtp_relay_receipts_signed_total', 'Relay receipts this node signed for peers since start', receipts.receipts, 'counter'],
-      ['aftersmtp_relay_receipt_signatures_total', 'Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', receipts.signatures, 'counter'],
-    ];
-    const refused = Object.entries(this.federation?.refusals() ?? {})
-      .map(([code, n]) => `aftersmtp_refused_total{code="${code.replace(/[^A-Za-z0-9_.]/g, '_')}"} ${n}\n`).join('');
-    const outbound = Object.entries(this.storage.outboundCounts())
-      .map(([state, n]) => `aftersmtp_outbound_recipients{state="${state}"} ${n}\n`).join('');
-    return metrics.map(([name, help, value, type = 'gauge']) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('')
-      + `# HELP aftersmtp_refused_total Federation refusals since start, by reason code\n# TYPE aftersmtp_refused_total counter\n${refused}`
-      + `# HELP aftersmtp_outbound_recipients Recipients waiting in the outbound queue, by state\n# TYPE aftersmtp_outbound_recipients gauge\n${outbound}`;
+  /** The node's metrics; each value is read from the part that keeps it when scraped. */
+  private createMetrics(): NodeMetrics {
+    const metric = (help: string, value: () => number) => ({ help, value });
+    return new NodeMetrics({
+      gauges: {
+        aftersmtp_mailboxes: metric('Mailboxes hosted by this node', () => this.storage.countMailboxes()),
+        aftersmtp_stored_envelopes: metric('Envelopes stored for local mailboxes', () => this.storage.countDeliveries()),
+        aftersmtp_ledger_tree_size: metric('Leaves in the transparency log', () => this.ledger.log.size),
+        aftersmtp_ledger_checkpoint_size: metric('Tree size of the latest published checkpoint', () => this.ledger.latestCheckpoint()?.size ?? 0),
+        aftersmtp_anchor_enabled: metric('1 when checkpoints are anchored on a chain', () => (this.anchoring ? 1 : 0)),
+        aftersmtp_anchor_lag_entries: metric('Log entries not yet covered by a chain anchor', () => this.anchoring?.status().lagEntries ?? 0),
+        aftersmtp_anchor_lag_seconds: metric('Age of the oldest checkpoint not yet anchored', () => (this.anchoring?.status().lagMs ?? 0) / 1000),
+        aftersmtp_anchored_size: metric('Tree size of the latest anchored checkpoint', () => this.anchoring?.status().state?.size ?? 0),
+        aftersmtp_witness_split_views: metric('Split views detected by this node as a witness of peer logs', () => this.federation?.witness.splitViewCount ?? 0),
+        aftersmtp_witnessed_logs: metric('Peer logs (origins) this node follows as a witness', () => this.federation?.witness.witnessedLogCount ?? 0),
+        aftersmtp_cosigned_checkpoints: metric('Checkpoints of this log cosigned by at least one peer', () => this.federation?.witnessStore.countCosignedCheckpoints() ?? 0),
+        aftersmtp_store_bytes: metric('Bytes of mail the store holds (its pages in use)', () => this.storage.usage()),
+        aftersmtp_disk_free_bytes: metric('Free space on the disk holding the store', () => this.storage.diskFree()),
+        aftersmtp_store_max_bytes: metric('The store\'s cap (storage.maxBytes); beyond it new mail is refused; 0 = none', () => this.config.storage.maxBytes),
+        aftersmtp_resident_memory_bytes: metric('Resident set size of the node process', () => process.memoryUsage.rss()),
+        aftersmtp_heap_used_bytes: metric('JavaScript heap in use', () => process.memoryUsage().heapUsed),
+        aftersmtp_young_generation_bytes: metric('Size of the JavaScript young generation (capped by the launcher, DECISIONS 17)',
+          () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0),
+      },
+      counters: {
+        aftersmtp_checkpoints_signed_total: metric('Checkpoints of this log signed since start', () => this.ledger.checkpointsSigned),
+        aftersmtp_store_commits_total: metric('Group commits of the store since start (each writes its pages to the WAL once)', () => this.storage.commitStats.commits),
+        aftersmtp_store_writes_total: metric('Writes (a stored message, an ack, a queue update, ...) those commits carried', () => this.storage.commitStats.writes),
+        aftersmtp_relay_receipts_signed_total: metric('Relay receipts this node signed for peers since start', () => this.federation?.receiptStats().receipts ?? 0),
+        aftersmtp_relay_receipt_signatures_total: metric('Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', () => this.federation?.receiptStats().signatures ?? 0),
+      },
+      refusals: () => this.federation?.refusals() ?? {},
+      outbound: () => this.storage.outboundCounts(),
+    });
   }
 
   private identityHandlers(): import('../proto/index.ts').IdentityHandlers {

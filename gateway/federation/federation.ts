@@ -25,6 +25,8 @@ export interface FederationOptions {
   transports: PeerTransport[];
   /** Ed25519 verification off the event loop (the node's SignatureVerifierPool). */
   verify?: SignatureCheck;
+  /** Told how long each relayed envelope waited for its acknowledgement (metrics). */
+  observeRelay?: (outcome: 'ok' | 'error', seconds: number) => void;
 }
 
 export interface FederationCounters { accepted: number; refused: Record<string, number>; peersRefused: number }
@@ -75,6 +77,7 @@ export class Federation {
       ackTimeoutMs: config.federation.ackTimeoutMs,
       dialTimeoutMs: config.federation.dialTimeoutMs,
       log: opts.log.child({ component: 'outbound' }),
+      ...(opts.observeRelay ? { observeRelay: opts.observeRelay } : {}),
     });
     const witnessing = config.federation.witness;
     const signingKey = { privateKey: opts.nodeKeys.signingPrivateKey, publicKey: opts.nodeKeys.signingPublicKey };

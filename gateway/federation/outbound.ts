@@ -46,6 +46,8 @@ export interface OutboundOptions extends AcceptDeps {
   dialTimeoutMs: number;
   log: Logger;
   resolver: DidResolver;
+  /** Told how long each relayed envelope waited for its acknowledgement (metrics). */
+  observeRelay?: (outcome: 'ok' | 'error', seconds: number) => void;
 }
 
 /**
@@ -225,7 +227,11 @@ export class OutboundDelivery {
     try {
       const channel = await this.channel(first.domain);
       const t0 = performance.now();
-      const receipt = await channel.send(envelope, stored.senderDomain, { senderAddress: stored.sender });
+      const receipt = await channel.send(envelope, stored.senderDomain, { senderAddress: stored.sender }).catch((err: unknown) => {
+        this.opts.observeRelay?.('error', (performance.now() - t0) / 1000);
+        throw err;
+      });
+      this.opts.observeRelay?.('ok', (performance.now() - t0) / 1000);
       const peer = this.peers.get(first.domain);
       if (peer) Object.assign(peer, { lastSeenMs: Date.now(), rttMs: channel.conn.rtt?.() ?? performance.now() - t0, lastError: '' });
       // The peer holds it durably now. Should this update be lost (crash), the item is sent again and

@@ -131,6 +131,12 @@ describe('node services', () => {
     expect(gauge('aftersmtp_resident_memory_bytes')).toBeLessThan(2 * process.memoryUsage.rss());
     expect(gauge('aftersmtp_heap_used_bytes')).toBeGreaterThan(1 * 2 ** 20);
     expect(gauge('aftersmtp_young_generation_bytes')).toBeGreaterThan(0);
+    // The standard process metrics, and the latency of the submissions the earlier test made.
+    expect(metrics.body.toString()).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(metrics.body.toString()).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+    const submitted = /^aftersmtp_submit_seconds_count\{method="Submit",outcome="ok"\} (\d+)$/m.exec(metrics.body.toString());
+    expect(Number(submitted?.[1])).toBeGreaterThan(0);
+    expect(metrics.body.toString()).toMatch(/^aftersmtp_submit_seconds_bucket\{le="0.005",method="Submit",outcome="ok"\} \d+$/m);
   });
 
   it('serves the standard gRPC health and reflection services', async () => {

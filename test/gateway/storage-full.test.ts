@@ -110,8 +110,9 @@ describe('a full store', () => {
     // What the operator sees: `aftersmtp status` and /metrics show the store at its cap.
     expect(node.status()).toMatchObject({ storeMaxBytes: MAX_BYTES });
     expect(node.status().storeBytes).toBeGreaterThanOrEqual(MAX_BYTES);
-    expect(node.metrics()).toMatch(new RegExp(`^aftersmtp_store_max_bytes ${MAX_BYTES}$`, 'm'));
-    const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(node.metrics())?.[1]);
+    expect(await node.metrics.text()).toMatch(new RegExp(`^aftersmtp_store_max_bytes ${MAX_BYTES}$`, 'm'));
+    const text = await node.metrics.text();
+    const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
     expect(counter('aftersmtp_store_writes_total')).toBeGreaterThanOrEqual(accepted);
     expect(counter('aftersmtp_store_commits_total')).toBeGreaterThan(0);
     expect(counter('aftersmtp_store_commits_total')).toBeLessThanOrEqual(counter('aftersmtp_store_writes_total'));
