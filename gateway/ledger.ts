@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
 import { GatewayError, openingFile, storageFailure } from './errors.ts';
-import { WalSyncer } from './wal-sync.ts';
+import { WalSyncer } from './store/index.ts';
 import { createPrivateFile } from './private-files.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 

@@ -16,7 +16,7 @@ import { loadProto, type LedgerStatusReply__Output, type AdminClient, type Statu
 import * as grpc from '@grpc/grpc-js';
 import { openNodeFiles, ADMIN_TOKEN_FILE } from '../node-files.ts';
 import { dataPath } from '../config.ts';
-import { Storage } from '../storage.ts';
+import { Store } from '../store/index.ts';
 import { readReady } from '../mailboxes.ts';
 import { parseEndpoint } from '../federation/routing.ts';
 import type { ModeFix } from '../private-files.ts';
@@ -298,7 +298,7 @@ async function run(argv: string[]): Promise<number> {
     case 'route': {
       const dataDir = resolvePath(need(flags, 'data'));
       const { config } = openNodeFiles(dataDir);
-      const storage = new Storage(dataPath(dataDir, config.storage.file));
+      const storage = new Store(dataPath(dataDir, config.storage.file));
       try {
         if (sub === 'add') {
           const domain = rest[0]?.toLowerCase();
@@ -307,14 +307,14 @@ async function run(argv: string[]): Promise<number> {
           if (!/^did:[a-z0-9]+:\S+$/.test(did)) throw new GatewayError('INVALID_ARGUMENT', `"${did}" is not a DID`);
           const endpoint = need(flags, 'endpoint');
           endpoint.split(',').forEach(parseEndpoint);
-          await storage.setRoute({ domain, did, endpoint });
+          await storage.routes.set({ domain, did, endpoint });
           out(flags, { event: 'route-added', domain, did, endpoint }, `route ${domain} -> ${did} at ${endpoint}`);
         } else if (sub === 'remove') {
           if (!rest[0]) throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp route remove DOMAIN --data DIR');
-          await storage.deleteRoute(rest[0].toLowerCase());
+          await storage.routes.delete(rest[0].toLowerCase());
           out(flags, { event: 'route-removed', domain: rest[0] }, `route ${rest[0]} removed`);
         } else if (sub === 'list') {
-          const routes = [...config.federation.routes.map((r) => ({ ...r, source: 'config' })), ...storage.routes().map((r) => ({ ...r, source: 'static' }))];
+          const routes = [...config.federation.routes.map((r) => ({ ...r, source: 'config' })), ...storage.routes.list().map((r) => ({ ...r, source: 'static' }))];
           out(flags, routes, JSON.stringify(routes, null, 2));
         } else {
           throw new GatewayError('INVALID_ARGUMENT', 'usage: aftersmtp route add|list|remove ...');
