@@ -20,14 +20,17 @@
  *
  *   // smtp-queue.ts:
  *   export class SmtpQueueRepository {
- *     private readonly stmts;
- *     constructor(private readonly engine: StoreEngine) {
- *       this.stmts = { add: engine.prepare<[Uint8Array, string], never>('INSERT INTO smtp_queue ...') };
+ *     private readonly engine: StoreEngine;
+ *     private readonly add: Statement<[Uint8Array, string]>;
+ *     constructor(engine: StoreEngine) {
+ *       this.engine = engine;
+ *       this.add = engine.prepare('INSERT INTO smtp_queue (envelope, recipient) VALUES (?, ?)');
  *     }
- *     add(envelope: Uint8Array, to: string): Promise<void> { return this.engine.write(() => { this.stmts.add.run(envelope, to); }); }
+ *     enqueue(envelope: Uint8Array, to: string): Promise<void> { return this.engine.write(() => { this.add.run(envelope, to); }); }
  *   }
  *
- * and `readonly smtpQueue = new SmtpQueueRepository(engine)` beside the others in Store's constructor.
+ * then `readonly smtpQueue: SmtpQueueRepository` on Store, built beside the others in its constructor,
+ * and the repository exported here.
  */
 export { Store, databaseForTests, type LostLeaf } from './store.ts';
 export { FULL_RECHECK_MS, type Statement, type StoreEngine } from './engine.ts';
