@@ -322,4 +322,22 @@ describe('storage', () => {
     expect(databaseForTests(storage).prepare('SELECT count(*) AS n FROM delivery_envelopes').get()).toEqual(databaseForTests(storage).prepare('SELECT count(*) AS n FROM deliveries').get());
     await storage.close();
   });
+
+  it('upgrades a version 4 store in place: the witness tables join its layout (a node created them at start), every row stays', async () => {
+    const file = join(dir.path, 'upgrade-v4.db');
+    let storage = withTwoMailboxes(file);
+    await storage.storeEnvelope({ messageId: id(1), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10).fill(1), mailboxes: ['a@x.test'], logIndex: 0 });
+    await storage.close();
+    // A store of layout 4 that no node has served federation from: no witness tables yet.
+    const old = new DatabaseSync(file);
+    old.exec('DROP TABLE witnessed_logs; DROP TABLE split_views; DROP TABLE checkpoint_cosignatures; DROP TABLE witness_progress; PRAGMA user_version = 4;');
+    old.close();
+    storage = new Store(file, { durability: 'deferred' });
+    expect((databaseForTests(storage).prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(STORE_VERSION);
+    expect(storage.witness.countWitnessedLogs()).toBe(0);
+    expect(storage.witness.knownSize('did:key:z6MkWitness')).toBe(0);
+    expect(storage.deliveries.pending('a@x.test', 0, 10).map((d) => [d.seq, d.logIndex])).toEqual([[1, 0]]);
+    expect(storage.logIndexOf(id(1))).toBe(0);
+    await storage.close();
+  });
 });
