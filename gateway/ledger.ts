@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
 import { GatewayError, openingFile, storageFailure } from './errors.ts';
-import { WalSyncer } from './wal-sync.ts';
+import { WalSyncer } from './store/index.ts';
 import { createPrivateFile } from './private-files.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 
@@ -37,9 +37,9 @@ export class NodeLedger {
 
   constructor(opts: NodeLedgerOptions) {
     this.opts = opts;
-    // Commits write the WAL; the fsync runs off the event loop (see wal-sync.ts).
+    // Commits write the WAL; the fsync runs off the event loop (see store/wal-sync.ts).
     this.log = openingFile('the transparency log', opts.file, () => {
-      createPrivateFile(opts.file); // as the store (storage.ts): 0600, and so its -wal/-shm
+      createPrivateFile(opts.file); // as the store (store/engine.ts): 0600, and so its -wal/-shm
       return TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey, durability: 'deferred' });
     });
     this.walSyncer = new WalSyncer(opts.file);

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, SubmitRequest__Output } from '../proto/index.ts';
 import { decodeEnvelope } from '../identity/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
-import type { Storage, MailboxRecord, StoredDelivery } from './storage.ts';
+import type { Store, MailboxRecord, StoredDelivery } from './store/index.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { envelopeFromWire, envelopeToWire } from './wire.ts';
 
@@ -21,12 +21,12 @@ export function tokenSha256(token: string): string {
 }
 
 /** Resolves the bearer token in `authorization` metadata to its mailbox, or throws UNAUTHENTICATED. */
-export function authenticateMailbox(storage: Storage, metadata: grpc.Metadata): MailboxRecord {
+export function authenticateMailbox(storage: Store, metadata: grpc.Metadata): MailboxRecord {
   const header = metadata.get('authorization')[0];
   if (typeof header !== 'string' || !header.startsWith('Bearer ')) {
     throw new GatewayError('UNAUTHENTICATED', 'missing bearer token (metadata "authorization: Bearer <token>")');
   }
-  const mailbox = storage.mailboxByToken(tokenSha256(header.slice('Bearer '.length).trim()));
+  const mailbox = storage.mailboxes.byToken(tokenSha256(header.slice('Bearer '.length).trim()));
   if (!mailbox) throw new GatewayError('UNAUTHENTICATED', 'unknown or revoked token');
   return mailbox;
 }
@@ -120,12 +120,11 @@ export class MailboxService {
         const finishIfDone = () => {
           if ((inputEnded || draining) && outstanding === 0 && !ended) {
             ended = true;
-            storage.off('shutdown', onShutdown);
+            stopListening();
             if (!call.cancelled) call.end();
           }
         };
-        const onShutdown = () => { draining = true; finishIfDone(); };
-        storage.on('shutdown', onShutdown);
+        const stopListening = storage.events.onShutdown(() => { draining = true; finishIfDone(); });
         const refusal = (request: SubmitRequest__Output, err: unknown): SubmitReply => {
           const status = toGrpcError(err);
           return { clientRef: request.clientRef, error: { code: (err as GatewayError).code ?? 'INTERNAL', status: status.code, message: status.details } };
@@ -149,7 +148,7 @@ export class MailboxService {
           });
         });
         call.on('end', () => { inputEnded = true; chain.then(finishIfDone); });
-        call.on('close', () => storage.off('shutdown', onShutdown));
+        call.on('close', stopListening);
         call.on('error', () => { /* client went away; nothing unacknowledged is lost: replies follow commits */ });
       },
 
@@ -198,7 +197,7 @@ export class MailboxService {
           try {
             while (!closed && inFlight.size < maxInFlight) {
               const want = maxInFlight - inFlight.size;
-              const rows = storage.pendingDeliveries(mailbox.address, lastSent, want);
+              const rows = storage.deliveries.pending(mailbox.address, lastSent, want);
               for (const row of rows) send(row);
               if (rows.length < want) { // that was all there is
                 caughtUp = true;
@@ -214,9 +213,9 @@ export class MailboxService {
         // A subscriber that is caught up gets a new delivery as it was stored (no read back); otherwise,
         // stores in one commit emit one event each: read the mailbox once for all of them.
         let pumpScheduled = false;
-        const onDelivery = (address: string, seq: number, stored?: StoredDelivery) => {
-          if (address !== mailbox.address) return;
-          if (stored && started && !closed && !pumpScheduled && seq === lastSent + 1 && inFlight.size < maxInFlight) {
+        const onDelivery = (stored: StoredDelivery) => {
+          if (stored.mailbox !== mailbox.address) return;
+          if (started && !closed && !pumpScheduled && stored.seq === lastSent + 1 && inFlight.size < maxInFlight) {
             try { send(stored); } catch (err) { fail(err); }
             return;
           }
@@ -226,14 +225,13 @@ export class MailboxService {
           queueMicrotask(() => { pumpScheduled = false; pump(); });
         };
         // A draining node ends subscriptions cleanly; clients resume from their cursor elsewhere or later.
-        const onShutdown = () => { if (!closed) { close(); call.end(); } };
+        const stopDeliveries = storage.events.onDelivery(onDelivery);
+        const stopShutdown = storage.events.onShutdown(() => { if (!closed) { close(); call.end(); } });
         const close = () => {
           closed = true;
-          storage.off('delivery', onDelivery);
-          storage.off('shutdown', onShutdown);
+          stopDeliveries();
+          stopShutdown();
         };
-        storage.on('delivery', onDelivery);
-        storage.on('shutdown', onShutdown);
 
         call.on('data', (request: SubscribeRequest__Output) => {
           if (request.kind === 'start' && request.start) {
@@ -246,7 +244,7 @@ export class MailboxService {
           } else if (request.kind === 'ack' && request.ack) {
             const seqs = request.ack.seqs;
             if (seqs.length === 0) return;
-            storage.ack(mailbox.address, seqs).then(
+            storage.deliveries.ack(mailbox.address, seqs).then(
               () => {
                 for (const seq of seqs) inFlight.delete(seq);
                 if (!closed) call.write({ seq: 0, confirmedAcks: seqs } satisfies Delivery);

@@ -14,7 +14,7 @@ import { loadProto } from '../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResolver, type SignatureCheck } from '../identity/index.ts';
 import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, fromB64u, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
-import { Storage } from './storage.ts';
+import { Store } from './store/index.ts';
 import { NodeLedger } from './ledger.ts';
 import { MailboxService, authenticateMailbox } from './mailbox-service.ts';
 import { RequestGuard, type CallPolicy } from './grpc-guard.ts';
@@ -78,7 +78,7 @@ export class AfterSmtpNode {
   readonly config: NodeConfig;
   readonly keys: NodeKeys;
   readonly log: Logger;
-  readonly storage: Storage;
+  readonly storage: Store;
   readonly resolver: DidResolver;
   readonly ledger: NodeLedger;
   readonly anchoring?: NodeAnchoring;
@@ -112,7 +112,7 @@ export class AfterSmtpNode {
     const modes = secureNodeFiles(opts.dataDir, config);
     if (modes.fixed.length > 0) this.log.warn({ fixed: modes.fixed }, 'files of the node were open to other users: removed group and other permissions');
     if (modes.failed.length > 0) this.log.error({ failed: modes.failed }, 'files of the node are open to other users and their modes could not be changed');
-    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes });
+    this.storage = new Store(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes });
     // Trusted for did:web: the system's roots and any configured CAs for every host; this node's own CA
     // only for the node's own names (its key sits in the data directory; a CA made before it carried
     // name constraints would otherwise vouch for any host).
@@ -355,7 +355,7 @@ export class AfterSmtpNode {
       const m = /^\/users\/([^/]+)\/did\.json$/.exec(path);
       if (m) {
         const did = `${this.keys.did}:users:${m[1]}`;
-        document = this.storage.mailboxByDid(did)?.documentJson;
+        document = this.storage.mailboxes.byDid(did)?.documentJson;
       }
     }
     if (!document) {
@@ -371,8 +371,8 @@ export class AfterSmtpNode {
     const metric = (help: string, value: () => number) => ({ help, value });
     return new NodeMetrics({
       gauges: {
-        aftersmtp_mailboxes: metric('Mailboxes hosted by this node', () => this.storage.countMailboxes()),
-        aftersmtp_stored_envelopes: metric('Envelopes stored for local mailboxes', () => this.storage.countDeliveries()),
+        aftersmtp_mailboxes: metric('Mailboxes hosted by this node', () => this.storage.mailboxes.count()),
+        aftersmtp_stored_envelopes: metric('Envelopes stored for local mailboxes', () => this.storage.deliveries.count()),
         aftersmtp_ledger_tree_size: metric('Leaves in the transparency log', () => this.ledger.log.size),
         aftersmtp_ledger_checkpoint_size: metric('Tree size of the latest published checkpoint', () => this.ledger.latestCheckpoint()?.size ?? 0),
         aftersmtp_anchor_enabled: metric('1 when checkpoints are anchored on a chain', () => (this.anchoring ? 1 : 0)),
@@ -398,7 +398,7 @@ export class AfterSmtpNode {
         aftersmtp_relay_receipt_signatures_total: metric('Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', () => this.federation?.receiptStats().signatures ?? 0),
       },
       refusals: () => this.federation?.refusals() ?? {},
-      outbound: () => this.storage.outboundCounts(),
+      outbound: () => this.storage.outbound.counts(),
     });
   }
 
@@ -421,7 +421,7 @@ export class AfterSmtpNode {
           return;
         }
         if (address) {
-          const mailbox = this.storage.mailboxByAddress(address);
+          const mailbox = this.storage.mailboxes.byAddress(address);
           if (!mailbox) return callback(toGrpcError(new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`)));
           return callback(null, { did: mailbox.did, documentJson: mailbox.documentJson });
         }
@@ -440,11 +440,11 @@ export class AfterSmtpNode {
    */
   async prune(nowMs = Date.now()): Promise<void> {
     try {
-      await this.storage.pruneSeen(nowMs);
+      await this.storage.replay.prune(nowMs);
       const ackedBefore = nowMs - this.config.storage.ackedRetentionMs;
-      while ((await this.storage.pruneAcked(ackedBefore)) > 0) { /* the next chunk */ }
+      while ((await this.storage.deliveries.pruneAcked(ackedBefore)) > 0) { /* the next chunk */ }
       const before = nowMs - this.config.federation.finishedRetentionMs;
-      while ((await this.storage.pruneFinishedOutbound(before)) > 0) { /* the next chunk */ }
+      while ((await this.storage.outbound.pruneFinished(before)) > 0) { /* the next chunk */ }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'pruning failed; retried in an hour');
     }
@@ -455,8 +455,8 @@ export class AfterSmtpNode {
       did: this.keys.did,
       version: VERSION,
       domains: this.config.node.domains,
-      mailboxes: this.storage.countMailboxes(),
-      storedEnvelopes: this.storage.countDeliveries(),
+      mailboxes: this.storage.mailboxes.count(),
+      storedEnvelopes: this.storage.deliveries.count(),
       storeBytes: this.storage.usage(),
       storeMaxBytes: this.config.storage.maxBytes,
       diskFreeBytes: this.storage.diskFree(),
@@ -467,7 +467,7 @@ export class AfterSmtpNode {
       refused: this.federation?.refusals() ?? {},
       splitViews: this.federation?.witness.splitViewCount ?? 0,
       cosignedCheckpoints: this.federation?.witnessStore.countCosignedCheckpoints() ?? 0,
-      outbound: this.storage.outboundCounts(),
+      outbound: this.storage.outbound.counts(),
     };
   }
 
@@ -477,7 +477,7 @@ export class AfterSmtpNode {
     this.memory.stop();
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
-    this.storage.emit('shutdown');
+    this.storage.events.shutdown();
     await this.federation?.stop();
     if (server) {
       await new Promise<void>((resolve) => {

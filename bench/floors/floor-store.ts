@@ -5,7 +5,7 @@
 // checkpoints run on a worker. Delivery marks (the acked state) are batched per turn the same way.
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer, WalSyncer } from '../../gateway/wal-sync.ts';
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer, WalSyncer } from '../../gateway/store/index.ts';
 
 /**
  * The client signs this prefix of each message and the floors verify it: the node's outer signature

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { DidResolver, SignatureCheck } from '../../identity/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
-import type { Storage } from '../storage.ts';
+import type { Store, WitnessRepository } from '../store/index.ts';
 import type { NodeLedger } from '../ledger.ts';
 import type { NodeConfig } from '../config.ts';
 import { Router } from './routing.ts';
@@ -11,12 +11,12 @@ import { ReceiptBatcher } from './receipt.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
 import { domainOf } from '../accept.ts';
 import { GatewayError } from '../errors.ts';
-import { COSIGN_METHOD, CosignCollector, Witness, WitnessStore, serveCosign } from './witness.ts';
+import { COSIGN_METHOD, CosignCollector, Witness, serveCosign } from './witness.ts';
 import { PeerBudgets } from './peer-budget.ts';
 
 export interface FederationOptions {
   config: NodeConfig;
-  storage: Storage;
+  storage: Store;
   ledger: NodeLedger;
   resolver: DidResolver;
   log: Logger;
@@ -34,7 +34,7 @@ export interface FederationCounters { accepted: number; refused: Record<string, 
 export class Federation {
   readonly router: Router;
   readonly outbound: OutboundDelivery;
-  readonly witnessStore: WitnessStore;
+  readonly witnessStore: WitnessRepository;
   /** Our role as a witness of peers' logs. */
   readonly witness: Witness;
   /** Our role as a log: collecting peers' cosignatures of our checkpoints. */
@@ -81,7 +81,7 @@ export class Federation {
     });
     const witnessing = config.federation.witness;
     const signingKey = { privateKey: opts.nodeKeys.signingPrivateKey, publicKey: opts.nodeKeys.signingPublicKey };
-    this.witnessStore = new WitnessStore(opts.storage);
+    this.witnessStore = opts.storage.witness;
     this.witness = new Witness({
       store: this.witnessStore, resolver: opts.resolver, nodeDid: opts.nodeDid, signingKey, maxLogs: witnessing.maxLogs,
       ownOrigin: opts.ledger.origin, localDomains: config.node.domains,
@@ -114,7 +114,7 @@ export class Federation {
     if (configured.length) return configured.map((d) => d.toLowerCase());
     const domains = new Set<string>([
       ...config.federation.routes.map((r) => r.domain.toLowerCase()),
-      ...storage.routes().map((r) => r.domain.toLowerCase()),
+      ...storage.routes.list().map((r) => r.domain.toLowerCase()),
       ...this.outbound.peerStatus().map((p) => p.domain.toLowerCase()),
     ]);
     for (const local of config.node.domains) domains.delete(local.toLowerCase());
@@ -131,7 +131,7 @@ export class Federation {
     const dids = new Set<string>();
     for (const domain of this.witnessDomains()) {
       const did = config.federation.routes.find((r) => r.domain.toLowerCase() === domain)?.did
-        ?? storage.routeFor(domain)?.did ?? (this.cosignatures.status(domain)?.did || connected.get(domain));
+        ?? storage.routes.for(domain)?.did ?? (this.cosignatures.status(domain)?.did || connected.get(domain));
       if (did) dids.add(did);
     }
     return [...dids];
@@ -212,7 +212,7 @@ export class Federation {
       }
       if (method === RESOLVE_METHOD) {
         void serveResolve(stream, (address) => {
-          const mailbox = this.opts.storage.mailboxByAddress(address);
+          const mailbox = this.opts.storage.mailboxes.byAddress(address);
           return mailbox ? { did: mailbox.did, documentJson: mailbox.documentJson } : undefined;
         });
         return;

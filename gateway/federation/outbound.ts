@@ -10,7 +10,7 @@ import {
   type DidResolver,
   type Envelope,
 } from '../../identity/index.ts';
-import type { Storage, OutboundItem, HeldEnvelope } from '../storage.ts';
+import type { Store, OutboundItem, HeldEnvelope } from '../store/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
 import { GatewayError, oneLine } from '../errors.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
@@ -85,7 +85,7 @@ export class OutboundDelivery {
   private readonly peers = new LruMap<string, PeerStatus>(MAX_PEER_RECORDS);
   private readonly sending = new Set<string>();
   private readonly deliveries = new Set<Promise<void>>();
-  /** Items just queued by the store (handed over by its 'outbound' event), not yet dispatched. */
+  /** Items just queued by the store (handed over by its onOutbound event), not yet dispatched. */
   private fresh: OutboundItem[] = [];
   /** The envelopes of fresh items, as the store's event handed them over (spares reading them back). */
   private freshEnvelopes = new Map<string, HeldEnvelope>();
@@ -109,10 +109,11 @@ export class OutboundDelivery {
 
   start(): void {
     this.running = true;
-    this.opts.storage.on('outbound', this.onOutbound);
+    this.stopListening = this.opts.storage.events.onOutbound(this.onOutbound);
     this.loop = this.run();
   }
 
+  private stopListening?: () => void;
   private readonly onOutbound = (items?: OutboundItem[], held?: HeldEnvelope) => {
     if (items?.length) {
       this.fresh.push(...items);
@@ -152,7 +153,7 @@ export class OutboundDelivery {
         const room = this.capacity - this.deliveries.size;
         if (room > 0) {
           const limit = room + this.sending.size;
-          const rows = this.opts.storage.dueOutbound(now, limit);
+          const rows = this.opts.storage.outbound.due(now, limit);
           const due = rows.filter((i) => !this.sending.has(key(i)));
           // A full page means more may be due behind it: read again as soon as room frees up, not at
           // the next safety scan (that wait stalled a backlog for seconds).
@@ -170,7 +171,7 @@ export class OutboundDelivery {
       // Most turns only hand fresh items over: the next due time changes with scans and deferrals only.
       if (this.dueChanged || (dueAt !== undefined && dueAt <= Date.now())) {
         this.dueChanged = false;
-        dueAt = this.opts.storage.nextOutboundDueAfter(Date.now());
+        dueAt = this.opts.storage.outbound.nextDueAfter(Date.now());
       }
       const wakeAt = Math.min(safetyScanAt, dueAt ?? Infinity);
       const wait = Math.max(10, Math.min(60_000, wakeAt - Date.now()));
@@ -214,9 +215,9 @@ export class OutboundDelivery {
 
   private async deliver(items: OutboundItem[], held?: HeldEnvelope): Promise<void> {
     const first = items[0]!;
-    const stored = held ?? this.opts.storage.outboundEnvelope(first.messageId);
+    const stored = held ?? this.opts.storage.outbound.envelope(first.messageId);
     if (!stored) {
-      for (const item of items) await this.opts.storage.purgeOutbound(item.messageId, item.recipient);
+      for (const item of items) await this.opts.storage.outbound.purge(item.messageId, item.recipient);
       return;
     }
     const envelope = decodeEnvelope(stored.envelope);
@@ -238,7 +239,7 @@ export class OutboundDelivery {
       // the peer answers the re-send with its original receipt, storing nothing twice.
       // Kept as the peer's signed promise (docs/PROTOCOL.md §4.1): byte fields in hex, checkable as stored.
       const stamp = JSON.stringify(storedReceipt(receipt as ReceiptFields & Partial<SignedReceipt>));
-      await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'delivered' as const, attempts: item.attempts + 1, lastError: '', receipt: stamp })));
+      await this.opts.storage.outbound.updateMany(items.map((item) => ({ ...item, state: 'delivered' as const, attempts: item.attempts + 1, lastError: '', receipt: stamp })));
       this.opts.log.info({ domain: first.domain, recipients: items.length }, 'relayed');
     } catch (err) {
       const code = (err as GatewayError).code ?? 'INTERNAL';
@@ -250,7 +251,7 @@ export class OutboundDelivery {
         await this.fail(items, stored.sender, envelope, code, message);
         return;
       }
-      await this.opts.storage.updateOutboundMany(items.map((item) => {
+      await this.opts.storage.outbound.updateMany(items.map((item) => {
         const attempts = item.attempts + 1;
         const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
         return { ...item, state: 'deferred' as const, attempts, nextAttemptMs: Date.now() + delay, lastError: oneLine(`${code}: ${message}`) };
@@ -356,7 +357,7 @@ export class OutboundDelivery {
 
   /** Marks items failed and puts one delivery failure notice in the sender's mailbox. */
   private async fail(items: OutboundItem[], sender: string, envelope: Envelope, code: string, reason: string): Promise<void> {
-    await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'failed' as const, attempts: item.attempts + 1, lastError: oneLine(`${code}: ${reason}`) })));
+    await this.opts.storage.outbound.updateMany(items.map((item) => ({ ...item, state: 'failed' as const, attempts: item.attempts + 1, lastError: oneLine(`${code}: ${reason}`) })));
     this.opts.log.warn({ code, recipients: items.length }, 'relay failed permanently');
     if (!sender) return;
     await this.notify(sender, envelope, items.map((i) => i.recipient), code, reason).catch((err: Error) => {
@@ -369,7 +370,7 @@ export class OutboundDelivery {
    * an RFC 3464 delivery status notification so mail clients show it as a bounce.
    */
   private async notify(sender: string, original: Envelope, recipients: string[], code: string, reason: string): Promise<void> {
-    const mailbox = this.opts.storage.mailboxByAddress(sender);
+    const mailbox = this.opts.storage.mailboxes.byAddress(sender);
     if (!mailbox) return;
     const messageId = new Uint8Array(randomBytes(16));
     const now = Date.now();
@@ -423,7 +424,7 @@ export class OutboundDelivery {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.opts.storage.off('outbound', this.onOutbound);
+    this.stopListening?.();
     this.wake?.();
     await this.loop;
     for (const c of this.channels.values()) await c.then((ch) => ch.close(), () => {});

@@ -3,7 +3,7 @@
 // document gives the endpoints. Either way the peer must later prove the DID's key in the handshake.
 import { Resolver as DnsResolver } from 'node:dns/promises';
 import type { DidResolver } from '../../identity/index.ts';
-import type { Storage } from '../storage.ts';
+import type { Store } from '../store/index.ts';
 import { GatewayError } from '../errors.ts';
 import { LruMap } from '../lru.ts';
 
@@ -54,7 +54,7 @@ function hostPort(text: string, transport: Endpoint['transport']): Endpoint | un
 }
 
 export interface RouterOptions {
-  storage: Storage;
+  storage: Store;
   resolver: DidResolver;
   configRoutes: StaticRoute[];
   /** DNS servers ("127.0.0.1:5353"); empty = the system's. */
@@ -104,7 +104,7 @@ export class Router {
     domain = domain.toLowerCase();
     const configured = this.opts.configRoutes.find((r) => r.domain === domain);
     if (configured) return { record: configured, source: 'config' };
-    const stored = this.opts.storage.routeFor(domain);
+    const stored = this.opts.storage.routes.for(domain);
     return stored && { record: stored, source: 'static' };
   }
 

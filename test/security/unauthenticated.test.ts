@@ -21,7 +21,7 @@ import { RELAY_METHOD, RESOLVE_METHOD } from '../../gateway/federation/relay.ts'
 import { Router } from '../../gateway/federation/routing.ts';
 import { createDidResolver, didKeyFromEd25519, generateSigningKeyPair, verifySignature, type Envelope } from '../../identity/index.ts';
 import type { Envelope__Output } from '../../proto/index.ts';
-import type { Storage } from '../../gateway/storage.ts';
+import type { Store } from '../../gateway/store/index.ts';
 
 const MiB = 1024 * 1024;
 
@@ -214,7 +214,7 @@ describe('unauthenticated surfaces of a node', { timeout: 180_000 }, () => {
 
     // The maps themselves, with small bounds.
     const router = new Router({
-      storage: { routeFor: () => undefined } as unknown as Storage, resolver: createDidResolver({}), configRoutes: [],
+      storage: { routes: { for: () => undefined } } as unknown as Store, resolver: createDidResolver({}), configRoutes: [],
       dnsServers: [dns.address], localDomains: ['a.test'], maxDiscoveredDomains: 16,
     });
     for (let i = 0; i < 100; i++) await expect(router.route(`many${i}.test`)).rejects.toThrow();
