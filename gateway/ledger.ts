@@ -1,6 +1,7 @@
 // The node's transparency log: every accepted message hash becomes a leaf (hashes only, never
 // addresses or content). Appends requested in the same turn of the event loop share one durable
 // transaction; checkpoints are signed every few seconds or every N entries, whichever comes first.
+import type { Scheduler } from './scheduler.ts';
 import type { Logger } from 'pino';
 import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
@@ -26,7 +27,6 @@ export class NodeLedger {
   private readonly opts: NodeLedgerOptions;
   private pending: { hash: Uint8Array; resolve: (r: { index: number; durable: Promise<void> }) => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
-  private timer?: NodeJS.Timeout;
   private sinceCheckpoint = 0;
   private readonly walSyncer: WalSyncer;
   /** The newest checkpoint that is durable, and so may be shown to anyone. */
@@ -65,9 +65,9 @@ export class NodeLedger {
     return formatVerifierKey(this.opts.origin, SIG_TYPE_ED25519, this.opts.signingKey.publicKey);
   }
 
-  start(): void {
-    this.timer = setInterval(() => { void this.checkpointIfGrown(); }, this.opts.checkpointIntervalMs);
-    this.timer.unref();
+  /** Checkpoints are signed as a job of the node's scheduler, every checkpointIntervalMs if the log grew. */
+  start(scheduler: Scheduler): void {
+    scheduler.every('checkpoint', this.opts.checkpointIntervalMs, () => this.checkpointIfGrown());
   }
 
   /**
@@ -223,7 +223,6 @@ export class NodeLedger {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
     this.flush();
     await this.checkpointIfGrown().catch(() => undefined);
     await this.walSyncer.close();

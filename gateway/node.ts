@@ -30,6 +30,7 @@ import { buildDidWebDocument } from '../identity/index.ts';
 import { NodeAnchoring } from './anchoring.ts';
 import { MemoryPolicy } from './memory.ts';
 import { NodeMetrics } from './metrics.ts';
+import { Scheduler, type Clock } from './scheduler.ts';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -58,6 +59,8 @@ export interface NodeOptions {
   didWebCa?: string;
   /** Ed25519 verification to use instead of the node's verifier worker (e.g. a slow one, in tests). */
   verify?: SignatureCheck;
+  /** The clock of the node's periodic work (checkpoints, anchoring, witnessing, pruning, memory); tests drive it. */
+  clock?: Clock;
 }
 
 export interface ReadyInfo {
@@ -93,7 +96,8 @@ export class AfterSmtpNode {
   private startedAt = 0;
   private grpcAddress = '';
   private httpAddress: string | null = null;
-  private pruneTimer?: NodeJS.Timeout;
+  /** Runs every periodic job of the node; one start, one stop. */
+  private readonly scheduler: Scheduler;
   /** Ed25519 verifications (envelopes, receipts) run on a worker thread, batched per event-loop turn. */
   private readonly verifier = new SignatureVerifierPool();
   /** Heap growth under load; memory given back after start-up and whenever the node turns idle. */
@@ -108,6 +112,7 @@ export class AfterSmtpNode {
     this.keys = keys;
     this.memory = new MemoryPolicy(config.memory);
     this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
+    this.scheduler = new Scheduler({ ...(opts.clock ? { clock: opts.clock } : {}), log: this.log.child({ component: 'scheduler' }) });
     // Before the databases open: their -wal/-shm files are created with the database's mode.
     const modes = secureNodeFiles(opts.dataDir, config);
     if (modes.fixed.length > 0) this.log.warn({ fixed: modes.fixed }, 'files of the node were open to other users: removed group and other permissions');
@@ -147,6 +152,7 @@ export class AfterSmtpNode {
         ledger: this.ledger,
         stateFile: join(opts.dataDir, 'anchor.json'),
         log: this.log,
+        clock: this.scheduler.clock,
       });
     }
     this.metrics = this.createMetrics();
@@ -201,7 +207,7 @@ export class AfterSmtpNode {
       'grpc.max_concurrent_streams': config.grpc.maxConcurrentStreams,
       interceptors: [guard.interceptor()],
     });
-    this.ledger.start();
+    this.ledger.start(this.scheduler);
     if (config.federation.enabled) {
       this.federation = new Federation({
         config,
@@ -216,6 +222,7 @@ export class AfterSmtpNode {
           signingPrivateKey: fromB64u(this.keys.signing.privateKey),
           signingPublicKey: fromB64u(this.keys.signing.publicKey),
         },
+        scheduler: this.scheduler,
         observeRelay: (outcome, seconds) => this.metrics.relaySeconds.observe({ outcome }, seconds),
         transports: createTransports(config, {
           privateKey: fromB64u(this.keys.signing.privateKey),
@@ -295,10 +302,7 @@ export class AfterSmtpNode {
       this.metricsAddress = `${host}:${(this.metricsServer.address() as AddressInfo).port}`;
     }
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
-    this.pruneTimer = setTimeout(() => {
-      void this.prune();
-      this.pruneTimer = setInterval(() => { void this.prune(); }, 3600_000).unref();
-    }, 60_000).unref();
+    this.scheduler.every('prune', { intervalMs: 3600_000, firstRunAfterMs: 60_000 }, () => this.prune(this.scheduler.clock.now()));
     this.startedAt = Date.now();
     this.publishOwnDocument();
     const ready: ReadyInfo = {
@@ -306,7 +310,8 @@ export class AfterSmtpNode {
       quic: this.federation?.addresses.quic ?? null, relay: this.federation?.addresses.relay ?? null,
       domains: config.node.domains, version: VERSION,
     };
-    this.memory.start();
+    this.memory.start(this.scheduler);
+    this.scheduler.start();
     this.log.info(ready, 'node ready');
     return ready;
   }
@@ -473,8 +478,7 @@ export class AfterSmtpNode {
 
   /** Drains: stop taking calls, let in-flight ones finish (bounded), flush storage, close. */
   async stop(graceMs = 5000): Promise<void> {
-    clearTimeout(this.pruneTimer); // a Timeout: clears the first run and the hourly interval alike
-    this.memory.stop();
+    await this.scheduler.stop();
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
     this.storage.events.shutdown();

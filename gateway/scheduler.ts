@@ -25,7 +25,7 @@ export interface JobOptions {
   firstRunAfterMs?: number;
 }
 
-export type Job = (signal: AbortSignal) => void | Promise<void>;
+export type Job = (signal: AbortSignal) => unknown;
 
 export interface JobStatus {
   name: string;

@@ -1,4 +1,5 @@
 // Federation wiring: listeners on every transport, inbound relay streams, routing, outbound delivery.
+import type { Scheduler } from '../scheduler.ts';
 import type { Logger } from 'pino';
 import type { DidResolver, SignatureCheck } from '../../identity/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
@@ -27,6 +28,8 @@ export interface FederationOptions {
   verify?: SignatureCheck;
   /** Told how long each relayed envelope waited for its acknowledgement (metrics). */
   observeRelay?: (outcome: 'ok' | 'error', seconds: number) => void;
+  /** Runs the witness rounds. */
+  scheduler: Scheduler;
 }
 
 export interface FederationCounters { accepted: number; refused: Record<string, number>; peersRefused: number }
@@ -189,7 +192,7 @@ export class Federation {
       this.addresses[transport.kind === 'quic' ? 'quic' : 'relay'] = `${addr.host}:${addr.port}`;
     }
     this.outbound.start();
-    if (config.federation.witness.enabled) this.cosignatures.start();
+    if (config.federation.witness.enabled) this.cosignatures.start(this.opts.scheduler);
     log.info(this.addresses, 'federation listening');
     return this.addresses;
   }

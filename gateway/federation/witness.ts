@@ -7,6 +7,7 @@
 // the log's DID, checks consistency with what it saw before, remembers the new checkpoint durably,
 // and only then returns its cosignature (C2SP tlog-cosignature, named by the witness's DID). A
 // checkpoint inconsistent with one seen before is recorded as a split view and never cosigned.
+import type { Scheduler } from '../scheduler.ts';
 import type { Logger } from 'pino';
 import {
   bytesEqual,
@@ -326,7 +327,6 @@ export interface CosignCollectorOptions {
 export class CosignCollector {
   readonly #opts: CosignCollectorOptions;
   readonly #status = new Map<string, WitnessStatus & { did: string }>();
-  #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   readonly #stopping = new AbortController();
 
@@ -334,13 +334,12 @@ export class CosignCollector {
     this.#opts = opts;
   }
 
-  start(): void {
-    this.#timer = setInterval(() => void this.collect().catch(() => {}), this.#opts.intervalMs);
-    this.#timer.unref();
+  /** Rounds run as a job of the node's scheduler, every intervalMs. */
+  start(scheduler: Scheduler): void {
+    scheduler.every('witness', this.#opts.intervalMs, () => this.collect());
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
     this.#stopping.abort();
     // A round blocked on dialing an unreachable witness is abandoned (its writes are each durable).
     let timer: NodeJS.Timeout | undefined;
