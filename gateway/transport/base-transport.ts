@@ -57,7 +57,7 @@ export abstract class BasePeerTransport<C extends Connection> implements PeerTra
 
   // --- state for the wire ---
 
-  get isClosed(): boolean {
+  protected get isClosed(): boolean {
     return this.#closed;
   }
 

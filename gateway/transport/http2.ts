@@ -10,6 +10,9 @@
  * - Backpressure is HTTP/2's own flow control: a stream whose reader stops holding `streamWindowBytes`
  *   is paused, so node stops granting window and the peer's writes stall.
  * - HTTP/2 streams are opened by the client only: on an inbound connection openStream() is UNSUPPORTED.
+ *
+ * The stream, connection and transport lifecycle it shares with QUIC is in base-stream.ts,
+ * base-connection.ts and base-transport.ts; this file implements their hooks for the HTTP/2 wire.
  */
 import http2 from 'node:http2';
 import net from 'node:net';

@@ -12,6 +12,9 @@
  *   back on a peer whose reader stopped: we add credit-based flow control per stream (WINDOW frames).
  * - When the connection closes, its stream muxer is aborted (otherwise its accept loop spins).
  * - Its native streams are read up to 64 KiB at a time instead of 4 KiB (quic-reads.ts).
+ *
+ * The stream, connection and transport lifecycle it shares with HTTP/2 is in base-stream.ts,
+ * base-connection.ts and base-transport.ts; this file implements their hooks for the QUIC wire.
  */
 import net from 'node:net';
 import { quic } from '@chainsafe/libp2p-quic';
