@@ -3,13 +3,13 @@
 // durable store. One code path, so the rules cannot drift between Submit and Relay.
 import { checkEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../identity/index.ts';
 import type { Receipt } from '../proto/index.ts';
-import type { Storage } from './storage.ts';
+import type { Store } from './store/index.ts';
 import type { NodeLedger } from './ledger.ts';
 import type { NodeConfig } from './config.ts';
 import { GatewayError } from './errors.ts';
 
 export interface AcceptDeps {
-  storage: Storage;
+  storage: Store;
   resolver: DidResolver;
   ledger: NodeLedger;
   config: NodeConfig;
@@ -65,7 +65,7 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
       remote.push({ address, domain });
       continue;
     }
-    const mailbox = storage.mailboxByAddress(address);
+    const mailbox = storage.mailboxes.byAddress(address);
     if (!mailbox) throw new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
     if (!wrappedFor.has(mailbox.agreementKeyId)) {
       throw new GatewayError('INVALID_ARGUMENT', `the content key is not wrapped for ${address}'s key ${mailbox.agreementKeyId}`);
@@ -79,7 +79,7 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
   }
   // Keyed on id and hash: another message under a known id (a co-recipient who sent its own first)
   // is a message of its own, and cannot make the genuine one a replay (docs/PROTOCOL.md §5).
-  if (storage.hasSeen(envelope.messageId, envelope.messageHash)) {
+  if (storage.replay.has(envelope.messageId, envelope.messageHash)) {
     // A peer that lost our ack re-sends: answer it with the original receipt, store nothing twice.
     const original = opts.fromPeer ? originalLeaf(deps, envelope) : undefined;
     if (original !== undefined) {
@@ -116,7 +116,7 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
  * id recorded alone, before layout 4: its leaf's hash must be the envelope's).
  */
 function originalLeaf(deps: AcceptDeps, envelope: Envelope): number | undefined {
-  const index = deps.storage.seenLogIndex(envelope.messageId, envelope.messageHash);
+  const index = deps.storage.replay.logIndexOf(envelope.messageId, envelope.messageHash);
   if (index === null) return deps.ledger.log.leafIndexOf(envelope.messageHash);
   if (index === undefined) return undefined;
   const hash = deps.ledger.messageHashAt(index);

@@ -1,6 +1,7 @@
 // Anchoring the node's checkpoints on a Substrate chain (optional; off unless an endpoint is set).
 // The anchoring account is the node's Ed25519 signing key, which its DID document lists, so a
 // verifier can tie the extrinsic's signer to the node DID.
+import type { Clock } from './scheduler.ts';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { SubstrateAnchor, verifyAnchor, type AnchorRecord } from '../ledger/index.ts';
@@ -15,6 +16,8 @@ export interface NodeAnchoringOptions {
   ledger: NodeLedger;
   stateFile: string;
   log: Logger;
+  /** The node scheduler's clock: the anchoring loop's timers are the scheduler's. */
+  clock: Clock;
 }
 
 export class NodeAnchoring {
@@ -31,6 +34,7 @@ export class NodeAnchoring {
       origin: opts.ledger.origin,
       intervalMs: opts.intervalMs,
       finality: opts.finality,
+      clock: opts.clock,
       source: () => {
         const cp = opts.ledger.latestCheckpoint();
         return cp ? { size: cp.size, root: cp.root, timestampMs: cp.signedAt } : null;

@@ -43,6 +43,16 @@ export const configSchema = z.strictObject({
     enabled: z.boolean().default(true),
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(0),
+    /**
+     * Prometheus metrics (/metrics, plain HTTP) on a listener of their own, on loopback by default: they
+     * tell how busy the node is and how many mailboxes it hosts, which is the operator's business. The
+     * public HTTPS listener does not serve them.
+     */
+    metrics: z.strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(0),
+    }).prefault({}),
   }).prefault({}),
   tls: z.strictObject({
     certFile: z.string().default('tls/server.crt'),
@@ -100,6 +110,8 @@ export const configSchema = z.strictObject({
     /** Extra CA certificates (PEM files) trusted for did:web over HTTPS, besides the system's. */
     caFiles: z.array(z.string()).default([]),
     cacheTtlMs: z.number().int().min(0).default(300_000),
+    /** How long a DID that did not resolve is answered as failed without a new fetch (0 = not remembered). */
+    failureTtlMs: z.number().int().min(0).default(10_000),
   }).prefault({}),
   /** Node-to-node federation. */
   federation: z.strictObject({
@@ -129,6 +141,17 @@ export const configSchema = z.strictObject({
       maxMs: z.number().int().min(10).default(3600_000),
     }).prefault({}),
     maxInFlightPerPeer: z.number().int().min(1).max(1024).default(64),
+    /**
+     * What one peer node (one transport key) may have this node work on at once, over all its
+     * connections and streams; beyond it the peer's streams are not read (it is held by flow control)
+     * while other peers go on. Defaults: what a well-behaved sender uses (4 relay streams of 64).
+     */
+    peerBudget: z.strictObject({
+      maxInFlightMessages: z.number().int().min(1).max(100_000).default(256),
+      maxInFlightBytes: z.number().int().min(1024).default(128 * 1024 * 1024),
+      // Room for a peer's QUIC and HTTP/2 connections and for stale ones of a restarted peer (closed when idle).
+      maxConnections: z.number().int().min(1).max(1000).default(8),
+    }).prefault({}),
     /** How often the outbound queue is re-read as a safety net, even when nothing says it changed. */
     queueScanMs: z.number().int().min(100).default(5000),
     /** How long the queue keeps the record of a delivered or failed recipient (with its receipt or error). */

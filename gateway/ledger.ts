@@ -1,11 +1,12 @@
 // The node's transparency log: every accepted message hash becomes a leaf (hashes only, never
 // addresses or content). Appends requested in the same turn of the event loop share one durable
 // transaction; checkpoints are signed every few seconds or every N entries, whichever comes first.
+import type { Scheduler } from './scheduler.ts';
 import type { Logger } from 'pino';
 import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
 import type { Receipt } from '../proto/index.ts';
 import { GatewayError, openingFile, storageFailure } from './errors.ts';
-import { WalSyncer } from './wal-sync.ts';
+import { WalSyncer } from './store/index.ts';
 import { createPrivateFile } from './private-files.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 
@@ -26,7 +27,6 @@ export class NodeLedger {
   private readonly opts: NodeLedgerOptions;
   private pending: { hash: Uint8Array; resolve: (r: { index: number; durable: Promise<void> }) => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
-  private timer?: NodeJS.Timeout;
   private sinceCheckpoint = 0;
   private readonly walSyncer: WalSyncer;
   /** The newest checkpoint that is durable, and so may be shown to anyone. */
@@ -37,9 +37,9 @@ export class NodeLedger {
 
   constructor(opts: NodeLedgerOptions) {
     this.opts = opts;
-    // Commits write the WAL; the fsync runs off the event loop (see wal-sync.ts).
+    // Commits write the WAL; the fsync runs off the event loop (see store/wal-sync.ts).
     this.log = openingFile('the transparency log', opts.file, () => {
-      createPrivateFile(opts.file); // as the store (storage.ts): 0600, and so its -wal/-shm
+      createPrivateFile(opts.file); // as the store (store/engine.ts): 0600, and so its -wal/-shm
       return TransparencyLog.open(opts.file, { origin: opts.origin, signingKey: opts.signingKey, durability: 'deferred' });
     });
     this.walSyncer = new WalSyncer(opts.file);
@@ -65,9 +65,9 @@ export class NodeLedger {
     return formatVerifierKey(this.opts.origin, SIG_TYPE_ED25519, this.opts.signingKey.publicKey);
   }
 
-  start(): void {
-    this.timer = setInterval(() => { void this.checkpointIfGrown(); }, this.opts.checkpointIntervalMs);
-    this.timer.unref();
+  /** Checkpoints are signed as a job of the node's scheduler, every checkpointIntervalMs if the log grew. */
+  start(scheduler: Scheduler): void {
+    scheduler.every('checkpoint', this.opts.checkpointIntervalMs, () => this.checkpointIfGrown());
   }
 
   /**
@@ -223,7 +223,6 @@ export class NodeLedger {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
     this.flush();
     await this.checkpointIfGrown().catch(() => undefined);
     await this.walSyncer.close();

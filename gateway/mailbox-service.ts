@@ -5,13 +5,15 @@ import type { Logger } from 'pino';
 import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, SubmitRequest__Output } from '../proto/index.ts';
 import { decodeEnvelope } from '../identity/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
-import type { Storage, MailboxRecord, StoredDelivery } from './storage.ts';
+import type { Store, MailboxRecord, StoredDelivery } from './store/index.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { envelopeFromWire, envelopeToWire } from './wire.ts';
 
 export interface MailboxServiceDeps extends AcceptDeps {
   nodeDid: string;
   log: Logger;
+  /** Told how long each submission took, from its arrival to its reply (metrics). */
+  observeSubmit?: (method: 'Submit' | 'SubmitStream', outcome: 'ok' | 'error', seconds: number) => void;
 }
 
 export function tokenSha256(token: string): string {
@@ -19,12 +21,12 @@ export function tokenSha256(token: string): string {
 }
 
 /** Resolves the bearer token in `authorization` metadata to its mailbox, or throws UNAUTHENTICATED. */
-export function authenticateMailbox(storage: Storage, metadata: grpc.Metadata): MailboxRecord {
+export function authenticateMailbox(storage: Store, metadata: grpc.Metadata): MailboxRecord {
   const header = metadata.get('authorization')[0];
   if (typeof header !== 'string' || !header.startsWith('Bearer ')) {
     throw new GatewayError('UNAUTHENTICATED', 'missing bearer token (metadata "authorization: Bearer <token>")');
   }
-  const mailbox = storage.mailboxByToken(tokenSha256(header.slice('Bearer '.length).trim()));
+  const mailbox = storage.mailboxes.byToken(tokenSha256(header.slice('Bearer '.length).trim()));
   if (!mailbox) throw new GatewayError('UNAUTHENTICATED', 'unknown or revoked token');
   return mailbox;
 }
@@ -42,7 +44,19 @@ export class MailboxService {
    * Validates and durably stores one submitted envelope. Every check a node can make without the
    * recipients' private keys happens here, before anything is written.
    */
-  async accept(sender: MailboxRecord, request: SubmitRequest__Output): Promise<SubmitReply> {
+  async accept(sender: MailboxRecord, request: SubmitRequest__Output, method: 'Submit' | 'SubmitStream'): Promise<SubmitReply> {
+    const started = performance.now();
+    try {
+      const reply = await this.acceptOnce(sender, request);
+      this.deps.observeSubmit?.(method, 'ok', (performance.now() - started) / 1000);
+      return reply;
+    } catch (err) {
+      this.deps.observeSubmit?.(method, 'error', (performance.now() - started) / 1000);
+      throw err;
+    }
+  }
+
+  private async acceptOnce(sender: MailboxRecord, request: SubmitRequest__Output): Promise<SubmitReply> {
     const { resolver } = this.deps;
     const envelope = envelopeFromWire(request.envelope);
     if (!this.registeredLocal.has(sender.did)) {
@@ -76,7 +90,7 @@ export class MailboxService {
           callback(toGrpcError(err));
           return;
         }
-        this.accept(sender, call.request).then(
+        this.accept(sender, call.request, 'Submit').then(
           (reply) => callback(null, reply),
           (err) => {
             rlog.info({ code: (err as GatewayError).code, err: (err as Error).message }, 'submit refused');
@@ -106,12 +120,11 @@ export class MailboxService {
         const finishIfDone = () => {
           if ((inputEnded || draining) && outstanding === 0 && !ended) {
             ended = true;
-            storage.off('shutdown', onShutdown);
+            stopListening();
             if (!call.cancelled) call.end();
           }
         };
-        const onShutdown = () => { draining = true; finishIfDone(); };
-        storage.on('shutdown', onShutdown);
+        const stopListening = storage.events.onShutdown(() => { draining = true; finishIfDone(); });
         const refusal = (request: SubmitRequest__Output, err: unknown): SubmitReply => {
           const status = toGrpcError(err);
           return { clientRef: request.clientRef, error: { code: (err as GatewayError).code ?? 'INTERNAL', status: status.code, message: status.details } };
@@ -121,7 +134,7 @@ export class MailboxService {
           if (++outstanding >= maxOutstanding) call.pause(); // resumed as replies go out
           const result = draining
             ? Promise.resolve(refusal(request, new GatewayError('SHUTTING_DOWN', 'the node is shutting down; this message was not stored, send it again')))
-            : this.accept(sender, request).then(
+            : this.accept(sender, request, 'SubmitStream').then(
               (reply) => reply,
               (err) => {
                 rlog.info({ code: (err as GatewayError).code, err: (err as Error).message }, 'message refused');
@@ -135,7 +148,7 @@ export class MailboxService {
           });
         });
         call.on('end', () => { inputEnded = true; chain.then(finishIfDone); });
-        call.on('close', () => storage.off('shutdown', onShutdown));
+        call.on('close', stopListening);
         call.on('error', () => { /* client went away; nothing unacknowledged is lost: replies follow commits */ });
       },
 
@@ -184,7 +197,7 @@ export class MailboxService {
           try {
             while (!closed && inFlight.size < maxInFlight) {
               const want = maxInFlight - inFlight.size;
-              const rows = storage.pendingDeliveries(mailbox.address, lastSent, want);
+              const rows = storage.deliveries.pending(mailbox.address, lastSent, want);
               for (const row of rows) send(row);
               if (rows.length < want) { // that was all there is
                 caughtUp = true;
@@ -200,9 +213,9 @@ export class MailboxService {
         // A subscriber that is caught up gets a new delivery as it was stored (no read back); otherwise,
         // stores in one commit emit one event each: read the mailbox once for all of them.
         let pumpScheduled = false;
-        const onDelivery = (address: string, seq: number, stored?: StoredDelivery) => {
-          if (address !== mailbox.address) return;
-          if (stored && started && !closed && !pumpScheduled && seq === lastSent + 1 && inFlight.size < maxInFlight) {
+        const onDelivery = (stored: StoredDelivery) => {
+          if (stored.mailbox !== mailbox.address) return;
+          if (started && !closed && !pumpScheduled && stored.seq === lastSent + 1 && inFlight.size < maxInFlight) {
             try { send(stored); } catch (err) { fail(err); }
             return;
           }
@@ -212,14 +225,13 @@ export class MailboxService {
           queueMicrotask(() => { pumpScheduled = false; pump(); });
         };
         // A draining node ends subscriptions cleanly; clients resume from their cursor elsewhere or later.
-        const onShutdown = () => { if (!closed) { close(); call.end(); } };
+        const stopDeliveries = storage.events.onDelivery(onDelivery);
+        const stopShutdown = storage.events.onShutdown(() => { if (!closed) { close(); call.end(); } });
         const close = () => {
           closed = true;
-          storage.off('delivery', onDelivery);
-          storage.off('shutdown', onShutdown);
+          stopDeliveries();
+          stopShutdown();
         };
-        storage.on('delivery', onDelivery);
-        storage.on('shutdown', onShutdown);
 
         call.on('data', (request: SubscribeRequest__Output) => {
           if (request.kind === 'start' && request.start) {
@@ -232,7 +244,7 @@ export class MailboxService {
           } else if (request.kind === 'ack' && request.ack) {
             const seqs = request.ack.seqs;
             if (seqs.length === 0) return;
-            storage.ack(mailbox.address, seqs).then(
+            storage.deliveries.ack(mailbox.address, seqs).then(
               () => {
                 for (const seq of seqs) inFlight.delete(seq);
                 if (!closed) call.write({ seq: 0, confirmedAcks: seqs } satisfies Delivery);

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { dataPath, type NodeConfig } from './config.ts';
 import { openNodeFiles, generateIdentity, nodeTlsNames, b64u, fromB64u } from './node-files.ts';
 import { refuseSharedFile, writeSecretFile } from './private-files.ts';
-import { Storage, MAILBOX_REREAD_MS } from './storage.ts';
+import { Store, MAILBOX_REREAD_MS } from './store/index.ts';
 import { tokenSha256 } from './mailbox-service.ts';
 import { GatewayError } from './errors.ts';
 import { readProfile, type MailboxProfile } from './client.ts';
@@ -29,7 +29,7 @@ export function addMailbox(args: { dataDir: string; address: string; profileFile
   const identity = generateIdentity({ method: config.node.didMethod, domain: nodeKeys.did.startsWith('did:web:') ? nodeKeys.did.slice('did:web:'.length) : domain, path: ['users', local] });
   const token = newToken();
   withStore(dataDir, config, (storage) => {
-    storage.addMailbox({
+    storage.mailboxes.add({
       address,
       did: identity.did,
       signingKeyId: identity.signing.keyId,
@@ -68,8 +68,8 @@ function newToken(): string {
 }
 
 /** Runs `use` on the node's store, opened for this one command (the CLI's own connection). */
-function withStore<T>(dataDir: string, config: NodeConfig, use: (storage: Storage) => T): T {
-  const storage = new Storage(dataPath(dataDir, config.storage.file));
+function withStore<T>(dataDir: string, config: NodeConfig, use: (storage: Store) => T): T {
+  const storage = new Store(dataPath(dataDir, config.storage.file));
   try {
     return use(storage);
   } finally {
@@ -80,7 +80,7 @@ function withStore<T>(dataDir: string, config: NodeConfig, use: (storage: Storag
 /** The node's mailboxes, by address. */
 export function listMailboxes(dataDir: string, env?: NodeJS.ProcessEnv): { address: string; did: string; createdMs: number }[] {
   const { config } = openNodeFiles(dataDir, env);
-  return withStore(dataDir, config, (storage) => storage.listMailboxes().map((m) => ({ address: m.address, did: m.did, createdMs: m.createdMs })));
+  return withStore(dataDir, config, (storage) => storage.mailboxes.list().map((m) => ({ address: m.address, did: m.did, createdMs: m.createdMs })));
 }
 
 /**
@@ -95,7 +95,7 @@ export function renewMailboxToken(args: { dataDir: string; address: string; prof
   if (profile && profile.address !== address) throw new GatewayError('INVALID_ARGUMENT', `${args.profileFile} is the profile of ${profile.address}, not ${address}`);
   if (args.profileFile) refuseSharedFile(args.profileFile); // before the old token stops working
   const token = newToken();
-  withStore(args.dataDir, config, (storage) => storage.setMailboxToken(address, tokenSha256(token)));
+  withStore(args.dataDir, config, (storage) => storage.mailboxes.setToken(address, tokenSha256(token)));
   if (profile && args.profileFile) writeSecretFile(args.profileFile, JSON.stringify({ ...profile, token }, null, 2));
   return { address, token };
 }
@@ -112,7 +112,7 @@ export async function removeMailbox(args: { dataDir: string; address: string; fo
   const address = args.address.trim().toLowerCase();
   const { unacknowledged } = withStore(args.dataDir, config, (storage) => storage.removeMailbox(address, { force: args.force }));
   if (nodeRunning(args.dataDir)) await new Promise((resolve) => setTimeout(resolve, MAILBOX_REREAD_MS + 1000));
-  const deleted = withStore(args.dataDir, config, (storage) => storage.deleteMailboxMail(address));
+  const deleted = withStore(args.dataDir, config, (storage) => storage.deliveries.deleteMailboxMail(address));
   return { address, deleted, unacknowledged };
 }
 

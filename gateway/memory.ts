@@ -18,6 +18,7 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { Scheduler } from './scheduler.ts';
 
 const IDLE_UTILIZATION = 0.02;
 const BUSY_UTILIZATION = 0.05;
@@ -47,8 +48,6 @@ export class MemoryPolicy {
   private readonly checkMs: number;
   private readonly heapGrowthPercent: number;
   private readonly idleTrim: boolean;
-  private timer?: NodeJS.Timeout;
-  private startupTrim?: NodeJS.Timeout;
   private last?: EventLoopUtilization;
   private busySinceTrim = false;
   /** The check window that holds a trim's own GC time says nothing about traffic. */
@@ -63,22 +62,16 @@ export class MemoryPolicy {
     this.idleTrim = opts.idleTrim ?? true;
   }
 
-  start(): void {
+  /** Sets the heap growth now; the idle checks run as a job of the node's scheduler. */
+  start(scheduler: Scheduler): void {
     if (this.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${this.heapGrowthPercent}`);
     if (!this.idleTrim) return;
     this.gc ??= memoryReducingGc();
-    if (!this.gc || this.timer) return;
+    if (!this.gc) return;
     // Start-up is the first busy spell: trim as soon as the node has settled.
-    this.startupTrim = setTimeout(() => this.trim(), 100).unref();
+    scheduler.clock.setTimeout(() => this.trim(), 100);
     this.last = performance.eventLoopUtilization();
-    this.timer = setInterval(() => this.check(), this.checkMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearTimeout(this.startupTrim);
-    clearInterval(this.timer);
-    this.timer = undefined;
+    scheduler.every('memory', this.checkMs, () => this.check());
   }
 
   private check(): void {

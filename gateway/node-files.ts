@@ -20,7 +20,7 @@ import {
 } from '../identity/index.ts';
 import { CONFIG_FILE, dataPath, loadConfig, parseConfig, type ConfigInput, type NodeConfig } from './config.ts';
 import { GatewayError } from './errors.ts';
-import { Storage } from './storage.ts';
+import { Store } from './store/index.ts';
 import { tokenSha256 } from './mailbox-service.ts';
 import { tightenModes, writeSecretFile, type ModeFix } from './private-files.ts';
 
@@ -179,7 +179,7 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
   // The admin token also stays in the data directory (0600) so the CLI on this host can use the Admin API.
   writeSecretFile(join(dataDir, ADMIN_TOKEN_FILE), `${adminToken}\n`);
   writeSecretFile(join(dataDir, CONFIG_FILE), `# AfterSMTP node configuration (see docs/OPERATIONS.md)\n${YAML.stringify(input)}`);
-  new Storage(dataPath(dataDir, config.storage.file)).close();
+  new Store(dataPath(dataDir, config.storage.file)).close();
   return { dataDir, did: keys.did, config, adminToken, fixedModes };
 }
 

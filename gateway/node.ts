@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getHeapSpaceStatistics } from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
@@ -15,13 +16,14 @@ import { dataPath, dnsServersOf, type NodeConfig } from './config.ts';
 import { DnsPacketResolver } from './dns/index.ts';
 import { SmtpBridge } from './bridge-inbound.ts';
 import { openNodeFiles, fromB64u, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
-import { Storage } from './storage.ts';
+import { Store } from './store/index.ts';
 import { NodeLedger } from './ledger.ts';
-import { MailboxService, tokenSha256 } from './mailbox-service.ts';
+import { MailboxService, authenticateMailbox } from './mailbox-service.ts';
+import { RequestGuard, type CallPolicy } from './grpc-guard.ts';
 import { widenServerWindows } from './grpc-windows.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { provenanceHandlers } from './provenance-service.ts';
-import { adminHandlers } from './admin-service.ts';
+import { adminHandlers, checkAdmin } from './admin-service.ts';
 import { Federation } from './federation/federation.ts';
 import { domainOf } from './accept.ts';
 import { createTransports } from './federation/transports.ts';
@@ -29,6 +31,8 @@ import { widenQuicReads } from './transport/index.ts';
 import { buildDidWebDocument } from '../identity/index.ts';
 import { NodeAnchoring } from './anchoring.ts';
 import { MemoryPolicy } from './memory.ts';
+import { NodeMetrics } from './metrics.ts';
+import { Scheduler, type Clock } from './scheduler.ts';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -36,6 +40,16 @@ export const VERSION = '0.1.0';
 export const LOG_PREFIX = '/aftersmtp/log/';
 /** gRPC framing and metadata overhead allowed on top of the envelope size limit. */
 const MESSAGE_OVERHEAD = 64 * 1024;
+/** Largest request an anonymous caller can make the node decode (Provenance: proofs, checkpoints, bundles). */
+const PUBLIC_MESSAGE_BYTES = 1024 * 1024;
+
+/** The credential each app service needs (Identity.Resolve included: it would otherwise make the node dial for anyone). */
+function callPolicy(path: string): CallPolicy {
+  const service = path.slice(1, path.indexOf('/', 1));
+  if (service === 'aftersmtp.v1.Mailbox' || service === 'aftersmtp.v1.Identity') return 'mailbox';
+  if (service === 'aftersmtp.v1.Admin') return 'admin';
+  return 'public';
+}
 
 export interface NodeOptions {
   dataDir: string;
@@ -47,6 +61,8 @@ export interface NodeOptions {
   didWebCa?: string;
   /** Ed25519 verification to use instead of the node's verifier worker (e.g. a slow one, in tests). */
   verify?: SignatureCheck;
+  /** The clock of the node's periodic work (checkpoints, anchoring, witnessing, pruning, memory); tests drive it. */
+  clock?: Clock;
 }
 
 export interface ReadyInfo {
@@ -54,6 +70,8 @@ export interface ReadyInfo {
   did: string;
   grpc: string;
   http: string | null;
+  /** The metrics listener (plain HTTP, /metrics), loopback unless configured otherwise. */
+  metrics: string | null;
   quic: string | null;
   relay: string | null;
   /** The SMTP bridge's listeners, "host:port" (absent when not listening). */
@@ -69,7 +87,7 @@ export class AfterSmtpNode {
   readonly config: NodeConfig;
   readonly keys: NodeKeys;
   readonly log: Logger;
-  readonly storage: Storage;
+  readonly storage: Store;
   readonly resolver: DidResolver;
   readonly ledger: NodeLedger;
   readonly anchoring?: NodeAnchoring;
@@ -79,11 +97,16 @@ export class AfterSmtpNode {
   smtp?: SmtpBridge;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
+  /** Prometheus metrics, served on the metrics listener (gateway/metrics.ts). */
+  readonly metrics: NodeMetrics;
+  private metricsServer?: HttpServer;
+  private metricsAddress: string | null = null;
   private health?: HealthImplementation;
   private startedAt = 0;
   private grpcAddress = '';
   private httpAddress: string | null = null;
-  private pruneTimer?: NodeJS.Timeout;
+  /** Runs every periodic job of the node; one start, one stop. */
+  private readonly scheduler: Scheduler;
   /** Ed25519 verifications (envelopes, receipts) run on a worker thread, batched per event-loop turn. */
   private readonly verifier = new SignatureVerifierPool();
   /** Heap growth under load; memory given back after start-up and whenever the node turns idle. */
@@ -98,23 +121,27 @@ export class AfterSmtpNode {
     this.keys = keys;
     this.memory = new MemoryPolicy(config.memory);
     this.log = (opts.logger ?? pino({ level: config.log.level }, pino.destination(2))).child({ node: keys.did.slice(-12) });
+    this.scheduler = new Scheduler({ ...(opts.clock ? { clock: opts.clock } : {}), log: this.log.child({ component: 'scheduler' }) });
     // Before the databases open: their -wal/-shm files are created with the database's mode.
     const modes = secureNodeFiles(opts.dataDir, config);
     if (modes.fixed.length > 0) this.log.warn({ fixed: modes.fixed }, 'files of the node were open to other users: removed group and other permissions');
     if (modes.failed.length > 0) this.log.error({ failed: modes.failed }, 'files of the node are open to other users and their modes could not be changed');
-    this.storage = new Storage(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes });
+    this.storage = new Store(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes });
     // Trusted for did:web: the system's roots and any configured CAs for every host; this node's own CA
     // only for the node's own names (its key sits in the data directory; a CA made before it carried
     // name constraints would otherwise vouch for any host).
     const ca = [...rootCertificates];
     for (const file of config.identity.caFiles) ca.push(readFileSync(dataPath(opts.dataDir, file), 'utf8'));
     if (opts.didWebCa) ca.push(opts.didWebCa);
+    // A did:web is named by others (a peer's hello, a mailbox's Resolve): only hosts the operator mapped
+    // in identity.didWebHosts may lead to a loopback or private address.
     const names = nodeTlsNames(config);
     this.resolver = createDidResolver({
       ca,
       ownCa: { ca: readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8'), hosts: [...names.dnsNames, ...names.ipAddresses] },
       hostMap: { ...config.identity.didWebHosts, ...opts.didWebHosts },
       cacheTtlMs: config.identity.cacheTtlMs,
+      failureTtlMs: config.identity.failureTtlMs, allowPrivateAddresses: false,
     });
     this.resolver.register(keys.document);
     this.dns = new DnsPacketResolver({ servers: dnsServersOf(config), timeoutMs: config.dns.timeoutMs });
@@ -135,8 +162,10 @@ export class AfterSmtpNode {
         ledger: this.ledger,
         stateFile: join(opts.dataDir, 'anchor.json'),
         log: this.log,
+        clock: this.scheduler.clock,
       });
     }
+    this.metrics = this.createMetrics();
   }
 
   /**
@@ -173,13 +202,22 @@ export class AfterSmtpNode {
     const tlsCert = readFileSync(dataPath(this.dataDir, config.tls.certFile));
     const tlsKey = readFileSync(dataPath(this.dataDir, config.tls.keyFile));
 
+    const guard = new RequestGuard({
+      policy: callPolicy,
+      authenticate: (policy, metadata) => {
+        if (policy === 'admin') checkAdmin(metadata, config.admin.tokenSha256);
+        else authenticateMailbox(this.storage, metadata);
+      },
+      publicMessageBytes: PUBLIC_MESSAGE_BYTES,
+    });
     const server = new grpc.Server({
       'grpc.max_receive_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.max_send_message_length': config.limits.maxEnvelopeBytes + MESSAGE_OVERHEAD,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_concurrent_streams': config.grpc.maxConcurrentStreams,
+      interceptors: [guard.interceptor()],
     });
-    this.ledger.start();
+    this.ledger.start(this.scheduler);
     if (config.federation.enabled) {
       this.federation = new Federation({
         config,
@@ -195,6 +233,8 @@ export class AfterSmtpNode {
           signingPrivateKey: fromB64u(this.keys.signing.privateKey),
           signingPublicKey: fromB64u(this.keys.signing.publicKey),
         },
+        scheduler: this.scheduler,
+        observeRelay: (outcome, seconds) => this.metrics.relaySeconds.observe({ outcome }, seconds),
         transports: createTransports(config, {
           privateKey: fromB64u(this.keys.signing.privateKey),
           publicKey: fromB64u(this.keys.signing.publicKey),
@@ -209,14 +249,15 @@ export class AfterSmtpNode {
     }
     const mailbox = new MailboxService({
       storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log, verify: this.verify,
+      observeSubmit: (method, outcome, seconds) => this.metrics.submitSeconds.observe({ method, outcome }, seconds),
       ...(this.federation ? { canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
     });
-    server.addService(proto.aftersmtp.v1.Mailbox.service, mailbox.handlers());
-    server.addService(proto.aftersmtp.v1.Identity.service, this.identityHandlers());
-    server.addService(proto.aftersmtp.v1.Admin.service, adminHandlers({
+    server.addService(guard.service(proto.aftersmtp.v1.Mailbox.service), mailbox.handlers());
+    server.addService(guard.service(proto.aftersmtp.v1.Identity.service), this.identityHandlers());
+    server.addService(guard.service(proto.aftersmtp.v1.Admin.service), adminHandlers({
       storage: this.storage, adminTokenSha256: config.admin.tokenSha256, status: () => this.status(), federation: this.federation,
     }));
-    server.addService(proto.aftersmtp.v1.Provenance.service, provenanceHandlers({
+    server.addService(guard.service(proto.aftersmtp.v1.Provenance.service), provenanceHandlers({
       storage: this.storage, ledger: this.ledger, resolver: this.resolver, nodeDid: this.keys.did, nodeKeyId: this.keys.signing.keyId,
       ...(this.anchoring ? { anchor: () => this.anchoring!.status() } : {}),
       ...(this.federation ? {
@@ -253,21 +294,37 @@ export class AfterSmtpNode {
       const addr = this.httpsServer.address() as AddressInfo;
       this.httpAddress = `${config.http.host}:${addr.port}`;
     }
+    if (config.http.metrics.enabled) {
+      const { host, port: metricsPort } = config.http.metrics;
+      this.metricsServer = createHttpServer((req, res) => {
+        if ((req.url ?? '/').split('?')[0] !== '/metrics') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        this.metrics.text().then(
+          (text) => res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text),
+          (err: unknown) => {
+            this.log.error({ err: (err as Error).message }, 'collecting metrics failed');
+            res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
+          },
+        );
+      });
+      await new Promise<void>((resolve, reject) => {
+        this.metricsServer!.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `cannot listen for metrics on ${host}:${metricsPort} (config http.metrics.host, http.metrics.port): ${err.message}`, { cause: err })));
+        this.metricsServer!.listen(metricsPort, host, () => resolve());
+      });
+      this.metricsAddress = `${host}:${(this.metricsServer.address() as AddressInfo).port}`;
+    }
     if (config.bridge.smtp.enabled) await this.startSmtp();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
-    this.pruneTimer = setTimeout(() => {
-      void this.prune();
-      this.pruneTimer = setInterval(() => { void this.prune(); }, 3600_000).unref();
-    }, 60_000).unref();
+    this.scheduler.every('prune', { intervalMs: 3600_000, firstRunAfterMs: 60_000 }, () => this.prune(this.scheduler.clock.now()));
     this.startedAt = Date.now();
     this.publishOwnDocument();
     const ready: ReadyInfo = {
-      event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress,
+      event: 'ready', did: this.keys.did, grpc: this.grpcAddress, http: this.httpAddress, metrics: this.metricsAddress,
       quic: this.federation?.addresses.quic ?? null, relay: this.federation?.addresses.relay ?? null,
       ...this.smtp?.addresses(),
       domains: config.node.domains, version: VERSION,
     };
-    this.memory.start();
+    this.memory.start(this.scheduler);
+    this.scheduler.start();
     this.log.info(ready, 'node ready');
     return ready;
   }
@@ -308,7 +365,7 @@ export class AfterSmtpNode {
 
   /**
    * The node's HTTPS server: did:web documents at the standard paths, the transparency log as C2SP
-   * tlog-tiles under /aftersmtp/log/, and Prometheus metrics at /metrics. All read-only.
+   * tlog-tiles under /aftersmtp/log/. All read-only and public; metrics have a listener of their own.
    */
   private serveHttps(url: string, res: import('node:http').ServerResponse): void {
     const path = url.split('?')[0]!;
@@ -322,10 +379,6 @@ export class AfterSmtpNode {
       res.writeHead(200, { 'content-type': resource.contentType, 'cache-control': cache }).end(resource.body);
       return;
     }
-    if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
-      return;
-    }
     let document: string | undefined;
     if (path === '/.well-known/did.json' && this.keys.did.startsWith('did:web:')) {
       document = JSON.stringify(this.keys.document);
@@ -333,7 +386,7 @@ export class AfterSmtpNode {
       const m = /^\/users\/([^/]+)\/did\.json$/.exec(path);
       if (m) {
         const did = `${this.keys.did}:users:${m[1]}`;
-        document = this.storage.mailboxByDid(did)?.documentJson;
+        document = this.storage.mailboxes.byDid(did)?.documentJson;
       }
     }
     if (!document) {
@@ -344,63 +397,68 @@ export class AfterSmtpNode {
   }
 
   /** Prometheus text exposition of the node's gauges. */
-  metrics(): string {
-    const cp = this.ledger.latestCheckpoint();
-    const anchor = this.anchoring?.status();
-    const receipts = this.federation?.receiptStats() ?? { receipts: 0, signatures: 0 };
-    const metrics: [name: string, help: string, value: number, type?: 'counter'][] = [
-      ['aftersmtp_mailboxes', 'Mailboxes hosted by this node', this.storage.countMailboxes()],
-      ['aftersmtp_stored_envelopes', 'Envelopes stored for local mailboxes', this.storage.countDeliveries()],
-      ['aftersmtp_ledger_tree_size', 'Leaves in the transparency log', this.ledger.log.size],
-      ['aftersmtp_ledger_checkpoint_size', 'Tree size of the latest published checkpoint', cp?.size ?? 0],
-      ['aftersmtp_anchor_enabled', '1 when checkpoints are anchored on a chain', anchor ? 1 : 0],
-      ['aftersmtp_anchor_lag_entries', 'Log entries not yet covered by a chain anchor', anchor?.lagEntries ?? 0],
-      ['aftersmtp_anchor_lag_seconds', 'Age of the oldest checkpoint not yet anchored', (anchor?.lagMs ?? 0) / 1000],
-      ['aftersmtp_anchored_size', 'Tree size of the latest anchored checkpoint', anchor?.state?.size ?? 0],
-      ['aftersmtp_witness_split_views', 'Split views detected by this node as a witness of peer logs', this.federation?.witness.splitViewCount ?? 0],
-      ['aftersmtp_witnessed_logs', 'Peer logs (origins) this node follows as a witness', this.federation?.witness.witnessedLogCount ?? 0],
-      ['aftersmtp_cosigned_checkpoints', 'Checkpoints of this log cosigned by at least one peer', this.federation?.witnessStore.countCosignedCheckpoints() ?? 0],
-      ['aftersmtp_store_bytes', 'Bytes of mail the store holds (its pages in use)', this.storage.usage()],
-      ['aftersmtp_disk_free_bytes', 'Free space on the disk holding the store', this.storage.diskFree()],
-      ['aftersmtp_store_max_bytes', 'The store\'s cap (storage.maxBytes); beyond it new mail is refused; 0 = none', this.config.storage.maxBytes],
-      ['aftersmtp_resident_memory_bytes', 'Resident set size of the node process', process.memoryUsage.rss()],
-      ['aftersmtp_heap_used_bytes', 'JavaScript heap in use', process.memoryUsage().heapUsed],
-      ['aftersmtp_young_generation_bytes', 'Size of the JavaScript young generation (capped by the launcher, DECISIONS 17)',
-        getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0],
-      ['aftersmtp_checkpoints_signed_total', 'Checkpoints of this log signed since start', this.ledger.checkpointsSigned, 'counter'],
-      ['aftersmtp_store_commits_total', 'Group commits of the store since start (each writes its pages to the WAL once)', this.storage.commitStats.commits, 'counter'],
-      ['aftersmtp_store_writes_total', 'Writes (a stored message, an ack, a queue update, ...) those commits carried', this.storage.commitStats.writes, 'counter'],
-      ['aftersmtp_relay_receipts_signed_total', 'Relay receipts this node signed for peers since start', receipts.receipts, 'counter'],
-      ['aftersmtp_relay_receipt_signatures_total', 'Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', receipts.signatures, 'counter'],
-    ];
-    const refused = Object.entries(this.federation?.refusals() ?? {})
-      .map(([code, n]) => `aftersmtp_refused_total{code="${code.replace(/[^A-Za-z0-9_.]/g, '_')}"} ${n}\n`).join('');
-    const outbound = Object.entries(this.storage.outboundCounts())
-      .map(([state, n]) => `aftersmtp_outbound_recipients{state="${state}"} ${n}\n`).join('');
-    return metrics.map(([name, help, value, type = 'gauge']) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('')
-      + `# HELP aftersmtp_refused_total Federation refusals since start, by reason code\n# TYPE aftersmtp_refused_total counter\n${refused}`
-      + `# HELP aftersmtp_outbound_recipients Recipients waiting in the outbound queue, by state\n# TYPE aftersmtp_outbound_recipients gauge\n${outbound}`;
+  /** The node's metrics; each value is read from the part that keeps it when scraped. */
+  private createMetrics(): NodeMetrics {
+    const metric = (help: string, value: () => number) => ({ help, value });
+    return new NodeMetrics({
+      gauges: {
+        aftersmtp_mailboxes: metric('Mailboxes hosted by this node', () => this.storage.mailboxes.count()),
+        aftersmtp_stored_envelopes: metric('Envelopes stored for local mailboxes', () => this.storage.deliveries.count()),
+        aftersmtp_ledger_tree_size: metric('Leaves in the transparency log', () => this.ledger.log.size),
+        aftersmtp_ledger_checkpoint_size: metric('Tree size of the latest published checkpoint', () => this.ledger.latestCheckpoint()?.size ?? 0),
+        aftersmtp_anchor_enabled: metric('1 when checkpoints are anchored on a chain', () => (this.anchoring ? 1 : 0)),
+        aftersmtp_anchor_lag_entries: metric('Log entries not yet covered by a chain anchor', () => this.anchoring?.status().lagEntries ?? 0),
+        aftersmtp_anchor_lag_seconds: metric('Age of the oldest checkpoint not yet anchored', () => (this.anchoring?.status().lagMs ?? 0) / 1000),
+        aftersmtp_anchored_size: metric('Tree size of the latest anchored checkpoint', () => this.anchoring?.status().state?.size ?? 0),
+        aftersmtp_witness_split_views: metric('Split views detected by this node as a witness of peer logs', () => this.federation?.witness.splitViewCount ?? 0),
+        aftersmtp_witnessed_logs: metric('Peer logs (origins) this node follows as a witness', () => this.federation?.witness.witnessedLogCount ?? 0),
+        aftersmtp_cosigned_checkpoints: metric('Checkpoints of this log cosigned by at least one peer', () => this.federation?.witnessStore.countCosignedCheckpoints() ?? 0),
+        aftersmtp_store_bytes: metric('Bytes of mail the store holds (its pages in use)', () => this.storage.usage()),
+        aftersmtp_disk_free_bytes: metric('Free space on the disk holding the store', () => this.storage.diskFree()),
+        aftersmtp_store_max_bytes: metric('The store\'s cap (storage.maxBytes); beyond it new mail is refused; 0 = none', () => this.config.storage.maxBytes),
+        aftersmtp_resident_memory_bytes: metric('Resident set size of the node process', () => process.memoryUsage.rss()),
+        aftersmtp_heap_used_bytes: metric('JavaScript heap in use', () => process.memoryUsage().heapUsed),
+        aftersmtp_young_generation_bytes: metric('Size of the JavaScript young generation (capped by the launcher, DECISIONS 17)',
+          () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0),
+      },
+      counters: {
+        aftersmtp_checkpoints_signed_total: metric('Checkpoints of this log signed since start', () => this.ledger.checkpointsSigned),
+        aftersmtp_store_commits_total: metric('Group commits of the store since start (each writes its pages to the WAL once)', () => this.storage.commitStats.commits),
+        aftersmtp_store_writes_total: metric('Writes (a stored message, an ack, a queue update, ...) those commits carried', () => this.storage.commitStats.writes),
+        aftersmtp_relay_receipts_signed_total: metric('Relay receipts this node signed for peers since start', () => this.federation?.receiptStats().receipts ?? 0),
+        aftersmtp_relay_receipt_signatures_total: metric('Ed25519 signatures those receipts took (a batch shares one; DECISIONS 18)', () => this.federation?.receiptStats().signatures ?? 0),
+      },
+      refusals: () => this.federation?.refusals() ?? {},
+      outbound: () => this.storage.outbound.counts(),
+    });
   }
 
   private identityHandlers(): import('../proto/index.ts').IdentityHandlers {
+    // The caller holds a mailbox token (grpc-guard). Failures are answered alike, whatever the cause
+    // (no such DID, refused, timed out, a private address): the node is no probe of what listens where.
+    const notFound = (what: string) => (err: unknown) => {
+      this.log.debug({ what, err: (err as Error).message }, 'resolve failed');
+      const code = (err as GatewayError).code === 'UNKNOWN_RECIPIENT' ? 'UNKNOWN_RECIPIENT' : 'DID_RESOLUTION';
+      return toGrpcError(new GatewayError(code, `cannot resolve ${what}`));
+    };
     return {
       Resolve: (call, callback) => {
         const { did, address } = call.request;
         if (address && this.federation && !this.config.node.domains.includes(domainOf(address))) {
           this.federation.resolveRemoteAddress(address).then(
             (found) => callback(null, found),
-            (err) => callback(toGrpcError(err)),
+            (err) => callback(notFound(address)(err)),
           );
           return;
         }
         if (address) {
-          const mailbox = this.storage.mailboxByAddress(address);
+          const mailbox = this.storage.mailboxes.byAddress(address);
           if (!mailbox) return callback(toGrpcError(new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`)));
           return callback(null, { did: mailbox.did, documentJson: mailbox.documentJson });
         }
         this.resolver.resolveKeys(did).then(
           (resolved) => callback(null, { did, documentJson: JSON.stringify(resolved.document) }),
-          (err) => callback(toGrpcError(err)),
+          (err) => callback(notFound(did)(err)),
         );
       },
       Publish: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'Publish is not implemented in this version' }),
@@ -413,11 +471,11 @@ export class AfterSmtpNode {
    */
   async prune(nowMs = Date.now()): Promise<void> {
     try {
-      await this.storage.pruneSeen(nowMs);
+      await this.storage.replay.prune(nowMs);
       const ackedBefore = nowMs - this.config.storage.ackedRetentionMs;
-      while ((await this.storage.pruneAcked(ackedBefore)) > 0) { /* the next chunk */ }
+      while ((await this.storage.deliveries.pruneAcked(ackedBefore)) > 0) { /* the next chunk */ }
       const before = nowMs - this.config.federation.finishedRetentionMs;
-      while ((await this.storage.pruneFinishedOutbound(before)) > 0) { /* the next chunk */ }
+      while ((await this.storage.outbound.pruneFinished(before)) > 0) { /* the next chunk */ }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'pruning failed; retried in an hour');
     }
@@ -428,8 +486,8 @@ export class AfterSmtpNode {
       did: this.keys.did,
       version: VERSION,
       domains: this.config.node.domains,
-      mailboxes: this.storage.countMailboxes(),
-      storedEnvelopes: this.storage.countDeliveries(),
+      mailboxes: this.storage.mailboxes.count(),
+      storedEnvelopes: this.storage.deliveries.count(),
       storeBytes: this.storage.usage(),
       storeMaxBytes: this.config.storage.maxBytes,
       diskFreeBytes: this.storage.diskFree(),
@@ -441,19 +499,18 @@ export class AfterSmtpNode {
       refused: this.federation?.refusals() ?? {},
       splitViews: this.federation?.witness.splitViewCount ?? 0,
       cosignedCheckpoints: this.federation?.witnessStore.countCosignedCheckpoints() ?? 0,
-      outbound: this.storage.outboundCounts(),
+      outbound: this.storage.outbound.counts(),
     };
   }
 
   /** Drains: stop taking calls, let in-flight ones finish (bounded), flush storage, close. */
   async stop(graceMs = 5000): Promise<void> {
-    clearTimeout(this.pruneTimer); // a Timeout: clears the first run and the hourly interval alike
-    this.memory.stop();
+    await this.scheduler.stop();
     this.health?.setStatus('', 'NOT_SERVING');
     const server = this.grpcServer;
     // SMTP first: its sessions finish (or get 421) while the store still takes what they hand over.
     await this.smtp?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'closing the SMTP listeners failed'));
-    this.storage.emit('shutdown');
+    this.storage.events.shutdown();
     await this.federation?.stop();
     if (server) {
       await new Promise<void>((resolve) => {
@@ -461,9 +518,10 @@ export class AfterSmtpNode {
         server.tryShutdown(() => { clearTimeout(timer); resolve(); });
       });
     }
-    if (this.httpsServer) {
-      this.httpsServer.closeAllConnections();
-      await new Promise<void>((resolve) => this.httpsServer!.close(() => resolve()));
+    for (const httpServer of [this.httpsServer, this.metricsServer]) {
+      if (!httpServer) continue;
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     }
     await this.anchoring?.stop();
     await this.storage.close();

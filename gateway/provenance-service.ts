@@ -2,14 +2,14 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ProvenanceHandlers } from '../proto/index.ts';
 import { type DidResolver } from '../identity/index.ts';
-import type { Storage } from './storage.ts';
+import type { Store } from './store/index.ts';
 import type { NodeLedger, AnchorState } from './ledger.ts';
 import { authenticateMailbox } from './mailbox-service.ts';
 import { GatewayError, toGrpcError } from './errors.ts';
 import { verifyProofBundle, type ProofBundle } from './proof.ts';
 
 export interface ProvenanceDeps {
-  storage: Storage;
+  storage: Store;
   ledger: NodeLedger;
   resolver: DidResolver;
   nodeDid: string;

@@ -103,7 +103,7 @@ export class SmtpHandler implements InboundHandler {
 
   async recipient(address: string, context: { listener: ListenerKind; authenticated?: string }): Promise<RecipientKind> {
     const domain = domainOf(address);
-    if (this.localDomains.has(domain)) return this.deps.storage.mailboxByAddress(address) ? 'local' : 'unknown';
+    if (this.localDomains.has(domain)) return this.deps.storage.mailboxes.byAddress(address) ? 'local' : 'unknown';
     const federation = this.deps.federation;
     if (!federation) return 'legacy';
     // An anonymous MX client cannot make the node look anything up: only configured routes count.
@@ -119,7 +119,7 @@ export class SmtpHandler implements InboundHandler {
 
   async authenticate(username: string, password: string): Promise<{ address: string } | null> {
     const address = username.trim().toLowerCase();
-    const mailbox = this.localDomains.has(domainOf(address)) ? this.deps.storage.mailboxByAddress(address) : undefined;
+    const mailbox = this.localDomains.has(domainOf(address)) ? this.deps.storage.mailboxes.byAddress(address) : undefined;
     const stored = mailbox ? Buffer.from(mailbox.tokenSha256, 'hex') : NO_TOKEN;
     const given = Buffer.from(tokenSha256(password), 'hex');
     const equal = stored.length === given.length && timingSafeEqual(stored, given);
@@ -150,7 +150,7 @@ export class SmtpHandler implements InboundHandler {
     for (const address of new Set(message.recipients.map((r) => r.address.toLowerCase()))) {
       const domain = domainOf(address);
       if (this.localDomains.has(domain)) {
-        const mailbox = storage.mailboxByAddress(address);
+        const mailbox = storage.mailboxes.byAddress(address);
         if (!mailbox) throw new BridgeError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
         recipients.push({ did: mailbox.did, address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
         continue;

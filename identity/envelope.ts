@@ -30,7 +30,6 @@ import { splitKeyId } from './document.ts';
 import type { KeyResolver } from './resolver.ts';
 import { decodeSignedMessage, verifySignedMessage } from './message.ts';
 import type { VerifyOptions, VerifyResult } from './message.ts';
-import type { ReplayGuard } from './replay.ts';
 import {
   CONTENT_KEY_BYTES,
   CONTENT_KEY_INFO,
@@ -293,8 +292,6 @@ export interface CheckEnvelopeOptions {
   /** Default 5 minutes. */
   skewMs?: number;
   limits?: Partial<Limits>;
-  /** When given, a repeated message_id is rejected and an accepted one recorded (last step). */
-  replay?: ReplayGuard;
   /** Verifies the outer signature (e.g. SignatureVerifierPool.verify, off the event loop); default verifySignature. */
   verify?: SignatureCheck;
 }
@@ -312,8 +309,9 @@ function checkRecipientsDigest(env: Envelope): void {
 
 /**
  * What a node checks on acceptance without decrypting (PROTOCOL §2.3): encoding and limits,
- * recipients digest, time window, replay, sender key in `authentication`, outer signature.
- * Throws IdentityError; records the message id in `replay` only when everything passed.
+ * recipients digest, time window, sender key in `authentication`, outer signature. Throws
+ * IdentityError. Replay is the node's store's check (gateway/store/replay.ts), made in the commit that
+ * stores the message.
  */
 export async function checkEnvelope(env: Envelope, resolver: KeyResolver, opts: CheckEnvelopeOptions = {}): Promise<void> {
   validateEnvelope(env, opts.limits);
@@ -324,7 +322,6 @@ export async function checkEnvelope(env: Envelope, resolver: KeyResolver, opts: 
     skewMs: opts.skewMs ?? DEFAULT_SKEW_MS,
     maxLifetimeMs: opts.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS,
   });
-  if (opts.replay?.has(env.messageId)) throw new IdentityError('REPLAY', 'message_id already seen');
   const parts = splitKeyId(env.senderKeyId);
   if (parts === undefined || parts.did !== env.senderDid) {
     throw new IdentityError('KEY_ID_MISMATCH', `sender key id ${JSON.stringify(env.senderKeyId)} is not a key of ${env.senderDid}`);
@@ -338,7 +335,6 @@ export async function checkEnvelope(env: Envelope, resolver: KeyResolver, opts: 
   if (!(await verify(publicKey, envelopeAad(env), env.outerSignature))) {
     throw new IdentityError('SIGNATURE', 'outer signature does not verify');
   }
-  if (opts.replay?.seen(env.messageId, env.expiresMs)) throw new IdentityError('REPLAY', 'message_id already seen');
 }
 
 export interface RecipientPrivateKey {

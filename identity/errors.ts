@@ -27,8 +27,6 @@ export const ErrorCodes = {
   NOT_A_RECIPIENT: 'NOT_A_RECIPIENT',
   /** created/expires outside the accepted window (PROTOCOL §5). */
   TIME_WINDOW: 'TIME_WINDOW',
-  /** message_id already seen (PROTOCOL §5). */
-  REPLAY: 'REPLAY',
   /** The DID could not be resolved or its document is unacceptable. */
   DID_RESOLUTION: 'DID_RESOLUTION',
   /** A caller passed an unusable argument (wrong key length, unknown suite...). */

@@ -111,8 +111,6 @@ export type {
 
 export { SignatureVerifierPool } from './verifier-pool.ts';
 export type { SignatureCheck } from './verifier-pool.ts';
-export { MemoryReplayStore, ReplayGuard } from './replay.ts';
-export type { ReplayGuardOptions, ReplayStore } from './replay.ts';
 
 export { createCertificateAuthority, issueServerCertificate } from './certificates.ts';
 export type { CertificateAuthorityOptions, PemKeyPair, ServerCertificateOptions } from './certificates.ts';

@@ -10,6 +10,7 @@
  */
 import https from 'node:https';
 import net from 'node:net';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import { Resolver } from 'did-resolver';
@@ -51,6 +52,14 @@ export interface DidResolverOptions {
   now?: () => number;
   /** false: never fetch did:web (offline verification); only registered documents and did:key resolve. */
   allowFetch?: boolean;
+  /**
+   * false: a did:web fetch whose host is not in hostMap must not connect to a loopback, private,
+   * link-local or unspecified address (checked on every address the name resolves to). A DID is named by
+   * whoever asks for it: a node must not let that aim its connections at its own network. Default true.
+   */
+  allowPrivateAddresses?: boolean;
+  /** How long a failed resolution is remembered and answered without a new fetch. Default 10 s. */
+  failureTtlMs?: number;
 }
 
 export interface DidResolver extends KeyResolver {
@@ -63,8 +72,10 @@ export interface DidResolver extends KeyResolver {
   /** Serves this document from memory, ahead of any fetch (documents the node hosts itself). */
   register(document: DIDDocument): ResolvedDid;
   unregister(did: string): void;
-  /** Drops every cached (not registered) entry. */
+  /** Drops every cached (not registered) entry, failures included. */
   clear(): void;
+  /** Resolutions remembered (documents and failures), at most maxCacheEntries of each. */
+  cachedEntries(): number;
 }
 
 const ACCEPTED_CONTENT_TYPES = new Set(['application/json', 'application/did+json']);
@@ -72,6 +83,25 @@ const DEFAULT_TTL_MS = 5 * 60_000;
 const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_DOCUMENT_BYTES = 64 * 1024;
 const DEFAULT_MAX_CACHE_ENTRIES = 10_000;
+const DEFAULT_FAILURE_TTL_MS = 10_000;
+
+/** Where a DID's name must not lead a node that refuses private addresses. */
+const PRIVATE_ADDRESSES = new net.BlockList();
+for (const [prefix, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) {
+  PRIVATE_ADDRESSES.addSubnet(prefix, bits, 'ipv4');
+}
+for (const [prefix, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
+  PRIVATE_ADDRESSES.addSubnet(prefix, bits, 'ipv6');
+}
+
+/** Whether `address` (an IP literal) is loopback, private, link-local, multicast or unspecified. */
+export function isPrivateAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 0) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address); // an IPv4 address written as IPv6
+  if (mapped) return PRIVATE_ADDRESSES.check(mapped[1]!, 'ipv4');
+  return PRIVATE_ADDRESSES.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
 
 interface FetchOptions {
   ca: DidResolverOptions['ca'];
@@ -80,25 +110,44 @@ interface FetchOptions {
   timeoutMs: number;
   maxBytes: number;
   signal: AbortSignal | undefined;
+  allowPrivateAddresses: boolean;
 }
 
 function fetchFailure(url: URL, why: string, cause?: unknown): IdentityError {
   return new IdentityError('DID_RESOLUTION', `GET ${url.href}: ${why}`, cause === undefined ? undefined : { cause });
 }
 
-function connectTarget(host: string, port: number | undefined, hostMap: Record<string, string>): { host: string; port: number } {
+function connectTarget(host: string, port: number | undefined, hostMap: Record<string, string>): { host: string; port: number; mapped: boolean } {
   const effectivePort = port ?? 443;
   const mapped = hostMap[`${host}:${effectivePort}`] ?? hostMap[host] ?? hostMap[host.toLowerCase()];
-  if (mapped === undefined) return { host, port: effectivePort };
+  if (mapped === undefined) return { host, port: effectivePort, mapped: false };
   const m = /^\[?([^\]]+?)\]?(?::([0-9]{1,5}))?$/.exec(mapped);
   if (!m) throw new IdentityError('INVALID_ARGUMENT', `invalid hostMap target ${JSON.stringify(mapped)}`);
-  return { host: m[1]!, port: m[2] === undefined ? effectivePort : Number(m[2]) };
+  return { host: m[1]!, port: m[2] === undefined ? effectivePort : Number(m[2]), mapped: true };
 }
+
+/** dns.lookup that refuses every answer in a private range (the check runs on what is actually dialed). */
+const publicOnlyLookup: net.LookupFunction = (hostname, options, callback) => {
+  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, '', 0);
+    const list = addresses as LookupAddress[];
+    const refused = list.find((a) => isPrivateAddress(a.address));
+    if (refused || list.length === 0) {
+      return callback(Object.assign(new Error(`${hostname} resolves to a private address`), { code: 'EPRIVATE' }), '', 0);
+    }
+    if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
+    callback(null, list[0]!.address, list[0]!.family);
+  });
+};
 
 /** GET the did:web document with every PROTOCOL §3 rule enforced. Resolves to the parsed JSON. */
 function fetchDidWebDocument(did: string, opts: FetchOptions): Promise<unknown> {
   const parts = parseDidWeb(did);
   const target = connectTarget(parts.host, parts.port, opts.hostMap);
+  const guarded = !opts.allowPrivateAddresses && !target.mapped;
+  if (guarded && isPrivateAddress(target.host)) {
+    return Promise.reject(fetchFailure(parts.url, 'the DID names a private address'));
+  }
   const signals = [AbortSignal.timeout(opts.timeoutMs)];
   if (opts.signal) signals.push(opts.signal);
   const signal = AbortSignal.any(signals);
@@ -135,6 +184,7 @@ function fetchDidWebDocument(did: string, opts: FetchOptions): Promise<unknown> 
     } else if (opts.ca !== undefined) {
       requestOptions.ca = opts.ca;
     }
+    if (guarded) requestOptions.lookup = publicOnlyLookup;
     if (net.isIP(expectedHost) === 0) requestOptions.servername = expectedHost;
 
     const req = https.request(requestOptions, (res: IncomingMessage) => {
@@ -207,7 +257,9 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
     timeoutMs: options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS,
     maxBytes: options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
     signal: options.signal,
+    allowPrivateAddresses: options.allowPrivateAddresses ?? true,
   };
+  const failureTtlMs = options.failureTtlMs ?? DEFAULT_FAILURE_TTL_MS;
 
   const keyDriver: DIDResolver = async (did: string, parsed: ParsedDID) => {
     if (parsed.path !== undefined || parsed.query !== undefined || parsed.fragment !== undefined) {
@@ -243,6 +295,11 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
 
   const registered = new Map<string, ResolvedDid>();
   const cache = new Map<string, { value: ResolvedDid; expiresAt: number }>();
+  /**
+   * Failed resolutions, answered again without a fetch until they expire (LRU, same bound as the cache):
+   * a DID that does not resolve costs one fetch per failureTtlMs however often it is named.
+   */
+  const failures = new Map<string, { error: Error; expiresAt: number }>();
   const inflight = new Map<string, Promise<ResolvedDid>>();
 
   const remember = (did: string, value: ResolvedDid): void => {
@@ -253,15 +310,24 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
   };
 
   const load = async (did: string): Promise<ResolvedDid> => {
-    const result = await resolver.resolve(did);
-    const meta = result.didResolutionMetadata;
-    if (meta.error !== undefined || result.didDocument === null) {
-      const detail = typeof meta['message'] === 'string' ? meta['message'] : (meta.error ?? 'no document');
-      throw new IdentityError('DID_RESOLUTION', `cannot resolve ${did}: ${detail}`);
+    try {
+      const result = await resolver.resolve(did);
+      const meta = result.didResolutionMetadata;
+      if (meta.error !== undefined || result.didDocument === null) {
+        const detail = typeof meta['message'] === 'string' ? meta['message'] : (meta.error ?? 'no document');
+        throw new IdentityError('DID_RESOLUTION', `cannot resolve ${did}: ${detail}`);
+      }
+      const resolved = extractKeys(did, result.didDocument);
+      remember(did, resolved);
+      return resolved;
+    } catch (err) {
+      if (failureTtlMs > 0) {
+        failures.delete(did);
+        failures.set(did, { error: err as Error, expiresAt: now() + failureTtlMs });
+        while (failures.size > maxEntries) failures.delete(failures.keys().next().value!);
+      }
+      throw err;
     }
-    const resolved = extractKeys(did, result.didDocument);
-    remember(did, resolved);
-    return resolved;
   };
 
   const resolveKeys = (did: string): Promise<ResolvedDid> => {
@@ -279,6 +345,11 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
       }
       cache.delete(did);
     }
+    const failed = failures.get(did);
+    if (failed !== undefined) {
+      if (failed.expiresAt > now()) return Promise.reject(failed.error);
+      failures.delete(did);
+    }
     const pending = inflight.get(did);
     if (pending !== undefined) return pending;
     const p = load(did).finally(() => inflight.delete(did));
@@ -294,6 +365,7 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
     },
     invalidate(did: string): void {
       cache.delete(did);
+      failures.delete(did);
     },
     register(document: DIDDocument): ResolvedDid {
       if (document === null || typeof document !== 'object' || typeof document.id !== 'string') {
@@ -302,6 +374,7 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
       const resolved = extractKeys(document.id, structuredClone(document));
       registered.set(document.id, resolved);
       cache.delete(document.id);
+      failures.delete(document.id);
       return resolved;
     },
     unregister(did: string): void {
@@ -309,6 +382,10 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
     },
     clear(): void {
       cache.clear();
+      failures.clear();
+    },
+    cachedEntries(): number {
+      return cache.size + failures.size;
     },
   };
 }

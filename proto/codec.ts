@@ -31,6 +31,8 @@ interface FieldPlan {
   wire: number;
   /** The field's key as written (repeated numbers are packed: WIRE_LEN). */
   tag: number;
+  /** Repeated fields: the most entries a message may carry (REPEATED_LIMITS). */
+  maxEntries: number;
 }
 
 interface MessagePlan {
@@ -51,6 +53,34 @@ const WIRE_END_GROUP = 4;
 const WIRE_FIXED32 = 5;
 const EMPTY = Buffer.alloc(0);
 const MAX_DEPTH = 64;
+
+/**
+ * The most entries a repeated field may hold, by "package.Message.fieldName". Decoding allocates an
+ * object per entry (an empty entry costs 2 wire bytes and ~30x that in memory), so a field past its cap
+ * is refused as soon as the cap is passed, before the rest is built: the protocol's own limits
+ * (PROTOCOL.md §7: 1,000 recipients per list), a Merkle path's height, a subscriber's window.
+ */
+export const REPEATED_LIMITS: Readonly<Record<string, number>> = {
+  'aftersmtp.v1.Envelope.recipientAddresses': 1000,
+  'aftersmtp.v1.Envelope.recipients': 1000,
+  'aftersmtp.v1.SubmitReply.deliveredLocal': 1000,
+  'aftersmtp.v1.SubmitReply.queuedRemote': 1000,
+  'aftersmtp.v1.Receipt.batchPath': 64,
+  'aftersmtp.v1.CosignRequest.consistency': 64,
+  'aftersmtp.v1.Ack.seqs': 10_000,
+  'aftersmtp.v1.Delivery.confirmedAcks': 10_000,
+  'aftersmtp.v1.RelayHello.domains': 1000,
+  'aftersmtp.v1.StatusReply.domains': 1000,
+  // The operator's own queue listing (admin token): as long as the queue is.
+  'aftersmtp.v1.QueueListReply.items': Number.MAX_SAFE_INTEGER,
+};
+/** Any other repeated field. */
+export const DEFAULT_MAX_ENTRIES = 100_000;
+
+/** A message that breaks a decoding limit (REPEATED_LIMITS): refused, not malformed (code LIMIT). */
+export class DecodeLimitError extends RangeError {
+  readonly code = 'LIMIT';
+}
 
 /** Thrown by the encoder for an input it does not map itself; the caller falls back to proto-loader. */
 class Unmapped extends Error {}
@@ -92,7 +122,8 @@ function fieldPlan(field: protobuf.Field, plans: Map<string, MessagePlan | null>
   }
   const wire = kind === 'uint32' || kind === 'uint64' || kind === 'bool' ? WIRE_VARINT : WIRE_LEN;
   const tag = (field.id << 3) | (field.repeated ? WIRE_LEN : wire); // proto3 packs repeated numbers
-  return { name: field.name, id: field.id, kind, repeated: field.repeated, oneof: field.partOf?.name, message, wire, tag };
+  const maxEntries = REPEATED_LIMITS[`${field.parent!.fullName.replace(/^\./, '')}.${field.name}`] ?? DEFAULT_MAX_ENTRIES;
+  return { name: field.name, id: field.id, kind, repeated: field.repeated, oneof: field.partOf?.name, message, wire, tag, maxEntries };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -217,11 +248,15 @@ function decodeMessage(plan: MessagePlan, r: Reader, depth: number): Record<stri
       const end = r.pos + n;
       const list = out[f.name] as unknown[];
       const inner = new Reader(r.buf, r.pos, end);
-      while (inner.pos < end) list.push(readScalar(inner, f.kind as Scalar));
+      while (inner.pos < end) {
+        if (list.length >= f.maxEntries) tooMany(plan, f);
+        list.push(readScalar(inner, f.kind as Scalar));
+      }
       r.pos = end;
       continue;
     }
     if (wireType !== f.wire) throw new Error(`${plan.name}.${f.name}: wire type ${wireType}, expected ${f.wire}`);
+    if (f.repeated && (out[f.name] as unknown[]).length >= f.maxEntries) tooMany(plan, f);
     let value: unknown;
     if (f.kind === 'message') {
       const n = r.length();
@@ -235,6 +270,10 @@ function decodeMessage(plan: MessagePlan, r: Reader, depth: number): Record<stri
     if (f.oneof) out[f.oneof] = f.name;
   }
   return out;
+}
+
+function tooMany(plan: MessagePlan, f: FieldPlan): never {
+  throw new DecodeLimitError(`${plan.name}.${f.name}: more than ${f.maxEntries} entries`);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
   });
 }
 
-export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; quic: string | null; relay: string | null }; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
+export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; metrics: string | null; quic: string | null; relay: string | null }; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
 
 /**
  * Starts `aftersmtp start --data DIR` as `npx aftersmtp` runs it (the command file through its shebang,

@@ -1,11 +1,11 @@
 // What the "floor" servers share (bench/floors/floor-server.ts for bench:mailbox, bench/floors/federation-floor-node.ts
 // for bench:federation): the signed prefix, and the durable store, the node's own mechanisms and nothing else. Every message received in one
 // event-loop turn goes into one SQLite commit (WAL, synchronous=NORMAL, 16 KiB pages like the node's
-// store); it is reported stored once gateway/wal-sync.ts has fdatasync()ed the WAL off the event loop;
+// store); it is reported stored once gateway/store/wal-sync.ts has fdatasync()ed the WAL off the event loop;
 // checkpoints run on a worker. Delivery marks (the acked state) are batched per turn the same way.
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer, WalSyncer } from '../../gateway/wal-sync.ts';
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer, WalSyncer } from '../../gateway/store/index.ts';
 
 /**
  * The client signs this prefix of each message and the floors verify it: the node's outer signature

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Storage } from '../../gateway/storage.ts';
+import { Store } from '../../gateway/store/index.ts';
 import { FloorStore } from '../floors/floor-store.ts';
 import { writtenBytes } from '../helpers/proc.ts';
 
@@ -28,17 +28,17 @@ type Pattern = (ids: Uint8Array[], envelopes: Uint8Array[]) => Promise<void>;
 const lifetimeMs = 86_400_000;
 const remote = { recipients: [{ address: MAILBOX, domain: 'b.test' }], sender: 'alice@a.test', senderDomain: 'a.test' };
 /** The node's write patterns, each on a store of its own. */
-const NODE_PATTERNS: [string, (storage: Storage) => Pattern][] = [
+const NODE_PATTERNS: [string, (storage: Store) => Pattern][] = [
   ['relay sender (A): queued, then delivered', (storage) => async (ids, envelopes) => {
     await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs: Date.now() + lifetimeMs, envelope: envelopes[i]!, mailboxes: [], logIndex: i, remote })));
-    await Promise.all(ids.map((id) => storage.updateOutboundMany(storage.outboundOf(id).map((item) => ({ ...item, state: 'delivered' as const, attempts: 1, lastError: '', receipt })))));
+    await Promise.all(ids.map((id) => storage.outbound.updateMany(storage.outbound.of(id).map((item) => ({ ...item, state: 'delivered' as const, attempts: 1, lastError: '', receipt })))));
   }],
   ['relay sender, peer down: queued only', (storage) => async (ids, envelopes) => {
     await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs: Date.now() + lifetimeMs, envelope: envelopes[i]!, mailboxes: [], logIndex: i, remote })));
   }],
   ['recipient node (B): stored, then acked', (storage) => async (ids, envelopes) => {
     const seqs = await Promise.all(ids.map((messageId, i) => storage.storeEnvelope({ messageId, expiresMs: Date.now() + lifetimeMs, envelope: envelopes[i]!, mailboxes: [MAILBOX], logIndex: i })));
-    await Promise.all(seqs.map((s) => storage.ack(MAILBOX, [s.get(MAILBOX)!])));
+    await Promise.all(seqs.map((s) => storage.deliveries.ack(MAILBOX, [s.get(MAILBOX)!])));
   }],
 ];
 
@@ -69,8 +69,8 @@ try {
     console.log(`${name.padEnd(44)}${r.kib.toFixed(1).padStart(16)}${r.cpuUs.toFixed(0).padStart(12)}${(r.cpuUs / reference.cpuUs).toFixed(2).padStart(12)}x`);
   row('floor: one appended row, then marked', reference);
   for (const [name, makePattern] of NODE_PATTERNS) {
-    const storage = new Storage(join(dir, `${name.replace(/\W+/g, '-')}.db`), { durability: 'deferred' });
-    storage.addMailbox({ address: MAILBOX, did: 'did:key:z6MkBench', signingKeyId: 'did:key:z6MkBench#k', signingPublicKey: new Uint8Array(32), agreementKeyId: 'did:key:z6MkBench#x',
+    const storage = new Store(join(dir, `${name.replace(/\W+/g, '-')}.db`), { durability: 'deferred' });
+    storage.mailboxes.add({ address: MAILBOX, did: 'did:key:z6MkBench', signingKeyId: 'did:key:z6MkBench#k', signingPublicKey: new Uint8Array(32), agreementKeyId: 'did:key:z6MkBench#x',
       agreementPublicKey: new Uint8Array(32), tokenSha256: '0'.repeat(64), documentJson: '{}', createdMs: Date.now() });
     const pattern = makePattern(storage);
     await measure(pattern, PRELOAD);

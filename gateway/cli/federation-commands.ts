@@ -30,7 +30,7 @@ export const federationCommands: Command[] = [
       if (!DID_PATTERN.test(did)) throw new GatewayError('INVALID_ARGUMENT', `"${did}" is not a DID`);
       const endpoint = need(flags, 'endpoint');
       endpoint.split(',').forEach(parseEndpoint);
-      await storage.setRoute({ domain, did, endpoint });
+      await storage.routes.set({ domain, did, endpoint });
       out(flags, { event: 'route-added', domain, did, endpoint }, `route ${domain} -> ${did} at ${endpoint}`);
       return 0;
     }),
@@ -40,7 +40,7 @@ export const federationCommands: Command[] = [
     flags: DATA_FLAGS,
     usage: ['route list --data DIR', '(the routes of config.yaml and those added with route add)'],
     run: ({ flags }) => withStore(flags, async ({ config, storage }) => {
-      const routes = [...config.federation.routes.map((r) => ({ ...r, source: 'config' })), ...storage.routes().map((r) => ({ ...r, source: 'static' }))];
+      const routes = [...config.federation.routes.map((r) => ({ ...r, source: 'config' })), ...storage.routes.list().map((r) => ({ ...r, source: 'static' }))];
       out(flags, routes, JSON.stringify(routes, null, 2));
       return 0;
     }),
@@ -52,7 +52,7 @@ export const federationCommands: Command[] = [
     usage: ['route remove DOMAIN --data DIR'],
     run: ({ args, flags }) => withStore(flags, async ({ storage }) => {
       const domain = args.DOMAIN!;
-      await storage.deleteRoute(domain.toLowerCase());
+      await storage.routes.delete(domain.toLowerCase());
       out(flags, { event: 'route-removed', domain }, `route ${domain} removed`);
       return 0;
     }),

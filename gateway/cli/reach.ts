@@ -8,7 +8,7 @@ import { connect, profileResolver, readProfile, unary, type Clients, type Mailbo
 import { dataPath, type NodeConfig } from '../config.ts';
 import { openNodeFiles, ADMIN_TOKEN_FILE } from '../node-files.ts';
 import { readReady } from '../mailboxes.ts';
-import { Storage } from '../storage.ts';
+import { Store } from '../store/index.ts';
 import { loadProto, type AdminClient } from '../../proto/index.ts';
 import type { DidResolver } from '../../identity/index.ts';
 import { need, str, UsageError, type Flags, type FlagSpecs } from './command.ts';
@@ -38,14 +38,14 @@ function call<R>(client: object, method: string, request: object, metadata: grpc
 export interface StoreReach {
   dataDir: string;
   config: NodeConfig;
-  storage: Storage;
+  storage: Store;
 }
 
 /** The store of the node of --data, opened for `use` and closed after. */
 export async function withStore<T>(flags: Flags, use: (node: StoreReach) => Promise<T>): Promise<T> {
   const dataDir = dataDirOf(flags);
   const { config } = openNodeFiles(dataDir);
-  const storage = new Storage(dataPath(dataDir, config.storage.file));
+  const storage = new Store(dataPath(dataDir, config.storage.file));
   try {
     return await use({ dataDir, config, storage });
   } finally {

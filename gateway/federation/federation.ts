@@ -1,8 +1,9 @@
 // Federation wiring: listeners on every transport, inbound relay streams, routing, outbound delivery.
+import type { Scheduler } from '../scheduler.ts';
 import type { Logger } from 'pino';
 import type { DidResolver, SignatureCheck } from '../../identity/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
-import type { Storage } from '../storage.ts';
+import type { Store, WitnessRepository } from '../store/index.ts';
 import type { NodeLedger } from '../ledger.ts';
 import { dnsServersOf, type NodeConfig } from '../config.ts';
 import { Router } from './routing.ts';
@@ -12,11 +13,12 @@ import { ReceiptBatcher } from './receipt.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
 import { domainOf } from '../accept.ts';
 import { GatewayError } from '../errors.ts';
-import { COSIGN_METHOD, CosignCollector, Witness, WitnessStore, serveCosign } from './witness.ts';
+import { COSIGN_METHOD, CosignCollector, Witness, serveCosign } from './witness.ts';
+import { PeerBudgets } from './peer-budget.ts';
 
 export interface FederationOptions {
   config: NodeConfig;
-  storage: Storage;
+  storage: Store;
   ledger: NodeLedger;
   resolver: DidResolver;
   log: Logger;
@@ -27,6 +29,10 @@ export interface FederationOptions {
   verify?: SignatureCheck;
   /** The node's one DNS client; default: one of its own from dns.servers. */
   dns?: DnsResolver;
+  /** Told how long each relayed envelope waited for its acknowledgement (metrics). */
+  observeRelay?: (outcome: 'ok' | 'error', seconds: number) => void;
+  /** Runs the witness rounds. */
+  scheduler: Scheduler;
 }
 
 export interface FederationCounters { accepted: number; refused: Record<string, number>; peersRefused: number }
@@ -34,7 +40,7 @@ export interface FederationCounters { accepted: number; refused: Record<string, 
 export class Federation {
   readonly router: Router;
   readonly outbound: OutboundDelivery;
-  readonly witnessStore: WitnessStore;
+  readonly witnessStore: WitnessRepository;
   /** Our role as a witness of peers' logs. */
   readonly witness: Witness;
   /** Our role as a log: collecting peers' cosignatures of our checkpoints. */
@@ -42,6 +48,8 @@ export class Federation {
   readonly counters: FederationCounters = { accepted: 0, refused: {}, peersRefused: 0 };
   private readonly opts: FederationOptions;
   private readonly connections = new Set<PeerConnection>();
+  /** Each connected peer's share of this node's work (federation.peerBudget). */
+  readonly peerBudgets: PeerBudgets;
   /** Signs the receipts of relayed envelopes, those made durable together under one signature. */
   private readonly receipts: ReceiptBatcher;
   addresses: { quic?: string; relay?: string } = {};
@@ -57,6 +65,7 @@ export class Federation {
       localDomains: config.node.domains,
     });
     this.receipts = new ReceiptBatcher(opts.nodeKeys.signingPrivateKey);
+    this.peerBudgets = new PeerBudgets(config.federation.peerBudget);
     this.outbound = new OutboundDelivery({
       storage: opts.storage,
       resolver: opts.resolver,
@@ -74,10 +83,11 @@ export class Federation {
       ackTimeoutMs: config.federation.ackTimeoutMs,
       dialTimeoutMs: config.federation.dialTimeoutMs,
       log: opts.log.child({ component: 'outbound' }),
+      ...(opts.observeRelay ? { observeRelay: opts.observeRelay } : {}),
     });
     const witnessing = config.federation.witness;
     const signingKey = { privateKey: opts.nodeKeys.signingPrivateKey, publicKey: opts.nodeKeys.signingPublicKey };
-    this.witnessStore = new WitnessStore(opts.storage);
+    this.witnessStore = opts.storage.witness;
     this.witness = new Witness({
       store: this.witnessStore, resolver: opts.resolver, nodeDid: opts.nodeDid, signingKey, maxLogs: witnessing.maxLogs,
       ownOrigin: opts.ledger.origin, localDomains: config.node.domains,
@@ -110,7 +120,7 @@ export class Federation {
     if (configured.length) return configured.map((d) => d.toLowerCase());
     const domains = new Set<string>([
       ...config.federation.routes.map((r) => r.domain.toLowerCase()),
-      ...storage.routes().map((r) => r.domain.toLowerCase()),
+      ...storage.routes.list().map((r) => r.domain.toLowerCase()),
       ...this.outbound.peerStatus().map((p) => p.domain.toLowerCase()),
     ]);
     for (const local of config.node.domains) domains.delete(local.toLowerCase());
@@ -127,7 +137,7 @@ export class Federation {
     const dids = new Set<string>();
     for (const domain of this.witnessDomains()) {
       const did = config.federation.routes.find((r) => r.domain.toLowerCase() === domain)?.did
-        ?? storage.routeFor(domain)?.did ?? (this.cosignatures.status(domain)?.did || connected.get(domain));
+        ?? storage.routes.for(domain)?.did ?? (this.cosignatures.status(domain)?.did || connected.get(domain));
       if (did) dids.add(did);
     }
     return [...dids];
@@ -185,15 +195,22 @@ export class Federation {
       this.addresses[transport.kind === 'quic' ? 'quic' : 'relay'] = `${addr.host}:${addr.port}`;
     }
     this.outbound.start();
-    if (config.federation.witness.enabled) this.cosignatures.start();
+    if (config.federation.witness.enabled) this.cosignatures.start(this.opts.scheduler);
     log.info(this.addresses, 'federation listening');
     return this.addresses;
   }
 
   private onConnection(conn: PeerConnection): void {
-    this.connections.add(conn);
-    void conn.closed.finally(() => this.connections.delete(conn));
     const { config, log } = this.opts;
+    const budget = this.peerBudgets.admit(conn.remotePublicKey);
+    if (!budget) {
+      log.warn({ peer: conn.remoteAddress, max: config.federation.peerBudget.maxConnections }, 'peer connection refused: the peer has its maximum of connections open');
+      this.counters.refused.PEER_CONNECTIONS = (this.counters.refused.PEER_CONNECTIONS ?? 0) + 1;
+      void conn.close();
+      return;
+    }
+    this.connections.add(conn);
+    void conn.closed.finally(() => { this.connections.delete(conn); budget.leave(); });
     conn.onStream((method, stream) => {
       if (method === COSIGN_METHOD) {
         void serveCosign(stream, conn, this.witness);
@@ -201,7 +218,7 @@ export class Federation {
       }
       if (method === RESOLVE_METHOD) {
         void serveResolve(stream, (address) => {
-          const mailbox = this.opts.storage.mailboxByAddress(address);
+          const mailbox = this.opts.storage.mailboxes.byAddress(address);
           return mailbox ? { did: mailbox.did, documentJson: mailbox.documentJson } : undefined;
         });
         return;
@@ -219,6 +236,7 @@ export class Federation {
         nodeDid: this.opts.nodeDid,
         localDomains: config.node.domains,
         maxInFlight: config.federation.maxInFlightPerPeer,
+        budget,
         log: log.child({ component: 'relay-in' }),
         peerServesDomain: (did, domain) => this.peerServesDomain(did, domain),
         receipts: this.receipts,

@@ -10,13 +10,14 @@ import {
   type DidResolver,
   type Envelope,
 } from '../../identity/index.ts';
-import type { Storage, OutboundItem, HeldEnvelope } from '../storage.ts';
+import type { Store, OutboundItem, HeldEnvelope } from '../store/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
 import { GatewayError, oneLine } from '../errors.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
 import { RelayChannel, RelayError, PERMANENT_CODES, peerText } from './relay.ts';
 import { formatEndpoint, type Route, type Router } from './routing.ts';
 import { storedReceipt, type ReceiptFields, type SignedReceipt } from './receipt.ts';
+import { LruMap } from '../lru.ts';
 
 export interface RetryPolicy { initialMs: number; maxMs: number }
 
@@ -45,6 +46,8 @@ export interface OutboundOptions extends AcceptDeps {
   dialTimeoutMs: number;
   log: Logger;
   resolver: DidResolver;
+  /** Told how long each relayed envelope waited for its acknowledgement (metrics). */
+  observeRelay?: (outcome: 'ok' | 'error', seconds: number) => void;
 }
 
 /**
@@ -68,6 +71,9 @@ const NOTICE_REASONS: Record<string, string> = {
   LIMIT: "the message exceeds a limit of the recipient's node",
 };
 
+/** Peers (domains) whose last connection attempt is remembered for status. */
+const MAX_PEER_RECORDS = 10_000;
+
 /** How often an open channel is checked against the domain's current route. */
 const ROUTE_RECHECK_MS = 1_000;
 
@@ -75,10 +81,11 @@ export class OutboundDelivery {
   private readonly opts: OutboundOptions;
   private readonly channels = new Map<string, Promise<RelayChannel>>();
   private readonly channelRoutes = new WeakMap<RelayChannel, { endpoint: string; checkedAt: number }>();
-  private readonly peers = new Map<string, PeerStatus>();
+  /** What `aftersmtp peers` shows, by domain: bounded, since the domains tried are named by senders. */
+  private readonly peers = new LruMap<string, PeerStatus>(MAX_PEER_RECORDS);
   private readonly sending = new Set<string>();
   private readonly deliveries = new Set<Promise<void>>();
-  /** Items just queued by the store (handed over by its 'outbound' event), not yet dispatched. */
+  /** Items just queued by the store (handed over by its onOutbound event), not yet dispatched. */
   private fresh: OutboundItem[] = [];
   /** The envelopes of fresh items, as the store's event handed them over (spares reading them back). */
   private freshEnvelopes = new Map<string, HeldEnvelope>();
@@ -102,10 +109,11 @@ export class OutboundDelivery {
 
   start(): void {
     this.running = true;
-    this.opts.storage.on('outbound', this.onOutbound);
+    this.stopListening = this.opts.storage.events.onOutbound(this.onOutbound);
     this.loop = this.run();
   }
 
+  private stopListening?: () => void;
   private readonly onOutbound = (items?: OutboundItem[], held?: HeldEnvelope) => {
     if (items?.length) {
       this.fresh.push(...items);
@@ -145,7 +153,7 @@ export class OutboundDelivery {
         const room = this.capacity - this.deliveries.size;
         if (room > 0) {
           const limit = room + this.sending.size;
-          const rows = this.opts.storage.dueOutbound(now, limit);
+          const rows = this.opts.storage.outbound.due(now, limit);
           const due = rows.filter((i) => !this.sending.has(key(i)));
           // A full page means more may be due behind it: read again as soon as room frees up, not at
           // the next safety scan (that wait stalled a backlog for seconds).
@@ -163,7 +171,7 @@ export class OutboundDelivery {
       // Most turns only hand fresh items over: the next due time changes with scans and deferrals only.
       if (this.dueChanged || (dueAt !== undefined && dueAt <= Date.now())) {
         this.dueChanged = false;
-        dueAt = this.opts.storage.nextOutboundDueAfter(Date.now());
+        dueAt = this.opts.storage.outbound.nextDueAfter(Date.now());
       }
       const wakeAt = Math.min(safetyScanAt, dueAt ?? Infinity);
       const wait = Math.max(10, Math.min(60_000, wakeAt - Date.now()));
@@ -207,9 +215,9 @@ export class OutboundDelivery {
 
   private async deliver(items: OutboundItem[], held?: HeldEnvelope): Promise<void> {
     const first = items[0]!;
-    const stored = held ?? this.opts.storage.outboundEnvelope(first.messageId);
+    const stored = held ?? this.opts.storage.outbound.envelope(first.messageId);
     if (!stored) {
-      for (const item of items) await this.opts.storage.purgeOutbound(item.messageId, item.recipient);
+      for (const item of items) await this.opts.storage.outbound.purge(item.messageId, item.recipient);
       return;
     }
     const envelope = decodeEnvelope(stored.envelope);
@@ -220,14 +228,18 @@ export class OutboundDelivery {
     try {
       const channel = await this.channel(first.domain);
       const t0 = performance.now();
-      const receipt = await channel.send(envelope, stored.senderDomain, { senderAddress: stored.sender });
+      const receipt = await channel.send(envelope, stored.senderDomain, { senderAddress: stored.sender }).catch((err: unknown) => {
+        this.opts.observeRelay?.('error', (performance.now() - t0) / 1000);
+        throw err;
+      });
+      this.opts.observeRelay?.('ok', (performance.now() - t0) / 1000);
       const peer = this.peers.get(first.domain);
       if (peer) Object.assign(peer, { lastSeenMs: Date.now(), rttMs: channel.conn.rtt?.() ?? performance.now() - t0, lastError: '' });
       // The peer holds it durably now. Should this update be lost (crash), the item is sent again and
       // the peer answers the re-send with its original receipt, storing nothing twice.
       // Kept as the peer's signed promise (docs/PROTOCOL.md §4.1): byte fields in hex, checkable as stored.
       const stamp = JSON.stringify(storedReceipt(receipt as ReceiptFields & Partial<SignedReceipt>));
-      await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'delivered' as const, attempts: item.attempts + 1, lastError: '', receipt: stamp })));
+      await this.opts.storage.outbound.updateMany(items.map((item) => ({ ...item, state: 'delivered' as const, attempts: item.attempts + 1, lastError: '', receipt: stamp })));
       this.opts.log.info({ domain: first.domain, recipients: items.length }, 'relayed');
     } catch (err) {
       const code = (err as GatewayError).code ?? 'INTERNAL';
@@ -239,7 +251,7 @@ export class OutboundDelivery {
         await this.fail(items, stored.sender, envelope, code, message);
         return;
       }
-      await this.opts.storage.updateOutboundMany(items.map((item) => {
+      await this.opts.storage.outbound.updateMany(items.map((item) => {
         const attempts = item.attempts + 1;
         const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
         return { ...item, state: 'deferred' as const, attempts, nextAttemptMs: Date.now() + delay, lastError: oneLine(`${code}: ${message}`) };
@@ -326,7 +338,7 @@ export class OutboundDelivery {
   }
 
   private recordPeer(route: Route, endpoint: string, transport: PeerStatus['transport'], lastError: string): void {
-    const prev = this.peers.get(route.domain);
+    const prev = this.peers.peek(route.domain);
     this.peers.set(route.domain, {
       domain: route.domain,
       did: route.did,
@@ -345,7 +357,7 @@ export class OutboundDelivery {
 
   /** Marks items failed and puts one delivery failure notice in the sender's mailbox. */
   private async fail(items: OutboundItem[], sender: string, envelope: Envelope, code: string, reason: string): Promise<void> {
-    await this.opts.storage.updateOutboundMany(items.map((item) => ({ ...item, state: 'failed' as const, attempts: item.attempts + 1, lastError: oneLine(`${code}: ${reason}`) })));
+    await this.opts.storage.outbound.updateMany(items.map((item) => ({ ...item, state: 'failed' as const, attempts: item.attempts + 1, lastError: oneLine(`${code}: ${reason}`) })));
     this.opts.log.warn({ code, recipients: items.length }, 'relay failed permanently');
     if (!sender) return;
     await this.notify(sender, envelope, items.map((i) => i.recipient), code, reason).catch((err: Error) => {
@@ -358,7 +370,7 @@ export class OutboundDelivery {
    * an RFC 3464 delivery status notification so mail clients show it as a bounce.
    */
   private async notify(sender: string, original: Envelope, recipients: string[], code: string, reason: string): Promise<void> {
-    const mailbox = this.opts.storage.mailboxByAddress(sender);
+    const mailbox = this.opts.storage.mailboxes.byAddress(sender);
     if (!mailbox) return;
     const messageId = new Uint8Array(randomBytes(16));
     const now = Date.now();
@@ -412,7 +424,7 @@ export class OutboundDelivery {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.opts.storage.off('outbound', this.onOutbound);
+    this.stopListening?.();
     this.wake?.();
     await this.loop;
     for (const c of this.channels.values()) await c.then((ch) => ch.close(), () => {});

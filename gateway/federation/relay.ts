@@ -11,6 +11,7 @@ import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import { envelopeFromWire, envelopeToWire } from '../wire.ts';
 import { GatewayError, oneLine, peerErrorCode, type GatewayErrorCode } from '../errors.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept.ts';
+import type { PeerBudget } from './peer-budget.ts';
 import { ReceiptCheckCache, verifyReceipt, type ReceiptBatcher, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 
 export const RELAY_METHOD = '/aftersmtp.v1.Relay/Stream';
@@ -107,6 +108,8 @@ export interface RelayServerDeps extends AcceptDeps {
   nodeDid: string;
   localDomains: string[];
   maxInFlight: number;
+  /** The peer's share over all its streams and connections (federation.peerBudget). */
+  budget: PeerBudget;
   log: Logger;
   /** Whether `domain` is served by the node `peerDid` (static route, did:web host, or DNS discovery). */
   peerServesDomain: (peerDid: string, domain: string) => Promise<boolean>;
@@ -123,6 +126,7 @@ export async function serveRelayStream(conn: PeerConnection, stream: MessageStre
   try {
     hello = await readHello(stream, decode, iterator);
     await checkPeerKey(deps.resolver, hello.did, conn.remotePublicKey);
+    stream.liftFirstMessageLimit(); // the peer is who its hello says: envelopes of any allowed size from now on
   } catch (err) {
     deps.log.warn({ peer: conn.remoteAddress, err: (err as Error).message }, 'relay peer refused');
     deps.onEvent?.({ peerDid: '', accepted: false, code: (err as GatewayError).code ?? 'PEER_REJECTED' });
@@ -131,15 +135,31 @@ export async function serveRelayStream(conn: PeerConnection, stream: MessageStre
   }
   const log = deps.log.child({ peer: hello.did.slice(-16), transport: conn.transport });
   const inFlight = new Set<Promise<void>>();
+  // A read waiting for the peer's budget gives up when the connection goes.
+  const ended = new AbortController();
+  void conn.closed.then(() => ended.abort());
   try {
     await stream.send(encode({ frameId: 0, hello: { did: deps.nodeDid, domains: deps.localDomains, maxInFlight: deps.maxInFlight } }));
     for (;;) {
       const next = await iterator.next();
       if (next.done) break;
-      const frame = decode(next.value);
-      if (frame.kind !== 'envelope') continue;
+      // The peer's share over all its streams: beyond it this stream is not read until work finishes.
+      const bytes = next.value.length;
+      await deps.budget.acquire(bytes, ended.signal);
+      let frame: RelayFrameIn;
+      try {
+        frame = decode(next.value);
+      } catch (err) {
+        deps.budget.release(bytes);
+        throw err;
+      }
+      if (frame.kind !== 'envelope') {
+        deps.budget.release(bytes);
+        continue;
+      }
       const work = handleEnvelope(frame, hello, deps, log).then((ack) => stream.send(encode({ frameId: frame.frameId, ack })));
-      const tracked = work.catch((err: Error) => log.warn({ err: err.message }, 'relay ack not sent')).finally(() => inFlight.delete(tracked));
+      const tracked = work.catch((err: Error) => log.warn({ err: err.message }, 'relay ack not sent'))
+        .finally(() => { deps.budget.release(bytes); inFlight.delete(tracked); });
       inFlight.add(tracked);
       // The sender respects our window; a peer that exceeds it gets backpressure from us.
       if (inFlight.size >= deps.maxInFlight) await Promise.race(inFlight);

@@ -2,12 +2,15 @@
 // Postfix's transport map; otherwise DNS discovery: TXT `_aftersmtp.<domain>` names the node DID, whose
 // document gives the endpoints. Either way the peer must later prove the DID's key in the handshake.
 import type { DidResolver } from '../../identity/index.ts';
-import type { Storage } from '../storage.ts';
+import type { Store } from '../store/index.ts';
 import { GatewayError } from '../errors.ts';
 import type { DnsResolver } from '../dns/index.ts';
+import { LruMap } from '../lru.ts';
 
 const DISCOVERY_TTL_MS = 60_000;
 const MAX_BUILT_ROUTES = 1024;
+/** Domains whose discovery (found or failed) is remembered. */
+const MAX_DISCOVERED_DOMAINS = 10_000;
 
 export interface Endpoint { transport: 'quic' | 'http2'; host: string; port: number }
 
@@ -51,19 +54,31 @@ function hostPort(text: string, transport: Endpoint['transport']): Endpoint | un
 }
 
 export interface RouterOptions {
-  storage: Storage;
+  storage: Store;
   resolver: DidResolver;
   configRoutes: StaticRoute[];
   /** The node's DNS client (discovery asks it for `_aftersmtp.<domain>` TXT). */
   dns: Pick<DnsResolver, 'txt'>;
   localDomains: string[];
+  /**
+   * How long a failed discovery is answered again without a new DNS or DID lookup (default 5 s): a peer
+   * that names unknown sender domains, or a caller that names unknown recipients, costs one lookup per
+   * domain per period, not one per message.
+   */
+  discoveryFailureTtlMs?: number;
+  /** Domains remembered (LRU); default 10,000. */
+  maxDiscoveredDomains?: number;
 }
 
 export class Router {
   private readonly opts: RouterOptions;
   private readonly dns: Pick<DnsResolver, 'txt'>;
-  /** Discovered routes, kept for a minute (static route rows are re-read after Storage's ROUTE_REREAD_MS). */
-  private readonly discovered = new Map<string, { route: Route; at: number }>();
+  /**
+   * Discovered routes, kept for a minute, and failed discoveries, kept for discoveryFailureTtlMs (static
+   * route rows are re-read after Storage's ROUTE_REREAD_MS). Bounded: the domains are named by others.
+   */
+  private readonly discovered: LruMap<string, { route?: Route; error?: Error; until: number }>;
+  private readonly failureTtlMs: number;
   /**
    * Routes built from static records, by record, kept for a minute: the record itself comes from the
    * store on every lookup (re-read after 0.2 s, so a changed route applies within that), its parsing and
@@ -74,6 +89,8 @@ export class Router {
   constructor(opts: RouterOptions) {
     this.opts = opts;
     this.dns = opts.dns;
+    this.discovered = new LruMap(opts.maxDiscoveredDomains ?? MAX_DISCOVERED_DOMAINS);
+    this.failureTtlMs = opts.discoveryFailureTtlMs ?? 5_000;
   }
 
   isLocal(domain: string): boolean {
@@ -85,7 +102,7 @@ export class Router {
     domain = domain.toLowerCase();
     const configured = this.opts.configRoutes.find((r) => r.domain === domain);
     if (configured) return { record: configured, source: 'config' };
-    const stored = this.opts.storage.routeFor(domain);
+    const stored = this.opts.storage.routes.for(domain);
     return stored && { record: stored, source: 'static' };
   }
 
@@ -95,10 +112,24 @@ export class Router {
     const configured = this.configuredRoute(domain);
     if (configured) return this.fromStatic(configured.record, configured.source);
     const cached = this.discovered.get(domain);
-    if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.route;
-    const route = await this.discover(domain);
-    this.discovered.set(domain, { route, at: Date.now() });
+    if (cached && Date.now() < cached.until) {
+      if (cached.error) throw cached.error;
+      return cached.route!;
+    }
+    let route: Route;
+    try {
+      route = await this.discover(domain);
+    } catch (err) {
+      if (this.failureTtlMs > 0) this.discovered.set(domain, { error: err as Error, until: Date.now() + this.failureTtlMs });
+      throw err;
+    }
+    this.discovered.set(domain, { route, until: Date.now() + DISCOVERY_TTL_MS });
     return route;
+  }
+
+  /** Domains whose discovery is remembered (found or failed); at most maxDiscoveredDomains. */
+  get rememberedDomains(): number {
+    return this.discovered.size;
   }
 
   private async fromStatic(r: StaticRoute, source: 'config' | 'static'): Promise<Route> {

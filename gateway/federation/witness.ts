@@ -7,6 +7,7 @@
 // the log's DID, checks consistency with what it saw before, remembers the new checkpoint durably,
 // and only then returns its cosignature (C2SP tlog-cosignature, named by the witness's DID). A
 // checkpoint inconsistent with one seen before is recorded as a split view and never cosigned.
+import type { Scheduler } from '../scheduler.ts';
 import type { Logger } from 'pino';
 import {
   bytesEqual,
@@ -17,7 +18,6 @@ import {
   parseNote,
   verifyConsistency,
   verifyCosignature,
-  addSignatures,
   noteKeyId,
   SIG_TYPE_ED25519,
   type Checkpoint,
@@ -25,170 +25,11 @@ import {
 import { loadProto } from '../../proto/index.ts';
 import { parseDidWeb, type DidResolver } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
-import type { Storage } from '../storage.ts';
+import type { WitnessRepository, WitnessedLog } from '../store/index.ts';
 import type { NodeLedger } from '../ledger.ts';
 import { GatewayError, peerErrorCode } from '../errors.ts';
 
 export const COSIGN_METHOD = '/aftersmtp.v1.Provenance/Cosign';
-
-// What a witness follows is a log: an origin and the one key that signs it (C2SP tlog-witness
-// configures witnesses the same way). The DID that presented it is kept to say who did, and may change
-// while the key stays (a node that moves from did:key to did:web); the key never does.
-const WITNESSED_LOGS = `CREATE TABLE IF NOT EXISTS witnessed_logs (
-  origin TEXT PRIMARY KEY, log_did TEXT NOT NULL, log_key BLOB, size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL,
-  updated_ms INTEGER NOT NULL)`;
-
-const SCHEMA = `
-${WITNESSED_LOGS};
-CREATE TABLE IF NOT EXISTS split_views (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, log_did TEXT NOT NULL, origin TEXT NOT NULL,
-  seen_note TEXT NOT NULL, presented_note TEXT NOT NULL, detail TEXT NOT NULL, detected_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoint_cosignatures (
-  size INTEGER NOT NULL, witness_did TEXT NOT NULL, line TEXT NOT NULL, note TEXT NOT NULL, received_ms INTEGER NOT NULL,
-  PRIMARY KEY (size, witness_did));
-CREATE TABLE IF NOT EXISTS witness_progress (
-  witness_did TEXT PRIMARY KEY, known_size INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
-`;
-
-/** Evidence kept per origin: enough to show a log forked; a log signing endless forks cannot fill the disk. */
-const MAX_SPLIT_VIEWS_PER_ORIGIN = 16;
-
-/**
- * Witness state was once kept per (log DID, origin), which let one key show two histories of one origin
- * under two DIDs. It is now kept per origin: of several rows for one origin the largest size (then the
- * first seen) stays. The key of a carried-over row is learnt from the next checkpoint whose key also
- * verifies the stored note (see Witness).
- */
-function upgradeWitnessedLogs(db: Storage['db']): void {
-  const hasKeyColumn = db.prepare(`SELECT 1 FROM pragma_table_info('witnessed_logs') WHERE name = 'log_key'`).get() !== undefined;
-  const exists = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'witnessed_logs'`).get() !== undefined;
-  if (!exists || hasKeyColumn) return;
-  db.exec('BEGIN IMMEDIATE');
-  try {
-    db.exec(`ALTER TABLE witnessed_logs RENAME TO witnessed_logs_by_did;
-      ${WITNESSED_LOGS};
-      INSERT OR IGNORE INTO witnessed_logs SELECT origin, log_did, NULL, size, root, note, updated_ms FROM witnessed_logs_by_did
-        ORDER BY size DESC, updated_ms ASC;
-      DROP TABLE witnessed_logs_by_did;`);
-    db.exec('COMMIT');
-  } catch (err) {
-    db.exec('ROLLBACK');
-    throw err;
-  }
-}
-
-export interface WitnessedLog {
-  origin: string;
-  logDid: string;
-  /** The log's Ed25519 key; undefined for state carried over from before it was recorded. */
-  logKey: Uint8Array | undefined;
-  size: number;
-  root: Uint8Array;
-  note: string;
-}
-export interface SplitView { logDid: string; origin: string; seenNote: string; presentedNote: string; detail: string; detectedMs: number }
-
-/** Both sides' witnessing state, in the node's database (durable writes through the group commit). */
-export class WitnessStore {
-  readonly #storage: Storage;
-
-  constructor(storage: Storage) {
-    this.#storage = storage;
-    upgradeWitnessedLogs(storage.db);
-    storage.db.exec(SCHEMA);
-  }
-
-  // --- as a witness of other logs ---
-
-  witnessedLog(origin: string): WitnessedLog | undefined {
-    const row = this.#storage.db.prepare('SELECT * FROM witnessed_logs WHERE origin = ?').get(origin) as
-      { log_did: string; origin: string; log_key: Uint8Array | null; size: number; root: Uint8Array; note: string } | undefined;
-    return row && {
-      origin: row.origin, logDid: row.log_did, logKey: row.log_key ? new Uint8Array(row.log_key) : undefined,
-      size: Number(row.size), root: new Uint8Array(row.root), note: row.note,
-    };
-  }
-
-  countWitnessedLogs(): number {
-    return Number((this.#storage.db.prepare('SELECT count(*) AS n FROM witnessed_logs').get() as { n: number }).n);
-  }
-
-  /** How many origins `logDid` presented (a DID may have a few logs, not endless ones). */
-  countOriginsOf(logDid: string): number {
-    return Number((this.#storage.db.prepare('SELECT count(*) AS n FROM witnessed_logs WHERE log_did = ?').get(logDid) as { n: number }).n);
-  }
-
-  saveWitnessedLog(w: WitnessedLog): Promise<void> {
-    return this.#storage.write(() => {
-      this.#storage.db.prepare(`INSERT INTO witnessed_logs VALUES (?,?,?,?,?,?,?)
-        ON CONFLICT(origin) DO UPDATE SET log_did = excluded.log_did, log_key = excluded.log_key, size = excluded.size,
-          root = excluded.root, note = excluded.note, updated_ms = excluded.updated_ms`)
-        .run(w.origin, w.logDid, w.logKey ?? null, w.size, w.root, w.note, Date.now());
-    });
-  }
-
-  /** Stores the evidence; beyond MAX_SPLIT_VIEWS_PER_ORIGIN for one origin, only the refusal is counted. */
-  recordSplitView(s: SplitView): Promise<void> {
-    return this.#storage.write(() => {
-      const { n } = this.#storage.db.prepare('SELECT count(*) AS n FROM split_views WHERE origin = ?').get(s.origin) as { n: number };
-      if (Number(n) >= MAX_SPLIT_VIEWS_PER_ORIGIN) return;
-      this.#storage.db.prepare('INSERT INTO split_views (log_did, origin, seen_note, presented_note, detail, detected_ms) VALUES (?,?,?,?,?,?)')
-        .run(s.logDid, s.origin, s.seenNote, s.presentedNote, s.detail, s.detectedMs);
-    });
-  }
-
-  splitViews(): SplitView[] {
-    const rows = this.#storage.db.prepare('SELECT * FROM split_views ORDER BY id').all() as
-      { log_did: string; origin: string; seen_note: string; presented_note: string; detail: string; detected_ms: number }[];
-    return rows.map((r) => ({ logDid: r.log_did, origin: r.origin, seenNote: r.seen_note, presentedNote: r.presented_note, detail: r.detail, detectedMs: Number(r.detected_ms) }));
-  }
-
-  // --- as a log whose checkpoints others cosign ---
-
-  addCosignature(args: { size: number; witnessDid: string; line: string; note: string; knownSize: number }): Promise<void> {
-    return this.#storage.write(() => {
-      this.#storage.db.prepare('INSERT OR REPLACE INTO checkpoint_cosignatures VALUES (?,?,?,?,?)')
-        .run(args.size, args.witnessDid, args.line, args.note, Date.now());
-      this.#setKnownSize(args.witnessDid, args.knownSize);
-    });
-  }
-
-  setKnownSize(witnessDid: string, size: number): Promise<void> {
-    return this.#storage.write(() => this.#setKnownSize(witnessDid, size));
-  }
-
-  #setKnownSize(witnessDid: string, size: number): void {
-    this.#storage.db.prepare(`INSERT INTO witness_progress VALUES (?,?,?)
-      ON CONFLICT(witness_did) DO UPDATE SET known_size = excluded.known_size, updated_ms = excluded.updated_ms`).run(witnessDid, size, Date.now());
-  }
-
-  /** The size the witness last saw of our log (what it expects as old_size), 0 if it saw none. */
-  knownSize(witnessDid: string): number {
-    const row = this.#storage.db.prepare('SELECT known_size FROM witness_progress WHERE witness_did = ?').get(witnessDid) as { known_size: number } | undefined;
-    return row ? Number(row.known_size) : 0;
-  }
-
-  /** The largest of our checkpoints this witness has cosigned (0 = none). */
-  cosignedSize(witnessDid: string): number {
-    const row = this.#storage.db.prepare('SELECT max(size) AS s FROM checkpoint_cosignatures WHERE witness_did = ?').get(witnessDid) as { s: number | null };
-    return Number(row.s ?? 0);
-  }
-
-  countCosignedCheckpoints(): number {
-    return Number((this.#storage.db.prepare('SELECT count(DISTINCT size) AS n FROM checkpoint_cosignatures').get() as { n: number }).n);
-  }
-
-  /**
-   * The newest of our checkpoints of size >= minSize that carries cosignatures, as a signed note with
-   * every cosignature line appended; undefined when none does.
-   */
-  cosignedCheckpoint(minSize: number): { size: number; note: string; witnesses: number } | undefined {
-    const top = this.#storage.db.prepare('SELECT max(size) AS s FROM checkpoint_cosignatures WHERE size >= ?').get(minSize) as { s: number | null };
-    if (top.s === null) return undefined;
-    const rows = this.#storage.db.prepare('SELECT line, note FROM checkpoint_cosignatures WHERE size = ? ORDER BY witness_did').all(top.s) as { line: string; note: string }[];
-    return { size: Number(top.s), note: addSignatures(rows[0]!.note, rows.map((r) => r.line)), witnesses: rows.length };
-  }
-}
 
 // --- the wire (one request, one reply, on its own stream) ------------------------------------------
 
@@ -260,7 +101,7 @@ export interface DomainRoute {
 }
 
 export interface WitnessOptions {
-  store: WitnessStore;
+  store: WitnessRepository;
   resolver: DidResolver;
   /** This node's DID: the cosigner name in every cosignature line. */
   nodeDid: string;
@@ -470,7 +311,7 @@ export class Witness {
 export interface WitnessStatus { cosignedSize: number; lastError: string; lastAttemptMs: number }
 
 export interface CosignCollectorOptions {
-  store: WitnessStore;
+  store: WitnessRepository;
   ledger: NodeLedger;
   resolver: DidResolver;
   nodeDid: string;
@@ -486,7 +327,6 @@ export interface CosignCollectorOptions {
 export class CosignCollector {
   readonly #opts: CosignCollectorOptions;
   readonly #status = new Map<string, WitnessStatus & { did: string }>();
-  #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   readonly #stopping = new AbortController();
 
@@ -494,13 +334,12 @@ export class CosignCollector {
     this.#opts = opts;
   }
 
-  start(): void {
-    this.#timer = setInterval(() => void this.collect().catch(() => {}), this.#opts.intervalMs);
-    this.#timer.unref();
+  /** Rounds run as a job of the node's scheduler, every intervalMs. */
+  start(scheduler: Scheduler): void {
+    scheduler.every('witness', this.#opts.intervalMs, () => this.collect());
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
     this.#stopping.abort();
     // A round blocked on dialing an unreachable witness is abandoned (its writes are each durable).
     let timer: NodeJS.Timeout | undefined;

@@ -42,6 +42,16 @@ export function resolveIdentity(id: TransportIdentity): { privateKey: Uint8Array
   return { privateKey: Uint8Array.from(id.privateKey), publicKey };
 }
 
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** "host:port" of a socket address ("[host]:port" for IPv6). */
+export function formatAddress(address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return 'unknown';
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 export function checkExpectedKey(key: Uint8Array | undefined): void {
   if (key !== undefined && !(key instanceof Uint8Array && key.length === 32)) {
     throw new TransportError('INVALID_ARGUMENT', 'expectedPeerKey must be a 32-byte Ed25519 public key');
@@ -57,7 +67,7 @@ export function checkAddress(addr: { host: string; port: number }, allowZero: bo
 
 /** Calls the application's stream handler; a handler that throws aborts that stream, nothing else. */
 export function deliverStream(handler: (method: string, stream: MessageStream) => void, stream: MessageStream): void {
-  const fail = (err: unknown) => stream.abort(err instanceof Error ? err : new Error(String(err)));
+  const fail = (err: unknown) => stream.abort(asError(err));
   try {
     // An async handler's rejection must not become an unhandled rejection (it would stop the node).
     const result: unknown = handler(stream.method, stream);

@@ -10,28 +10,21 @@
  * - Backpressure is HTTP/2's own flow control: a stream whose reader stops holding `streamWindowBytes`
  *   is paused, so node stops granting window and the peer's writes stall.
  * - HTTP/2 streams are opened by the client only: on an inbound connection openStream() is UNSUPPORTED.
+ *
+ * The stream, connection and transport lifecycle it shares with QUIC is in base-stream.ts,
+ * base-connection.ts and base-transport.ts; this file implements their hooks for the HTTP/2 wire.
  */
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import { bytesEqual } from '../../identity/index.ts';
-import {
-  ReceiveQueue,
-  SerialQueue,
-  abortPromise,
-  checkAddress,
-  checkExpectedKey,
-  checkMethod,
-  deferred,
-  deliverConnection,
-  deliverStream,
-  raceSignal,
-  resolveIdentity,
-  resolveLimits,
-  sendRefusal,
-} from './common.ts';
+import { BasePeerConnection } from './base-connection.ts';
+import type { ConnectionInit } from './base-connection.ts';
+import { BaseMessageStream } from './base-stream.ts';
+import { BasePeerTransport, checkPeerKey } from './base-transport.ts';
+import type { DialContext } from './base-transport.ts';
+import { asError, checkMethod, deferred, formatAddress, raceSignal } from './common.ts';
 import type { Deferred } from './common.ts';
-import { TransportError, abortError, isTransportError, remoteResetError, wireCodeOf } from './errors.ts';
+import { TransportError, isTransportError, remoteResetError, wireCodeOf } from './errors.ts';
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameType, encodeFrame, frameHeader } from './framing.ts';
 import {
   PEER_AUTH_BYTES,
@@ -42,18 +35,7 @@ import {
   peerAuthExporter,
   verifyPeerAuth,
 } from './peer-auth.ts';
-import type {
-  DialOptions,
-  ListenOptions,
-  MessageStream,
-  OpenStreamOptions,
-  PeerAddress,
-  PeerConnection,
-  PeerTransport,
-  SendOptions,
-  TransportIdentity,
-  TransportLimits,
-} from './types.ts';
+import type { ListenOptions, PeerAddress, TransportIdentity, TransportLimits } from './types.ts';
 
 export interface Http2TransportOptions extends TransportIdentity, Partial<TransportLimits> {
   /** TLS certificate (PEM) served by the listener. Required to listen; peers do not need to trust it. */
@@ -117,10 +99,6 @@ function headerString(h: http2.IncomingHttpHeaders | undefined, name: string): s
   return Array.isArray(v) ? v[0] : v;
 }
 
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
-}
-
 function sessionSettings(limits: TransportLimits): http2.Settings {
   return {
     enablePush: false,
@@ -144,27 +122,17 @@ function maxSessionMemoryMb(limits: TransportLimits): number {
 // Streams
 // ---------------------------------------------------------------------------------------------
 
-class Http2MessageStream implements MessageStream {
-  readonly method: string;
+const NO_CONTROL_FRAMES: ReadonlySet<number> = new Set();
+
+class Http2MessageStream extends BaseMessageStream {
   readonly #conn: Http2PeerConnection;
   readonly #raw: http2.ClientHttp2Stream | http2.ServerHttp2Stream;
   readonly #side: 'client' | 'server';
-  readonly #window: number;
-  readonly #maxMessageBytes: number;
-  readonly #queue: ReceiveQueue;
-  readonly #decoder: FrameDecoder;
-  readonly #sends = new SerialQueue();
-  readonly #failedSignal = deferred<Error>();
-  #error: Error | undefined;
-  #localEnd: 'open' | 'ending' | 'ended' = 'open';
-  #endPromise: Promise<void> | undefined;
-  #drainWaiter: Deferred<void> | undefined;
   #sending = 0;
   #responseHeaders: http2.IncomingHttpHeaders | undefined;
   #trailers: http2.IncomingHttpHeaders | undefined;
   #pendingTrailers: http2.OutgoingHttpHeaders | undefined;
   #trailersSent: Deferred<void> | undefined;
-  #closed = false;
   readonly #accepted = deferred<boolean>();
 
   constructor(
@@ -174,25 +142,17 @@ class Http2MessageStream implements MessageStream {
     method: string,
     limits: TransportLimits,
   ) {
+    const decoder = new FrameDecoder({ maxMessageBytes: limits.maxMessageBytes, allowedControl: NO_CONTROL_FRAMES, allowMessages: true });
+    super({ method, inbound: side === 'server', limits, decoder });
     this.#conn = conn;
     this.#raw = raw;
     this.#side = side;
-    this.method = method;
-    this.#window = limits.streamWindowBytes;
-    this.#maxMessageBytes = limits.maxMessageBytes;
-    this.#decoder = new FrameDecoder({ maxMessageBytes: limits.maxMessageBytes, allowedControl: new Set(), allowMessages: true });
-    this.#queue = new ReceiveQueue(() => this.#onRelease());
-    this.#failedSignal.promise.catch(() => {});
     if (side === 'server') this.#accepted.resolve(true);
 
     raw.on('data', (chunk: Buffer) => this.#onData(chunk));
     raw.on('end', () => this.#onEnd());
     raw.on('close', () => this.#onClose());
-    raw.on('drain', () => {
-      const w = this.#drainWaiter;
-      this.#drainWaiter = undefined;
-      w?.resolve();
-    });
+    raw.on('drain', () => this.wakeWriter());
     raw.on('error', () => {
       // Reported through 'close' (rstCode) or the connection; the listener keeps node from throwing.
     });
@@ -206,7 +166,7 @@ class Http2MessageStream implements MessageStream {
       // turns into a plain END_STREAM (gRPC's wire). Without it, node ends the request (END_STREAM)
       // before the RST_STREAM when a stream is reset, and the server would first see a clean end.
       client.on('wantTrailers', () => {
-        if (this.#error === undefined) {
+        if (this.failure === undefined) {
           try {
             client.sendTrailers({});
           } catch {
@@ -244,19 +204,19 @@ class Http2MessageStream implements MessageStream {
   // --- receiving ---
 
   #onData(chunk: Buffer): void {
-    if (this.#error !== undefined) return;
+    if (this.failure !== undefined) return;
     try {
-      this.#decoder.push(chunk, (frame) => this.#queue.push(frame.payload, frame.endPos));
+      this.decoder.push(chunk, (frame) => this.queue.push(frame.payload, frame.endPos));
     } catch (err) {
-      this.#abortWith(asError(err));
+      this.abortWith(asError(err));
       return;
     }
-    this.#queue.progress(this.#decoder.messagePos);
-    if (this.#queue.held >= this.#window && !this.#raw.isPaused()) this.#raw.pause();
+    this.queue.progress(this.decoder.messagePos);
+    if (this.queue.held >= this.window && !this.#raw.isPaused()) this.#raw.pause();
   }
 
-  #onRelease(): void {
-    if (this.#raw.isPaused() && this.#queue.held < this.#window / 2) this.#raw.resume();
+  protected onRelease(): void {
+    if (this.#raw.isPaused() && this.queue.held < this.window / 2) this.#raw.resume();
   }
 
   #onResponse(headers: http2.IncomingHttpHeaders): void {
@@ -264,7 +224,7 @@ class Http2MessageStream implements MessageStream {
     const status = headers[HTTP2_HEADER_STATUS];
     const contentType = headerString(headers, HTTP2_HEADER_CONTENT_TYPE) ?? '';
     if (headers['grpc-status'] === undefined && (Number(status) !== 200 || !contentType.startsWith(GRPC_CONTENT_TYPE))) {
-      this.#abortWith(new TransportError('PROTOCOL_ERROR', `peer answered HTTP ${status} ${contentType}`));
+      this.abortWith(new TransportError('PROTOCOL_ERROR', `peer answered HTTP ${status} ${contentType}`));
     }
     // (a trailers-only response is judged at 'end')
     this.#accepted.resolve(true);
@@ -279,163 +239,125 @@ class Http2MessageStream implements MessageStream {
     return this.#accepted.promise;
   }
 
-  get failure(): Error | undefined {
-    return this.#error;
-  }
-
   #onEnd(): void {
-    if (this.#error !== undefined) return;
+    if (this.failure !== undefined) return;
     if (this.#endedAbnormally()) return; // judged in #onClose
-    if (this.#decoder.midFrame) {
-      this.#abortWith(new TransportError('PROTOCOL_ERROR', 'stream ended inside a message'));
+    if (this.decoder.midFrame) {
+      this.abortWith(new TransportError('PROTOCOL_ERROR', 'stream ended inside a message'));
       return;
     }
     if (this.#side === 'server') {
-      this.#queue.end();
+      this.queue.end();
       return;
     }
     const status = this.#trailers?.['grpc-status'] ?? this.#responseHeaders?.['grpc-status'];
     const statusText = Array.isArray(status) ? status[0] : status;
     if (statusText === undefined) {
-      this.#abortWith(new TransportError('PROTOCOL_ERROR', 'response ended without grpc-status'));
+      this.abortWith(new TransportError('PROTOCOL_ERROR', 'response ended without grpc-status'));
       return;
     }
     if (statusText === '0') {
-      this.#queue.end();
+      this.queue.end();
       return;
     }
     const source = this.#trailers ?? this.#responseHeaders;
     const code = headerString(source, ERROR_CODE_HEADER) ?? `GRPC_STATUS_${statusText}`;
-    this.#fail(remoteResetError(code, decodeGrpcMessage(headerString(source, 'grpc-message'))));
+    this.fail(remoteResetError(code, decodeGrpcMessage(headerString(source, 'grpc-message'))));
     if (!this.#raw.closed) this.#raw.close(NGHTTP2_CANCEL);
   }
 
   #onClose(): void {
-    this.#closed = true;
-    const w = this.#drainWaiter;
-    this.#drainWaiter = undefined;
-    w?.resolve();
-    if (this.#error !== undefined || (this.#queue.ended && this.#localEnd === 'ended')) {
-      this.#trailersSent?.resolve();
-      this.#accepted.resolve(true);
-      this.#conn.streamClosed(this);
+    this.markFinished();
+    this.wakeWriter();
+    if (this.failure !== undefined || (this.queue.ended && this.localEnded)) {
+      this.#settled();
       return;
     }
     const rst = this.#raw.rstCode;
     if (this.#responseHeaders === undefined && (rst === NGHTTP2_REFUSED_STREAM || rst === NGHTTP2_ENHANCE_YOUR_CALM) && !this.#conn.sessionGone) {
       this.#accepted.resolve(false);
-      this.#fail(new TransportError('STREAM_REFUSED', 'the peer refused the stream', { remote: true }));
+      this.fail(new TransportError('STREAM_REFUSED', 'the peer refused the stream', { remote: true }));
       this.#conn.streamClosed(this);
       return;
     }
     // Closed early. A peer that tears the whole connection down resets its streams first, so give
     // the connection a moment to report that before blaming the stream.
     const classify = (): void => {
-      if (this.#error === undefined) {
-        const code = this.#raw.rstCode;
-        const readDone = this.#queue.ended;
-        let err: TransportError;
-        if (this.#conn.isClosed || this.#conn.sessionGone) {
-          err = this.#conn.closeError();
-        } else if (code === NGHTTP2_REFUSED_STREAM) {
-          err = remoteResetError('STREAM_REFUSED', 'the peer refused the stream');
-        } else if (code === NGHTTP2_PROTOCOL_ERROR) {
-          err = remoteResetError('PROTOCOL_ERROR', undefined);
-        } else if (code === NGHTTP2_NO_ERROR && readDone) {
-          err = new TransportError('STREAM_CLOSED', 'the peer finished the call', { remote: true });
-        } else if (code === NGHTTP2_NO_ERROR || code === NGHTTP2_CANCEL || code === undefined) {
-          err = remoteResetError(undefined, undefined);
-        } else {
-          err = remoteResetError(`HTTP2_ERROR_${code}`, undefined);
-        }
-        this.#fail(err);
-      }
-      this.#trailersSent?.resolve();
-      this.#accepted.resolve(true);
-      this.#conn.streamClosed(this);
+      if (this.failure === undefined) this.fail(this.#earlyCloseError());
+      this.#settled();
     };
     if (this.#conn.isClosed) classify();
     else setTimeout(classify, RESET_GRACE_MS);
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return this.#queue.iterator();
+  #earlyCloseError(): TransportError {
+    const code = this.#raw.rstCode;
+    if (this.#conn.isClosed || this.#conn.sessionGone) return this.#conn.closeReason();
+    if (code === NGHTTP2_REFUSED_STREAM) return remoteResetError('STREAM_REFUSED', 'the peer refused the stream');
+    if (code === NGHTTP2_PROTOCOL_ERROR) return remoteResetError('PROTOCOL_ERROR', undefined);
+    if (code === NGHTTP2_NO_ERROR && this.queue.ended) return new TransportError('STREAM_CLOSED', 'the peer finished the call', { remote: true });
+    if (code === NGHTTP2_NO_ERROR || code === NGHTTP2_CANCEL || code === undefined) return remoteResetError(undefined, undefined);
+    return remoteResetError(`HTTP2_ERROR_${code}`, undefined);
+  }
+
+  /** The stream is over: nothing waits for trailers or acceptance any more, the connection forgets it. */
+  #settled(): void {
+    this.#trailersSent?.resolve();
+    this.#accepted.resolve(true);
+    this.#conn.streamClosed(this);
   }
 
   // --- sending ---
 
-  send(message: Uint8Array, opts?: SendOptions): Promise<void> {
-    const refusal = sendRefusal(message, { error: this.#error, localEnd: this.#localEnd, maxMessageBytes: this.#maxMessageBytes });
-    if (refusal) return Promise.reject(refusal);
-    const signal = opts?.signal;
-    return this.#sends.run(async () => {
-      if (this.#error !== undefined) throw this.#error;
-      if (signal?.aborted) throw abortError(signal, 'send');
-      if (this.#closed || this.#raw.writableEnded) throw new TransportError('STREAM_CLOSED', 'stream closed');
-      const raw = this.#raw;
-      let ok: boolean;
-      this.#sending++;
-      try {
-        if (FRAME_HEADER_BYTES + message.length <= COALESCE_BYTES) {
-          ok = raw.write(encodeFrame(FrameType.MESSAGE, message));
-        } else {
-          raw.cork();
-          raw.write(frameHeader(FrameType.MESSAGE, message.length));
-          ok = raw.write(message);
-          raw.uncork();
-        }
-        if (!ok) {
-          try {
-            await this.#drain(signal);
-          } catch (err) {
-            // The message is partly queued: the stream cannot continue.
-            if (this.#error === undefined) this.abort(asError(err));
-            throw this.#error ?? err;
-          }
-        }
-      } finally {
-        this.#sending--;
+  protected async sendData(message: Uint8Array, signal: AbortSignal | undefined): Promise<undefined> {
+    if (this.finished || this.#raw.writableEnded) throw new TransportError('STREAM_CLOSED', 'stream closed');
+    const raw = this.#raw;
+    let ok: boolean;
+    this.#sending++;
+    try {
+      if (FRAME_HEADER_BYTES + message.length <= COALESCE_BYTES) {
+        ok = raw.write(encodeFrame(FrameType.MESSAGE, message));
+      } else {
+        raw.cork();
+        raw.write(frameHeader(FrameType.MESSAGE, message.length));
+        ok = raw.write(message);
+        raw.uncork();
       }
-    });
+      if (!ok) {
+        try {
+          await this.#drain(signal);
+        } catch (err) {
+          // The message is partly queued: the stream cannot continue.
+          if (this.failure === undefined) this.abort(asError(err));
+          throw this.failure ?? err;
+        }
+      }
+    } finally {
+      this.#sending--;
+    }
+    return undefined;
   }
 
   async #drain(signal: AbortSignal | undefined): Promise<void> {
     while (this.#raw.writableNeedDrain) {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#closed) throw new TransportError('STREAM_CLOSED', 'stream closed');
-      this.#drainWaiter ??= deferred<void>();
-      await raceSignal(Promise.race([this.#drainWaiter.promise, this.#failedSignal.promise.then((e) => Promise.reject(e))]), signal, 'send');
+      if (this.failure !== undefined) throw this.failure;
+      if (this.finished) throw new TransportError('STREAM_CLOSED', 'stream closed');
+      await this.writable(signal);
     }
-    if (this.#error !== undefined) throw this.#error;
+    if (this.failure !== undefined) throw this.failure;
   }
 
-  end(): Promise<void> {
-    if (this.#endPromise !== undefined) return this.#endPromise;
-    if (this.#error !== undefined) return Promise.reject(this.#error);
-    this.#localEnd = 'ending';
-    this.#endPromise = this.#sends.run(async () => {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#closed) throw new TransportError('STREAM_CLOSED', 'stream closed');
-      const failed = this.#failedSignal.promise.then((e) => Promise.reject(e));
-      // Both sides end with trailers (the client's are empty: a plain END_STREAM on the wire).
-      this.#trailersSent = deferred<void>();
-      this.#raw.end();
-      await Promise.race([this.#trailersSent.promise, failed]);
-      if (this.#error !== undefined) throw this.#error;
-      this.#localEnd = 'ended';
-    });
-    this.#endPromise.catch(() => {});
-    return this.#endPromise;
+  protected async sendEnd(): Promise<void> {
+    if (this.finished) throw new TransportError('STREAM_CLOSED', 'stream closed');
+    const failed = this.failed.then((e) => Promise.reject(e));
+    // Both sides end with trailers (the client's are empty: a plain END_STREAM on the wire).
+    this.#trailersSent = deferred<void>();
+    this.#raw.end();
+    await Promise.race([this.#trailersSent.promise, failed]);
+    if (this.failure !== undefined) throw this.failure;
   }
 
-  abort(err: Error): void {
-    if (this.#error !== undefined || this.#closed) return;
-    this.#abortWith(err);
-  }
-
-  #abortWith(err: Error): void {
-    if (this.#error !== undefined) return;
-    this.#fail(err);
+  protected sendReset(err: Error): void {
     const raw = this.#raw;
     if (raw.closed) return;
     const code = wireCodeOf(err);
@@ -462,22 +384,9 @@ class Http2MessageStream implements MessageStream {
     }
   }
 
-  #fail(err: Error): void {
-    if (this.#error !== undefined) return;
-    this.#error = err;
-    this.#failedSignal.resolve(err);
+  protected onFailed(): void {
     this.#accepted.resolve(true);
-    this.#queue.fail(err);
-    const w = this.#drainWaiter;
-    this.#drainWaiter = undefined;
-    w?.reject(err);
-    w?.promise.catch(() => {});
     if (this.#raw.isPaused()) this.#raw.resume(); // drain whatever still arrives
-  }
-
-  /** The connection is gone. */
-  onConnectionClosed(err: TransportError): void {
-    this.#fail(err);
   }
 }
 
@@ -485,60 +394,30 @@ class Http2MessageStream implements MessageStream {
 // Connections
 // ---------------------------------------------------------------------------------------------
 
-interface Http2ConnectionInit {
-  owner: Http2Transport;
+interface Http2ConnectionInit extends ConnectionInit {
   session: http2.ClientHttp2Session | http2.ServerHttp2Session;
-  direction: 'inbound' | 'outbound';
-  remotePublicKey: Uint8Array;
-  remoteAddress: string;
-  limits: TransportLimits;
 }
 
-class Http2PeerConnection implements PeerConnection {
-  readonly remotePublicKey: Uint8Array;
+class Http2PeerConnection extends BasePeerConnection<Http2MessageStream> {
   readonly transport = 'http2' as const;
-  readonly remoteAddress: string;
-  readonly direction: 'inbound' | 'outbound';
-  readonly closed: Promise<void>;
-  readonly #owner: Http2Transport;
   readonly #session: http2.ClientHttp2Session | http2.ServerHttp2Session;
-  readonly #limits: TransportLimits;
-  readonly #closedDeferred = deferred<void>();
-  readonly #streams = new Set<Http2MessageStream>();
-  #handler: ((method: string, stream: MessageStream) => void) | undefined;
-  #pending: Http2MessageStream[] = [];
-  #inboundOpen = 0;
   /** Outbound streams waiting for a slot under the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
   #slotWaiters: Deferred<void>[] = [];
   #outboundOpen = 0;
-  #rtt: number | undefined;
-  #pingTimer: NodeJS.Timeout | undefined;
-  #pingOutstandingSince: number | undefined;
-  #isClosed = false;
-  #closeError: TransportError | undefined;
 
   constructor(init: Http2ConnectionInit) {
-    this.#owner = init.owner;
-    this.#session = init.session;
-    this.#limits = init.limits;
-    this.direction = init.direction;
-    this.remotePublicKey = init.remotePublicKey;
-    this.remoteAddress = init.remoteAddress;
-    this.closed = this.#closedDeferred.promise;
+    super(init);
     const session = init.session;
-    session.on('close', () => this.#onClosed());
+    this.#session = session;
+    session.on('close', () => this.markClosed());
     session.on('error', (err: Error) => {
-      this.#closeError ??= new TransportError('CONNECTION_CLOSED', `connection failed: ${err.message}`, { cause: err, remote: true });
+      this.noteCloseReason(new TransportError('CONNECTION_CLOSED', `connection failed: ${err.message}`, { cause: err, remote: true }));
     });
     session.on('goaway', () => {
-      this.#closeError ??= new TransportError('CONNECTION_CLOSED', 'the peer is closing the connection', { remote: true });
+      this.noteCloseReason(new TransportError('CONNECTION_CLOSED', 'the peer is closing the connection', { remote: true }));
     });
-    if (session.closed || session.destroyed) queueMicrotask(() => this.#onClosed());
-    this.#startPings();
-  }
-
-  get isClosed(): boolean {
-    return this.#isClosed;
+    if (session.closed || session.destroyed) queueMicrotask(() => this.markClosed());
+    this.startPings();
   }
 
   /** The HTTP/2 session is closing or gone (its 'close' event may still be pending). */
@@ -546,28 +425,11 @@ class Http2PeerConnection implements PeerConnection {
     return this.#session.destroyed || this.#session.closed;
   }
 
-  closeError(): TransportError {
-    return this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'connection closed', { remote: true });
-  }
-
-  rtt(): number | undefined {
-    return this.#rtt;
-  }
-
-  onStream(handler: (method: string, stream: MessageStream) => void): void {
-    this.#handler = handler;
-    for (const s of this.#pending.splice(0)) deliverStream(handler, s);
-  }
-
-  async openStream(method: string, opts?: OpenStreamOptions): Promise<MessageStream> {
-    checkMethod(method);
-    const signal = opts?.signal;
-    if (signal?.aborted) throw abortError(signal, 'openStream');
+  protected async newStream(method: string, signal: AbortSignal | undefined): Promise<Http2MessageStream> {
     if (this.direction === 'inbound') {
       throw new TransportError('UNSUPPORTED', 'HTTP/2 streams are opened by the client: this connection was dialed by the peer');
     }
-    if (this.#isClosed) throw this.closeError();
-    const deadline = performance.now() + this.#limits.handshakeTimeoutMs;
+    const deadline = performance.now() + this.limits.handshakeTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       const stream = await this.#request(method, signal);
       let accepted: boolean;
@@ -584,15 +446,15 @@ class Http2PeerConnection implements PeerConnection {
       // Refused before the peer processed anything: safe to retry (RFC 9113 §8.7).
       if (performance.now() > deadline) throw new TransportError('STREAM_REFUSED', 'the peer keeps refusing new streams', { remote: true });
       await raceSignal(new Promise((resolve) => setTimeout(resolve, Math.min(2 ** attempt, 50))), signal, 'openStream');
-      if (this.#isClosed) throw this.closeError();
+      if (this.isClosed) throw this.closeReason();
     }
   }
 
   async #request(method: string, signal: AbortSignal | undefined): Promise<Http2MessageStream> {
     await this.#acquireSlot(signal);
-    if (this.#isClosed) {
+    if (this.isClosed) {
       this.#releaseSlot();
-      throw this.closeError();
+      throw this.closeReason();
     }
     const session = this.#session as http2.ClientHttp2Session;
     let raw: http2.ClientHttp2Stream;
@@ -610,8 +472,8 @@ class Http2PeerConnection implements PeerConnection {
       this.#releaseSlot();
       throw new TransportError('CONNECTION_CLOSED', `cannot open a stream: ${asError(err).message}`, { cause: err });
     }
-    const stream = new Http2MessageStream(this, raw, 'client', method, this.#limits);
-    this.#streams.add(stream);
+    const stream = new Http2MessageStream(this, raw, 'client', method, this.limits);
+    this.trackOutgoing(stream);
     return stream;
   }
 
@@ -627,7 +489,7 @@ class Http2PeerConnection implements PeerConnection {
         if (i >= 0) this.#slotWaiters.splice(i, 1);
         throw err;
       }
-      if (this.#isClosed) throw this.closeError();
+      if (this.isClosed) throw this.closeReason();
     }
     this.#outboundOpen++;
   }
@@ -651,83 +513,50 @@ class Http2PeerConnection implements PeerConnection {
       raw.respond({ [HTTP2_HEADER_STATUS]: 400 }, { endStream: true });
       return;
     }
-    // nghttp2 enforces SETTINGS_MAX_CONCURRENT_STREAMS at the protocol level; this backstop has
-    // slack because a stream's 'close' event reaches JS after the protocol already freed its slot.
-    if (this.#inboundOpen >= 2 * this.#limits.maxConcurrentStreams) {
+    // nghttp2 enforces SETTINGS_MAX_CONCURRENT_STREAMS at the protocol level.
+    if (this.tooManyIncoming()) {
       raw.close(NGHTTP2_REFUSED_STREAM);
       return;
     }
-    this.#inboundOpen++;
     raw.respond({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE }, { waitForTrailers: true });
-    const stream = new Http2MessageStream(this, raw, 'server', method, this.#limits);
-    this.#streams.add(stream);
-    if (this.#handler !== undefined) deliverStream(this.#handler, stream);
-    else this.#pending.push(stream);
+    this.acceptIncoming(new Http2MessageStream(this, raw, 'server', method, this.limits));
   }
 
   streamClosed(stream: Http2MessageStream): void {
-    if (!this.#streams.delete(stream)) return;
-    if (this.direction === 'inbound') {
-      this.#inboundOpen--;
-      const i = this.#pending.indexOf(stream);
-      if (i >= 0) this.#pending.splice(i, 1);
-    } else {
-      this.#releaseSlot();
-    }
+    if (this.forgetStream(stream) && !stream.inbound) this.#releaseSlot();
   }
 
-  async close(): Promise<void> {
-    if (!this.#isClosed) {
-      this.#closeError ??= new TransportError('CONNECTION_CLOSED', 'connection closed locally');
-      this.#failAll();
-      this.#session.destroy();
-    }
-    await this.closed;
+  protected async closeWire(): Promise<void> {
+    this.#failAll();
+    this.#session.destroy();
   }
 
-  #failAll(): void {
-    const err = this.closeError();
-    for (const s of this.#streams) s.onConnectionClosed(err);
+  protected onWireClosed(err: TransportError): void {
     for (const w of this.#slotWaiters.splice(0)) w.reject(err);
   }
 
-  #onClosed(): void {
-    if (this.#isClosed) return;
-    this.#isClosed = true;
-    clearInterval(this.#pingTimer);
-    this.#failAll();
-    this.#pending = [];
-    this.#owner.connectionClosed(this);
-    this.#closedDeferred.resolve();
+  #failAll(): void {
+    this.failStreams();
+    this.onWireClosed(this.closeReason());
   }
 
-  #startPings(): void {
-    const every = Math.max(250, Math.floor(this.#limits.idleTimeoutMs / 3));
-    this.#ping();
-    this.#pingTimer = setInterval(() => this.#ping(), every);
-    this.#pingTimer.unref();
-  }
-
-  #ping(): void {
-    if (this.#isClosed) return;
-    const now = performance.now();
-    if (this.#pingOutstandingSince !== undefined) {
-      if (now - this.#pingOutstandingSince > this.#limits.idleTimeoutMs) {
-        this.#closeError ??= new TransportError('CONNECTION_CLOSED', `peer silent for ${this.#limits.idleTimeoutMs} ms`, { remote: true });
-        this.#failAll();
-        this.#session.destroy();
-      }
-      return;
-    }
-    this.#pingOutstandingSince = now;
+  protected sendPing(): void {
     try {
       this.#session.ping((err, duration) => {
-        this.#pingOutstandingSince = undefined;
-        if (err === null) this.#rtt = this.#rtt === undefined ? duration : this.#rtt * 0.875 + duration * 0.125;
+        if (err === null) this.pingAnswered(duration);
+        else this.pingFailed();
       });
     } catch {
-      this.#pingOutstandingSince = undefined;
+      this.pingFailed();
     }
+  }
+
+  /** Nothing else watches the peer: a ping unanswered this long closes the connection. */
+  protected pingUnanswered(): boolean {
+    this.noteCloseReason(new TransportError('CONNECTION_CLOSED', `peer silent for ${this.limits.idleTimeoutMs} ms`, { remote: true }));
+    this.#failAll();
+    this.#session.destroy();
+    return false;
   }
 }
 
@@ -782,36 +611,20 @@ function readPeerAuth(raw: http2.Http2Stream, side: 'client' | 'server'): Promis
   });
 }
 
-function formatAddress(address: string | undefined, port: number | undefined): string {
-  if (address === undefined) return 'unknown';
-  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Transport
 // ---------------------------------------------------------------------------------------------
 
-export class Http2Transport implements PeerTransport {
+export class Http2Transport extends BasePeerTransport<Http2PeerConnection> {
   readonly kind = 'http2' as const;
-  readonly publicKey: Uint8Array;
-  readonly limits: Readonly<TransportLimits>;
-  readonly #privateKey: Uint8Array;
   readonly #certPem: string | undefined;
   readonly #keyPem: string | undefined;
   #server: http2.Http2SecureServer | undefined;
-  readonly #connections = new Set<Http2PeerConnection>();
   /** Server sessions not yet authenticated, and every client socket being dialed. */
   readonly #handshaking = new Set<{ destroy(): void }>();
-  #handler: ((conn: PeerConnection) => void) | undefined;
-  #pendingInbound: Http2PeerConnection[] = [];
-  #closed = false;
-  readonly #closing = new AbortController();
 
   constructor(opts: Http2TransportOptions) {
-    const id = resolveIdentity(opts);
-    this.#privateKey = id.privateKey;
-    this.publicKey = id.publicKey;
-    this.limits = Object.freeze(resolveLimits(opts));
+    super(opts);
     if ((opts.certPem === undefined) !== (opts.keyPem === undefined)) {
       throw new TransportError('INVALID_ARGUMENT', 'certPem and keyPem go together');
     }
@@ -819,19 +632,14 @@ export class Http2Transport implements PeerTransport {
     this.#keyPem = opts.keyPem;
   }
 
-  onConnection(handler: (conn: PeerConnection) => void): void {
-    this.#handler = handler;
-    for (const c of this.#pendingInbound.splice(0)) deliverConnection(handler, c);
+  protected get listening(): boolean {
+    return this.#server !== undefined;
   }
 
-  async listen(opts: ListenOptions): Promise<PeerAddress> {
-    checkAddress(opts, true);
-    if (this.#closed) throw new TransportError('TRANSPORT_CLOSED', 'transport closed');
-    if (this.#server !== undefined) throw new TransportError('INVALID_ARGUMENT', 'already listening');
+  protected async startListening(opts: ListenOptions): Promise<PeerAddress> {
     if (this.#certPem === undefined || this.#keyPem === undefined) {
       throw new TransportError('INVALID_ARGUMENT', 'listening over HTTP/2 needs certPem and keyPem');
     }
-    if (opts.signal?.aborted) throw abortError(opts.signal, 'listen');
     let server: http2.Http2SecureServer;
     try {
       server = http2.createSecureServer({
@@ -874,8 +682,17 @@ export class Http2Transport implements PeerTransport {
     return { host: address.address, port: address.port };
   }
 
+  protected stopListening(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const h of [...this.#handshaking]) h.destroy();
+    this.#handshaking.clear();
+    return serverClosed;
+  }
+
   #onServerSession(session: http2.ServerHttp2Session): void {
-    if (this.#closed) {
+    if (this.isClosed) {
       session.destroy();
       return;
     }
@@ -910,17 +727,16 @@ export class Http2Transport implements PeerTransport {
           const exporter = peerAuthExporter(socket);
           const clientAuth = await readPeerAuth(raw, 'server');
           const remotePublicKey = verifyPeerAuth(clientAuth, ROLE_CLIENT, exporter);
-          const reply = buildPeerAuth(ROLE_SERVER, exporter, this.#privateKey, this.publicKey);
+          const reply = buildPeerAuth(ROLE_SERVER, exporter, this.privateKey, this.publicKey);
           raw.respond({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE }, { waitForTrailers: true });
           raw.once('wantTrailers', () => raw.sendTrailers({ 'grpc-status': String(GRPC_STATUS.OK) }));
           raw.end(encodeFrame(FrameType.MESSAGE, reply));
-          if (this.#closed || session.destroyed) return;
+          if (this.isClosed || session.destroyed) return;
           clearTimeout(timer);
           this.#handshaking.delete(entry);
           conn = new Http2PeerConnection({ owner: this, session, direction: 'inbound', remotePublicKey, remoteAddress, limits: this.limits });
-          this.#connections.add(conn);
-          if (this.#handler !== undefined) deliverConnection(this.#handler, conn);
-          else this.#pendingInbound.push(conn);
+          this.addConnection(conn);
+          this.deliverInbound(conn);
         } catch (err) {
           const message = asError(err).message;
           if (!raw.closed && !raw.headersSent) {
@@ -942,17 +758,7 @@ export class Http2Transport implements PeerTransport {
     });
   }
 
-  async dial(addr: PeerAddress, opts: DialOptions = {}): Promise<PeerConnection> {
-    checkAddress(addr, false);
-    checkExpectedKey(opts.expectedPeerKey);
-    if (this.#closed) throw new TransportError('TRANSPORT_CLOSED', 'transport closed');
-    if (opts.signal?.aborted) throw abortError(opts.signal, 'dial');
-    const timeoutMs = opts.timeoutMs ?? this.limits.handshakeTimeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signals = [timeout, this.#closing.signal];
-    if (opts.signal !== undefined) signals.push(opts.signal);
-    const signal = AbortSignal.any(signals);
-    const abort = abortPromise(signal, 'dial');
+  protected async connect(addr: PeerAddress, ctx: DialContext): Promise<Http2PeerConnection> {
     let socket: tls.TLSSocket | undefined;
     let session: http2.ClientHttp2Session | undefined;
     const entry = { destroy: () => (session ?? socket)?.destroy() };
@@ -973,7 +779,7 @@ export class Http2Transport implements PeerTransport {
           s.once('secureConnect', resolve);
           s.once('error', reject);
         }),
-        abort.promise,
+        ctx.aborted,
       ]);
       s.removeAllListeners('error');
       s.on('error', () => {});
@@ -999,12 +805,10 @@ export class Http2Transport implements PeerTransport {
       req.on('error', () => {});
       const reading = readPeerAuth(req, 'client');
       reading.catch(() => {});
-      req.end(encodeFrame(FrameType.MESSAGE, buildPeerAuth(ROLE_CLIENT, exporter, this.#privateKey, this.publicKey)));
-      const serverAuth = await Promise.race([reading, abort.promise]);
+      req.end(encodeFrame(FrameType.MESSAGE, buildPeerAuth(ROLE_CLIENT, exporter, this.privateKey, this.publicKey)));
+      const serverAuth = await Promise.race([reading, ctx.aborted]);
       const remotePublicKey = verifyPeerAuth(serverAuth, ROLE_SERVER, exporter);
-      if (opts.expectedPeerKey !== undefined && !bytesEqual(opts.expectedPeerKey, remotePublicKey)) {
-        throw new TransportError('PEER_KEY_MISMATCH', 'the peer authenticated with a different Ed25519 key than expected');
-      }
+      checkPeerKey(ctx.expectedPeerKey, remotePublicKey);
       if (sess.closed || sess.destroyed) throw new TransportError('DIAL_FAILED', 'connection closed during the handshake');
       const conn = new Http2PeerConnection({
         owner: this,
@@ -1014,40 +818,13 @@ export class Http2Transport implements PeerTransport {
         remoteAddress: formatAddress(s.remoteAddress, s.remotePort),
         limits: this.limits,
       });
-      this.#connections.add(conn);
+      this.addConnection(conn);
       return conn;
     } catch (err) {
       (session ?? socket)?.destroy();
-      if (isTransportError(err) && err.code !== 'ABORTED') throw err;
-      if (this.#closing.signal.aborted) throw new TransportError('TRANSPORT_CLOSED', 'transport closed during dial');
-      if (opts.signal?.aborted) throw abortError(opts.signal, 'dial');
-      if (timeout.aborted) throw new TransportError('DIAL_TIMEOUT', `HTTP/2 dial to ${addr.host}:${addr.port} timed out after ${timeoutMs} ms`);
-      const e = err as NodeJS.ErrnoException;
-      throw new TransportError('DIAL_FAILED', `HTTP/2 dial to ${addr.host}:${addr.port} failed: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '), { cause: err });
+      throw err;
     } finally {
-      abort.cleanup();
       this.#handshaking.delete(entry);
     }
-  }
-
-  async close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#closing.abort(new TransportError('TRANSPORT_CLOSED', 'transport closed'));
-    }
-    const server = this.#server;
-    this.#server = undefined;
-    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const h of [...this.#handshaking]) h.destroy();
-    this.#handshaking.clear();
-    await Promise.all([...this.#connections].map((c) => c.close()));
-    this.#pendingInbound = [];
-    await serverClosed;
-  }
-
-  connectionClosed(conn: Http2PeerConnection): void {
-    this.#connections.delete(conn);
-    const i = this.#pendingInbound.indexOf(conn);
-    if (i >= 0) this.#pendingInbound.splice(i, 1);
   }
 }

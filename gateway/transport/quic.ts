@@ -12,6 +12,9 @@
  *   back on a peer whose reader stopped: we add credit-based flow control per stream (WINDOW frames).
  * - When the connection closes, its stream muxer is aborted (otherwise its accept loop spins).
  * - Its native streams are read up to 64 KiB at a time instead of 4 KiB (quic-reads.ts).
+ *
+ * The stream, connection and transport lifecycle it shares with HTTP/2 is in base-stream.ts,
+ * base-connection.ts and base-transport.ts; this file implements their hooks for the QUIC wire.
  */
 import net from 'node:net';
 import { quic } from '@chainsafe/libp2p-quic';
@@ -34,38 +37,19 @@ import type {
 } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { base58btcDecode, bytesEqual } from '../../identity/index.ts';
-import {
-  ReceiveQueue,
-  SerialQueue,
-  abortPromise,
-  checkAddress,
-  checkExpectedKey,
-  checkMethod,
-  deferred,
-  deliverConnection,
-  deliverStream,
-  raceSignal,
-  resolveIdentity,
-  resolveLimits,
-  sendRefusal,
-} from './common.ts';
+import { BasePeerConnection } from './base-connection.ts';
+import type { ConnectionInit } from './base-connection.ts';
+import { BaseMessageStream } from './base-stream.ts';
+import type { WriteTail } from './base-stream.ts';
+import { BasePeerTransport, checkPeerKey } from './base-transport.ts';
+import type { DialContext } from './base-transport.ts';
+import { asError, checkMethod, deferred, formatAddress, raceSignal } from './common.ts';
 import type { Deferred } from './common.ts';
 import { TransportError, abortError, isTransportError, remoteResetError, wireCodeOf } from './errors.ts';
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameType, MAX_CONTROL_PAYLOAD, encodeFrame, frameHeader } from './framing.ts';
 import type { Frame } from './framing.ts';
 import { widenQuicReads } from './quic-reads.ts';
-import type {
-  DialOptions,
-  ListenOptions,
-  MessageStream,
-  OpenStreamOptions,
-  PeerAddress,
-  PeerConnection,
-  PeerTransport,
-  SendOptions,
-  TransportIdentity,
-  TransportLimits,
-} from './types.ts';
+import type { ListenOptions, PeerAddress, TransportIdentity, TransportLimits } from './types.ts';
 
 /** Credit every stream direction starts with (before the receiver's first WINDOW frame). */
 export const QUIC_INITIAL_WINDOW = 65_536;
@@ -85,7 +69,6 @@ const COALESCE_WRITE_BYTES = 64 * 1024;
 const PIPELINE_BYTES = 256 * 1024;
 /** How long an unexplained end of a stream waits for the peer's RESET frame before it is reported. */
 const RESET_GRACE_MS = 250;
-const PING_INTERVAL_MIN_MS = 1_000;
 
 export interface QuicTransportOptions extends TransportIdentity, Partial<TransportLimits> {}
 
@@ -271,10 +254,6 @@ class FrameChannel {
   }
 }
 
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
-}
-
 function u32(bytes: Uint8Array, off: number): number {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(off, false);
 }
@@ -304,47 +283,30 @@ function encodeReset(id: number, code: string, message: string): Uint8Array {
 // Streams
 // ---------------------------------------------------------------------------------------------
 
-class QuicMessageStream implements MessageStream, ChannelHandler {
-  readonly method: string;
+class QuicMessageStream extends BaseMessageStream implements ChannelHandler {
   readonly id: number;
-  readonly inbound: boolean;
   readonly #conn: QuicPeerConnection;
   readonly #ch: FrameChannel;
-  readonly #window: number;
-  readonly #maxMessageBytes: number;
-  readonly #queue: ReceiveQueue;
-  readonly #sends = new SerialQueue();
   /** Total message bytes the peer allows us to send (initial + its WINDOW increments). */
   #peerAllowed = QUIC_INITIAL_WINDOW;
   #sentPos = 0;
   /** Bytes queued in the channel whose write has not completed (see PIPELINE_BYTES). */
   #unwritten = 0;
-  #creditWaiter: Deferred<void> | undefined;
   /** Total message bytes we allowed the peer to send. */
   #advertised = QUIC_INITIAL_WINDOW;
   #bumped = false;
   /** OPEN frame not yet written: it goes out with the first message or END (one write less per RPC). */
   #pendingOpen: Uint8Array | undefined;
-  #localEnd: 'open' | 'ending' | 'ended' = 'open';
-  #endPromise: Promise<void> | undefined;
   #endSeen = false;
   #readDone = false;
-  #error: Error | undefined;
   #resetTimer: NodeJS.Timeout | undefined;
-  readonly #failedSignal = deferred<Error>();
-  #finished = false;
 
   constructor(conn: QuicPeerConnection, ch: FrameChannel, id: number, method: string, inbound: boolean, limits: TransportLimits) {
+    super({ method, inbound, limits, decoder: ch.decoder });
     this.#conn = conn;
     this.#ch = ch;
     this.id = id;
-    this.method = method;
-    this.inbound = inbound;
-    this.#window = limits.streamWindowBytes;
-    this.#maxMessageBytes = limits.maxMessageBytes;
-    this.#queue = new ReceiveQueue((upTo) => this.#onRelease(upTo));
     ch.handler = this;
-    ch.decoder.allowMessages = true;
     ch.decoder.allowedControl = STREAM_TYPES;
   }
 
@@ -356,15 +318,11 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
    */
   start(peerWindow: number | undefined): void {
     if (peerWindow === undefined) {
-      this.#advertised = this.#window;
+      this.#advertised = this.window;
       this.#bumped = true;
     } else {
       this.#peerAllowed = peerWindow;
     }
-  }
-
-  get window(): number {
-    return this.#window;
   }
 
   // --- receiving ---
@@ -372,13 +330,13 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   onFrame(frame: Frame): void {
     if (frame.type === FrameType.MESSAGE) {
       this.#checkCredit(frame.endPos);
-      this.#queue.push(frame.payload, frame.endPos);
+      this.queue.push(frame.payload, frame.endPos);
     } else if (frame.type === FrameType.END) {
       if (frame.payload.length !== 0) throw new TransportError('PROTOCOL_ERROR', 'END frame with payload');
       this.#endSeen = true;
-      this.#ch.decoder.allowMessages = false;
-      this.#ch.decoder.allowedControl = NO_TYPES;
-      this.#queue.end();
+      this.decoder.allowMessages = false;
+      this.decoder.allowedControl = NO_TYPES;
+      this.queue.end();
     } else {
       throw new TransportError('PROTOCOL_ERROR', `unexpected frame 0x${frame.type.toString(16)} on a data stream`);
     }
@@ -386,15 +344,15 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
 
   onProgress(pos: number): void {
     this.#checkCredit(pos);
-    this.#queue.progress(pos);
-    if (!this.#bumped) this.#maybeGrant(this.#queue.releasedUpTo, pos);
+    this.queue.progress(pos);
+    if (!this.#bumped) this.#maybeGrant(this.queue.releasedUpTo, pos);
   }
 
   onEnd(err: unknown, midFrame: boolean): void {
-    if (this.#error !== undefined) return;
+    if (this.failure !== undefined) return;
     if (isTransportError(err) && (err.code === 'MESSAGE_TOO_LARGE' || err.code === 'PROTOCOL_ERROR')) {
       // Our decoder or a frame handler rejected what the peer sent.
-      this.#abortWith(err);
+      this.abortWith(err);
       return;
     }
     if (err === undefined && this.#endSeen && !midFrame) {
@@ -403,7 +361,7 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
       return;
     }
     // Ended without END: the peer reset the stream or the connection is going away.
-    this.#suspectReset(err);
+    void this.#suspectReset(err);
   }
 
   /**
@@ -412,21 +370,29 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
    * connection close) before reporting a plain STREAM_RESET. Resolves with the stream's error.
    */
   #suspectReset(cause: unknown): Promise<Error> {
-    if (this.#error === undefined && this.#resetTimer === undefined) {
-      this.#resetTimer = setTimeout(() => {
-        this.#fail(new TransportError('STREAM_RESET', 'stream reset by the peer', { remote: true, cause }));
-        this.#ch.reset(this.#error!);
-      }, RESET_GRACE_MS);
+    if (this.failure === undefined && this.#resetTimer === undefined) {
+      this.#resetTimer = setTimeout(() => this.#failAndReset(new TransportError('STREAM_RESET', 'stream reset by the peer', { remote: true, cause })), RESET_GRACE_MS);
     }
-    return this.#failedSignal.promise;
+    return this.failed;
+  }
+
+  /** A write failed: the peer reset the stream or the connection broke. */
+  async #writeFailed(err: unknown): Promise<Error> {
+    return this.failure ?? (await this.#suspectReset(err));
+  }
+
+  #failAndReset(err: Error): void {
+    if (this.failure !== undefined) return;
+    this.fail(err);
+    this.#ch.reset(err);
   }
 
   #checkCredit(pos: number): void {
     if (pos > this.#advertised) throw new TransportError('PROTOCOL_ERROR', 'peer exceeded its flow-control credit');
   }
 
-  #onRelease(upTo: number): void {
-    this.#maybeGrant(upTo, this.#queue.recvPos);
+  protected onRelease(upTo: number): void {
+    this.#maybeGrant(upTo, this.queue.recvPos);
   }
 
   /**
@@ -434,10 +400,10 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
    * steps of a quarter window; before the first grant, only once the peer used half its initial credit.
    */
   #maybeGrant(released: number, recvPos: number): void {
-    if (this.#error !== undefined || this.#endSeen) return;
-    const inc = released + this.#window - this.#advertised;
+    if (this.failure !== undefined || this.#endSeen) return;
+    const inc = released + this.window - this.#advertised;
     if (inc <= 0) return;
-    if (this.#bumped ? inc < this.#window / 4 : this.#advertised - recvPos > QUIC_INITIAL_WINDOW / 2) return;
+    if (this.#bumped ? inc < this.window / 4 : this.#advertised - recvPos > QUIC_INITIAL_WINDOW / 2) return;
     this.#bumped = true;
     this.#advertised += inc;
     void this.#conn.sendControl(encodeIdU32(FrameType.WINDOW, this.id, inc));
@@ -446,94 +412,69 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   /** WINDOW from the peer. */
   onWindow(inc: number): void {
     this.#peerAllowed += inc;
-    const w = this.#creditWaiter;
-    this.#creditWaiter = undefined;
-    w?.resolve();
+    this.wakeWriter();
   }
 
   /** RESET from the peer. */
   onRemoteReset(code: string, message: string): void {
-    if (this.#error !== undefined) return;
-    this.#fail(remoteResetError(code, message));
-    this.#ch.reset(this.#error!);
+    this.#failAndReset(remoteResetError(code, message));
   }
 
-  /** The connection is gone. */
-  onConnectionClosed(err: TransportError): void {
-    if (this.#error !== undefined) return;
-    this.#fail(err);
-    this.#ch.reset(err);
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return this.#queue.iterator();
+  override onConnectionClosed(err: TransportError): void {
+    this.#failAndReset(err);
   }
 
   // --- sending ---
 
-  send(message: Uint8Array, opts?: SendOptions): Promise<void> {
-    const refusal = sendRefusal(message, { error: this.#error, localEnd: this.#localEnd, maxMessageBytes: this.#maxMessageBytes });
-    if (refusal) return Promise.reject(refusal);
-    const signal = opts?.signal;
-    // The last piece's write, when the send left the queue before it completed (pipelined).
+  protected async sendData(message: Uint8Array, signal: AbortSignal | undefined): Promise<WriteTail | undefined> {
+    const total = FRAME_HEADER_BYTES + message.length;
+    const small = total <= COALESCE_BYTES ? encodeFrame(FrameType.MESSAGE, message) : undefined;
+    const header = small === undefined ? frameHeader(FrameType.MESSAGE, message.length) : undefined;
+    const pieceOf = (from: number, n: number): Uint8Array => {
+      if (small !== undefined) return small.subarray(from, from + n);
+      if (from >= FRAME_HEADER_BYTES) return message.subarray(from - FRAME_HEADER_BYTES, from - FRAME_HEADER_BYTES + n);
+      const piece = new Uint8Array(n);
+      const h = Math.min(FRAME_HEADER_BYTES - from, n);
+      piece.set(header!.subarray(from, from + h));
+      if (n > h) piece.set(message.subarray(0, n - h), h);
+      return piece;
+    };
+    // The last piece's write, when the send leaves the queue before it completed (pipelined).
     let pending: Promise<void> | undefined;
-    const queued = this.#sends.run(async () => {
-      if (this.#error !== undefined) throw this.#error;
-      if (signal?.aborted) throw abortError(signal, 'send');
-      const total = FRAME_HEADER_BYTES + message.length;
-      const small = total <= COALESCE_BYTES ? encodeFrame(FrameType.MESSAGE, message) : undefined;
-      const header = small === undefined ? frameHeader(FrameType.MESSAGE, message.length) : undefined;
-      const pieceOf = (from: number, n: number): Uint8Array => {
-        if (small !== undefined) return small.subarray(from, from + n);
-        if (from >= FRAME_HEADER_BYTES) return message.subarray(from - FRAME_HEADER_BYTES, from - FRAME_HEADER_BYTES + n);
-        const piece = new Uint8Array(n);
-        const h = Math.min(FRAME_HEADER_BYTES - from, n);
-        piece.set(header!.subarray(from, from + h));
-        if (n > h) piece.set(message.subarray(0, n - h), h);
-        return piece;
-      };
-      let written = 0;
-      try {
-        while (written < total) {
-          const avail = await this.#credit(signal);
-          const n = Math.min(total - written, avail, MAX_PIECE);
-          const piece = this.#withOpen(pieceOf(written, n));
-          this.#sentPos += n;
-          written += n;
-          if (signal !== undefined) {
-            // One piece at a time in the library's hands, so an abort leaves nothing of it queued.
-            await raceSignal(this.#ch.write(piece), signal, 'send');
-            continue;
-          }
-          // Without a signal, pieces queue behind each other up to PIPELINE_BYTES; the channel merges
-          // queued pieces into one native write. Backpressure: beyond that, wait for this write.
-          const write = this.#ch.write(piece);
-          this.#unwritten += piece.length;
-          const size = piece.length;
-          void write.then(() => { this.#unwritten -= size; }, () => { this.#unwritten -= size; });
-          if (this.#unwritten > PIPELINE_BYTES) await write;
-          else pending = write;
+    let written = 0;
+    try {
+      while (written < total) {
+        const avail = await this.#credit(signal);
+        const n = Math.min(total - written, avail, MAX_PIECE);
+        const piece = this.#withOpen(pieceOf(written, n));
+        this.#sentPos += n;
+        written += n;
+        if (signal !== undefined) {
+          // One piece at a time in the library's hands, so an abort leaves nothing of it queued.
+          await raceSignal(this.#ch.write(piece), signal, 'send');
+          continue;
         }
-      } catch (err) {
-        if (this.#error !== undefined) throw this.#error;
-        if (isTransportError(err, 'ABORTED')) {
-          // Our caller's signal. If part of the frame is on the wire the stream cannot continue.
-          if (written > 0) this.abort(err);
-          throw err;
-        }
-        // The write itself failed: the peer reset the stream or the connection broke.
-        throw await this.#suspectReset(err);
+        // Without a signal, pieces queue behind each other up to PIPELINE_BYTES; the channel merges
+        // queued pieces into one native write. Backpressure: beyond that, wait for this write.
+        const write = this.#ch.write(piece);
+        this.#unwritten += piece.length;
+        const size = piece.length;
+        void write.then(() => { this.#unwritten -= size; }, () => { this.#unwritten -= size; });
+        if (this.#unwritten > PIPELINE_BYTES) await write;
+        else pending = write;
       }
-    });
+    } catch (err) {
+      if (this.failure !== undefined) throw this.failure;
+      if (isTransportError(err, 'ABORTED')) {
+        // Our caller's signal. If part of the frame is on the wire the stream cannot continue.
+        if (written > 0) this.abort(err);
+        throw err;
+      }
+      throw await this.#writeFailed(err);
+    }
+    const last = pending;
     // The send resolves once its last piece is written, as without pipelining.
-    return queued.then(async () => {
-      if (pending === undefined) return;
-      try {
-        await pending;
-      } catch (err) {
-        throw this.#error ?? (await this.#suspectReset(err));
-      }
-    });
+    return last === undefined ? undefined : () => last.catch(async (err: unknown) => { throw await this.#writeFailed(err); });
   }
 
   /** Opener: prefix the first bytes written with the pending OPEN frame (not counted by flow control). */
@@ -551,52 +492,35 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
   setPendingOpen(open: Uint8Array): void {
     this.#pendingOpen = open;
     setImmediate(() => {
-      if (this.#pendingOpen === undefined || this.#error !== undefined) return;
-      void this.#sends
-        .run(async () => {
-          if (this.#pendingOpen !== undefined && this.#error === undefined) await this.#ch.write(this.#withOpen(new Uint8Array(0)));
-        })
-        .catch(() => {});
+      if (this.#pendingOpen === undefined || this.failure !== undefined) return;
+      void this.#ch.write(this.#withOpen(new Uint8Array(0))).catch(() => {});
     });
   }
 
   async #credit(signal: AbortSignal | undefined): Promise<number> {
     while (true) {
-      if (this.#error !== undefined) throw this.#error;
+      if (this.failure !== undefined) throw this.failure;
       const avail = this.#peerAllowed - this.#sentPos;
       if (avail > 0) return avail;
-      this.#creditWaiter ??= deferred<void>();
-      await raceSignal(this.#creditWaiter.promise, signal, 'send');
+      await this.writable(signal);
     }
   }
 
-  end(): Promise<void> {
-    if (this.#endPromise !== undefined) return this.#endPromise;
-    if (this.#error !== undefined) return Promise.reject(this.#error);
-    this.#localEnd = 'ending';
-    this.#endPromise = this.#sends.run(async () => {
-      if (this.#error !== undefined) throw this.#error;
-      try {
-        await this.#ch.write(this.#withOpen(encodeFrame(FrameType.END, new Uint8Array(0))));
-        await this.#ch.finish();
-      } catch (err) {
-        throw this.#error ?? (await this.#suspectReset(err));
-      }
-      this.#localEnd = 'ended';
-      this.#maybeFinished();
-    });
-    this.#endPromise.catch(() => {});
-    return this.#endPromise;
+  protected async sendEnd(): Promise<void> {
+    try {
+      await this.#ch.write(this.#withOpen(encodeFrame(FrameType.END, new Uint8Array(0))));
+      await this.#ch.finish();
+    } catch (err) {
+      throw await this.#writeFailed(err);
+    }
   }
 
-  abort(err: Error): void {
-    if (this.#error !== undefined || this.#finished) return;
-    this.#abortWith(err);
+  protected override onLocalEnded(): void {
+    this.#maybeFinished();
   }
 
-  #abortWith(err: Error): void {
-    this.#fail(err);
-    // Tell the peer why (control stream), then reset the QUIC stream.
+  /** Tell the peer why (control stream), then reset the QUIC stream. */
+  protected sendReset(err: Error): void {
     const sent = this.#conn.sendControl(encodeReset(this.id, wireCodeOf(err), err.message));
     const timer = setTimeout(() => this.#ch.reset(err), 1_000);
     void sent.finally(() => {
@@ -605,27 +529,17 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
     });
   }
 
-  #fail(err: Error): void {
-    if (this.#error !== undefined) return;
-    this.#error = err;
+  protected onFailed(): void {
     clearTimeout(this.#resetTimer);
-    this.#failedSignal.resolve(err);
-    this.#queue.fail(err);
-    const w = this.#creditWaiter;
-    this.#creditWaiter = undefined;
-    w?.reject(err);
-    w?.promise.catch(() => {});
     this.#finish();
   }
 
   #maybeFinished(): void {
-    if (this.#localEnd === 'ended' && this.#readDone) this.#finish();
+    if (this.localEnded && this.#readDone) this.#finish();
   }
 
   #finish(): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#conn.streamFinished(this);
+    if (this.markFinished()) this.#conn.streamFinished(this);
   }
 }
 
@@ -633,58 +547,34 @@ class QuicMessageStream implements MessageStream, ChannelHandler {
 // Connections
 // ---------------------------------------------------------------------------------------------
 
-interface ConnectionInit {
-  owner: QuicTransport;
+interface QuicConnectionInit extends ConnectionInit {
   maConn: MultiaddrConnection;
   muxerFactory: StreamMuxerFactory;
-  direction: 'inbound' | 'outbound';
-  remotePublicKey: Uint8Array;
-  limits: TransportLimits;
 }
 
-class QuicPeerConnection implements PeerConnection {
-  readonly remotePublicKey: Uint8Array;
+class QuicPeerConnection extends BasePeerConnection<QuicMessageStream> {
   readonly transport = 'quic' as const;
-  readonly remoteAddress: string;
-  readonly direction: 'inbound' | 'outbound';
-  readonly closed: Promise<void>;
-  readonly #owner: QuicTransport;
   readonly #maConn: MultiaddrConnection;
   readonly #muxer: StreamMuxer;
-  readonly #limits: TransportLimits;
-  readonly #closedDeferred = deferred<void>();
-  readonly #streams = new Map<number, QuicMessageStream>();
+  /** Open data streams by their protocol id (WINDOW and RESET frames name them). */
+  readonly #byId = new Map<number, QuicMessageStream>();
   #nextId: number;
-  #inboundOpen = 0;
-  #handler: ((method: string, stream: MessageStream) => void) | undefined;
-  #pending: QuicMessageStream[] = [];
   #control: FrameChannel | undefined;
   #controlBacklog: Uint8Array[] = [];
   #controlTimer: NodeJS.Timeout | undefined;
-  #pingTimer: NodeJS.Timeout | undefined;
-  #pingSentAt: number | undefined;
   #pingNonce = 0n;
-  #rtt: number | undefined;
-  #isClosed = false;
-  #closeError: TransportError | undefined;
 
-  constructor(init: ConnectionInit) {
-    this.#owner = init.owner;
+  constructor(init: QuicConnectionInit) {
+    super(init);
     this.#maConn = init.maConn;
-    this.#limits = init.limits;
-    this.direction = init.direction;
-    this.remotePublicKey = init.remotePublicKey;
-    const addr = init.maConn.remoteAddr.nodeAddress();
-    this.remoteAddress = addr.family === 6 ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
     this.#nextId = init.direction === 'outbound' ? 1 : 2;
-    this.closed = this.#closedDeferred.promise;
     // The library marks the connection closed by setting timeline.close (libp2p's contract for
     // MultiaddrConnection); that is our cue to abort the muxer and fail every stream.
     const timeline = init.maConn.timeline;
     init.maConn.timeline = new Proxy(timeline, {
       set: (target, prop, value) => {
         (target as unknown as Record<string | symbol, unknown>)[prop] = value;
-        if (prop === 'close' && value !== undefined) queueMicrotask(() => this.#onClosed());
+        if (prop === 'close' && value !== undefined) queueMicrotask(() => this.markClosed());
         return true;
       },
     });
@@ -702,28 +592,22 @@ class QuicPeerConnection implements PeerConnection {
   /** Dialer: open the control stream. */
   async openControl(): Promise<void> {
     const raw = await this.#muxer.newStream();
-    const ch = new FrameChannel(raw, this.#limits.maxMessageBytes, this.#controlHandler());
-    ch.decoder.allowedControl = CONTROL_TYPES;
+    this.#startControl(new FrameChannel(raw, this.limits.maxMessageBytes, nullHandler));
+  }
+
+  /** The control stream is up (opened by us, or the peer's HELLO arrived on it): say HELLO, start pinging. */
+  #startControl(ch: FrameChannel): void {
     this.#control = ch;
+    ch.handler = this.#controlHandler();
+    ch.decoder.allowedControl = CONTROL_TYPES;
+    clearTimeout(this.#controlTimer);
     void ch.write(helloFrame()).catch((err: unknown) => this.#controlFailed(err));
-    this.#flushBacklog();
-    this.#startPings();
+    const backlog = this.#controlBacklog.splice(0);
+    for (const frame of backlog) void this.sendControl(frame);
+    this.startPings();
   }
 
-  rtt(): number | undefined {
-    return this.#rtt;
-  }
-
-  onStream(handler: (method: string, stream: MessageStream) => void): void {
-    this.#handler = handler;
-    for (const s of this.#pending.splice(0)) deliverStream(handler, s);
-  }
-
-  async openStream(method: string, opts?: OpenStreamOptions): Promise<MessageStream> {
-    checkMethod(method);
-    const signal = opts?.signal;
-    if (signal?.aborted) throw abortError(signal, 'openStream');
-    if (this.#isClosed) throw this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'connection closed');
+  protected async newStream(method: string, signal: AbortSignal | undefined): Promise<QuicMessageStream> {
     const opening = Promise.resolve().then(() => this.#muxer.newStream());
     let raw: Stream;
     try {
@@ -731,11 +615,11 @@ class QuicPeerConnection implements PeerConnection {
     } catch (err) {
       opening.then((s) => s.abort(new Error('openStream aborted')), () => {});
       if (isTransportError(err)) throw err;
-      throw this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'could not open a stream', { cause: err });
+      throw this.isClosed ? this.closeReason() : new TransportError('CONNECTION_CLOSED', 'could not open a stream', { cause: err });
     }
-    if (this.#isClosed) {
+    if (this.isClosed) {
       raw.abort(new Error('connection closed'));
-      throw this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'connection closed');
+      throw this.closeReason();
     }
     const id = this.#nextId;
     if (id > 0xffff_fffe) {
@@ -743,9 +627,10 @@ class QuicPeerConnection implements PeerConnection {
       throw new TransportError('UNSUPPORTED', 'stream ids exhausted on this connection; reconnect');
     }
     this.#nextId += 2;
-    const ch = new FrameChannel(raw, this.#limits.maxMessageBytes, nullHandler);
-    const stream = new QuicMessageStream(this, ch, id, method, false, this.#limits);
-    this.#streams.set(id, stream);
+    const ch = new FrameChannel(raw, this.limits.maxMessageBytes, nullHandler);
+    const stream = new QuicMessageStream(this, ch, id, method, false, this.limits);
+    this.#byId.set(id, stream);
+    this.trackOutgoing(stream);
     const name = Buffer.from(method, 'utf8');
     const open = new Uint8Array(8 + name.length);
     const dv = new DataView(open.buffer);
@@ -757,22 +642,26 @@ class QuicPeerConnection implements PeerConnection {
     return stream;
   }
 
-  async close(): Promise<void> {
-    if (!this.#isClosed) {
-      this.#closeError ??= new TransportError('CONNECTION_CLOSED', 'connection closed locally');
-      try {
-        await this.#maConn.close();
-      } catch {
-        this.#maConn.abort(this.#closeError);
-      }
-      this.#onClosed();
+  protected async closeWire(): Promise<void> {
+    try {
+      await this.#maConn.close();
+    } catch {
+      this.#maConn.abort(this.closeReason());
     }
-    await this.closed;
+    this.markClosed();
+  }
+
+  protected onWireClosed(err: TransportError): void {
+    clearTimeout(this.#controlTimer);
+    // Abort the muxer: its accept loop would otherwise spin on the dead connection.
+    this.#muxer.abort(err);
+    this.#control?.reset(err);
+    this.#byId.clear();
   }
 
   /** Queue a control frame; resolves when written (or immediately if the connection is gone). */
   sendControl(frame: Uint8Array): Promise<void> {
-    if (this.#isClosed) return Promise.resolve();
+    if (this.isClosed) return Promise.resolve();
     if (this.#control === undefined) {
       this.#controlBacklog.push(frame);
       return Promise.resolve();
@@ -781,59 +670,31 @@ class QuicPeerConnection implements PeerConnection {
   }
 
   streamFinished(stream: QuicMessageStream): void {
-    if (this.#streams.get(stream.id) === stream) {
-      this.#streams.delete(stream.id);
-      if (stream.inbound) this.#inboundOpen--;
-    }
+    if (this.#byId.get(stream.id) === stream) this.#byId.delete(stream.id);
+    this.forgetStream(stream);
   }
 
   #closeWith(err: TransportError): void {
-    if (this.#isClosed) return;
-    this.#closeError ??= err;
+    if (this.isClosed) return;
+    this.noteCloseReason(err);
     this.#maConn.abort(err);
-    this.#onClosed();
+    this.markClosed();
   }
 
   #controlFailed(err: unknown): void {
-    if (!this.#isClosed) this.#closeWith(new TransportError('CONNECTION_CLOSED', 'control stream failed', { cause: err }));
+    if (!this.isClosed) this.#closeWith(new TransportError('CONNECTION_CLOSED', 'control stream failed', { cause: err }));
   }
 
-  #onClosed(): void {
-    if (this.#isClosed) return;
-    this.#isClosed = true;
-    const err = this.#closeError ?? new TransportError('CONNECTION_CLOSED', 'connection closed by the peer or lost', { remote: true });
-    this.#closeError = err;
-    clearTimeout(this.#controlTimer);
-    clearInterval(this.#pingTimer);
-    // Abort the muxer: its accept loop would otherwise spin on the dead connection.
-    this.#muxer.abort(err);
-    for (const s of [...this.#streams.values()]) s.onConnectionClosed(err);
-    this.#streams.clear();
-    this.#pending = [];
-    this.#control?.reset(err);
-    this.#owner.connectionClosed(this);
-    this.#closedDeferred.resolve();
-  }
-
-  #flushBacklog(): void {
-    const backlog = this.#controlBacklog.splice(0);
-    for (const frame of backlog) void this.sendControl(frame);
-  }
-
-  #startPings(): void {
-    this.#ping();
-    const every = Math.max(PING_INTERVAL_MIN_MS, Math.floor(this.#limits.idleTimeoutMs / 3));
-    this.#pingTimer = setInterval(() => this.#ping(), every);
-    this.#pingTimer.unref();
-  }
-
-  #ping(): void {
-    if (this.#pingSentAt !== undefined && performance.now() - this.#pingSentAt < this.#limits.idleTimeoutMs) return;
+  protected sendPing(): void {
     this.#pingNonce++;
     const p = new Uint8Array(8);
     new DataView(p.buffer).setBigUint64(0, this.#pingNonce, false);
-    this.#pingSentAt = performance.now();
     void this.sendControl(encodeFrame(FrameType.PING, p));
+  }
+
+  /** QUIC's own keep-alive and idle timeout detect a silent peer; just ask again. */
+  protected pingUnanswered(): boolean {
+    return true;
   }
 
   #controlHandler(): ChannelHandler {
@@ -841,7 +702,7 @@ class QuicPeerConnection implements PeerConnection {
       onFrame: (frame) => this.#onControlFrame(frame),
       onProgress: () => {},
       onEnd: (err) => {
-        if (!this.#isClosed) {
+        if (!this.isClosed) {
           const code = isTransportError(err) ? err.code : 'CONNECTION_CLOSED';
           this.#closeWith(new TransportError(code === 'PROTOCOL_ERROR' ? 'PROTOCOL_ERROR' : 'CONNECTION_CLOSED', 'control stream ended', { cause: err }));
         }
@@ -857,7 +718,7 @@ class QuicPeerConnection implements PeerConnection {
         return;
       case FrameType.WINDOW: {
         if (p.length !== 8) throw new TransportError('PROTOCOL_ERROR', 'bad WINDOW frame');
-        this.#streams.get(u32(p, 0))?.onWindow(u32(p, 4));
+        this.#byId.get(u32(p, 0))?.onWindow(u32(p, 4));
         return;
       }
       case FrameType.RESET: {
@@ -865,7 +726,7 @@ class QuicPeerConnection implements PeerConnection {
         const codeLen = p[4]!;
         const code = Buffer.from(p.subarray(5, 5 + codeLen)).toString('ascii');
         const message = Buffer.from(p.subarray(5 + codeLen)).toString('utf8');
-        this.#streams.get(u32(p, 0))?.onRemoteReset(code, message);
+        this.#byId.get(u32(p, 0))?.onRemoteReset(code, message);
         return;
       }
       case FrameType.PING:
@@ -874,12 +735,7 @@ class QuicPeerConnection implements PeerConnection {
         return;
       case FrameType.PONG: {
         if (p.length !== 8) throw new TransportError('PROTOCOL_ERROR', 'bad PONG frame');
-        const nonce = new DataView(p.buffer, p.byteOffset, 8).getBigUint64(0, false);
-        if (this.#pingSentAt !== undefined && nonce === this.#pingNonce) {
-          const sample = performance.now() - this.#pingSentAt;
-          this.#rtt = this.#rtt === undefined ? sample : this.#rtt * 0.875 + sample * 0.125;
-          this.#pingSentAt = undefined;
-        }
+        if (new DataView(p.buffer, p.byteOffset, 8).getBigUint64(0, false) === this.#pingNonce) this.pingAnswered();
         return;
       }
       default:
@@ -888,27 +744,21 @@ class QuicPeerConnection implements PeerConnection {
   }
 
   #onIncoming(raw: Stream): void {
-    if (this.#isClosed) {
+    if (this.isClosed) {
       raw.abort(new Error('connection closed'));
       return;
     }
     let settled = false;
     const timer = setTimeout(() => {
       if (!settled) ch.reset(new TransportError('HANDSHAKE_TIMEOUT', 'stream sent no OPEN frame'));
-    }, this.#limits.handshakeTimeoutMs);
-    const ch: FrameChannel = new FrameChannel(raw, this.#limits.maxMessageBytes, {
+    }, this.limits.handshakeTimeoutMs);
+    const ch: FrameChannel = new FrameChannel(raw, this.limits.maxMessageBytes, {
       onFrame: (frame) => {
         settled = true;
         clearTimeout(timer);
         if (frame.type === FrameType.HELLO && this.direction === 'inbound' && this.#control === undefined) {
-          this.#control = ch;
-          ch.handler = this.#controlHandler();
-          ch.decoder.allowedControl = CONTROL_TYPES;
-          clearTimeout(this.#controlTimer);
+          this.#startControl(ch);
           this.#onControlFrame(frame);
-          void ch.write(helloFrame()).catch((err: unknown) => this.#controlFailed(err));
-          this.#flushBacklog();
-          this.#startPings();
           return;
         }
         if (frame.type === FrameType.OPEN) {
@@ -932,23 +782,19 @@ class QuicPeerConnection implements PeerConnection {
     const peerWindow = u32(p, 4);
     const method = Buffer.from(p.subarray(8)).toString('utf8');
     const peerParity = this.direction === 'inbound' ? 1 : 0;
-    if (id % 2 !== peerParity || this.#streams.has(id)) throw new TransportError('PROTOCOL_ERROR', `bad stream id ${id}`);
+    if (id % 2 !== peerParity || this.#byId.has(id)) throw new TransportError('PROTOCOL_ERROR', `bad stream id ${id}`);
     checkMethodOrProtocolError(method);
-    // QUIC's stream credit (MAX_STREAMS = maxConcurrentStreams + the control stream) is the real
-    // limit; this backstop has slack because our bookkeeping of a finished stream can lag behind
-    // the moment QUIC frees its slot.
-    if (this.#inboundOpen >= 2 * this.#limits.maxConcurrentStreams) {
-      const err = new TransportError('STREAM_REFUSED', `more than ${this.#limits.maxConcurrentStreams} concurrent streams`);
+    // QUIC's stream credit (MAX_STREAMS = maxConcurrentStreams + the control stream) is the real limit.
+    if (this.tooManyIncoming()) {
+      const err = new TransportError('STREAM_REFUSED', `more than ${this.limits.maxConcurrentStreams} concurrent streams`);
       void this.sendControl(encodeReset(id, 'STREAM_REFUSED', err.message)).finally(() => ch.reset(err));
       ch.handler = nullHandler;
       return;
     }
-    this.#inboundOpen++;
-    const stream = new QuicMessageStream(this, ch, id, method, true, this.#limits);
-    this.#streams.set(id, stream);
+    const stream = new QuicMessageStream(this, ch, id, method, true, this.limits);
+    this.#byId.set(id, stream);
     stream.start(peerWindow);
-    if (this.#handler !== undefined) deliverStream(this.#handler, stream);
-    else this.#pending.push(stream);
+    this.acceptIncoming(stream);
   }
 }
 
@@ -972,30 +818,19 @@ function checkMethodOrProtocolError(method: string): void {
 // Transport
 // ---------------------------------------------------------------------------------------------
 
-export class QuicTransport implements PeerTransport {
+export class QuicTransport extends BasePeerTransport<QuicPeerConnection> {
   readonly kind = 'quic' as const;
-  readonly publicKey: Uint8Array;
-  readonly limits: Readonly<TransportLimits>;
-  readonly #privateKey: Uint8Array;
   #libp2p: Promise<Transport> | undefined;
   #listener: Listener | undefined;
-  readonly #connections = new Set<QuicPeerConnection>();
-  #handler: ((conn: PeerConnection) => void) | undefined;
-  #pendingInbound: QuicPeerConnection[] = [];
-  #closed = false;
-  readonly #closing = new AbortController();
 
   constructor(opts: QuicTransportOptions) {
-    const id = resolveIdentity(opts);
-    this.#privateKey = id.privateKey;
-    this.publicKey = id.publicKey;
-    this.limits = Object.freeze(resolveLimits(opts));
+    super(opts);
   }
 
   #transport(): Promise<Transport> {
     this.#libp2p ??= (async () => {
       await widenQuicReads();
-      const privateKey = await generateKeyPairFromSeed('Ed25519', this.#privateKey);
+      const privateKey = await generateKeyPairFromSeed('Ed25519', this.privateKey);
       const factory = quic({
         handshakeTimeout: this.limits.handshakeTimeoutMs,
         maxIdleTimeout: this.limits.idleTimeoutMs,
@@ -1009,16 +844,11 @@ export class QuicTransport implements PeerTransport {
     return this.#libp2p;
   }
 
-  onConnection(handler: (conn: PeerConnection) => void): void {
-    this.#handler = handler;
-    for (const c of this.#pendingInbound.splice(0)) deliverConnection(handler, c);
+  protected get listening(): boolean {
+    return this.#listener !== undefined;
   }
 
-  async listen(opts: ListenOptions): Promise<PeerAddress> {
-    checkAddress(opts, true);
-    if (this.#closed) throw new TransportError('TRANSPORT_CLOSED', 'transport closed');
-    if (this.#listener !== undefined) throw new TransportError('INVALID_ARGUMENT', 'already listening');
-    if (opts.signal?.aborted) throw abortError(opts.signal, 'listen');
+  protected async startListening(opts: ListenOptions): Promise<PeerAddress> {
     const ma = quicMultiaddr(opts.host, opts.port);
     const t = await raceSignal(this.#transport(), opts.signal, 'listen');
     const listener = t.createListener({ upgrader: this.#upgrader(undefined) });
@@ -1030,79 +860,57 @@ export class QuicTransport implements PeerTransport {
       await listener.close().catch(() => {});
       throw new TransportError('LISTEN_FAILED', `cannot listen on ${opts.host}:${opts.port}: ${asError(err).message}`, { cause: err });
     }
-    if (opts.signal?.aborted || this.#closed) {
+    if (opts.signal?.aborted || this.isClosed) {
       this.#listener = undefined;
       await listener.close();
-      throw this.#closed ? new TransportError('TRANSPORT_CLOSED', 'transport closed') : abortError(opts.signal, 'listen');
+      throw this.isClosed ? new TransportError('TRANSPORT_CLOSED', 'transport closed') : abortError(opts.signal, 'listen');
     }
     const bound = listener.getAddrs()[0]?.nodeAddress();
     if (bound === undefined) throw new TransportError('LISTEN_FAILED', 'listener has no address');
     return { host: bound.address, port: bound.port };
   }
 
-  async dial(addr: PeerAddress, opts: DialOptions = {}): Promise<PeerConnection> {
-    checkAddress(addr, false);
-    checkExpectedKey(opts.expectedPeerKey);
-    if (this.#closed) throw new TransportError('TRANSPORT_CLOSED', 'transport closed');
-    if (opts.signal?.aborted) throw abortError(opts.signal, 'dial');
+  protected async stopListening(): Promise<void> {
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.close().catch(() => {});
+  }
+
+  protected async connect(addr: PeerAddress, ctx: DialContext): Promise<QuicPeerConnection> {
     const ma = quicMultiaddr(addr.host, addr.port);
-    const timeoutMs = opts.timeoutMs ?? this.limits.handshakeTimeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signals = [timeout, this.#closing.signal];
-    if (opts.signal !== undefined) signals.push(opts.signal);
-    const signal = AbortSignal.any(signals);
-    const state: DialState = { cancelled: false, expectedPeerKey: opts.expectedPeerKey };
-    const abort = abortPromise(signal, 'dial');
+    const state: DialState = { cancelled: false, expectedPeerKey: ctx.expectedPeerKey };
     let dialing: Promise<Connection> | undefined;
     try {
-      const t = await Promise.race([this.#transport(), abort.promise]);
-      dialing = t.dial(ma, { upgrader: this.#upgrader(state), signal });
-      const conn = (await Promise.race([dialing, abort.promise])) as unknown as QuicPeerConnection;
-      return conn;
+      const t = await Promise.race([this.#transport(), ctx.aborted]);
+      dialing = t.dial(ma, { upgrader: this.#upgrader(state), signal: ctx.signal });
+      return (await Promise.race([dialing, ctx.aborted])) as unknown as QuicPeerConnection;
     } catch (err) {
       state.cancelled = true;
       // A dial the library completes after we gave up must not leak a connection.
       dialing?.then((c) => void (c as unknown as QuicPeerConnection).close().catch(() => {}), () => {});
-      if (isTransportError(err) && err.code !== 'ABORTED') throw err;
-      if (this.#closing.signal.aborted) throw new TransportError('TRANSPORT_CLOSED', 'transport closed during dial');
-      if (opts.signal?.aborted) throw abortError(opts.signal, 'dial');
-      if (timeout.aborted) throw new TransportError('DIAL_TIMEOUT', `QUIC dial to ${addr.host}:${addr.port} timed out after ${timeoutMs} ms`);
-      throw new TransportError('DIAL_FAILED', `QUIC dial to ${addr.host}:${addr.port} failed: ${asError(err).message}`, { cause: err });
-    } finally {
-      abort.cleanup();
+      throw err;
     }
-  }
-
-  async close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#closing.abort(new TransportError('TRANSPORT_CLOSED', 'transport closed'));
-      const listener = this.#listener;
-      this.#listener = undefined;
-      await listener?.close().catch(() => {});
-    }
-    await Promise.all([...this.#connections].map((c) => c.close()));
-    this.#pendingInbound = [];
-  }
-
-  connectionClosed(conn: QuicPeerConnection): void {
-    this.#connections.delete(conn);
-    const i = this.#pendingInbound.indexOf(conn);
-    if (i >= 0) this.#pendingInbound.splice(i, 1);
   }
 
   #upgrader(dial: DialState | undefined): Upgrader {
     const make = (maConn: MultiaddrConnection, opts: UpgraderOptions | undefined, direction: 'inbound' | 'outbound'): QuicPeerConnection => {
-      if (this.#closed) throw new TransportError('TRANSPORT_CLOSED', 'transport closed');
+      this.checkOpen();
       if (dial?.cancelled) throw new TransportError('ABORTED', 'dial cancelled');
       const muxerFactory = opts?.muxerFactory;
       if (muxerFactory === undefined) throw new TransportError('PROTOCOL_ERROR', 'QUIC connection without stream muxer');
       const remotePublicKey = keyFromMultiaddr(maConn.remoteAddr);
-      if (dial?.expectedPeerKey !== undefined && !bytesEqual(dial.expectedPeerKey, remotePublicKey)) {
-        throw new TransportError('PEER_KEY_MISMATCH', 'the peer authenticated with a different Ed25519 key than expected');
-      }
-      const conn = new QuicPeerConnection({ owner: this, maConn, muxerFactory, direction, remotePublicKey, limits: this.limits });
-      this.#connections.add(conn);
+      checkPeerKey(dial?.expectedPeerKey, remotePublicKey);
+      const node = maConn.remoteAddr.nodeAddress();
+      const conn = new QuicPeerConnection({
+        owner: this,
+        maConn,
+        muxerFactory,
+        direction,
+        remotePublicKey,
+        remoteAddress: formatAddress(node.address, node.port),
+        limits: this.limits,
+      });
+      this.addConnection(conn);
       return conn;
     };
     return {
@@ -1118,9 +926,7 @@ export class QuicTransport implements PeerTransport {
         return conn as unknown as Connection;
       },
       upgradeInbound: async (maConn, opts) => {
-        const conn = make(maConn, opts, 'inbound');
-        if (this.#handler !== undefined) deliverConnection(this.#handler, conn);
-        else this.#pendingInbound.push(conn);
+        this.deliverInbound(make(maConn, opts, 'inbound'));
       },
       createInboundAbortSignal: (signal: AbortSignal): ClearableSignal => {
         const s = AbortSignal.any([signal, AbortSignal.timeout(this.limits.handshakeTimeoutMs)]);

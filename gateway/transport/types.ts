@@ -85,12 +85,24 @@ export interface MessageStream extends AsyncIterable<Uint8Array> {
   end(): Promise<void>;
   /** Resets both directions; the peer's iteration and pending sends fail (code STREAM_RESET, or a code passed through). */
   abort(err: Error): void;
+  /**
+   * On a stream the peer opened: accept messages up to `maxMessageBytes` from now on. Until then they are
+   * held to `firstMessageBytes`, so an opener cannot make this side buffer a large message before the
+   * reader has checked the first one (the relay's hello). No effect on streams this side opened.
+   */
+  liftFirstMessageLimit(): void;
 }
 
 /** Limits and timeouts, per connection unless noted. All optional in the constructors. */
 export interface TransportLimits {
   /** Largest message accepted (payload bytes). A bigger incoming frame aborts the stream with MESSAGE_TOO_LARGE. Default 32 MiB + 64 KiB. */
   maxMessageBytes: number;
+  /**
+   * Largest message accepted on a stream the peer opened until its reader calls liftFirstMessageLimit()
+   * (capped by maxMessageBytes). A bigger one aborts the stream with MESSAGE_TOO_LARGE before it is
+   * buffered. Default: maxMessageBytes (no separate limit).
+   */
+  firstMessageBytes: number;
   /** Streams the peer may have open towards us at once; extra ones are refused. Default 64. */
   maxConcurrentStreams: number;
   /** Receive window per stream in bytes: how much a peer may send ahead of what the reader consumed. Default 1 MiB. */
@@ -103,6 +115,7 @@ export interface TransportLimits {
 
 export const DEFAULT_LIMITS: Readonly<TransportLimits> = Object.freeze({
   maxMessageBytes: 32 * 1024 * 1024 + 64 * 1024,
+  firstMessageBytes: 32 * 1024 * 1024 + 64 * 1024,
   maxConcurrentStreams: 64,
   streamWindowBytes: 1024 * 1024,
   handshakeTimeoutMs: 10_000,

@@ -2,18 +2,17 @@
 // CLI, with its own data directory under one temporary directory; mailboxes' profiles live beside them.
 import { expect } from 'vitest';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
 import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
 
 export interface LabNode { name: string; domain: string; data: string; did: string; proc?: RunningNode; env: NodeJS.ProcessEnv }
 
-/** A running node's Prometheus metrics, over its HTTPS port (trusting its own test CA). */
+/** A running node's Prometheus metrics, from its (loopback) metrics listener. */
 export function metricsOf(n: { data: string; proc?: RunningNode }): Promise<string> {
-  const [host, port] = n.proc!.ready.http!.split(':');
+  const [host, port] = n.proc!.ready.metrics!.split(':');
   return new Promise((resolve, reject) => {
-    httpsRequest({ host, port: Number(port), path: '/metrics', ca: readFileSync(join(n.data, 'tls/ca.crt')), servername: 'localhost' }, (res) => {
+    httpRequest({ host, port: Number(port), path: '/metrics' }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve(Buffer.concat(chunks).toString()));

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { tempDir, runCli, startNodeProcess, until, type RunningNode } from '../helpers.ts';
+import { metricsOf } from './lab.ts';
 import { openNodeFiles } from '../../gateway/node-files.ts';
 import { QuicTransport } from '../../gateway/transport/index.ts';
 import { requestCosign } from '../../gateway/federation/witness.ts';
@@ -188,7 +189,7 @@ describe('witnessing between three nodes', { timeout: 180_000 }, () => {
     expect(Number(st.splitViews)).toBe(2);
     expect(Number(st.refused['cosign.SPLIT_VIEW'])).toBe(2);
     expect(Number(st.refused['cosign.PEER_REJECTED'])).toBe(1);
-    const metrics = await httpsGet(a, '/metrics');
+    const metrics = await metricsOf(a);
     expect(metrics).toMatch(/^aftersmtp_witness_split_views 2$/m);
     expect(metrics).toMatch(/^aftersmtp_refused_total\{code="cosign.SPLIT_VIEW"\} 2$/m);
 

@@ -2,6 +2,7 @@
 // over and over while the node stays idle.
 import { describe, it, expect } from 'vitest';
 import { MemoryPolicy } from '../../gateway/memory.ts';
+import { Scheduler } from '../../gateway/scheduler.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const spin = (ms: number) => { const end = performance.now() + ms; while (performance.now() < end) { /* busy */ } };
@@ -11,7 +12,9 @@ describe('MemoryPolicy', () => {
     // Check windows of 300 ms: a loaded test machine's own background work (GC, test-runner traffic)
     // stays well under the 5% (15 ms) that counts as busy, while the spell below fills them.
     const trimmer = new MemoryPolicy({ checkMs: 300 });
-    trimmer.start();
+    const scheduler = new Scheduler();
+    trimmer.start(scheduler);
+    scheduler.start();
     try {
       await sleep(1500);
       expect(trimmer.trims).toBe(1); // start-up only: the idle checks since found nothing busy
@@ -22,19 +25,21 @@ describe('MemoryPolicy', () => {
       await sleep(900);
       expect(trimmer.trims).toBe(2);
     } finally {
-      trimmer.stop();
+      await scheduler.stop();
     }
   });
 
   it('with idleTrim off, never trims', async () => {
     const policy = new MemoryPolicy({ checkMs: 100, idleTrim: false });
-    policy.start();
+    const scheduler = new Scheduler();
+    policy.start(scheduler);
+    scheduler.start();
     try {
       for (let i = 0; i < 4; i++) { spin(45); await sleep(5); }
       await sleep(500);
       expect(policy.trims).toBe(0);
     } finally {
-      policy.stop();
+      await scheduler.stop();
     }
   });
 });

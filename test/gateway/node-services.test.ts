@@ -3,6 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import pino from 'pino';
@@ -22,11 +23,13 @@ describe('node services', () => {
   let bob: MailboxProfile;
   let address: string;
   let httpAddress: string;
+  let metricsAddress: string;
   const start = async () => {
     node = new AfterSmtpNode({ dataDir: data, logger: pino({ level: 'silent' }), env: { AFTERSMTP_LEDGER__CHECKPOINT_INTERVAL_MS: '200' } });
     const ready = await node.start();
     address = ready.grpc;
     httpAddress = ready.http!;
+    metricsAddress = ready.metrics!;
   };
   const httpsGet = async (path: string): Promise<{ status: number; body: Buffer; type: string }> => {
     const { request } = await import('node:https');
@@ -110,7 +113,16 @@ describe('node services', () => {
     // Beyond the published checkpoint: not served.
     expect((await httpsGet(`/aftersmtp/log/tile/0/000.p/${cp.size + 1}`)).status).toBe(404);
     expect((await httpsGet('/aftersmtp/log/tile/0/x001/000')).status).toBe(404);
-    const metrics = await httpsGet('/metrics');
+    // Metrics are on their own loopback listener, not on the public HTTPS one.
+    expect((await httpsGet('/metrics')).status).toBe(404);
+    const metrics = await new Promise<{ body: Buffer }>((resolve, reject) => {
+      const [host, port] = metricsAddress.split(':');
+      httpGet({ host, port: Number(port), path: '/metrics' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ body: Buffer.concat(chunks) }));
+      }).on('error', reject);
+    });
     expect(metrics.body.toString()).toMatch(new RegExp(`^aftersmtp_ledger_checkpoint_size ${cp.size}$`, 'm'));
     expect(metrics.body.toString()).toMatch(/^aftersmtp_anchor_enabled 0$/m);
     // This node runs in the test process: its memory gauges are this process's.
@@ -119,6 +131,12 @@ describe('node services', () => {
     expect(gauge('aftersmtp_resident_memory_bytes')).toBeLessThan(2 * process.memoryUsage.rss());
     expect(gauge('aftersmtp_heap_used_bytes')).toBeGreaterThan(1 * 2 ** 20);
     expect(gauge('aftersmtp_young_generation_bytes')).toBeGreaterThan(0);
+    // The standard process metrics, and the latency of the submissions the earlier test made.
+    expect(metrics.body.toString()).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(metrics.body.toString()).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+    const submitted = /^aftersmtp_submit_seconds_count\{method="Submit",outcome="ok"\} (\d+)$/m.exec(metrics.body.toString());
+    expect(Number(submitted?.[1])).toBeGreaterThan(0);
+    expect(metrics.body.toString()).toMatch(/^aftersmtp_submit_seconds_bucket\{le="0.005",method="Submit",outcome="ok"\} \d+$/m);
   });
 
   it('serves the standard gRPC health and reflection services', async () => {

@@ -14,6 +14,7 @@ import { startDnsLab, type DnsLab } from '../dns-lab.ts';
 import { AfterSmtpNode } from '../../gateway/node.ts';
 import { connect, profileResolver, subscribe, type MailboxProfile, type ReceivedMessage } from '../../gateway/client.ts';
 import { bridgeErrorFor, type SmtpHandler } from '../../gateway/smtp-handler.ts';
+import { databaseForTests } from '../../gateway/store/index.ts';
 import { GatewayError } from '../../gateway/errors.ts';
 import { BridgeError, verifyMessage, type InboundMessage, type ListenerKind } from '../../bridge/index.ts';
 
@@ -137,7 +138,7 @@ describe('the SMTP bridge on the node', () => {
     const { messageId } = await handler.accept(inbound, new AbortController().signal);
     expect(messageId).toMatch(/^[0-9a-f]{32}$/);
     expect(node.ledger.log.size).toBe(leavesBefore + 1);
-    const stored = node.storage.pendingDeliveries('bob@example.test', 0, 100).at(-1)!;
+    const stored = node.storage.deliveries.pending('bob@example.test', 0, 100).at(-1)!;
     expect(stored.authenticatedSender).toBe('carol@mail.test');
 
     const m = await nextForBob();
@@ -159,7 +160,7 @@ describe('the SMTP bridge on the node', () => {
     expect(inbound.verdicts!.spf.result).toBe('fail');
     expect(inbound.verdicts!.dmarc.result).toBe('fail');
     await handler.accept(inbound, new AbortController().signal);
-    const stored = node.storage.pendingDeliveries('bob@example.test', 0, 100).at(-1)!;
+    const stored = node.storage.deliveries.pending('bob@example.test', 0, 100).at(-1)!;
     expect(stored.authenticatedSender).toBe('');
     expect(stored.senderDomain).toBe('');
 
@@ -194,9 +195,9 @@ describe('the SMTP bridge on the node', () => {
 
   it('delivers one copy to a recipient the client named twice', async () => {
     const inbound = fromSubmission(rfc5322('alice@example.test', 'twice'), 'alice@example.test', ['bob@example.test', 'BOB@example.test']);
-    const before = node.storage.pendingDeliveries('bob@example.test', 0, 100_000).length;
+    const before = node.storage.deliveries.pending('bob@example.test', 0, 100_000).length;
     const { messageId } = await handler.accept(inbound, new AbortController().signal);
-    expect(node.storage.pendingDeliveries('bob@example.test', 0, 100_000).length).toBe(before + 1);
+    expect(node.storage.deliveries.pending('bob@example.test', 0, 100_000).length).toBe(before + 1);
     expect((await nextForBob()).messageId).toBe(messageId);
   });
 
@@ -244,8 +245,8 @@ describe('the SMTP bridge on the node', () => {
   // Last: the store stays refusing for FULL_RECHECK_MS after it ran out of room.
   it('refuses with STORE_FULL and stores nothing when the store is full', async () => {
     // Injected fault: no page beyond those the store has now, as on a full disk.
-    const pages = (node.storage.db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count;
-    node.storage.db.exec(`PRAGMA max_page_count=${pages}`);
+    const pages = (databaseForTests(node.storage).prepare('PRAGMA page_count').get() as { page_count: number }).page_count;
+    databaseForTests(node.storage).exec(`PRAGMA max_page_count=${pages}`);
     const big = (subject: string) => fromSubmission(Buffer.concat([rfc5322('alice@example.test', subject), Buffer.from('x'.repeat(60_000))]), 'alice@example.test', ['bob@example.test']);
     let refused: unknown;
     for (let i = 0; i < 200 && !refused; i++) {
@@ -253,9 +254,9 @@ describe('the SMTP bridge on the node', () => {
     }
     expect(refused).toMatchObject({ name: 'BridgeError', code: 'STORE_FULL' });
     const leaves = node.ledger.log.size;
-    const waiting = node.storage.pendingDeliveries('bob@example.test', 0, 100_000).length;
+    const waiting = node.storage.deliveries.pending('bob@example.test', 0, 100_000).length;
     await expect(handler.accept(big('one more'), new AbortController().signal)).rejects.toMatchObject({ code: 'STORE_FULL' });
     expect(node.ledger.log.size).toBe(leaves);
-    expect(node.storage.pendingDeliveries('bob@example.test', 0, 100_000).length).toBe(waiting);
+    expect(node.storage.deliveries.pending('bob@example.test', 0, 100_000).length).toBe(waiting);
   }, 60_000);
 });

@@ -8,7 +8,7 @@ import pino from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { tempDir, initNodeWithMailboxes } from '../helpers.ts';
 import { AfterSmtpNode } from '../../gateway/node.ts';
-import { FULL_RECHECK_MS } from '../../gateway/storage.ts';
+import { FULL_RECHECK_MS, databaseForTests } from '../../gateway/store/index.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, unary, type Clients, type MailboxProfile } from '../../gateway/client.ts';
 import { verifySignature } from '../../identity/index.ts';
 import type { Envelope } from '../../proto/index.ts';
@@ -32,7 +32,7 @@ describe('a full store', () => {
   const refusal = (envelope: Envelope) => submit(clients, envelope).then(() => undefined, (err: grpc.ServiceError) => err);
   /** Receives and acknowledges everything waiting for bob; returns the subjects that verified. */
   const drainBob = async () => {
-    const count = node.storage.pendingDeliveries('bob@example.test', 0, 100_000).length;
+    const count = node.storage.deliveries.pending('bob@example.test', 0, 100_000).length;
     const bobClients = connect(bob, address);
     try {
       const seen: string[] = [];
@@ -64,8 +64,8 @@ describe('a full store', () => {
 
   it('with its disk full: refuses as transient, then at once for a second without verifying; accepts again once there is room', async () => {
     // Injected fault: no page beyond those the store has now, as on a full disk.
-    const pages = (node.storage.db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count;
-    node.storage.db.exec(`PRAGMA max_page_count=${pages}`);
+    const pages = (databaseForTests(node.storage).prepare('PRAGMA page_count').get() as { page_count: number }).page_count;
+    databaseForTests(node.storage).exec(`PRAGMA max_page_count=${pages}`);
     try {
       let refused: grpc.ServiceError | undefined;
       for (let i = 0; i < 200 && !refused; i++) refused = await refusal(await seal());
@@ -80,11 +80,11 @@ describe('a full store', () => {
       expect(verifications).toBe(verifiedBefore); // refused before verification
 
       // The disk gets room again: within FULL_RECHECK_MS the node stores mail again, the refused one too.
-      node.storage.db.exec('PRAGMA max_page_count=1073741823');
+      databaseForTests(node.storage).exec('PRAGMA max_page_count=1073741823');
       await new Promise((r) => setTimeout(r, FULL_RECHECK_MS + 100));
       expect(await refusal(kept)).toBeUndefined();
     } finally {
-      node.storage.db.exec('PRAGMA max_page_count=1073741823');
+      databaseForTests(node.storage).exec('PRAGMA max_page_count=1073741823');
     }
   });
 
@@ -110,8 +110,9 @@ describe('a full store', () => {
     // What the operator sees: `aftersmtp status` and /metrics show the store at its cap.
     expect(node.status()).toMatchObject({ storeMaxBytes: MAX_BYTES });
     expect(node.status().storeBytes).toBeGreaterThanOrEqual(MAX_BYTES);
-    expect(node.metrics()).toMatch(new RegExp(`^aftersmtp_store_max_bytes ${MAX_BYTES}$`, 'm'));
-    const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(node.metrics())?.[1]);
+    expect(await node.metrics.text()).toMatch(new RegExp(`^aftersmtp_store_max_bytes ${MAX_BYTES}$`, 'm'));
+    const text = await node.metrics.text();
+    const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
     expect(counter('aftersmtp_store_writes_total')).toBeGreaterThanOrEqual(accepted);
     expect(counter('aftersmtp_store_commits_total')).toBeGreaterThan(0);
     expect(counter('aftersmtp_store_commits_total')).toBeLessThanOrEqual(counter('aftersmtp_store_writes_total'));

@@ -5,7 +5,7 @@
 // counted.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import pino from 'pino';
-import { tempDir, initNodeWithMailboxes } from '../helpers.ts';
+import { tempDir, initNodeWithMailboxes, until } from '../helpers.ts';
 import { AfterSmtpNode } from '../../gateway/node.ts';
 import { connect, profileResolver, sealFor, submit, type Clients, type MailboxProfile } from '../../gateway/client.ts';
 import { verifySignature } from '../../identity/index.ts';
@@ -68,12 +68,16 @@ describe('SubmitStream flow control', () => {
     envelopes.forEach((envelope, i) => call.write({ envelope, clientRef: i })); // all at once, no window
     call.end();
 
-    // Everything is written; the node must still be holding only LIMIT of them.
-    await new Promise((r) => setTimeout(r, 500));
-    expect(verifying).toBe(LIMIT);
-    expect(refs).toEqual([]);
-
-    openGate();
+    try {
+      // Everything is written; the node takes LIMIT of them and no more. The pause after that is only
+      // room for a flood past the limit to show: it cannot make a correct node fail, however slow.
+      await until(`${LIMIT} messages in verification`, async () => (verifying === LIMIT ? true : undefined));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(verifying).toBe(LIMIT);
+      expect(refs).toEqual([]);
+    } finally {
+      openGate();
+    }
     await done;
     expect(refs).toEqual(Array.from({ length: COUNT }, (_, i) => i));
     expect(mostVerifying).toBe(LIMIT);
@@ -84,9 +88,13 @@ describe('SubmitStream flow control', () => {
     const envelopes = await Promise.all(Array.from({ length: 20 }, (_, i) =>
       sealFor(alice, clients, profileResolver(alice), { to: ['bob@example.test'], subject: `unary ${i}`, text: 'y', knownDids: { 'bob@example.test': bobDid } }).then((s) => s.envelope)));
     const replies = Promise.all(envelopes.map((envelope) => submit(clients, envelope)));
-    await new Promise((r) => setTimeout(r, 500));
-    expect(verifying).toBe(LIMIT);
-    openGate();
+    try {
+      await until(`${LIMIT} calls in verification`, async () => (verifying === LIMIT ? true : undefined));
+      await new Promise((r) => setTimeout(r, 200)); // room for a call past the limit to show
+      expect(verifying).toBe(LIMIT);
+    } finally {
+      openGate();
+    }
     expect((await replies).every((r) => r.deliveredLocal[0] === 'bob@example.test')).toBe(true);
     expect(mostVerifying).toBe(LIMIT);
   });

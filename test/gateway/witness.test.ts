@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { tempDir } from '../helpers.ts';
-import { Storage } from '../../gateway/storage.ts';
-import { Witness, WitnessStore, type DomainRoute } from '../../gateway/federation/witness.ts';
+import { DatabaseSync } from 'node:sqlite';
+import { Store } from '../../gateway/store/index.ts';
+import { Witness, type DomainRoute } from '../../gateway/federation/witness.ts';
 import { generateIdentity } from '../../gateway/node-files.ts';
 import { createDidResolver } from '../../identity/index.ts';
 import { TransparencyLog, encodeLeaf, verifyCosignature, parseNote } from '../../ledger/index.ts';
@@ -30,12 +31,12 @@ const grow = (log: TransparencyLog, n: number) => log.append(Array.from({ length
  * route found through DNS, which only authenticated callers get).
  */
 function witnessAt(file: string, routes: Record<string, DomainRoute>, maxLogs = 10) {
-  const storage = new Storage(file);
+  const storage = new Store(file);
   const me = identity('w.test');
   // did:web documents are registered (no HTTPS here); did:key ones derive.
   const resolver = createDidResolver({ allowFetch: false });
   const witness = new Witness({
-    store: new WitnessStore(storage), resolver, nodeDid: me.did, signingKey: me.key, maxLogs,
+    store: storage.witness, resolver, nodeDid: me.did, signingKey: me.key, maxLogs,
     ownOrigin: 'w.test/aftersmtp', localDomains: ['w.test'],
     routeOf: async (domain, { discover }) => {
       const route = routes[domain];
@@ -162,19 +163,21 @@ describe('witness', () => {
     grow(rival, 2);
     const rival2 = rival.signCheckpoint({ size: 2 });
     {
-      // The layout before witness state was keyed by origin: one origin could have a row per DID.
-      const storage = new Storage(file);
-      storage.db.exec(`CREATE TABLE witnessed_logs (
+      // The layout before witness state was keyed by origin: one origin could have a row per DID, in a
+      // store of layout 4 (whose witness tables the node created on start).
+      await new Store(file).close();
+      const db = new DatabaseSync(file);
+      db.exec(`DROP TABLE witnessed_logs; CREATE TABLE witnessed_logs (
         log_did TEXT NOT NULL, origin TEXT NOT NULL, size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL,
-        updated_ms INTEGER NOT NULL, PRIMARY KEY (log_did, origin))`);
-      const insert = storage.db.prepare('INSERT INTO witnessed_logs VALUES (?,?,?,?,?,?)');
+        updated_ms INTEGER NOT NULL, PRIMARY KEY (log_did, origin)); PRAGMA user_version=4;`);
+      const insert = db.prepare('INSERT INTO witnessed_logs VALUES (?,?,?,?,?,?)');
       insert.run(other.did, origin, 2, rival2.root, rival2.note, 1);
       insert.run(logId.did, origin, 4, cp4.root, cp4.note, 2);
-      await storage.close();
+      db.close();
     }
     const routes: Record<string, DomainRoute> = { 'log.test': { did: logId.did, configured: true } };
     const { witness, storage } = witnessAt(file, routes);
-    const store = new WitnessStore(storage);
+    const store = storage.witness;
     expect(store.countWitnessedLogs()).toBe(1);
     expect(store.witnessedLog(origin)).toMatchObject({ logDid: logId.did, size: 4, logKey: undefined });
     // The next checkpoint by the key that signed the kept one is cosigned, and that key is remembered.

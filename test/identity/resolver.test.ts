@@ -212,12 +212,24 @@ describe('did:web over HTTPS', () => {
     expect(fetchesOf(path)).toBe(2);
   });
 
-  it('does not cache failures', async () => {
-    const r = resolverWith();
+  it('remembers a failure for failureTtlMs, then fetches again', async () => {
+    let clock = 1_000_000;
+    const r = resolverWith({ now: () => clock, failureTtlMs: 10_000 });
     await expect(r.resolveKeys('did:web:example.test:users:missing')).rejects.toMatchObject({ code: 'DID_RESOLUTION' });
     const n = fetchesOf('/users/missing/did.json');
     await expect(r.resolveKeys('did:web:example.test:users:missing')).rejects.toMatchObject({ code: 'DID_RESOLUTION' });
+    expect(fetchesOf('/users/missing/did.json')).toBe(n);
+    clock += 10_001;
+    await expect(r.resolveKeys('did:web:example.test:users:missing')).rejects.toMatchObject({ code: 'DID_RESOLUTION' });
     expect(fetchesOf('/users/missing/did.json')).toBe(n + 1);
+  });
+
+  it('with allowPrivateAddresses false, dials a private address only for a host in hostMap', async () => {
+    const r = resolverWith({ allowPrivateAddresses: false });
+    expect((await r.resolveKeys('did:web:example.test:users:alice')).did).toBe('did:web:example.test:users:alice');
+    await expect(r.resolveKeys(`did:web:127.0.0.1%3A${port}:users:alice`)).rejects.toThrow(/private address/);
+    await expect(r.resolveKeys(`did:web:localhost%3A${port}:users:alice`)).rejects.toThrow(/private address/);
+    expect(seen.some((s) => s.host === `127.0.0.1:${port}` || s.host === `localhost:${port}`)).toBe(false);
   });
 
   it('registered documents are served from memory without any request', async () => {

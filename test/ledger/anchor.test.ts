@@ -11,11 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { startChain } from '../chain.ts';
 import type { TestChain } from '../chain.ts';
 import { NODE_BIN } from '../helpers.ts';
+import { ManualClock } from '../manual-clock.ts';
 import {
   ANCHOR_STEPS, AnchorError, SafeWsProvider, SubstrateAnchor, anchorPayload, connectChain, decodeSubstrateAddress,
   ed25519PublicKeyFromSeed, parseAnchorPayload, substrateAddress, verifyAnchor,
 } from '../../ledger/anchor.ts';
-import type { AnchorClock, AnchorRecord, AnchorVerification } from '../../ledger/anchor.ts';
+import type { AnchorRecord, AnchorVerification } from '../../ledger/anchor.ts';
 
 const ORIGIN = 'mail.example.org/ledger';
 
@@ -37,32 +38,6 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** A clock the test moves by hand: timers fire when advance() passes their due time, in order. */
-class ManualClock implements AnchorClock {
-  readonly startMs = 1_700_000_000_000;
-  #now = this.startMs;
-  #timers = new Map<number, { dueMs: number; callback: () => void }>();
-  #nextId = 1;
-  now(): number { return this.#now; }
-  setTimeout(callback: () => void, delayMs: number): unknown {
-    const id = this.#nextId++;
-    this.#timers.set(id, { dueMs: this.#now + Math.max(0, delayMs), callback });
-    return id;
-  }
-  clearTimeout(handle: unknown): void { this.#timers.delete(handle as number); }
-  advance(ms: number): void {
-    const until = this.#now + ms;
-    for (;;) {
-      const due = [...this.#timers.entries()].filter(([, t]) => t.dueMs <= until).sort((x, y) => x[1].dueMs - y[1].dueMs)[0];
-      if (!due) break;
-      this.#timers.delete(due[0]);
-      this.#now = Math.max(this.#now, due[1].dueMs);
-      due[1].callback();
-    }
-    this.#now = until;
   }
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import * as grpc from '@grpc/grpc-js';
 import { runCli, jsonLines, until, tempDir } from '../helpers.ts';
-import { Storage, STORE_VERSION } from '../../gateway/storage.ts';
+import { Store, STORE_VERSION, databaseForTests } from '../../gateway/store/index.ts';
 import { NodeLab, type LabNode } from '../e2e/lab.ts';
 import { readProfile, connect, profileResolver, submit, subscribe, unary, buildRfc5322, type MailboxProfile, type ReceivedMessage } from '../../gateway/client.ts';
 import { fromB64u, openNodeFiles } from '../../gateway/node-files.ts';
@@ -270,8 +270,8 @@ describe('security #20: the store upgrades in place', () => {
 
   it('20.1/20.4 a version 3 store gets vouched senders (empty: nobody) and a replay set keyed on id and hash (old ids block any hash)', async () => {
     const file = join(dir.path, 'v3.db');
-    let storage = new Storage(file, { durability: 'deferred' });
-    storage.addMailbox({ address: 'bob@x.test', did: 'did:key:zbob', signingKeyId: 'k', signingPublicKey: new Uint8Array(32), agreementKeyId: 'bob#x',
+    let storage = new Store(file, { durability: 'deferred' });
+    storage.mailboxes.add({ address: 'bob@x.test', did: 'did:key:zbob', signingKeyId: 'k', signingPublicKey: new Uint8Array(32), agreementKeyId: 'bob#x',
       agreementPublicKey: new Uint8Array(32), tokenSha256: 'b'.repeat(64), documentJson: '{}', createdMs: 0 });
     for (const n of [1, 2]) {
       await storage.storeEnvelope({ messageId: id(n), messageHash: hash(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10).fill(n), mailboxes: ['bob@x.test'], logIndex: n, sender: { address: 'alice@y.test', domain: 'y.test' } });
@@ -286,22 +286,22 @@ describe('security #20: the store upgrades in place', () => {
       PRAGMA user_version = 3;`);
     old.close();
 
-    storage = new Storage(file, { durability: 'deferred' });
+    storage = new Store(file, { durability: 'deferred' });
     try {
-      expect((storage.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(STORE_VERSION);
+      expect((databaseForTests(storage).prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(STORE_VERSION);
       // Mail stored before: nobody vouched for its sender, so its client shows it unverified.
-      expect(storage.pendingDeliveries('bob@x.test', 0, 10).map((d) => [d.seq, d.authenticatedSender, d.senderDomain])).toEqual([[1, '', ''], [2, '', '']]);
+      expect(storage.deliveries.pending('bob@x.test', 0, 10).map((d) => [d.seq, d.authenticatedSender, d.senderDomain])).toEqual([[1, '', ''], [2, '', '']]);
       // Ids accepted before keep blocking every message under them until they expire, and keep their leaves.
-      expect([storage.hasSeen(id(1), hash(1)), storage.hasSeen(id(1), hash(9))]).toEqual([true, true]);
+      expect([storage.replay.has(id(1), hash(1)), storage.replay.has(id(1), hash(9))]).toEqual([true, true]);
       expect([1, 2].map((n) => storage.logIndexOf(id(n)))).toEqual([1, 2]);
       // New messages are keyed on id and hash, and keep who vouched for their sender.
       await storage.storeEnvelope({ messageId: id(3), messageHash: hash(3), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: ['bob@x.test'], logIndex: 3, sender: { address: 'carol@y.test', domain: 'y.test' } });
-      expect([storage.hasSeen(id(3), hash(3)), storage.hasSeen(id(3), hash(4))]).toEqual([true, false]);
+      expect([storage.replay.has(id(3), hash(3)), storage.replay.has(id(3), hash(4))]).toEqual([true, false]);
       await storage.storeEnvelope({ messageId: id(3), messageHash: hash(4), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: ['bob@x.test'], logIndex: 4 });
       await expect(storage.storeEnvelope({ messageId: id(3), messageHash: hash(3), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(10), mailboxes: ['bob@x.test'] })).rejects.toMatchObject({ code: 'REPLAY' });
-      expect([storage.seenLogIndex(id(3), hash(3)), storage.seenLogIndex(id(3), hash(4))]).toEqual([3, 4]);
+      expect([storage.replay.logIndexOf(id(3), hash(3)), storage.replay.logIndexOf(id(3), hash(4))]).toEqual([3, 4]);
       expect(storage.logIndexOf(id(3))).toBeNull(); // two messages under one id: ask by hash
-      expect(storage.pendingDeliveries('bob@x.test', 2, 10).map((d) => [d.seq, d.authenticatedSender, d.senderDomain])).toEqual([[3, 'carol@y.test', 'y.test'], [4, '', '']]);
+      expect(storage.deliveries.pending('bob@x.test', 2, 10).map((d) => [d.seq, d.authenticatedSender, d.senderDomain])).toEqual([[3, 'carol@y.test', 'y.test'], [4, '', '']]);
     } finally {
       await storage.close();
     }

@@ -1,0 +1,230 @@
+// The store's layout and its one upgrade path: an ordered list of versioned steps, for every table.
+// The version is the file's PRAGMA user_version. A new table (or column, index) is a new step at the
+// end with the next version; a step must leave a store of any earlier version, and a new file, in its
+// layout, and must be safe to run on a file that already has it (CREATE ... IF NOT EXISTS, or a check
+// of the columns): a CLI beside the node may have created it.
+import type { DatabaseSync } from 'node:sqlite';
+
+// The outbound queue's tables are ordinary rowid tables, their keys unique indexes: rows are appended in
+// arrival order, while message ids are random. Clustered on the random id (WITHOUT ROWID), every insert
+// and every update landed on its own page of large rows (envelopes, receipts): measured on A's pattern,
+// that wrote ~88 KiB and cost ~150 us of CPU per relayed message, and ~240 us while a backlog
+// grows (docs/DECISIONS.md 28).
+const OUTBOUND_ENVELOPES_COLUMNS = `(
+  message_id BLOB NOT NULL PRIMARY KEY,
+  envelope BLOB NOT NULL,
+  sender TEXT NOT NULL,
+  sender_domain TEXT NOT NULL,
+  log_index INTEGER
+) STRICT`;
+const OUTBOUND_COLUMNS = `(
+  message_id BLOB NOT NULL,
+  recipient TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  receipt TEXT NOT NULL DEFAULT '',
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (message_id, recipient)
+) STRICT`;
+const OUTBOUND_DUE_INDEX = 'CREATE INDEX IF NOT EXISTS outbound_due ON outbound (state, next_attempt_ms)';
+
+// The replay set: every message accepted, until it expires, with its log index. It is the node's only
+// index by message id (proofs and re-sent messages find their leaf through it). Keyed on id and hash:
+// the id alone would let anyone who learns an id (a co-recipient) block the genuine message by sending
+// another one under it first. An empty hash (a row from before layout 4) stands for every hash.
+const SEEN_COLUMNS = `(
+  message_id BLOB NOT NULL,
+  message_hash BLOB NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  log_index INTEGER, -- null: accepted before layout 3 kept it
+  PRIMARY KEY (message_id, message_hash)
+) STRICT, WITHOUT ROWID`;
+const SEEN_EXPIRY_INDEX = 'CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages (expires_ms)';
+
+/**
+ * The mail tables as of layout 4, created where missing: on a new file, and on an older one the tables
+ * that came later (delivery_envelopes, which step 3 fills). Steps 1 to 4 bring older tables to it.
+ */
+const MAIL_TABLES = `
+CREATE TABLE IF NOT EXISTS mailboxes (
+  address TEXT PRIMARY KEY,
+  did TEXT NOT NULL UNIQUE,
+  signing_key_id TEXT NOT NULL,
+  signing_public_key BLOB NOT NULL,
+  agreement_key_id TEXT NOT NULL,
+  agreement_public_key BLOB NOT NULL,
+  token_sha256 TEXT NOT NULL UNIQUE,
+  document_json TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS deliveries (
+  mailbox TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  message_id BLOB NOT NULL,
+  received_ms INTEGER NOT NULL,
+  log_index INTEGER,
+  acked INTEGER NOT NULL DEFAULT 0, -- 0 = waiting; else when the mailbox acknowledged it (ms)
+  PRIMARY KEY (mailbox, seq)
+) STRICT;
+-- A delivery's envelope, keyed by the delivery's rowid. Apart from the small delivery rows, so that an
+-- ack rewrites a page of those, not the envelope's own page(s) (docs/DECISIONS.md 29); deleting a
+-- delivery deletes its envelope, whichever statement deletes it. sender, sender_domain: who vouched
+-- for the delivered message's sender (StoredDelivery.authenticatedSender, senderDomain).
+CREATE TABLE IF NOT EXISTS delivery_envelopes (
+  id INTEGER PRIMARY KEY,
+  envelope BLOB NOT NULL,
+  sender TEXT NOT NULL DEFAULT '',
+  sender_domain TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS delivery_envelope_deleted AFTER DELETE ON deliveries
+  BEGIN DELETE FROM delivery_envelopes WHERE id = OLD.rowid; END;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mailbox, acked, seq);
+CREATE TABLE IF NOT EXISTS outbound_envelopes ${OUTBOUND_ENVELOPES_COLUMNS};
+CREATE TABLE IF NOT EXISTS outbound ${OUTBOUND_COLUMNS};
+${OUTBOUND_DUE_INDEX};
+CREATE TABLE IF NOT EXISTS routes (
+  domain TEXT PRIMARY KEY,
+  did TEXT NOT NULL,
+  endpoint TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS seen_messages ${SEEN_COLUMNS};
+${SEEN_EXPIRY_INDEX};
+`;
+
+// What a witness follows is a log: an origin and the one key that signs it (C2SP tlog-witness
+// configures witnesses the same way). The DID that presented it is kept to say who did, and may change
+// while the key stays (a node that moves from did:key to did:web); the key never does.
+const WITNESSED_LOGS = `CREATE TABLE IF NOT EXISTS witnessed_logs (
+  origin TEXT PRIMARY KEY, log_did TEXT NOT NULL, log_key BLOB, size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL,
+  updated_ms INTEGER NOT NULL)`;
+/** Witness state (docs/LEDGER.md "Witnessing"): as a witness of other logs, and as a log others cosign. */
+const WITNESS_TABLES = `
+${WITNESSED_LOGS};
+CREATE TABLE IF NOT EXISTS split_views (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, log_did TEXT NOT NULL, origin TEXT NOT NULL,
+  seen_note TEXT NOT NULL, presented_note TEXT NOT NULL, detail TEXT NOT NULL, detected_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoint_cosignatures (
+  size INTEGER NOT NULL, witness_did TEXT NOT NULL, line TEXT NOT NULL, note TEXT NOT NULL, received_ms INTEGER NOT NULL,
+  PRIMARY KEY (size, witness_did));
+CREATE TABLE IF NOT EXISTS witness_progress (
+  witness_did TEXT PRIMARY KEY, known_size INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+`;
+
+export interface Migration {
+  /** The layout this step leaves (user_version). */
+  version: number;
+  /** What the layout changes, and why. */
+  change: string;
+  up(db: DatabaseSync): void;
+}
+
+const hasColumn = (db: DatabaseSync, table: string, column: string) =>
+  db.prepare(`SELECT 1 FROM pragma_table_info(?) WHERE name = ?`).get(table, column) !== undefined;
+const hasTable = (db: DatabaseSync, table: string) =>
+  db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table) !== undefined;
+
+/** Every layout step, oldest first. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    change: 'deliveries.acked holds the ack time (ms), not 1',
+    up(db) {
+      // Acks made before ack times were kept count from now: their retention starts with this version.
+      db.prepare('UPDATE deliveries SET acked = ? WHERE acked = 1').run(Date.now());
+    },
+  },
+  {
+    version: 2,
+    change: 'the outbound tables are rowid tables (they were WITHOUT ROWID)',
+    up(db) {
+      for (const [table, columns] of [['outbound_envelopes', OUTBOUND_ENVELOPES_COLUMNS], ['outbound', OUTBOUND_COLUMNS]] as const) {
+        const { sql } = db.prepare(`SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table) as { sql: string };
+        if (!/WITHOUT ROWID/i.test(sql)) continue;
+        db.exec(`CREATE TABLE ${table}_rowid ${columns}; INSERT INTO ${table}_rowid SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_rowid RENAME TO ${table};`);
+      }
+      db.exec(OUTBOUND_DUE_INDEX); // dropped with the old table
+    },
+  },
+  {
+    version: 3,
+    change: 'delivered envelopes live in delivery_envelopes, apart from their delivery rows; the replay set keeps '
+      + 'each message\'s log index, and deliveries have no index by message id (DECISIONS 29)',
+    up(db) {
+      if (hasColumn(db, 'deliveries', 'envelope')) {
+        // DROP COLUMN rewrites each row in place, under the same rowid: the envelopes stay matched.
+        db.exec('INSERT INTO delivery_envelopes (id, envelope) SELECT rowid, envelope FROM deliveries; ALTER TABLE deliveries DROP COLUMN envelope;');
+      }
+      if (!hasColumn(db, 'seen_messages', 'log_index')) {
+        // The replay set takes over the index by message id: each id gets its message's leaf, found
+        // through that index (dropped next) or the outbound queue's key.
+        db.exec(`ALTER TABLE seen_messages ADD COLUMN log_index INTEGER;
+          UPDATE seen_messages SET log_index = coalesce(
+            (SELECT log_index FROM deliveries WHERE deliveries.message_id = seen_messages.message_id AND log_index IS NOT NULL LIMIT 1),
+            (SELECT log_index FROM outbound_envelopes WHERE outbound_envelopes.message_id = seen_messages.message_id));`);
+      }
+      db.exec('DROP INDEX IF EXISTS deliveries_message');
+    },
+  },
+  {
+    version: 4,
+    change: 'the replay set is keyed on (message id, message hash), so that another message reusing an id cannot '
+      + 'block the genuine one; delivered envelopes keep who vouched for their sender',
+    up(db) {
+      if (!hasColumn(db, 'seen_messages', 'message_hash')) {
+        // Rows of ids accepted before keep blocking their id whatever the hash (empty), until they expire.
+        db.exec(`CREATE TABLE seen_messages_v4 ${SEEN_COLUMNS};
+          INSERT INTO seen_messages_v4 (message_id, message_hash, expires_ms, log_index) SELECT message_id, x'', expires_ms, log_index FROM seen_messages;
+          DROP TABLE seen_messages; ALTER TABLE seen_messages_v4 RENAME TO seen_messages; ${SEEN_EXPIRY_INDEX};`);
+      }
+      // Deliveries stored before were vouched for by nobody (empty): their clients show them unverified.
+      if (!hasColumn(db, 'delivery_envelopes', 'sender')) {
+        db.exec(`ALTER TABLE delivery_envelopes ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+          ALTER TABLE delivery_envelopes ADD COLUMN sender_domain TEXT NOT NULL DEFAULT '';`);
+      }
+    },
+  },
+  {
+    version: 5,
+    change: 'the witness tables are part of the layout (a node created them on start before); witness state '
+      + 'is kept per origin',
+    up(db) {
+      // Witness state was once kept per (log DID, origin), which let one key show two histories of one
+      // origin under two DIDs. Now per origin: of several rows for one origin the largest size (then the
+      // first seen) stays. The key of a carried-over row is learnt from the next checkpoint whose key
+      // also verifies the stored note (see Witness).
+      if (hasTable(db, 'witnessed_logs') && !hasColumn(db, 'witnessed_logs', 'log_key')) {
+        db.exec(`ALTER TABLE witnessed_logs RENAME TO witnessed_logs_by_did;
+          ${WITNESSED_LOGS};
+          INSERT OR IGNORE INTO witnessed_logs SELECT origin, log_did, NULL, size, root, note, updated_ms FROM witnessed_logs_by_did
+            ORDER BY size DESC, updated_ms ASC;
+          DROP TABLE witnessed_logs_by_did;`);
+      }
+      db.exec(WITNESS_TABLES);
+    },
+  },
+];
+
+/** The layout this code writes (PRAGMA user_version): the last step's. */
+export const STORE_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Brings a store's layout up to STORE_VERSION (once: the version is recorded in the file). */
+export function migrate(db: DatabaseSync): void {
+  const versionOf = () => Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+  if (versionOf() >= STORE_VERSION) return;
+  // Another process (a CLI command beside the node) may be upgrading the same file: decide under the lock.
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const version = versionOf();
+    if (version < 4) db.exec(MAIL_TABLES);
+    for (const step of MIGRATIONS) if (step.version > version) step.up(db);
+    db.exec(`PRAGMA user_version=${STORE_VERSION}`);
+    db.exec('COMMIT');
+  } catch (err) {
+    db.exec('ROLLBACK');
+    throw err;
+  }
+}
