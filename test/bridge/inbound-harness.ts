@@ -44,8 +44,11 @@ export class DurableHandler implements InboundHandler {
   /** Holds accept() until released (to test shutdown and the durable 250). */
   gate: Promise<void> | null = null;
   acceptCalls = 0;
+  /** Every address recipient() was asked about. */
+  readonly asked: string[] = [];
 
   async recipient(address: string): Promise<RecipientKind> {
+    this.asked.push(address);
     const known = this.recipients.get(address);
     if (known) return known;
     const domain = address.split('@')[1] ?? '';
@@ -180,11 +183,12 @@ export class RawSmtp {
     if (current.length) this.buffer = `${current.join('\r\n')}\r\n${this.buffer}`;
   }
 
-  static open(port: number, opts: { tls?: boolean } = {}): Promise<RawSmtp> {
+  static open(port: number, opts: { tls?: boolean; localAddress?: string } = {}): Promise<RawSmtp> {
     return new Promise((resolve, reject) => {
+      const local = opts.localAddress ? { localAddress: opts.localAddress } : {};
       const socket = opts.tls
-        ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => resolve(new RawSmtp(socket)))
-        : netConnect({ host: '127.0.0.1', port }, () => resolve(new RawSmtp(socket)));
+        ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...local }, () => resolve(new RawSmtp(socket)))
+        : netConnect({ host: '127.0.0.1', port, ...local }, () => resolve(new RawSmtp(socket)));
       socket.once('error', reject);
     });
   }
@@ -247,6 +251,15 @@ export function message(opts: { from: string; to?: string; subject?: string; bod
     opts.body ?? 'Hello over SMTP.',
     '',
   ].join('\r\n');
+}
+
+/** EHLO, STARTTLS, EHLO and AUTH PLAIN on a submission connection; returns the AUTH reply. */
+export async function login(c: RawSmtp, user: string, password: string): Promise<string | null> {
+  await c.read();
+  await c.cmd('EHLO client.test');
+  await c.starttls();
+  await c.cmd('EHLO client.test');
+  return c.cmd(`AUTH PLAIN ${Buffer.from(`\0${user}\0${password}`).toString('base64')}`);
 }
 
 /** EHLO, MAIL, RCPT..., DATA, the message and the final dot; returns every reply in order. */
