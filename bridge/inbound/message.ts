@@ -109,17 +109,20 @@ export function duplicateKey(fields: HeaderField[], body: Buffer): string | null
   return createHash('sha256').update(id).update('\0').update(body).digest('hex');
 }
 
+/** The field the MX adds to a message DMARC says to quarantine (the store files it as spam). */
+export const QUARANTINE_FIELD = 'X-AfterSMTP-Quarantine';
+
 /**
- * The message without the Authentication-Results fields that claim the node's authserv-id: RFC 8601 §5
- * asks a receiver to remove (or rename) such fields arriving from outside, so that only the node's own
- * results bear its name.
+ * The message without the fields that only the node may write: Authentication-Results claiming the node's
+ * authserv-id (RFC 8601 §5 asks a receiver to remove such fields arriving from outside, so that only the
+ * node's own results bear its name) and the quarantine mark.
  */
-export function withoutOwnAuthResults(message: Buffer, authservId: string): Buffer {
+export function withoutOwnFields(message: Buffer, authservId: string): Buffer {
   const end = message.indexOf('\r\n\r\n');
   const headerEnd = end < 0 ? message.length : end;
   const { fields } = splitMessage(message);
-  const own = (f: HeaderField) => f.name === 'authentication-results'
-    && fieldValue(f).replace(/\((?:[^()\\]|\\.)*\)/g, ' ').trim().split(/[\s;]/)[0]!.toLowerCase() === authservId.toLowerCase();
+  const own = (f: HeaderField) => f.name === QUARANTINE_FIELD.toLowerCase() || (f.name === 'authentication-results'
+    && fieldValue(f).replace(/\((?:[^()\\]|\\.)*\)/g, ' ').trim().split(/[\s;]/)[0]!.toLowerCase() === authservId.toLowerCase());
   if (!fields.some(own)) return message;
   const kept = fields.filter((f) => !own(f)).map((f) => f.raw).join('\r\n');
   return Buffer.concat([Buffer.from(kept, 'latin1'), message.subarray(headerEnd)]);

@@ -10,7 +10,7 @@ import { addressHack, commandPath } from './address.ts';
 import { BridgeSmtpServer, replyText, type BridgeConnection, type ListenerPolicy } from './connection.ts';
 import { BridgeError, smtpReplyFor, type SmtpReply } from './errors.ts';
 import { DuplicateCache, WindowCounter } from './limits.ts';
-import { duplicateKey, headerFrom, MessageCollector, receivedField, splitMessage, withoutOwnAuthResults } from './message.ts';
+import { duplicateKey, headerFrom, MessageCollector, QUARANTINE_FIELD, receivedField, splitMessage, withoutOwnFields } from './message.ts';
 import type {
   BridgeLogger, InboundMessage, InboundOptions, InboundRecipient, InboundServer, ListenerConfig, ListenerKind,
 } from './types.ts';
@@ -20,8 +20,6 @@ const DUPLICATE_TTL_MS = 10 * 60_000;
 const DUPLICATE_ENTRIES = 50_000;
 /** AUTH failures in one session before it is closed. */
 const AUTH_FAILURES_PER_SESSION = 3;
-/** The header the MX adds to a message DMARC says to quarantine (the store files it as spam). */
-export const QUARANTINE_FIELD = 'X-AfterSMTP-Quarantine';
 
 /** A reply as the error smtp-server's callbacks take. */
 class ReplyError extends Error {
@@ -44,7 +42,7 @@ interface SessionState {
   authFailures: number;
   /** The DNSBL verdict of this session's client, asked once (MX). */
   blocklisted?: Promise<string | null>;
-  /** Recipient classes the handler gave at RCPT TO (address -> kind). */
+  /** Stops the handler's accept() in progress when the listeners close. */
   abort?: AbortController;
 }
 
@@ -108,7 +106,7 @@ export async function startInbound(opts: InboundOptions): Promise<InboundServer>
       const unsure = v.spf.result === 'temperror' || v.dkim.some((d) => d.result === 'temperror');
       if (unsure) return reply(451, '4.7.0', 'DNS lookups for SPF or DKIM failed, try again later');
       if (dmarc.policy === 'reject' && !v.arc.trustedSealer) {
-        return { ...smtpReplyFor(new BridgeError('DMARC_REJECT', `rejected by the DMARC policy of ${dmarc.policyDomain ?? dmarc.domain}`)) };
+        return smtpReplyFor(new BridgeError('DMARC_REJECT', `rejected by the DMARC policy of ${dmarc.policyDomain ?? dmarc.domain}`));
       }
     }
     return null;
@@ -131,7 +129,7 @@ export async function startInbound(opts: InboundOptions): Promise<InboundServer>
     const mailFrom = envelope.mailFrom ? envelope.mailFrom.address.toLowerCase() : '';
     const helo = session.hostNameAppearsAs || '';
     let verdicts: AuthVerdicts | undefined;
-    let message = original;
+    let message: Buffer;
     const top: string[] = [];
     if (s.listener === 'mx') {
       try {
@@ -151,8 +149,9 @@ export async function startInbound(opts: InboundOptions): Promise<InboundServer>
         top.push(`${QUARANTINE_FIELD}: dmarc\r\n`);
       }
       top.push(`Authentication-Results: ${verdicts.authenticationResults}\r\n`);
-      message = withoutOwnAuthResults(original, hostname);
     }
+    // On every listener: what arrives claiming the node's authserv-id, or its quarantine mark, came from outside.
+    message = withoutOwnFields(original, hostname);
 
     let recipients: InboundRecipient[] = envelope.rcptTo.map((r) => ({
       address: r.address.toLowerCase(),
@@ -286,6 +285,10 @@ export async function startInbound(opts: InboundOptions): Promise<InboundServer>
       onAuth(auth: SMTPServerAuthentication, session, callback) {
         const s = state(session);
         if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return callback(fail(s, reply(504, '5.5.4', 'unrecognized authentication type'), 'auth refused'));
+        // RFC 4616: an authorization identity other than the authenticated one would be acting as someone else.
+        if (auth.authzid && auth.authcid && auth.authzid.toLowerCase() !== auth.authcid.toLowerCase()) {
+          return callback(fail(s, reply(535, '5.7.8', 'authorization identity must be the authenticated mailbox'), 'auth refused'));
+        }
         if (authFailures.count(s.ip) >= limits.authFailuresPerIpPerMinute) {
           return callback(fail(s, reply(421, '4.7.0', 'too many authentication failures, try again later'), 'auth refused'));
         }

@@ -89,7 +89,7 @@ describe('greeting pause', () => {
     // The fastest of a few connections: one slow scheduling turn on a busy machine says nothing.
     const times = [];
     for (let i = 0; i < 5; i++) times.push(await greetingLatency(bridge.port('submission')));
-    expect(Math.min(...times)).toBeLessThan(50);
+    expect(Math.min(...times)).toBeLessThan(80);
   });
 
   it('waits at least the configured pause, and refuses a client that talks first', async () => {
@@ -112,7 +112,7 @@ describe('extensions', () => {
     const c = await RawSmtp.open(bridge.port('mx'));
     await c.read();
     const plain = (await c.cmd('EHLO client.test'))!;
-    for (const ext of ['STARTTLS', 'SIZE 65536', 'PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN']) expect(plain).toContain(`250-${ext}`.slice(0, 4) === '250-' ? ext : ext);
+    for (const ext of ['STARTTLS', 'SIZE 65536', 'PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN']) expect(plain).toMatch(new RegExp(`^250[- ]${ext}$`, 'm'));
     expect(plain).not.toMatch(/AUTH|REQUIRETLS/);
     expect(await c.starttls()).toMatch(/^220 /);
     const secure = (await c.cmd('EHLO client.test'))!;
@@ -144,7 +144,8 @@ describe('MX delivery', () => {
   it('replies 250 naming the id only once the message is on disk, with Received and Authentication-Results on top', async () => {
     const forged = 'Authentication-Results: mx.node.test; dkim=pass header.d=strict.test';
     const other = 'Authentication-Results: elsewhere.test; spf=pass';
-    const data = message({ from: 'carol@open.test', extra: [forged, other] });
+    const mark = 'X-AfterSMTP-Quarantine: none';
+    const data = message({ from: 'carol@open.test', extra: [forged, other, mark] });
     const c = await RawSmtp.open(bridge.port('mx'));
     await c.read();
     await c.cmd('EHLO client.test');
@@ -170,6 +171,7 @@ describe('MX delivery', () => {
     expect(stored).toMatch(/\r\nReceived: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.node\.test with ESMTPS \(TLS[^)]*\)\r\n\tid [0-9a-v]+\r\n\tfor <alice@node\.test>;\r\n\t\w{3}, \d\d \w{3} \d{4} [\d:]{8} \+0000\r\n/);
     // RFC 8601 §5: a field that claims the node's authserv-id came from outside and is removed; others stay.
     expect(stored).not.toContain(forged);
+    expect(stored).not.toContain(mark);
     expect(stored).toContain(other);
   });
 
