@@ -14,7 +14,8 @@
 // - send(): a reply text that starts with an enhanced status code (RFC 3463) is sent as it is; the library
 //   would otherwise put its own guess in front of it (it maps 550 to 5.1.1 whatever the reason).
 // - handler_MAIL / handler_RCPT: the path is checked as sent, before the library drops a source route.
-// These are the library's internals (underscored members): package.json pins smtp-server to 3.21.x, and
+// Accepting sockets ourselves and handing them to the server would not help: the pause is inside
+// SMTPConnection.init(), which every path runs. These are the library's internals (underscored members): package.json pins smtp-server to 3.21.x, and
 // test/bridge/inbound*.test.ts fails loudly if a release changes them.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -132,7 +133,8 @@ export class BridgeConnection extends SMTPConnection {
       this.send(500, '5.5.2 line too long');
       return next();
     }
-    const reply = this._upgrading || this._nextHandler ? null : this.policy.command(this, command.toString('binary'));
+    // Not for AUTH continuation lines, plaintext queued behind STARTTLS, or an early talker (the library refuses it).
+    const reply = this._upgrading || this._nextHandler || !this._ready ? null : this.policy.command(this, command.toString('binary'));
     if (reply) {
       this.send(reply.code, replyText(reply));
       return next();
