@@ -143,6 +143,23 @@ describe('lengths and sizes', () => {
     c.close();
   });
 
+  it('takes a 60 KB message whose CRLFs straddle TCP segments (no false bare CR or LF)', async () => {
+    const c = await mxSession();
+    c.socket.setNoDelay(true);
+    expect(await c.cmd('MAIL FROM:<carol@open.test>')).toMatch(/^250 /);
+    expect(await c.cmd('RCPT TO:<alice@node.test>')).toMatch(/^250 /);
+    expect(await c.cmd('DATA')).toMatch(/^354 /);
+    const data = `${message({ from: 'carol@open.test', body: `${'z'.repeat(700)}\r\n.dot-stuffed line\r\n`.replace(/\r\n\./g, '\r\n..').repeat(80) })}.\r\n`;
+    // Cut right after every CR, so that each CRLF is split between two writes.
+    for (const piece of data.split(/(?<=\r)/)) {
+      c.write(piece);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const id = /^250 2\.0\.0 Ok: queued as (\S+)$/.exec((await c.read()) ?? '')![1]!;
+    expect(bridge.handler.stored(id).toString()).toContain('\r\n.dot-stuffed line\r\n');
+    c.close();
+  });
+
   it('refuses a command line over 998 octets with 500 5.5.2', async () => {
     const c = await mxSession();
     expect(await c.cmd(`MAIL FROM:<${'a'.repeat(1000)}@open.test>`)).toMatch(/^500 5\.5\.2 line too long/);

@@ -7,6 +7,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { dkimSign } from 'mailauth';
 import nodemailer from 'nodemailer';
 import { arcSeal, verifyMessage } from '../../bridge/index.ts';
+import { dnsblName } from '../../bridge/inbound/server.ts';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
 import { HOSTNAME, RawSmtp, message, selfSignedCert, startBridge, transaction, type Bridge } from './inbound-harness.ts';
@@ -205,6 +206,12 @@ describe('MX delivery', () => {
   it('defers with 451 when the DMARC record cannot be had (DNS temperror)', async () => {
     const replies = await mx('x@broken.test', ['alice@node.test'], message({ from: 'x@broken.test' }));
     expect(replies.at(-1)).toMatch(/^451 4\.7\.0 /);
+  });
+
+  it('asks a DNSBL zone by reversed octets (IPv4) and nibbles (IPv6), as RFC 5782 2.1 and 2.4 show', () => {
+    expect(dnsblName('192.0.2.99', 'bl.test')).toBe('99.2.0.192.bl.test');
+    expect(dnsblName('2001:db8:1:2:3:4:567:89ab', 'bl.test')).toBe('b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.bl.test');
+    expect(dnsblName('2001:db8::1', 'bl.test')).toBe(`1.${'0.'.repeat(23)}8.b.d.0.1.0.0.2.bl.test`);
   });
 
   it('refuses a client listed on a DNSBL zone with 554 5.7.1 naming the zone, asked once per session', async () => {
