@@ -14,3 +14,4 @@ export type {
   BridgeLogger, InboundHandler, InboundLimits, InboundMessage, InboundOptions, InboundRecipient, InboundServer, ListenerConfig,
   ListenerKind, RecipientKind,
 } from './inbound/types.ts';
+export { startInbound } from './inbound/server.ts';
