@@ -3,13 +3,11 @@
 // sessions while the store can still take what they are finishing).
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { InboundOptions, InboundServer, ListenerConfig, ListenerKind } from '../bridge/index.ts';
-import * as bridge from '../bridge/index.ts';
+import { startInbound, type InboundServer, type ListenerConfig, type ListenerKind } from '../bridge/index.ts';
 import { dataPath, smtpHostname, type NodeConfig } from './config.ts';
 import type { DnsResolver } from './dns/index.ts';
 import { SmtpHandler, type SmtpHandlerDeps } from './smtp-handler.ts';
-
-export type StartInbound = (opts: InboundOptions) => Promise<InboundServer>;
+import { GatewayError } from './errors.ts';
 
 /** The enabled listeners of the configuration, in the order mx, submission, smtps. */
 export function listenerConfigs(config: NodeConfig): ListenerConfig[] {
@@ -27,21 +25,14 @@ export class SmtpBridge {
     this.handler = new SmtpHandler(deps);
   }
 
-  /**
-   * Starts the listeners; resolves to false (and logs why) when this build has no SMTP listeners, so a
-   * node without them still runs its other services.
-   */
-  async start(opts: { config: NodeConfig; dataDir: string; dns: DnsResolver; log: Logger }): Promise<boolean> {
+  /** Starts the listeners of bridge.smtp with the node's handler, certificate and DNS client. */
+  async start(opts: { config: NodeConfig; dataDir: string; dns: DnsResolver; log: Logger }): Promise<void> {
     const { config, dataDir, log } = opts;
-    const start = (bridge as { startInbound?: StartInbound }).startInbound;
-    if (!start) {
-      log.warn('this build has no SMTP listeners (bridge/inbound): bridge.smtp is ignored');
-      return false;
-    }
     const smtp = config.bridge.smtp;
-    this.server = await start({
+    const listeners = listenerConfigs(config);
+    this.server = await startInbound({
       hostname: smtpHostname(config),
-      listeners: listenerConfigs(config),
+      listeners,
       tls: {
         cert: readFileSync(dataPath(dataDir, smtp.tls.certFile ?? config.tls.certFile)),
         key: readFileSync(dataPath(dataDir, smtp.tls.keyFile ?? config.tls.keyFile)),
@@ -51,9 +42,11 @@ export class SmtpBridge {
       trustedArcSealers: smtp.trustedArcSealers,
       resolver: opts.dns,
       handler: this.handler,
-      logger: log.child({ component: 'smtp' }),
+      logger: log,
+    }).catch((err: Error) => {
+      const where = listeners.map((l) => `${l.kind} ${l.host}:${l.port}`).join(', ');
+      throw new GatewayError('LISTEN_FAILED', `cannot listen for SMTP (${where}; config bridge.smtp.mx, .submission, .smtps): ${err.message}`, { cause: err });
     });
-    return true;
   }
 
   /** Where each listener is bound, "host:port", named as in the ready line (the MX listener is `smtp`). */

@@ -331,15 +331,16 @@ export class AfterSmtpNode {
 
   /** The SMTP bridge: the node's handler behind the listeners of bridge.smtp. */
   private async startSmtp(): Promise<void> {
+    const log = this.log.child({ component: 'smtp' });
     const bridge = new SmtpBridge({
       storage: this.storage, resolver: this.resolver, ledger: this.ledger, config: this.config, verify: this.verify,
       nodeDid: this.keys.did,
       nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
-      log: this.log.child({ component: 'smtp' }),
+      log,
       ...(this.federation ? { federation: this.federation, canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
     });
     this.smtp = bridge;
-    await bridge.start({ config: this.config, dataDir: this.dataDir, dns: this.dns, log: this.log });
+    await bridge.start({ config: this.config, dataDir: this.dataDir, dns: this.dns, log });
   }
 
   /**
