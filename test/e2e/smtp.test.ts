@@ -19,8 +19,12 @@ describe('mail through the node\'s SMTP listeners', () => {
   const hostPort = (text: string) => ({ host: text.slice(0, text.lastIndexOf(':')), port: Number(text.slice(text.lastIndexOf(':') + 1)) });
 
   beforeAll(async () => {
-    // A DNS server that knows no names: SPF, DKIM and DMARC of the sender's domain find nothing.
-    dns = await startDnsServer();
+    // sender.invalid has no records (SPF, DKIM and DMARC find nothing); sender.test allows the loopback
+    // client by SPF and publishes DMARC, so its mail passes DMARC by SPF alignment.
+    dns = await startDnsServer([
+      { type: 'TXT', name: 'sender.test', data: 'v=spf1 ip4:127.0.0.1 -all' },
+      { type: 'TXT', name: '_dmarc.sender.test', data: 'v=DMARC1; p=reject' },
+    ]);
     lab = new NodeLab({ AFTERSMTP_DNS__SERVERS: JSON.stringify([dns.address]) });
     node = await lab.makeNode('n', 'example.test');
     await lab.addMailbox('alice@example.test', node, 'alice');
@@ -57,6 +61,20 @@ describe('mail through the node\'s SMTP listeners', () => {
     expect(m!.auth).toMatchObject({ spf: 'none', dkim: 'none', dmarc: 'none' });
     expect(m!.reason).toMatch(/DMARC did not pass for sender\.invalid/);
     expect(dns.queries).toContain('TXT _dmarc.sender.invalid');
+  }, 60_000);
+
+  it('shows MX mail whose sender passes DMARC as verified from its From address', async () => {
+    const transport = nodemailer.createTransport({ ...hostPort(ready().smtp!), secure: false, name: 'mta.sender.test', tls: { ca, servername: 'localhost' } });
+    try {
+      await transport.sendMail({
+        envelope: { from: 'bounce@sender.test', to: ['bob@example.test'] },
+        from: 'Dora <dora@sender.test>', to: 'bob@example.test', subject: 'dmarc pass', text: 'Hello from a sender with DMARC.',
+      });
+    } finally {
+      transport.close();
+    }
+    const [m] = await lab.receive('bob', node, 1);
+    expect(m).toMatchObject({ via: 'smtp', from: 'dora@sender.test', verified: true, mailFrom: 'bounce@sender.test', auth: { spf: 'pass', dmarc: 'pass', dmarcDomain: 'sender.test' } });
   }, 60_000);
 
   it('takes alice\'s mail on the submission port after AUTH with her token; bob sees it via submission, verified from alice', async () => {
