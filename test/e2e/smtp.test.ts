@@ -63,6 +63,18 @@ describe('mail through the node\'s SMTP listeners', () => {
     expect(dns.queries).toContain('TXT _dmarc.sender.invalid');
   }, 60_000);
 
+  it('refuses MX mail for another domain (no open relay) without looking that domain up', async () => {
+    const transport = nodemailer.createTransport({ ...hostPort(ready().smtp!), secure: false, name: 'mta.sender.invalid', tls: { ca, servername: 'localhost' } });
+    try {
+      await expect(transport.sendMail({
+        envelope: { from: 'bounce@sender.invalid', to: ['eve@elsewhere.test'] }, from: 'carol@sender.invalid', to: 'eve@elsewhere.test', subject: 'relay?', text: 'x',
+      })).rejects.toMatchObject({ responseCode: 550 });
+    } finally {
+      transport.close();
+    }
+    expect(dns.queries.filter((q) => q.includes('elsewhere.test'))).toEqual([]);
+  }, 60_000);
+
   it('shows MX mail whose sender passes DMARC as verified from its From address', async () => {
     const transport = nodemailer.createTransport({ ...hostPort(ready().smtp!), secure: false, name: 'mta.sender.test', tls: { ca, servername: 'localhost' } });
     try {
