@@ -268,20 +268,24 @@ export class OutboundDelivery {
 
   /** The relay channel to a domain's node, connecting (QUIC, then HTTP/2) when there is none. */
   private channel(domain: string): Promise<RelayChannel> {
+    // Many deliveries ask at once. Each forgets only the channel it saw fail: otherwise the second of
+    // them would drop the replacement the first had just begun, and every waiter would dial its own
+    // connection (a burst of them, past the peer's connection budget).
+    const forget = (channel: Promise<RelayChannel>) => { if (this.channels.get(domain) === channel) this.channels.delete(domain); };
     const existing = this.channels.get(domain);
     if (existing) {
       return existing.then(async (c) => {
         if (c.usable && await this.stillRouted(domain, c)) return c;
-        if (this.channels.get(domain) === existing) this.channels.delete(domain);
+        forget(existing);
         return this.channel(domain);
       }, () => {
-        this.channels.delete(domain);
+        forget(existing);
         return this.channel(domain);
       });
     }
     const created = this.connect(domain);
     this.channels.set(domain, created);
-    created.catch(() => this.channels.delete(domain));
+    created.catch(() => forget(created));
     return created;
   }
 

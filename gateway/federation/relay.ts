@@ -367,6 +367,10 @@ export class RelayChannel {
     this.pending.clear();
     for (const w of this.waiters.splice(0)) w();
     for (const lane of this.lanes) lane.stream.abort(err);
+    // The channel owns its connection: the queue dials a new one for what failed here, so this one is
+    // closed, or it would stay open at both ends (kept alive by pings) and count against the peer's
+    // connection budget (federation.peerBudget.maxConnections) until the peer refused every new one.
+    void this.conn.close().catch(() => {});
   }
 
   close(): void {

@@ -13,6 +13,7 @@ import { QuicTransport, type MessageStream } from '../../gateway/transport/index
 import { loadProto, type Envelope__Output } from '../../proto/index.ts';
 import { envelopeFromWire } from '../../gateway/wire.ts';
 import { randomBytes } from 'node:crypto';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 
 const ENV = {
   AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200',
@@ -334,4 +335,33 @@ describe('faults on the federation hop', { timeout: 180_000 }, () => {
       return items.length === count && items.every((i) => i.state === 'delivered') ? items : undefined;
     }, 60_000);
   }, 150_000); // A's retries back off while B is down; on a loaded CI machine this takes a while
+
+  it('deliveries that wait on one failed dial dial again once between them, not once each', async () => {
+    // B's relay endpoint is a black hole: TCP accepts, TLS never answers, so every dial fails after
+    // dialTimeoutMs. All of A's waiting deliveries share each attempt; a second connection open at once
+    // would be a dial of its own (before the fix, one per waiting delivery: past a real peer's
+    // federation.peerBudget.maxConnections, which then refused them all).
+    let open = 0;
+    let mostOpen = 0;
+    let seen = 0;
+    const hole = createNetServer((socket) => {
+      seen++;
+      mostOpen = Math.max(mostOpen, ++open);
+      socket.resume(); // reads and drops what comes, so it sees the dialer close
+      socket.on('error', () => {});
+      socket.on('close', () => { open--; });
+    });
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
+    try {
+      await cli(['route', 'add', 'b.test', '--did', b.did, '--endpoint', `relay://127.0.0.1:${(hole.address() as AddressInfo).port}`, '--data', a.data]);
+      const ids = await sendMany(20);
+      await until('A dialing the black hole three times', async () => (seen >= 3 ? true : undefined), 60_000);
+      expect(mostOpen).toBe(1);
+      await cli(['queue', 'purge', '--domain', 'b.test', '--data', a.data]);
+      expect((await queue(a)).filter((i) => ids.has(i.messageId))).toEqual([]);
+    } finally {
+      await routeTo(a, 'b.test', b.did, b.proc!.ready.quic!);
+      hole.close();
+    }
+  });
 });
