@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { startDnsLab, type DnsLab } from '../../test/dns-lab.ts';
 import { findExecutable, INSTALL_HINT, POSTFIX_HOST, POSTFIX_PORT, startPostfix, type PostfixInstance, type SourceRun } from '../reference/federation-postfix.ts';
 import { runSmtpSource } from '../helpers/smtp-source.ts';
-import { rssMb } from '../helpers/proc.ts';
+import { cpuSeconds, rssMb } from '../helpers/proc.ts';
 import { killAll, spawnReady, stopProcess, track, type ReadyProcess } from '../helpers/processes.ts';
 import { medianBy } from '../helpers/stats.ts';
 
@@ -148,6 +148,8 @@ async function main(): Promise<void> {
     }
 
     const runs = new Map<string, SourceRun[]>();
+    /** CPU milliseconds per message of the node's and the floor's process (all threads) in each run. */
+    const cpuMs = new Map<string, number[]>();
     const key = (server: Server, size: string, mode: string) => `${server} ${size} ${mode}`;
     for (let round = 0; round < ROUNDS; round++) {
       for (const size of SIZES) {
@@ -155,10 +157,13 @@ async function main(): Promise<void> {
           for (const server of ['node', 'floor', 'postfix'] as const) {
             if (!targets[server]) continue;
             if (server === 'node') rss.start(node.child.pid);
+            const pid = server === 'node' ? node.child.pid : server === 'floor' ? floor.child.pid : undefined;
+            const cpu0 = cpuSeconds(pid);
             const r = await load(server, size, size.count, mode.reuse);
             if (server === 'node') rss.stop();
             const k = key(server, size.label, mode.label);
             runs.set(k, [...(runs.get(k) ?? []), r]);
+            cpuMs.set(k, [...(cpuMs.get(k) ?? []), ((cpuSeconds(pid) - cpu0) * 1000) / size.count]);
             process.stderr.write(`  round ${round + 1} ${size.label} ${mode.label} ${server}: ${r.ok ? `${f0(r.rate)} msgs/s` : `failed (${r.note})`}\n`);
           }
         }
@@ -191,12 +196,13 @@ async function main(): Promise<void> {
       const ok = (runs.get(k) ?? []).filter((r) => r.ok).map((r) => r.rate);
       return medianBy(ok, (x) => x) ?? NaN;
     };
+    const medianCpu = (k: string) => medianBy(cpuMs.get(k) ?? [], (x) => x) ?? NaN;
     const failures = (k: string) => (runs.get(k) ?? []).filter((r) => !r.ok).map((r) => r.note);
     console.log(`\nbench:smtp  smtp-source -s ${SESSIONS} -> the node's MX listener (bob@${DOMAIN}), 127.0.0.1, ${cpus().length} CPUs`);
     console.log(`messages of smtp-source -l ${SIZES.map((s) => s.bytes).join(' / ')} (body bytes; ~170 B of headers on top), each with its own Message-Id; from bench@${SENDER}`);
     console.log('node: SPF, DKIM, DMARC and ARC checked (DNSSEC-validated answers from a local unbound), signed, sealed to bob, a ledger leaf and a receipt, 250 once durable');
-    console.log(`msgs/s = N / smtp-source wall time; each figure is the median of ${ROUNDS} rounds (node, floor, Postfix alternate)`);
-    console.log(`${'size'.padEnd(7)}${'mode'.padEnd(10)}${'N'.padStart(6)}${'node'.padStart(8)}${'floor'.padStart(8)}${'postfix'.padStart(9)}${'node/postfix'.padStart(14)}${'floor/postfix'.padStart(15)}${'node/floor'.padStart(12)}  rounds node | floor | postfix`);
+    console.log(`msgs/s = N / smtp-source wall time; each figure is the median of ${ROUNDS} rounds (node, floor, Postfix alternate); CPU ms/msg: the process's own CPU time (all threads) per message`);
+    console.log(`${'size'.padEnd(7)}${'mode'.padEnd(10)}${'N'.padStart(6)}${'node'.padStart(8)}${'floor'.padStart(8)}${'postfix'.padStart(9)}${'node/postfix'.padStart(14)}${'floor/postfix'.padStart(15)}${'node/floor'.padStart(12)}${'CPU ms/msg node/floor'.padStart(23)}  rounds node | floor | postfix`);
     const rows: { size: string; mode: string; ratio: number; share: number; floorRatio: number }[] = [];
     for (const size of SIZES) {
       for (const mode of MODES) {
@@ -204,7 +210,7 @@ async function main(): Promise<void> {
         const row = { size: size.label, mode: mode.label, ratio: n! / p!, share: n! / f!, floorRatio: f! / p! };
         rows.push(row);
         const each = (s: Server) => (runs.get(key(s, size.label, mode.label)) ?? []).map((r) => f0(r.rate)).join(', ');
-        console.log(`${size.label.padEnd(7)}${mode.label.padEnd(10)}${String(size.count).padStart(6)}${f0(n!).padStart(8)}${f0(f!).padStart(8)}${f0(p!).padStart(9)}${`${f2(row.ratio)}x`.padStart(14)}${`${f2(row.floorRatio)}x`.padStart(15)}${`${f0(row.share * 100)}%`.padStart(12)}  ${each('node')} | ${each('floor')} | ${each('postfix')}`);
+        console.log(`${size.label.padEnd(7)}${mode.label.padEnd(10)}${String(size.count).padStart(6)}${f0(n!).padStart(8)}${f0(f!).padStart(8)}${f0(p!).padStart(9)}${`${f2(row.ratio)}x`.padStart(14)}${`${f2(row.floorRatio)}x`.padStart(15)}${`${f0(row.share * 100)}%`.padStart(12)}${`${f2(medianCpu(key('node', size.label, mode.label)))}/${f2(medianCpu(key('floor', size.label, mode.label)))}`.padStart(23)}  ${each('node')} | ${each('floor')} | ${each('postfix')}`);
         for (const s of ['node', 'floor', 'postfix'] as const) for (const note of failures(key(s, size.label, mode.label))) console.log(`    ! ${s}: ${note}`);
       }
     }
