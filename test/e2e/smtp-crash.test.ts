@@ -207,7 +207,12 @@ describe('SMTP crash safety (SIGKILL under a pipelined load)', () => {
       if (acked.size === KILL_AT) killed.child.kill('SIGKILL');
     };
     // Sessions end when the node dies under them (their waits fail): that is expected here.
-    await Promise.allSettled(Array.from({ length: SESSIONS }, () => session(mx, load.take, messageIdOf, onReply)));
+    const outcomes = await Promise.allSettled(Array.from({ length: SESSIONS }, () => session(mx, load.take, messageIdOf, onReply)));
+    if (acked.size < KILL_AT) {
+      killed.child.kill('SIGKILL');
+      const why = outcomes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : []));
+      throw new Error(`the load ended after ${acked.size} 250s, before the kill: ${[...refused, ...why].join('; ')}`);
+    }
     await killed.exited;
     expect(killed.child.signalCode).toBe('SIGKILL');
     expect(refused).toEqual([]);
