@@ -215,7 +215,8 @@ describe('SMTP crash safety (SIGKILL under a pipelined load)', () => {
     }
     await killed.exited;
     expect(killed.child.signalCode).toBe('SIGKILL');
-    expect(refused).toEqual([]);
+    // A temporary refusal (e.g. a DNS answer late on a busy machine) is a message without a 250; nothing is refused for good.
+    expect(refused.filter((r) => !/^\d+: 4\d\d /.test(r))).toEqual([]);
     expect(acked.size).toBeGreaterThanOrEqual(KILL_AT);
     expect(acked.size).toBeLessThan(MESSAGES); // the kill came while messages were still in flight
     const sent = load.taken(); // messages whose data may have reached the node
@@ -223,8 +224,11 @@ describe('SMTP crash safety (SIGKILL under a pipelined load)', () => {
     // Restart on the same data; one last message marks the end of what the store holds.
     node = await startNodeProcess(data, env);
     let markerId: string | undefined;
-    await session((node.ready as { smtp?: string }).smtp!, counter(MESSAGES, MESSAGES + 1).take, messageIdOf, (_i, r) => { markerId = acceptedId(r); });
-    expect(markerId).toBeDefined();
+    const lastReplies: string[] = [];
+    for (let attempt = 0; attempt < 3 && !markerId; attempt++) { // again only after a temporary refusal
+      await session((node.ready as { smtp?: string }).smtp!, counter(MESSAGES, MESSAGES + 1).take, messageIdOf, (_i, r) => { markerId = acceptedId(r); lastReplies.push(`${r.code} ${r.text}`); });
+    }
+    expect(markerId, lastReplies.join('; ')).toBeDefined();
     const saveDir = join(dir.path, 'bob-mail');
     const deliveries = (await subscribeUntil(bobProfile, node.ready.grpc, saveDir, markerId!)).filter((d) => d.messageId !== markerId);
 
