@@ -1,8 +1,10 @@
 // Postfix's `smtp-source` as a load generator for any SMTP server: one bounded run, its wall time and rate.
-// Without -F it writes each message itself (From, To, Date and a Message-Id unique to the run and the
-// message, then `-l` bytes of body), so no two messages are copies and no server may take one as a duplicate.
+// With `bodyBytes` it writes each message itself (From, To, Date and a Message-Id unique to the run and
+// the message, then that many bytes of body), so no two messages are copies and no server may take one
+// as a duplicate; with `file` it sends that prepared message (-F) every time.
 import { spawn } from 'node:child_process';
-import type { SourceRun } from '../reference/federation-postfix.ts';
+
+export interface SourceRun { ok: boolean; elapsedMs: number; rate: number; note: string }
 
 export interface SmtpSourceLoad {
   /** The smtp-source binary. */
@@ -12,14 +14,14 @@ export interface SmtpSourceLoad {
   count: number;
   /** Sessions in parallel (-s). */
   sessions: number;
-  /** Body bytes per message (-l; the headers come on top). */
-  bodyBytes: number;
+  /** What each message is: `bodyBytes` of body under headers smtp-source writes (-l), or a prepared file (-F). */
+  message: { bodyBytes: number } | { file: string };
   /** -d: keep each connection for the next message instead of one connection per message. */
   reuse: boolean;
   from: string;
   to: string;
-  /** HELO name (-M). */
-  helo: string;
+  /** HELO name (-M); smtp-source's own otherwise. */
+  helo?: string;
   /** The run is killed after this long (and counts as failed). */
   timeoutMs: number;
 }
@@ -27,8 +29,10 @@ export interface SmtpSourceLoad {
 /** Runs smtp-source to completion; ok only when it exits 0 (it stops at the first reply it did not expect). */
 export function runSmtpSource(load: SmtpSourceLoad): Promise<SourceRun> {
   const args = [
-    '-s', String(load.sessions), '-m', String(load.count), '-l', String(load.bodyBytes), ...(load.reuse ? ['-d'] : []),
-    '-f', load.from, '-t', load.to, '-M', load.helo, load.target,
+    '-s', String(load.sessions), '-m', String(load.count),
+    ...('file' in load.message ? ['-F', load.message.file] : ['-l', String(load.message.bodyBytes)]),
+    ...(load.reuse ? ['-d'] : []), ...(load.helo ? ['-M', load.helo] : []),
+    '-f', load.from, '-t', load.to, load.target,
   ];
   return new Promise((resolve) => {
     const t0 = performance.now();

@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync, renameSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join, delimiter } from 'node:path';
+import { runSmtpSource, type SourceRun } from '../helpers/smtp-source.ts';
 
 export const POSTFIX_HOST = '127.0.0.1';
 export const POSTFIX_PORT = 2526;
@@ -171,28 +172,12 @@ function once(fn: () => void): () => void {
   return () => { if (!done) { done = true; fn(); } };
 }
 
-export interface SourceRun { ok: boolean; elapsedMs: number; rate: number; note: string }
+export type { SourceRun } from '../helpers/smtp-source.ts';
 
-/**
- * One `smtp-source -s SESSIONS -m COUNT -F FILE -f bob@example.net -t alice@example.org 127.0.0.1:2526`
- * (one new connection per message), killed after `timeoutMs`. The rate is COUNT / wall time.
- */
+/** One bounded `smtp-source` run of a prepared message against the reference Postfix, one connection per message. */
 export function smtpSource(bin: string, file: string, count: number, sessions: number, timeoutMs: number): Promise<SourceRun> {
-  return new Promise((resolve) => {
-    const args = ['-s', String(sessions), '-m', String(count), '-F', file, '-f', 'bob@example.net', '-t', 'alice@example.org', `${POSTFIX_HOST}:${POSTFIX_PORT}`];
-    const t0 = performance.now();
-    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => { if (stderr.length < 4096) stderr += d; });
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); resolve({ ok: false, elapsedMs: 0, rate: NaN, note: err.message }); });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const elapsedMs = performance.now() - t0;
-      const ok = code === 0 && !timedOut;
-      const note = timedOut ? `killed after ${timeoutMs} ms` : code !== 0 ? `exit ${code}: ${stderr.trim().split('\n').slice(-1)[0] ?? ''}` : stderr.trim().split('\n').slice(-1)[0] ?? '';
-      resolve({ ok, elapsedMs, rate: ok ? (count / elapsedMs) * 1000 : NaN, note });
-    });
+  return runSmtpSource({
+    bin, target: `${POSTFIX_HOST}:${POSTFIX_PORT}`, count, sessions, message: { file }, reuse: false,
+    from: 'bob@example.net', to: 'alice@example.org', timeoutMs,
   });
 }

@@ -134,7 +134,7 @@ async function main(): Promise<void> {
       postfix: postfix ? { target: `${POSTFIX_HOST}:${POSTFIX_PORT}`, to: 'alice@example.org' } : undefined,
     };
     const load = (server: Server, size: { bytes: number }, count: number, reuse: boolean): Promise<SourceRun> => runSmtpSource({
-      bin: source, target: targets[server]!.target, to: targets[server]!.to, count, sessions: SESSIONS, bodyBytes: size.bytes, reuse,
+      bin: source, target: targets[server]!.target, to: targets[server]!.to, count, sessions: SESSIONS, message: { bodyBytes: size.bytes }, reuse,
       from: `bench@${SENDER}`, helo: `mta.${SENDER}`, timeoutMs: RUN_LIMIT_MS,
     });
 
