@@ -66,7 +66,7 @@ export type { DidWebDocumentOptions, DidWebParts } from './did-web.ts';
 export { SERVICE_TYPE, extractKeys, splitKeyId } from './document.ts';
 export type { AfterSmtpServiceEndpoint, DidDocument, ResolvedDid } from './document.ts';
 export { createDidResolver, createStaticResolver } from './resolver.ts';
-export type { DidResolver, DidResolverOptions, KeyResolver } from './resolver.ts';
+export type { DidResolver, DidResolverOptions, KeyResolver, ResolveHost } from './resolver.ts';
 export type { DIDDocument, Service, VerificationMethod } from 'did-resolver';
 
 export {

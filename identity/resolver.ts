@@ -60,7 +60,15 @@ export interface DidResolverOptions {
   allowPrivateAddresses?: boolean;
   /** How long a failed resolution is remembered and answered without a new fetch. Default 10 s. */
   failureTtlMs?: number;
+  /**
+   * The addresses of a did:web host (A and AAAA), for the node to ask its own DNS client like every other
+   * lookup it makes. Default: the system's resolver (getaddrinfo).
+   */
+  resolveHost?: ResolveHost;
 }
+
+/** Addresses of a host name; an empty list when it has none. */
+export type ResolveHost = (hostname: string) => Promise<{ address: string; family: 4 | 6 }[]>;
 
 export interface DidResolver extends KeyResolver {
   /** The underlying did-resolver instance (methods `key` and `web`). */
@@ -111,6 +119,7 @@ interface FetchOptions {
   maxBytes: number;
   signal: AbortSignal | undefined;
   allowPrivateAddresses: boolean;
+  resolveHost: ResolveHost | undefined;
 }
 
 function fetchFailure(url: URL, why: string, cause?: unknown): IdentityError {
@@ -126,19 +135,26 @@ function connectTarget(host: string, port: number | undefined, hostMap: Record<s
   return { host: m[1]!, port: m[2] === undefined ? effectivePort : Number(m[2]), mapped: true };
 }
 
-/** dns.lookup that refuses every answer in a private range (the check runs on what is actually dialed). */
-const publicOnlyLookup: net.LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, '', 0);
-    const list = addresses as LookupAddress[];
-    const refused = list.find((a) => isPrivateAddress(a.address));
-    if (refused || list.length === 0) {
-      return callback(Object.assign(new Error(`${hostname} resolves to a private address`), { code: 'EPRIVATE' }), '', 0);
-    }
-    if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
-    callback(null, list[0]!.address, list[0]!.family);
-  });
-};
+const systemResolveHost: ResolveHost = (hostname) => new Promise((resolve, reject) => {
+  dnsLookup(hostname, { all: true }, (err, addresses) => (err ? reject(err) : resolve((addresses as LookupAddress[]).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 })))));
+});
+
+/**
+ * The request's address lookup through `resolveHost`; when `publicOnly`, a name with any address in a
+ * private range is refused (the check runs on what is actually dialed).
+ */
+function lookupThrough(resolveHost: ResolveHost, publicOnly: boolean): net.LookupFunction {
+  return (hostname, options, callback) => {
+    resolveHost(hostname).then((list) => {
+      if (list.length === 0) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0);
+      if (publicOnly && list.some((a) => isPrivateAddress(a.address))) {
+        return callback(Object.assign(new Error(`${hostname} resolves to a private address`), { code: 'EPRIVATE' }), '', 0);
+      }
+      if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
+      callback(null, list[0]!.address, list[0]!.family);
+    }, (err: unknown) => callback(err as NodeJS.ErrnoException, '', 0));
+  };
+}
 
 /** GET the did:web document with every PROTOCOL §3 rule enforced. Resolves to the parsed JSON. */
 function fetchDidWebDocument(did: string, opts: FetchOptions): Promise<unknown> {
@@ -184,7 +200,7 @@ function fetchDidWebDocument(did: string, opts: FetchOptions): Promise<unknown> 
     } else if (opts.ca !== undefined) {
       requestOptions.ca = opts.ca;
     }
-    if (guarded) requestOptions.lookup = publicOnlyLookup;
+    if (guarded || opts.resolveHost) requestOptions.lookup = lookupThrough(opts.resolveHost ?? systemResolveHost, guarded);
     if (net.isIP(expectedHost) === 0) requestOptions.servername = expectedHost;
 
     const req = https.request(requestOptions, (res: IncomingMessage) => {
@@ -258,6 +274,7 @@ export function createDidResolver(options: DidResolverOptions = {}): DidResolver
     maxBytes: options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
     signal: options.signal,
     allowPrivateAddresses: options.allowPrivateAddresses ?? true,
+    resolveHost: options.resolveHost,
   };
   const failureTtlMs = options.failureTtlMs ?? DEFAULT_FAILURE_TTL_MS;
 

@@ -232,6 +232,19 @@ describe('did:web over HTTPS', () => {
     expect(seen.some((s) => s.host === `127.0.0.1:${port}` || s.host === `localhost:${port}`)).toBe(false);
   });
 
+  it('asks resolveHost for a did:web host\'s address, and refuses what it answers in a private range unless allowed', async () => {
+    const asked: string[] = [];
+    const resolveHost = async (hostname: string) => { asked.push(hostname); return [{ address: '127.0.0.1', family: 4 as const }]; };
+    const did = `did:web:example.test%3A${port}:users:alice`;
+    const open = resolverWith({ hostMap: {}, resolveHost });
+    expect((await open.resolveKeys(did)).did).toBe(did);
+    expect(asked).toEqual(['example.test']);
+    const guarded = resolverWith({ hostMap: {}, resolveHost, allowPrivateAddresses: false });
+    await expect(guarded.resolveKeys(did)).rejects.toThrow(/private address/);
+    const nowhere = resolverWith({ hostMap: {}, resolveHost: async () => [] });
+    await expect(nowhere.resolveKeys(did)).rejects.toThrow(/no address/);
+  });
+
   it('registered documents are served from memory without any request', async () => {
     const r = resolverWith();
     const did = 'did:web:example.test:users:erin';
