@@ -15,8 +15,7 @@ import {
   parseDidWeb,
   type DidResolver,
 } from '../identity/index.ts';
-import type { KeyMaterial } from './node-files.ts';
-import { fromB64u } from './node-files.ts';
+import { fromB64u, type KeyMaterial } from './key-material.ts';
 import { envelopeFromWire, envelopeToWire } from './wire.ts';
 import { GatewayError } from './errors.ts';
 import { CLIENT_FLOW_CONTROL_WINDOW } from './grpc-windows.ts';

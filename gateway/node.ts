@@ -15,7 +15,9 @@ import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResol
 import { dataPath, dnsServersOf, type NodeConfig } from './config.ts';
 import { DnsPacketResolver } from './dns/index.ts';
 import { SmtpBridge } from './bridge-inbound.ts';
-import { openNodeFiles, fromB64u, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
+import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
+import { fromB64u } from './key-material.ts';
+import type { ReadyInfo } from './mailboxes.ts';
 import { Store } from './store/index.ts';
 import { NodeLedger } from './ledger.ts';
 import { MailboxService, authenticateMailbox } from './mailbox-service.ts';
@@ -63,23 +65,6 @@ export interface NodeOptions {
   verify?: SignatureCheck;
   /** The clock of the node's periodic work (checkpoints, anchoring, witnessing, pruning, memory); tests drive it. */
   clock?: Clock;
-}
-
-export interface ReadyInfo {
-  event: 'ready';
-  did: string;
-  grpc: string;
-  http: string | null;
-  /** The metrics listener (plain HTTP, /metrics), loopback unless configured otherwise. */
-  metrics: string | null;
-  quic: string | null;
-  relay: string | null;
-  /** The SMTP bridge's listeners, "host:port" (absent when not listening). */
-  smtp?: string;
-  submission?: string;
-  smtps?: string;
-  domains: string[];
-  version: string;
 }
 
 export class AfterSmtpNode {

@@ -1,7 +1,7 @@
 // The transparency log: its state, a message's proof bundle, and checking a bundle against trusted inputs.
 import { readFileSync } from 'node:fs';
 import { verifyProofBundle, type ProofBundle, type AnchorChecker } from '../proof.ts';
-import { fromB64u } from '../node-files.ts';
+import { fromB64u } from '../key-material.ts';
 import { profileResolver, readProfile, type MailboxProfile } from '../client.ts';
 import { GatewayError } from '../errors.ts';
 import { createDidResolver, decodeEnvelope, openEnvelope } from '../../identity/index.ts';

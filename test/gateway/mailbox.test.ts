@@ -11,7 +11,7 @@ import { AfterSmtpNode } from '../../gateway/node.ts';
 import { addMailbox } from '../../gateway/mailboxes.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, openDelivery, type MailboxProfile, type Clients } from '../../gateway/client.ts';
 import { generateSigningKeyPair, signMessage, sealEnvelope } from '../../identity/index.ts';
-import { fromB64u } from '../../gateway/node-files.ts';
+import { fromB64u } from '../../gateway/key-material.ts';
 import { envelopeToWire } from '../../gateway/wire.ts';
 import type { Envelope } from '../../proto/index.ts';
 
