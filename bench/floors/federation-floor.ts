@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/grpc-windows.ts';
+import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/core/index.ts';
 import { generateSigningKeyPair, randomBytes, sign, type SigningKeyPair } from '../../identity/index.ts';
 import type { FloorNodeConfig } from './federation-floor-node.ts';
 import { SIGNED_BYTES } from './floor-store.ts';

@@ -1,9 +1,8 @@
 // The transparency log: its state, a message's proof bundle, and checking a bundle against trusted inputs.
 import { readFileSync } from 'node:fs';
-import { verifyProofBundle, type ProofBundle, type AnchorChecker } from '../proof.ts';
-import { fromB64u } from '../key-material.ts';
-import { profileResolver, readProfile, type MailboxProfile } from '../client.ts';
-import { GatewayError } from '../errors.ts';
+import { verifyProofBundle, type ProofBundle, type AnchorChecker } from '../provenance/index.ts';
+import { fromB64u, GatewayError } from '../core/index.ts';
+import { profileResolver, readProfile, type MailboxProfile } from '../client/index.ts';
 import { createDidResolver, decodeEnvelope, openEnvelope } from '../../identity/index.ts';
 import type { LedgerStatusReply__Output } from '../../proto/index.ts';
 import { DID_PATTERN, MESSAGE_ID_PATTERN, intFlag, list, str, out, UsageError, type Command, type Flags } from './command.ts';
@@ -11,7 +10,7 @@ import { APP_FLAGS, APP_USAGE, withApp } from './reach.ts';
 
 /** Chain checks, loaded only when a bundle carries an anchor (keeps @polkadot/api off other commands). */
 const anchorChecker: AnchorChecker = async (args) => {
-  const { checkAnchorOnChain } = await import('../anchoring.ts');
+  const { checkAnchorOnChain } = await import('../provenance/index.ts');
   return checkAnchorOnChain(args);
 };
 

@@ -3,14 +3,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { dataPath, type NodeConfig } from './config.ts';
+import { dataPath, b64u, fromB64u, refuseSharedFile, writeSecretFile, GatewayError, type NodeConfig } from '../core/index.ts';
 import { openNodeFiles, generateIdentity, nodeTlsNames } from './node-files.ts';
-import { b64u, fromB64u } from './key-material.ts';
-import { refuseSharedFile, writeSecretFile } from './private-files.ts';
-import { Store, MAILBOX_REREAD_MS } from './store/index.ts';
-import { tokenSha256 } from './mailbox-service.ts';
-import { GatewayError } from './errors.ts';
-import { readProfile, type MailboxProfile } from './client.ts';
+import { Store, MAILBOX_REREAD_MS } from '../store/index.ts';
+import { tokenSha256 } from '../services/index.ts';
+import { readProfile, type MailboxProfile } from '../client/index.ts';
 
 export const READY_FILE = 'node.ready.json';
 

@@ -17,13 +17,10 @@ import {
   createCertificateAuthority,
   issueServerCertificate,
   type DidDocument,
-} from '../identity/index.ts';
-import { CONFIG_FILE, dataPath, loadConfig, parseConfig, type ConfigInput, type NodeConfig } from './config.ts';
-import { GatewayError } from './errors.ts';
-import { b64u, type KeyMaterial } from './key-material.ts';
-import { Store } from './store/index.ts';
-import { tokenSha256 } from './mailbox-service.ts';
-import { tightenModes, writeSecretFile, type ModeFix } from './private-files.ts';
+} from '../../identity/index.ts';
+import { CONFIG_FILE, dataPath, loadConfig, parseConfig, GatewayError, b64u, tightenModes, writeSecretFile, type ConfigInput, type NodeConfig, type KeyMaterial, type ModeFix } from '../core/index.ts';
+import { Store } from '../store/index.ts';
+import { tokenSha256 } from '../services/index.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 
