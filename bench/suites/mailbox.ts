@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     const raw = await start('raw server', NODE, [join(ROOT, 'bench', 'reference', 'raw-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key')]);
     const def = protoLoader.loadSync(join(ROOT, 'bench', 'reference', 'raw.proto'), { longs: Number, defaults: true });
     const rawPkg = grpc.loadPackageDefinition(def) as any;
-    // TLS names the server "localhost" (in the node's certificate), as gateway/client.ts does for IP targets.
+    // TLS names the server "localhost" (in the node's certificate), as gateway/client/client.ts does for IP targets.
     const rawWindows = { 'grpc.ssl_target_name_override': 'localhost', ...(process.env.BENCH_RAW_WINDOWS === 'default' ? {} : { 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW }) };
     const blob = Buffer.alloc(PAYLOAD, 7);
     /** A client of a raw.proto server (raw or floor): its unary call and its bidi run, `sig` sent along if given. */

@@ -71,7 +71,7 @@ export class AfterSmtpNode {
   smtp?: SmtpBridge;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
-  /** Prometheus metrics, served on the metrics listener (gateway/metrics.ts). */
+  /** Prometheus metrics, served on the metrics listener (metrics.ts). */
   readonly metrics: NodeMetrics;
   private metricsServer?: HttpServer;
   private metricsAddress: string | null = null;
