@@ -1,7 +1,7 @@
 // The node itself: create it, run it, ask it how it is, print its configuration, copy it.
 import { writeFileSync, existsSync, rmSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
-import { initNode, READY_FILE } from '../datadir/index.ts';
+import { backupNode, initNode, READY_FILE } from '../datadir/index.ts';
 import { loadConfig, redactConfig, GatewayError } from '../core/index.ts';
 import type { StatusReply__Output } from '../../proto/index.ts';
 import { intFlag, need, out, reportFixedModes, str, type Command } from './command.ts';
@@ -88,7 +88,6 @@ export const nodeCommands: Command[] = [
     flags: { ...DATA_FLAGS, out: { type: 'string', required: true } },
     usage: ['backup --data DIR --out NEWDIR', '(a consistent copy, also of a running node)'],
     async run({ flags }) {
-      const { backupNode } = await import('../datadir/index.ts');
       const result = backupNode({ dataDir: dataDirOf(flags), out: resolvePath(need(flags, 'out')) });
       out(flags, { event: 'backup', ...result }, `node copied to ${result.out}\n  databases (snapshots): ${result.databases.join(', ')}\n  other files: ${result.files}`);
       return 0;

@@ -2,4 +2,4 @@
 // bundles with their offline verification. Built on the ledger/ module, which knows nothing of the node.
 export { NodeAnchoring, checkAnchorOnChain } from './anchoring.ts';
 export { NodeLedger, type AnchorState } from './ledger.ts';
-export { verifyProofBundle, type AnchorChecker, type ProofBundle } from './proof.ts';
+export { verifyProofBundle, type ProofBundle } from './proof.ts';
