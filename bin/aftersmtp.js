@@ -6,5 +6,5 @@
 import { enableCompileCache } from 'node:module';
 
 enableCompileCache();
-const { main } = await import('../gateway/cli/main.ts');
+const { main } = await import('../gateway/cli/index.ts');
 await main(process.argv.slice(2));

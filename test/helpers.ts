@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { initNode } from '../gateway/node-files.ts';
-import { addMailbox } from '../gateway/mailboxes.ts';
-import type { MailboxProfile } from '../gateway/client.ts';
+import { initNode, addMailbox } from '../gateway/datadir/index.ts';
+import type { MailboxProfile } from '../gateway/client/index.ts';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const NODE_BIN = join(ROOT, 'node_modules', '.bin', 'node');

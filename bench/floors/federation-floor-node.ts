@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { SignatureVerifierPool } from '../../identity/index.ts';
 import { Http2Transport, QuicTransport, isTransportError, type MessageStream, type PeerTransport } from '../../gateway/transport/index.ts';
-import { configSchema } from '../../gateway/config.ts';
+import { configSchema } from '../../gateway/core/index.ts';
 import { FloorStore, SIGNED_BYTES } from './floor-store.ts';
 import { serveRaw } from '../reference/raw-serve.ts';
 

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/grpc-windows.ts';
+import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/core/index.ts';
 import { generateSigningKeyPair, randomBytes, sign, type SigningKeyPair } from '../../identity/index.ts';
 import type { FloorNodeConfig } from './federation-floor-node.ts';
 import { SIGNED_BYTES } from './floor-store.ts';
@@ -73,7 +73,7 @@ export class FloorPair {
     const Raw = (grpc.loadPackageDefinition(def) as any).rawbench.Raw;
     const client = (address: string, data: string) => new Raw(address, grpc.credentials.createSsl(readFileSync(join(data, 'tls/ca.crt'))), {
       'grpc.max_receive_message_length': 64 << 20, 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW,
-      'grpc.ssl_target_name_override': 'localhost', // as gateway/client.ts names an IP target's server
+      'grpc.ssl_target_name_override': 'localhost', // as gateway/client/client.ts names an IP target's server
     });
     return new FloorPair(transport, a, b, client(a.ready.grpc, dataA), client(b.ready.grpc, dataB), appKey);
   }

@@ -4,8 +4,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { widenServerWindows } from '../../gateway/grpc-windows.ts';
-import { configSchema } from '../../gateway/config.ts';
+import { widenServerWindows, configSchema } from '../../gateway/core/index.ts';
 
 export function serveRaw(certFile: string, keyFile: string, handlers: grpc.UntypedServiceImplementation, onStop: () => Promise<unknown> = async () => {}, readyFields: Record<string, unknown> = {}): void {
   const def = protoLoader.loadSync(new URL('./raw.proto', import.meta.url).pathname, { longs: Number, defaults: true });

@@ -10,12 +10,11 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { initNode } from '../../gateway/node-files.ts';
+import { initNode, addMailbox } from '../../gateway/datadir/index.ts';
 import { generateSigningKeyPair, sign } from '../../identity/index.ts';
-import { addMailbox } from '../../gateway/mailboxes.ts';
-import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../../gateway/client.ts';
+import { connect, profileResolver, sealFor, submit, subscribe, type Clients } from '../../gateway/client/index.ts';
 import type { Envelope } from '../../proto/index.ts';
-import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/grpc-windows.ts';
+import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/core/index.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb } from '../helpers/proc.ts';
 import { medianBy, percentile } from '../helpers/stats.ts';
 import { SIGNED_BYTES } from '../floors/floor-store.ts';
@@ -136,7 +135,7 @@ async function main(): Promise<void> {
     const raw = await start('raw server', NODE, [join(ROOT, 'bench', 'reference', 'raw-server.ts'), join(data, 'tls/server.crt'), join(data, 'tls/server.key')]);
     const def = protoLoader.loadSync(join(ROOT, 'bench', 'reference', 'raw.proto'), { longs: Number, defaults: true });
     const rawPkg = grpc.loadPackageDefinition(def) as any;
-    // TLS names the server "localhost" (in the node's certificate), as gateway/client.ts does for IP targets.
+    // TLS names the server "localhost" (in the node's certificate), as gateway/client/client.ts does for IP targets.
     const rawWindows = { 'grpc.ssl_target_name_override': 'localhost', ...(process.env.BENCH_RAW_WINDOWS === 'default' ? {} : { 'grpc-node.flow_control_window': CLIENT_FLOW_CONTROL_WINDOW }) };
     const blob = Buffer.alloc(PAYLOAD, 7);
     /** A client of a raw.proto server (raw or floor): its unary call and its bidi run, `sig` sent along if given. */

@@ -4,9 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { BridgeDnsAnswer, BridgeResolver } from '../../bridge/index.ts';
-import { dnsServersOf, loadConfig, smtpHostname } from '../config.ts';
+import { dnsServersOf, loadConfig, smtpHostname, GatewayError } from '../core/index.ts';
 import { DnsPacketResolver } from '../dns/index.ts';
-import { GatewayError } from '../errors.ts';
 import { need, out, str, UsageError, type Command, type Flags, type FlagSpecs } from './command.ts';
 import { dataDirOf } from './reach.ts';
 

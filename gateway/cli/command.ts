@@ -1,6 +1,5 @@
 // What a command of the `aftersmtp` table is, and the small helpers its handlers share.
-import { GatewayError } from '../errors.ts';
-import type { ModeFix } from '../private-files.ts';
+import { GatewayError, type ModeFix } from '../core/index.ts';
 
 /** One flag as node:util parseArgs takes it, plus whether the command cannot run without it. */
 export interface FlagSpec {

@@ -1,6 +1,5 @@
 // Other nodes: static routes to them, what this node knows of them, and its queue of mail for them.
-import { parseEndpoint } from '../federation/routing.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError } from '../core/index.ts';
 import { DID_PATTERN, MESSAGE_ID_PATTERN, need, out, str, UsageError, type Command } from './command.ts';
 import { ADMIN_FLAGS, ADMIN_USAGE, DATA_FLAGS, withAdmin, withStore } from './reach.ts';
 
@@ -29,6 +28,8 @@ export const federationCommands: Command[] = [
       const did = need(flags, 'did');
       if (!DID_PATTERN.test(did)) throw new GatewayError('INVALID_ARGUMENT', `"${did}" is not a DID`);
       const endpoint = need(flags, 'endpoint');
+      // The federation side (QUIC with it) is loaded only by the command that checks an endpoint.
+      const { parseEndpoint } = await import('../federation/index.ts');
       endpoint.split(',').forEach(parseEndpoint);
       await storage.routes.set({ domain, did, endpoint });
       out(flags, { event: 'route-added', domain, did, endpoint }, `route ${domain} -> ${did} at ${endpoint}`);

@@ -1,6 +1,6 @@
 // The mailboxes of a node, kept in its data directory (a running node picks changes up within seconds).
 import { resolve as resolvePath } from 'node:path';
-import { addMailbox, listMailboxes, removeMailbox, renewMailboxToken } from '../mailboxes.ts';
+import { addMailbox, listMailboxes, removeMailbox, renewMailboxToken } from '../datadir/index.ts';
 import { need, out, str, type Command } from './command.ts';
 import { DATA_FLAGS, dataDirOf } from './reach.ts';
 

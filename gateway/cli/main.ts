@@ -1,7 +1,7 @@
 // The `aftersmtp` command line: finds the command in the table and runs it. Every command prints JSON
 // with --json; errors go to stderr with a code and a non-zero exit status, 2 for a wrong invocation.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { GatewayError } from '../errors.ts';
+import { GatewayError } from '../core/index.ts';
 import { COMMON_FLAGS, UsageError, type Command, type Flags } from './command.ts';
 import { nodeCommands } from './node-commands.ts';
 import { mailboxCommands } from './mailbox-commands.ts';

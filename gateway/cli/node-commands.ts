@@ -1,10 +1,8 @@
 // The node itself: create it, run it, ask it how it is, print its configuration, copy it.
 import { writeFileSync, existsSync, rmSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
-import { initNode } from '../node-files.ts';
-import { loadConfig, redactConfig } from '../config.ts';
-import { READY_FILE } from '../mailboxes.ts';
-import { GatewayError } from '../errors.ts';
+import { backupNode, initNode, READY_FILE } from '../datadir/index.ts';
+import { loadConfig, redactConfig, GatewayError } from '../core/index.ts';
 import type { StatusReply__Output } from '../../proto/index.ts';
 import { intFlag, need, out, reportFixedModes, str, type Command } from './command.ts';
 import { ADMIN_FLAGS, ADMIN_USAGE, DATA_FLAGS, dataDirOf, withAdmin } from './reach.ts';
@@ -90,7 +88,6 @@ export const nodeCommands: Command[] = [
     flags: { ...DATA_FLAGS, out: { type: 'string', required: true } },
     usage: ['backup --data DIR --out NEWDIR', '(a consistent copy, also of a running node)'],
     async run({ flags }) {
-      const { backupNode } = await import('../backup.ts');
       const result = backupNode({ dataDir: dataDirOf(flags), out: resolvePath(need(flags, 'out')) });
       out(flags, { event: 'backup', ...result }, `node copied to ${result.out}\n  databases (snapshots): ${result.databases.join(', ')}\n  other files: ${result.files}`);
       return 0;
@@ -101,7 +98,7 @@ export const nodeCommands: Command[] = [
 /** Runs the node until SIGINT or SIGTERM, then drains it. */
 async function startNode(dataDir: string): Promise<number> {
   // The server side is loaded only by `start`: client commands stay quick to launch.
-  const { AfterSmtpNode } = await import('../node.ts');
+  const { AfterSmtpNode } = await import('../node/index.ts');
   const node = new AfterSmtpNode({ dataDir });
   const ready = await node.start();
   const readyFile = join(dataDir, READY_FILE);

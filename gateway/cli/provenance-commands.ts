@@ -1,19 +1,12 @@
 // The transparency log: its state, a message's proof bundle, and checking a bundle against trusted inputs.
 import { readFileSync } from 'node:fs';
-import { verifyProofBundle, type ProofBundle, type AnchorChecker } from '../proof.ts';
-import { fromB64u } from '../node-files.ts';
-import { profileResolver, readProfile, type MailboxProfile } from '../client.ts';
-import { GatewayError } from '../errors.ts';
+import { checkAnchorOnChain, verifyProofBundle, type ProofBundle } from '../provenance/index.ts';
+import { fromB64u, GatewayError } from '../core/index.ts';
+import { profileResolver, readProfile, type MailboxProfile } from '../client/index.ts';
 import { createDidResolver, decodeEnvelope, openEnvelope } from '../../identity/index.ts';
 import type { LedgerStatusReply__Output } from '../../proto/index.ts';
 import { DID_PATTERN, MESSAGE_ID_PATTERN, intFlag, list, str, out, UsageError, type Command, type Flags } from './command.ts';
 import { APP_FLAGS, APP_USAGE, withApp } from './reach.ts';
-
-/** Chain checks, loaded only when a bundle carries an anchor (keeps @polkadot/api off other commands). */
-const anchorChecker: AnchorChecker = async (args) => {
-  const { checkAnchorOnChain } = await import('../anchoring.ts');
-  return checkAnchorOnChain(args);
-};
 
 export const provenanceCommands: Command[] = [
   {
@@ -124,7 +117,8 @@ async function verify(bundleFile: string, flags: Flags): Promise<number> {
     genesisHash: genesis,
     requireAnchor: flags['require-anchor'] === true,
     minCosignatures: intFlag(flags, 'min-cosignatures') ?? 0,
-    checkAnchor: anchorChecker,
+    // @polkadot/api is loaded only when a bundle carries an anchor (ledger/ loads it on first use).
+    checkAnchor: checkAnchorOnChain,
     signal: AbortSignal.timeout(60_000),
   });
   if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -4,10 +4,9 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { connect, profileResolver, readProfile, unary, type Clients, type MailboxProfile } from '../client.ts';
-import { dataPath, type NodeConfig } from '../config.ts';
-import { openNodeFiles, ADMIN_TOKEN_FILE } from '../node-files.ts';
-import { readReady } from '../mailboxes.ts';
+import { connect, profileResolver, readProfile, unary, type Clients, type MailboxProfile } from '../client/index.ts';
+import { dataPath, type NodeConfig } from '../core/index.ts';
+import { openNodeFiles, ADMIN_TOKEN_FILE, readReady } from '../datadir/index.ts';
 import { Store } from '../store/index.ts';
 import { loadProto, type AdminClient } from '../../proto/index.ts';
 import type { DidResolver } from '../../identity/index.ts';

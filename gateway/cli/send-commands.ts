@@ -1,7 +1,7 @@
 // Mail as a mailbox's app sends and receives it, through the node of its profile.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { sealFor, submit, subscribe } from '../client.ts';
+import { sealFor, submit, subscribe } from '../client/index.ts';
 import { intFlag, list, out, str, UsageError, type Command } from './command.ts';
 import { APP_FLAGS, APP_USAGE, withApp } from './reach.ts';
 

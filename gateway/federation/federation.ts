@@ -1,18 +1,16 @@
 // Federation wiring: listeners on every transport, inbound relay streams, routing, outbound delivery.
-import type { Scheduler } from '../scheduler.ts';
+import { dnsServersOf, GatewayError, type Scheduler, type NodeConfig } from '../core/index.ts';
 import type { Logger } from 'pino';
 import type { DidResolver, SignatureCheck } from '../../identity/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
 import type { Store, WitnessRepository } from '../store/index.ts';
-import type { NodeLedger } from '../ledger.ts';
-import { dnsServersOf, type NodeConfig } from '../config.ts';
+import type { NodeLedger } from '../provenance/index.ts';
 import { Router } from './routing.ts';
 import { DnsPacketResolver, type DnsResolver } from '../dns/index.ts';
 import { OutboundDelivery, type PeerStatus } from './outbound.ts';
 import { ReceiptBatcher } from './receipt.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
-import { domainOf } from '../accept.ts';
-import { GatewayError } from '../errors.ts';
+import { domainOf } from '../accept/index.ts';
 import { COSIGN_METHOD, CosignCollector, Witness, serveCosign } from './witness.ts';
 import { PeerBudgets } from './peer-budget.ts';
 

@@ -12,12 +12,11 @@ import {
 } from '../../identity/index.ts';
 import type { Store, OutboundItem, HeldEnvelope } from '../store/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
-import { GatewayError, oneLine } from '../errors.ts';
-import { acceptEnvelope, type AcceptDeps } from '../accept.ts';
+import { GatewayError, oneLine, LruMap } from '../core/index.ts';
+import { acceptEnvelope, type AcceptDeps } from '../accept/index.ts';
 import { RelayChannel, RelayError, PERMANENT_CODES, peerText } from './relay.ts';
 import { formatEndpoint, type Route, type Router } from './routing.ts';
 import { storedReceipt, type ReceiptFields, type SignedReceipt } from './receipt.ts';
-import { LruMap } from '../lru.ts';
 
 export interface RetryPolicy { initialMs: number; maxMs: number }
 

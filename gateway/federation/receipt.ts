@@ -11,7 +11,7 @@
 // makes them a per-commit cost.
 import { bytesEqual, sign, verifySignature, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { MemoryTree, inclusionProof, leafHash, rootFromInclusionProof } from '../../ledger/index.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError } from '../core/index.ts';
 
 const DOMAIN_SEPARATOR = 'aftersmtp-receipt-v1\n';
 const BATCH_DOMAIN_SEPARATOR = 'aftersmtp-receipt-batch-v1\n';

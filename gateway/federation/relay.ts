@@ -8,9 +8,8 @@ import type { Logger } from 'pino';
 import { loadProto, type Receipt } from '../../proto/index.ts';
 import { bytesEqual, verifySignature, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
-import { envelopeFromWire, envelopeToWire } from '../wire.ts';
-import { GatewayError, oneLine, peerErrorCode, type GatewayErrorCode } from '../errors.ts';
-import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept.ts';
+import { envelopeFromWire, envelopeToWire, GatewayError, oneLine, peerErrorCode, type GatewayErrorCode } from '../core/index.ts';
+import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
 import type { PeerBudget } from './peer-budget.ts';
 import { ReceiptCheckCache, verifyReceipt, type ReceiptBatcher, type ReceiptFields, type SignedReceipt } from './receipt.ts';
 

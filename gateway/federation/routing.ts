@@ -3,9 +3,8 @@
 // document gives the endpoints. Either way the peer must later prove the DID's key in the handshake.
 import type { DidResolver } from '../../identity/index.ts';
 import type { Store } from '../store/index.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, LruMap } from '../core/index.ts';
 import type { DnsResolver } from '../dns/index.ts';
-import { LruMap } from '../lru.ts';
 
 const DISCOVERY_TTL_MS = 60_000;
 const MAX_BUILT_ROUTES = 1024;

@@ -1,5 +1,5 @@
 // The node's peer transports, in preference order: QUIC, then HTTP/2 (where UDP is blocked).
-import type { NodeConfig } from '../config.ts';
+import type { NodeConfig } from '../core/index.ts';
 import { QuicTransport, Http2Transport, type PeerTransport } from '../transport/index.ts';
 
 export interface TransportIdentity { privateKey: Uint8Array; publicKey: Uint8Array; certPem: string; keyPem: string }

@@ -7,7 +7,7 @@
 // the log's DID, checks consistency with what it saw before, remembers the new checkpoint durably,
 // and only then returns its cosignature (C2SP tlog-cosignature, named by the witness's DID). A
 // checkpoint inconsistent with one seen before is recorded as a split view and never cosigned.
-import type { Scheduler } from '../scheduler.ts';
+import { GatewayError, peerErrorCode, type Scheduler } from '../core/index.ts';
 import type { Logger } from 'pino';
 import {
   bytesEqual,
@@ -26,8 +26,7 @@ import { loadProto } from '../../proto/index.ts';
 import { parseDidWeb, type DidResolver } from '../../identity/index.ts';
 import type { MessageStream, PeerConnection } from '../transport/index.ts';
 import type { WitnessRepository, WitnessedLog } from '../store/index.ts';
-import type { NodeLedger } from '../ledger.ts';
-import { GatewayError, peerErrorCode } from '../errors.ts';
+import type { NodeLedger } from '../provenance/index.ts';
 
 export const COSIGN_METHOD = '/aftersmtp.v1.Provenance/Cosign';
 

@@ -7,9 +7,8 @@
 import { DatabaseSync, type SQLInputValue, type StatementResultingChanges } from 'node:sqlite';
 import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { GatewayError, openingFile, isStorageFull, storageFailure } from '../errors.ts';
+import { GatewayError, openingFile, isStorageFull, storageFailure, createPrivateFile } from '../core/index.ts';
 import { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';
-import { createPrivateFile } from '../private-files.ts';
 import { migrate } from './migrations.ts';
 
 /**

@@ -1,7 +1,7 @@
 // The mailboxes this node hosts (table mailboxes). Every message looks its recipients up, every call
 // authenticates by token: found records are cached briefly. The CLI changes mailboxes from its own
 // process, so misses are not cached and a cached record lives MAILBOX_REREAD_MS at most.
-import { GatewayError } from '../errors.ts';
+import { GatewayError } from '../core/index.ts';
 import type { StoreEngine, Statement } from './engine.ts';
 
 export interface MailboxRecord {

@@ -1,7 +1,7 @@
 // The node's durable store: the commit engine, one repository per concern, and the operations that
 // span several of them in one commit (accepting a message, removing a mailbox, repairing log indexes).
 import type { DatabaseSync } from 'node:sqlite';
-import { GatewayError } from '../errors.ts';
+import { GatewayError } from '../core/index.ts';
 import { StoreEngine, type EngineOptions } from './engine.ts';
 import { StoreEvents } from './events.ts';
 import { MailboxRepository } from './mailboxes.ts';

@@ -4,7 +4,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
-import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../../gateway/client.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../../gateway/client/index.ts';
 import { metricsOf } from './lab.ts';
 
 describe('backup of a running node', { timeout: 120_000 }, () => {

@@ -3,7 +3,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
-import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../../gateway/client.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../../gateway/client/index.ts';
 
 describe('crash safety (SIGKILL)', () => {
   const dir = tempDir();

@@ -4,7 +4,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
-import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../../gateway/client.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe } from '../../gateway/client/index.ts';
 import type { Envelope } from '../../proto/index.ts';
 
 describe('draining on SIGINT', { timeout: 90_000 }, () => {

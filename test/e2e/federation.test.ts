@@ -7,10 +7,10 @@ import { until } from '../helpers.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import { NodeLab, metricsOf, type LabNode } from './lab.ts';
 import { DatabaseSync } from 'node:sqlite';
-import { readProfile, connect, profileResolver, sealFor, submit } from '../../gateway/client.ts';
-import { envelopeFromWire } from '../../gateway/wire.ts';
+import { readProfile, connect, profileResolver, sealFor, submit } from '../../gateway/client/index.ts';
+import { envelopeFromWire } from '../../gateway/core/index.ts';
 import { createDidResolver, encodeEnvelope } from '../../identity/index.ts';
-import { receiptFromStored, verifyReceipt, type StoredReceipt } from '../../gateway/federation/receipt.ts';
+import { receiptFromStored, verifyReceipt, type StoredReceipt } from '../../gateway/federation/index.ts';
 import type { Envelope__Output } from '../../proto/index.ts';
 
 const FAST_RETRY = { AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200', AFTERSMTP_FEDERATION__RETRY__MAX_MS: '1000', AFTERSMTP_FEDERATION__ACK_TIMEOUT_MS: '2000', AFTERSMTP_FEDERATION__DIAL_TIMEOUT_MS: '1500', AFTERSMTP_LOG__LEVEL: 'warn' };

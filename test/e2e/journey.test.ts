@@ -6,7 +6,7 @@ import { statSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { DatabaseSync } from 'node:sqlite';
 import { tempDir, runCli, startNodeProcess, jsonLines, type RunningNode } from '../helpers.ts';
-import { connect, readProfile, unary } from '../../gateway/client.ts';
+import { connect, readProfile, unary } from '../../gateway/client/index.ts';
 import { until } from '../helpers.ts';
 
 for (const method of ['key', 'web'] as const) {

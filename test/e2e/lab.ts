@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
-import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client/index.ts';
 
 export interface LabNode { name: string; domain: string; data: string; did: string; proc?: RunningNode; env: NodeJS.ProcessEnv }
 

@@ -4,14 +4,13 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { tempDir, runCli, startNodeProcess, until, type RunningNode } from '../helpers.ts';
-import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client.ts';
-import { openNodeFiles } from '../../gateway/node-files.ts';
-import { RelayChannel } from '../../gateway/federation/relay.ts';
-import { receiptFromStored, storedReceipt, verifyReceipt, type ReceiptFields, type SignedReceipt } from '../../gateway/federation/receipt.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client/index.ts';
+import { openNodeFiles } from '../../gateway/datadir/index.ts';
+import { RelayChannel, receiptFromStored, storedReceipt, verifyReceipt, type ReceiptFields, type SignedReceipt } from '../../gateway/federation/index.ts';
 import { createDidResolver } from '../../identity/index.ts';
 import { QuicTransport, type MessageStream } from '../../gateway/transport/index.ts';
 import { loadProto, type Envelope__Output } from '../../proto/index.ts';
-import { envelopeFromWire } from '../../gateway/wire.ts';
+import { envelopeFromWire } from '../../gateway/core/index.ts';
 import { randomBytes } from 'node:crypto';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 

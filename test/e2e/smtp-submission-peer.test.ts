@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { NodeLab, type LabNode } from './lab.ts';
-import { AfterSmtpNode } from '../../gateway/node.ts';
+import { AfterSmtpNode } from '../../gateway/node/index.ts';
 import type { InboundMessage } from '../../bridge/index.ts';
 
 describe('submission through the SMTP bridge to a peer node', () => {

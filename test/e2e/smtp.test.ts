@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { NodeLab, type LabNode } from './lab.ts';
 import { runCli } from '../helpers.ts';
-import { readProfile } from '../../gateway/client.ts';
+import { readProfile } from '../../gateway/client/index.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 
 describe('mail through the node\'s SMTP listeners', () => {

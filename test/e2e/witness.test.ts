@@ -8,9 +8,9 @@ import { request } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { tempDir, runCli, startNodeProcess, until, type RunningNode } from '../helpers.ts';
 import { metricsOf } from './lab.ts';
-import { openNodeFiles } from '../../gateway/node-files.ts';
+import { openNodeFiles } from '../../gateway/datadir/index.ts';
 import { QuicTransport } from '../../gateway/transport/index.ts';
-import { requestCosign } from '../../gateway/federation/witness.ts';
+import { requestCosign } from '../../gateway/federation/index.ts';
 import { TransparencyLog, encodeLeaf, parseNote } from '../../ledger/index.ts';
 import { generateSigningKeyPair } from '../../identity/index.ts';
 

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dkimSign } from 'mailauth';
 import { tempDir, runCli } from '../helpers.ts';
-import { dnsServersOf, parseConfig } from '../../gateway/config.ts';
+import { dnsServersOf, parseConfig } from '../../gateway/core/index.ts';
 
 const dir = tempDir();
 afterAll(() => dir.cleanup());

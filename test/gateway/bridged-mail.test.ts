@@ -1,7 +1,7 @@
 // Reading the node's trace fields of a bridged message: only the topmost Received and the bridge's own
 // Authentication-Results count; what the sender put below them proves nothing.
 import { describe, expect, it } from 'vitest';
-import { bridgedTrace, fromAddress, parseAuthenticationResults } from '../../gateway/bridged-mail.ts';
+import { bridgedTrace, fromAddress, parseAuthenticationResults } from '../../gateway/client/index.ts';
 
 const AR = 'Authentication-Results: mx.example.test;\r\n dkim=pass header.d=mail.test header.s=rsa;\r\n spf=pass (mx.example.test: domain of b@mail.test designates 192.0.2.10 as permitted sender) smtp.mailfrom=b@mail.test smtp.helo=mta.mail.test;\r\n arc=none smtp.remote-ip=192.0.2.10;\r\n dmarc=pass (p=NONE arc=none) header.from=mail.test';
 const RECEIVED = 'Received: from mta.mail.test ([192.0.2.10])\r\n\tby mx.example.test with ESMTPS (TLSv1.3 TLS_AES_256_GCM_SHA384)\r\n\tid abc\r\n\tfor <bob@example.test>;\r\n\tMon, 07 Dec 2026 01:00:01 +0000';

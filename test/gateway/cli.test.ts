@@ -1,8 +1,7 @@
 // The command table of `aftersmtp`: every command documents itself, and a wrong invocation answers
 // with exit status 2 and the usage the table holds.
 import { describe, it, expect } from 'vitest';
-import { COMMANDS, commandUsage, fullUsage } from '../../gateway/cli/main.ts';
-import { COMMON_FLAGS } from '../../gateway/cli/command.ts';
+import { COMMANDS, commandUsage, fullUsage, COMMON_FLAGS } from '../../gateway/cli/index.ts';
 import { runCli } from '../helpers.ts';
 
 const send = COMMANDS.find((c) => c.name === 'send')!;

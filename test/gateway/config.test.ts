@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
-import { parseConfig, loadConfig, envOverrides, redactConfig } from '../../gateway/config.ts';
+import { parseConfig, loadConfig, envOverrides, redactConfig } from '../../gateway/core/index.ts';
 import { tempDir, runCli, startNodeProcess, freePorts } from '../helpers.ts';
 
 describe('config', () => {

@@ -1,7 +1,7 @@
 // Error codes and their gRPC status: the one mapping, for the node's own errors, identity/'s, and a peer's.
 import { describe, it, expect } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { GatewayError, peerErrorCode, toGrpcError } from '../../gateway/errors.ts';
+import { GatewayError, peerErrorCode, toGrpcError } from '../../gateway/core/index.ts';
 import { IdentityError } from '../../identity/index.ts';
 
 describe('error codes', () => {

@@ -9,11 +9,10 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { tempDir, until } from '../helpers.ts';
-import { initNode } from '../../gateway/node-files.ts';
-import { AfterSmtpNode } from '../../gateway/node.ts';
-import { addMailbox } from '../../gateway/mailboxes.ts';
-import { connect, unary } from '../../gateway/client.ts';
-import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/grpc-windows.ts';
+import { initNode, addMailbox } from '../../gateway/datadir/index.ts';
+import { AfterSmtpNode } from '../../gateway/node/index.ts';
+import { connect, unary } from '../../gateway/client/index.ts';
+import { CLIENT_FLOW_CONTROL_WINDOW } from '../../gateway/core/index.ts';
 
 describe('gRPC HTTP/2 flow-control windows', () => {
   const dir = tempDir();

@@ -6,13 +6,11 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { tempDir } from '../helpers.ts';
-import { initNode } from '../../gateway/node-files.ts';
-import { AfterSmtpNode } from '../../gateway/node.ts';
-import { addMailbox } from '../../gateway/mailboxes.ts';
-import { connect, profileResolver, sealFor, submit, subscribe, openDelivery, type MailboxProfile, type Clients } from '../../gateway/client.ts';
+import { initNode, addMailbox } from '../../gateway/datadir/index.ts';
+import { AfterSmtpNode } from '../../gateway/node/index.ts';
+import { connect, profileResolver, sealFor, submit, subscribe, openDelivery, type MailboxProfile, type Clients } from '../../gateway/client/index.ts';
 import { generateSigningKeyPair, signMessage, sealEnvelope } from '../../identity/index.ts';
-import { fromB64u } from '../../gateway/node-files.ts';
-import { envelopeToWire } from '../../gateway/wire.ts';
+import { fromB64u, envelopeToWire } from '../../gateway/core/index.ts';
 import type { Envelope } from '../../proto/index.ts';
 
 const MAX_ENVELOPE = 16 * 1024;

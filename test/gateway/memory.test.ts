@@ -1,8 +1,8 @@
 // The idle trim gives memory back once after start-up and once per busy spell that ends, never
 // over and over while the node stays idle.
 import { describe, it, expect } from 'vitest';
-import { MemoryPolicy } from '../../gateway/memory.ts';
-import { Scheduler } from '../../gateway/scheduler.ts';
+import { MemoryPolicy } from '../../gateway/node/index.ts';
+import { Scheduler } from '../../gateway/core/index.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const spin = (ms: number) => { const end = performance.now() + ms; while (performance.now() < end) { /* busy */ } };

@@ -8,9 +8,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import pino from 'pino';
 import { tempDir, initNodeWithMailboxes } from '../helpers.ts';
-import { AfterSmtpNode } from '../../gateway/node.ts';
-import { connect, profileResolver, sealFor, submit, subscribe, unary, type MailboxProfile } from '../../gateway/client.ts';
-import { verifyProofBundle } from '../../gateway/proof.ts';
+import { AfterSmtpNode } from '../../gateway/node/index.ts';
+import { connect, profileResolver, sealFor, submit, subscribe, unary, type MailboxProfile } from '../../gateway/client/index.ts';
+import { verifyProofBundle } from '../../gateway/provenance/index.ts';
 import { createDidResolver } from '../../identity/index.ts';
 
 const require = (await import('node:module')).createRequire(import.meta.url);

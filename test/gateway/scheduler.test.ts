@@ -1,6 +1,6 @@
 // The node's scheduler, driven by a clock the test moves.
 import { describe, expect, it } from 'vitest';
-import { Scheduler } from '../../gateway/scheduler.ts';
+import { Scheduler } from '../../gateway/core/index.ts';
 import { ManualClock } from '../manual-clock.ts';
 
 /** Lets the promise callbacks of a job that finished run (no time passes on the test's clock). */

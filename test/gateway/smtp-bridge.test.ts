@@ -11,11 +11,11 @@ import pino from 'pino';
 import { dkimSign } from 'mailauth';
 import { tempDir, initNodeWithMailboxes, runCli } from '../helpers.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
-import { AfterSmtpNode } from '../../gateway/node.ts';
-import { connect, profileResolver, subscribe, type MailboxProfile, type ReceivedMessage } from '../../gateway/client.ts';
-import { bridgeErrorFor, type SmtpHandler } from '../../gateway/smtp-handler.ts';
+import { AfterSmtpNode } from '../../gateway/node/index.ts';
+import { connect, profileResolver, subscribe, type MailboxProfile, type ReceivedMessage } from '../../gateway/client/index.ts';
+import { bridgeErrorFor, type SmtpHandler } from '../../gateway/smtp/index.ts';
 import { databaseForTests } from '../../gateway/store/index.ts';
-import { GatewayError } from '../../gateway/errors.ts';
+import { GatewayError } from '../../gateway/core/index.ts';
 import { BridgeError, verifyMessage, type InboundMessage, type ListenerKind } from '../../bridge/index.ts';
 
 const ALLOWED_IP = '192.0.2.10';

@@ -7,9 +7,9 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import pino from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { tempDir, initNodeWithMailboxes } from '../helpers.ts';
-import { AfterSmtpNode } from '../../gateway/node.ts';
+import { AfterSmtpNode } from '../../gateway/node/index.ts';
 import { FULL_RECHECK_MS, databaseForTests } from '../../gateway/store/index.ts';
-import { connect, profileResolver, sealFor, submit, subscribe, unary, type Clients, type MailboxProfile } from '../../gateway/client.ts';
+import { connect, profileResolver, sealFor, submit, subscribe, unary, type Clients, type MailboxProfile } from '../../gateway/client/index.ts';
 import { verifySignature } from '../../identity/index.ts';
 import type { Envelope } from '../../proto/index.ts';
 

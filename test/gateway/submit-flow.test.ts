@@ -6,8 +6,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import pino from 'pino';
 import { tempDir, initNodeWithMailboxes, until } from '../helpers.ts';
-import { AfterSmtpNode } from '../../gateway/node.ts';
-import { connect, profileResolver, sealFor, submit, type Clients, type MailboxProfile } from '../../gateway/client.ts';
+import { AfterSmtpNode } from '../../gateway/node/index.ts';
+import { connect, profileResolver, sealFor, submit, type Clients, type MailboxProfile } from '../../gateway/client/index.ts';
 import { verifySignature } from '../../identity/index.ts';
 import type { Envelope } from '../../proto/index.ts';
 

@@ -7,8 +7,8 @@ import pino from 'pino';
 import { tempDir } from '../helpers.ts';
 import { DatabaseSync } from 'node:sqlite';
 import { Store } from '../../gateway/store/index.ts';
-import { Witness, type DomainRoute } from '../../gateway/federation/witness.ts';
-import { generateIdentity } from '../../gateway/node-files.ts';
+import { Witness, type DomainRoute } from '../../gateway/federation/index.ts';
+import { generateIdentity } from '../../gateway/datadir/index.ts';
 import { createDidResolver } from '../../identity/index.ts';
 import { TransparencyLog, encodeLeaf, verifyCosignature, parseNote } from '../../ledger/index.ts';
 

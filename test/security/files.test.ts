@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { tempDir, runCli, startNodeProcess, freePorts, NODE_BIN, CLI, jsonLines, type CliResult } from '../helpers.ts';
-import { AfterSmtpNode } from '../../gateway/node.ts';
-import { readProfile, profileResolver } from '../../gateway/client.ts';
+import { AfterSmtpNode } from '../../gateway/node/index.ts';
+import { readProfile, profileResolver } from '../../gateway/client/index.ts';
 import {
   buildDidWebDocument,
   createCertificateAuthority,

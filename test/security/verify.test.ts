@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { tempDir, runCli, startNodeProcess, until, type RunningNode } from '../helpers.ts';
 import { startChain, type TestChain } from '../chain.ts';
-import { connect, readProfile, unary } from '../../gateway/client.ts';
-import { generateIdentity } from '../../gateway/node-files.ts';
+import { connect, readProfile, unary } from '../../gateway/client/index.ts';
+import { generateIdentity } from '../../gateway/datadir/index.ts';
 import {
   TransparencyLog, encodeLeaf, cosignCheckpoint, addSignatures, formatVerifierKey, SIG_TYPE_COSIGNATURE_V1,
 } from '../../ledger/index.ts';

@@ -2,10 +2,9 @@
 import { chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { GatewayError } from './errors.ts';
+import { GatewayError, createPrivateFile, tightenModes } from '../core/index.ts';
 import { READY_FILE } from './mailboxes.ts';
 import { openNodeFiles } from './node-files.ts';
-import { createPrivateFile, tightenModes } from './private-files.ts';
 
 export interface BackupResult {
   out: string;

@@ -3,11 +3,10 @@
 // sessions while the store can still take what they are finishing).
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { startInbound, type InboundServer, type ListenerConfig, type ListenerKind } from '../bridge/index.ts';
-import { dataPath, smtpHostname, type NodeConfig } from './config.ts';
-import type { DnsResolver } from './dns/index.ts';
+import { startInbound, type InboundServer, type ListenerConfig, type ListenerKind } from '../../bridge/index.ts';
+import { dataPath, smtpHostname, GatewayError, type NodeConfig } from '../core/index.ts';
+import type { DnsResolver } from '../dns/index.ts';
 import { SmtpHandler, type SmtpHandlerDeps } from './smtp-handler.ts';
-import { GatewayError } from './errors.ts';
 
 /** The enabled listeners of the configuration, in the order mx, submission, smtps. */
 export function listenerConfigs(config: NodeConfig): ListenerConfig[] {

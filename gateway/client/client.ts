@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { loadProto, type MailboxClient, type IdentityClient, type ProvenanceClient, type Delivery__Output, type SubmitReply__Output, type Envelope } from '../proto/index.ts';
+import { loadProto, type MailboxClient, type IdentityClient, type ProvenanceClient, type Delivery__Output, type SubmitReply__Output, type Envelope } from '../../proto/index.ts';
 import {
   createDidResolver,
   signMessage,
@@ -14,12 +14,8 @@ import {
   extractKeys,
   parseDidWeb,
   type DidResolver,
-} from '../identity/index.ts';
-import type { KeyMaterial } from './node-files.ts';
-import { fromB64u } from './node-files.ts';
-import { envelopeFromWire, envelopeToWire } from './wire.ts';
-import { GatewayError } from './errors.ts';
-import { CLIENT_FLOW_CONTROL_WINDOW } from './grpc-windows.ts';
+} from '../../identity/index.ts';
+import { fromB64u, envelopeFromWire, envelopeToWire, GatewayError, CLIENT_FLOW_CONTROL_WINDOW, type KeyMaterial } from '../core/index.ts';
 import { bridgedTrace, fromAddress, headerFields, type BridgedTrace } from './bridged-mail.ts';
 
 export interface MailboxProfile {

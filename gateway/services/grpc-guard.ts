@@ -11,7 +11,7 @@
 //     mapping a failure to INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for a limit; requests to public
 //     methods are refused above `publicMessageBytes` before decoding.
 import * as grpc from '@grpc/grpc-js';
-import { GatewayError, toGrpcError } from './errors.ts';
+import { GatewayError, toGrpcError } from '../core/index.ts';
 
 /** Which credential a method needs: a mailbox token, the admin token, or none. */
 export type CallPolicy = 'mailbox' | 'admin' | 'public';

@@ -7,12 +7,12 @@
 // MX, the header From only when DMARC passed (docs/PROTOCOL.md §4 "Sender binding").
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { extractKeys, sealEnvelope, signMessage } from '../identity/index.ts';
-import { BridgeError, type BridgeErrorCode, type InboundHandler, type InboundMessage, type ListenerKind, type RecipientKind } from '../bridge/index.ts';
-import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
-import type { GatewayError, GatewayErrorCode } from './errors.ts';
-import { tokenSha256 } from './mailbox-service.ts';
-import type { Router } from './federation/routing.ts';
+import { extractKeys, sealEnvelope, signMessage } from '../../identity/index.ts';
+import { BridgeError, type BridgeErrorCode, type InboundHandler, type InboundMessage, type ListenerKind, type RecipientKind } from '../../bridge/index.ts';
+import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
+import type { GatewayError, GatewayErrorCode } from '../core/index.ts';
+import { tokenSha256 } from '../services/index.ts';
+import type { Router } from '../federation/index.ts';
 
 export interface SmtpHandlerDeps extends AcceptDeps {
   nodeDid: string;

@@ -2,7 +2,7 @@
 // one scheduler, so that one start and one stop govern all of it, a slow run never overlaps the next, a
 // failing job is logged and tried again at its next time, and a test can drive every timer of the node
 // with its own clock.
-import type { AnchorClock } from '../ledger/index.ts';
+import type { AnchorClock } from '../../ledger/index.ts';
 
 /** Time and timers (the shape ledger's anchoring takes as its clock). */
 export type Clock = AnchorClock;

@@ -3,16 +3,31 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { dataPath, type NodeConfig } from './config.ts';
-import { openNodeFiles, generateIdentity, nodeTlsNames, b64u, fromB64u } from './node-files.ts';
-import { refuseSharedFile, writeSecretFile } from './private-files.ts';
-import { Store, MAILBOX_REREAD_MS } from './store/index.ts';
-import { tokenSha256 } from './mailbox-service.ts';
-import { GatewayError } from './errors.ts';
-import { readProfile, type MailboxProfile } from './client.ts';
-import type { ReadyInfo } from './node.ts';
+import { dataPath, b64u, fromB64u, refuseSharedFile, writeSecretFile, GatewayError, type NodeConfig } from '../core/index.ts';
+import { openNodeFiles, generateIdentity, nodeTlsNames } from './node-files.ts';
+import { Store, MAILBOX_REREAD_MS } from '../store/index.ts';
+import { tokenSha256 } from '../services/index.ts';
+import { readProfile, type MailboxProfile } from '../client/index.ts';
 
 export const READY_FILE = 'node.ready.json';
+
+/** What the node's start reports, and what the ready file holds. */
+export interface ReadyInfo {
+  event: 'ready';
+  did: string;
+  grpc: string;
+  http: string | null;
+  /** The metrics listener (plain HTTP, /metrics), loopback unless configured otherwise. */
+  metrics: string | null;
+  quic: string | null;
+  relay: string | null;
+  /** The SMTP bridge's listeners, "host:port" (absent when not listening). */
+  smtp?: string;
+  submission?: string;
+  smtps?: string;
+  domains: string[];
+  version: string;
+}
 
 const ADDRESS = /^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[a-z0-9.-]{1,253}$/;
 

@@ -18,7 +18,7 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Scheduler } from './scheduler.ts';
+import type { Scheduler } from '../core/index.ts';
 
 const IDLE_UTILIZATION = 0.02;
 const BUSY_UTILIZATION = 0.05;

@@ -1,6 +1,6 @@
 // Typed errors of the node, and the one place where an error code becomes a gRPC status.
 import * as grpc from '@grpc/grpc-js';
-import type { ErrorCode as IdentityErrorCode } from '../identity/index.ts';
+import type { ErrorCode as IdentityErrorCode } from '../../identity/index.ts';
 
 export type GatewayErrorCode =
   /** config.yaml (or a flag standing for it) does not make a valid configuration. */

@@ -1,10 +1,10 @@
 // Anchoring the node's checkpoints on a Substrate chain (optional; off unless an endpoint is set).
 // The anchoring account is the node's Ed25519 signing key, which its DID document lists, so a
 // verifier can tie the extrinsic's signer to the node DID.
-import type { Clock } from './scheduler.ts';
+import type { Clock } from '../core/index.ts';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { SubstrateAnchor, verifyAnchor, type AnchorRecord } from '../ledger/index.ts';
+import { SubstrateAnchor, verifyAnchor, type AnchorRecord } from '../../ledger/index.ts';
 import type { NodeLedger, AnchorState } from './ledger.ts';
 import type { AnchorChecker } from './proof.ts';
 

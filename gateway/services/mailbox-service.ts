@@ -2,12 +2,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, SubmitRequest__Output } from '../proto/index.ts';
-import { decodeEnvelope } from '../identity/index.ts';
-import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
-import type { Store, MailboxRecord, StoredDelivery } from './store/index.ts';
-import { GatewayError, toGrpcError } from './errors.ts';
-import { envelopeFromWire, envelopeToWire } from './wire.ts';
+import type { MailboxHandlers, SubmitReply, Delivery, SubscribeRequest__Output, SubmitRequest__Output } from '../../proto/index.ts';
+import { decodeEnvelope } from '../../identity/index.ts';
+import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
+import type { Store, MailboxRecord, StoredDelivery } from '../store/index.ts';
+import { GatewayError, toGrpcError, envelopeFromWire, envelopeToWire } from '../core/index.ts';
 
 export interface MailboxServiceDeps extends AcceptDeps {
   nodeDid: string;

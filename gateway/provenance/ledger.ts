@@ -1,13 +1,11 @@
 // The node's transparency log: every accepted message hash becomes a leaf (hashes only, never
 // addresses or content). Appends requested in the same turn of the event loop share one durable
 // transaction; checkpoints are signed every few seconds or every N entries, whichever comes first.
-import type { Scheduler } from './scheduler.ts';
+import { GatewayError, openingFile, storageFailure, createPrivateFile, type Scheduler } from '../core/index.ts';
 import type { Logger } from 'pino';
-import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../ledger/index.ts';
-import type { Receipt } from '../proto/index.ts';
-import { GatewayError, openingFile, storageFailure } from './errors.ts';
-import { WalSyncer } from './store/index.ts';
-import { createPrivateFile } from './private-files.ts';
+import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../../ledger/index.ts';
+import type { Receipt } from '../../proto/index.ts';
+import { WalSyncer } from '../store/index.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
 
 /** The latest anchor of this log on a chain, as the anchoring service records it. */

@@ -17,20 +17,12 @@ import {
   createCertificateAuthority,
   issueServerCertificate,
   type DidDocument,
-} from '../identity/index.ts';
-import { CONFIG_FILE, dataPath, loadConfig, parseConfig, type ConfigInput, type NodeConfig } from './config.ts';
-import { GatewayError } from './errors.ts';
-import { Store } from './store/index.ts';
-import { tokenSha256 } from './mailbox-service.ts';
-import { tightenModes, writeSecretFile, type ModeFix } from './private-files.ts';
+} from '../../identity/index.ts';
+import { CONFIG_FILE, dataPath, loadConfig, parseConfig, GatewayError, b64u, tightenModes, writeSecretFile, type ConfigInput, type NodeConfig, type KeyMaterial, type ModeFix } from '../core/index.ts';
+import { Store } from '../store/index.ts';
+import { tokenSha256 } from '../services/index.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
-
-export interface KeyMaterial {
-  keyId: string;
-  publicKey: string; // base64url, raw 32 bytes
-  privateKey: string; // base64url, raw 32 bytes
-}
 
 /** What keys/node.json holds (mode 0600). */
 export interface NodeKeys {
@@ -64,9 +56,6 @@ export interface InitResult {
   /** Modes narrowed in a data directory that existed before (e.g. made 0755 by the operator). */
   fixedModes: ModeFix[];
 }
-
-export const b64u = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
-export const fromB64u = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
 
 /**
  * The names the node's TLS certificates are for, and the only ones its CA may issue for (the CA's

@@ -1,10 +1,10 @@
 // The Admin gRPC service (operator API, admin bearer token): status, peers, the outbound queue.
 import type * as grpc from '@grpc/grpc-js';
-import type { AdminHandlers, StatusReply__Output } from '../proto/index.ts';
-import type { Store, OutboundItem } from './store/index.ts';
-import type { Federation } from './federation/federation.ts';
+import type { AdminHandlers, StatusReply__Output } from '../../proto/index.ts';
+import type { Store, OutboundItem } from '../store/index.ts';
+import type { Federation } from '../federation/index.ts';
 import { tokenSha256 } from './mailbox-service.ts';
-import { GatewayError, oneLine, toGrpcError } from './errors.ts';
+import { GatewayError, oneLine, toGrpcError } from '../core/index.ts';
 
 export interface AdminDeps {
   storage: Store;

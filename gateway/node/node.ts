@@ -10,29 +10,20 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import pino, { type Logger } from 'pino';
-import { loadProto } from '../proto/index.ts';
-import { createDidResolver, decodeEnvelope, SignatureVerifierPool, type DidResolver, type SignatureCheck } from '../identity/index.ts';
-import { dataPath, dnsServersOf, type NodeConfig } from './config.ts';
-import { DnsPacketResolver } from './dns/index.ts';
-import { SmtpBridge } from './bridge-inbound.ts';
-import { openNodeFiles, fromB64u, nodeTlsNames, secureNodeFiles, type NodeKeys } from './node-files.ts';
-import { Store } from './store/index.ts';
-import { NodeLedger } from './ledger.ts';
-import { MailboxService, authenticateMailbox } from './mailbox-service.ts';
-import { RequestGuard, type CallPolicy } from './grpc-guard.ts';
-import { widenServerWindows } from './grpc-windows.ts';
-import { GatewayError, toGrpcError } from './errors.ts';
-import { provenanceHandlers } from './provenance-service.ts';
-import { adminHandlers, checkAdmin } from './admin-service.ts';
-import { Federation } from './federation/federation.ts';
-import { domainOf } from './accept.ts';
-import { createTransports } from './federation/transports.ts';
-import { widenQuicReads } from './transport/index.ts';
-import { buildDidWebDocument } from '../identity/index.ts';
-import { NodeAnchoring } from './anchoring.ts';
+import { loadProto } from '../../proto/index.ts';
+import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
+import { dataPath, dnsServersOf, fromB64u, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
+import { DnsPacketResolver } from '../dns/index.ts';
+import { SmtpBridge } from '../smtp/index.ts';
+import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
+import { Store } from '../store/index.ts';
+import { NodeLedger, NodeAnchoring } from '../provenance/index.ts';
+import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
+import { Federation, createTransports } from '../federation/index.ts';
+import { domainOf } from '../accept/index.ts';
+import { widenQuicReads } from '../transport/index.ts';
 import { MemoryPolicy } from './memory.ts';
 import { NodeMetrics } from './metrics.ts';
-import { Scheduler, type Clock } from './scheduler.ts';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -65,23 +56,6 @@ export interface NodeOptions {
   clock?: Clock;
 }
 
-export interface ReadyInfo {
-  event: 'ready';
-  did: string;
-  grpc: string;
-  http: string | null;
-  /** The metrics listener (plain HTTP, /metrics), loopback unless configured otherwise. */
-  metrics: string | null;
-  quic: string | null;
-  relay: string | null;
-  /** The SMTP bridge's listeners, "host:port" (absent when not listening). */
-  smtp?: string;
-  submission?: string;
-  smtps?: string;
-  domains: string[];
-  version: string;
-}
-
 export class AfterSmtpNode {
   readonly dataDir: string;
   readonly config: NodeConfig;
@@ -97,7 +71,7 @@ export class AfterSmtpNode {
   smtp?: SmtpBridge;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
-  /** Prometheus metrics, served on the metrics listener (gateway/metrics.ts). */
+  /** Prometheus metrics, served on the metrics listener (metrics.ts). */
   readonly metrics: NodeMetrics;
   private metricsServer?: HttpServer;
   private metricsAddress: string | null = null;
@@ -434,7 +408,7 @@ export class AfterSmtpNode {
     });
   }
 
-  private identityHandlers(): import('../proto/index.ts').IdentityHandlers {
+  private identityHandlers(): import('../../proto/index.ts').IdentityHandlers {
     // The caller holds a mailbox token (grpc-guard). Failures are answered alike, whatever the cause
     // (no such DID, refused, timed out, a private address): the node is no probe of what listens where.
     const notFound = (what: string) => (err: unknown) => {

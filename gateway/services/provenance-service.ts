@@ -1,12 +1,11 @@
 // The Provenance gRPC service: proofs, checkpoints and server-side verification of bundles.
 import * as grpc from '@grpc/grpc-js';
-import type { ProvenanceHandlers } from '../proto/index.ts';
-import { type DidResolver } from '../identity/index.ts';
-import type { Store } from './store/index.ts';
-import type { NodeLedger, AnchorState } from './ledger.ts';
+import type { ProvenanceHandlers } from '../../proto/index.ts';
+import { type DidResolver } from '../../identity/index.ts';
+import type { Store } from '../store/index.ts';
+import { verifyProofBundle, type NodeLedger, type AnchorState, type ProofBundle } from '../provenance/index.ts';
 import { authenticateMailbox } from './mailbox-service.ts';
-import { GatewayError, toGrpcError } from './errors.ts';
-import { verifyProofBundle, type ProofBundle } from './proof.ts';
+import { GatewayError, toGrpcError } from '../core/index.ts';
 
 export interface ProvenanceDeps {
   storage: Store;

@@ -1,6 +1,6 @@
 // Conversions between the protobuf shapes of proto/ and the plain types of identity/.
-import type { Envelope as WireEnvelope, Envelope__Output } from '../proto/index.ts';
-import type { Envelope } from '../identity/index.ts';
+import type { Envelope as WireEnvelope, Envelope__Output } from '../../proto/index.ts';
+import type { Envelope } from '../../identity/index.ts';
 import { GatewayError } from './errors.ts';
 
 export function envelopeFromWire(w: Envelope__Output | null | undefined): Envelope {

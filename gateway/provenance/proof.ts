@@ -14,8 +14,8 @@ import {
   type NoteVerifier,
   cosignatureKeyId,
   verifyCosignature,
-} from '../ledger/index.ts';
-import { verifySignedMessage, sha256, type DidResolver } from '../identity/index.ts';
+} from '../../ledger/index.ts';
+import { verifySignedMessage, sha256, type DidResolver } from '../../identity/index.ts';
 
 export interface AnchorReference {
   /** The anchored checkpoint (signed note); the bundle's checkpoint is consistent with it. */

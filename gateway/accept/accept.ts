@@ -1,12 +1,11 @@
 // Accepting an envelope into the node, whoever hands it over (an app, a peer node, the node itself):
 // every check a node can make without the recipients' private keys, then the ledger leaf and the
 // durable store. One code path, so the rules cannot drift between Submit and Relay.
-import { checkEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../identity/index.ts';
-import type { Receipt } from '../proto/index.ts';
-import type { Store } from './store/index.ts';
-import type { NodeLedger } from './ledger.ts';
-import type { NodeConfig } from './config.ts';
-import { GatewayError } from './errors.ts';
+import { checkEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
+import type { Receipt } from '../../proto/index.ts';
+import type { Store } from '../store/index.ts';
+import type { NodeLedger } from '../provenance/index.ts';
+import { GatewayError, type NodeConfig } from '../core/index.ts';
 
 export interface AcceptDeps {
   storage: Store;

@@ -1,0 +1,4 @@
+// The node's side of the SMTP bridge: the listeners, and handing mail received over SMTP to the
+// acceptance path.
+export { SmtpBridge } from './bridge-inbound.ts';
+export { bridgeErrorFor, type SmtpHandler } from './smtp-handler.ts';
