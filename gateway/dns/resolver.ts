@@ -357,3 +357,19 @@ function queryTcp(server: DnsServer, name: string, type: DnsRecordType, timeoutM
     socket.write(packet);
   });
 }
+
+/**
+ * A host's addresses (A and AAAA together) through `dns`, in the shape connection code asks for: what
+ * the node dials by name (a did:web host) is looked up by the same client as everything else.
+ */
+export function hostAddresses(dns: DnsResolver): (hostname: string) => Promise<{ address: string; family: 4 | 6 }[]> {
+  return async (hostname) => {
+    if (isIP(hostname) !== 0) return [{ address: hostname, family: isIP(hostname) === 6 ? 6 : 4 }];
+    const [v4, v6] = await Promise.allSettled([dns.a(hostname), dns.aaaa(hostname)]);
+    if (v4.status === 'rejected' && v6.status === 'rejected') throw v4.reason;
+    return [
+      ...(v4.status === 'fulfilled' ? v4.value.records.map((address) => ({ address, family: 4 as const })) : []),
+      ...(v6.status === 'fulfilled' ? v6.value.records.map((address) => ({ address, family: 6 as const })) : []),
+    ];
+  };
+}

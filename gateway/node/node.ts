@@ -13,7 +13,7 @@ import pino, { type Logger } from 'pino';
 import { loadProto } from '../../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { dataPath, dnsServersOf, fromB64u, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
-import { DnsPacketResolver } from '../dns/index.ts';
+import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
 import { SmtpBridge } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
 import { Store } from '../store/index.ts';
@@ -110,7 +110,9 @@ export class AfterSmtpNode {
     // A did:web is named by others (a peer's hello, a mailbox's Resolve): only hosts the operator mapped
     // in identity.didWebHosts may lead to a loopback or private address.
     const names = nodeTlsNames(config);
+    this.dns = new DnsPacketResolver({ servers: dnsServersOf(config), timeoutMs: config.dns.timeoutMs });
     this.resolver = createDidResolver({
+      resolveHost: hostAddresses(this.dns),
       ca,
       ownCa: { ca: readFileSync(dataPath(opts.dataDir, config.tls.caFile), 'utf8'), hosts: [...names.dnsNames, ...names.ipAddresses] },
       hostMap: { ...config.identity.didWebHosts, ...opts.didWebHosts },
@@ -118,7 +120,6 @@ export class AfterSmtpNode {
       failureTtlMs: config.identity.failureTtlMs, allowPrivateAddresses: false,
     });
     this.resolver.register(keys.document);
-    this.dns = new DnsPacketResolver({ servers: dnsServersOf(config), timeoutMs: config.dns.timeoutMs });
     this.ledger = new NodeLedger({
       file: dataPath(opts.dataDir, config.ledger.file),
       origin: config.ledger.origin ?? `${config.node.domains[0]}/aftersmtp`,

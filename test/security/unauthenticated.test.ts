@@ -190,6 +190,11 @@ describe('unauthenticated surfaces of a node', { timeout: 180_000 }, () => {
     expect(loopback.details).toBe(`cannot resolve did:web:127.0.0.1%3A${baitPort}`);
     const named = await resolve({ did: 'did:web:localhost%3A' + baitPort }, token(alice));
     expect(named.code).toBe(grpc.status.UNAVAILABLE);
+    // A name whose A record (from the node's own DNS client and server) points at loopback: refused too.
+    dns.set([{ type: 'A', name: 'rebind.test', data: '127.0.0.1' }]);
+    const rebound = await resolve({ did: `did:web:rebind.test%3A${baitPort}` }, token(alice));
+    expect(rebound).toEqual({ code: grpc.status.UNAVAILABLE, details: `cannot resolve did:web:rebind.test%3A${baitPort}` });
+    expect(dns.queries).toContain('A rebind.test');
     expect(baitConnections).toHaveLength(0);
     // Mapped hosts are dialed; a refused connection and a dropped one give the same answer.
     const refused = await resolve({ did: 'did:web:closed.test' }, token(alice));
