@@ -2,14 +2,14 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
-import type { PeersReply as _aftersmtp_v1_PeersReply, PeersReply__Output as _aftersmtp_v1_PeersReply__Output } from './PeersReply.ts';
-import type { PeersRequest as _aftersmtp_v1_PeersRequest, PeersRequest__Output as _aftersmtp_v1_PeersRequest__Output } from './PeersRequest.ts';
-import type { QueueActionReply as _aftersmtp_v1_QueueActionReply, QueueActionReply__Output as _aftersmtp_v1_QueueActionReply__Output } from './QueueActionReply.ts';
-import type { QueueActionRequest as _aftersmtp_v1_QueueActionRequest, QueueActionRequest__Output as _aftersmtp_v1_QueueActionRequest__Output } from './QueueActionRequest.ts';
-import type { QueueListReply as _aftersmtp_v1_QueueListReply, QueueListReply__Output as _aftersmtp_v1_QueueListReply__Output } from './QueueListReply.ts';
-import type { QueueListRequest as _aftersmtp_v1_QueueListRequest, QueueListRequest__Output as _aftersmtp_v1_QueueListRequest__Output } from './QueueListRequest.ts';
-import type { StatusReply as _aftersmtp_v1_StatusReply, StatusReply__Output as _aftersmtp_v1_StatusReply__Output } from './StatusReply.ts';
-import type { StatusRequest as _aftersmtp_v1_StatusRequest, StatusRequest__Output as _aftersmtp_v1_StatusRequest__Output } from './StatusRequest.ts';
+import type { PeersReply as _aftersmtp_v1_PeersReply, PeersReply__Output as _aftersmtp_v1_PeersReply__Output } from '../../aftersmtp/v1/PeersReply.ts';
+import type { PeersRequest as _aftersmtp_v1_PeersRequest, PeersRequest__Output as _aftersmtp_v1_PeersRequest__Output } from '../../aftersmtp/v1/PeersRequest.ts';
+import type { QueueActionReply as _aftersmtp_v1_QueueActionReply, QueueActionReply__Output as _aftersmtp_v1_QueueActionReply__Output } from '../../aftersmtp/v1/QueueActionReply.ts';
+import type { QueueActionRequest as _aftersmtp_v1_QueueActionRequest, QueueActionRequest__Output as _aftersmtp_v1_QueueActionRequest__Output } from '../../aftersmtp/v1/QueueActionRequest.ts';
+import type { QueueListReply as _aftersmtp_v1_QueueListReply, QueueListReply__Output as _aftersmtp_v1_QueueListReply__Output } from '../../aftersmtp/v1/QueueListReply.ts';
+import type { QueueListRequest as _aftersmtp_v1_QueueListRequest, QueueListRequest__Output as _aftersmtp_v1_QueueListRequest__Output } from '../../aftersmtp/v1/QueueListRequest.ts';
+import type { StatusReply as _aftersmtp_v1_StatusReply, StatusReply__Output as _aftersmtp_v1_StatusReply__Output } from '../../aftersmtp/v1/StatusReply.ts';
+import type { StatusRequest as _aftersmtp_v1_StatusRequest, StatusRequest__Output as _aftersmtp_v1_StatusRequest__Output } from '../../aftersmtp/v1/StatusRequest.ts';
 
 export interface AdminClient extends grpc.Client {
   Peers(argument: _aftersmtp_v1_PeersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_PeersReply__Output>): grpc.ClientUnaryCall;

@@ -1,7 +1,7 @@
 // Original file: proto/aftersmtp.proto
 
-import type { Envelope as _aftersmtp_v1_Envelope, Envelope__Output as _aftersmtp_v1_Envelope__Output } from './Envelope.ts';
-import type { Receipt as _aftersmtp_v1_Receipt, Receipt__Output as _aftersmtp_v1_Receipt__Output } from './Receipt.ts';
+import type { Envelope as _aftersmtp_v1_Envelope, Envelope__Output as _aftersmtp_v1_Envelope__Output } from '../../aftersmtp/v1/Envelope.ts';
+import type { Receipt as _aftersmtp_v1_Receipt, Receipt__Output as _aftersmtp_v1_Receipt__Output } from '../../aftersmtp/v1/Receipt.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Delivery {

@@ -1,6 +1,6 @@
 // Original file: proto/aftersmtp.proto
 
-import type { RecipientKey as _aftersmtp_v1_RecipientKey, RecipientKey__Output as _aftersmtp_v1_RecipientKey__Output } from './RecipientKey.ts';
+import type { RecipientKey as _aftersmtp_v1_RecipientKey, RecipientKey__Output as _aftersmtp_v1_RecipientKey__Output } from '../../aftersmtp/v1/RecipientKey.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Envelope {

@@ -2,10 +2,10 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
-import type { PublishReply as _aftersmtp_v1_PublishReply, PublishReply__Output as _aftersmtp_v1_PublishReply__Output } from './PublishReply.ts';
-import type { PublishRequest as _aftersmtp_v1_PublishRequest, PublishRequest__Output as _aftersmtp_v1_PublishRequest__Output } from './PublishRequest.ts';
-import type { ResolveReply as _aftersmtp_v1_ResolveReply, ResolveReply__Output as _aftersmtp_v1_ResolveReply__Output } from './ResolveReply.ts';
-import type { ResolveRequest as _aftersmtp_v1_ResolveRequest, ResolveRequest__Output as _aftersmtp_v1_ResolveRequest__Output } from './ResolveRequest.ts';
+import type { PublishReply as _aftersmtp_v1_PublishReply, PublishReply__Output as _aftersmtp_v1_PublishReply__Output } from '../../aftersmtp/v1/PublishReply.ts';
+import type { PublishRequest as _aftersmtp_v1_PublishRequest, PublishRequest__Output as _aftersmtp_v1_PublishRequest__Output } from '../../aftersmtp/v1/PublishRequest.ts';
+import type { ResolveReply as _aftersmtp_v1_ResolveReply, ResolveReply__Output as _aftersmtp_v1_ResolveReply__Output } from '../../aftersmtp/v1/ResolveReply.ts';
+import type { ResolveRequest as _aftersmtp_v1_ResolveRequest, ResolveRequest__Output as _aftersmtp_v1_ResolveRequest__Output } from '../../aftersmtp/v1/ResolveRequest.ts';
 
 export interface IdentityClient extends grpc.Client {
   Publish(argument: _aftersmtp_v1_PublishRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_PublishReply__Output>): grpc.ClientUnaryCall;

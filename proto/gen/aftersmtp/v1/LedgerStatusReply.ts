@@ -1,6 +1,6 @@
 // Original file: proto/aftersmtp.proto
 
-import type { Checkpoint as _aftersmtp_v1_Checkpoint, Checkpoint__Output as _aftersmtp_v1_Checkpoint__Output } from './Checkpoint.ts';
+import type { Checkpoint as _aftersmtp_v1_Checkpoint, Checkpoint__Output as _aftersmtp_v1_Checkpoint__Output } from '../../aftersmtp/v1/Checkpoint.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface LedgerStatusReply {

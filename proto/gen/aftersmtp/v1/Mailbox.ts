@@ -2,12 +2,12 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
-import type { Delivery as _aftersmtp_v1_Delivery, Delivery__Output as _aftersmtp_v1_Delivery__Output } from './Delivery.ts';
-import type { SubmitReply as _aftersmtp_v1_SubmitReply, SubmitReply__Output as _aftersmtp_v1_SubmitReply__Output } from './SubmitReply.ts';
-import type { SubmitRequest as _aftersmtp_v1_SubmitRequest, SubmitRequest__Output as _aftersmtp_v1_SubmitRequest__Output } from './SubmitRequest.ts';
-import type { SubscribeRequest as _aftersmtp_v1_SubscribeRequest, SubscribeRequest__Output as _aftersmtp_v1_SubscribeRequest__Output } from './SubscribeRequest.ts';
-import type { WhoAmIReply as _aftersmtp_v1_WhoAmIReply, WhoAmIReply__Output as _aftersmtp_v1_WhoAmIReply__Output } from './WhoAmIReply.ts';
-import type { WhoAmIRequest as _aftersmtp_v1_WhoAmIRequest, WhoAmIRequest__Output as _aftersmtp_v1_WhoAmIRequest__Output } from './WhoAmIRequest.ts';
+import type { Delivery as _aftersmtp_v1_Delivery, Delivery__Output as _aftersmtp_v1_Delivery__Output } from '../../aftersmtp/v1/Delivery.ts';
+import type { SubmitReply as _aftersmtp_v1_SubmitReply, SubmitReply__Output as _aftersmtp_v1_SubmitReply__Output } from '../../aftersmtp/v1/SubmitReply.ts';
+import type { SubmitRequest as _aftersmtp_v1_SubmitRequest, SubmitRequest__Output as _aftersmtp_v1_SubmitRequest__Output } from '../../aftersmtp/v1/SubmitRequest.ts';
+import type { SubscribeRequest as _aftersmtp_v1_SubscribeRequest, SubscribeRequest__Output as _aftersmtp_v1_SubscribeRequest__Output } from '../../aftersmtp/v1/SubscribeRequest.ts';
+import type { WhoAmIReply as _aftersmtp_v1_WhoAmIReply, WhoAmIReply__Output as _aftersmtp_v1_WhoAmIReply__Output } from '../../aftersmtp/v1/WhoAmIReply.ts';
+import type { WhoAmIRequest as _aftersmtp_v1_WhoAmIRequest, WhoAmIRequest__Output as _aftersmtp_v1_WhoAmIRequest__Output } from '../../aftersmtp/v1/WhoAmIRequest.ts';
 
 export interface MailboxClient extends grpc.Client {
   Submit(argument: _aftersmtp_v1_SubmitRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_SubmitReply__Output>): grpc.ClientUnaryCall;

@@ -2,16 +2,16 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
-import type { Checkpoint as _aftersmtp_v1_Checkpoint, Checkpoint__Output as _aftersmtp_v1_Checkpoint__Output } from './Checkpoint.ts';
-import type { CosignReply as _aftersmtp_v1_CosignReply, CosignReply__Output as _aftersmtp_v1_CosignReply__Output } from './CosignReply.ts';
-import type { CosignRequest as _aftersmtp_v1_CosignRequest, CosignRequest__Output as _aftersmtp_v1_CosignRequest__Output } from './CosignRequest.ts';
-import type { GetCheckpointRequest as _aftersmtp_v1_GetCheckpointRequest, GetCheckpointRequest__Output as _aftersmtp_v1_GetCheckpointRequest__Output } from './GetCheckpointRequest.ts';
-import type { GetProofRequest as _aftersmtp_v1_GetProofRequest, GetProofRequest__Output as _aftersmtp_v1_GetProofRequest__Output } from './GetProofRequest.ts';
-import type { LedgerStatusReply as _aftersmtp_v1_LedgerStatusReply, LedgerStatusReply__Output as _aftersmtp_v1_LedgerStatusReply__Output } from './LedgerStatusReply.ts';
-import type { LedgerStatusRequest as _aftersmtp_v1_LedgerStatusRequest, LedgerStatusRequest__Output as _aftersmtp_v1_LedgerStatusRequest__Output } from './LedgerStatusRequest.ts';
-import type { ProofBundle as _aftersmtp_v1_ProofBundle, ProofBundle__Output as _aftersmtp_v1_ProofBundle__Output } from './ProofBundle.ts';
-import type { VerifyReply as _aftersmtp_v1_VerifyReply, VerifyReply__Output as _aftersmtp_v1_VerifyReply__Output } from './VerifyReply.ts';
-import type { VerifyRequest as _aftersmtp_v1_VerifyRequest, VerifyRequest__Output as _aftersmtp_v1_VerifyRequest__Output } from './VerifyRequest.ts';
+import type { Checkpoint as _aftersmtp_v1_Checkpoint, Checkpoint__Output as _aftersmtp_v1_Checkpoint__Output } from '../../aftersmtp/v1/Checkpoint.ts';
+import type { CosignReply as _aftersmtp_v1_CosignReply, CosignReply__Output as _aftersmtp_v1_CosignReply__Output } from '../../aftersmtp/v1/CosignReply.ts';
+import type { CosignRequest as _aftersmtp_v1_CosignRequest, CosignRequest__Output as _aftersmtp_v1_CosignRequest__Output } from '../../aftersmtp/v1/CosignRequest.ts';
+import type { GetCheckpointRequest as _aftersmtp_v1_GetCheckpointRequest, GetCheckpointRequest__Output as _aftersmtp_v1_GetCheckpointRequest__Output } from '../../aftersmtp/v1/GetCheckpointRequest.ts';
+import type { GetProofRequest as _aftersmtp_v1_GetProofRequest, GetProofRequest__Output as _aftersmtp_v1_GetProofRequest__Output } from '../../aftersmtp/v1/GetProofRequest.ts';
+import type { LedgerStatusReply as _aftersmtp_v1_LedgerStatusReply, LedgerStatusReply__Output as _aftersmtp_v1_LedgerStatusReply__Output } from '../../aftersmtp/v1/LedgerStatusReply.ts';
+import type { LedgerStatusRequest as _aftersmtp_v1_LedgerStatusRequest, LedgerStatusRequest__Output as _aftersmtp_v1_LedgerStatusRequest__Output } from '../../aftersmtp/v1/LedgerStatusRequest.ts';
+import type { ProofBundle as _aftersmtp_v1_ProofBundle, ProofBundle__Output as _aftersmtp_v1_ProofBundle__Output } from '../../aftersmtp/v1/ProofBundle.ts';
+import type { VerifyReply as _aftersmtp_v1_VerifyReply, VerifyReply__Output as _aftersmtp_v1_VerifyReply__Output } from '../../aftersmtp/v1/VerifyReply.ts';
+import type { VerifyRequest as _aftersmtp_v1_VerifyRequest, VerifyRequest__Output as _aftersmtp_v1_VerifyRequest__Output } from '../../aftersmtp/v1/VerifyRequest.ts';
 
 export interface ProvenanceClient extends grpc.Client {
   Cosign(argument: _aftersmtp_v1_CosignRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_aftersmtp_v1_CosignReply__Output>): grpc.ClientUnaryCall;

@@ -1,6 +1,6 @@
 // Original file: proto/aftersmtp.proto
 
-import type { QueueItem as _aftersmtp_v1_QueueItem, QueueItem__Output as _aftersmtp_v1_QueueItem__Output } from './QueueItem.ts';
+import type { QueueItem as _aftersmtp_v1_QueueItem, QueueItem__Output as _aftersmtp_v1_QueueItem__Output } from '../../aftersmtp/v1/QueueItem.ts';
 
 export interface QueueListReply {
   'items'?: (_aftersmtp_v1_QueueItem)[];

@@ -2,7 +2,7 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
-import type { RelayFrame as _aftersmtp_v1_RelayFrame, RelayFrame__Output as _aftersmtp_v1_RelayFrame__Output } from './RelayFrame.ts';
+import type { RelayFrame as _aftersmtp_v1_RelayFrame, RelayFrame__Output as _aftersmtp_v1_RelayFrame__Output } from '../../aftersmtp/v1/RelayFrame.ts';
 
 export interface RelayClient extends grpc.Client {
   Stream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_aftersmtp_v1_RelayFrame, _aftersmtp_v1_RelayFrame__Output>;

@@ -1,8 +1,8 @@
 // Original file: proto/aftersmtp.proto
 
-import type { Envelope as _aftersmtp_v1_Envelope, Envelope__Output as _aftersmtp_v1_Envelope__Output } from './Envelope.ts';
-import type { RelayAck as _aftersmtp_v1_RelayAck, RelayAck__Output as _aftersmtp_v1_RelayAck__Output } from './RelayAck.ts';
-import type { RelayHello as _aftersmtp_v1_RelayHello, RelayHello__Output as _aftersmtp_v1_RelayHello__Output } from './RelayHello.ts';
+import type { Envelope as _aftersmtp_v1_Envelope, Envelope__Output as _aftersmtp_v1_Envelope__Output } from '../../aftersmtp/v1/Envelope.ts';
+import type { RelayAck as _aftersmtp_v1_RelayAck, RelayAck__Output as _aftersmtp_v1_RelayAck__Output } from '../../aftersmtp/v1/RelayAck.ts';
+import type { RelayHello as _aftersmtp_v1_RelayHello, RelayHello__Output as _aftersmtp_v1_RelayHello__Output } from '../../aftersmtp/v1/RelayHello.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface RelayFrame {

@@ -1,6 +1,6 @@
 // Original file: proto/aftersmtp.proto
 
-import type { Envelope as _aftersmtp_v1_Envelope, Envelope__Output as _aftersmtp_v1_Envelope__Output } from './Envelope.ts';
+import type { Envelope as _aftersmtp_v1_Envelope, Envelope__Output as _aftersmtp_v1_Envelope__Output } from '../../aftersmtp/v1/Envelope.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface SubmitRequest {

@@ -1,7 +1,7 @@
 // Original file: proto/aftersmtp.proto
 
-import type { SubscribeStart as _aftersmtp_v1_SubscribeStart, SubscribeStart__Output as _aftersmtp_v1_SubscribeStart__Output } from './SubscribeStart.ts';
-import type { Ack as _aftersmtp_v1_Ack, Ack__Output as _aftersmtp_v1_Ack__Output } from './Ack.ts';
+import type { SubscribeStart as _aftersmtp_v1_SubscribeStart, SubscribeStart__Output as _aftersmtp_v1_SubscribeStart__Output } from '../../aftersmtp/v1/SubscribeStart.ts';
+import type { Ack as _aftersmtp_v1_Ack, Ack__Output as _aftersmtp_v1_Ack__Output } from '../../aftersmtp/v1/Ack.ts';
 
 export interface SubscribeRequest {
   'start'?: (_aftersmtp_v1_SubscribeStart | null);

@@ -1,6 +1,6 @@
 // Original file: proto/aftersmtp.proto
 
-import type { VerifyStep as _aftersmtp_v1_VerifyStep, VerifyStep__Output as _aftersmtp_v1_VerifyStep__Output } from './VerifyStep.ts';
+import type { VerifyStep as _aftersmtp_v1_VerifyStep, VerifyStep__Output as _aftersmtp_v1_VerifyStep__Output } from '../../aftersmtp/v1/VerifyStep.ts';
 
 export interface VerifyReply {
   'ok'?: (boolean);
