@@ -452,6 +452,8 @@ export class AfterSmtpNode {
       while ((await this.storage.deliveries.pruneAcked(ackedBefore)) > 0) { /* the next chunk */ }
       const before = nowMs - this.config.federation.finishedRetentionMs;
       while ((await this.storage.outbound.pruneFinished(before)) > 0) { /* the next chunk */ }
+      // DSN requests outlive any notice they govern once the longest message lifetime has passed.
+      await this.storage.dsn.prune(nowMs - this.config.limits.maxLifetimeMs);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'pruning failed; retried in an hour');
     }

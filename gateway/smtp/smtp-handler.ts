@@ -13,6 +13,7 @@ import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
 import type { GatewayError, GatewayErrorCode } from '../core/index.ts';
 import { tokenSha256 } from '../services/index.ts';
 import type { Router } from '../federation/index.ts';
+import type { DsnRequest } from '../store/index.ts';
 
 export interface SmtpHandlerDeps extends AcceptDeps {
   nodeDid: string;
@@ -199,13 +200,30 @@ export class SmtpHandler implements InboundHandler {
     });
     // MX mail is for local mailboxes only; submitted mail goes on to peers through the outbound queue.
     const deps: AcceptDeps = submitted ? this.deps : { ...this.deps, canRoute: undefined };
-    await acceptEnvelope(deps, envelope, {
-      senderAddress: vouched,
-      senderDomain: vouched ? domainOf(vouched) : '',
-      fromPeer: false,
-    });
+    // DSN parameters go into the same group commit as the message (both written in this turn), and the
+    // 250 waits for both.
+    const dsn = dsnRequest(message);
+    await Promise.all([
+      acceptEnvelope(deps, envelope, {
+        senderAddress: vouched,
+        senderDomain: vouched ? domainOf(vouched) : '',
+        fromPeer: false,
+      }),
+      dsn ? storage.dsn.record(messageId, dsn, createdMs) : undefined,
+    ]);
     const id = Buffer.from(messageId).toString('hex');
     this.deps.log.info({ session: message.sessionId, listener: message.listener, messageId: id, recipients: recipients.length, vouched: vouched !== '' }, 'bridged message accepted');
     return { messageId: id };
   }
+}
+
+/** The client's RFC 3461 parameters, or undefined when it gave none (no rows kept). */
+function dsnRequest(message: InboundMessage): DsnRequest | undefined {
+  const given = message.dsn.ret !== undefined || message.dsn.envid !== undefined || message.recipients.some((r) => r.notify || r.orcpt);
+  if (!given) return undefined;
+  return {
+    ret: message.dsn.ret ?? '',
+    envid: message.dsn.envid ?? '',
+    recipients: message.recipients.map((r) => ({ address: r.address, notify: r.notify ?? [], orcpt: r.orcpt ?? '' })),
+  };
 }

@@ -7,7 +7,7 @@
  * - migrations.ts: the layout of every table and its one upgrade path (versioned steps, user_version).
  * - one repository per concern, each preparing its statements once: mailboxes.ts, deliveries.ts (the
  *   inbox, with delivery_envelopes), outbound.ts (the relay queue), routes.ts, replay.ts (the replay
- *   set), witness.ts (witness state).
+ *   set), witness.ts (witness state), dsn.ts (DSN parameters of mail the SMTP bridge took).
  * - events.ts: typed events (a delivery stored, recipients queued, the node draining).
  * - store.ts: the `Store` facade holding them, and the writes that span several repositories in one
  *   commit (accepting a message, removing a mailbox, repairing log indexes after a crash).
@@ -42,4 +42,5 @@ export { OutboundRepository, type OutboundItem, type OutboundState, type HeldEnv
 export { RouteRepository, ROUTE_REREAD_MS, type RouteRecord } from './routes.ts';
 export { ReplayRepository } from './replay.ts';
 export { WitnessRepository, type WitnessedLog, type SplitView } from './witness.ts';
+export { DsnRepository, type DsnRecipient, type DsnRequest } from './dsn.ts';
 export { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';

@@ -206,6 +206,23 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(WITNESS_TABLES);
     },
   },
+  {
+    version: 6,
+    change: 'DSN parameters (RFC 3461) of mail the SMTP bridge took',
+    up(db) {
+      db.exec(`CREATE TABLE IF NOT EXISTS smtp_dsn (
+        message_id BLOB NOT NULL,
+        recipient TEXT NOT NULL,
+        notify TEXT NOT NULL, -- NEVER, or SUCCESS,FAILURE,DELAY as asked; '' = not given
+        orcpt TEXT NOT NULL,
+        ret TEXT NOT NULL,    -- FULL | HDRS | ''
+        envid TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (message_id, recipient)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS smtp_dsn_received ON smtp_dsn (received_ms);`);
+    },
+  },
 ];
 
 /** The layout this code writes (PRAGMA user_version): the last step's. */

@@ -7,6 +7,7 @@ import { StoreEvents } from './events.ts';
 import { MailboxRepository } from './mailboxes.ts';
 import { DeliveryRepository, type VouchedSender } from './deliveries.ts';
 import { OutboundRepository, type OutboundItem, type HeldEnvelope } from './outbound.ts';
+import { DsnRepository } from './dsn.ts';
 import { RouteRepository } from './routes.ts';
 import { ReplayRepository } from './replay.ts';
 import { WitnessRepository } from './witness.ts';
@@ -39,6 +40,7 @@ export class Store {
   readonly deliveries: DeliveryRepository;
   readonly outbound: OutboundRepository;
   readonly routes: RouteRepository;
+  readonly dsn: DsnRepository;
   readonly replay: ReplayRepository;
   readonly witness: WitnessRepository;
 
@@ -49,6 +51,7 @@ export class Store {
     this.deliveries = new DeliveryRepository(engine);
     this.outbound = new OutboundRepository(engine);
     this.routes = new RouteRepository(engine);
+    this.dsn = new DsnRepository(engine);
     this.replay = new ReplayRepository(engine);
     this.witness = new WitnessRepository(engine);
   }

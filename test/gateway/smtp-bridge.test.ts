@@ -193,6 +193,23 @@ describe('the SMTP bridge on the node', () => {
     expect(m.auth).toBeUndefined();
   });
 
+  it('keeps the client\'s DSN parameters (RET, ENVID, NOTIFY, ORCPT) with the message, and none when it gave none', async () => {
+    const inbound = fromSubmission(rfc5322('alice@example.test', 'dsn'), 'alice@example.test', ['bob@example.test']);
+    const asked = {
+      ...inbound,
+      dsn: { ret: 'HDRS' as const, envid: 'env-42' },
+      recipients: [{ address: 'bob@example.test', notify: ['SUCCESS' as const, 'FAILURE' as const], orcpt: 'rfc822;Bob@Example.test' }],
+    };
+    const { messageId } = await handler.accept(asked, new AbortController().signal);
+    expect(node.storage.dsn.forMessage(Buffer.from(messageId, 'hex'))).toEqual({
+      ret: 'HDRS', envid: 'env-42', recipients: [{ address: 'bob@example.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;Bob@Example.test' }],
+    });
+    await nextForBob();
+    const plain = await handler.accept(fromSubmission(rfc5322('alice@example.test', 'no dsn'), 'alice@example.test', ['bob@example.test']), new AbortController().signal);
+    expect(node.storage.dsn.forMessage(Buffer.from(plain.messageId, 'hex'))).toBeUndefined();
+    await nextForBob();
+  });
+
   it('delivers one copy to a recipient the client named twice', async () => {
     const inbound = fromSubmission(rfc5322('alice@example.test', 'twice'), 'alice@example.test', ['bob@example.test', 'BOB@example.test']);
     const before = node.storage.deliveries.pending('bob@example.test', 0, 100_000).length;
