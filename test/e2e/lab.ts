@@ -72,6 +72,21 @@ export class NodeLab {
     await this.cli(['mailbox', 'add', address, '--data', node.data, '--profile', this.profile(name)]);
   }
 
+  /**
+   * Two running nodes, `a` for a.test and `b` for b.test, each routed to the other, with mailboxes whose
+   * profiles are named by the local part (`alice@a.test` -> profile `alice`).
+   */
+  async pair(mailboxes: string[]): Promise<[LabNode, LabNode]> {
+    const a = await this.makeNode('a', 'a.test');
+    const b = await this.makeNode('b', 'b.test');
+    await this.start(a);
+    await this.start(b);
+    await this.route(a, b);
+    await this.route(b, a);
+    for (const address of mailboxes) await this.addMailbox(address, address.endsWith('@a.test') ? a : b, address.slice(0, address.indexOf('@')));
+    return [a, b];
+  }
+
   async queue(node: LabNode): Promise<QueueItem[]> {
     return this.cli(['queue', 'list', '--data', node.data]);
   }

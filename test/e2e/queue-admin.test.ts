@@ -37,14 +37,7 @@ describe('outbound queue administration', { timeout: 120_000 }, () => {
   }
 
   beforeAll(async () => {
-    a = await lab.makeNode('a', 'a.test');
-    b = await lab.makeNode('b', 'b.test');
-    await lab.start(a);
-    await lab.start(b);
-    await lab.route(a, b);
-    await lab.route(b, a);
-    await lab.addMailbox('alice@a.test', a, 'alice');
-    await lab.addMailbox('bob@b.test', b, 'bob');
+    [a, b] = await lab.pair(['alice@a.test', 'bob@b.test']);
   });
 
   afterAll(() => lab.close());

@@ -87,16 +87,7 @@ describe('security #20: sender binding, replay keys, peer text in notices', { ti
   }
 
   beforeAll(async () => {
-    a = await lab.makeNode('a', 'a.test');
-    b = await lab.makeNode('b', 'b.test');
-    await lab.start(a);
-    await lab.start(b);
-    await lab.route(a, b);
-    await lab.route(b, a);
-    await lab.addMailbox('alice@a.test', a, 'alice');
-    await lab.addMailbox('carol@a.test', a, 'carol');
-    await lab.addMailbox('bob@b.test', b, 'bob');
-    await lab.addMailbox('mallory@b.test', b, 'mallory');
+    [a, b] = await lab.pair(['alice@a.test', 'carol@a.test', 'bob@b.test', 'mallory@b.test']);
   });
 
   afterAll(() => lab.close());
