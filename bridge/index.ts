@@ -1,6 +1,8 @@
 // The SMTP bridge's public surface: everything outside bridge/ imports from here only. bridge/ knows SMTP
 // and MIME, nothing of gRPC or QUIC; DNS is injected (the node passes its one DNS client).
-export type { BridgeResolver, BridgeDnsAnswer, BridgeDnsStatus, BridgeMxRecord } from './auth/dns.ts';
+export type {
+  BridgeResolver, BridgeDnsAnswer, BridgeDnsStatus, BridgeMxRecord, BridgeSecureDnsAnswer, BridgeSecureResolver, BridgeTlsaRecord,
+} from './auth/dns.ts';
 export { verifyMessage } from './auth/verify.ts';
 export type { AuthVerdicts, DkimResult, DkimVerdict, DmarcResult, DmarcVerdict, SpfResult, SpfVerdict, VerifyOptions } from './auth/verify.ts';
 export type { ArcResult, ArcVerdict } from './auth/arc-verify.ts';
@@ -15,3 +17,5 @@ export type {
   ListenerKind, RecipientKind,
 } from './inbound/types.ts';
 export { startInbound } from './inbound/server.ts';
+export { daneTlsaPolicy, isUsableTlsa, peerChain, verifyDane } from './outbound/dane.ts';
+export type { DaneFailure, DanePolicy, DaneVerdict } from './outbound/dane.ts';

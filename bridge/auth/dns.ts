@@ -28,6 +28,26 @@ export interface BridgeResolver {
   ptr(name: string): Promise<BridgeDnsAnswer<string>>;
 }
 
+export interface BridgeTlsaRecord { usage: number; selector: number; matchingType: number; data: Uint8Array }
+
+/** An answer that says whether a validating resolver on loopback vouched for it (the AD bit), and for how long it holds. */
+export interface BridgeSecureDnsAnswer<T> extends BridgeDnsAnswer<T> {
+  secure: boolean;
+  ttl: number;
+}
+
+/**
+ * What outbound delivery needs of DNS: DANE and MTA-STS decide on whether an answer is secure, so every
+ * lookup carries it. gateway/dns's DnsResolver fits this as it is, like BridgeResolver.
+ */
+export interface BridgeSecureResolver {
+  txt(name: string): Promise<BridgeSecureDnsAnswer<string>>;
+  a(name: string): Promise<BridgeSecureDnsAnswer<string>>;
+  aaaa(name: string): Promise<BridgeSecureDnsAnswer<string>>;
+  mx(name: string): Promise<BridgeSecureDnsAnswer<BridgeMxRecord>>;
+  tlsa(name: string): Promise<BridgeSecureDnsAnswer<BridgeTlsaRecord>>;
+}
+
 /** node:dns resolve(name, rrtype) semantics, the form mailauth's `resolver` option takes. */
 export type MailauthLookup = (name: string, rrtype: string) => Promise<any[]>;
 

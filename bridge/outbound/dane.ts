@@ -1,0 +1,196 @@
+// DANE for SMTP (RFC 7672, with RFC 6698 and RFC 7671): which TLSA records bind an MX host, and whether the
+// chain an MX presented satisfies them.
+//
+// The check runs after the handshake on the chain as presented (peerChain), with the TLS client set to
+// `rejectUnauthorized: false`: Node calls `checkServerIdentity` only when the chain already validated against
+// the CA store, so a DANE check placed there would never run for a self-signed or privately anchored MX and
+// would fail open. DANE decides here, PKIX not at all.
+import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { BridgeSecureResolver, BridgeTlsaRecord } from '../auth/dns.ts';
+
+/** DANE-TA(2) and DANE-EE(3): the only usages an SMTP client may act on (RFC 7672 §3.1.3). */
+const USABLE_USAGES = new Set([2, 3]);
+const USABLE_SELECTORS = new Set([0, 1]);
+const USABLE_MATCHING = new Set([0, 1, 2]);
+const DIGEST_LENGTH: Record<number, number> = { 1: 32, 2: 64 };
+
+export type DanePolicy =
+  /**
+   * Secure TLSA records exist: STARTTLS is required. `records` holds the usable ones; when every record is
+   * unusable (`unusableOnly`) the connection is still encrypted but not authenticated (RFC 7672 §2.2.1).
+   */
+  | { kind: 'dane'; records: BridgeTlsaRecord[]; unusableOnly: boolean }
+  /** No DANE for this host (insecure answer, or a secure denial): MTA-STS or opportunistic TLS decide. */
+  | { kind: 'none'; reason: string }
+  /** The lookup failed (bogus, SERVFAIL, timeout): the host must not be used now, not even without TLS. */
+  | { kind: 'defer'; reason: string };
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function isUsableTlsa(record: BridgeTlsaRecord): boolean {
+  return USABLE_USAGES.has(record.usage) && USABLE_SELECTORS.has(record.selector) && USABLE_MATCHING.has(record.matchingType);
+}
+
+/**
+ * The DANE policy of one MX host. TLSA records count only when the host's own address records are secure too
+ * (RFC 7672 §2.2.2): an attacker who can forge the address can otherwise send the client to a host the
+ * signed TLSA records never described.
+ */
+export async function daneTlsaPolicy(resolver: BridgeSecureResolver, mxHost: string, port = 25): Promise<DanePolicy> {
+  const host = mxHost.replace(/\.$/, '').toLowerCase();
+  let addresses;
+  try {
+    addresses = await Promise.all([resolver.a(host), resolver.aaaa(host)]);
+  } catch (err) {
+    return { kind: 'defer', reason: `address lookup for ${host} failed: ${message(err)}` };
+  }
+  const withRecords = addresses.filter((answer) => answer.records.length > 0);
+  if (withRecords.length === 0) return { kind: 'none', reason: `${host} has no address` };
+  if (!withRecords.every((answer) => answer.secure)) return { kind: 'none', reason: `the address of ${host} is not DNSSEC-secure` };
+
+  const name = `_${port}._tcp.${host}`;
+  let tlsa;
+  try {
+    tlsa = await resolver.tlsa(name);
+  } catch (err) {
+    return { kind: 'defer', reason: `TLSA lookup for ${name} failed: ${message(err)}` };
+  }
+  if (!tlsa.secure) return { kind: 'none', reason: `the TLSA answer for ${name} is not DNSSEC-secure` };
+  if (tlsa.status === 'NXDOMAIN' || tlsa.records.length === 0) return { kind: 'none', reason: `no TLSA records at ${name}` };
+  const records = tlsa.records.filter(isUsableTlsa);
+  return { kind: 'dane', records, unusableOnly: records.length === 0 };
+}
+
+/** RFC 8460 result types a DANE failure is reported under. */
+export type DaneFailure = 'tlsa-invalid' | 'validation-failure' | 'certificate-host-mismatch' | 'certificate-expired';
+
+export type DaneVerdict =
+  /** `depth`: where the matching certificate sits in the chain (0 the leaf; for a trust anchor from DNS that was not presented, one above the last presented certificate it signs). */
+  | { ok: true; usage: 2 | 3; depth: number }
+  | { ok: false; result: DaneFailure; detail: string };
+
+function selected(cert: X509Certificate, selector: number): Buffer {
+  return selector === 0 ? cert.raw : cert.publicKey.export({ type: 'spki', format: 'der' });
+}
+
+function matches(record: BridgeTlsaRecord, cert: X509Certificate): boolean {
+  const content = selected(cert, record.selector);
+  const data = Buffer.from(record.data);
+  if (record.matchingType === 0) return content.equals(data);
+  return createHash(record.matchingType === 1 ? 'sha256' : 'sha512').update(content).digest().equals(data);
+}
+
+/** A record whose data cannot be what its matching type says (a digest of the wrong length, an empty blob). */
+function wellFormed(record: BridgeTlsaRecord): boolean {
+  const expected = DIGEST_LENGTH[record.matchingType];
+  return expected === undefined ? record.data.length > 0 : record.data.length === expected;
+}
+
+/** The trust anchor a DANE-TA record carries in full (2 0 0: the certificate, 2 1 0: the public key). */
+function anchorKeyFromRecord(record: BridgeTlsaRecord): { key: KeyObject; cert?: X509Certificate } | undefined {
+  if (record.usage !== 2 || record.matchingType !== 0) return undefined;
+  try {
+    if (record.selector === 0) {
+      const cert = new X509Certificate(Buffer.from(record.data));
+      return { key: cert.publicKey, cert };
+    }
+    return { key: createPublicKey({ key: Buffer.from(record.data), format: 'der', type: 'spki' }) };
+  } catch {
+    return undefined;
+  }
+}
+
+function validAt(cert: X509Certificate, nowMs: number): boolean {
+  return Date.parse(cert.validFrom) <= nowMs && nowMs <= Date.parse(cert.validTo);
+}
+
+type Failure = Extract<DaneVerdict, { ok: false }>;
+
+/** Whether `chain[0..top]` links up by issuer and signature, each certificate valid now, each issuer a CA. */
+function checkPath(chain: X509Certificate[], top: number, nowMs: number): Failure | undefined {
+  for (let i = 0; i < top; i++) {
+    const cert = chain[i]!;
+    const issuer = chain[i + 1]!;
+    if (!issuer.ca || !cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
+      return { ok: false, result: 'validation-failure', detail: `certificate at depth ${i} is not signed by the one above it` };
+    }
+  }
+  for (let i = 0; i <= top && i < chain.length; i++) {
+    if (!validAt(chain[i]!, nowMs)) return { ok: false, result: 'certificate-expired', detail: `certificate at depth ${i} is outside its validity period` };
+  }
+  return undefined;
+}
+
+function nameFailure(leaf: X509Certificate, names: string[]): Failure | undefined {
+  const matched = names.some((name) => leaf.checkHost(name, { wildcards: true, partialWildcards: false, singleLabelSubdomains: false }) !== undefined);
+  return matched ? undefined : { ok: false, result: 'certificate-host-mismatch', detail: `the certificate names none of ${names.join(', ')}` };
+}
+
+/** The order failures are reported in when no record is satisfied: the one closest to success wins. */
+const FAILURE_RANK: Record<DaneFailure, number> = { 'tlsa-invalid': 0, 'validation-failure': 1, 'certificate-expired': 2, 'certificate-host-mismatch': 3 };
+
+/**
+ * Checks a presented chain (leaf first) against the usable TLSA records of `mxHost`. DANE-EE(3) binds the
+ * leaf alone: names and dates are ignored (RFC 7672 §3.1.1). DANE-TA(2) makes a certificate of the chain, or
+ * one the record carries in full, the trust anchor: the path from the leaf up to it must verify, the
+ * certificates below it must be in date, and the leaf must name the MX host or one of `nameCandidates`
+ * (RFC 7672 §3.2.3: e.g. the next-hop domain). One satisfied record is enough (key rollover publishes two).
+ */
+export function verifyDane(
+  records: BridgeTlsaRecord[], chain: X509Certificate[], mxHost: string, nameCandidates: string[] = [], nowMs = Date.now(),
+): DaneVerdict {
+  const usable = records.filter((record) => isUsableTlsa(record) && wellFormed(record));
+  if (usable.length === 0) return { ok: false, result: 'tlsa-invalid', detail: 'no usable, well-formed TLSA record' };
+  const leaf = chain[0];
+  if (!leaf) return { ok: false, result: 'validation-failure', detail: 'the server presented no certificate' };
+  const names = [mxHost, ...nameCandidates].map((name) => name.replace(/\.$/, '').toLowerCase());
+
+  let best: Failure = { ok: false, result: 'validation-failure', detail: 'no TLSA record matches the presented chain' };
+  const consider = (failure: Failure) => { if (FAILURE_RANK[failure.result] > FAILURE_RANK[best.result]) best = failure; };
+
+  for (const record of usable) {
+    if (record.usage === 3) {
+      if (matches(record, leaf)) return { ok: true, usage: 3, depth: 0 };
+      continue;
+    }
+    for (let depth = 0; depth < chain.length; depth++) {
+      if (!matches(record, chain[depth]!)) continue;
+      const failure = checkPath(chain, depth, nowMs) ?? nameFailure(leaf, names);
+      if (!failure) return { ok: true, usage: 2, depth };
+      consider(failure);
+    }
+    // A trust anchor published in full need not be presented: it must then have signed a presented certificate.
+    const anchor = anchorKeyFromRecord(record);
+    if (!anchor) continue;
+    for (let top = 0; top < chain.length; top++) {
+      const cert = chain[top]!;
+      if (anchor.cert && !cert.checkIssued(anchor.cert)) continue;
+      if (!cert.verify(anchor.key)) continue;
+      const failure = checkPath(chain, top, nowMs) ?? nameFailure(leaf, names);
+      if (!failure) return { ok: true, usage: 2, depth: top + 1 };
+      consider(failure);
+    }
+  }
+  return best;
+}
+
+/**
+ * The chain the peer presented, leaf first, as Node linked it by issuer. Stops at a self-issued certificate
+ * or a loop. Read after the handshake of a connection made with `rejectUnauthorized: false`.
+ */
+export function peerChain(socket: TLSSocket): X509Certificate[] {
+  const chain: X509Certificate[] = [];
+  const seen = new Set<string>();
+  let detail = socket.getPeerCertificate(true);
+  while (detail && detail.raw && !seen.has(detail.fingerprint256)) {
+    seen.add(detail.fingerprint256);
+    chain.push(new X509Certificate(detail.raw));
+    const issuer = detail.issuerCertificate;
+    if (!issuer || issuer === detail) break;
+    detail = issuer;
+  }
+  return chain;
+}
