@@ -7,7 +7,7 @@ import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
@@ -16,23 +16,23 @@ export interface Issued {
   cert: X509Certificate;
   pem: string;
   keyPem: string;
-  keys: CryptoKeyPair;
+  keys: webcrypto.CryptoKeyPair;
   subject: string;
 }
 
 let serial = 1;
 
-function keyPem(keys: CryptoKeyPair): string {
-  return KeyObject.from(keys.privateKey as webcrypto.CryptoKey).export({ type: 'pkcs8', format: 'pem' }) as string;
+function keyPem(keys: webcrypto.CryptoKeyPair): string {
+  return KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
-async function issued(cert: x509.X509Certificate, keys: CryptoKeyPair): Promise<Issued> {
+async function issued(cert: x509.X509Certificate, keys: webcrypto.CryptoKeyPair): Promise<Issued> {
   const pem = `${cert.toString('pem').trim()}\n`;
   return { cert: new X509Certificate(pem), pem, keyPem: keyPem(keys), keys, subject: cert.subject };
 }
 
-async function newKeys(): Promise<CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+async function newKeys(): Promise<webcrypto.CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
 }
 
 /** A self-signed certificate: a CA when `ca`, else an impostor leaf naming `names`. */
