@@ -19,3 +19,9 @@ export type {
 export { startInbound } from './inbound/server.ts';
 export { daneTlsaPolicy, isUsableTlsa, peerChain, verifyDane } from './outbound/dane.ts';
 export type { DaneFailure, DanePolicy, DaneVerdict } from './outbound/dane.ts';
+export {
+  fetchStsPolicy, InMemoryStsPolicyCache, MAX_STS_AGE_SECONDS, mxMatches, parseStsPolicy, parseStsRecord, resolveStsPolicy, StsError,
+} from './outbound/mta-sts.ts';
+export type {
+  CachedStsPolicy, StsFailureCode, StsFetchOptions, StsMode, StsPolicy, StsPolicyCache, StsRecord, StsResolution,
+} from './outbound/mta-sts.ts';
