@@ -179,7 +179,9 @@ export function verifyDane(
 
 /**
  * The chain the peer presented, leaf first, as Node linked it by issuer. Stops at a self-issued certificate
- * or a loop. Read after the handshake of a connection made with `rejectUnauthorized: false`.
+ * or a loop. Read after the handshake of a connection made with `rejectUnauthorized: false`. Node may append
+ * the issuer of the last presented certificate from the client's CA store; that changes nothing for DANE:
+ * a certificate counts only when a TLSA record matches it and the presented certificates below it chain to it.
  */
 export function peerChain(socket: TLSSocket): X509Certificate[] {
   const chain: X509Certificate[] = [];
