@@ -24,13 +24,15 @@ const servers: { close(): Promise<void> }[] = [];
 const hostPort = new Map<string, number>();
 
 // The hosts whose TLSA records trust the CA need a leaf that names them; DANE-EE hosts need no name.
-const TA_HOSTS = ['ta211.secure.test', 'ta200.secure.test'];
+const TA_HOSTS = ['ta211.secure.test', 'ta200.secure.test', 'ta-inter.secure.test'];
 
 beforeAll(async () => {
   ca = await selfSigned('Outbound Test CA', { ca: true });
   leaf = await signedBy(ca, 'mx.secure.test', { names: ['mx.secure.test', ...TA_HOSTS] });
   const expired = await signedBy(ca, 'expired.secure.test', { names: ['expired-ee.secure.test', 'expired-ta.secure.test'], expired: true });
   const wrongName = await signedBy(ca, 'other.example', { names: ['other.example'] });
+  const intermediate = await signedBy(ca, 'Outbound Test Intermediate', { ca: true });
+  const interLeaf = await signedBy(intermediate, 'ta-inter.secure.test');
   const impostor = await selfSigned('mx.secure.test', { names: ['impostor-ee.secure.test', 'impostor-ta.secure.test'] });
 
   const leafSpki311 = `3 1 1 ${sha256(spki(leaf.cert))}`;
@@ -41,6 +43,7 @@ beforeAll(async () => {
     ee312: [`3 1 2 ${sha512(spki(leaf.cert))}`],
     ta211: [caSpki211],
     ta200: [`2 0 0 ${hex(ca.cert.raw)}`],
+    'ta-inter': [caSpki211],
     unusable: [`1 1 1 ${sha256(spki(ca.cert))}`, `0 0 1 ${sha256(ca.cert.raw)}`, `3 2 1 ${sha256(spki(leaf.cert))}`],
     rollover: [`3 1 1 ${hex(randomBytes(32))}`, leafSpki311],
     'expired-ee': [`3 1 1 ${sha256(spki(expired.cert))}`],
@@ -49,7 +52,10 @@ beforeAll(async () => {
     'impostor-ee': [leafSpki311],
     'impostor-ta': [caSpki211],
   };
-  const secureRecords = ['nxtlsa IN A 127.0.0.1', 'nodata IN A 127.0.0.1', '_25._tcp.nodata IN TXT "not a TLSA record"'];
+  const secureRecords = [
+    // The address comes through a CNAME into the unsigned zone: the TLSA records here must not count.
+    'via-insecure IN CNAME mx.insecure.test.', `_25._tcp.via-insecure IN TLSA ${leafSpki311}`,
+    'nxtlsa IN A 127.0.0.1', 'nodata IN A 127.0.0.1', '_25._tcp.nodata IN TXT "not a TLSA record"'];
   for (const [host, tlsa] of Object.entries(cases)) {
     secureRecords.push(`${host} IN A 127.0.0.1`, ...tlsa.map((rr) => `_25._tcp.${host} IN TLSA ${rr}`));
   }
@@ -69,6 +75,7 @@ beforeAll(async () => {
   const chains: [Issued, Issued[], string[]][] = [
     [leaf, [ca], ['ee311', 'ee301', 'ee312', 'ta211', 'unusable', 'rollover']],
     [leaf, [], ['ta200']],
+    [interLeaf, [intermediate, ca], ['ta-inter']],
     [expired, [ca], ['expired-ee', 'expired-ta']],
     [wrongName, [ca], ['wrongname-ta']],
     [impostor, [], ['impostor-ee', 'impostor-ta']],
@@ -133,6 +140,23 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
   it('DANE-TA 2 0 0 with the anchor only in DNS verifies the leaf it signed', async () => {
     expect(await presentedChain('ta200.secure.test')).toHaveLength(1);
     expect((await dane('ta200.secure.test')).verdict).toEqual({ ok: true, usage: 2, depth: 1 });
+  });
+
+  it('DANE-TA 2 1 1 through an intermediate verifies the whole path up to the anchor', async () => {
+    expect(await presentedChain('ta-inter.secure.test')).toHaveLength(3);
+    expect((await dane('ta-inter.secure.test')).verdict).toEqual({ ok: true, usage: 2, depth: 2 });
+  });
+
+  it('DANE-TA refuses a path whose middle certificate is not a CA', async () => {
+    // A leaf certificate of the CA used to sign another leaf: every signature verifies, the path must still fail.
+    const notCa = await signedBy(ca, 'not-a-ca.secure.test');
+    const forged = [(await signedBy(notCa, 'ta-inter.secure.test')).cert, notCa.cert, ca.cert];
+    const record = { usage: 2, selector: 1, matchingType: 1, data: new Uint8Array(createHash('sha256').update(spki(ca.cert)).digest()) };
+    expect(verifyDane([record], forged, 'ta-inter.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
+  });
+
+  it('TLSA records do not count when the MX address is not DNSSEC-secure', async () => {
+    expect(await daneTlsaPolicy(dns, 'via-insecure.secure.test')).toMatchObject({ kind: 'none', reason: expect.stringContaining('address') });
   });
 
   it('only unusable TLSA records: DANE applies (STARTTLS required) but nothing authenticates', async () => {
