@@ -44,11 +44,12 @@ const MX_PATTERN = new RegExp(`^(?:\\*\\.)?(?:${LABEL}\\.)*${LABEL}$`);
 
 /** The `_mta-sts.<domain>` TXT record among the TXT records there (each whole, its strings joined). */
 export function parseStsRecord(txt: string[]): StsRecord {
-  const sts = txt.filter((record) => /^v=STSv1(;|$)/.test(record));
+  // The separator may carry spaces or tabs on either side (RFC 8461 §3.1: sts-sep = *WSP ";" *WSP).
+  const sts = txt.filter((record) => /^v=STSv1[ \t]*(;|$)/.test(record));
   if (sts.length === 0) return { kind: 'none' };
   if (sts.length > 1) return { kind: 'invalid', reason: `${sts.length} STS records` };
   let id: string | undefined;
-  for (const field of sts[0]!.split(';').slice(1).map((f) => f.trim())) {
+  for (const field of sts[0]!.split(';').slice(1).map((f) => f.replace(/^[ \t]+|[ \t]+$/g, ''))) {
     if (field === '') continue;
     const eq = field.indexOf('=');
     if (eq <= 0) return { kind: 'invalid', reason: `malformed field "${field}"` };

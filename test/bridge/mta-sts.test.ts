@@ -109,6 +109,7 @@ function cached(domain: string, id: string, policy: StsPolicy, fetchedMs: number
 describe('MTA-STS records and policies (parsing)', () => {
   it('reads the id of one STS record and ignores other TXT records', () => {
     expect(parseStsRecord(['v=spf1 -all', 'v=STSv1; id=20260101T0;'])).toEqual({ kind: 'record', id: '20260101T0' });
+    expect(parseStsRecord(['v=STSv1 ;\tid=x1 ; ext=y'])).toEqual({ kind: 'record', id: 'x1' });
     expect(parseStsRecord(['v=spf1 -all'])).toEqual({ kind: 'none' });
   });
 
