@@ -73,6 +73,9 @@ const NOTICE_REASONS: Record<string, string> = {
 /** Peers (domains) whose last connection attempt is remembered for status. */
 const MAX_PEER_RECORDS = 10_000;
 
+/** A delivery that waited this long for its channel re-reads its recipients' state before sending. */
+const CHANNEL_WAIT_RECHECK_MS = 50;
+
 /** How often an open channel is checked against the domain's current route. */
 const ROUTE_RECHECK_MS = 1_000;
 
@@ -225,7 +228,16 @@ export class OutboundDelivery {
       return;
     }
     try {
+      const waitStart = performance.now();
       const channel = await this.channel(first.domain);
+      if (performance.now() - waitStart > CHANNEL_WAIT_RECHECK_MS) {
+        // A dial can take seconds: an operator may have purged or held these recipients meanwhile, and
+        // what was taken out of the queue is not sent. (A channel at hand costs no read here.)
+        const waiting = new Set(this.opts.storage.outbound.of(first.messageId)
+          .filter((i) => i.state === 'queued' || i.state === 'deferred').map((i) => i.recipient));
+        items = items.filter((i) => waiting.has(i.recipient));
+        if (items.length === 0) return;
+      }
       const t0 = performance.now();
       const receipt = await channel.send(envelope, stored.senderDomain, { senderAddress: stored.sender }).catch((err: unknown) => {
         this.opts.observeRelay?.('error', (performance.now() - t0) / 1000);
