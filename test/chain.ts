@@ -79,3 +79,15 @@ export async function startChain(options: StartChainOptions = {}): Promise<TestC
     },
   };
 }
+
+/** Nonce of an account = the number of its extrinsics included on the canonical chain. */
+export async function accountNonce(endpoint: string, publicKey: Uint8Array): Promise<number> {
+  const { SafeWsProvider } = await import('../ledger/index.ts');
+  const p = new SafeWsProvider(endpoint, { connectTimeoutMs: 5000, requestTimeoutMs: 10_000 });
+  await p.connect();
+  try {
+    return await p.send<number>('system_accountNextIndex', [substrateAddress(publicKey)]);
+  } finally {
+    await p.disconnect();
+  }
+}

@@ -2,18 +2,8 @@
 // the node's SubstrateAnchor with a fixed interval, and a log growing 1x vs 100x faster: the number of
 // extrinsics per interval must not change. Bounded: a few intervals per run.
 import { createHash, randomBytes } from 'node:crypto';
-import { SubstrateAnchor, SafeWsProvider, substrateAddress, ed25519PublicKeyFromSeed } from '../../ledger/index.ts';
-import { startChain } from '../../test/chain.ts';
-
-async function nonceOf(endpoint: string, publicKey: Uint8Array): Promise<number> {
-  const p = new SafeWsProvider(endpoint, { connectTimeoutMs: 5000, requestTimeoutMs: 10_000 });
-  await p.connect();
-  try {
-    return await p.send<number>('system_accountNextIndex', [substrateAddress(publicKey)]);
-  } finally {
-    await p.disconnect();
-  }
-}
+import { SubstrateAnchor, ed25519PublicKeyFromSeed } from '../../ledger/index.ts';
+import { accountNonce, startChain } from '../../test/chain.ts';
 
 export async function anchorRate(opts: { intervalMs?: number; intervals?: number } = {}): Promise<void> {
   const intervalMs = opts.intervalMs ?? 2000;
@@ -37,7 +27,7 @@ export async function anchorRate(opts: { intervalMs?: number; intervals?: number
       await anchor.stop();
       clearInterval(grow);
       const elapsedH = (Date.now() - t0) / 3_600_000;
-      const extrinsics = await nonceOf(chain.endpoint, publicKey);
+      const extrinsics = await accountNonce(chain.endpoint, publicKey);
       console.log(`  log growing ${String(entriesPerSecond).padStart(6)} entries/s: ${size.toLocaleString('en-US').padStart(9)} entries, ${extrinsics} extrinsics = ${(extrinsics / elapsedH).toFixed(0)} per hour (bound: one per interval = ${(3_600_000 / intervalMs).toFixed(0)}/h)`);
     }
   } finally {

@@ -8,12 +8,12 @@ import { createServer as createNetServer, connect as netConnect } from 'node:net
 import type { Server, Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startChain } from '../chain.ts';
+import { accountNonce, startChain } from '../chain.ts';
 import type { TestChain } from '../chain.ts';
 import { NODE_BIN } from '../helpers.ts';
 import { ManualClock } from '../manual-clock.ts';
 import {
-  ANCHOR_STEPS, AnchorError, SafeWsProvider, SubstrateAnchor, anchorPayload, connectChain, decodeSubstrateAddress,
+  ANCHOR_STEPS, AnchorError, SubstrateAnchor, anchorPayload, connectChain, decodeSubstrateAddress,
   ed25519PublicKeyFromSeed, parseAnchorPayload, substrateAddress, verifyAnchor,
 } from '../../ledger/anchor.ts';
 import type { AnchorRecord, AnchorVerification } from '../../ledger/anchor.ts';
@@ -49,17 +49,6 @@ function step(v: AnchorVerification, name: string): { status: string; detail: st
 
 function failedNames(v: AnchorVerification): string[] {
   return v.steps.filter((s) => s.status === 'failed').map((s) => s.name);
-}
-
-/** Nonce of an account = number of extrinsics it has had included on the canonical chain. */
-async function nonceOf(endpoint: string, publicKey: Uint8Array): Promise<number> {
-  const p = new SafeWsProvider(endpoint, { connectTimeoutMs: 5000, requestTimeoutMs: 10_000 });
-  await p.connect();
-  try {
-    return await p.send<number>('system_accountNextIndex', [substrateAddress(publicKey)]);
-  } finally {
-    await p.disconnect();
-  }
 }
 
 function listen(server: Server | ReturnType<typeof createHttpServer>): Promise<number> {
@@ -243,10 +232,10 @@ describe('Substrate anchoring on a real chain (chopsticks)', { timeout: 90_000 }
       onAnchored: (r) => seen.push(r),
       store: { load: () => undefined, save: (r) => saved.push(r) },
     });
-    const before = await nonceOf(chain.endpoint, key.publicKey);
+    const before = await accountNonce(chain.endpoint, key.publicKey);
     record = await anchor.anchorNow();
     await anchor.stop();
-    expect(await nonceOf(chain.endpoint, key.publicKey)).toBe(before + 1);
+    expect(await accountNonce(chain.endpoint, key.publicKey)).toBe(before + 1);
     expect(record).toMatchObject({
       genesisHash: chain.genesisHash, size: 42, root: Buffer.from(root).toString('hex'), origin: ORIGIN,
       signer: { publicKey: Buffer.from(key.publicKey).toString('hex') },
@@ -425,7 +414,7 @@ describe('Substrate anchoring on a real chain (chopsticks)', { timeout: 90_000 }
     expect(err).toBeInstanceOf(AnchorError);
     expect((err as AnchorError).code).toBe('REJECTED');
     expect((err as AnchorError).message).toMatch(/payment/i);
-    expect(await nonceOf(chain.endpoint, poor.publicKey)).toBe(0);
+    expect(await accountNonce(chain.endpoint, poor.publicKey)).toBe(0);
   });
 
   it('anchors at most once per interval whatever the growth: 1 vs 100 entries per tick', async () => {
@@ -458,7 +447,7 @@ describe('Substrate anchoring on a real chain (chopsticks)', { timeout: 90_000 }
       } finally {
         await a.stop();
       }
-      const onChain = await nonceOf(chain.endpoint, k.publicKey);
+      const onChain = await accountNonce(chain.endpoint, k.publicKey);
       expect(onChain).toBe(anchored.length);
       expect(onChain).toBe(Math.floor(durationMs / intervalMs) + 1);
       // Anchored at the interval boundaries, with the sizes the source had then.
@@ -498,7 +487,7 @@ describe('Substrate anchoring on a real chain (chopsticks)', { timeout: 90_000 }
       await new Promise((r) => setTimeout(r, 100));
       expect(a.status().lag.ms).toBeGreaterThanOrEqual(during.lag.ms + 90);
       expect(during.lastAnchor?.size).toBe(10);
-      const nonceBefore = await nonceOf(chain.endpoint, k.publicKey);
+      const nonceBefore = await accountNonce(chain.endpoint, k.publicKey);
       expect(nonceBefore).toBe(1);
 
       proxy.up();
@@ -507,7 +496,7 @@ describe('Substrate anchoring on a real chain (chopsticks)', { timeout: 90_000 }
       expect(anchored[1]!.size).toBe(size); // everything since the last anchor, in one extrinsic
       expect(after).toMatchObject({ consecutiveFailures: 0, lastError: null, lag: { entries: 0, ms: 0 } });
       await a.stop();
-      expect(await nonceOf(chain.endpoint, k.publicKey)).toBe(2);
+      expect(await accountNonce(chain.endpoint, k.publicKey)).toBe(2);
       const v = await verifyAnchor({ endpoint: chain.endpoint, record: anchored[1]!, expected: { origin: ORIGIN, size, root: rootOf(size), signerPublicKey: k.publicKey } });
       expect(v.ok).toBe(true);
     } finally {
