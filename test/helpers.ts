@@ -1,5 +1,5 @@
 // Shared test helpers: temporary directories and the CLI run as a real subprocess.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -106,4 +106,26 @@ export async function initNodeWithMailboxes(dir: string, domain: string): Promis
   await initNode({ dataDir: data, domain, grpcPort: 0 });
   const mailbox = (name: string) => addMailbox({ dataDir: data, address: `${name}@${domain}`, profileFile: join(dir, `${name}.json`) });
   return { data, alice: mailbox('alice'), bob: mailbox('bob') };
+}
+
+/**
+ * A node process that anchors its checkpoints on `chain` (its key funded there, an anchor a second,
+ * checkpoints every 200 ms), with mailboxes alice@ and bob@ `domain` whose profiles go into `profilesDir`.
+ */
+export async function startAnchoringNode(opts: { data: string; domain: string; profilesDir: string; chain: { endpoint: string; fund(publicKey: Uint8Array): Promise<void> }; env?: NodeJS.ProcessEnv }): Promise<{ node: RunningNode; did: string; signing: { privateKey: string; publicKey: string; keyId: string } }> {
+  const init = await runCli(['init', '--data', opts.data, '--domain', opts.domain, '--grpc-port', '0', '--json']);
+  if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
+  const { signing } = JSON.parse(readFileSync(join(opts.data, 'keys/node.json'), 'utf8')) as { signing: { privateKey: string; publicKey: string; keyId: string } };
+  await opts.chain.fund(new Uint8Array(Buffer.from(signing.publicKey, 'base64url')));
+  const node = await startNodeProcess(opts.data, {
+    AFTERSMTP_LEDGER__ANCHOR__ENDPOINT: opts.chain.endpoint,
+    AFTERSMTP_LEDGER__ANCHOR__INTERVAL_MS: '1000',
+    AFTERSMTP_LEDGER__CHECKPOINT_INTERVAL_MS: '200',
+    ...opts.env,
+  });
+  for (const name of ['alice', 'bob']) {
+    const r = await runCli(['mailbox', 'add', `${name}@${opts.domain}`, '--data', opts.data, '--profile', join(opts.profilesDir, `${name}.json`)]);
+    if (r.code !== 0) throw new Error(`mailbox add ${name} failed: ${r.stderr}`);
+  }
+  return { node, did: JSON.parse(init.stdout).did as string, signing };
 }

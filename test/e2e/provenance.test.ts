@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
-import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
+import { tempDir, runCli, startAnchoringNode, type RunningNode } from '../helpers.ts';
 import { startChain, type TestChain } from '../chain.ts';
 import { generateEd25519KeyPair, ed25519NoteSigner, parseNote, signNote } from '../../ledger/index.ts';
 
@@ -22,18 +22,7 @@ describe('provenance: proof bundles and verify, anchored on a real chain', () =>
 
   beforeAll(async () => {
     chain = await startChain();
-    expect((await runCli(['init', '--data', data, '--domain', 'prov.test', '--grpc-port', '0'])).code).toBe(0);
-    const keys = JSON.parse(readFileSync(join(data, 'keys/node.json'), 'utf8'));
-    await chain.fund(new Uint8Array(Buffer.from(keys.signing.publicKey, 'base64url')));
-    node = await startNodeProcess(data, {
-      AFTERSMTP_LEDGER__ANCHOR__ENDPOINT: chain.endpoint,
-      AFTERSMTP_LEDGER__ANCHOR__INTERVAL_MS: '1000',
-      AFTERSMTP_LEDGER__CHECKPOINT_INTERVAL_MS: '200',
-    });
-    for (const name of ['alice', 'bob']) {
-      const r = await runCli(['mailbox', 'add', `${name}@prov.test`, '--data', data, '--profile', join(dir.path, `${name}.json`)]);
-      expect(r.code, r.stderr).toBe(0);
-    }
+    ({ node } = await startAnchoringNode({ data, domain: 'prov.test', profilesDir: dir.path, chain }));
   }, 120_000);
 
   afterAll(async () => {

@@ -5,11 +5,11 @@
 // naming a did:web the node would have to fetch.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { tempDir, runCli, startNodeProcess, until, type RunningNode } from '../helpers.ts';
+import { tempDir, runCli, startAnchoringNode, until, type RunningNode } from '../helpers.ts';
 import { startChain, type TestChain } from '../chain.ts';
 import { connect, readProfile, unary } from '../../gateway/client/index.ts';
 import { generateIdentity } from '../../gateway/datadir/index.ts';
@@ -76,22 +76,10 @@ describe('20.2 verify takes its trust from the verifier, not from the bundle', {
 
   beforeAll(async () => {
     chain = await startChain();
-    const init = await runCli(['init', '--data', data, '--domain', 'ver.test', '--grpc-port', '0', '--json']);
-    expect(init.code, init.stderr).toBe(0);
-    nodeDid = JSON.parse(init.stdout).did;
-    const keys = JSON.parse(readFileSync(join(data, 'keys/node.json'), 'utf8'));
-    nodeKey = { privateKey: fromB64u(keys.signing.privateKey), publicKey: fromB64u(keys.signing.publicKey), keyId: keys.signing.keyId };
-    await chain.fund(nodeKey.publicKey);
-    node = await startNodeProcess(data, {
-      AFTERSMTP_LEDGER__ANCHOR__ENDPOINT: chain.endpoint,
-      AFTERSMTP_LEDGER__ANCHOR__INTERVAL_MS: '1000',
-      AFTERSMTP_LEDGER__CHECKPOINT_INTERVAL_MS: '200',
-      AFTERSMTP_LOG__LEVEL: 'warn',
-    });
-    for (const name of ['alice', 'bob']) {
-      const r = await runCli(['mailbox', 'add', `${name}@ver.test`, '--data', data, '--profile', join(dir.path, `${name}.json`)]);
-      expect(r.code, r.stderr).toBe(0);
-    }
+    const started = await startAnchoringNode({ data, domain: 'ver.test', profilesDir: dir.path, chain, env: { AFTERSMTP_LOG__LEVEL: 'warn' } });
+    node = started.node;
+    nodeDid = started.did;
+    nodeKey = { privateKey: fromB64u(started.signing.privateKey), publicKey: fromB64u(started.signing.publicKey), keyId: started.signing.keyId };
     const sent = await runCli(['send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, '--to', 'bob@ver.test', '--subject', 's', '--body', 'prove me', '--json']);
     expect(sent.code, sent.stderr).toBe(0);
     const messageId = JSON.parse(sent.stdout).messageId as string;
