@@ -31,7 +31,7 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
   });
 }
 
-export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; metrics: string | null; quic: string | null; relay: string | null }; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
+export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; metrics: string | null; quic: string | null; relay: string | null }; stdout: () => string; stderr: () => string; exited: Promise<number | NodeJS.Signals | null> }
 
 /**
  * Starts `aftersmtp start --data DIR` as `npx aftersmtp` runs it (the command file through its shebang,
@@ -49,7 +49,8 @@ export function startNodeWith(args: string[], opts: { env?: NodeJS.ProcessEnv; c
     let stdout = '';
     let stderr = '';
     child.stderr!.on('data', (d) => { stderr += d; });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // A process killed by a signal resolves to the signal's name, so a test says which.
+    const exited = new Promise<number | NodeJS.Signals | null>((r) => child.on('exit', (code, signal) => r(code ?? signal)));
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`node did not start\n${stderr}`)); }, 20_000);
     exited.then((code) => { clearTimeout(timer); reject(new Error(`node exited with ${code} before ready\n${stderr}`)); });
     createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -100,18 +100,17 @@ async function startNode(dataDir: string): Promise<number> {
   // The server side is loaded only by `start`: client commands stay quick to launch.
   const { AfterSmtpNode } = await import('../node/index.ts');
   const node = new AfterSmtpNode({ dataDir });
+  // The handlers are in place before anyone can learn that the node is ready: a supervisor that sends
+  // SIGTERM the moment it reads the ready line must get a drain, not the signal's default (instant death).
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
   const ready = await node.start();
   const readyFile = join(dataDir, READY_FILE);
   writeFileSync(readyFile, JSON.stringify({ ...ready, pid: process.pid }), { mode: 0o644 });
   process.stdout.write(`${JSON.stringify(ready)}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      node.log.info({ signal }, 'draining');
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  node.log.info({ signal: await stopped }, 'draining');
   await node.stop();
   if (existsSync(readyFile)) rmSync(readyFile);
   // Everything durable is flushed and closed. A QUIC dial still pending inside the native library (to
