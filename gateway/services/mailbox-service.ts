@@ -20,13 +20,22 @@ export function tokenSha256(token: string): string {
 }
 
 /** Resolves the bearer token in `authorization` metadata to its mailbox, or throws UNAUTHENTICATED. */
+/**
+ * The mailbox a call's metadata proved, kept for the call: the guard authenticates a call before its
+ * request is read, and the handler then needs the same record (one token hash and lookup per call, not two).
+ */
+const proven = new WeakMap<grpc.Metadata, MailboxRecord>();
+
 export function authenticateMailbox(storage: Store, metadata: grpc.Metadata): MailboxRecord {
+  const known = proven.get(metadata);
+  if (known) return known;
   const header = metadata.get('authorization')[0];
   if (typeof header !== 'string' || !header.startsWith('Bearer ')) {
     throw new GatewayError('UNAUTHENTICATED', 'missing bearer token (metadata "authorization: Bearer <token>")');
   }
   const mailbox = storage.mailboxes.byToken(tokenSha256(header.slice('Bearer '.length).trim()));
   if (!mailbox) throw new GatewayError('UNAUTHENTICATED', 'unknown or revoked token');
+  proven.set(metadata, mailbox);
   return mailbox;
 }
 

@@ -69,6 +69,21 @@ describe('Mailbox service', () => {
     expect(got).toEqual([Buffer.from(sealed.messageId).toString('hex')]);
   });
 
+  it('looks a call\'s token up once: the guard\'s check before the request is read serves the handler too', async () => {
+    const sealed = await seal('alice', ['bob@example.test'], 'one lookup');
+    const mailboxes = node.storage.mailboxes;
+    const original = mailboxes.byToken.bind(mailboxes);
+    let lookups = 0;
+    mailboxes.byToken = (sha256: string) => { lookups++; return original(sha256); };
+    try {
+      await submit(clients.alice!, sealed.envelope);
+    } finally {
+      mailboxes.byToken = original;
+    }
+    expect(lookups).toBe(1);
+    await subscribe(profiles.bob!, clients.bob!, profileResolver(profiles.bob!), { count: 1, onMessage: () => {} }); // bob takes it
+  });
+
   it('rejects a missing or unknown token with UNAUTHENTICATED', async () => {
     const sealed = await seal('alice', ['bob@example.test']);
     await expectStatus(submit(withToken(clients.alice!, null), sealed.envelope), grpc.status.UNAUTHENTICATED, /bearer token/);
