@@ -143,21 +143,20 @@ export class BridgeConnection extends SMTPConnection {
   }
 
   override handler_MAIL(command: Buffer, callback: () => void): void {
-    const refusal = this.policy.path(command.toString('utf8'));
-    if (refusal) {
-      this.send(553, `5.1.7 ${refusal}`);
-      return callback();
-    }
-    super.handler_MAIL(command, callback);
+    if (!this.refusedPath(command, '5.1.7', callback)) super.handler_MAIL(command, callback);
   }
 
   override handler_RCPT(command: Buffer, callback: () => void): void {
+    if (!this.refusedPath(command, '5.1.3', callback)) super.handler_RCPT(command, callback);
+  }
+
+  /** Answers 553 when the policy refuses the command's path (source route, %-hack, ...); true if it did. */
+  private refusedPath(command: Buffer, enhanced: string, callback: () => void): boolean {
     const refusal = this.policy.path(command.toString('utf8'));
-    if (refusal) {
-      this.send(553, `5.1.3 ${refusal}`);
-      return callback();
-    }
-    super.handler_RCPT(command, callback);
+    if (!refusal) return false;
+    this.send(553, `${enhanced} ${refusal}`);
+    callback();
+    return true;
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
