@@ -26,7 +26,7 @@ type Pattern = (ids: Uint8Array[], envelopes: Uint8Array[]) => Promise<void>;
 
 // Each message expires a day after it is stored, as a sender's default lifetime makes it (close to arrival order).
 const lifetimeMs = 86_400_000;
-const remote = { recipients: [{ address: MAILBOX, domain: 'b.test' }], sender: 'alice@a.test', senderDomain: 'a.test' };
+const remote = { recipients: [{ address: MAILBOX, domain: 'b.test', transport: 'relay' as const }], sender: 'alice@a.test', senderDomain: 'a.test' };
 /** The node's write patterns, each on a store of its own. */
 const NODE_PATTERNS: [string, (storage: Store) => Pattern][] = [
   ['relay sender (A): queued, then delivered', (storage) => async (ids, envelopes) => {

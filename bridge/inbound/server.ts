@@ -326,9 +326,10 @@ export async function startInbound(opts: InboundOptions): Promise<InboundServer>
         const rcpt = address.address.toLowerCase();
         const user = session.user as UserRecord | undefined;
         handler.recipient(rcpt, { listener: config.kind, ...(user ? { authenticated: user.address } : {}) }).then((kind) => {
-          if (kind === 'local' || (kind === 'peer' && user)) return callback();
+          // Only an authenticated client may send beyond the node's own mailboxes (no open relay).
+          if (kind === 'local' || ((kind === 'peer' || kind === 'legacy') && user)) return callback();
           if (kind === 'unknown') return callback(fail(s, smtpReplyFor(new BridgeError('UNKNOWN_RECIPIENT', `no such mailbox ${rcpt}`)), 'rcpt refused'));
-          const why = kind === 'legacy' && user ? 'legacy domains need the outbound bridge, not available yet' : `relay access denied for ${rcpt}`;
+          const why = kind === 'unroutable' && user ? `this node does not send to ${rcpt.slice(rcpt.lastIndexOf('@') + 1)} (no AfterSMTP node there, and its SMTP sending is off)` : `relay access denied for ${rcpt}`;
           callback(fail(s, smtpReplyFor(new BridgeError('RELAY_DENIED', why)), 'rcpt refused', { rcpt, kind }));
         }, (err) => callback(fail(s, smtpReplyFor(err), 'rcpt error', { err: String(err) })));
       },

@@ -67,8 +67,10 @@ export type RecipientKind =
   | 'local'
   /** A domain with an AfterSMTP node (route or `_aftersmtp` record): submission may send there. */
   | 'peer'
-  /** A domain without an AfterSMTP node: submission may send there once the outbound bridge exists. */
+  /** A domain without an AfterSMTP node, reached over SMTP by the outbound bridge: submission may send there. */
   | 'legacy'
+  /** A remote domain this node cannot send to (no AfterSMTP node, and the outbound bridge is off). */
+  | 'unroutable'
   /** One of this node's domains, but no such mailbox. */
   | 'unknown';
 

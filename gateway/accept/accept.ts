@@ -3,7 +3,7 @@
 // durable store. One code path, so the rules cannot drift between Submit and Relay.
 import { checkEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { Receipt } from '../../proto/index.ts';
-import type { Store } from '../store/index.ts';
+import type { OutboundTransport, QueuedRecipient, Store } from '../store/index.ts';
 import type { NodeLedger } from '../provenance/index.ts';
 import { GatewayError, type NodeConfig } from '../core/index.ts';
 
@@ -12,8 +12,17 @@ export interface AcceptDeps {
   resolver: DidResolver;
   ledger: NodeLedger;
   config: NodeConfig;
-  /** Remote domains a local sender may address (an app submit); undefined = local recipients only. */
-  canRoute?: (domain: string) => Promise<boolean>;
+  /**
+   * The delivery agent for a remote domain a local sender addresses (an app submit, SMTP submission):
+   * undefined (the function, or its answer) = not routable, local recipients only.
+   */
+  routeKind?: (domain: string) => Promise<OutboundTransport | undefined>;
+  /**
+   * The node's own key agreement key (`Identity.Resolve` gives its DID document with `legacy: true` for
+   * an address without an AfterSMTP node): mail for SMTP recipients must be sealed to it, since the node
+   * opens it to send it on.
+   */
+  bridgeKeyId?: string;
   /** Ed25519 verification (the node's SignatureVerifierPool, off the event loop); default: on this thread. */
   verify?: SignatureCheck;
 }
@@ -54,14 +63,18 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
   const local = new Set(config.node.domains);
   const wrappedFor = new Set(envelope.recipients.map((r) => r.keyId));
   const mailboxes = new Set<string>();
-  const remote: { address: string; domain: string }[] = [];
+  const remote: QueuedRecipient[] = [];
   for (const raw of envelope.recipientAddresses) {
     const address = raw.toLowerCase();
     const domain = domainOf(address);
     if (!local.has(domain)) {
       if (opts.fromPeer) continue; // addressed to a third domain: the sending node relays it there itself
-      if (!deps.canRoute || !(await deps.canRoute(domain))) throw new GatewayError('UNKNOWN_RECIPIENT', `no route to ${domain} for ${address}`);
-      remote.push({ address, domain });
+      const transport = deps.routeKind ? await deps.routeKind(domain) : undefined;
+      if (!transport) throw new GatewayError('UNKNOWN_RECIPIENT', `no route to ${domain} for ${address}`);
+      if (transport === 'smtp' && !(deps.bridgeKeyId && wrappedFor.has(deps.bridgeKeyId))) {
+        throw new GatewayError('INVALID_ARGUMENT', `${domain} has no AfterSMTP node: seal ${address}'s copy to this node's bridge key (Identity.Resolve answers legacy: true with it)`);
+      }
+      remote.push({ address, domain, transport });
       continue;
     }
     const mailbox = storage.mailboxes.byAddress(address);

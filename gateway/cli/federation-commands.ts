@@ -3,7 +3,7 @@ import { GatewayError } from '../core/index.ts';
 import { DID_PATTERN, MESSAGE_ID_PATTERN, need, out, str, UsageError, type Command } from './command.ts';
 import { ADMIN_FLAGS, ADMIN_USAGE, DATA_FLAGS, withAdmin, withStore } from './reach.ts';
 
-interface QueueItem { messageId: Buffer; recipient: string; state: string; attempts: number; nextAttemptMs: number; lastError: string }
+interface QueueItem { messageId: Buffer; recipient: string; state: string; attempts: number; nextAttemptMs: number; lastError: string; transport: string }
 
 const QUEUE_ACTIONS = ['retry', 'hold', 'release', 'purge'] as const;
 
@@ -21,15 +21,30 @@ export const federationCommands: Command[] = [
   {
     name: 'route add',
     args: ['DOMAIN'],
-    flags: { ...DATA_FLAGS, did: { type: 'string', required: true }, endpoint: { type: 'string', required: true } },
-    usage: ['route add DOMAIN --did DID --endpoint quic://HOST:PORT[,relay://HOST:PORT] --data DIR'],
+    flags: { ...DATA_FLAGS, did: { type: 'string' }, endpoint: { type: 'string', required: true }, tls: { type: 'string' } },
+    usage: [
+      'route add DOMAIN --did DID --endpoint quic://HOST:PORT[,relay://HOST:PORT] --data DIR',
+      'route add DOMAIN|"*" --endpoint smtp://HOST[:PORT] [--tls dane|verify|may|none] --data DIR',
+      '(an SMTP route sends that domain\'s mail to HOST instead of its MX; "*" = every domain without an AfterSMTP node)',
+    ],
     run: ({ args, flags }) => withStore(flags, async ({ storage }) => {
       const domain = args.DOMAIN!.toLowerCase();
-      const did = need(flags, 'did');
-      if (!DID_PATTERN.test(did)) throw new GatewayError('INVALID_ARGUMENT', `"${did}" is not a DID`);
       const endpoint = need(flags, 'endpoint');
       // The federation side (QUIC with it) is loaded only by the command that checks an endpoint.
-      const { parseEndpoint } = await import('../federation/index.ts');
+      const { parseEndpoint, parseSmtpEndpoint, formatSmtpEndpoint, isSmtpEndpoint } = await import('../federation/index.ts');
+      if (isSmtpEndpoint(endpoint)) {
+        if (str(flags, 'did')) throw new UsageError('an SMTP route names no DID');
+        const tls = str(flags, 'tls');
+        const target = parseSmtpEndpoint(tls ? `${endpoint.replace(/\?.*$/, '')}?tls=${tls}` : endpoint);
+        const stored = formatSmtpEndpoint(target);
+        await storage.routes.set({ domain, did: '', endpoint: stored });
+        out(flags, { event: 'route-added', domain, endpoint: stored }, `route ${domain} -> SMTP ${stored}`);
+        return 0;
+      }
+      if (domain === '*') throw new UsageError('"*" takes an SMTP route only (a smarthost)');
+      if (str(flags, 'tls')) throw new UsageError('--tls is for SMTP routes');
+      const did = need(flags, 'did');
+      if (!DID_PATTERN.test(did)) throw new GatewayError('INVALID_ARGUMENT', `"${did}" is not a DID`);
       endpoint.split(',').forEach(parseEndpoint);
       await storage.routes.set({ domain, did, endpoint });
       out(flags, { event: 'route-added', domain, did, endpoint }, `route ${domain} -> ${did} at ${endpoint}`);
@@ -68,9 +83,9 @@ export const federationCommands: Command[] = [
       const items = r.items.map((i) => {
         const at = new Date(Number(i.nextAttemptMs)).toISOString();
         const finished = i.state === 'delivered' || i.state === 'failed';
-        return { messageId: Buffer.from(i.messageId).toString('hex'), recipient: i.recipient, state: i.state, attempts: i.attempts, ...(finished ? { finishedAt: at } : { nextAttempt: at }), lastError: i.lastError };
+        return { messageId: Buffer.from(i.messageId).toString('hex'), recipient: i.recipient, transport: i.transport, state: i.state, attempts: i.attempts, ...(finished ? { finishedAt: at } : { nextAttempt: at }), lastError: i.lastError };
       });
-      out(flags, items, items.map((i) => `${i.messageId} ${i.recipient} ${i.state} attempts=${i.attempts} ${'finishedAt' in i ? `finished=${i.finishedAt}` : `next=${i.nextAttempt}`} ${i.lastError}`).join('\n') || '(queue empty)');
+      out(flags, items, items.map((i) => `${i.messageId} ${i.recipient} ${i.transport} ${i.state} attempts=${i.attempts} ${'finishedAt' in i ? `finished=${i.finishedAt}` : `next=${i.nextAttempt}`} ${i.lastError}`).join('\n') || '(queue empty)');
       return 0;
     }),
   },

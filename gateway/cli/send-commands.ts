@@ -34,8 +34,13 @@ export const sendCommands: Command[] = [
           messageHash: Buffer.from(reply.messageHash).toString('hex'),
           deliveredLocal: reply.deliveredLocal,
           queuedRemote: reply.queuedRemote,
+          ...(sealed.legacy.length ? { legacy: sealed.legacy } : {}),
         };
-        out(flags, result, `sent ${result.messageId}\n  ledger hash: ${result.messageHash}`);
+        // Said every time: the user should know which copies the node could read.
+        const legacyNote = sealed.legacy.length
+          ? `\n  ${sealed.legacy.join(', ')}: no AfterSMTP node there; your node sends ${sealed.legacy.length > 1 ? 'these copies' : 'this copy'} on over SMTP, so end-to-end encryption ends at your node`
+          : '';
+        out(flags, result, `sent ${result.messageId}\n  ledger hash: ${result.messageHash}${legacyNote}`);
         return 0;
       });
     },

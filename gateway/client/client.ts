@@ -135,15 +135,26 @@ export interface SealedSubmission {
   envelope: Envelope;
   messageId: Uint8Array;
   messageHash: Uint8Array;
+  /**
+   * Recipients whose domain has no AfterSMTP node: their copy is sealed to the app's own node (the bridge
+   * key), which opens it and sends it on over SMTP. End-to-end encryption ends at that node for them.
+   */
+  legacy: string[];
 }
 
 /** Signs and seals one message for its recipients (resolved through the node, keys checked via their DIDs). */
 export async function sealFor(profile: MailboxProfile, clients: Clients, resolver: DidResolver, opts: ComposeOptions): Promise<SealedSubmission> {
   const recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[] = [];
+  const legacy: string[] = [];
   for (const address of opts.to) {
     const found = opts.knownDids?.[address]
-      ? { did: opts.knownDids[address]!, documentJson: '' }
-      : await unary(clients.identity.Resolve.bind(clients.identity), { address }, clients.metadata) as { did: string; documentJson: string };
+      ? { did: opts.knownDids[address]!, documentJson: '', legacy: false }
+      : await unary(clients.identity.Resolve.bind(clients.identity), { address }, clients.metadata) as { did: string; documentJson: string; legacy: boolean };
+    if (found.legacy) {
+      // The answer is the app's own node: the one it is authenticated to over TLS (profile.node).
+      if (found.did !== profile.node.did) throw new GatewayError('INVALID_ARGUMENT', `the node answered for ${address} with a bridge that is not itself (${found.did})`);
+      legacy.push(address);
+    }
     // did:key documents are derived locally. A did:web document of a remote domain comes from the
     // app's own node, which fetched it over HTTPS; it is still checked to be that DID's document.
     const keys = found.did.startsWith('did:web:') && found.documentJson
@@ -179,11 +190,12 @@ export async function sealFor(profile: MailboxProfile, clients: Clients, resolve
     senderKeyId: profile.signing.keyId,
     senderPrivateKey: signingKey,
     recipientAddresses: opts.to,
-    recipients: recipients.map((r) => ({ keyId: r.keyId, publicKey: r.publicKey })),
+    // Legacy recipients share the bridge key: it is wrapped once.
+    recipients: [...new Map(recipients.map((r) => [r.keyId, { keyId: r.keyId, publicKey: r.publicKey }])).values()],
     createdMs,
     expiresMs,
   });
-  return { envelope: envelopeToWire(envelope), messageId, messageHash: signed.messageHash };
+  return { envelope: envelopeToWire(envelope), messageId, messageHash: signed.messageHash, legacy };
 }
 
 export function submit(clients: Clients, envelope: Envelope): Promise<SubmitReply__Output> {

@@ -129,11 +129,12 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(0),
     }).prefault({}),
     /** Static routes (like Postfix's transport map); they override DNS discovery. */
+    // A route to an SMTP server (`smtp://HOST[:PORT][?tls=...]`, domain "*" for a smarthost) names no DID.
     routes: z.array(z.strictObject({
       domain: z.string().min(1),
-      did: z.string().regex(/^did:[a-z0-9]+:/),
+      did: z.string().regex(/^did:[a-z0-9]+:/).or(z.literal('')).default(''),
       endpoint: z.string().min(1),
-    })).default([]),
+    }).refine((r) => r.did !== '' || /^smtp:\/\//i.test(r.endpoint), { message: 'a route to an AfterSMTP node needs its did' })).default([]),
     /** Deprecated: dns.servers. Still read (added to dns.servers) when set. */
     dnsServers: z.array(z.string()).default([]),
     retry: z.strictObject({
@@ -214,6 +215,38 @@ export const configSchema = z.strictObject({
       tls: z.strictObject({
         certFile: z.string().min(1).optional(),
         keyFile: z.string().min(1).optional(),
+      }).prefault({}),
+      /** Sending to domains without an AfterSMTP node (docs/BRIDGE.md "Sending to legacy domains"). */
+      outbound: z.strictObject({
+        enabled: z.boolean().default(true),
+        connectTimeoutMs: z.number().int().min(100).default(30_000),
+        /** RFC 5321 §4.5.3.2: 5 minutes per command, 10 for the reply to the message data. */
+        commandTimeoutMs: z.number().int().min(100).default(5 * 60_000),
+        dataTimeoutMs: z.number().int().min(100).default(10 * 60_000),
+        /** Connections kept open per MX host (reused with RSET for the next message). */
+        maxConnectionsPerHost: z.number().int().min(1).max(100).default(8),
+        maxMessagesPerConnection: z.number().int().min(1).default(100),
+        idleTimeoutMs: z.number().int().min(0).default(10_000),
+        /** How long an MTA-STS policy fetch may take (connect, response and body). */
+        stsFetchTimeoutMs: z.number().int().min(100).default(10_000),
+        /** Extra CAs (PEM files) trusted for PKIX checks (MTA-STS, `verify` routes), besides the system's. */
+        caFiles: z.array(z.string()).default([]),
+        /** Test setups only: MX host -> port to connect to (TLSA names still say _25._tcp). */
+        portMap: z.record(z.string(), z.number().int().min(1).max(65535)).default({}),
+        /** Test setups only: `mta-sts.<domain>` -> `host:port` to fetch its policy from (the name checked stays). */
+        stsHostMap: z.record(z.string(), z.string()).default({}),
+        /**
+         * DKIM keys the bridge signs with, for each of the node's domains (`aftersmtp init` makes an
+         * RSA-2048 and an Ed25519 key for the first domain; `aftersmtp dkim show` prints their DNS records).
+         */
+        dkim: z.array(z.strictObject({
+          domain: z.string().min(1),
+          selector: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]*(\.[A-Za-z0-9][A-Za-z0-9-]*)*$/),
+          algorithm: z.enum(['rsa', 'ed25519']),
+          keyFile: z.string().min(1),
+        })).default([]),
+        /** The secret of the Sender Rewriting Scheme for forwarded mail (a file `init` writes). */
+        srsSecretFile: z.string().min(1).default('srs.secret'),
       }).prefault({}),
     }).prefault({}),
   }).prefault({}),

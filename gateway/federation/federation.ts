@@ -1,13 +1,13 @@
-// Federation wiring: listeners on every transport, inbound relay streams, routing, outbound delivery.
+// Federation wiring: listeners on every transport, inbound relay streams, routing, the relay agent of the outbound queue.
 import { dnsServersOf, GatewayError, type Scheduler, type NodeConfig } from '../core/index.ts';
 import type { Logger } from 'pino';
 import type { DidResolver, SignatureCheck } from '../../identity/index.ts';
 import type { PeerTransport, PeerConnection } from '../transport/index.ts';
-import type { Store, WitnessRepository } from '../store/index.ts';
+import type { OutboundTransport, Store, WitnessRepository } from '../store/index.ts';
 import type { NodeLedger } from '../provenance/index.ts';
-import { Router } from './routing.ts';
+import { Router, isSmtpEndpoint } from './routing.ts';
 import { DnsPacketResolver, type DnsResolver } from '../dns/index.ts';
-import { OutboundDelivery, type PeerStatus } from './outbound.ts';
+import { RelayAgent, type PeerStatus } from './relay-agent.ts';
 import { ReceiptBatcher } from './receipt.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
 import { domainOf } from '../accept/index.ts';
@@ -37,7 +37,8 @@ export interface FederationCounters { accepted: number; refused: Record<string, 
 
 export class Federation {
   readonly router: Router;
-  readonly outbound: OutboundDelivery;
+  /** Carries queued mail to peer nodes (the outbound queue's relay agent). */
+  readonly relay: RelayAgent;
   readonly witnessStore: WitnessRepository;
   /** Our role as a witness of peers' logs. */
   readonly witness: Witness;
@@ -64,20 +65,15 @@ export class Federation {
     });
     this.receipts = new ReceiptBatcher(opts.nodeKeys.signingPrivateKey);
     this.peerBudgets = new PeerBudgets(config.federation.peerBudget);
-    this.outbound = new OutboundDelivery({
+    this.relay = new RelayAgent({
       storage: opts.storage,
       resolver: opts.resolver,
-      ledger: opts.ledger,
       verify: opts.verify,
-      config,
       router: this.router,
       transports: opts.transports,
       nodeDid: opts.nodeDid,
-      nodeKeys: opts.nodeKeys,
       localDomains: config.node.domains,
-      retry: config.federation.retry,
       maxInFlightPerPeer: config.federation.maxInFlightPerPeer,
-      queueScanMs: config.federation.queueScanMs,
       ackTimeoutMs: config.federation.ackTimeoutMs,
       dialTimeoutMs: config.federation.dialTimeoutMs,
       log: opts.log.child({ component: 'outbound' }),
@@ -104,7 +100,7 @@ export class Federation {
       store: this.witnessStore, ledger: opts.ledger, resolver: opts.resolver, nodeDid: opts.nodeDid, intervalMs: witnessing.intervalMs,
       witnesses: () => this.witnessDomains(),
       connect: async (domain) => {
-        const channel = await this.outbound.channelFor(domain);
+        const channel = await this.relay.channelFor(domain);
         return { conn: channel.conn, peerDid: channel.peerDid };
       },
       log: opts.log.child({ component: 'cosign' }),
@@ -117,9 +113,9 @@ export class Federation {
     const configured = config.federation.witness.peers;
     if (configured.length) return configured.map((d) => d.toLowerCase());
     const domains = new Set<string>([
-      ...config.federation.routes.map((r) => r.domain.toLowerCase()),
-      ...storage.routes.list().map((r) => r.domain.toLowerCase()),
-      ...this.outbound.peerStatus().map((p) => p.domain.toLowerCase()),
+      // Routes to SMTP servers lead to no node that could cosign.
+      ...[...config.federation.routes, ...storage.routes.list()].filter((r) => !isSmtpEndpoint(r.endpoint)).map((r) => r.domain.toLowerCase()),
+      ...this.relay.peerStatus().map((p) => p.domain.toLowerCase()),
     ]);
     for (const local of config.node.domains) domains.delete(local.toLowerCase());
     return [...domains].sort();
@@ -131,7 +127,7 @@ export class Federation {
    */
   witnessDids(): string[] {
     const { config, storage } = this.opts;
-    const connected = new Map(this.outbound.peerStatus().map((p) => [p.domain.toLowerCase(), p.did]));
+    const connected = new Map(this.relay.peerStatus().map((p) => [p.domain.toLowerCase(), p.did]));
     const dids = new Set<string>();
     for (const domain of this.witnessDomains()) {
       const did = config.federation.routes.find((r) => r.domain.toLowerCase() === domain)?.did
@@ -155,20 +151,24 @@ export class Federation {
   }
 
   /**
-   * Whether mail for `domain` can be queued: a route exists or discovery finds one. A discovery that
-   * fails for a reason that may pass (DNS timeout, DID document unreachable or not over trusted HTTPS)
-   * queues the mail like an MTA does on a temporary failure: outbound retries and says why.
+   * Which delivery agent takes mail for `domain`: `relay` when a route or discovery names an AfterSMTP
+   * node, `smtp` when the operator routed it to an SMTP server or it has no AfterSMTP node (the bridge
+   * sends it, if enabled), undefined when it cannot be routed. A discovery that fails for a reason that may
+   * pass (DNS timeout, DID document unreachable) queues the mail for relay like an MTA does on a
+   * temporary failure: outbound retries and says why.
    */
-  async canRoute(domain: string): Promise<boolean> {
+  async routeKind(domain: string): Promise<OutboundTransport | undefined> {
+    if (this.router.smtpRoute(domain)) return 'smtp';
     try {
       await this.router.route(domain);
-      return true;
+      return 'relay';
     } catch (err) {
-      if ((err as GatewayError).code === 'DISCOVERY') {
+      const code = (err as GatewayError).code;
+      if (code === 'DISCOVERY') {
         this.opts.log.warn({ domain, err: (err as Error).message }, 'discovery failed; queueing for retry');
-        return true;
+        return 'relay';
       }
-      return false;
+      return code === 'UNKNOWN_RECIPIENT' ? 'smtp' : undefined;
     }
   }
 
@@ -192,7 +192,6 @@ export class Federation {
       });
       this.addresses[transport.kind === 'quic' ? 'quic' : 'relay'] = `${addr.host}:${addr.port}`;
     }
-    this.outbound.start();
     if (config.federation.witness.enabled) this.cosignatures.start(this.opts.scheduler);
     log.info(this.addresses, 'federation listening');
     return this.addresses;
@@ -249,7 +248,7 @@ export class Federation {
 
   /** Which DID holds a remote address, asked of the domain's node over the authenticated connection. */
   async resolveRemoteAddress(address: string): Promise<{ did: string; documentJson: string }> {
-    const channel = await this.outbound.channelFor(domainOf(address));
+    const channel = await this.relay.channelFor(domainOf(address));
     const found = await resolveAtPeer(channel.conn, address);
     // The document must be the DID's own (did:key derives it; did:web is fetched over HTTPS).
     const resolved = await this.opts.resolver.resolveKeys(found.did);
@@ -257,7 +256,7 @@ export class Federation {
   }
 
   peers(): (PeerStatus & { cosignedSize: number; witnessError: string })[] {
-    return this.outbound.peerStatus().map((p) => {
+    return this.relay.peerStatus().map((p) => {
       const w = this.cosignatures.status(p.domain);
       return { ...p, cosignedSize: w?.cosignedSize ?? 0, witnessError: w?.lastError ?? '' };
     });
@@ -265,7 +264,6 @@ export class Federation {
 
   async stop(): Promise<void> {
     await this.cosignatures.stop();
-    await this.outbound.stop();
     for (const conn of this.connections) await conn.close().catch(() => {});
     for (const transport of this.opts.transports) await transport.close().catch(() => {});
   }

@@ -25,6 +25,35 @@ export interface Route {
 
 export interface StaticRoute { domain: string; did: string; endpoint: string }
 
+/**
+ * How a static SMTP route secures its connection (Postfix's smtp_tls_security_level): `dane` (the default)
+ * applies DANE when the host has secure TLSA records and is opportunistic otherwise; `verify` wants a
+ * PKIX-valid certificate for the host; `may` takes STARTTLS when offered; `none` sends in plaintext.
+ */
+export type SmtpRouteTls = 'dane' | 'verify' | 'may' | 'none';
+export const SMTP_ROUTE_TLS: readonly SmtpRouteTls[] = ['dane', 'verify', 'may', 'none'];
+
+/** A static route to an SMTP server (Postfix's transport_maps entry, or with domain "*" its relayhost). */
+export interface SmtpRouteTarget { host: string; port: number; tls: SmtpRouteTls }
+
+export function isSmtpEndpoint(text: string): boolean {
+  return /^smtp:\/\//i.test(text.trim());
+}
+
+/** `smtp://host[:port][?tls=dane|verify|may|none]` (port 25, tls dane by default) -> SmtpRouteTarget. */
+export function parseSmtpEndpoint(text: string): SmtpRouteTarget {
+  const m = /^smtp:\/\/(\[[^\]]+\]|[^:/?\s]+)(?::(\d{1,5}))?\/?(?:\?tls=([a-z]+))?$/i.exec(text.trim());
+  const tls = (m?.[3]?.toLowerCase() ?? 'dane') as SmtpRouteTls;
+  if (!m || Number(m[2] ?? 25) > 65535 || Number(m[2] ?? 25) === 0 || !SMTP_ROUTE_TLS.includes(tls)) {
+    throw new GatewayError('INVALID_ARGUMENT', `"${text}" is not an SMTP endpoint (smtp://HOST[:PORT][?tls=dane|verify|may|none])`);
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, '').toLowerCase(), port: Number(m[2] ?? 25), tls };
+}
+
+export function formatSmtpEndpoint(t: SmtpRouteTarget): string {
+  return `smtp://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}?tls=${t.tls}`;
+}
+
 /** `quic://host:port`, `relay://host:port` / `grpc://host:port` (HTTP/2) -> Endpoint. */
 export function parseEndpoint(text: string): Endpoint {
   const m = /^(quic|relay|grpc|http2):\/\/(\[[^\]]+\]|[^:/]+):(\d{1,5})$/.exec(text.trim());
@@ -96,8 +125,22 @@ export class Router {
     return this.opts.localDomains.includes(domain.toLowerCase());
   }
 
-  /** The route the operator set for a domain (config, then `route add`), read without any lookup. */
+  /**
+   * The route to a peer node the operator set for a domain (config, then `route add`), read without any
+   * lookup. A domain routed over SMTP has none (see smtpRoute).
+   */
   configuredRoute(domain: string): { record: StaticRoute; source: 'config' | 'static' } | undefined {
+    const found = this.operatorRoute(domain);
+    return found && !isSmtpEndpoint(found.record.endpoint) ? found : undefined;
+  }
+
+  /** The SMTP server the operator routed a domain to (its own route, not the "*" smarthost), if any. */
+  smtpRoute(domain: string): SmtpRouteTarget | undefined {
+    const found = this.operatorRoute(domain);
+    return found && isSmtpEndpoint(found.record.endpoint) ? parseSmtpEndpoint(found.record.endpoint) : undefined;
+  }
+
+  private operatorRoute(domain: string): { record: StaticRoute; source: 'config' | 'static' } | undefined {
     domain = domain.toLowerCase();
     const configured = this.opts.configRoutes.find((r) => r.domain === domain);
     if (configured) return { record: configured, source: 'config' };
@@ -110,6 +153,7 @@ export class Router {
     domain = domain.toLowerCase();
     const configured = this.configuredRoute(domain);
     if (configured) return this.fromStatic(configured.record, configured.source);
+    if (this.smtpRoute(domain)) throw new GatewayError('UNKNOWN_RECIPIENT', `${domain} is routed to an SMTP server, not to an AfterSMTP node`);
     const cached = this.discovered.get(domain);
     if (cached && Date.now() < cached.until) {
       if (cached.error) throw cached.error;

@@ -16,7 +16,8 @@ import { dataPath, dnsServersOf, fromB64u, widenServerWindows, GatewayError, toG
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
 import { SmtpBridge } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
-import { Store } from '../store/index.ts';
+import { Store, type OutboundTransport } from '../store/index.ts';
+import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
 import { NodeLedger, NodeAnchoring } from '../provenance/index.ts';
 import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
 import { Federation, createTransports } from '../federation/index.ts';
@@ -69,6 +70,10 @@ export class AfterSmtpNode {
   readonly dns: DnsPacketResolver;
   federation?: Federation;
   smtp?: SmtpBridge;
+  /** The outbound queue (relay to peers, SMTP to legacy domains). */
+  queue?: OutboundQueue;
+  /** The SMTP bridge's delivery agent, when bridge.smtp.outbound is enabled. */
+  private smtpAgent?: DeliveryAgent;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
   /** Prometheus metrics, served on the metrics listener (metrics.ts). */
@@ -225,12 +230,14 @@ export class AfterSmtpNode {
     const mailbox = new MailboxService({
       storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, nodeDid: this.keys.did, log: this.log, verify: this.verify,
       observeSubmit: (method, outcome, seconds) => this.metrics.submitSeconds.observe({ method, outcome }, seconds),
-      ...(this.federation ? { canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
+      routeKind: (domain: string) => this.routeKind(domain),
+      bridgeKeyId: this.keys.agreement.keyId,
     });
     server.addService(guard.service(proto.aftersmtp.v1.Mailbox.service), mailbox.handlers());
     server.addService(guard.service(proto.aftersmtp.v1.Identity.service), this.identityHandlers());
     server.addService(guard.service(proto.aftersmtp.v1.Admin.service), adminHandlers({
       storage: this.storage, adminTokenSha256: config.admin.tokenSha256, status: () => this.status(), federation: this.federation,
+      queue: { kick: () => this.queue?.kick() },
     }));
     server.addService(guard.service(proto.aftersmtp.v1.Provenance.service), provenanceHandlers({
       storage: this.storage, ledger: this.ledger, resolver: this.resolver, nodeDid: this.keys.did, nodeKeyId: this.keys.signing.keyId,
@@ -288,6 +295,7 @@ export class AfterSmtpNode {
       this.metricsAddress = `${host}:${(this.metricsServer.address() as AddressInfo).port}`;
     }
     if (config.bridge.smtp.enabled) await this.startSmtp();
+    this.startQueue();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
     this.scheduler.every('prune', { intervalMs: 3600_000, firstRunAfterMs: 60_000 }, () => this.prune(this.scheduler.clock.now()));
     this.startedAt = Date.now();
@@ -312,10 +320,46 @@ export class AfterSmtpNode {
       nodeDid: this.keys.did,
       nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
       log,
-      ...(this.federation ? { federation: this.federation, canRoute: (domain: string) => this.federation!.canRoute(domain) } : {}),
+      routeKind: (domain: string) => this.routeKind(domain),
+      bridgeKeyId: this.keys.agreement.keyId,
+      bridgeKey: { keyId: this.keys.agreement.keyId, publicKey: fromB64u(this.keys.agreement.publicKey) },
+      ...(this.federation ? { federation: this.federation } : {}),
     });
     this.smtp = bridge;
     await bridge.start({ config: this.config, dataDir: this.dataDir, dns: this.dns, log });
+  }
+
+  /**
+   * Which delivery agent takes mail for a remote domain: a peer node (relay) or the SMTP bridge, when
+   * each is enabled; undefined = not routable from here.
+   */
+  async routeKind(domain: string): Promise<OutboundTransport | undefined> {
+    const kind = this.federation ? await this.federation.routeKind(domain) : 'smtp';
+    return kind === 'smtp' && !this.smtpOutboundEnabled() ? undefined : kind;
+  }
+
+  private smtpOutboundEnabled(): boolean {
+    return this.config.bridge.smtp.enabled && this.config.bridge.smtp.outbound.enabled;
+  }
+
+  /** The outbound queue, with a delivery agent per enabled route kind. */
+  private startQueue(): void {
+    const { config } = this;
+    this.queue = new OutboundQueue({
+      storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, verify: this.verify,
+      nodeDid: this.keys.did,
+      nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+      localDomains: config.node.domains,
+      agents: {
+        ...(this.federation ? { relay: this.federation.relay } : {}),
+        ...(this.smtpAgent ? { smtp: this.smtpAgent } : {}),
+      },
+      retry: config.federation.retry,
+      capacity: Math.max(256, 4 * config.federation.maxInFlightPerPeer),
+      queueScanMs: config.federation.queueScanMs,
+      log: this.log.child({ component: 'outbound' }),
+    });
+    this.queue.start();
   }
 
   /**
@@ -420,8 +464,13 @@ export class AfterSmtpNode {
     return {
       Resolve: (call, callback) => {
         const { did, address } = call.request;
-        if (address && this.federation && !this.config.node.domains.includes(domainOf(address))) {
-          this.federation.resolveRemoteAddress(address).then(
+        if (address && !this.config.node.domains.includes(domainOf(address))) {
+          // A domain without an AfterSMTP node gets this node's own document, its key the bridge key.
+          this.routeKind(domainOf(address)).then(async (kind) => {
+            if (kind === 'smtp') return { did: this.keys.did, documentJson: JSON.stringify(this.keys.document), legacy: true };
+            if (kind === 'relay' && this.federation) return { ...(await this.federation.resolveRemoteAddress(address)), legacy: false };
+            throw new GatewayError('UNKNOWN_RECIPIENT', `no route to ${domainOf(address)}`);
+          }).then(
             (found) => callback(null, found),
             (err) => callback(notFound(address)(err)),
           );
@@ -454,6 +503,7 @@ export class AfterSmtpNode {
       while ((await this.storage.outbound.pruneFinished(before)) > 0) { /* the next chunk */ }
       // DSN requests outlive any notice they govern once the longest message lifetime has passed.
       await this.storage.dsn.prune(nowMs - this.config.limits.maxLifetimeMs);
+      await this.storage.requireTls.prune(nowMs - this.config.limits.maxLifetimeMs);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'pruning failed; retried in an hour');
     }
@@ -489,6 +539,7 @@ export class AfterSmtpNode {
     // SMTP first: its sessions finish (or get 421) while the store still takes what they hand over.
     await this.smtp?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'closing the SMTP listeners failed'));
     this.storage.events.shutdown();
+    await this.queue?.stop();
     await this.federation?.stop();
     if (server) {
       await new Promise<void>((resolve) => {

@@ -11,6 +11,8 @@ export interface AdminDeps {
   adminTokenSha256?: string;
   status: () => Omit<StatusReply__Output, never>;
   federation?: Federation;
+  /** The outbound queue, woken after an action so a retry or release is attempted now. */
+  queue?: { kick(): void };
 }
 
 /** Throws UNAUTHENTICATED unless `metadata` carries the admin token whose SHA-256 is `expected`. */
@@ -24,7 +26,7 @@ export function checkAdmin(metadata: grpc.Metadata, expected: string | undefined
 
 /** A queue item as the operator sees it; its error as one line (it may quote a peer). */
 function toWire(i: OutboundItem) {
-  return { messageId: i.messageId, recipient: i.recipient, state: i.state, attempts: i.attempts, nextAttemptMs: i.nextAttemptMs, lastError: oneLine(i.lastError) };
+  return { messageId: i.messageId, recipient: i.recipient, state: i.state, attempts: i.attempts, nextAttemptMs: i.nextAttemptMs, lastError: oneLine(i.lastError), transport: i.transport };
 }
 
 export function adminHandlers(deps: AdminDeps): AdminHandlers {
@@ -72,7 +74,7 @@ export function adminHandlers(deps: AdminDeps): AdminHandlers {
         }
       }
       await Promise.all(changes); // issued together, so they share group commits
-      deps.federation?.outbound.kick();
+      deps.queue?.kick();
       return { affected: changes.length };
     }),
   };

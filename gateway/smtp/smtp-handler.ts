@@ -20,9 +20,11 @@ export interface SmtpHandlerDeps extends AcceptDeps {
   nodeKeys: { signingKeyId: string; signingPrivateKey: Uint8Array };
   /** Federation, when enabled: routes to peer nodes and their mailboxes' keys (submission to peers). */
   federation?: {
-    router: Pick<Router, 'configuredRoute' | 'route'>;
+    router: Pick<Router, 'configuredRoute'>;
     resolveRemoteAddress(address: string): Promise<{ did: string; documentJson: string }>;
   };
+  /** The node's own key agreement key: submitted mail for SMTP recipients is sealed to it (the bridge key). */
+  bridgeKey: { keyId: string; publicKey: Uint8Array };
   log: Logger;
 }
 
@@ -105,15 +107,12 @@ export class SmtpHandler implements InboundHandler {
   async recipient(address: string, context: { listener: ListenerKind; authenticated?: string }): Promise<RecipientKind> {
     const domain = domainOf(address);
     if (this.localDomains.has(domain)) return this.deps.storage.mailboxes.byAddress(address) ? 'local' : 'unknown';
-    const federation = this.deps.federation;
-    if (!federation) return 'legacy';
-    // An anonymous MX client cannot make the node look anything up: only configured routes count.
-    if (!context.authenticated) return federation.router.configuredRoute(domain) ? 'peer' : 'legacy';
+    // An anonymous (MX) client cannot make the node look anything up, and may not relay anyway.
+    if (!context.authenticated) return this.deps.federation?.router.configuredRoute(domain) ? 'peer' : 'legacy';
     try {
-      await federation.router.route(domain);
-      return 'peer';
+      const kind = await this.deps.routeKind?.(domain);
+      return kind === 'relay' ? 'peer' : kind === 'smtp' ? 'legacy' : 'unroutable';
     } catch (err) {
-      if ((err as GatewayError).code === 'UNKNOWN_RECIPIENT') return 'legacy';
       throw bridgeErrorFor(err);
     }
   }
@@ -156,11 +155,15 @@ export class SmtpHandler implements InboundHandler {
         recipients.push({ did: mailbox.did, address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
         continue;
       }
-      if (!submitted || !this.deps.federation) throw new BridgeError('RELAY_DENIED', `${domain} is not a domain of this node`);
-      // A peer's recipient: its key as its node answers for it, checked against its DID (as an app does).
-      if ((await this.recipient(address, { listener: message.listener, authenticated: fromAddress })) !== 'peer') {
-        throw new BridgeError('RELAY_DENIED', `${domain} has no AfterSMTP node, and this node does not send SMTP yet`);
+      if (!submitted) throw new BridgeError('RELAY_DENIED', `${domain} is not a domain of this node`);
+      const kind = await this.recipient(address, { listener: message.listener, authenticated: fromAddress });
+      if (kind === 'legacy') {
+        // Sent on over SMTP by this node: sealed to its own key, which the outbound bridge opens.
+        recipients.push({ did: nodeDid, address, keyId: this.deps.bridgeKey.keyId, publicKey: this.deps.bridgeKey.publicKey });
+        continue;
       }
+      if (kind !== 'peer' || !this.deps.federation) throw new BridgeError('RELAY_DENIED', `this node does not send to ${domain}`);
+      // A peer's recipient: its key as its node answers for it, checked against its DID (as an app does).
       const found = await this.deps.federation.resolveRemoteAddress(address);
       const keys = extractKeys(found.did, JSON.parse(found.documentJson));
       const [keyId, publicKey] = [...keys.keyAgreement.entries()][0] ?? [];
@@ -194,12 +197,13 @@ export class SmtpHandler implements InboundHandler {
       senderKeyId: nodeKeys.signingKeyId,
       senderPrivateKey: nodeKeys.signingPrivateKey,
       recipientAddresses: recipients.map((r) => r.address),
-      recipients: recipients.map((r) => ({ keyId: r.keyId, publicKey: r.publicKey })),
+      // Several SMTP recipients share the bridge key: it is wrapped once.
+      recipients: [...new Map(recipients.map((r) => [r.keyId, { keyId: r.keyId, publicKey: r.publicKey }])).values()],
       createdMs,
       expiresMs,
     });
     // MX mail is for local mailboxes only; submitted mail goes on to peers through the outbound queue.
-    const deps: AcceptDeps = submitted ? this.deps : { ...this.deps, canRoute: undefined };
+    const deps: AcceptDeps = submitted ? this.deps : { ...this.deps, routeKind: undefined };
     // DSN parameters go into the same group commit as the message (both written in this turn), and the
     // 250 waits for both.
     const dsn = dsnRequest(message);
@@ -210,6 +214,7 @@ export class SmtpHandler implements InboundHandler {
         fromPeer: false,
       }),
       dsn ? storage.dsn.record(messageId, dsn, createdMs) : undefined,
+      message.requireTls ? storage.requireTls.record(messageId, createdMs) : undefined,
     ]);
     const id = Buffer.from(messageId).toString('hex');
     this.deps.log.info({ session: message.sessionId, listener: message.listener, messageId: id, recipients: recipients.length, vouched: vouched !== '' }, 'bridged message accepted');

@@ -7,7 +7,8 @@
  * - migrations.ts: the layout of every table and its one upgrade path (versioned steps, user_version).
  * - one repository per concern, each preparing its statements once: mailboxes.ts, deliveries.ts (the
  *   inbox, with delivery_envelopes), outbound.ts (the relay queue), routes.ts, replay.ts (the replay
- *   set), witness.ts (witness state), dsn.ts (DSN parameters of mail the SMTP bridge took).
+ *   set), witness.ts (witness state), dsn.ts and require-tls.ts (DSN parameters and REQUIRETLS of mail the
+ *   SMTP bridge took), sts-policies.ts (MTA-STS policies), tls-outcomes.ts (TLS results per day, for TLS-RPT).
  * - events.ts: typed events (a delivery stored, recipients queued, the node draining).
  * - store.ts: the `Store` facade holding them, and the writes that span several repositories in one
  *   commit (accepting a message, removing a mailbox, repairing log indexes after a crash).
@@ -38,9 +39,12 @@ export { STORE_VERSION } from './migrations.ts';
 export { StoreEvents, type DeliveryListener, type OutboundListener, type ShutdownListener } from './events.ts';
 export { MailboxRepository, MAILBOX_REREAD_MS, type MailboxRecord } from './mailboxes.ts';
 export { DeliveryRepository, type StoredDelivery, type VouchedSender } from './deliveries.ts';
-export { OutboundRepository, type OutboundItem, type OutboundState, type HeldEnvelope } from './outbound.ts';
+export { OutboundRepository, type OutboundItem, type OutboundState, type OutboundTransport, type QueuedRecipient, type HeldEnvelope } from './outbound.ts';
 export { RouteRepository, ROUTE_REREAD_MS, type RouteRecord } from './routes.ts';
 export { ReplayRepository } from './replay.ts';
 export { WitnessRepository, type WitnessedLog, type SplitView } from './witness.ts';
 export { DsnRepository, type DsnRecipient, type DsnRequest } from './dsn.ts';
+export { RequireTlsRepository } from './require-tls.ts';
+export { StsPolicyRepository } from './sts-policies.ts';
+export { TlsOutcomeRepository, utcDay, type TlsOutcomeCount } from './tls-outcomes.ts';
 export { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';

@@ -223,6 +223,40 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX IF NOT EXISTS smtp_dsn_received ON smtp_dsn (received_ms);`);
     },
   },
+  {
+    version: 7,
+    change: 'the outbound bridge: each queued recipient names its delivery agent (relay | smtp); MTA-STS '
+      + 'policies, TLS outcomes per day (for TLS-RPT) and REQUIRETLS requests are kept',
+    up(db) {
+      // The delivery agent of each queued recipient: relay (a peer node) | smtp (the bridge).
+      if (!hasColumn(db, 'outbound', 'transport')) db.exec(`ALTER TABLE outbound ADD COLUMN transport TEXT NOT NULL DEFAULT 'relay'`);
+      db.exec(`CREATE TABLE IF NOT EXISTS sts_policies (
+        domain TEXT NOT NULL PRIMARY KEY,
+        id TEXT NOT NULL,
+        policy TEXT NOT NULL, -- the parsed policy, JSON
+        fetched_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS tls_outcomes (
+        day TEXT NOT NULL,           -- UTC date, YYYY-MM-DD: TLS-RPT reports one day per policy domain
+        policy_domain TEXT NOT NULL,
+        policy_type TEXT NOT NULL,   -- tlsa | sts | no-policy-found
+        policy_strings TEXT NOT NULL, -- JSON array
+        mx_host TEXT NOT NULL,
+        receiving_ip TEXT NOT NULL,
+        result TEXT NOT NULL,        -- success | an RFC 8460 result type
+        detail TEXT NOT NULL,        -- the latest failure's reason
+        count INTEGER NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (day, policy_domain, policy_type, mx_host, receiving_ip, result)
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS smtp_require_tls (
+        message_id BLOB NOT NULL PRIMARY KEY,
+        received_ms INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;`);
+    },
+  },
 ];
 
 /** The layout this code writes (PRAGMA user_version): the last step's. */

@@ -4,10 +4,17 @@ import type { StoreEngine, Statement } from './engine.ts';
 
 export type OutboundState = 'queued' | 'deferred' | 'held' | 'delivered' | 'failed';
 
+/** The delivery agent a queued recipient waits for: a peer AfterSMTP node (relay) or the SMTP bridge. */
+export type OutboundTransport = 'relay' | 'smtp';
+
+/** A remote recipient as it is queued. */
+export interface QueuedRecipient { address: string; domain: string; transport: OutboundTransport }
+
 export interface OutboundItem {
   messageId: Uint8Array;
   recipient: string;
   domain: string;
+  transport: OutboundTransport;
   state: OutboundState;
   attempts: number;
   nextAttemptMs: number;
@@ -21,7 +28,7 @@ export interface OutboundItem {
 export interface HeldEnvelope { envelope: Uint8Array; sender: string; senderDomain: string; logIndex: number | null }
 
 interface OutboundRow {
-  message_id: Uint8Array; recipient: string; domain: string; state: OutboundState; attempts: number; next_attempt_ms: number;
+  message_id: Uint8Array; recipient: string; domain: string; transport: OutboundTransport; state: OutboundState; attempts: number; next_attempt_ms: number;
   expires_ms: number; last_error: string; receipt: string; updated_ms: number;
 }
 interface EnvelopeRow { message_id: Uint8Array; envelope: Uint8Array; sender: string; sender_domain: string; log_index: number | null }
@@ -30,7 +37,7 @@ export class OutboundRepository {
   private readonly engine: StoreEngine;
   private readonly stmts: {
     insertEnvelope: Statement<[Uint8Array, Uint8Array, string, string, number | null]>;
-    insert: Statement<[Uint8Array, string, string, number, number, number]>;
+    insert: Statement<[Uint8Array, string, string, OutboundTransport, number, number, number]>;
     due: Statement<[number, number], OutboundRow>;
     nextDueAfter: Statement<[number], { t: number | null }>;
     nextDue: Statement<[], { t: number | null }>;
@@ -50,7 +57,7 @@ export class OutboundRepository {
     this.engine = engine;
     this.stmts = {
       insertEnvelope: engine.prepare(`INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)`),
-      insert: engine.prepare(`INSERT INTO outbound (message_id, recipient, domain, state, next_attempt_ms, expires_ms, updated_ms) VALUES (?,?,?,'queued',?,?,?)`),
+      insert: engine.prepare(`INSERT INTO outbound (message_id, recipient, domain, transport, state, next_attempt_ms, expires_ms, updated_ms) VALUES (?,?,?,?,'queued',?,?,?)`),
       due: engine.prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
       nextDueAfter: engine.prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms > ?`),
       nextDue: engine.prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred')`),
@@ -79,8 +86,8 @@ export class OutboundRepository {
   }
 
   /** Queues a held message for its remote recipients (inside a write). */
-  addRecipients(messageId: Uint8Array, recipients: { address: string; domain: string }[], nowMs: number, expiresMs: number): void {
-    for (const r of recipients) this.stmts.insert.run(messageId, r.address, r.domain, nowMs, expiresMs, nowMs);
+  addRecipients(messageId: Uint8Array, recipients: QueuedRecipient[], nowMs: number, expiresMs: number): void {
+    for (const r of recipients) this.stmts.insert.run(messageId, r.address, r.domain, r.transport, nowMs, expiresMs, nowMs);
   }
 
   due(nowMs: number, limit: number): OutboundItem[] {
@@ -180,6 +187,7 @@ function toOutbound(r: OutboundRow): OutboundItem {
     messageId: r.message_id,
     recipient: r.recipient,
     domain: r.domain,
+    transport: r.transport,
     state: r.state,
     attempts: Number(r.attempts),
     nextAttemptMs: Number(r.next_attempt_ms),

@@ -6,8 +6,11 @@ import { StoreEngine, type EngineOptions } from './engine.ts';
 import { StoreEvents } from './events.ts';
 import { MailboxRepository } from './mailboxes.ts';
 import { DeliveryRepository, type VouchedSender } from './deliveries.ts';
-import { OutboundRepository, type OutboundItem, type HeldEnvelope } from './outbound.ts';
+import { OutboundRepository, type OutboundItem, type HeldEnvelope, type QueuedRecipient } from './outbound.ts';
 import { DsnRepository } from './dsn.ts';
+import { RequireTlsRepository } from './require-tls.ts';
+import { StsPolicyRepository } from './sts-policies.ts';
+import { TlsOutcomeRepository } from './tls-outcomes.ts';
 import { RouteRepository } from './routes.ts';
 import { ReplayRepository } from './replay.ts';
 import { WitnessRepository } from './witness.ts';
@@ -41,6 +44,9 @@ export class Store {
   readonly outbound: OutboundRepository;
   readonly routes: RouteRepository;
   readonly dsn: DsnRepository;
+  readonly requireTls: RequireTlsRepository;
+  readonly stsPolicies: StsPolicyRepository;
+  readonly tlsOutcomes: TlsOutcomeRepository;
   readonly replay: ReplayRepository;
   readonly witness: WitnessRepository;
 
@@ -52,6 +58,9 @@ export class Store {
     this.outbound = new OutboundRepository(engine);
     this.routes = new RouteRepository(engine);
     this.dsn = new DsnRepository(engine);
+    this.requireTls = new RequireTlsRepository(engine);
+    this.stsPolicies = new StsPolicyRepository(engine);
+    this.tlsOutcomes = new TlsOutcomeRepository(engine);
     this.replay = new ReplayRepository(engine);
     this.witness = new WitnessRepository(engine);
   }
@@ -96,8 +105,8 @@ export class Store {
     messageHash?: Uint8Array;
     /** Who vouched for the sender, kept with each delivery; default: nobody. */
     sender?: VouchedSender;
-    /** Remote recipients, queued for relay in the same transaction. */
-    remote?: { recipients: { address: string; domain: string }[]; sender: string; senderDomain: string };
+    /** Remote recipients, queued for their delivery agent in the same transaction. */
+    remote?: { recipients: QueuedRecipient[]; sender: string; senderDomain: string };
   }): Promise<Map<string, number>> {
     const seqs = new Map<string, number>();
     const receivedMs = Date.now();
@@ -128,7 +137,7 @@ export class Store {
     if (remote && held) {
       // Listeners get the new queue items themselves, so the outbound loop need not scan for them.
       const items: OutboundItem[] = remote.recipients.map((r) => ({
-        messageId: args.messageId, recipient: r.address, domain: r.domain, state: 'queued', attempts: 0,
+        messageId: args.messageId, recipient: r.address, domain: r.domain, transport: r.transport, state: 'queued', attempts: 0,
         nextAttemptMs: receivedMs, expiresMs: args.expiresMs, lastError: '', receipt: '', updatedMs: receivedMs,
       }));
       this.events.queued(items, held);

@@ -46,6 +46,8 @@ export class DurableHandler implements InboundHandler {
   acceptCalls = 0;
   /** Every address recipient() was asked about. */
   readonly asked: string[] = [];
+  /** Remote domains the node cannot send to (its outbound bridge off). */
+  readonly unroutableDomains = new Set<string>(['nowhere.example']);
 
   async recipient(address: string): Promise<RecipientKind> {
     this.asked.push(address);
@@ -53,6 +55,7 @@ export class DurableHandler implements InboundHandler {
     if (known) return known;
     const domain = address.split('@')[1] ?? '';
     if (this.localDomains.has(domain)) return 'unknown';
+    if (this.unroutableDomains.has(domain)) return 'unroutable';
     return this.peerDomains.has(domain) ? 'peer' : 'legacy';
   }
 

@@ -47,12 +47,13 @@ describe('no open relay', () => {
     c.close();
   });
 
-  it('submission with AUTH takes local and peer recipients and refuses legacy ones until the outbound bridge exists', async () => {
+  it('submission with AUTH takes local, peer and legacy recipients, and refuses a domain the node cannot send to', async () => {
     const c = await submissionSession();
     expect(await c.cmd('MAIL FROM:<alice@node.test>')).toMatch(/^250 /);
     expect(await c.cmd('RCPT TO:<alice@node.test>')).toMatch(/^250 /);
     expect(await c.cmd('RCPT TO:<dave@peer.test>')).toMatch(/^250 /);
-    expect(await c.cmd('RCPT TO:<erin@legacy.example>')).toBe('550 5.7.1 legacy domains need the outbound bridge, not available yet');
+    expect(await c.cmd('RCPT TO:<erin@legacy.example>')).toMatch(/^250 /);
+    expect(await c.cmd('RCPT TO:<fred@nowhere.example>')).toBe('550 5.7.1 this node does not send to nowhere.example (no AfterSMTP node there, and its SMTP sending is off)');
     expect(await c.cmd('RCPT TO:<nobody@node.test>')).toMatch(/^550 5\.1\.1 /);
     c.close();
   });

@@ -105,7 +105,7 @@ describe('storage', () => {
   it('prunes the queue records of recipients finished before a cutoff, in bounded chunks, and nothing that still waits', async () => {
     const storage = new Store(join(dir.path, 'prune.db'), { durability: 'deferred' });
     const envelope = new Uint8Array(100).fill(2);
-    const remote = (address: string) => ({ recipients: [{ address, domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' });
+    const remote = (address: string) => ({ recipients: [{ address, domain: 'far.test', transport: 'relay' as const }], sender: 'a@x.test', senderDomain: 'x.test' });
     for (let n = 10; n < 16; n++) {
       await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope, mailboxes: [], remote: remote(`r${n}@far.test`) });
     }
@@ -182,7 +182,7 @@ describe('storage', () => {
   it('upgrades a version 1 store: the outbound queue moves to rowid tables with every item, envelope and receipt intact', async () => {
     const file = join(dir.path, 'upgrade-outbound.db');
     let storage = new Store(file, { durability: 'deferred' });
-    const remote = (n: number) => ({ recipients: [{ address: `r${n}@far.test`, domain: 'far.test' }, { address: `s${n}@far.test`, domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' });
+    const remote = (n: number) => ({ recipients: [{ address: `r${n}@far.test`, domain: 'far.test', transport: 'relay' as const }, { address: `s${n}@far.test`, domain: 'far.test', transport: 'relay' as const }], sender: 'a@x.test', senderDomain: 'x.test' });
     for (let n = 1; n <= 3; n++) {
       await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(3000).fill(n), mailboxes: [], logIndex: n, remote: remote(n) });
     }
@@ -192,6 +192,7 @@ describe('storage', () => {
     await storage.close();
     // Rewrite the outbound tables as version 1 laid them out: clustered on the random key (WITHOUT ROWID).
     const old = new DatabaseSync(file);
+    old.exec('ALTER TABLE outbound DROP COLUMN transport'); // layout 7's
     for (const table of ['outbound_envelopes', 'outbound']) {
       const { sql } = old.prepare(`SELECT sql FROM sqlite_schema WHERE name = ?`).get(table) as { sql: string };
       old.exec(`CREATE TABLE ${table}_v1 ${sql.slice(sql.indexOf('('))}, WITHOUT ROWID; INSERT INTO ${table}_v1 SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_v1 RENAME TO ${table};`);
@@ -252,7 +253,7 @@ describe('storage', () => {
 
   it('finds the messages whose log leaves a crash lost, queued ones included, and gives each its new leaf everywhere; finds leaves by id', async () => {
     const storage = withTwoMailboxes(join(dir.path, 'lost-leaves.db'));
-    const remote = { recipients: [{ address: 'r@far.test', domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' };
+    const remote = { recipients: [{ address: 'r@far.test', domain: 'far.test', transport: 'relay' as const }], sender: 'a@x.test', senderDomain: 'x.test' };
     const store = (n: number, mailboxes: string[], logIndex: number, far?: typeof remote) =>
       storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: new Uint8Array(50).fill(n), mailboxes, logIndex, ...(far ? { remote: far } : {}) });
     await store(1, ['a@x.test'], 4);
@@ -286,7 +287,7 @@ describe('storage', () => {
       await storage.storeEnvelope({ messageId: id(n), expiresMs: Date.now() + 60_000, envelope: envelope(n), mailboxes: n === 3 ? ['a@x.test', 'b@x.test'] : [n % 2 ? 'a@x.test' : 'b@x.test'], logIndex: n });
     }
     await storage.storeEnvelope({ messageId: id(8), expiresMs: Date.now() + 60_000, envelope: envelope(8), mailboxes: [], logIndex: 8,
-      remote: { recipients: [{ address: 'r@far.test', domain: 'far.test' }], sender: 'a@x.test', senderDomain: 'x.test' } });
+      remote: { recipients: [{ address: 'r@far.test', domain: 'far.test', transport: 'relay' as const }], sender: 'a@x.test', senderDomain: 'x.test' } });
     const ackedAt = Date.now();
     await storage.deliveries.ack('a@x.test', [1], ackedAt);
     await storage.close();

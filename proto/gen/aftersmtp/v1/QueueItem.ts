@@ -15,6 +15,10 @@ export interface QueueItem {
    */
   'nextAttemptMs'?: (number | string | Long);
   'lastError'?: (string);
+  /**
+   * the delivery agent: relay (a peer AfterSMTP node) | smtp (the SMTP bridge)
+   */
+  'transport'?: (string);
 }
 
 export interface QueueItem__Output {
@@ -30,4 +34,8 @@ export interface QueueItem__Output {
    */
   'nextAttemptMs': (number);
   'lastError': (string);
+  /**
+   * the delivery agent: relay (a peer AfterSMTP node) | smtp (the SMTP bridge)
+   */
+  'transport': (string);
 }

@@ -1,0 +1,235 @@
+// The outbound queue: per-recipient state in SQLite (survives restarts), handed to the delivery agent of
+// each recipient's route kind, retried with exponential backoff, and a failure notice in the sender's
+// mailbox on a permanent error or expiry. The agents carry the mail; this loop decides when, and records
+// what became of it.
+import type { Logger } from 'pino';
+import { decodeEnvelope } from '../../identity/index.ts';
+import type { HeldEnvelope, OutboundItem, OutboundTransport } from '../store/index.ts';
+import { oneLine } from '../core/index.ts';
+import type { DeliveryAgent, RecipientOutcome } from './agent.ts';
+import { FailureNotices, type FailedRecipient, type NoticeDeps } from './notice.ts';
+
+export interface RetryPolicy { initialMs: number; maxMs: number }
+
+export interface OutboundQueueOptions extends NoticeDeps {
+  agents: Partial<Record<OutboundTransport, DeliveryAgent>>;
+  retry: RetryPolicy;
+  /** Deliveries (message x domain) run at once; beyond that, items wait in the store. */
+  capacity: number;
+  /** Even with nothing due, the queue is re-read this often (items whose delivery ended abnormally). */
+  queueScanMs: number;
+  log: Logger;
+}
+
+export class OutboundQueue {
+  private readonly opts: OutboundQueueOptions;
+  private readonly notices: FailureNotices;
+  private readonly sending = new Set<string>();
+  private readonly deliveries = new Set<Promise<void>>();
+  /** Items just queued by the store (handed over by its onOutbound event), not yet dispatched. */
+  private fresh: OutboundItem[] = [];
+  /** The envelopes of fresh items, as the store's event handed them over (spares reading them back). */
+  private freshEnvelopes = new Map<string, HeldEnvelope>();
+  /** The queue must be read from the store (start, kick, due retries, items left for lack of room). */
+  private needScan = true;
+  /** Due items were left in the store for lack of room: read them once room frees up. */
+  private backlog = false;
+  /** When the next deferred item falls due may have changed (a scan, a deferral): ask the store again. */
+  private dueChanged = true;
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private wake?: () => void;
+  private loop?: Promise<void>;
+  private stopListening?: () => void;
+
+  constructor(opts: OutboundQueueOptions) {
+    this.opts = opts;
+    this.notices = new FailureNotices(opts);
+  }
+
+  start(): void {
+    this.running = true;
+    this.stopListening = this.opts.storage.events.onOutbound(this.onOutbound);
+    this.loop = this.run();
+  }
+
+  private readonly onOutbound = (items?: OutboundItem[], held?: HeldEnvelope) => {
+    if (items?.length) {
+      this.fresh.push(...items);
+      if (held) this.freshEnvelopes.set(hex(items[0]!.messageId), held);
+    } else {
+      this.needScan = true;
+    }
+    this.wake?.();
+  };
+
+  /** Wakes the loop now and re-reads the queue (after `queue retry`, a new route, tests). */
+  kick(): void {
+    this.needScan = true;
+    this.wake?.();
+  }
+
+  /**
+   * The queue lives in the store; this loop hands due items to deliveries. New items arrive with the
+   * store's event (no query per message); the store is read at start, on kick, when a deferred item
+   * falls due, when room frees up after items were left there, and every few seconds as a safety net.
+   * At most `capacity` deliveries run at once; each agent bounds what is on the wire.
+   */
+  private async run(): Promise<void> {
+    const capacity = this.opts.capacity;
+    let safetyScanAt = 0;
+    let dueAt: number | undefined;
+    while (this.running) {
+      const now = Date.now();
+      if (now >= safetyScanAt || (dueAt !== undefined && now >= dueAt)) this.needScan = true;
+      if (this.backlog && this.deliveries.size <= capacity / 2) this.needScan = true;
+      if (this.needScan) {
+        this.needScan = false;
+        this.dueChanged = true;
+        this.backlog = false;
+        this.fresh = []; // committed before their event: the scan sees them
+        this.freshEnvelopes.clear();
+        safetyScanAt = now + this.opts.queueScanMs;
+        const room = capacity - this.deliveries.size;
+        if (room > 0) {
+          const limit = room + this.sending.size;
+          const rows = this.opts.storage.outbound.due(now, limit);
+          const due = rows.filter((i) => !this.sending.has(key(i)));
+          // A full page means more may be due behind it: read again as soon as room frees up, not at
+          // the next safety scan (that wait stalled a backlog for seconds).
+          if (this.dispatch(due) < due.length || rows.length >= limit) this.backlog = true;
+        } else {
+          this.backlog = true;
+        }
+      }
+      if (this.fresh.length) {
+        const fresh = this.fresh;
+        this.fresh = [];
+        if (this.dispatch(fresh.filter((i) => !this.sending.has(key(i))), this.freshEnvelopes) < fresh.length) this.backlog = true;
+        this.freshEnvelopes.clear();
+      }
+      // Most turns only hand fresh items over: the next due time changes with scans and deferrals only.
+      if (this.dueChanged || (dueAt !== undefined && dueAt <= Date.now())) {
+        this.dueChanged = false;
+        dueAt = this.opts.storage.outbound.nextDueAfter(Date.now());
+      }
+      const wakeAt = Math.min(safetyScanAt, dueAt ?? Infinity);
+      const wait = Math.max(10, Math.min(60_000, wakeAt - Date.now()));
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.timer = setTimeout(resolve, wait);
+      });
+      clearTimeout(this.timer);
+      this.wake = undefined;
+    }
+  }
+
+  /**
+   * Starts one delivery per (message, domain, agent) while there is room: a peer node stores the envelope
+   * for all its recipients at once, an SMTP server takes them in one transaction. Returns how many items
+   * were taken; the rest stay queued in the store.
+   */
+  private dispatch(items: OutboundItem[], envelopes?: Map<string, HeldEnvelope>): number {
+    const groups = new Map<string, OutboundItem[]>();
+    for (const item of items) {
+      const k = `${hex(item.messageId)}|${item.domain}|${item.transport}`;
+      const list = groups.get(k);
+      if (list) list.push(item);
+      else groups.set(k, [item]);
+    }
+    let taken = 0;
+    for (const group of groups.values()) {
+      if (this.deliveries.size >= this.opts.capacity) break;
+      taken += group.length;
+      for (const i of group) this.sending.add(key(i));
+      const delivery: Promise<void> = this.deliver(group, envelopes?.get(hex(group[0]!.messageId)))
+        .catch((err: Error) => this.opts.log.error({ err: err.message }, 'outbound delivery failed'))
+        .finally(() => {
+          for (const i of group) this.sending.delete(key(i));
+          this.deliveries.delete(delivery);
+          this.wake?.();
+        });
+      this.deliveries.add(delivery);
+    }
+    return taken;
+  }
+
+  private async deliver(items: OutboundItem[], held?: HeldEnvelope): Promise<void> {
+    const first = items[0]!;
+    const stored = held ?? this.opts.storage.outbound.envelope(first.messageId);
+    if (!stored) {
+      for (const item of items) await this.opts.storage.outbound.purge(item.messageId, item.recipient);
+      return;
+    }
+    const envelope = decodeEnvelope(stored.envelope);
+    if (Date.now() > first.expiresMs) {
+      await this.apply(items, stored, items.map((i) => ({ recipient: i.recipient, state: 'failed', code: 'EXPIRED', error: 'the message expired before the recipient domain accepted it', report: { status: '4.4.7' } })));
+      return;
+    }
+    const agent = this.opts.agents[first.transport];
+    let outcomes: RecipientOutcome[];
+    if (!agent) {
+      outcomes = items.map((i) => ({ recipient: i.recipient, state: 'deferred', code: 'PEER_UNAVAILABLE', error: `no ${first.transport} delivery on this node (federation or bridge.smtp disabled)` }));
+    } else {
+      outcomes = await agent.deliver({ domain: first.domain, items, held: stored, envelope }).catch((err: Error) => {
+        const code = (err as { code?: string }).code ?? 'INTERNAL';
+        return items.map((i): RecipientOutcome => ({ recipient: i.recipient, state: 'deferred', code, error: err.message }));
+      });
+    }
+    await this.apply(items, stored, outcomes);
+  }
+
+  /** Records each outcome durably (in one write), then sends one failure notice for those that failed. */
+  private async apply(items: OutboundItem[], held: HeldEnvelope, outcomes: RecipientOutcome[]): Promise<void> {
+    const byRecipient = new Map(items.map((i) => [i.recipient, i]));
+    const updates: OutboundItem[] = [];
+    const failed: FailedRecipient[] = [];
+    const now = Date.now();
+    for (const outcome of outcomes) {
+      const item = byRecipient.get(outcome.recipient);
+      if (!item) continue;
+      const attempts = item.attempts + 1;
+      if (outcome.state === 'delivered') {
+        updates.push({ ...item, state: 'delivered', attempts, lastError: '', receipt: outcome.receipt });
+      } else if (outcome.state === 'deferred') {
+        const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
+        updates.push({ ...item, state: 'deferred', attempts, nextAttemptMs: now + delay, lastError: oneLine(`${outcome.code}: ${outcome.error}`) });
+      } else {
+        updates.push({ ...item, state: 'failed', attempts, lastError: oneLine(`${outcome.code}: ${outcome.error}`) });
+        failed.push({ address: item.recipient, code: outcome.code, ...(outcome.report ? { report: outcome.report } : {}) });
+      }
+    }
+    if (updates.length === 0) return;
+    await this.opts.storage.outbound.updateMany(updates);
+    if (updates.some((u) => u.state === 'deferred')) this.dueChanged = true;
+    const first = items[0]!;
+    const counts = { delivered: 0, deferred: 0, failed: 0 };
+    for (const u of updates) counts[u.state as keyof typeof counts]++;
+    this.opts.log.info({ domain: first.domain, transport: first.transport, ...counts }, 'outbound attempt');
+    if (failed.length === 0 || !held.sender) return;
+    const envelope = decodeEnvelope(held.envelope);
+    await this.notices.send(held.sender, envelope, failed).catch((err: Error) => {
+      this.opts.log.error({ err: err.message }, 'delivery failure notice not stored');
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.stopListening?.();
+    this.wake?.();
+    await this.loop;
+    const agents = Object.values(this.opts.agents).filter((a): a is DeliveryAgent => !!a);
+    // Pending attempts fail fast once their connections are cut; their items stay queued for next start.
+    await Promise.all(agents.map((a) => a.interrupt?.()));
+    await Promise.allSettled([...this.deliveries]);
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+function key(i: OutboundItem): string {
+  return `${hex(i.messageId)}|${i.recipient}`;
+}
