@@ -10,6 +10,8 @@ export { AuthError } from './auth/errors.ts';
 export type { AuthErrorCode } from './auth/errors.ts';
 export { arcSeal, DEFAULT_ARC_SIGNED_HEADERS, MAX_ARC_INSTANCE } from './auth/arc-seal.ts';
 export type { ArcSealOptions, ArcSet } from './auth/arc-seal.ts';
+export { DEFAULT_DKIM_SIGNED_HEADERS, DKIM_RSA_BITS, dkimDnsRecord, dkimSign, generateDkimKey } from './auth/dkim-sign.ts';
+export type { DkimDnsRecordOptions, DkimKey, DkimKeyAlgorithm, DkimSigner, DkimSignOptions } from './auth/dkim-sign.ts';
 export { BridgeError, smtpReplyFor } from './inbound/errors.ts';
 export type { BridgeErrorCode, SmtpReply } from './inbound/errors.ts';
 export type {
