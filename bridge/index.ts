@@ -24,8 +24,10 @@ export type { DaneFailure, DanePolicy, DaneVerdict } from './outbound/dane.ts';
 export {
   fetchStsPolicy, InMemoryStsPolicyCache, MAX_STS_AGE_SECONDS, mxMatches, parseStsPolicy, parseStsRecord, resolveStsPolicy, StsError,
 } from './outbound/mta-sts.ts';
-export { Srs, SrsError } from './outbound/srs.ts';
-export type { SrsErrorCode, SrsOptions } from './outbound/srs.ts';
 export type {
   CachedStsPolicy, StsFailureCode, StsFetchOptions, StsMode, StsPolicy, StsPolicyCache, StsRecord, StsResolution,
 } from './outbound/mta-sts.ts';
+export { Srs, SrsError } from './outbound/srs.ts';
+export type { SrsErrorCode, SrsOptions } from './outbound/srs.ts';
+export { ComposeError, composeMessage, RECEIPT_FIELD } from './outbound/compose.ts';
+export type { ComposedMessage, ComposeErrorCode, ComposeInput } from './outbound/compose.ts';
