@@ -31,3 +31,5 @@ export { Srs, SrsError } from './outbound/srs.ts';
 export type { SrsErrorCode, SrsOptions } from './outbound/srs.ts';
 export { ComposeError, composeMessage, RECEIPT_FIELD } from './outbound/compose.ts';
 export type { ComposedMessage, ComposeErrorCode, ComposeInput } from './outbound/compose.ts';
+export { buildDsn, DsnError, MAX_RETURNED_MESSAGE, parseDsn } from './outbound/dsn.ts';
+export type { DsnAction, DsnErrorCode, DsnInput, DsnRecipient, ParsedDsn, ParsedDsnRecipient } from './outbound/dsn.ts';

@@ -4,7 +4,7 @@
 import { splitMessage, type HeaderField } from '../auth/canon.ts';
 import { FIELD_NAME } from '../auth/errors.ts';
 import { headerFrom, rfc5322Date } from '../inbound/message.ts';
-import { foldList, HEADER_CONTROL, hasEightBit, longestLine, MAX_LINE_OCTETS, quotedPrintable, toCrlf, unstructuredValue } from './mime.ts';
+import { crlfLines, foldList, HEADER_CONTROL, hasEightBit, longestLine, mailboxProblem, MAX_LINE_OCTETS, transferEncoding, unstructuredValue } from './mime.ts';
 
 export type ComposeErrorCode =
   /** A value for a header field holds CR, LF or another control character. */
@@ -64,8 +64,6 @@ const OWN_FIELDS = new Set([
   'from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id', 'mime-version', 'content-type', 'content-transfer-encoding',
   RECEIPT_FIELD.toLowerCase(), 'dkim-signature',
 ]);
-/** An RFC 5321 mailbox without quoting: atext and dots (non-ASCII allowed, RFC 6531), 64 octets of local part. */
-const ADDRESS = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+$/u;
 /** RFC 5322 §3.6.4 msg-id contents: dot-atom-text "@" (dot-atom-text / no-fold-literal). */
 const MSG_ID = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+|\[[\x21-\x5a\x5e-\x7e]*\])$/;
 /** type "/" subtype, then parameters; printable ASCII and spaces only. */
@@ -78,11 +76,9 @@ function checkHeaderText(what: string, value: string): void {
 }
 
 function checkAddress(what: string, address: string): void {
-  checkHeaderText(what, address);
-  const at = address.lastIndexOf('@');
-  if (!ADDRESS.test(address) || Buffer.byteLength(address.slice(0, at), 'utf8') > 64 || Buffer.byteLength(address, 'utf8') > 254) {
-    throw new ComposeError('BAD_ADDRESS', `${what} "${address}" is not a mailbox address`);
-  }
+  const problem = mailboxProblem(address);
+  if (problem === 'control') throw new ComposeError('HEADER_INJECTION', `${what} holds a line break or a control character`);
+  if (problem === 'syntax') throw new ComposeError('BAD_ADDRESS', `${what} "${address}" is not a mailbox address`);
 }
 
 function receiptValue(receipt: ComposeInput['receipt']): string {
@@ -104,10 +100,8 @@ function checkDate(date: Date): void {
   if (!Number.isFinite(date.getTime())) throw new ComposeError('BAD_ARGUMENT', 'the date is not a time');
 }
 
-/** A CRLF-ended body (a body that ends without a line end gets one: the DATA terminator needs it). */
-function crlfBody(body: Uint8Array): Buffer {
-  const data = toCrlf(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-  return data.length === 0 || data.subarray(-2).toString('latin1') === '\r\n' ? data : Buffer.concat([data, Buffer.from('\r\n')]);
+function bytes(body: Uint8Array): Buffer {
+  return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 }
 
 function field(name: string, value: string): string {
@@ -143,16 +137,10 @@ function buildMessage(input: ComposeInput, contentType: string, receipt: string,
     return field(name, value);
   });
 
-  let body = crlfBody(input.body);
-  let encoding: '7bit' | '8bit' | 'quoted-printable' = hasEightBit(body) ? '8bit' : '7bit';
-  // RFC 2045 §2.7/2.8: 7bit and 8bit data have lines of at most 998 octets and no NUL.
-  if (longestLine(body) > MAX_LINE_OCTETS || body.includes(0)) {
-    // RFC 2045 §6.4: a composite type's own encoding must be 7bit, 8bit or binary; its parts carry their own.
-    if (/^(?:multipart|message)\//i.test(contentType)) {
-      throw new ComposeError('LINE_TOO_LONG', `a ${contentType.split(';')[0]} body with a line over ${MAX_LINE_OCTETS} octets (or a NUL) cannot be re-encoded`);
-    }
-    body = quotedPrintable(body);
-    encoding = 'quoted-printable';
+  const { body, encoding } = transferEncoding(crlfLines(bytes(input.body)));
+  // RFC 2045 §6.4: a composite type's own encoding must be 7bit, 8bit or binary; its parts carry their own.
+  if (encoding === 'quoted-printable' && /^(?:multipart|message)\//i.test(contentType)) {
+    throw new ComposeError('LINE_TOO_LONG', `a ${contentType.split(';')[0]} body with a line over ${MAX_LINE_OCTETS} octets (or a NUL) cannot be re-encoded`);
   }
 
   const headers = [
@@ -179,7 +167,7 @@ function buildMessage(input: ComposeInput, contentType: string, receipt: string,
  * the receipt). Its From must be the authenticated sender.
  */
 function completeMessage(input: ComposeInput, receipt: string, addressesUtf8: boolean): ComposedMessage {
-  const message = toCrlf(Buffer.from(input.body.buffer, input.body.byteOffset, input.body.byteLength));
+  const message = crlfLines(bytes(input.body));
   const { headers, body } = splitMessage(message);
   for (const header of headers) {
     if (!FIELD_NAME.test(header.raw.slice(0, Math.max(0, header.raw.indexOf(':'))))) {
@@ -206,7 +194,6 @@ function completeMessage(input: ComposeInput, receipt: string, addressesUtf8: bo
   ].join('');
   const kept = headers.filter((h: HeaderField) => h.name !== RECEIPT_FIELD.toLowerCase()).map((h) => `${h.raw}\r\n`).join('');
   const headerBytes = Buffer.concat([Buffer.from(added, 'utf8'), Buffer.from(kept, 'latin1')]);
-  const bodyBytes = body.length > 0 && body.subarray(-2).toString('latin1') !== '\r\n' ? Buffer.concat([body, Buffer.from('\r\n')]) : body;
-  const data = Buffer.concat([headerBytes, Buffer.from('\r\n'), bodyBytes]);
+  const data = Buffer.concat([headerBytes, Buffer.from('\r\n'), body]);
   return { data, eightBit: hasEightBit(data), smtputf8: addressesUtf8 || hasEightBit(headerBytes) };
 }

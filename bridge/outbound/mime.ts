@@ -15,6 +15,12 @@ export function toCrlf(data: Buffer): Buffer {
   return Buffer.from(text.replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
 }
 
+/** CRLF line ends, and a CRLF at the end of non-empty data (the DATA terminator and a closing boundary need one). */
+export function crlfLines(data: Buffer): Buffer {
+  const crlf = toCrlf(data);
+  return crlf.length === 0 || (crlf[crlf.length - 2] === 13 && crlf[crlf.length - 1] === 10) ? crlf : Buffer.concat([crlf, Buffer.from('\r\n')]);
+}
+
 export function hasEightBit(data: Buffer | string): boolean {
   if (typeof data === 'string') return /[^\x00-\x7f]/.test(data);
   for (const byte of data) if (byte > 0x7f) return true;
@@ -36,6 +42,30 @@ export function longestLine(data: Buffer): number {
 
 /** A C0 control (other than HTAB) or DEL: what must never reach a header field from a caller's value. */
 export const HEADER_CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** An RFC 5321 mailbox without quoting: atext and dots (non-ASCII allowed, RFC 6531). */
+const MAILBOX = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+$/u;
+
+/**
+ * What keeps an address out of a header field or an envelope: 'control' (a line break or another control
+ * character: an injection attempt), 'syntax' (not a mailbox, or over RFC 5321's 64-octet local part or
+ * 254-octet path), or null when it is usable.
+ */
+export function mailboxProblem(address: string): 'control' | 'syntax' | null {
+  if (HEADER_CONTROL.test(address)) return 'control';
+  const at = address.lastIndexOf('@');
+  if (!MAILBOX.test(address) || Buffer.byteLength(address.slice(0, at), 'utf8') > 64 || Buffer.byteLength(address, 'utf8') > 254) return 'syntax';
+  return null;
+}
+
+/**
+ * The transfer encoding a leaf body goes out with (RFC 2045): 7bit or 8bit when its lines are within 998
+ * octets and it has no NUL, else quoted-printable (the body returned encoded).
+ */
+export function transferEncoding(body: Buffer): { body: Buffer; encoding: '7bit' | '8bit' | 'quoted-printable' } {
+  if (longestLine(body) > MAX_LINE_OCTETS || body.includes(0)) return { body: quotedPrintable(body), encoding: 'quoted-printable' };
+  return { body, encoding: hasEightBit(body) ? '8bit' : '7bit' };
+}
 
 /** RFC 2045 §6.7 quoted-printable of CRLF-ended data, lines of at most 76 characters. */
 export function quotedPrintable(data: Buffer): Buffer {
