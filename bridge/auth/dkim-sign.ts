@@ -3,6 +3,7 @@
 // verifier that knows only RSA still finds one it can check). Also the keys and their DNS records.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { dkimSign as mailauthDkimSign } from 'mailauth';
+import { splitMessage } from './canon.ts';
 import { AuthError, FIELD_NAME, HOST_NAME } from './errors.ts';
 import { MIN_RSA_BITS, publicKeyDnsValue, publicKeyFromDns } from './keys.ts';
 
@@ -103,9 +104,10 @@ function checkKey(key: KeyObject, algorithm: DkimKeyAlgorithm): void {
  * before anything is signed, and any signature mailauth could not make is an error: a message goes out with
  * all the signatures asked for or not at all.
  *
- * From is listed once in h=, not oversigned: mailauth 7.1.0's signer writes into h= only the fields the
- * message has, so a From added on the way is not made to break the signature (receivers see two From fields,
- * which RFC 5322 forbids and DMARC implementations reject).
+ * From is listed once in h=, not oversigned (RFC 6376 §8.15): mailauth 7.1.0's signer writes into h= only
+ * the fields the message has. A From added on the way therefore leaves the signature valid; RFC 5322 forbids
+ * the second From, and a receiver must refuse such a message rather than rely on the signature (mailauth's
+ * DMARC answers "none", multiple-from-fields).
  */
 export async function dkimSign(message: Buffer, signers: readonly DkimSigner[], opts: DkimSignOptions = {}): Promise<Buffer> {
   if (signers.length === 0) throw new AuthError('BAD_ARGUMENT', 'no DKIM signer given');
@@ -113,6 +115,9 @@ export async function dkimSign(message: Buffer, signers: readonly DkimSigner[], 
   if (headers.some((name) => !FIELD_NAME.test(name))) throw new AuthError('BAD_ARGUMENT', 'the header list holds something that is not a field name');
   if (!headers.includes('from')) throw new AuthError('BAD_ARGUMENT', 'a DKIM signature must cover From (RFC 6376 §5.4)');
   if (headers.includes('dkim-signature')) throw new AuthError('BAD_ARGUMENT', 'the header list must not name DKIM-Signature');
+  // RFC 5322 §3.6: exactly one From. With two, which one a reader is shown is up to its software.
+  const fromFields = splitMessage(message).headers.filter((h) => h.name === 'from').length;
+  if (fromFields !== 1) throw new AuthError('BAD_ARGUMENT', `the message has ${fromFields} From fields; exactly one can be signed`);
   const time = opts.time ?? new Date();
   if (!Number.isFinite(time.getTime()) || time.getTime() < 0) throw new AuthError('BAD_ARGUMENT', 'the signing time is not a time');
   for (const signer of signers) {

@@ -118,5 +118,6 @@ describe('dkimSign', () => {
     expect(await code(dkimSign(message, [{ ...signers[0]!, domain: 'bad domain' }]))).toBe('BAD_ARGUMENT');
     const noFrom = Buffer.from(message.toString('latin1').replace(/^From: [^\r]*\r\n/, ''), 'latin1');
     expect(await code(dkimSign(noFrom, signers))).toBe('BAD_ARGUMENT');
+    expect(await code(dkimSign(Buffer.concat([Buffer.from('From: ceo@signer.test\r\n'), message]), signers))).toBe('BAD_ARGUMENT');
   });
 });
