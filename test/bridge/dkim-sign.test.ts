@@ -109,6 +109,14 @@ describe('dkimSign', () => {
     expect(v.dkim.every((d) => d.result === 'fail')).toBe(true);
   });
 
+  it('known gap: From is not oversigned, so a From prepended on the way leaves DKIM passing; DMARC gives no pass', async () => {
+    const signed = await dkimSign(message, signers);
+    const v = await verify(Buffer.concat([Buffer.from('From: ceo@evil.example\r\n'), signed]));
+    // When mailauth's signer learns to oversign, this becomes ['fail', 'fail'] and the comment in dkim-sign.ts goes.
+    expect(v.dkim.map((d) => d.result)).toEqual(['pass', 'pass']);
+    expect(v.dmarc.result).not.toBe('pass');
+  });
+
   it('refuses, before signing anything: no signer, a key of the wrong kind, a garbage key, no From in h=, no From in the message', async () => {
     const code = async (p: Promise<unknown>) => p.then(() => 'no error', (err: unknown) => (err instanceof AuthError ? err.code : String(err)));
     expect(await code(dkimSign(message, []))).toBe('BAD_ARGUMENT');
