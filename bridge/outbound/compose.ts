@@ -45,7 +45,7 @@ export interface ComposeInput {
   contentType: string;
   body: Uint8Array;
   receipt: { origin: string; leafIndex: number | bigint };
-  /** Further fields for a built message (not for message/rfc822), ASCII; the fields this module writes are refused. */
+  /** Further fields, ASCII, one line each; the fields this module writes are refused. A message/rfc822 body gets those it lacks. */
   extraHeaders?: readonly { name: string; value: string }[];
 }
 
@@ -104,6 +104,17 @@ function bytes(body: Uint8Array): Buffer {
   return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 }
 
+/** The caller's extra fields, checked: ASCII, one line, a field name, and none of the fields written here. */
+function extraFields(input: ComposeInput): readonly { name: string; value: string }[] {
+  const extra = input.extraHeaders ?? [];
+  for (const { name, value } of extra) {
+    checkHeaderText(`the ${name} value`, name + value);
+    if (!FIELD_NAME.test(name) || OWN_FIELDS.has(name.toLowerCase())) throw new ComposeError('BAD_ARGUMENT', `"${name}" cannot be set as an extra header`);
+    if (hasEightBit(value) || name.length + 2 + value.length > MAX_LINE_OCTETS) throw new ComposeError('BAD_ARGUMENT', `the ${name} value must be ASCII and fit on one line`);
+  }
+  return extra;
+}
+
 function field(name: string, value: string): string {
   return `${name}: ${value}\r\n`;
 }
@@ -130,12 +141,7 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
 function buildMessage(input: ComposeInput, contentType: string, receipt: string, smtputf8: boolean): ComposedMessage {
   if (!CONTENT_TYPE.test(contentType) || contentType.length > MAX_LINE_OCTETS - 20) throw new ComposeError('BAD_ARGUMENT', `"${contentType}" is not a content type`);
   if (input.subject !== undefined) checkHeaderText('the subject', input.subject);
-  const extra = (input.extraHeaders ?? []).map(({ name, value }) => {
-    checkHeaderText(`the ${name} value`, name + value);
-    if (!FIELD_NAME.test(name) || OWN_FIELDS.has(name.toLowerCase())) throw new ComposeError('BAD_ARGUMENT', `"${name}" cannot be set as an extra header`);
-    if (hasEightBit(value) || name.length + 2 + value.length > MAX_LINE_OCTETS) throw new ComposeError('BAD_ARGUMENT', `the ${name} value must be ASCII and fit on one line`);
-    return field(name, value);
-  });
+  const extra = extraFields(input).map(({ name, value }) => field(name, value));
 
   const { body, encoding } = transferEncoding(crlfLines(bytes(input.body)));
   // RFC 2045 §6.4: a composite type's own encoding must be 7bit, 8bit or binary; its parts carry their own.
@@ -145,7 +151,7 @@ function buildMessage(input: ComposeInput, contentType: string, receipt: string,
 
   const headers = [
     field('From', input.from),
-    field('To', foldList('To', input.to, ', ')),
+    input.to.length > 0 ? field('To', foldList('To', input.to, ', ')) : '',
     input.cc && input.cc.length > 0 ? field('Cc', foldList('Cc', input.cc, ', ')) : '',
     input.subject !== undefined ? field('Subject', unstructuredValue('Subject', input.subject)) : '',
     field('Date', rfc5322Date(input.date)),
@@ -162,8 +168,8 @@ function buildMessage(input: ComposeInput, contentType: string, receipt: string,
 }
 
 /**
- * The app's own RFC 5322 message: its fields and body kept as they are, the missing From, To, Date and
- * Message-ID added, and the receipt field added (one the app wrote itself is dropped: only the node states
+ * The app's own RFC 5322 message: its fields and body kept as they are, the missing From, To, Date,
+ * Message-ID and extra fields added, and the receipt field added (one the app wrote itself is dropped: only the node states
  * the receipt). Its From must be the authenticated sender.
  */
 function completeMessage(input: ComposeInput, receipt: string, addressesUtf8: boolean): ComposedMessage {
@@ -187,10 +193,11 @@ function completeMessage(input: ComposeInput, receipt: string, addressesUtf8: bo
   }
   const added = [
     has('from') ? '' : field('From', input.from),
-    has('to') ? '' : field('To', foldList('To', input.to, ', ')),
+    has('to') || input.to.length === 0 ? '' : field('To', foldList('To', input.to, ', ')),
     has('date') ? '' : field('Date', rfc5322Date(input.date)),
     has('message-id') ? '' : field('Message-ID', `<${input.messageId}>`),
     field(RECEIPT_FIELD, receipt),
+    ...extraFields(input).filter(({ name }) => !has(name.toLowerCase())).map(({ name, value }) => field(name, value)),
   ].join('');
   const kept = headers.filter((h: HeaderField) => h.name !== RECEIPT_FIELD.toLowerCase()).map((h) => `${h.raw}\r\n`).join('');
   const headerBytes = Buffer.concat([Buffer.from(added, 'utf8'), Buffer.from(kept, 'latin1')]);

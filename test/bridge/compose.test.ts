@@ -118,6 +118,12 @@ describe('a message built around the body', () => {
     expect(out).toMatchObject({ eightBit: true, smtputf8: true });
   });
 
+  it('only Cc recipients: no empty To field', () => {
+    const out = composeMessage({ ...base, to: [], cc: ['carol@legacy.example'] });
+    expect(get(out.data, 'To')).toEqual([]);
+    expect(get(out.data, 'Cc')).toEqual(['carol@legacy.example']);
+  });
+
   it('many recipients fold at commas', () => {
     const to = Array.from({ length: 12 }, (_, i) => `recipient${i}@legacy.example`);
     const out = composeMessage({ ...base, to });
@@ -196,6 +202,17 @@ describe('a message/rfc822 body', () => {
   it('drops a receipt field the app wrote: only the node states the receipt', () => {
     const out = composeMessage(rfc822('From: alice@node.example\r\nAfterSMTP-Receipt: origin=forged; leaf=1\r\n\r\nx\r\n'));
     expect(get(out.data, 'AfterSMTP-Receipt')).toEqual(['origin=node.example/log; leaf=42']);
+  });
+
+  it('adds the extra fields it lacks, never a second one', () => {
+    const out = composeMessage({
+      ...rfc822('From: alice@node.example\r\nIn-Reply-To: <own@x>\r\n\r\nx\r\n'),
+      extraHeaders: [{ name: 'In-Reply-To', value: '<other@x>' }, { name: 'References', value: '<r@x>' }],
+    });
+    expect(get(out.data, 'In-Reply-To')).toEqual(['<own@x>']);
+    expect(get(out.data, 'References')).toEqual(['<r@x>']);
+    expect(code(() => composeMessage({ ...rfc822('From: alice@node.example\r\n\r\nx\r\n'), extraHeaders: [{ name: 'X', value: 'a\r\nBcc: v@x' }] })))
+      .toBe('HEADER_INJECTION');
   });
 
   it('adds From when the message has none', () => {

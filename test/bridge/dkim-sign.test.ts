@@ -3,7 +3,7 @@
 // verifyMessage (mailauth over the node's DNS client) must pass both signatures, aligned with From.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync } from 'node:crypto';
-import { AuthError, dkimDnsRecord, dkimSign, generateDkimKey, verifyMessage, type DkimSigner } from '../../bridge/index.ts';
+import { AuthError, composeMessage, dkimDnsRecord, dkimSign, generateDkimKey, verifyMessage, type DkimSigner } from '../../bridge/index.ts';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
 
@@ -93,6 +93,15 @@ describe('dkimSign', () => {
       expect.objectContaining({ result: 'pass', domain: DOMAIN, selector: 'e2026', algo: 'ed25519-sha256', aligned: true }),
     ]);
     expect(v.dmarc).toMatchObject({ result: 'pass', alignment: { dkim: true } });
+  });
+
+  it('signs what composeMessage builds (encoded subject, 8-bit body) so that it verifies', async () => {
+    const { data } = composeMessage({
+      from: `alice@${DOMAIN}`, to: ['bob@example.net'], subject: 'Grüße', date: new Date(), messageId: `c1@${DOMAIN}`,
+      contentType: '', body: Buffer.from('Grüße aus Köln\n'), receipt: { origin: `${DOMAIN}/log`, leafIndex: 7 },
+    });
+    const v = await verify(await dkimSign(data, signers));
+    expect(v.dkim.map((d) => [d.result, d.aligned])).toEqual([['pass', true], ['pass', true]]);
   });
 
   it('a body changed after signing fails both signatures', async () => {
