@@ -38,7 +38,7 @@ export interface DsnRecipient {
   status: string;
   /** The host that gave the answer. */
   remoteMta?: string;
-  /** The remote server's reply (or the node's own), one line is not assumed. */
+  /** The remote server's reply (or the node's own); any text: it is made one ASCII line, cut and folded. */
   diagnostic?: { type: 'smtp'; text: string };
   lastAttemptDate?: Date;
   willRetryUntil?: Date;

@@ -128,7 +128,8 @@ export function foldList(name: string, items: readonly string[], separator: ', '
   let lineLength = name.length + 2 + Buffer.byteLength(value, 'utf8');
   for (const item of items.slice(1)) {
     const length = Buffer.byteLength(item, 'utf8');
-    if (lineLength + separator.length + length > FOLD_AT) {
+    // Never fold before an empty item (a run of spaces): a continuation line of only whitespace is obsolete syntax.
+    if (item !== '' && lineLength + separator.length + length > FOLD_AT) {
       value += `${separator.trimEnd()}\r\n ${item}`;
       lineLength = 1 + length;
     } else {

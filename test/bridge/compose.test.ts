@@ -108,6 +108,10 @@ describe('a message built around the body', () => {
     const out = composeMessage({ ...base, subject });
     expect(parse(out.data).raw).toMatch(/\r\n word/);
     expect(get(out.data, 'Subject')).toEqual([subject]);
+    const spaced = `${'a'.repeat(60)}      ${'b'.repeat(30)}  c`;
+    const spacedOut = composeMessage({ ...base, subject: spaced });
+    expect(get(spacedOut.data, 'Subject')).toEqual([spaced]);
+    expect(parse(spacedOut.data).raw).not.toMatch(/\r\n[ \t]*\r\n|\r\n[ \t]+$/);
     const tricky = composeMessage({ ...base, subject: '=?UTF-8?B?SGk=?= not encoded' });
     expect(decodeWords(get(tricky.data, 'Subject')[0]!)).toBe('=?UTF-8?B?SGk=?= not encoded');
   });
