@@ -10,6 +10,8 @@ export { AuthError } from './auth/errors.ts';
 export type { AuthErrorCode } from './auth/errors.ts';
 export { arcSeal, DEFAULT_ARC_SIGNED_HEADERS, MAX_ARC_INSTANCE } from './auth/arc-seal.ts';
 export type { ArcSealOptions, ArcSet } from './auth/arc-seal.ts';
+export { DEFAULT_DKIM_SIGNED_HEADERS, DKIM_RSA_BITS, dkimDnsRecord, dkimSign, generateDkimKey } from './auth/dkim-sign.ts';
+export type { DkimDnsRecordOptions, DkimKey, DkimKeyAlgorithm, DkimSigner, DkimSignOptions } from './auth/dkim-sign.ts';
 export { BridgeError, smtpReplyFor } from './inbound/errors.ts';
 export type { BridgeErrorCode, SmtpReply } from './inbound/errors.ts';
 export type {
@@ -25,3 +27,9 @@ export {
 export type {
   CachedStsPolicy, StsFailureCode, StsFetchOptions, StsMode, StsPolicy, StsPolicyCache, StsRecord, StsResolution,
 } from './outbound/mta-sts.ts';
+export { Srs, SrsError } from './outbound/srs.ts';
+export type { SrsErrorCode, SrsOptions } from './outbound/srs.ts';
+export { ComposeError, composeMessage, RECEIPT_FIELD } from './outbound/compose.ts';
+export type { ComposedMessage, ComposeErrorCode, ComposeInput } from './outbound/compose.ts';
+export { buildDsn, DsnError, MAX_RETURNED_MESSAGE, parseDsn } from './outbound/dsn.ts';
+export type { DsnAction, DsnErrorCode, DsnInput, DsnRecipient, ParsedDsn, ParsedDsnRecipient } from './outbound/dsn.ts';

@@ -5,7 +5,7 @@
 // the open ARC test suite checks a sealer.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { bodyHash, fieldValue, selectSigned, signingInput, splitMessage, type HeaderField } from './canon.ts';
-import { AuthError, checkAuthservId } from './errors.ts';
+import { AuthError, checkAuthservId, FIELD_NAME, HOST_NAME } from './errors.ts';
 import { algorithmOfKey, signData, type SignatureAlgorithm } from './keys.ts';
 import { parseTagList } from './tag-list.ts';
 import type { ArcResult } from './arc-verify.ts';
@@ -83,9 +83,8 @@ function existingSets(headers: HeaderField[]): { sets: ExistingSet[]; highest: n
   return { sets: [...byInstance.values()].sort((a, b) => a.instance - b.instance), highest, newestCv };
 }
 
-const DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const SELECTOR = DOMAIN;
-const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+const DOMAIN = HOST_NAME;
+const SELECTOR = HOST_NAME;
 
 /** Tags joined "; " and folded at tag boundaries only: relaxed canonicalization reads both forms the same. */
 function tagList(tags: [string, string][]): string {

@@ -20,8 +20,14 @@ export class AuthError extends Error {
   }
 }
 
+/** A host name (LDH labels): signing domains, selectors, and the authserv-id the node uses. */
+export const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** RFC 5322 §3.6.8 field-name: printable ASCII except the colon. */
+export const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+
 /** RFC 8601 §2.5 authserv-id: a value, here restricted to a host name, which is what the node uses. */
-const AUTHSERV_ID = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const AUTHSERV_ID = HOST_NAME;
 
 export function checkAuthservId(authservId: string): void {
   if (!AUTHSERV_ID.test(authservId) || authservId.length > 253) {

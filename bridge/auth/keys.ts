@@ -35,6 +35,18 @@ export function verifyData(algorithm: SignatureAlgorithm, data: Buffer, publicKe
   }
 }
 
+/** The key a record's p= holds: SPKI DER for RSA, the 32 raw bytes for Ed25519 (RFC 8463 §4.2). Throws when unreadable. */
+export function publicKeyFromDns(keyType: 'rsa' | 'ed25519', p: string): KeyObject {
+  const der = Buffer.from(p, 'base64');
+  return createPublicKey({ key: keyType === 'rsa' ? der : Buffer.concat([ED25519_SPKI_PREFIX, der]), format: 'der', type: 'spki' });
+}
+
+/** The p= value of a key record for a public (or private) key: the inverse of publicKeyFromDns. */
+export function publicKeyDnsValue(key: KeyObject): string {
+  const spki = (key.type === 'public' ? key : createPublicKey(key)).export({ type: 'spki', format: 'der' });
+  return (key.asymmetricKeyType === 'ed25519' ? spki.subarray(ED25519_SPKI_PREFIX.length) : spki).toString('base64');
+}
+
 export type KeyLookup =
   | { ok: true; key: KeyObject }
   | { ok: false; temporary: boolean; reason: string };
@@ -63,8 +75,7 @@ export async function lookupKey(resolver: BridgeResolver, domain: string, select
   const p = (tags.get('p') ?? '').replace(/[ \t\r\n]/g, '');
   if (p === '') return { ok: false, temporary: false, reason: `key for ${name} is revoked (empty p=)` };
   try {
-    const der = Buffer.from(p, 'base64');
-    const key = createPublicKey({ key: keyType === 'rsa' ? der : Buffer.concat([ED25519_SPKI_PREFIX, der]), format: 'der', type: 'spki' });
+    const key = publicKeyFromDns(keyType, p);
     if (key.asymmetricKeyType !== keyType) return { ok: false, temporary: false, reason: `key for ${name} is not a ${keyType} key` };
     if (keyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return { ok: false, temporary: false, reason: `key for ${name} is shorter than ${MIN_RSA_BITS} bits` };
     return { ok: true, key };
