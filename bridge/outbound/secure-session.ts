@@ -56,7 +56,7 @@ export async function openSecureSession(input: SecureSessionInput): Promise<Secu
     session = await SmtpSession.open({
       address, port: input.port, serverName: host, clientName: input.clientName,
       connectTimeoutMs: input.connectTimeoutMs, commandTimeoutMs: input.commandTimeoutMs, dataTimeoutMs: input.dataTimeoutMs,
-    });
+    }, input.signal);
   } catch (err) {
     return { ok: false, problem: `${where}: ${(err as Error).message}` };
   }

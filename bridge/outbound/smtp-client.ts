@@ -104,19 +104,28 @@ export class SmtpSession {
   }
 
   /** Connects and reads the greeting (whatever its code: the caller decides what a 4xx or 5xx greeting means). */
-  static async open(options: SmtpSessionOptions): Promise<SmtpSession> {
+  static async open(options: SmtpSessionOptions, signal?: AbortSignal): Promise<SmtpSession> {
+    const aborted = () => new SmtpClientError('aborted', 'delivery aborted');
+    if (signal?.aborted) throw aborted();
     const socket = connectTcp({ host: options.address, port: options.port });
     const session = new SmtpSession(options, socket);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new SmtpClientError('connect', `no connection to ${options.address}:${options.port} within ${options.connectTimeoutMs} ms`));
-      }, options.connectTimeoutMs);
-      socket.once('connect', () => { clearTimeout(timer); resolve(); });
-      socket.once('error', (err) => { clearTimeout(timer); reject(new SmtpClientError('connect', `connect to ${options.address}:${options.port}: ${err.message}`, { cause: err })); });
-    });
-    session.#attach(socket);
-    session.greeting = await session.read(options.commandTimeoutMs);
+    const onAbort = () => session.#fail(aborted());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          socket.destroy();
+          reject(new SmtpClientError('connect', `no connection to ${options.address}:${options.port} within ${options.connectTimeoutMs} ms`));
+        }, options.connectTimeoutMs);
+        socket.once('connect', () => { clearTimeout(timer); resolve(); });
+        socket.once('close', () => { clearTimeout(timer); reject(session.#error ?? aborted()); });
+        socket.once('error', (err) => { clearTimeout(timer); reject(new SmtpClientError('connect', `connect to ${options.address}:${options.port}: ${err.message}`, { cause: err })); });
+      });
+      session.#attach(socket);
+      session.greeting = await session.read(options.commandTimeoutMs);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
     return session;
   }
 
