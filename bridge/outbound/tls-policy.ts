@@ -111,6 +111,8 @@ export function trustAnchors(ca: string | string[] | undefined): string[] | unde
 function pkix(socket: TLSSocket, host: string): PeerVerdict {
   if (!socket.authorized) {
     const reason = String(socket.authorizationError ?? 'unknown');
+    // Node runs its own name check after a chain that verified, and reports a mismatch here too.
+    if (reason === 'ERR_TLS_CERT_ALTNAME_INVALID') return { ok: false, result: 'certificate-host-mismatch', detail: `${host}: the certificate does not name it` };
     const expired = reason === 'CERT_HAS_EXPIRED' || reason === 'CERT_NOT_YET_VALID';
     return { ok: false, result: expired ? 'certificate-expired' : 'certificate-not-trusted', detail: `${host}: ${reason}` };
   }

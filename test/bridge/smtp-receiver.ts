@@ -32,7 +32,7 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
   const receiver: Receiver = { port: 0, connections: 0, messages: [], close: async () => {} };
   const ids = new WeakMap<object, number>();
   const server = new SMTPServer({
-    logger: false, authOptional: true, disabledCommands: ['AUTH'], size: 10 * 1024 * 1024, hideDSN: false,
+    logger: false, authOptional: true, disabledCommands: ['AUTH'], size: 10 * 1024 * 1024, hideDSN: false, hideREQUIRETLS: false,
     ...serverOptions,
     onConnect(session, callback) {
       ids.set(session, ++receiver.connections);
