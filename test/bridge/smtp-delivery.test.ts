@@ -12,7 +12,10 @@ import {
 } from '../../bridge/index.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
 import { selfSigned, signedBy, type Issued } from './dane-pki.ts';
-import { closedPort, startReceiver, type Receiver } from './smtp-receiver.ts';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { until } from '../helpers.ts';
+import { closedPort, startPostfixReceiver, startReceiver, type PostfixReceiver, type Receiver } from './smtp-receiver.ts';
 
 const hex = (data: Buffer) => data.toString('hex').toUpperCase();
 const spki311 = (cert: X509Certificate) => `3 1 1 ${hex(createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest())}`;
@@ -20,6 +23,7 @@ const spki311 = (cert: X509Certificate) => `3 1 1 ${hex(createHash('sha256').upd
 let lab: DnsLab;
 let dns: DnsPacketResolver;
 let ca: Issued;
+let postfixCert: Issued;
 let https: HttpsServer;
 const portMap: Record<string, number> = {};
 const hostMap: Record<string, string> = {};
@@ -40,6 +44,7 @@ beforeAll(async () => {
   const wrongName = await signedBy(ca, 'other.example', { names: ['other.example'] });
   const selfCert = await selfSigned('self.plain.test', { names: ['self.plain.test'] });
   const impostor = await selfSigned('mx-imp.dane.test', { names: ['mx-imp.dane.test'] });
+  postfixCert = await signedBy(ca, 'mta.legacy.test');
   const tlsOf = (cert: Issued, chain: Issued[] = []) => ({ key: cert.keyPem, cert: [cert.pem, ...chain.map((c) => c.pem)].join('') });
 
   const refuseRcpt = Object.fromEntries(Object.entries(REFUSALS).map(([k, v]) => [k, [...v] as [number, string]]));
@@ -91,6 +96,7 @@ beforeAll(async () => {
       tamper: (text) => text.replace(/(_25\._tcp\.mx\.bogus\.test\.\s+\d+\s+IN\s+TLSA\s+3 1 1 )([0-9A-F])/,
         (_, head: string, digit: string) => head + (digit === '0' ? '1' : '0')),
     },
+    { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mta', a('mta'), `_25._tcp.mta IN TLSA ${spki311(postfixCert.cert)}`] },
     {
       name: 'sts.test', signed: false, records: [
         ...['enf', 'enfcert', 'enfok', 'testing'].flatMap((d) => [`${d} IN MX 10 mx.${d}`, a(`mx.${d}`), `_mta-sts.${d} IN TXT "v=STSv1; id=1"`]),
@@ -290,4 +296,31 @@ describe('static next hop', () => {
     expect(got('self', msg)).toBeUndefined();
     expect(outcomes.map((x) => x.result)).toEqual(['success', 'certificate-not-trusted']);
   });
+});
+
+describe('a real Postfix as the far end', () => {
+  let postfix: PostfixReceiver | undefined;
+  beforeAll(async () => {
+    postfix = await startPostfixReceiver('legacy.test', { cert: postfixCert.pem + ca.pem, key: postfixCert.keyPem });
+    portMap['mta.legacy.test'] = postfix.port;
+  }, 60_000);
+  afterAll(async () => { await postfix?.stop(); });
+
+  it('delivers over STARTTLS authenticated by DANE, and the message lands in the maildir with its body', async () => {
+    const { o, outcomes } = outbound();
+    const msg = message('legacy.test', ['carol', 'dave']);
+    const results = await o.deliver('legacy.test', msg);
+    expect(results).toMatchObject([1, 2].map(() => ({ status: 'delivered', mx: 'mta.legacy.test', reply: { code: 250, enhanced: '2.0.0' }, tls: { authenticated: 'dane' } })));
+    expect(outcomes).toMatchObject([{ policyType: 'tlsa', policyDomain: 'mta.legacy.test', result: 'success' }]);
+    const stored = await until('the message in the maildir', async () => {
+      const files = readdirSync(postfix!.maildir).map((f) => readFileSync(join(postfix!.maildir, f), 'utf8'));
+      return files.find((text) => text.includes(msg.data.toString().split('\r\n').at(-2)!));
+    }, 30_000);
+    expect(stored).toMatch(/^Return-Path: <alice@node\.test>/);
+    expect(stored).toMatch(/Received: from out\.node\.test [^\n]*\n[^\n]*by mta\.legacy\.test \(Postfix\) with ESMTPS/);
+    // Postfix adds the headers the message lacks (Message-Id, Date, From) after the ones it has; the body is as sent.
+    const [subject, , body] = msg.data.toString().split('\r\n');
+    expect(stored).toContain(`\n${subject}\n`);
+    expect(stored!.endsWith(`\n\n${body}\n`)).toBe(true);
+  }, 60_000);
 });
