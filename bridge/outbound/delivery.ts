@@ -41,6 +41,8 @@ const oneLine = (reply: SmtpReply) => ({ code: reply.code, ...(reply.enhanced ? 
 export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
   const opts = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as SmtpOutboundOptions & typeof DEFAULTS;
   const pool = new ConnectionPool(opts);
+  // close() ends deliveries in progress through the same path as a caller's abort: they end deferred.
+  const closing = new AbortController();
   const ca = trustAnchors(opts.ca);
   const emit = (outcome: TlsOutcome) => {
     try {
@@ -52,14 +54,18 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
 
   async function deliver(domain: string, message: OutboundMessage, call: { nextHop?: SmtpNextHop; signal?: AbortSignal } = {}): Promise<RecipientResult[]> {
     const { envelope } = message;
-    const { signal } = call;
+    const signal = call.signal ? AbortSignal.any([call.signal, closing.signal]) : closing.signal;
     const results: (RecipientResult | undefined)[] = envelope.recipients.map(() => undefined);
     const settle = (i: number, status: RecipientStatus, reply: SmtpReply, mx: string, tls?: RecipientResult['tls']) => {
       results[i] = { address: envelope.recipients[i]!.address, status, reply: oneLine(reply), mx, ...(tls && status === 'delivered' ? { tls } : {}) };
     };
     const pending = () => results.flatMap((r, i) => (r ? [] : [i]));
     const settleAll = (status: RecipientStatus, reply: SmtpReply, mx = '') => { for (const i of pending()) settle(i, status, reply, mx); };
-    const finish = () => results as RecipientResult[];
+    const finish = () => {
+      const done = results as RecipientResult[];
+      opts.log?.info({ domain, results: done.map((r) => ({ rcpt: r.address, status: r.status, code: r.reply.code, mx: r.mx })) }, 'outbound delivery attempt');
+      return done;
+    };
 
     if (envelope.mailFrom !== '' && !safeMailbox(envelope.mailFrom)) {
       settleAll('failed', localReply(501, '5.1.7', 'the sender address cannot be put on an SMTP command line'));
@@ -121,7 +127,7 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
         if (!opened.ok) {
           pool.discard(hostKey);
           problems.push(opened.problem);
-          if (opened.retryPlain && !signal?.aborted) return attempt(target, address, policy, true);
+          if (opened.retryPlain && !signal.aborted) return attempt(target, address, policy, true);
           return 'next';
         }
         entry = { hostKey, key, session: opened.session, ...(opened.tls ? { tls: opened.tls } : {}) };
@@ -180,7 +186,7 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
     }
 
     for (const target of targets) {
-      if (signal?.aborted || pending().length === 0) break;
+      if (signal.aborted || pending().length === 0) break;
       const policy = await hostPolicy({ resolver: opts.resolver, domain: name, host: target.host, tlsaPort: target.tlsaPort, mxSecure, sts, mode: target.mode });
       if (policy.kind === 'skip') {
         if (policy.outcome) emit({ ...policy.outcome.report, mxHost: target.host, receivingIp: '', result: policy.outcome.result, detail: policy.reason, atMs: Date.now() });
@@ -209,17 +215,23 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
           problems.push((err as Error).message);
           break;
         }
-        if (step === 'done' || signal?.aborted) break;
+        if (step === 'done' || signal.aborted) break;
       }
       if (step === 'done') break;
     }
 
     const why = problems.join('; ').replace(/[\r\n]+/g, ' ');
-    if (signal?.aborted) settleAll('deferred', localReply(451, '4.4.1', `delivery aborted${why ? `: ${why}` : ''}`));
+    if (signal.aborted) settleAll('deferred', localReply(451, '4.4.1', `delivery aborted${why ? `: ${why}` : ''}`));
     else if (requireTlsRefused) settleAll('failed', localReply(550, '5.7.30', `REQUIRETLS: no MX host offers authenticated TLS with REQUIRETLS (${why})`));
     else settleAll('deferred', localReply(451, '4.4.1', `no MX host took the message: ${why || 'none to try'}`));
     return finish();
   }
 
-  return { deliver, close: () => pool.close() };
+  return {
+    deliver,
+    close: async () => {
+      closing.abort();
+      await pool.close();
+    },
+  };
 }

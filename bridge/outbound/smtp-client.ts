@@ -172,8 +172,13 @@ export class SmtpSession {
     if (this.#error) throw this.#error;
     const socket = this.#socket;
     if (!socket.write(data)) {
+      // A server that stops reading holds the client here; RFC 5321 §4.5.3.2.5 gives each data block 3 minutes.
       await new Promise<void>((resolve) => {
-        const done = () => { socket.off('drain', done); socket.off('close', done); resolve(); };
+        const timer = setTimeout(() => {
+          this.#fail(new SmtpClientError('timeout', `${this.options.serverName} stopped reading for ${this.options.commandTimeoutMs} ms`));
+          done();
+        }, this.options.commandTimeoutMs);
+        const done = () => { clearTimeout(timer); socket.off('drain', done); socket.off('close', done); resolve(); };
         socket.on('drain', done);
         socket.on('close', done);
       });

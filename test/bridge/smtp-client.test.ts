@@ -8,6 +8,7 @@ import {
   createSmtpOutbound, dotStuff, InMemoryStsPolicyCache, SmtpClientError, SmtpSession, type OutboundMessage, type SmtpOutbound,
   type SmtpOutboundOptions,
 } from '../../bridge/index.ts';
+import { until } from '../helpers.ts';
 import { closedPort, lineServer, startRawServer, startReceiver, type Receiver } from './smtp-receiver.ts';
 
 let deadDns: DnsPacketResolver;
@@ -57,7 +58,7 @@ const hop = (port: number) => ({ nextHop: { host: '127.0.0.1', port, tls: 'none'
  * reply is written before the DATA command arrived: a client that waits for each reply before the next
  * command never gets one.
  */
-function scripted(opts: { ehlo: string[]; holdUntilData?: boolean; dataReply?: string; seen?: string[]; refuseEhlo?: boolean }) {
+function scripted(opts: { ehlo: string[]; holdUntilData?: boolean; dataReply?: string; seen?: string[]; refuseEhlo?: boolean; brokenTls?: boolean }) {
   return lineServer('220 mta.example ESMTP\r\n', (() => {
     let inData = false;
     let held = '';
@@ -84,6 +85,8 @@ function scripted(opts: { ehlo: string[]; holdUntilData?: boolean; dataReply?: s
         case 'MAIL': case 'RCPT': case 'RSET': return hold('250 2.1.0 ok\r\n');
         case 'DATA': inData = true; return hold('354 go ahead\r\n');
         case 'QUIT': socket.end('221 bye\r\n'); return undefined;
+        // Says yes, then answers the TLS ClientHello with something that is not TLS.
+        case 'STARTTLS': if (opts.brokenTls) { socket.write('220 go ahead\r\n'); socket.once('data', () => socket.end('not TLS\r\n')); } return undefined;
         default: return '500 5.5.2 what\r\n';
       }
     };
@@ -177,7 +180,47 @@ describe('SMTP client protocol', () => {
   });
 });
 
+describe('connection pool', () => {
+  it('keeps to maxConnectionsPerHost: concurrent deliveries share one connection in turn', async () => {
+    const r = await receiver();
+    const o = outbound({ maxConnectionsPerHost: 1 });
+    const results = await Promise.all([1, 2, 3].map((i) => o.deliver('legacy.test', message(['a@legacy.test'], `Subject: ${i}\r\n\r\n${i}\r\n`), hop(r.port))));
+    expect(results.map(([x]) => x!.status)).toEqual(['delivered', 'delivered', 'delivered']);
+    expect(r.connections).toBe(1);
+  });
+
+  it('QUITs a connection idle for idleTimeoutMs', async () => {
+    const r = await receiver();
+    await outbound({ idleTimeoutMs: 50 }).deliver('legacy.test', message(['a@legacy.test']), hop(r.port));
+    await until('the idle connection closed', async () => (r.closed === 1 ? true : undefined), 10_000);
+  });
+
+  it('close() ends a delivery in progress as deferred', async () => {
+    const port = await raw(() => {});
+    const o = outbound();
+    const pending = o.deliver('legacy.test', message(['a@legacy.test']), hop(port));
+    setImmediate(() => void o.close());
+    expect((await pending)[0]).toMatchObject({ status: 'deferred', reply: { code: 451, text: expect.stringContaining('aborted') } });
+  });
+});
+
 describe('SMTP client against broken and hostile servers', () => {
+  it('opportunistic TLS whose handshake fails is retried once in clear on the same host', async () => {
+    const seen: string[] = [];
+    const port = await raw(scripted({ ehlo: ['STARTTLS'], brokenTls: true, seen }));
+    const [result] = await outbound().deliver('legacy.test', message(['a@legacy.test']), { nextHop: { host: '127.0.0.1', port, tls: 'may' } });
+    expect(result).toMatchObject({ status: 'delivered' });
+    expect(result!.tls).toBeUndefined();
+    expect(seen.filter((l) => l.startsWith('EHLO'))).toHaveLength(2);
+    expect(seen.filter((l) => l === 'STARTTLS')).toHaveLength(1);
+  });
+
+  it('verify does not fall back to clear when the handshake fails', async () => {
+    const port = await raw(scripted({ ehlo: ['STARTTLS'], brokenTls: true }));
+    const [result] = await outbound().deliver('legacy.test', message(['a@legacy.test']), { nextHop: { host: '127.0.0.1', port, tls: 'verify' } });
+    expect(result).toMatchObject({ status: 'deferred', reply: { text: expect.stringContaining('TLS handshake') } });
+  });
+
   it('an endless reply line is a protocol error (bounded buffering) and the recipients are deferred', async () => {
     const port = await raw((socket) => {
       socket.write('220-');

@@ -36,7 +36,11 @@ const POLICIES: Record<string, string> = {
   'enfcert.sts.test': 'version: STSv1\nmode: enforce\nmx: mx.enfcert.sts.test\nmax_age: 86400\n',
   'enfok.sts.test': 'version: STSv1\nmode: enforce\nmx: *.enfok.sts.test\nmax_age: 86400\n',
   'testing.sts.test': 'version: STSv1\nmode: testing\nmx: mx.testing.sts.test\nmax_age: 86400\n',
+  // DANE and an enforce policy that names another MX: DANE must decide.
+  'both.dane.test': 'version: STSv1\nmode: enforce\nmx: elsewhere.example\nmax_age: 86400\n',
 };
+/** Announces a policy its policy host does not serve (404). */
+const FETCH_FAILS = 'fetchfail.sts.test';
 
 beforeAll(async () => {
   ca = await selfSigned('Delivery Test CA', { ca: true });
@@ -60,12 +64,12 @@ beforeAll(async () => {
     'up.plain.test': 'self', 'implicit.plain.test': 'self', 'insmx.plain.test': 'self',
     'mx-good.dane.test': 'good', 'mx-nortls.dane.test': 'nortls', 'mx-imp.dane.test': 'impostor', 'mx-notls.dane.test': 'notls',
     'mx.bogus.test': 'good', 'mx.enf.sts.test': 'good', 'mx.enfcert.sts.test': 'wrongname', 'mx.enfok.sts.test': 'good',
-    'mx.testing.sts.test': 'self',
+    'mx.testing.sts.test': 'self', 'mx.fetchfail.sts.test': 'self',
   };
   for (const [host, name] of Object.entries(map)) portMap[host] = receivers[name]!.port;
   portMap['down.plain.test'] = await closedPort();
 
-  const policyHosts = Object.keys(POLICIES).map((d) => `mta-sts.${d}`);
+  const policyHosts = [...Object.keys(POLICIES), FETCH_FAILS].map((d) => `mta-sts.${d}`);
   const policyCert = await signedBy(ca, policyHosts[0]!, { names: policyHosts });
   https = createHttps({ key: policyCert.keyPem, cert: policyCert.pem + ca.pem }, (req, res) => {
     const policy = POLICIES[(req.headers.host ?? '').replace(/^mta-sts\./, '')];
@@ -87,7 +91,7 @@ beforeAll(async () => {
     },
     {
       name: 'dane.test', signed: true, records: [
-        'good IN MX 10 mx-good', 'impostor IN MX 10 mx-imp', 'notls IN MX 10 mx-notls', 'nortls IN MX 10 mx-nortls',
+        'good IN MX 10 mx-good', 'both IN MX 10 mx-good', '_mta-sts.both IN TXT "v=STSv1; id=1"', 'impostor IN MX 10 mx-imp', 'notls IN MX 10 mx-notls', 'nortls IN MX 10 mx-nortls',
         ...['mx-good', 'mx-imp', 'mx-notls', 'mx-nortls'].flatMap((h) => [a(h), `_25._tcp.${h} IN TLSA ${goodTlsa}`]),
       ],
     },
@@ -99,7 +103,7 @@ beforeAll(async () => {
     { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mta', a('mta'), `_25._tcp.mta IN TLSA ${spki311(postfixCert.cert)}`] },
     {
       name: 'sts.test', signed: false, records: [
-        ...['enf', 'enfcert', 'enfok', 'testing'].flatMap((d) => [`${d} IN MX 10 mx.${d}`, a(`mx.${d}`), `_mta-sts.${d} IN TXT "v=STSv1; id=1"`]),
+        ...['enf', 'enfcert', 'enfok', 'testing', 'fetchfail'].flatMap((d) => [`${d} IN MX 10 mx.${d}`, a(`mx.${d}`), `_mta-sts.${d} IN TXT "v=STSv1; id=1"`]),
       ],
     },
   ]);
@@ -247,6 +251,31 @@ describe('TLS policy per MX', () => {
     expect((await o.deliver('testing.sts.test', msg))[0]).toMatchObject({ status: 'delivered', tls: { authenticated: 'none' } });
     expect(got('self', msg)).toBeDefined();
     expect(outcomes).toMatchObject([{ policyType: 'sts', policyDomain: 'testing.sts.test', result: 'certificate-not-trusted' }]);
+  });
+});
+
+describe('TLS policy precedence, failures to get one, and connection reuse', () => {
+  it('DANE wins over an MTA-STS policy that does not list the MX', async () => {
+    const { o, outcomes } = outbound();
+    expect((await o.deliver('both.dane.test', message('both.dane.test')))[0]).toMatchObject({ status: 'delivered', tls: { authenticated: 'dane' } });
+    expect(outcomes).toMatchObject([{ policyType: 'tlsa', result: 'success' }]);
+  });
+
+  it('an announced MTA-STS policy that cannot be fetched is reported, and delivery goes on as without one', async () => {
+    const { o, outcomes } = outbound();
+    expect((await o.deliver(FETCH_FAILS, message(FETCH_FAILS)))[0]).toMatchObject({ status: 'delivered' });
+    expect(outcomes[0]).toMatchObject({ policyType: 'sts', policyDomain: FETCH_FAILS, mxHost: '', receivingIp: '', result: 'sts-policy-fetch-error', detail: expect.stringContaining('404') });
+  });
+
+  it('a connection is reused only under the policy it was verified under', async () => {
+    const { o, outcomes } = outbound();
+    const before = receivers.good!.connections;
+    for (let i = 0; i < 2; i++) expect((await o.deliver('good.dane.test', message('good.dane.test')))[0]!.tls?.authenticated).toBe('dane');
+    expect(receivers.good!.connections - before).toBe(1);
+    const viaRoute = await o.deliver('any.example', message('any.example'), { nextHop: { host: 'mx-good.dane.test', port: portMap['mx-good.dane.test']!, tls: 'may' } });
+    expect(viaRoute[0]).toMatchObject({ status: 'delivered', tls: { authenticated: 'none' } });
+    expect(receivers.good!.connections - before).toBe(2);
+    expect(outcomes.map((x) => x.policyType)).toEqual(['tlsa', 'no-policy-found']);
   });
 });
 

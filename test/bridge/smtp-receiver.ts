@@ -24,6 +24,8 @@ export interface Received {
 export interface Receiver {
   port: number;
   connections: number;
+  /** Connections that have ended. */
+  closed: number;
   messages: Received[];
   close(): Promise<void>;
 }
@@ -35,7 +37,7 @@ export interface ReceiverOptions extends Partial<SMTPServerOptions> {
 
 export async function startReceiver(options: ReceiverOptions = {}): Promise<Receiver> {
   const { refuseRcpt = {}, ...serverOptions } = options;
-  const receiver: Receiver = { port: 0, connections: 0, messages: [], close: async () => {} };
+  const receiver: Receiver = { port: 0, connections: 0, closed: 0, messages: [], close: async () => {} };
   const ids = new WeakMap<object, number>();
   const server = new SMTPServer({
     logger: false, authOptional: true, disabledCommands: ['AUTH'], size: 10 * 1024 * 1024, hideDSN: false, hideREQUIRETLS: false,
@@ -43,6 +45,9 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
     onConnect(session, callback) {
       ids.set(session, ++receiver.connections);
       callback();
+    },
+    onClose() {
+      receiver.closed++;
     },
     onRcptTo(address, _session, callback) {
       const refusal = refuseRcpt[address.address];
