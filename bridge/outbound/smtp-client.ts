@@ -34,6 +34,9 @@ export interface TransactionReplies {
 /** Characters that could end or extend an SMTP command if put into one: refused before anything is sent. */
 const UNSAFE_IN_PATH = /[\x00-\x20<>\x7f]/;
 
+/** ORCPT's `addr-type;xtext` (RFC 3461 §4.2): printable ASCII without spaces or "=". */
+const XTEXT_WORD = /^[A-Za-z0-9-]+;[\x21-\x3c\x3e-\x7e]{1,500}$/;
+
 /** Whether an address can go inside `<...>` on a command line as it is (no injection, no whitespace). */
 export function safeMailbox(address: string): boolean {
   return !UNSAFE_IN_PATH.test(address) && Buffer.byteLength(address) <= 512;
@@ -256,7 +259,8 @@ export class SmtpSession {
     return envelope.recipients.map((rcpt) => {
       const params: string[] = [];
       if (this.extensions.dsn && rcpt.notify?.length) params.push(`NOTIFY=${rcpt.notify.join(',')}`);
-      if (this.extensions.dsn && rcpt.orcpt) params.push(`ORCPT=${rcpt.orcpt}`);
+      // Passed on as received, so only when it is still one xtext word: anything else could extend the command.
+      if (this.extensions.dsn && rcpt.orcpt && XTEXT_WORD.test(rcpt.orcpt)) params.push(`ORCPT=${rcpt.orcpt}`);
       return [`RCPT TO:<${rcpt.address}>`, ...params].join(' ');
     });
   }

@@ -172,6 +172,15 @@ describe('SMTP client protocol', () => {
     expect(seen.slice(0, 3)).toEqual(['EHLO out.node.test', 'HELO out.node.test', 'MAIL FROM:<alice@node.test>']);
   });
 
+  it('drops an ORCPT that is not one xtext word instead of putting it on the command line', async () => {
+    const r = await receiver();
+    const msg = message(['a@legacy.test']);
+    msg.envelope.recipients[0] = { address: 'a@legacy.test', orcpt: 'rfc822;a@legacy.test\r\nRCPT TO:<evil@elsewhere.example>' };
+    expect((await outbound().deliver('legacy.test', msg, hop(r.port)))[0]!.status).toBe('delivered');
+    expect(r.messages.at(-1)!.rcpts).toEqual([expect.objectContaining({ address: 'a@legacy.test' })]);
+    expect(r.messages.at(-1)!.rcpts[0]!.dsn?.orcpt).toBeUndefined();
+  });
+
   it('refuses an address that would break the command line, without connecting', async () => {
     const r = await receiver();
     const results = await outbound().deliver('legacy.test', message(['a@legacy.test>\r\nRCPT TO:<b@x', 'ok@legacy.test']), hop(r.port));
