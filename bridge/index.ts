@@ -33,3 +33,16 @@ export { ComposeError, composeMessage, RECEIPT_FIELD } from './outbound/compose.
 export type { ComposedMessage, ComposeErrorCode, ComposeInput } from './outbound/compose.ts';
 export { buildDsn, DsnError, MAX_RETURNED_MESSAGE, parseDsn } from './outbound/dsn.ts';
 export type { DsnAction, DsnErrorCode, DsnInput, DsnRecipient, ParsedDsn, ParsedDsnRecipient } from './outbound/dsn.ts';
+export type {
+  OutboundEnvelope, OutboundMessage, OutboundRecipient, RecipientResult, RecipientStatus, SmtpNextHop, SmtpOutbound, SmtpOutboundOptions,
+  SmtpReplyText, SmtpTlsMode, TlsFailureType, TlsOutcome,
+} from './outbound/types.ts';
+export { createSmtpOutbound } from './outbound/delivery.ts';
+export { dotStuff, safeMailbox, SmtpSession, xtext } from './outbound/smtp-client.ts';
+export type { SmtpSessionOptions, TransactionReplies } from './outbound/smtp-client.ts';
+export { MAX_REPLY_LINE, MAX_REPLY_LINES, parseExtensions, SmtpClientError } from './outbound/smtp-reply.ts';
+export type { SmtpClientErrorCode, SmtpExtensions, SmtpReply as SmtpClientReply } from './outbound/smtp-reply.ts';
+export { hostAddresses, resolveMx } from './outbound/mx.ts';
+export type { MxHost, MxResolution } from './outbound/mx.ts';
+export { authenticates, checkPeer, hostPolicy, tlsRequired } from './outbound/tls-policy.ts';
+export type { HostPolicy, PeerVerdict, PolicyReport } from './outbound/tls-policy.ts';
