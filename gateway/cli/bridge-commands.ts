@@ -3,7 +3,7 @@
 // records (--dns), so a result can be reproduced without the network.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { BridgeDnsAnswer, BridgeResolver } from '../../bridge/index.ts';
+import { dkimDnsRecord, type BridgeDnsAnswer, type BridgeResolver } from '../../bridge/index.ts';
 import { dnsServersOf, loadConfig, smtpHostname, GatewayError } from '../core/index.ts';
 import { DnsPacketResolver } from '../dns/index.ts';
 import { need, out, str, UsageError, type Command, type Flags, type FlagSpecs } from './command.ts';
@@ -144,5 +144,22 @@ export const bridgeCommands: Command[] = [
       return 0;
     },
   },
+  {
+    name: 'dkim show',
+    flags: { data: { type: 'string', required: true } },
+    usage: ['dkim show --data DIR [--json]', '(the DNS TXT record to publish for each DKIM key the node signs with)'],
+    run: async ({ flags }) => {
+      const dataDir = dataDirOf(flags);
+      const config = loadConfig(dataDir);
+      const { dkimSigners } = await import('../smtp/index.ts');
+      const records = dkimSigners(config, dataDir).map((k) => ({
+        domain: k.domain, selector: k.selector, algorithm: k.algorithm,
+        ...dkimDnsRecord({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, publicKey: k.privateKeyPem }),
+      }));
+      // Zone-file lines: a TXT character-string holds at most 255 octets, so long values are split.
+      const text = records.map((r) => `${r.name}. IN TXT ${(r.value.match(/.{1,255}/g) ?? []).map((part) => `"${part}"`).join(' ')}`).join('\n');
+      out(flags, records, text || '(no DKIM keys: bridge.smtp.outbound.dkim is empty)');
+      return 0;
+    },
+  },
 ];
-

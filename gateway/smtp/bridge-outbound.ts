@@ -1,0 +1,90 @@
+// The SMTP bridge's sending side as part of the node: bridge/outbound's delivery with the node's DNS
+// client, its store (MTA-STS policies kept across restarts, TLS outcomes counted for TLS-RPT), its DKIM
+// keys and the operator's SMTP routes, behind the queue's smtp delivery agent.
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import type { Logger } from 'pino';
+import { createSmtpOutbound, type DkimSigner, type SmtpNextHop } from '../../bridge/index.ts';
+import type { DidResolver } from '../../identity/index.ts';
+import { dataPath, smtpHostname, type NodeConfig } from '../core/index.ts';
+import { hostAddresses, type DnsPacketResolver } from '../dns/index.ts';
+import { isSmtpEndpoint, parseSmtpEndpoint } from '../federation/index.ts';
+import type { Store } from '../store/index.ts';
+import { SmtpAgent } from './smtp-agent.ts';
+
+export interface BridgeOutboundDeps {
+  config: NodeConfig;
+  dataDir: string;
+  storage: Store;
+  dns: DnsPacketResolver;
+  resolver: DidResolver;
+  bridgeKey: { keyId: string; privateKey: Uint8Array };
+  logOrigin: string;
+  log: Logger;
+}
+
+/** The DKIM keys of bridge.smtp.outbound.dkim, read from the data directory. */
+export function dkimSigners(config: NodeConfig, dataDir: string): DkimSigner[] {
+  return config.bridge.smtp.outbound.dkim.map((k) => ({
+    domain: k.domain.toLowerCase(), selector: k.selector, algorithm: k.algorithm, privateKeyPem: readFileSync(dataPath(dataDir, k.keyFile), 'utf8'),
+  }));
+}
+
+/**
+ * The operator's SMTP route for a domain: its own route when that is an SMTP one, else the "*" route (a
+ * smarthost). Config routes come before `route add` ones, as for routes to nodes.
+ */
+export function smtpNextHop(config: NodeConfig, storage: Store, domain: string): SmtpNextHop | undefined {
+  for (const name of [domain.toLowerCase(), '*']) {
+    const record = config.federation.routes.find((r) => r.domain.toLowerCase() === name) ?? storage.routes.for(name);
+    if (!record) continue;
+    if (isSmtpEndpoint(record.endpoint)) return parseSmtpEndpoint(record.endpoint);
+    if (name !== '*') return undefined; // a route to a node: not ours to send
+  }
+  return undefined;
+}
+
+export function createSmtpAgent(deps: BridgeOutboundDeps): SmtpAgent {
+  const { config, dataDir, storage, log } = deps;
+  const out = config.bridge.smtp.outbound;
+  const ca = [...rootCertificates, ...out.caFiles.map((f) => readFileSync(dataPath(dataDir, f), 'utf8'))];
+  const addresses = hostAddresses(deps.dns);
+  const outbound = createSmtpOutbound({
+    hostname: smtpHostname(config),
+    resolver: deps.dns,
+    stsCache: storage.stsPolicies,
+    stsFetch: {
+      fetchTimeoutMs: out.stsFetchTimeoutMs,
+      ca,
+      hostMap: out.stsHostMap,
+      // Through the node's own DNS client, like every other lookup of the bridge.
+      resolveHost: async (host) => {
+        const found = await addresses(host);
+        if (!found[0]) throw new Error(`${host} has no address`);
+        return found[0].address;
+      },
+    },
+    portMap: out.portMap,
+    ca,
+    onTlsOutcome: (outcome) => {
+      storage.tlsOutcomes.record(outcome).catch((err: Error) => log.warn({ err: err.message }, 'TLS outcome not recorded'));
+    },
+    connectTimeoutMs: out.connectTimeoutMs,
+    commandTimeoutMs: out.commandTimeoutMs,
+    dataTimeoutMs: out.dataTimeoutMs,
+    maxConnectionsPerHost: out.maxConnectionsPerHost,
+    maxMessagesPerConnection: out.maxMessagesPerConnection,
+    idleTimeoutMs: out.idleTimeoutMs,
+    log,
+  });
+  return new SmtpAgent({
+    storage,
+    outbound,
+    resolver: deps.resolver,
+    bridgeKey: deps.bridgeKey,
+    logOrigin: deps.logOrigin,
+    dkim: dkimSigners(config, dataDir),
+    nextHop: (domain) => smtpNextHop(config, storage, domain),
+    log,
+  });
+}

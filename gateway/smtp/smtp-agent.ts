@@ -1,0 +1,154 @@
+// The SMTP bridge's delivery agent: the queue hands it a message sealed to this node's bridge key for
+// recipients of a domain without an AfterSMTP node. It opens the envelope, checks that the signed message
+// came from the address the node vouched for, writes the RFC 5322 message (with the receipt field that
+// names the sender's log leaf), DKIM-signs it for the sender's domain and makes one SMTP attempt through
+// bridge/outbound; each recipient's reply becomes its outcome in the queue.
+import type { Logger } from 'pino';
+import {
+  composeMessage, dkimSign, type DkimSigner, type OutboundMessage, type OutboundRecipient, type RecipientResult, type SmtpNextHop,
+  type SmtpOutbound,
+} from '../../bridge/index.ts';
+import { openEnvelope, verifySignedMessage, type DidResolver } from '../../identity/index.ts';
+import { domainOf } from '../accept/index.ts';
+import { oneLine } from '../core/index.ts';
+import type { DeliveryAgent, DeliveryBatch, RecipientOutcome } from '../queue/index.ts';
+import type { Store } from '../store/index.ts';
+
+export interface SmtpAgentOptions {
+  storage: Store;
+  outbound: SmtpOutbound;
+  resolver: DidResolver;
+  /** The node's key agreement key: what legacy recipients' copies are sealed to. */
+  bridgeKey: { keyId: string; privateKey: Uint8Array };
+  /** The node's transparency log origin, named in each message's receipt field. */
+  logOrigin: string;
+  /** The node's DKIM keys; a message is signed with every key of its sender's domain. */
+  dkim: DkimSigner[];
+  /** The operator's SMTP route for a domain (its own, else the "*" smarthost); undefined = MX. */
+  nextHop: (domain: string) => SmtpNextHop | undefined;
+  log: Logger;
+}
+
+/** RFC 8689 §5: a message whose sender asks that recipient-side TLS policies be ignored. */
+const TLS_REQUIRED_NO = /^tls-required:[ \t]*no[ \t]*$/im;
+
+export class SmtpAgent implements DeliveryAgent {
+  readonly kind = 'smtp' as const;
+  private readonly opts: SmtpAgentOptions;
+
+  constructor(opts: SmtpAgentOptions) {
+    this.opts = opts;
+  }
+
+  async deliver(batch: DeliveryBatch): Promise<RecipientOutcome[]> {
+    const { items, held, envelope, domain } = batch;
+    const failAll = (code: string, error: string, status: string): RecipientOutcome[] =>
+      items.map((i) => ({ recipient: i.recipient, state: 'failed', code, error, report: { status } }));
+
+    // What the node can read of it: sealed to its bridge key, signed by the vouched sender.
+    let signed: Uint8Array;
+    try {
+      signed = openEnvelope(envelope, { keyId: this.opts.bridgeKey.keyId, privateKey: this.opts.bridgeKey.privateKey });
+    } catch (err) {
+      return failAll('INVALID_ARGUMENT', `the message is not sealed to this node's bridge key: ${(err as Error).message}`, '5.6.0');
+    }
+    const verified = await verifySignedMessage(signed, this.opts.resolver, {});
+    const header = verified.header;
+    if (!verified.verified || !header || !verified.body) return failAll('SIGNATURE', verified.reason ?? 'the signed message does not verify', '5.7.7');
+    if (Buffer.compare(Buffer.from(header.messageId), Buffer.from(envelope.messageId)) !== 0 || header.from.did !== envelope.senderDid) {
+      return failAll('SIGNATURE', 'the inner message does not match its envelope', '5.7.7');
+    }
+    // The node sends as the address it vouched for at submission, and as no other.
+    const sender = header.from.address.toLowerCase();
+    if (!held.sender || sender !== held.sender.toLowerCase()) {
+      return failAll('SENDER_MISMATCH', `the message is signed as ${header.from.address}, sent by ${held.sender || 'an unauthenticated sender'}`, '5.7.1');
+    }
+
+    const id = Buffer.from(envelope.messageId).toString('hex');
+    let message: OutboundMessage;
+    try {
+      const composed = composeMessage({
+        from: sender,
+        to: header.to.map((p) => p.address),
+        date: new Date(header.createdMs),
+        messageId: `${id}@${domainOf(sender)}`,
+        contentType: header.contentType,
+        body: verified.body,
+        receipt: { origin: this.opts.logOrigin, leafIndex: held.logIndex ?? 0 },
+      });
+      const signers = this.opts.dkim.filter((k) => k.domain === domainOf(sender));
+      const data = signers.length ? await dkimSign(composed.data, signers) : composed.data;
+      if (!signers.length) this.opts.log.warn({ domain: domainOf(sender) }, 'no DKIM key for the sender domain: sent unsigned');
+      message = {
+        data,
+        envelope: {
+          mailFrom: sender,
+          recipients: this.recipients(batch),
+          ...this.dsnParams(batch),
+          requireTls: this.opts.storage.requireTls.has(envelope.messageId) && !TLS_REQUIRED_NO.test(headerBlock(data)),
+          smtputf8: composed.smtputf8,
+          eightBit: composed.eightBit,
+        },
+      };
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      return failAll(code === 'SENDER_MISMATCH' ? 'SENDER_MISMATCH' : 'INVALID_ARGUMENT', `the message cannot be sent over SMTP: ${(err as Error).message}`, '5.6.0');
+    }
+
+    const nextHop = this.opts.nextHop(domain);
+    const results = await this.opts.outbound.deliver(domain, message, nextHop ? { nextHop } : {});
+    return results.map((r) => outcomeOf(r));
+  }
+
+  private recipients(batch: DeliveryBatch): OutboundRecipient[] {
+    const asked = this.opts.storage.dsn.forMessage(batch.envelope.messageId);
+    return batch.items.map((item) => {
+      const dsn = asked?.recipients.find((r) => r.address === item.recipient);
+      return {
+        address: item.recipient,
+        ...(dsn?.notify.length ? { notify: dsn.notify as OutboundRecipient['notify'] } : {}),
+        ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}),
+      };
+    });
+  }
+
+  private dsnParams(batch: DeliveryBatch): { dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string } } {
+    const asked = this.opts.storage.dsn.forMessage(batch.envelope.messageId);
+    if (!asked || (!asked.ret && !asked.envid)) return {};
+    return { dsn: { ...(asked.ret ? { ret: asked.ret } : {}), ...(asked.envid ? { envid: asked.envid } : {}) } };
+  }
+
+  async stop(): Promise<void> {
+    await this.opts.outbound.close();
+  }
+}
+
+/** The header block of a message (up to the first empty line), for a field check. */
+function headerBlock(data: Buffer): string {
+  const end = data.indexOf('\r\n\r\n');
+  return data.subarray(0, end < 0 ? data.length : end).toString('latin1');
+}
+
+/** What the queue records: the server's reply, and for a delivered one where and how it went. */
+function outcomeOf(r: RecipientResult): RecipientOutcome {
+  const reply = oneLine(`${r.reply.code}${r.reply.enhanced ? ` ${r.reply.enhanced}` : ''} ${r.reply.text}`);
+  if (r.status === 'delivered') {
+    return { recipient: r.address, state: 'delivered', receipt: JSON.stringify({ via: 'smtp', mx: r.mx, reply, ...(r.tls ? { tls: r.tls } : {}) }) };
+  }
+  if (r.status === 'deferred') return { recipient: r.address, state: 'deferred', code: 'SMTP_DEFERRED', error: `${r.mx || 'no MX reached'}: ${reply}` };
+  return {
+    recipient: r.address,
+    state: 'failed',
+    code: failureCode(r),
+    error: `${r.mx || 'no MX reached'}: ${reply}`,
+    report: { status: r.reply.enhanced ?? `${String(r.reply.code)[0] === '4' ? '4' : '5'}.0.0`, ...(r.mx ? { remoteMta: r.mx, diagnostic: reply } : {}) },
+  };
+}
+
+/** The notice's reason for a permanent failure, from the enhanced status the bridge or the server gave. */
+function failureCode(r: RecipientResult): string {
+  if (r.reply.enhanced === '5.1.10') return 'NULL_MX';
+  if (r.reply.enhanced === '5.7.30') return 'REQUIRETLS';
+  if (r.reply.enhanced === '5.1.2' && !r.mx) return 'NO_SUCH_DOMAIN';
+  return 'SMTP_REFUSED';
+}
