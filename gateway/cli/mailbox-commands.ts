@@ -1,8 +1,13 @@
 // The mailboxes of a node, kept in its data directory (a running node picks changes up within seconds).
 import { resolve as resolvePath } from 'node:path';
 import { addMailbox, listMailboxes, removeMailbox, renewMailboxToken } from '../datadir/index.ts';
-import { need, out, str, type Command } from './command.ts';
-import { DATA_FLAGS, dataDirOf } from './reach.ts';
+import { GatewayError } from '../core/index.ts';
+import { domainOf } from '../accept/index.ts';
+import { list, need, out, str, UsageError, type Command } from './command.ts';
+import { DATA_FLAGS, dataDirOf, withStore } from './reach.ts';
+
+/** A plain addr-spec: one @, no spaces, no brackets or controls. */
+const ADDRESS = /^[^\s@<>()\[\],;:"\\]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/;
 
 export const mailboxCommands: Command[] = [
   {
@@ -54,5 +59,45 @@ export const mailboxCommands: Command[] = [
         `mailbox ${removed.address} removed with ${removed.deleted} stored message(s) (${removed.unacknowledged} unacknowledged); a running node refuses its mail within seconds`);
       return 0;
     },
+  },
+  {
+    name: 'mailbox forward',
+    args: ['ADDRESS'],
+    flags: { ...DATA_FLAGS, to: { type: 'string', multiple: true }, keep: { type: 'boolean' }, remove: { type: 'boolean' } },
+    usage: [
+      'mailbox forward ADDRESS --to EXTERNAL [--keep] --data DIR',
+      'mailbox forward ADDRESS --remove --data DIR',
+      '(mail for ADDRESS, a mailbox or an alias of the node\'s domains, goes on to EXTERNAL over SMTP, ARC-sealed,',
+      ' its envelope sender rewritten with SRS; --keep leaves a copy in the mailbox)',
+    ],
+    run: ({ args, flags }) => withStore(flags, async ({ config, storage }) => {
+      const address = args.ADDRESS!.toLowerCase();
+      if (!config.node.domains.includes(domainOf(address))) throw new GatewayError('INVALID_ARGUMENT', `${address} is not in this node's domains (${config.node.domains.join(', ')})`);
+      if (flags.remove) {
+        if (!(await storage.forwards.remove(address))) throw new GatewayError('NOT_FOUND', `${address} has no forward`);
+        out(flags, { event: 'forward-removed', address }, `${address} no longer forwards`);
+        return 0;
+      }
+      const targets = list(flags, 'to');
+      if (targets.length !== 1) throw new UsageError('give one --to address');
+      const target = targets[0]!.toLowerCase();
+      if (!ADDRESS.test(target)) throw new UsageError(`--to ${target} is not a mail address`);
+      if (config.node.domains.includes(domainOf(target))) throw new UsageError('forward to another address of this node with a mailbox of its own, not a forward');
+      const keep = flags.keep === true;
+      if (keep && !storage.mailboxes.byAddress(address)) throw new UsageError(`--keep needs a mailbox ${address}`);
+      await storage.forwards.set(address, target, keep);
+      out(flags, { event: 'forward-set', address, to: target, keep }, `${address} forwards to ${target}${keep ? ' (a copy stays in the mailbox)' : ''}`);
+      return 0;
+    }),
+  },
+  {
+    name: 'mailbox forwards',
+    flags: DATA_FLAGS,
+    usage: ['mailbox forwards --data DIR'],
+    run: ({ flags }) => withStore(flags, async ({ storage }) => {
+      const list = storage.forwards.list().map((f) => ({ address: f.address, to: f.target, keep: f.keep }));
+      out(flags, list, list.map((f) => `${f.address} -> ${f.to}${f.keep ? ' (keeps a copy)' : ''}`).join('\n') || '(no forwards)');
+      return 0;
+    }),
   },
 ];

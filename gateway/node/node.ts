@@ -12,9 +12,9 @@ import { ReflectionService } from '@grpc/reflection';
 import pino, { type Logger } from 'pino';
 import { loadProto } from '../../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
-import { dataPath, dnsServersOf, fromB64u, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
+import { dataPath, dnsServersOf, fromB64u, smtpHostname, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
-import { SmtpBridge, createSmtpAgent } from '../smtp/index.ts';
+import { SmtpBridge, createSmtpAgent, dkimSigners, nodeSrs } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
 import { Store, type OutboundTransport } from '../store/index.ts';
 import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
@@ -297,7 +297,7 @@ export class AfterSmtpNode {
     if (config.bridge.smtp.enabled) await this.startSmtp();
     if (this.smtpOutboundEnabled()) {
       this.smtpAgent = createSmtpAgent({
-        config, dataDir: this.dataDir, storage: this.storage, dns: this.dns, resolver: this.resolver, logOrigin: this.ledger.origin,
+        config, nodeDid: this.keys.did, dataDir: this.dataDir, storage: this.storage, dns: this.dns, resolver: this.resolver, logOrigin: this.ledger.origin,
         bridgeKey: { keyId: this.keys.agreement.keyId, privateKey: fromB64u(this.keys.agreement.privateKey) },
         log: this.log.child({ component: 'smtp-out' }),
       });
@@ -330,6 +330,9 @@ export class AfterSmtpNode {
       routeKind: (domain: string) => this.routeKind(domain),
       bridgeKeyId: this.keys.agreement.keyId,
       bridgeKey: { keyId: this.keys.agreement.keyId, publicKey: fromB64u(this.keys.agreement.publicKey) },
+      ...(this.smtpOutboundEnabled() ? {
+        forwarding: { srs: nodeSrs(this.config, this.dataDir), sealKeys: dkimSigners(this.config, this.dataDir), authservId: smtpHostname(this.config) },
+      } : {}),
       ...(this.federation ? { federation: this.federation } : {}),
     });
     this.smtp = bridge;
@@ -511,6 +514,7 @@ export class AfterSmtpNode {
       // DSN requests outlive any notice they govern once the longest message lifetime has passed.
       await this.storage.dsn.prune(nowMs - this.config.limits.maxLifetimeMs);
       await this.storage.requireTls.prune(nowMs - this.config.limits.maxLifetimeMs);
+      await this.storage.forwards.pruneForwarded(nowMs - this.config.limits.maxLifetimeMs);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'pruning failed; retried in an hour');
     }

@@ -1,12 +1,13 @@
 // The SMTP bridge's sending side as part of the node: bridge/outbound's delivery with the node's DNS
 // client, its store (MTA-STS policies kept across restarts, TLS outcomes counted for TLS-RPT), its DKIM
 // keys and the operator's SMTP routes, behind the queue's smtp delivery agent.
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
-import { createSmtpOutbound, type DkimSigner, type SmtpNextHop } from '../../bridge/index.ts';
+import { createSmtpOutbound, Srs, type DkimSigner, type SmtpNextHop } from '../../bridge/index.ts';
 import type { DidResolver } from '../../identity/index.ts';
-import { dataPath, smtpHostname, type NodeConfig } from '../core/index.ts';
+import { dataPath, smtpHostname, writeSecretFile, type NodeConfig } from '../core/index.ts';
 import { hostAddresses, type DnsPacketResolver } from '../dns/index.ts';
 import { isSmtpEndpoint, parseSmtpEndpoint } from '../federation/index.ts';
 import type { Store } from '../store/index.ts';
@@ -14,6 +15,7 @@ import { SmtpAgent } from './smtp-agent.ts';
 
 export interface BridgeOutboundDeps {
   config: NodeConfig;
+  nodeDid: string;
   dataDir: string;
   storage: Store;
   dns: DnsPacketResolver;
@@ -28,6 +30,17 @@ export function dkimSigners(config: NodeConfig, dataDir: string): DkimSigner[] {
   return config.bridge.smtp.outbound.dkim.map((k) => ({
     domain: k.domain.toLowerCase(), selector: k.selector, algorithm: k.algorithm, privateKeyPem: readFileSync(dataPath(dataDir, k.keyFile), 'utf8'),
   }));
+}
+
+/**
+ * The node's Sender Rewriting Scheme: its secret file (made here for a node created before forwarding
+ * existed), its first domain.
+ */
+export function nodeSrs(config: NodeConfig, dataDir: string): Srs {
+  const file = dataPath(dataDir, config.bridge.smtp.outbound.srsSecretFile);
+  if (!existsSync(file)) writeSecretFile(file, `${randomBytes(32).toString('base64url')}\n`);
+  const secret = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  return new Srs({ secret, domain: config.node.domains[0]! });
 }
 
 /**
@@ -79,6 +92,7 @@ export function createSmtpAgent(deps: BridgeOutboundDeps): SmtpAgent {
   });
   return new SmtpAgent({
     storage,
+    nodeDid: deps.nodeDid,
     outbound,
     resolver: deps.resolver,
     bridgeKey: deps.bridgeKey,

@@ -16,6 +16,8 @@ import type { Store } from '../store/index.ts';
 
 export interface SmtpAgentOptions {
   storage: Store;
+  /** The node's DID: mail it sends on as received (forwards, returned bounces) is signed by it. */
+  nodeDid: string;
   outbound: SmtpOutbound;
   resolver: DidResolver;
   /** The node's key agreement key: what legacy recipients' copies are sealed to. */
@@ -41,7 +43,7 @@ export class SmtpAgent implements DeliveryAgent {
   }
 
   async deliver(batch: DeliveryBatch): Promise<RecipientOutcome[]> {
-    const { items, held, envelope, domain } = batch;
+    const { items, held, envelope } = batch;
     const failAll = (code: string, error: string, status: string): RecipientOutcome[] =>
       items.map((i) => ({ recipient: i.recipient, state: 'failed', code, error, report: { status } }));
 
@@ -57,6 +59,23 @@ export class SmtpAgent implements DeliveryAgent {
     if (!verified.verified || !header || !verified.body) return failAll('SIGNATURE', verified.reason ?? 'the signed message does not verify', '5.7.7');
     if (Buffer.compare(Buffer.from(header.messageId), Buffer.from(envelope.messageId)) !== 0 || header.from.did !== envelope.senderDid) {
       return failAll('SIGNATURE', 'the inner message does not match its envelope', '5.7.7');
+    }
+    // Mail the node sends on as it received it (a forward, a returned bounce): signed by the node itself,
+    // with the envelope sender recorded when it was taken; no new DKIM signature (a forward carries the
+    // node's ARC seal) and no receipt field (its sender has no log leaf here).
+    const forwardedFrom = this.opts.storage.forwards.forwardedMailFrom(envelope.messageId);
+    if (forwardedFrom !== undefined) {
+      if (header.from.did !== this.opts.nodeDid) return failAll('SENDER_MISMATCH', 'forwarded mail must be signed by this node', '5.7.1');
+      const data = Buffer.from(verified.body);
+      const eightBit = data.some((b) => b > 0x7f);
+      return this.send(batch, {
+        data,
+        envelope: {
+          mailFrom: forwardedFrom, recipients: this.recipients(batch), requireTls: this.opts.storage.requireTls.has(envelope.messageId),
+          smtputf8: eightBit && /[^\x00-\x7f]/.test(headerBlock(data) + forwardedFrom + batch.items.map((i) => i.recipient).join('')),
+          eightBit,
+        },
+      });
     }
     // The node sends as the address it vouched for at submission, and as no other.
     const sender = header.from.address.toLowerCase();
@@ -95,8 +114,12 @@ export class SmtpAgent implements DeliveryAgent {
       return failAll(code === 'SENDER_MISMATCH' ? 'SENDER_MISMATCH' : 'INVALID_ARGUMENT', `the message cannot be sent over SMTP: ${(err as Error).message}`, '5.6.0');
     }
 
-    const nextHop = this.opts.nextHop(domain);
-    const results = await this.opts.outbound.deliver(domain, message, nextHop ? { nextHop } : {});
+    return this.send(batch, message);
+  }
+
+  private async send(batch: DeliveryBatch, message: OutboundMessage): Promise<RecipientOutcome[]> {
+    const nextHop = this.opts.nextHop(batch.domain);
+    const results = await this.opts.outbound.deliver(batch.domain, message, nextHop ? { nextHop } : {});
     return results.map((r) => outcomeOf(r));
   }
 

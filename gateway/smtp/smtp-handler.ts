@@ -8,7 +8,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { extractKeys, sealEnvelope, signMessage } from '../../identity/index.ts';
-import { BridgeError, type BridgeErrorCode, type InboundHandler, type InboundMessage, type ListenerKind, type RecipientKind } from '../../bridge/index.ts';
+import {
+  arcSeal, BridgeError, type BridgeErrorCode, type DkimSigner, type InboundHandler, type InboundMessage, type ListenerKind, type RecipientKind, type Srs,
+} from '../../bridge/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
 import type { GatewayError, GatewayErrorCode } from '../core/index.ts';
 import { tokenSha256 } from '../services/index.ts';
@@ -25,6 +27,8 @@ export interface SmtpHandlerDeps extends AcceptDeps {
   };
   /** The node's own key agreement key: submitted mail for SMTP recipients is sealed to it (the bridge key). */
   bridgeKey: { keyId: string; publicKey: Uint8Array };
+  /** Forwarding: the envelope sender rewriting, and the keys that ARC-seal a forward (per domain). */
+  forwarding?: { srs: Srs; sealKeys: DkimSigner[]; authservId: string };
   log: Logger;
 }
 
@@ -106,7 +110,10 @@ export class SmtpHandler implements InboundHandler {
 
   async recipient(address: string, context: { listener: ListenerKind; authenticated?: string }): Promise<RecipientKind> {
     const domain = domainOf(address);
-    if (this.localDomains.has(domain)) return this.deps.storage.mailboxes.byAddress(address) ? 'local' : 'unknown';
+    if (this.localDomains.has(domain)) {
+      const ours = this.deps.storage.mailboxes.byAddress(address) || this.forwardOf(address) || this.returnPath(address);
+      return ours ? 'local' : 'unknown';
+    }
     // An anonymous (MX) client cannot make the node look anything up, and may not relay anyway.
     if (!context.authenticated) return this.deps.federation?.router.configuredRoute(domain) ? 'peer' : 'legacy';
     try {
@@ -137,7 +144,7 @@ export class SmtpHandler implements InboundHandler {
   }
 
   private async bridge(message: InboundMessage, signal: AbortSignal): Promise<{ messageId: string }> {
-    const { storage, config, nodeDid, nodeKeys } = this.deps;
+    const { storage, nodeDid } = this.deps;
     if (this.draining) throw new BridgeError('SHUTTING_DOWN', 'the node is shutting down; try again later');
     const submitted = message.listener !== 'mx';
     if (submitted && !message.authenticated) throw new BridgeError('RELAY_DENIED', 'submission needs AUTH');
@@ -146,13 +153,23 @@ export class SmtpHandler implements InboundHandler {
     const vouched = submitted || message.verdicts?.dmarc.result === 'pass' ? fromAddress : '';
 
     const recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[] = [];
+    /** Addresses elsewhere that forwards of the recipients send on to, and senders whose bounces came back. */
+    const forwardTo = new Set<string>();
+    const returnTo = new Set<string>();
     // A client may name a recipient twice (RCPT TO repeated, or in other case): one copy each.
     for (const address of new Set(message.recipients.map((r) => r.address.toLowerCase()))) {
       const domain = domainOf(address);
       if (this.localDomains.has(domain)) {
         const mailbox = storage.mailboxes.byAddress(address);
-        if (!mailbox) throw new BridgeError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
-        recipients.push({ did: mailbox.did, address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
+        const forward = this.forwardOf(address);
+        if (forward) forwardTo.add(forward.target);
+        if (mailbox && (!forward || forward.keep)) {
+          recipients.push({ did: mailbox.did, address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
+        }
+        if (mailbox || forward) continue;
+        const original = this.returnPath(address);
+        if (!original) throw new BridgeError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
+        returnTo.add(original);
         continue;
       }
       if (!submitted) throw new BridgeError('RELAY_DENIED', `${domain} is not a domain of this node`);
@@ -170,8 +187,93 @@ export class SmtpHandler implements InboundHandler {
       if (!keyId || !publicKey) throw new BridgeError('REFUSED', `${address} has no key agreement key`);
       recipients.push({ did: found.did, address, keyId, publicKey });
     }
-    if (recipients.length === 0) throw new BridgeError('REFUSED', 'no recipients');
+    if (recipients.length + forwardTo.size + returnTo.size === 0) throw new BridgeError('REFUSED', 'no recipients');
     if (signal.aborted) throw new BridgeError('TEMPORARY', 'the session ended before the message was stored');
+    // Every copy is made durable before the one reply: the mailboxes' copy, the forwards, the returned bounce.
+    const copies: Promise<{ messageId: string }>[] = [];
+    if (recipients.length) copies.push(this.store(message, submitted, fromAddress, vouched, recipients));
+    if (forwardTo.size) copies.push(this.sendOn(message, this.forwardCopy(message), [...forwardTo], this.deps.forwarding!.srs.forward(message.mailFrom)));
+    // A bounce goes back with the null sender, as it came (RFC 5321 §4.5.5: nothing bounces about a bounce).
+    if (returnTo.size) copies.push(this.sendOn(message, message.message, [...returnTo], ''));
+    const [first] = await Promise.all(copies);
+    return first!;
+  }
+
+  /** The forward of a local address; none while the node does not send SMTP (bridge.smtp.outbound off). */
+  private forwardOf(address: string) {
+    return this.deps.forwarding ? this.deps.storage.forwards.of(address) : undefined;
+  }
+
+  /**
+   * The original sender behind an SRS address of the node (a bounce of forwarded mail coming back), or
+   * undefined when the address is not one this node made (or its time ran out).
+   */
+  private returnPath(address: string): string | undefined {
+    const srs = this.deps.forwarding?.srs;
+    if (!srs || !/^srs[01][=+-]/i.test(address)) return undefined;
+    try {
+      return srs.reverse(address).toLowerCase();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * A forward as it leaves: ARC-sealed by the node (RFC 8617, instance n+1) with its verdicts on the
+   * message, so the far end can trust what the node saw before its forwarding broke SPF (and perhaps DKIM).
+   * Mail without verdicts (submission) or without a sealing key for the domain goes as received.
+   */
+  private forwardCopy(message: InboundMessage): Buffer {
+    const forwarding = this.deps.forwarding!;
+    const recipientDomains = message.recipients.map((r) => domainOf(r.address));
+    const key = forwarding.sealKeys.find((k) => recipientDomains.includes(k.domain) && k.algorithm === 'rsa')
+      ?? forwarding.sealKeys.find((k) => k.algorithm === 'rsa');
+    if (!message.verdicts || !key) return message.message;
+    const set = arcSeal({
+      message: message.message, domain: key.domain, selector: key.selector, privateKey: key.privateKeyPem,
+      authservId: forwarding.authservId, authResults: message.verdicts.results, chainValidation: message.verdicts.arc.result,
+    });
+    return set ? Buffer.concat([set.headers, message.message]) : message.message;
+  }
+
+  /**
+   * A copy the node sends on over SMTP as it is (a forward, a returned bounce): signed by the node as the
+   * bridge, sealed to its own bridge key, with the envelope sender it leaves with recorded beside it.
+   */
+  private async sendOn(message: InboundMessage, data: Buffer, targets: string[], mailFrom: string): Promise<{ messageId: string }> {
+    const { nodeDid, nodeKeys, config, storage } = this.deps;
+    const messageId = new Uint8Array(randomBytes(16));
+    const createdMs = Date.now();
+    const expiresMs = createdMs + config.limits.maxLifetimeMs;
+    const postmaster = `postmaster@${config.node.domains[0]}`;
+    const signed = signMessage({
+      header: { messageId, from: { did: nodeDid, address: postmaster }, to: targets.map((address) => ({ did: nodeDid, address })), createdMs, expiresMs, contentType: 'message/rfc822' },
+      body: new Uint8Array(data),
+      keyId: nodeKeys.signingKeyId,
+      privateKey: nodeKeys.signingPrivateKey,
+    });
+    const envelope = sealEnvelope({
+      signedMessage: signed.signedMessage, messageId, messageHash: signed.messageHash, senderDid: nodeDid, senderKeyId: nodeKeys.signingKeyId,
+      senderPrivateKey: nodeKeys.signingPrivateKey, recipientAddresses: targets, recipients: [this.deps.bridgeKey], createdMs, expiresMs,
+    });
+    // Always over SMTP: the copy is sealed to this node's key, which no other node could open.
+    const deps: AcceptDeps = { ...this.deps, routeKind: async () => 'smtp' };
+    await Promise.all([
+      acceptEnvelope(deps, envelope, { senderAddress: '', senderDomain: '', fromPeer: false }),
+      storage.forwards.recordForwarded(messageId, mailFrom, createdMs),
+      message.requireTls ? storage.requireTls.record(messageId, createdMs) : undefined,
+    ]);
+    const id = Buffer.from(messageId).toString('hex');
+    this.deps.log.info({ session: message.sessionId, messageId: id, targets: targets.length, bounce: mailFrom === '' }, 'sent on over SMTP');
+    return { messageId: id };
+  }
+
+  /** The copy for the node's own mailboxes and for peer and legacy recipients of a submission. */
+  private async store(
+    message: InboundMessage, submitted: boolean, fromAddress: string, vouched: string,
+    recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[],
+  ): Promise<{ messageId: string }> {
+    const { storage, config, nodeDid, nodeKeys } = this.deps;
 
     const messageId = new Uint8Array(randomBytes(16));
     const createdMs = Date.now();

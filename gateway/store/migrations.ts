@@ -226,7 +226,7 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 7,
     change: 'the outbound bridge: each queued recipient names its delivery agent (relay | smtp); MTA-STS '
-      + 'policies, TLS outcomes per day (for TLS-RPT) and REQUIRETLS requests are kept',
+      + 'policies, TLS outcomes per day (for TLS-RPT), REQUIRETLS requests, forwards and forwarded mail are kept',
     up(db) {
       // The delivery agent of each queued recipient: relay (a peer node) | smtp (the bridge).
       if (!hasColumn(db, 'outbound', 'transport')) db.exec(`ALTER TABLE outbound ADD COLUMN transport TEXT NOT NULL DEFAULT 'relay'`);
@@ -253,6 +253,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS smtp_require_tls (
         message_id BLOB NOT NULL PRIMARY KEY,
+        received_ms INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS forwards (
+        address TEXT NOT NULL PRIMARY KEY, -- an address of the node's domains (a mailbox, or an alias)
+        target TEXT NOT NULL,              -- where its mail goes on, over SMTP
+        keep INTEGER NOT NULL,             -- 1: the mailbox keeps a copy too
+        created_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS smtp_forwarded (
+        message_id BLOB NOT NULL PRIMARY KEY, -- mail the node sends on as received (a forward, a returned bounce)
+        mail_from TEXT NOT NULL,              -- its envelope sender out: SRS-rewritten, or '' (null sender)
         received_ms INTEGER NOT NULL
       ) STRICT, WITHOUT ROWID;`);
     },

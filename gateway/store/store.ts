@@ -11,6 +11,7 @@ import { DsnRepository } from './dsn.ts';
 import { RequireTlsRepository } from './require-tls.ts';
 import { StsPolicyRepository } from './sts-policies.ts';
 import { TlsOutcomeRepository } from './tls-outcomes.ts';
+import { ForwardRepository } from './forwards.ts';
 import { RouteRepository } from './routes.ts';
 import { ReplayRepository } from './replay.ts';
 import { WitnessRepository } from './witness.ts';
@@ -47,6 +48,7 @@ export class Store {
   readonly requireTls: RequireTlsRepository;
   readonly stsPolicies: StsPolicyRepository;
   readonly tlsOutcomes: TlsOutcomeRepository;
+  readonly forwards: ForwardRepository;
   readonly replay: ReplayRepository;
   readonly witness: WitnessRepository;
 
@@ -61,6 +63,7 @@ export class Store {
     this.requireTls = new RequireTlsRepository(engine);
     this.stsPolicies = new StsPolicyRepository(engine);
     this.tlsOutcomes = new TlsOutcomeRepository(engine);
+    this.forwards = new ForwardRepository(engine);
     this.replay = new ReplayRepository(engine);
     this.witness = new WitnessRepository(engine);
   }

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { initNodeWithMailboxes, jsonLines, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
+import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
+import nodemailer from 'nodemailer';
 
 describe('sending to a legacy domain over a static SMTP route', () => {
   const dir = tempDir('smtp-out-');
@@ -51,5 +53,75 @@ describe('sending to a legacy domain over a static SMTP route', () => {
     const [notice] = jsonLines(sub.stdout);
     expect(notice.from).toBe('postmaster@a.test');
     expect(notice.subject).toMatch(/Delivery Status Notification/);
+  });
+});
+
+describe('forwarding to an address elsewhere', () => {
+  const dir = tempDir('smtp-fwd-');
+  let node: RunningNode;
+  let receiver: Receiver;
+  let dns: TestDnsServer;
+  let data: string;
+  const mx = () => { const a = (node.ready as { smtp?: string }).smtp!; return { host: a.slice(0, a.lastIndexOf(':')), port: Number(a.slice(a.lastIndexOf(':') + 1)) }; };
+
+  beforeAll(async () => {
+    // origin.test's SPF allows the loopback client: its mail to the MX passes SPF, and DMARC by alignment.
+    dns = await startDnsServer([
+      { type: 'TXT', name: 'origin.test', data: 'v=spf1 ip4:127.0.0.1 -all' },
+      { type: 'TXT', name: '_dmarc.origin.test', data: 'v=DMARC1; p=reject' },
+    ]);
+    receiver = await startReceiver();
+    const made = await initNodeWithMailboxes(dir.path, 'a.test');
+    data = made.data;
+    // Every domain without an AfterSMTP node goes to the receiver (a smarthost).
+    expect((await runCli(['route', 'add', '*', '--endpoint', `smtp://127.0.0.1:${receiver.port}?tls=may`, '--data', data])).code).toBe(0);
+    const fwd = await runCli(['mailbox', 'forward', 'alice@a.test', '--to', 'carol@far.test', '--data', data, '--json']);
+    expect(fwd.code, fwd.stderr).toBe(0);
+    expect(JSON.parse(fwd.stdout)).toEqual({ event: 'forward-set', address: 'alice@a.test', to: 'carol@far.test', keep: false });
+    expect((await runCli(['mailbox', 'forward', 'nobody@elsewhere.test', '--to', 'x@far.test', '--data', data])).code).not.toBe(0);
+    node = await startNodeProcess(data, { AFTERSMTP_DNS__SERVERS: JSON.stringify([dns.address]) });
+  });
+  afterAll(async () => {
+    node?.child.kill('SIGTERM');
+    await node?.exited;
+    await receiver?.close();
+    await dns?.close();
+    dir.cleanup();
+  });
+
+  it('mail to a forwarding address goes on ARC-sealed by the node with an SRS envelope sender; a bounce to that address returns to the original sender', async () => {
+    const transport = nodemailer.createTransport({ ...mx(), secure: false, ignoreTLS: true, name: 'mta.origin.test' });
+    try {
+      await transport.sendMail({ envelope: { from: 'dave@origin.test', to: ['alice@a.test'] }, from: 'dave@origin.test', to: 'alice@a.test', subject: 'to be forwarded', text: 'fwd body' });
+    } finally {
+      transport.close();
+    }
+    const forwarded = await until('forwarded', async () => receiver.messages.find((m) => m.rcpts.some((r) => r.address === 'carol@far.test')));
+    expect(forwarded.mailFrom).toMatch(/^SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=origin\.test=dave@a\.test$/);
+    const text = forwarded.data.toString().replace(/\r\n[ \t]+/g, ' '); // unfolded
+    const seal = /^ARC-Seal: (.*)$/m.exec(text)?.[1] ?? '';
+    expect(seal.split(/;\s*/)).toEqual(expect.arrayContaining(['i=1', 'cv=none', 'd=a.test']));
+    expect(text).toMatch(/^ARC-Authentication-Results: i=1; .*spf=pass/m);
+    expect(text).toMatch(/^Subject: to be forwarded/m);
+
+    // The far end bounces to the SRS address: the node sends it back to dave, with the null sender.
+    const bounce = nodemailer.createTransport({ ...mx(), secure: false, ignoreTLS: true, name: 'mta.far.test' });
+    try {
+      await bounce.sendMail({ envelope: { from: '', to: [forwarded.mailFrom] }, from: 'MAILER-DAEMON@far.test', to: forwarded.mailFrom, subject: 'Undelivered Mail', text: 'no such user carol' } as nodemailer.SendMailOptions);
+    } finally {
+      bounce.close();
+    }
+    const returned = await until('returned', async () => receiver.messages.find((m) => m.rcpts.some((r) => r.address === 'dave@origin.test')));
+    expect(returned.mailFrom).toBe('');
+    expect(returned.data.toString()).toMatch(/no such user carol/);
+
+    // A made-up SRS address is no address of the node.
+    const forged = nodemailer.createTransport({ ...mx(), secure: false, ignoreTLS: true, name: 'mta.far.test' });
+    try {
+      await expect(forged.sendMail({ envelope: { from: '', to: ['SRS0=AAAA=AA=origin.test=dave@a.test'] }, from: 'x@far.test', to: 'y@a.test', subject: 's', text: 't' } as nodemailer.SendMailOptions))
+        .rejects.toMatchObject({ responseCode: 550 });
+    } finally {
+      forged.close();
+    }
   });
 });
