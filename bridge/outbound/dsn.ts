@@ -56,8 +56,11 @@ export interface DsnInput {
   /** The original message's envelope sender. */
   to: string;
   recipients: readonly DsnRecipient[];
-  /** The message as the node queued it. */
-  original: Buffer;
+  /**
+   * The message as the node queued it; absent when the node cannot read it (mail it relayed sealed to the
+   * recipients' keys): the report then has no third part (RFC 6522 makes it optional).
+   */
+  original?: Buffer;
   /** RET (RFC 3461): the whole message, or its header section only. */
   returnContent: 'FULL' | 'HDRS';
   /** The human-readable part; default a sentence per recipient. */
@@ -203,17 +206,19 @@ export function buildDsn(input: DsnInput): Buffer {
   const status = Buffer.from([perMessage, ...perRecipient].join('\r\n'), 'latin1');
 
   const human = transferEncoding(crlfLines(Buffer.from(input.humanText ?? defaultHumanText(input), 'utf8')));
-  const original = crlfLines(input.original);
-  // message/rfc822 allows only 7bit, 8bit or binary (RFC 2046 §5.2.1): an original that would need more
-  // (or is too big) comes back as its header section.
-  const full = input.returnContent === 'FULL' && original.length <= MAX_RETURNED_MESSAGE && transferEncoding(original).encoding !== 'quoted-printable';
-  const returned = full ? original : headerSection(toCrlf(input.original), MAX_RETURNED_MESSAGE);
   const eightBit = (data: Buffer) => (hasEightBit(data) ? 'Content-Transfer-Encoding: 8bit\r\n' : '');
   const parts = [
     part(`Content-Type: text/plain; charset=utf-8\r\n${human.encoding === '7bit' ? '' : `Content-Transfer-Encoding: ${human.encoding}\r\n`}`, human.body),
     part('Content-Type: message/delivery-status\r\n', status),
-    part(`Content-Type: ${full ? 'message/rfc822' : 'text/rfc822-headers'}\r\n${eightBit(returned)}`, returned),
   ];
+  if (input.original) {
+    const original = crlfLines(input.original);
+    // message/rfc822 allows only 7bit, 8bit or binary (RFC 2046 §5.2.1): an original that would need more
+    // (or is too big) comes back as its header section.
+    const full = input.returnContent === 'FULL' && original.length <= MAX_RETURNED_MESSAGE && transferEncoding(original).encoding !== 'quoted-printable';
+    const returned = full ? original : headerSection(toCrlf(input.original), MAX_RETURNED_MESSAGE);
+    parts.push(part(`Content-Type: ${full ? 'message/rfc822' : 'text/rfc822-headers'}\r\n${eightBit(returned)}`, returned));
+  }
   const boundary = boundaryFor(parts);
   const anyEightBit = parts.some((p) => hasEightBit(p));
   const head = [

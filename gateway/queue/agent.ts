@@ -26,7 +26,8 @@ export interface FailureReport {
 export type RecipientOutcome =
   | { recipient: string; state: 'delivered'; receipt: string }
   | { recipient: string; state: 'deferred'; code: string; error: string }
-  | { recipient: string; state: 'failed'; code: string; error: string; report?: FailureReport };
+  /** `returned`: the message as it was sent, when the agent could read it (an SMTP notice returns it). */
+  | { recipient: string; state: 'failed'; code: string; error: string; report?: FailureReport; returned?: Buffer };
 
 export interface DeliveryAgent {
   readonly kind: OutboundTransport;

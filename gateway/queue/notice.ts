@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { sealEnvelope, signMessage, type Envelope } from '../../identity/index.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept/index.ts';
-import { oneLine } from '../core/index.ts';
+import { buildDsn } from '../../bridge/index.ts';
+import { smtpHostname } from '../core/index.ts';
 import type { FailureReport } from './agent.ts';
 
 export interface NoticeDeps extends AcceptDeps {
@@ -55,53 +56,61 @@ export class FailureNotices {
     return NOTICE_REASONS[code];
   }
 
-  /** One notice for the failed recipients of one message, sealed to the sender's mailbox key. */
-  async send(sender: string, original: Envelope, failed: FailedRecipient[]): Promise<void> {
+  /**
+   * One notice for the failed recipients of one message, sealed to the sender's mailbox key: an RFC 3464
+   * report, honouring what an SMTP client asked (NOTIFY=NEVER or without FAILURE: none; RET; ENVID; ORCPT).
+   * `original` is the message as it was sent, when the node could read it (SMTP); relayed mail was sealed
+   * to its recipients, so its notice returns nothing of it.
+   */
+  async send(sender: string, original: Envelope, failed: FailedRecipient[], returned?: Buffer): Promise<void> {
     const mailbox = this.deps.storage.mailboxes.byAddress(sender);
     if (!mailbox || failed.length === 0) return;
+    const asked = this.deps.storage.dsn.forMessage(original.messageId);
+    const wanted = failed.filter((f) => {
+      const notify = asked?.recipients.find((r) => r.address === f.address)?.notify ?? [];
+      return notify.length === 0 || notify.includes('FAILURE');
+    });
+    if (wanted.length === 0) return;
     const { nodeDid, nodeKeys, config } = this.deps;
     const messageId = new Uint8Array(randomBytes(16));
     const now = Date.now();
     const domain = this.deps.localDomains[0]!;
-    const boundary = `dsn-${Buffer.from(messageId).toString('hex')}`;
-    const reasons = [...new Set(failed.map((f) => NOTICE_REASONS[f.code] ?? 'the recipient domain refused the message'))];
-    const body = [
-      `From: Mail Delivery System <postmaster@${domain}>`,
-      `To: <${sender}>`,
-      'Subject: Delivery Status Notification (Failure)',
-      `Date: ${new Date(now).toUTCString()}`,
-      `Message-ID: <${Buffer.from(messageId).toString('hex')}@${domain}>`,
-      'MIME-Version: 1.0',
-      `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
-      '',
-      `--${boundary}`,
-      'Content-Type: text/plain; charset=utf-8',
-      '',
-      `Your message ${Buffer.from(original.messageId).toString('hex')} could not be delivered to ${failed.map((f) => f.address).join(', ')}.`,
-      ...reasons.map((r) => `Reason: ${r}`),
-      '',
-      `--${boundary}`,
-      'Content-Type: message/delivery-status',
-      '',
-      `Reporting-MTA: dns; ${domain}`,
-      `Arrival-Date: ${new Date(original.createdMs).toUTCString()}`,
-      '',
-      ...failed.flatMap((f) => [
-        `Final-Recipient: rfc822; ${f.address}`,
-        'Action: failed',
-        `Status: ${f.report?.status ?? (f.code === 'EXPIRED' ? '4.4.7' : '5.0.0')}`,
-        ...(f.report?.remoteMta ? [`Remote-MTA: dns; ${oneLine(f.report.remoteMta).slice(0, MAX_DIAGNOSTIC)}`] : []),
-        f.report?.diagnostic
-          ? `Diagnostic-Code: smtp; ${oneLine(f.report.diagnostic).slice(0, MAX_DIAGNOSTIC)}`
-          : `Diagnostic-Code: x-aftersmtp; ${oneLine(f.code)}`,
+    const hex = Buffer.from(messageId).toString('hex');
+    const body = buildDsn({
+      reportingMta: smtpHostname(config),
+      arrivalDate: new Date(original.createdMs),
+      ...(asked?.envid ? { originalEnvid: asked.envid } : {}),
+      from: `postmaster@${domain}`,
+      to: sender,
+      recipients: wanted.map((f) => {
+        const orcpt = asked?.recipients.find((r) => r.address === f.address)?.orcpt;
+        const status = f.report?.status ?? (f.code === 'EXPIRED' ? '4.4.7' : '5.0.0');
+        return {
+          address: f.address,
+          ...(orcpt ? { originalRecipient: orcpt } : {}),
+          action: 'failed' as const,
+          // Expiry is a final failure reported with the transient status that caused it (RFC 3463 4.4.7),
+          // but Action: failed needs class 5 in its Status field (RFC 3464 §2.3.4).
+          status: status.startsWith('4.') ? `5.${status.slice(2)}` : status,
+          ...(f.report?.remoteMta ? { remoteMta: f.report.remoteMta } : {}),
+          diagnostic: { type: 'smtp' as const, text: f.report?.diagnostic ? f.report.diagnostic.slice(0, MAX_DIAGNOSTIC) : `${f.code}: ${NOTICE_REASONS[f.code] ?? 'the recipient domain refused the message'}` },
+        };
+      }),
+      ...(returned ? { original: returned } : {}),
+      returnContent: asked?.ret === 'FULL' ? 'FULL' : 'HDRS',
+      humanText: [
+        `This is the mail system at ${smtpHostname(config)}.`,
         '',
-      ]),
-      `--${boundary}--`,
-      '',
-    ].join('\r\n');
+        `Your message ${Buffer.from(original.messageId).toString('hex')} could not be delivered to ${wanted.map((f) => f.address).join(', ')}.`,
+        ...[...new Set(wanted.map((f) => NOTICE_REASONS[f.code] ?? 'the recipient domain refused the message'))].map((r) => `Reason: ${r}`),
+        '',
+      ].join('\n'),
+      messageId: `${hex}@${domain}`,
+      date: new Date(now),
+    });
     const signed = signMessage({
       header: { messageId, from: { did: nodeDid, address: `postmaster@${domain}` }, to: [{ did: mailbox.did, address: sender }], createdMs: now, expiresMs: now + config.limits.maxLifetimeMs, contentType: 'message/rfc822' },
-      body: new TextEncoder().encode(body),
+      body: new Uint8Array(body),
       keyId: nodeKeys.signingKeyId,
       privateKey: nodeKeys.signingPrivateKey,
     });

@@ -184,6 +184,7 @@ export class OutboundQueue {
     const byRecipient = new Map(items.map((i) => [i.recipient, i]));
     const updates: OutboundItem[] = [];
     const failed: FailedRecipient[] = [];
+    let returned: Buffer | undefined;
     const now = Date.now();
     for (const outcome of outcomes) {
       const item = byRecipient.get(outcome.recipient);
@@ -197,6 +198,7 @@ export class OutboundQueue {
       } else {
         updates.push({ ...item, state: 'failed', attempts, lastError: oneLine(`${outcome.code}: ${outcome.error}`) });
         failed.push({ address: item.recipient, code: outcome.code, ...(outcome.report ? { report: outcome.report } : {}) });
+        returned ??= outcome.returned;
       }
     }
     if (updates.length === 0) return;
@@ -208,7 +210,7 @@ export class OutboundQueue {
     this.opts.log.info({ domain: first.domain, transport: first.transport, ...counts }, 'outbound attempt');
     if (failed.length === 0 || !held.sender) return;
     const envelope = decodeEnvelope(held.envelope);
-    await this.notices.send(held.sender, envelope, failed).catch((err: Error) => {
+    await this.notices.send(held.sender, envelope, failed, returned).catch((err: Error) => {
       this.opts.log.error({ err: err.message }, 'delivery failure notice not stored');
     });
   }

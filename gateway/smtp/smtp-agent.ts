@@ -120,7 +120,7 @@ export class SmtpAgent implements DeliveryAgent {
   private async send(batch: DeliveryBatch, message: OutboundMessage): Promise<RecipientOutcome[]> {
     const nextHop = this.opts.nextHop(batch.domain);
     const results = await this.opts.outbound.deliver(batch.domain, message, nextHop ? { nextHop } : {});
-    return results.map((r) => outcomeOf(r));
+    return results.map((r) => outcomeOf(r, message.data));
   }
 
   private recipients(batch: DeliveryBatch): OutboundRecipient[] {
@@ -153,7 +153,7 @@ function headerBlock(data: Buffer): string {
 }
 
 /** What the queue records: the server's reply, and for a delivered one where and how it went. */
-function outcomeOf(r: RecipientResult): RecipientOutcome {
+function outcomeOf(r: RecipientResult, sent: Buffer): RecipientOutcome {
   const reply = oneLine(`${r.reply.code}${r.reply.enhanced ? ` ${r.reply.enhanced}` : ''} ${r.reply.text}`);
   if (r.status === 'delivered') {
     return { recipient: r.address, state: 'delivered', receipt: JSON.stringify({ via: 'smtp', mx: r.mx, reply, ...(r.tls ? { tls: r.tls } : {}) }) };
@@ -165,6 +165,7 @@ function outcomeOf(r: RecipientResult): RecipientOutcome {
     code: failureCode(r),
     error: `${r.mx || 'no MX reached'}: ${reply}`,
     report: { status: r.reply.enhanced ?? `${String(r.reply.code)[0] === '4' ? '4' : '5'}.0.0`, ...(r.mx ? { remoteMta: r.mx, diagnostic: reply } : {}) },
+    returned: sent,
   };
 }
 

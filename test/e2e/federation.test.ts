@@ -275,7 +275,7 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
     expect(failed.lastError).toMatch(/PEER_REJECTED.*not in .*DID document/);
     const notice = await receive('alice', a, 1);
     expect(notice[0]!.from).toBe('postmaster@a.test');
-    expect(notice[0]!.subject).toMatch(/Delivery Status Notification/);
+    expect(notice[0]!.subject).toMatch(/Undelivered Mail Returned to Sender/);
     expect(notice[0]!.verified).toBe(true);
     expect(Buffer.from(notice[0]!.body!).toString()).toContain('carol@c.test');
   });
@@ -290,7 +290,7 @@ describe('federation between two nodes', { timeout: 120_000 }, () => {
     await cli(['route', 'add', 'a.test', '--did', a.did, '--endpoint', `quic://${a.proc!.ready.quic},relay://${a.proc!.ready.relay}`, '--data', b.data]);
     // The refusal notice reaches alice.
     const notice = await receive('alice', a, 1);
-    expect(notice[0]!.subject).toMatch(/Delivery Status Notification/);
+    expect(notice[0]!.subject).toMatch(/Undelivered Mail Returned to Sender/);
   });
 
   it('discovers a did:web node through DNS and its DID document over HTTPS', async () => {

@@ -2,6 +2,8 @@
 // opens the message, DKIM-signs it and delivers it over SMTP through the queue.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { decodeSignedMessage } from '../../identity/index.ts';
 import { initNodeWithMailboxes, jsonLines, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
@@ -52,7 +54,13 @@ describe('sending to a legacy domain over a static SMTP route', () => {
     expect(sub.code, sub.stderr).toBe(0);
     const [notice] = jsonLines(sub.stdout);
     expect(notice.from).toBe('postmaster@a.test');
-    expect(notice.subject).toMatch(/Delivery Status Notification/);
+    expect(notice.subject).toMatch(/Undelivered Mail Returned to Sender/);
+    // An RFC 3464 report: the server's reply, where it came from, and the headers of the message as sent.
+    const report = Buffer.from(decodeSignedMessage(readFileSync(join(dir.path, 'saved', `${notice.messageId}.signed`))).body).toString().replace(/\r\n[ \t]+/g, ' ');
+    expect(report).toMatch(/^Content-Type: multipart\/report; report-type=delivery-status;/m);
+    expect(report).toMatch(/^Final-Recipient: rfc822; nobody@legacy\.test\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; 127\.0\.0\.1\r\nDiagnostic-Code: smtp; 550 5\.1\.1 no such user/m);
+    expect(report).toMatch(/^Content-Type: text\/rfc822-headers\r\n[\s\S]*^DKIM-Signature: [\s\S]*^Subject: x\r\n/m);
+    expect(report).not.toMatch(/^\r\ny\r\n/m); // RET not given: headers only
   });
 });
 

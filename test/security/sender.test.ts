@@ -220,7 +220,7 @@ describe('security #20: sender binding, replay keys, peer text in notices', { ti
       const notice = (await receiveUntil('alice', a, (g) => g.some(isNotice))).find(isNotice)!;
       expect(notice.verified, notice.reason).toBe(true); // a node-generated notice stays verified
       const body = Buffer.from(notice.body!).toString('utf8');
-      const lines = body.split('\r\n');
+      const lines = body.replace(/\r\n[ \t]+/g, ' ').split('\r\n'); // header fields unfolded
       const boundary = /boundary="([^"]+)"/.exec(body)![1]!;
       expect(lines.filter((l) => l.startsWith('--'))).toEqual([`--${boundary}`, `--${boundary}`, `--${boundary}--`]);
       expect(lines.filter((l) => /^content-type:/i.test(l))).toEqual([
