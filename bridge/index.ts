@@ -22,7 +22,7 @@ export { startInbound } from './inbound/server.ts';
 export { daneTlsaPolicy, isUsableTlsa, peerChain, verifyDane } from './outbound/dane.ts';
 export type { DaneFailure, DanePolicy, DaneVerdict } from './outbound/dane.ts';
 export {
-  fetchStsPolicy, InMemoryStsPolicyCache, MAX_STS_AGE_SECONDS, mxMatches, parseStsPolicy, parseStsRecord, resolveStsPolicy, StsError,
+  fetchStsPolicy, InMemoryStsPolicyCache, MAX_STS_AGE_SECONDS, mxMatches, parseStsPolicy, parseStsRecord, refreshStsPolicy, resolveStsPolicy, StsError,
 } from './outbound/mta-sts.ts';
 export type {
   CachedStsPolicy, StsFailureCode, StsFetchOptions, StsMode, StsPolicy, StsPolicyCache, StsRecord, StsResolution,

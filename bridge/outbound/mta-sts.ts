@@ -280,3 +280,25 @@ export async function resolveStsPolicy(
   await cache.put(entry);
   return applied(entry, false);
 }
+
+/**
+ * Refreshes a cached policy past half its max_age before it runs out (RFC 8461 §5.1: a sender should not
+ * let a policy lapse while the domain still publishes it): the TXT record is read again and the policy
+ * fetched again, even under the same id, and kept with a new max_age. A domain that no longer announces a
+ * policy, or one that cannot be fetched now, keeps what is cached until it expires. Resolves with what
+ * happened, for the log.
+ */
+export async function refreshStsPolicy(
+  entry: CachedStsPolicy, resolver: Pick<BridgeSecureResolver, 'txt'>, cache: StsPolicyCache, fetchOpts: StsFetchOptions, nowMs: number,
+): Promise<'fresh' | 'refreshed' | 'kept'> {
+  if (nowMs < entry.fetchedMs + (entry.expiresMs - entry.fetchedMs) / 2) return 'fresh';
+  try {
+    const record = parseStsRecord((await resolver.txt(`_mta-sts.${entry.domain}`)).records);
+    if (record.kind !== 'record') return 'kept';
+    const policy = await fetchStsPolicy(entry.domain, fetchOpts);
+    await cache.put({ domain: entry.domain, id: record.id, policy, fetchedMs: nowMs, expiresMs: nowMs + policy.maxAgeSeconds * 1000 });
+    return 'refreshed';
+  } catch {
+    return 'kept';
+  }
+}

@@ -14,9 +14,9 @@ import { loadProto } from '../../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { dataPath, dnsServersOf, fromB64u, smtpHostname, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
-import { SmtpBridge, createSmtpAgent, dkimSigners, nodeSrs } from '../smtp/index.ts';
+import { SmtpBridge, createSmtpSending, dkimSigners, nodeSrs } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
-import { Store, type OutboundTransport } from '../store/index.ts';
+import { Store, utcDay, type OutboundTransport } from '../store/index.ts';
 import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
 import { NodeLedger, NodeAnchoring } from '../provenance/index.ts';
 import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
@@ -296,11 +296,13 @@ export class AfterSmtpNode {
     }
     if (config.bridge.smtp.enabled) await this.startSmtp();
     if (this.smtpOutboundEnabled()) {
-      this.smtpAgent = createSmtpAgent({
+      const sending = createSmtpSending({
         config, nodeDid: this.keys.did, dataDir: this.dataDir, storage: this.storage, dns: this.dns, resolver: this.resolver, logOrigin: this.ledger.origin,
         bridgeKey: { keyId: this.keys.agreement.keyId, privateKey: fromB64u(this.keys.agreement.privateKey) },
         log: this.log.child({ component: 'smtp-out' }),
       });
+      this.smtpAgent = sending.agent;
+      this.scheduler.every('sts-refresh', { intervalMs: 3600_000, firstRunAfterMs: 120_000 }, () => sending.refreshStsPolicies(this.scheduler.clock.now()));
     }
     this.startQueue();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
@@ -515,6 +517,8 @@ export class AfterSmtpNode {
       await this.storage.dsn.prune(nowMs - this.config.limits.maxLifetimeMs);
       await this.storage.requireTls.prune(nowMs - this.config.limits.maxLifetimeMs);
       await this.storage.forwards.pruneForwarded(nowMs - this.config.limits.maxLifetimeMs);
+      // TLS outcomes are kept a month: time for a day's TLS-RPT report to be made and sent.
+      await this.storage.tlsOutcomes.prune(utcDay(nowMs - 31 * 24 * 3600_000));
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'pruning failed; retried in an hour');
     }

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
-import { createSmtpOutbound, Srs, type DkimSigner, type SmtpNextHop } from '../../bridge/index.ts';
+import { createSmtpOutbound, refreshStsPolicy, Srs, type DkimSigner, type SmtpNextHop, type StsFetchOptions } from '../../bridge/index.ts';
 import type { DidResolver } from '../../identity/index.ts';
 import { dataPath, smtpHostname, writeSecretFile, type NodeConfig } from '../core/index.ts';
 import { hostAddresses, type DnsPacketResolver } from '../dns/index.ts';
@@ -57,26 +57,34 @@ export function smtpNextHop(config: NodeConfig, storage: Store, domain: string):
   return undefined;
 }
 
-export function createSmtpAgent(deps: BridgeOutboundDeps): SmtpAgent {
+/** The node's sending side: the queue's smtp agent, and the upkeep of its MTA-STS policies. */
+export interface SmtpSending {
+  agent: SmtpAgent;
+  /** Refetches cached MTA-STS policies past half their max_age (a scheduler job). */
+  refreshStsPolicies(nowMs: number): Promise<void>;
+}
+
+export function createSmtpSending(deps: BridgeOutboundDeps): SmtpSending {
   const { config, dataDir, storage, log } = deps;
   const out = config.bridge.smtp.outbound;
   const ca = [...rootCertificates, ...out.caFiles.map((f) => readFileSync(dataPath(dataDir, f), 'utf8'))];
   const addresses = hostAddresses(deps.dns);
+  const stsFetch: StsFetchOptions = {
+    fetchTimeoutMs: out.stsFetchTimeoutMs,
+    ca,
+    hostMap: out.stsHostMap,
+    // Through the node's own DNS client, like every other lookup of the bridge.
+    resolveHost: async (host) => {
+      const found = await addresses(host);
+      if (!found[0]) throw new Error(`${host} has no address`);
+      return found[0].address;
+    },
+  };
   const outbound = createSmtpOutbound({
     hostname: smtpHostname(config),
     resolver: deps.dns,
     stsCache: storage.stsPolicies,
-    stsFetch: {
-      fetchTimeoutMs: out.stsFetchTimeoutMs,
-      ca,
-      hostMap: out.stsHostMap,
-      // Through the node's own DNS client, like every other lookup of the bridge.
-      resolveHost: async (host) => {
-        const found = await addresses(host);
-        if (!found[0]) throw new Error(`${host} has no address`);
-        return found[0].address;
-      },
-    },
+    stsFetch,
     portMap: out.portMap,
     ca,
     onTlsOutcome: (outcome) => {
@@ -90,7 +98,7 @@ export function createSmtpAgent(deps: BridgeOutboundDeps): SmtpAgent {
     idleTimeoutMs: out.idleTimeoutMs,
     log,
   });
-  return new SmtpAgent({
+  const agent = new SmtpAgent({
     storage,
     nodeDid: deps.nodeDid,
     outbound,
@@ -101,4 +109,14 @@ export function createSmtpAgent(deps: BridgeOutboundDeps): SmtpAgent {
     nextHop: (domain) => smtpNextHop(config, storage, domain),
     log,
   });
+  return {
+    agent,
+    async refreshStsPolicies(nowMs) {
+      await storage.stsPolicies.prune(nowMs);
+      for (const entry of storage.stsPolicies.list()) {
+        const result = await refreshStsPolicy(entry, deps.dns, storage.stsPolicies, stsFetch, nowMs);
+        if (result !== 'fresh') log.info({ domain: entry.domain, result }, 'MTA-STS policy refresh');
+      }
+    },
+  };
 }

@@ -2,5 +2,5 @@
 // acceptance path.
 export { SmtpBridge } from './bridge-inbound.ts';
 export { bridgeErrorFor, type SmtpHandler } from './smtp-handler.ts';
-export { createSmtpAgent, dkimSigners, nodeSrs, smtpNextHop } from './bridge-outbound.ts';
+export { createSmtpSending, dkimSigners, nodeSrs, smtpNextHop, type SmtpSending } from './bridge-outbound.ts';
 export { SmtpAgent, type SmtpAgentOptions } from './smtp-agent.ts';

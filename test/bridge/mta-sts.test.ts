@@ -7,7 +7,7 @@ import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import {
-  fetchStsPolicy, InMemoryStsPolicyCache, mxMatches, parseStsPolicy, parseStsRecord, resolveStsPolicy, StsError,
+  fetchStsPolicy, InMemoryStsPolicyCache, mxMatches, parseStsPolicy, parseStsRecord, refreshStsPolicy, resolveStsPolicy, StsError,
   type StsFetchOptions, type StsPolicy,
 } from '../../bridge/index.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
@@ -241,6 +241,23 @@ describe('MTA-STS policy resolution with a cache (RFC 8461 §5.1)', () => {
     const cache = new InMemoryStsPolicyCache();
     expect(await resolveStsPolicy('several.sts.test', dns, cache, fetchOpts, now)).toMatchObject({ kind: 'none', reason: expect.stringContaining('invalid') });
     expect(await resolveStsPolicy('other.sts.test', dns, cache, fetchOpts, now)).toMatchObject({ kind: 'none', reason: 'no MTA-STS record' });
+  });
+
+  it('refreshes a policy past half its max_age under the same id, and keeps it while its host is down', async () => {
+    const cache = new InMemoryStsPolicyCache();
+    await resolveStsPolicy('one.sts.test', dns, cache, fetchOpts, now);
+    const entry = (await cache.get('one.sts.test'))!;
+    const before = hits.get('one.sts.test') ?? 0;
+    expect(await refreshStsPolicy(entry, dns, cache, fetchOpts, now + 3600_000)).toBe('fresh');
+    expect(hits.get('one.sts.test')! - before).toBe(0);
+    const later = now + 50_000_000; // past half of max_age 86400 s
+    expect(await refreshStsPolicy(entry, dns, cache, fetchOpts, later)).toBe('refreshed');
+    expect(hits.get('one.sts.test')! - before).toBe(1);
+    expect(await cache.get('one.sts.test')).toMatchObject({ id: '20260101', fetchedMs: later, expiresMs: later + 86_400_000 });
+    const down = cached('down.sts.test', 'old', parseStsPolicy(ENFORCE), now);
+    await cache.put(down);
+    expect(await refreshStsPolicy(down, dns, cache, fetchOpts, later)).toBe('kept');
+    expect(await cache.get('down.sts.test')).toEqual(down);
   });
 
   it('mode none withdraws a cached enforce policy', async () => {
