@@ -175,7 +175,12 @@ export class SmtpHandler implements InboundHandler {
       if (!submitted) throw new BridgeError('RELAY_DENIED', `${domain} is not a domain of this node`);
       const kind = await this.recipient(address, { listener: message.listener, authenticated: fromAddress });
       if (kind === 'legacy') {
-        // Sent on over SMTP by this node: sealed to its own key, which the outbound bridge opens.
+        // Sent on over SMTP by this node, DKIM-signed for the sender's domain: only as the mailbox that
+        // authenticated, in the header too (what the far end's DMARC reads).
+        if (message.headerFrom.toLowerCase() !== fromAddress) {
+          throw new BridgeError('SENDER_MISMATCH', `the From field must be ${fromAddress} for mail this node sends over SMTP`);
+        }
+        // Sealed to the node's own key, which the outbound bridge opens.
         recipients.push({ did: nodeDid, address, keyId: this.deps.bridgeKey.keyId, publicKey: this.deps.bridgeKey.publicKey });
         continue;
       }

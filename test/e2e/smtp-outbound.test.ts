@@ -47,6 +47,30 @@ describe('sending to a legacy domain over a static SMTP route', () => {
     expect(items.find((i) => i.recipient === 'carol@legacy.test')).toMatchObject({ transport: 'smtp', state: 'delivered' });
   });
 
+  it('mail submitted on the submission port to a legacy recipient goes out the same way, and only with the mailbox in From', async () => {
+    const alice = JSON.parse(readFileSync(join(dir.path, 'alice.json'), 'utf8')) as { token: string };
+    const ca = readFileSync(join(data, 'tls', 'ca.crt'), 'utf8');
+    const a = (node.ready as { submission?: string }).submission!;
+    const transport = nodemailer.createTransport({
+      host: a.slice(0, a.lastIndexOf(':')), port: Number(a.slice(a.lastIndexOf(':') + 1)), secure: false, requireTLS: true,
+      auth: { user: 'alice@a.test', pass: alice.token }, tls: { ca, servername: 'localhost' },
+    });
+    try {
+      await transport.sendMail({ from: 'alice@a.test', to: 'dan@legacy.test', subject: 'from a mail client', text: 'submitted' });
+      await expect(transport.sendMail({ envelope: { from: 'alice@a.test', to: ['dan@legacy.test'] }, from: 'ceo@a.test', to: 'dan@legacy.test', subject: 'spoof', text: 'x' }))
+        .rejects.toMatchObject({ responseCode: 553 });
+    } finally {
+      transport.close();
+    }
+    const got = await until('delivered', async () => receiver.messages.find((m) => m.rcpts.some((r) => r.address === 'dan@legacy.test')));
+    const text = got.data.toString();
+    expect(got.mailFrom).toBe('alice@a.test');
+    expect(text).toMatch(/^DKIM-Signature: .*d=a\.test/m);
+    expect(text.replace(/\r\n[ \t]+/g, ' ')).toMatch(/^Received: from .* by a\.test with ESMTPSA/m);
+    expect(text).toMatch(/^Subject: from a mail client/m);
+    expect(receiver.messages.filter((m) => m.data.toString().includes('Subject: spoof'))).toHaveLength(0);
+  });
+
   it('a 5xx for a recipient fails it and puts a delivery status notification in the sender\'s mailbox', async () => {
     const sent = await runCli(['send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, '--to', 'nobody@legacy.test', '--subject', 'x', '--body', 'y']);
     expect(sent.code, sent.stderr).toBe(0);
