@@ -3,7 +3,7 @@
 // records (--dns), so a result can be reproduced without the network.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dkimDnsRecord, type BridgeDnsAnswer, type BridgeResolver } from '../../bridge/index.ts';
+import type { BridgeDnsAnswer, BridgeResolver } from '../../bridge/index.ts';
 import { dnsServersOf, loadConfig, smtpHostname, GatewayError } from '../core/index.ts';
 import { DnsPacketResolver } from '../dns/index.ts';
 import { need, out, str, UsageError, type Command, type Flags, type FlagSpecs } from './command.ts';
@@ -151,7 +151,8 @@ export const bridgeCommands: Command[] = [
     run: async ({ flags }) => {
       const dataDir = dataDirOf(flags);
       const config = loadConfig(dataDir);
-      const { dkimSigners } = await import('../smtp/index.ts');
+      // The bridge (and the node's SMTP side) load only for the commands that need them.
+      const [{ dkimSigners }, { dkimDnsRecord }] = await Promise.all([import('../smtp/index.ts'), import('../../bridge/index.ts')]);
       const records = dkimSigners(config, dataDir).map((k) => ({
         domain: k.domain, selector: k.selector, algorithm: k.algorithm,
         ...dkimDnsRecord({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, publicKey: k.privateKeyPem }),

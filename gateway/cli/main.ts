@@ -9,9 +9,10 @@ import { sendCommands } from './send-commands.ts';
 import { provenanceCommands } from './provenance-commands.ts';
 import { federationCommands } from './federation-commands.ts';
 import { bridgeCommands } from './bridge-commands.ts';
+import { dnsCommands } from './dns-commands.ts';
 
 /** Every command, in the order `aftersmtp --help` lists them. */
-export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands];
+export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands, ...dnsCommands];
 
 /** `aftersmtp --help`: every command's usage. */
 export function fullUsage(): string {

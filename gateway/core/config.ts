@@ -216,6 +216,16 @@ export const configSchema = z.strictObject({
         certFile: z.string().min(1).optional(),
         keyFile: z.string().min(1).optional(),
       }).prefault({}),
+      /**
+       * The MTA-STS policy (RFC 8461) the node serves for each of its domains at
+       * https://mta-sts.<domain>/.well-known/mta-sts.txt; its id follows its content.
+       */
+      mtaSts: z.strictObject({
+        mode: z.enum(['enforce', 'testing', 'none']).default('testing'),
+        /** MX host patterns the policy names (`*.` for one label); empty = the bridge's host name. */
+        mx: z.array(z.string().min(1)).default([]),
+        maxAgeSeconds: z.number().int().min(86_400).max(31_557_600).default(604_800),
+      }).prefault({}),
       /** Sending to domains without an AfterSMTP node (docs/BRIDGE.md "Sending to legacy domains"). */
       outbound: z.strictObject({
         enabled: z.boolean().default(true),

@@ -65,7 +65,8 @@ export interface InitResult {
  */
 export function nodeTlsNames(config: NodeConfig): { dnsNames: string[]; ipAddresses: string[] } {
   const domains = config.node.domains.map((d) => d.toLowerCase().replace(/:[0-9]+$/, ''));
-  return { dnsNames: [...new Set(['localhost', ...domains])], ipAddresses: ['127.0.0.1', '::1'] };
+  // mta-sts.<domain>: the node serves its domains' MTA-STS policies under those names.
+  return { dnsNames: [...new Set(['localhost', ...domains, ...domains.map((d) => `mta-sts.${d}`)])], ipAddresses: ['127.0.0.1', '::1'] };
 }
 
 /**

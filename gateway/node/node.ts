@@ -14,7 +14,7 @@ import { loadProto } from '../../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { dataPath, dnsServersOf, fromB64u, smtpHostname, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
-import { SmtpBridge, createSmtpSending, dkimSigners, nodeSrs } from '../smtp/index.ts';
+import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
 import { Store, utcDay, type OutboundTransport } from '../store/index.ts';
 import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
@@ -268,7 +268,7 @@ export class AfterSmtpNode {
     this.grpcAddress = `${config.grpc.host}:${port}`;
 
     if (config.http.enabled) {
-      this.httpsServer = createHttpsServer({ cert: tlsCert, key: tlsKey }, (req, res) => this.serveHttps(req.url ?? '/', res));
+      this.httpsServer = createHttpsServer({ cert: tlsCert, key: tlsKey }, (req, res) => this.serveHttps(req.url ?? '/', req.headers.host, res));
       await new Promise<void>((resolve, reject) => {
         this.httpsServer!.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `cannot listen for HTTPS on ${config.http.host}:${config.http.port} (config http.host, http.port): ${err.message}`, { cause: err })));
         this.httpsServer!.listen(config.http.port, config.http.host, () => resolve());
@@ -399,8 +399,13 @@ export class AfterSmtpNode {
    * The node's HTTPS server: did:web documents at the standard paths, the transparency log as C2SP
    * tlog-tiles under /aftersmtp/log/. All read-only and public; metrics have a listener of their own.
    */
-  private serveHttps(url: string, res: import('node:http').ServerResponse): void {
+  private serveHttps(url: string, host: string | undefined, res: import('node:http').ServerResponse): void {
     const path = url.split('?')[0]!;
+    // The MTA-STS policy of the node's domains, for whoever asks by the policy host's name (RFC 8461 §3.3).
+    if (path === STS_POLICY_PATH && stsPolicyDomain(this.config, host)) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-cache' }).end(hostedStsPolicy(this.config).text);
+      return;
+    }
     if (path.startsWith(LOG_PREFIX)) {
       const resource = this.ledger.resource(path.slice(LOG_PREFIX.length));
       if (!resource) {
