@@ -1,0 +1,220 @@
+// The DANE matrix end to end, with Postfix as the oracle: each case is a real SMTP server (smtp-server, STARTTLS
+// with the case's chain) behind an MX host of a real signed (or unsigned, or tampered) lab zone, and the
+// bridge's real delivery path and Postfix's `posttls-finger -l dane` are both pointed at it through the same
+// validating resolver. Each verdict must match the other and the one the case table expects.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes, randomInt, type X509Certificate } from 'node:crypto';
+import { SMTPServer } from 'smtp-server';
+import type { AddressInfo } from 'node:net';
+import { DnsPacketResolver } from '../../gateway/dns/index.ts';
+import * as bridge from '../../bridge/index.ts';
+import type { OutboundMessage, RecipientResult, SmtpOutbound, SmtpOutboundOptions, TlsFailureType, TlsOutcome } from '../../bridge/index.ts';
+import { startDnsLab, type DnsLab } from '../dns-lab.ts';
+import { selfSigned, signedBy, type Issued } from './dane-pki.ts';
+import { findPosttlsFinger, fingerEvidence, fingerOutcome, startPosttlsFinger, type DaneOutcome, type FingerRun, type PosttlsFinger } from './posttls-finger.ts';
+
+type Zone = 'secure.test' | 'insecure.test' | 'bogus.test';
+
+interface Case {
+  id: string;
+  what: string;
+  zone: Zone;
+  expected: DaneOutcome;
+  /** The TLS-RPT result the bridge reports for a refusal or deferral. */
+  failure?: TlsFailureType;
+}
+
+/** The matrix. Each case's domain is `<id>.<zone>`, its one MX `mx-<id>.<zone>`, its TLSA records at `_25._tcp.mx-<id>.<zone>`. */
+const CASES: Case[] = [
+  { id: 'ee311', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 1 1 (SHA-256 of the leaf key)' },
+  { id: 'ee301', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 0 1 (SHA-256 of the whole leaf)' },
+  { id: 'ee312', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 1 2 (SHA-512 of the leaf key)' },
+  { id: 'ta211', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 1 1, the anchor presented in the chain' },
+  { id: 'ta200', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 0 0, the anchor only in DNS (not presented)' },
+  { id: 'tainter', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 1 1 through an intermediate' },
+  { id: 'unusable', zone: 'secure.test', expected: 'opportunistic', what: 'only unusable TLSA records: encrypted, not authenticated (RFC 7672 §2.2.1)' },
+  { id: 'rollover', zone: 'secure.test', expected: 'authenticated', what: 'two records during a key rollover, one matching' },
+  { id: 'expiredee', zone: 'secure.test', expected: 'authenticated', what: 'an expired leaf under DANE-EE (the record binds the key, not the dates)' },
+  { id: 'expiredta', zone: 'secure.test', expected: 'refused', failure: 'certificate-expired', what: 'an expired leaf under DANE-TA' },
+  { id: 'wrongname', zone: 'secure.test', expected: 'refused', failure: 'certificate-host-mismatch', what: 'a leaf naming another host under DANE-TA' },
+  { id: 'impostor', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'a self-signed impostor under DANE-EE' },
+  { id: 'nostarttls', zone: 'secure.test', expected: 'refused', failure: 'starttls-not-supported', what: 'TLSA records but no STARTTLS offered' },
+  { id: 'nxtlsa', zone: 'secure.test', expected: 'opportunistic', what: 'a secure NXDOMAIN for the TLSA name: no DANE' },
+  { id: 'bogus', zone: 'bogus.test', expected: 'deferred', failure: 'dnssec-invalid', what: 'a bogus TLSA answer (signature broken)' },
+  { id: 'insecure', zone: 'insecure.test', expected: 'opportunistic', what: 'TLSA records in an unsigned zone: no DANE' },
+];
+
+const hex = (data: Buffer | string) => Buffer.from(data).toString('hex').toUpperCase();
+const sha256 = (data: Buffer) => hex(createHash('sha256').update(data).digest());
+const sha512 = (data: Buffer) => hex(createHash('sha512').update(data).digest());
+const spki = (cert: X509Certificate) => cert.publicKey.export({ type: 'spki', format: 'der' });
+const mxOf = (c: Case) => `mx-${c.id}.${c.zone}`;
+const domainOf = (c: Case) => `${c.id}.${c.zone}`;
+
+interface Receiver { address: string; port: number; received: { secure: boolean }[]; close(): Promise<void> }
+
+/** An MX: smtp-server on its own loopback address, port 0, offering STARTTLS with `chain` (leaf first) unless told not to. */
+async function receiver(address: string, leaf: Issued, chain: Issued[], starttls: boolean): Promise<Receiver> {
+  const received: { secure: boolean }[] = [];
+  const server = new SMTPServer({
+    key: leaf.keyPem, cert: [leaf, ...chain].map((c) => c.pem).join(''),
+    disabledCommands: starttls ? ['AUTH'] : ['AUTH', 'STARTTLS'], hideSTARTTLS: !starttls, logger: false,
+    onData(stream, session, done) {
+      stream.resume();
+      stream.on('end', () => { received.push({ secure: session.secure }); done(); });
+    },
+  });
+  server.on('error', () => {});
+  await new Promise<void>((resolve, reject) => { server.server.once('error', reject); server.listen(0, address, () => resolve()); });
+  return {
+    address, port: (server.server.address() as AddressInfo).port, received,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A distinct 127.x.y.z per MX: inside posttls-finger's namespace each one answers on port 25. */
+function loopbackAddresses(count: number, avoid: string): string[] {
+  const taken = new Set([avoid, '127.0.0.1']);
+  while (taken.size < count + 2) taken.add(`127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`);
+  return [...taken].slice(2);
+}
+
+interface Verdicts { finger?: DaneOutcome; fingerRun: FingerRun; ours?: DaneOutcome; oursDetail?: string; oursFailure?: string }
+
+const finger = findPosttlsFinger();
+let lab: DnsLab | undefined;
+let oracle: PosttlsFinger | undefined;
+let outbound: SmtpOutbound | undefined;
+const receivers = new Map<string, Receiver>();
+const verdicts = new Map<string, Verdicts>();
+let missingDelivery: string | undefined;
+
+/** The bridge's verdict from one real delivery attempt: the result, the TLS outcome, and what the MX received. */
+function ourOutcome(result: RecipientResult, outcomes: TlsOutcome[], got: Receiver): { outcome: DaneOutcome; failure?: string; detail: string } {
+  const failure = outcomes.find((o) => o.result !== 'success');
+  const detail = `${result.status} ${result.reply.code} ${result.reply.text}; tls=${JSON.stringify(result.tls)}; outcomes=${JSON.stringify(outcomes.map((o) => [o.policyType, o.result, o.detail]))}; received=${JSON.stringify(got.received)}`;
+  if (result.status === 'delivered') {
+    if (got.received.length !== 1) return { outcome: 'refused', detail: `delivered but the MX holds ${got.received.length} messages; ${detail}` };
+    return { outcome: result.tls?.authenticated === 'dane' ? 'authenticated' : 'opportunistic', detail };
+  }
+  if (got.received.length > 0) return { outcome: 'opportunistic', detail: `not delivered yet the MX received it; ${detail}` };
+  // A refusal is a connection made and judged; a deferral never gets that far (no trustworthy DNS answer).
+  const judged = failure && failure.result !== 'dnssec-invalid' && failure.receivingIp !== '';
+  return { outcome: judged ? 'refused' : 'deferred', failure: failure?.result, detail };
+}
+
+beforeAll(async () => {
+  if ('missing' in finger) return;
+  const ca = await selfSigned('DANE Matrix Test CA', { ca: true });
+  const names = CASES.map(mxOf);
+  const leaf = await signedBy(ca, 'mx.secure.test', { names });
+  const expired = await signedBy(ca, 'expired.secure.test', { names, expired: true });
+  const wrongName = await signedBy(ca, 'other.example', { names: ['other.example'] });
+  const intermediate = await signedBy(ca, 'DANE Matrix Test Intermediate', { ca: true });
+  const interLeaf = await signedBy(intermediate, 'mx-tainter.secure.test', { names });
+  const impostor = await selfSigned('mx-impostor.secure.test', { names });
+
+  const leaf311 = `3 1 1 ${sha256(spki(leaf.cert))}`;
+  const ca211 = `2 1 1 ${sha256(spki(ca.cert))}`;
+  const setup: Record<string, { tlsa: string[]; chain: [Issued, Issued[]]; starttls?: false }> = {
+    ee311: { tlsa: [leaf311], chain: [leaf, [ca]] },
+    ee301: { tlsa: [`3 0 1 ${sha256(leaf.cert.raw)}`], chain: [leaf, [ca]] },
+    ee312: { tlsa: [`3 1 2 ${sha512(spki(leaf.cert))}`], chain: [leaf, [ca]] },
+    ta211: { tlsa: [ca211], chain: [leaf, [ca]] },
+    ta200: { tlsa: [`2 0 0 ${hex(ca.cert.raw)}`], chain: [leaf, []] },
+    tainter: { tlsa: [ca211], chain: [interLeaf, [intermediate, ca]] },
+    unusable: { tlsa: [`1 1 1 ${sha256(spki(ca.cert))}`, `0 0 1 ${sha256(ca.cert.raw)}`, `3 2 1 ${sha256(spki(leaf.cert))}`], chain: [leaf, [ca]] },
+    rollover: { tlsa: [`3 1 1 ${hex(randomBytes(32))}`, leaf311], chain: [leaf, [ca]] },
+    expiredee: { tlsa: [`3 1 1 ${sha256(spki(expired.cert))}`], chain: [expired, [ca]] },
+    expiredta: { tlsa: [ca211], chain: [expired, [ca]] },
+    wrongname: { tlsa: [ca211], chain: [wrongName, [ca]] },
+    impostor: { tlsa: [leaf311], chain: [impostor, []] },
+    nostarttls: { tlsa: [leaf311], chain: [leaf, [ca]], starttls: false },
+    nxtlsa: { tlsa: [], chain: [leaf, [ca]] },
+    bogus: { tlsa: [leaf311], chain: [leaf, [ca]] },
+    insecure: { tlsa: [leaf311], chain: [leaf, [ca]] },
+  };
+
+  const addresses = loopbackAddresses(CASES.length, '');
+  await Promise.all(CASES.map(async (c, i) => {
+    const { chain: [cert, chain], starttls } = setup[c.id]!;
+    receivers.set(c.id, await receiver(addresses[i]!, cert, chain, starttls !== false));
+  }));
+  const records: Record<Zone, string[]> = { 'secure.test': [], 'insecure.test': [], 'bogus.test': [] };
+  for (const c of CASES) {
+    const mx = `mx-${c.id}`;
+    records[c.zone].push(`${c.id} IN MX 10 ${mx}`, `${mx} IN A ${receivers.get(c.id)!.address}`,
+      ...setup[c.id]!.tlsa.map((rr) => `_25._tcp.${mx} IN TLSA ${rr}`));
+  }
+  lab = await startDnsLab([
+    { name: 'secure.test', signed: true, records: records['secure.test'] },
+    { name: 'insecure.test', signed: false, records: records['insecure.test'] },
+    {
+      name: 'bogus.test', signed: true, records: records['bogus.test'],
+      // One hex digit of the TLSA data changed after signing: its signature no longer verifies.
+      tamper: (text) => text.replace(/(_25\._tcp\.mx-bogus\.bogus\.test\.\s+\d+\s+IN\s+TLSA\s+3 1 1 )([0-9A-F])/,
+        (_, head: string, digit: string) => head + (digit === '0' ? '1' : '0')),
+    },
+  ]);
+  oracle = await startPosttlsFinger(lab.resolver, [...receivers.values()].map((r) => ({ address: r.address, port: r.port })));
+
+  const create = (bridge as Record<string, unknown>).createSmtpOutbound as ((opts: SmtpOutboundOptions) => SmtpOutbound) | undefined;
+  const outcomes = new Map<string, TlsOutcome[]>();
+  if (create) {
+    outbound = create({
+      hostname: 'bridge.node.test',
+      resolver: new DnsPacketResolver({ servers: [lab.resolver], timeoutMs: 5000 }),
+      stsCache: new bridge.InMemoryStsPolicyCache(),
+      stsFetch: { fetchTimeoutMs: 5000 },
+      portMap: Object.fromEntries(CASES.map((c) => [mxOf(c), receivers.get(c.id)!.port])),
+      onTlsOutcome: (o) => { const list = outcomes.get(o.mxHost) ?? []; list.push(o); outcomes.set(o.mxHost, list); },
+    });
+  } else {
+    missingDelivery = 'bridge/index.ts does not export createSmtpOutbound: the bridge has no SMTP delivery path to judge';
+  }
+
+  await Promise.all(CASES.map(async (c) => {
+    const [fingerRun, results] = await Promise.all([
+      oracle!.probe(domainOf(c)),
+      outbound?.deliver(domainOf(c), message(c)),
+    ]);
+    const v: Verdicts = { finger: fingerOutcome(fingerRun.output), fingerRun };
+    if (results) {
+      const ours = ourOutcome(results[0]!, outcomes.get(mxOf(c)) ?? [], receivers.get(c.id)!);
+      v.ours = ours.outcome;
+      v.oursFailure = ours.failure;
+      v.oursDetail = ours.detail;
+    }
+    verdicts.set(c.id, v);
+  }));
+}, 60_000);
+
+function message(c: Case): OutboundMessage {
+  const to = `rcpt@${domainOf(c)}`;
+  return {
+    envelope: { mailFrom: 'sender@node.test', recipients: [{ address: to }], requireTls: false, smtputf8: false, eightBit: false },
+    data: Buffer.from(`From: sender@node.test\r\nTo: ${to}\r\nSubject: DANE case ${c.id}\r\nMessage-ID: <${c.id}@node.test>\r\n\r\nBody.\r\n`),
+  };
+}
+
+afterAll(async () => {
+  await outbound?.close();
+  await oracle?.close();
+  await Promise.all([...receivers.values()].map((r) => r.close()));
+  await lab?.close();
+});
+
+describe('DANE verdicts agree with Postfix posttls-finger -l dane (same servers, same DNS)', () => {
+  it('posttls-finger is installed', () => {
+    if ('missing' in finger) expect.fail(finger.missing);
+  });
+
+  it.each(CASES.map((c) => [c.what, c] as const))('%s', (_, c) => {
+    if ('missing' in finger) expect.fail(finger.missing);
+    const v = verdicts.get(c.id)!;
+    const found = { posttlsFinger: v.finger ?? 'no verdict in its log', aftersmtp: v.ours ?? missingDelivery };
+    expect(found, `posttls-finger ${domainOf(c)} (exit ${v.fingerRun.code}):\n${fingerEvidence(v.fingerRun.output)}\nAfterSMTP: ${v.oursDetail ?? missingDelivery}`)
+      .toEqual({ posttlsFinger: c.expected, aftersmtp: c.expected });
+    if (c.failure) expect(v.oursFailure, v.oursDetail).toBe(c.failure);
+  });
+});
