@@ -25,3 +25,16 @@ export {
 export type {
   CachedStsPolicy, StsFailureCode, StsFetchOptions, StsMode, StsPolicy, StsPolicyCache, StsRecord, StsResolution,
 } from './outbound/mta-sts.ts';
+export type {
+  OutboundEnvelope, OutboundMessage, OutboundRecipient, RecipientResult, RecipientStatus, SmtpNextHop, SmtpOutbound, SmtpOutboundOptions,
+  SmtpReplyText, SmtpTlsMode, TlsFailureType, TlsOutcome,
+} from './outbound/types.ts';
+export { createSmtpOutbound } from './outbound/delivery.ts';
+export { dotStuff, safeMailbox, SmtpSession, xtext } from './outbound/smtp-client.ts';
+export type { SmtpSessionOptions, TransactionReplies } from './outbound/smtp-client.ts';
+export { MAX_REPLY_LINE, MAX_REPLY_LINES, parseExtensions, SmtpClientError } from './outbound/smtp-reply.ts';
+export type { SmtpClientErrorCode, SmtpExtensions, SmtpReply as SmtpClientReply } from './outbound/smtp-reply.ts';
+export { hostAddresses, resolveMx } from './outbound/mx.ts';
+export type { MxHost, MxResolution } from './outbound/mx.ts';
+export { authenticates, checkPeer, hostPolicy, tlsRequired } from './outbound/tls-policy.ts';
+export type { HostPolicy, PeerVerdict, PolicyReport } from './outbound/tls-policy.ts';
