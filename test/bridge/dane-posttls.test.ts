@@ -7,8 +7,8 @@ import { createHash, randomBytes, randomInt, type X509Certificate } from 'node:c
 import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
-import * as bridge from '../../bridge/index.ts';
-import type { OutboundMessage, RecipientResult, SmtpOutbound, SmtpOutboundOptions, TlsFailureType, TlsOutcome } from '../../bridge/index.ts';
+import { createSmtpOutbound, InMemoryStsPolicyCache } from '../../bridge/index.ts';
+import type { OutboundMessage, RecipientResult, SmtpOutbound, TlsFailureType, TlsOutcome } from '../../bridge/index.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
 import { selfSigned, signedBy, type Issued } from './dane-pki.ts';
 import { findPosttlsFinger, fingerEvidence, fingerOutcome, startPosttlsFinger, type DaneOutcome, type FingerRun, type PosttlsFinger } from './posttls-finger.ts';
@@ -79,7 +79,7 @@ function loopbackAddresses(count: number, avoid: string): string[] {
   return [...taken].slice(2);
 }
 
-interface Verdicts { finger?: DaneOutcome; fingerRun: FingerRun; ours?: DaneOutcome; oursDetail?: string; oursFailure?: string }
+interface Verdicts { finger?: DaneOutcome; fingerRun: FingerRun; ours: DaneOutcome; oursDetail: string; oursFailure?: string }
 
 const finger = findPosttlsFinger();
 let lab: DnsLab | undefined;
@@ -87,7 +87,6 @@ let oracle: PosttlsFinger | undefined;
 let outbound: SmtpOutbound | undefined;
 const receivers = new Map<string, Receiver>();
 const verdicts = new Map<string, Verdicts>();
-let missingDelivery: string | undefined;
 
 /** The bridge's verdict from one real delivery attempt: the result, the TLS outcome, and what the MX received. */
 function ourOutcome(result: RecipientResult, outcomes: TlsOutcome[], got: Receiver): { outcome: DaneOutcome; failure?: string; detail: string } {
@@ -158,34 +157,23 @@ beforeAll(async () => {
   ]);
   oracle = await startPosttlsFinger(lab.resolver, [...receivers.values()].map((r) => ({ address: r.address, port: r.port })));
 
-  const create = (bridge as Record<string, unknown>).createSmtpOutbound as ((opts: SmtpOutboundOptions) => SmtpOutbound) | undefined;
   const outcomes = new Map<string, TlsOutcome[]>();
-  if (create) {
-    outbound = create({
-      hostname: 'bridge.node.test',
-      resolver: new DnsPacketResolver({ servers: [lab.resolver], timeoutMs: 5000 }),
-      stsCache: new bridge.InMemoryStsPolicyCache(),
-      stsFetch: { fetchTimeoutMs: 5000 },
-      portMap: Object.fromEntries(CASES.map((c) => [mxOf(c), receivers.get(c.id)!.port])),
-      onTlsOutcome: (o) => { const list = outcomes.get(o.mxHost) ?? []; list.push(o); outcomes.set(o.mxHost, list); },
-    });
-  } else {
-    missingDelivery = 'bridge/index.ts does not export createSmtpOutbound: the bridge has no SMTP delivery path to judge';
-  }
+  outbound = createSmtpOutbound({
+    hostname: 'bridge.node.test',
+    resolver: new DnsPacketResolver({ servers: [lab.resolver], timeoutMs: 5000 }),
+    stsCache: new InMemoryStsPolicyCache(),
+    stsFetch: { fetchTimeoutMs: 5000 },
+    portMap: Object.fromEntries(CASES.map((c) => [mxOf(c), receivers.get(c.id)!.port])),
+    onTlsOutcome: (o) => { const list = outcomes.get(o.mxHost) ?? []; list.push(o); outcomes.set(o.mxHost, list); },
+  });
 
   await Promise.all(CASES.map(async (c) => {
     const [fingerRun, results] = await Promise.all([
       oracle!.probe(domainOf(c)),
-      outbound?.deliver(domainOf(c), message(c)),
+      outbound!.deliver(domainOf(c), message(c)),
     ]);
-    const v: Verdicts = { finger: fingerOutcome(fingerRun.output), fingerRun };
-    if (results) {
-      const ours = ourOutcome(results[0]!, outcomes.get(mxOf(c)) ?? [], receivers.get(c.id)!);
-      v.ours = ours.outcome;
-      v.oursFailure = ours.failure;
-      v.oursDetail = ours.detail;
-    }
-    verdicts.set(c.id, v);
+    const ours = ourOutcome(results[0]!, outcomes.get(mxOf(c)) ?? [], receivers.get(c.id)!);
+    verdicts.set(c.id, { finger: fingerOutcome(fingerRun.output), fingerRun, ours: ours.outcome, oursFailure: ours.failure, oursDetail: ours.detail });
   }));
 }, 60_000);
 
@@ -212,8 +200,8 @@ describe('DANE verdicts agree with Postfix posttls-finger -l dane (same servers,
   it.each(CASES.map((c) => [c.what, c] as const))('%s', (_, c) => {
     if ('missing' in finger) expect.fail(finger.missing);
     const v = verdicts.get(c.id)!;
-    const found = { posttlsFinger: v.finger ?? 'no verdict in its log', aftersmtp: v.ours ?? missingDelivery };
-    expect(found, `posttls-finger ${domainOf(c)} (exit ${v.fingerRun.code}):\n${fingerEvidence(v.fingerRun.output)}\nAfterSMTP: ${v.oursDetail ?? missingDelivery}`)
+    const found = { posttlsFinger: v.finger ?? 'no verdict in its log', aftersmtp: v.ours };
+    expect(found, `posttls-finger ${domainOf(c)} (exit ${v.fingerRun.code}):\n${fingerEvidence(v.fingerRun.output)}\nAfterSMTP: ${v.oursDetail}`)
       .toEqual({ posttlsFinger: c.expected, aftersmtp: c.expected });
     if (c.failure) expect(v.oursFailure, v.oursDetail).toBe(c.failure);
   });
