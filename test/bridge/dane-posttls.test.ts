@@ -19,12 +19,17 @@ interface Case {
   id: string;
   what: string;
   zone: Zone;
+  /** Where the MX host lives when not in the domain's own zone. */
+  mxZone?: Zone;
   expected: DaneOutcome;
   /** The TLS-RPT result the bridge reports for a refusal or deferral. */
   failure?: TlsFailureType;
 }
 
-/** The matrix. Each case's domain is `<id>.<zone>`, its one MX `mx-<id>.<zone>`, its TLSA records at `_25._tcp.mx-<id>.<zone>`. */
+/**
+ * The matrix. Each case's domain is `<id>.<zone>`, its one MX `mx-<id>.<mxZone or zone>`, with its address and its
+ * TLSA records (`_25._tcp.mx-…`) in that zone.
+ */
 const CASES: Case[] = [
   { id: 'ee311', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 1 1 (SHA-256 of the leaf key)' },
   { id: 'ee301', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 0 1 (SHA-256 of the whole leaf)' },
@@ -33,14 +38,17 @@ const CASES: Case[] = [
   { id: 'ta200', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 0 0, the anchor only in DNS (not presented)' },
   { id: 'tainter', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 1 1 through an intermediate' },
   { id: 'unusable', zone: 'secure.test', expected: 'opportunistic', what: 'only unusable TLSA records: encrypted, not authenticated (RFC 7672 §2.2.1)' },
+  { id: 'baddigest', zone: 'secure.test', expected: 'opportunistic', what: 'only a digest of the wrong length: an unusable record, so encrypted, not authenticated' },
   { id: 'rollover', zone: 'secure.test', expected: 'authenticated', what: 'two records during a key rollover, one matching' },
   { id: 'expiredee', zone: 'secure.test', expected: 'authenticated', what: 'an expired leaf under DANE-EE (the record binds the key, not the dates)' },
   { id: 'expiredta', zone: 'secure.test', expected: 'refused', failure: 'certificate-expired', what: 'an expired leaf under DANE-TA' },
   { id: 'wrongname', zone: 'secure.test', expected: 'refused', failure: 'certificate-host-mismatch', what: 'a leaf naming another host under DANE-TA' },
+  { id: 'nexthopname', zone: 'secure.test', expected: 'authenticated', what: 'a DANE-TA leaf naming the next-hop domain, not the MX host (RFC 7672 §3.2.3)' },
   { id: 'impostor', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'a self-signed impostor under DANE-EE' },
   { id: 'nostarttls', zone: 'secure.test', expected: 'refused', failure: 'starttls-not-supported', what: 'TLSA records but no STARTTLS offered' },
   { id: 'nxtlsa', zone: 'secure.test', expected: 'opportunistic', what: 'a secure NXDOMAIN for the TLSA name: no DANE' },
   { id: 'bogus', zone: 'bogus.test', expected: 'deferred', failure: 'dnssec-invalid', what: 'a bogus TLSA answer (signature broken)' },
+  { id: 'insecuremx', zone: 'insecure.test', mxZone: 'secure.test', expected: 'authenticated', what: 'an unsigned MX answer naming a host with secure TLSA records: DANE still applies' },
   { id: 'insecure', zone: 'insecure.test', expected: 'opportunistic', what: 'TLSA records in an unsigned zone: no DANE' },
 ];
 
@@ -48,7 +56,7 @@ const hex = (data: Buffer | string) => Buffer.from(data).toString('hex').toUpper
 const sha256 = (data: Buffer) => hex(createHash('sha256').update(data).digest());
 const sha512 = (data: Buffer) => hex(createHash('sha512').update(data).digest());
 const spki = (cert: X509Certificate) => cert.publicKey.export({ type: 'spki', format: 'der' });
-const mxOf = (c: Case) => `mx-${c.id}.${c.zone}`;
+const mxOf = (c: Case) => `mx-${c.id}.${c.mxZone ?? c.zone}`;
 const domainOf = (c: Case) => `${c.id}.${c.zone}`;
 
 interface Receiver { address: string; port: number; received: { secure: boolean }[]; close(): Promise<void> }
@@ -109,6 +117,7 @@ beforeAll(async () => {
   const leaf = await signedBy(ca, 'mx.secure.test', { names });
   const expired = await signedBy(ca, 'expired.secure.test', { names, expired: true });
   const wrongName = await signedBy(ca, 'other.example', { names: ['other.example'] });
+  const nextHopName = await signedBy(ca, 'nexthopname.secure.test', { names: ['nexthopname.secure.test'] });
   const intermediate = await signedBy(ca, 'DANE Matrix Test Intermediate', { ca: true });
   const interLeaf = await signedBy(intermediate, 'mx-tainter.secure.test', { names });
   const impostor = await selfSigned('mx-impostor.secure.test', { names });
@@ -123,14 +132,17 @@ beforeAll(async () => {
     ta200: { tlsa: [`2 0 0 ${hex(ca.cert.raw)}`], chain: [leaf, []] },
     tainter: { tlsa: [ca211], chain: [interLeaf, [intermediate, ca]] },
     unusable: { tlsa: [`1 1 1 ${sha256(spki(ca.cert))}`, `0 0 1 ${sha256(ca.cert.raw)}`, `3 2 1 ${sha256(spki(leaf.cert))}`], chain: [leaf, [ca]] },
+    baddigest: { tlsa: [`3 1 1 ${hex(randomBytes(20))}`], chain: [leaf, [ca]] },
     rollover: { tlsa: [`3 1 1 ${hex(randomBytes(32))}`, leaf311], chain: [leaf, [ca]] },
     expiredee: { tlsa: [`3 1 1 ${sha256(spki(expired.cert))}`], chain: [expired, [ca]] },
     expiredta: { tlsa: [ca211], chain: [expired, [ca]] },
     wrongname: { tlsa: [ca211], chain: [wrongName, [ca]] },
+    nexthopname: { tlsa: [ca211], chain: [nextHopName, [ca]] },
     impostor: { tlsa: [leaf311], chain: [impostor, []] },
     nostarttls: { tlsa: [leaf311], chain: [leaf, [ca]], starttls: false },
     nxtlsa: { tlsa: [], chain: [leaf, [ca]] },
     bogus: { tlsa: [leaf311], chain: [leaf, [ca]] },
+    insecuremx: { tlsa: [leaf311], chain: [leaf, [ca]] },
     insecure: { tlsa: [leaf311], chain: [leaf, [ca]] },
   };
 
@@ -142,8 +154,8 @@ beforeAll(async () => {
   const records: Record<Zone, string[]> = { 'secure.test': [], 'insecure.test': [], 'bogus.test': [] };
   for (const c of CASES) {
     const mx = `mx-${c.id}`;
-    records[c.zone].push(`${c.id} IN MX 10 ${mx}`, `${mx} IN A ${receivers.get(c.id)!.address}`,
-      ...setup[c.id]!.tlsa.map((rr) => `_25._tcp.${mx} IN TLSA ${rr}`));
+    records[c.zone].push(`${c.id} IN MX 10 ${mxOf(c)}.`);
+    records[c.mxZone ?? c.zone].push(`${mx} IN A ${receivers.get(c.id)!.address}`, ...setup[c.id]!.tlsa.map((rr) => `_25._tcp.${mx} IN TLSA ${rr}`));
   }
   lab = await startDnsLab([
     { name: 'secure.test', signed: true, records: records['secure.test'] },

@@ -144,7 +144,9 @@ export async function startPosttlsFinger(resolver: string, mxes: { address: stri
 export function fingerOutcome(output: string): DaneOutcome | undefined {
   const tls = /(Untrusted|Anonymous|Trusted|Verified) TLS connection established/.exec(output)?.[1];
   if (/TLSA lookup error/.test(output)) return 'deferred';
-  if (tls === 'Verified') return 'authenticated';
+  // "Trusted" rather than "Verified" when the MX answer was insecure but the host's TLSA records were secure and
+  // matched (smtp_tls_dane_insecure_mx_policy = dane): the host is authenticated, the MX name is not.
+  if (tls === 'Verified' || (tls === 'Trusted' && /Matched DANE (EE|TA) certificate/.test(output))) return 'authenticated';
   if (/no TLSA records found, resorting to/.test(output)) return tls ? 'opportunistic' : undefined;
   if (/all TLSA records unusable/.test(output)) return tls ? 'opportunistic' : 'refused';
   // Secure, usable TLSA records were found: anything short of a verified TLS connection is a refusal.
