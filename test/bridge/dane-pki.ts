@@ -35,15 +35,15 @@ async function newKeys(): Promise<webcrypto.CryptoKeyPair> {
   return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
 }
 
-/** A self-signed certificate: a CA when `ca`, else an impostor leaf naming `names`. */
-export async function selfSigned(commonName: string, opts: { ca?: boolean; names?: string[] } = {}): Promise<Issued> {
+/** A self-signed certificate: a CA when `ca`, else an impostor leaf naming `names`; `expired` puts its validity in the past. */
+export async function selfSigned(commonName: string, opts: { ca?: boolean; names?: string[]; expired?: boolean } = {}): Promise<Issued> {
   const keys = await newKeys();
   const extensions: x509.Extension[] = opts.ca
     ? [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)]
     : [new x509.SubjectAlternativeNameExtension((opts.names ?? [commonName]).map((value) => ({ type: 'dns' as const, value })))];
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: (serial++).toString(16).padStart(2, '0'), name: `CN=${commonName}`,
-    notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 30 * DAY), keys, signingAlgorithm: ALG, extensions,
+    serialNumber: (serial++).toString(16).padStart(2, '0'), name: `CN=${commonName}`, keys, signingAlgorithm: ALG, extensions,
+    notBefore: new Date(Date.now() - (opts.expired ? 30 : 1) * DAY), notAfter: new Date(Date.now() + (opts.expired ? -2 : 30) * DAY),
   });
   return issued(cert, keys);
 }

@@ -34,14 +34,19 @@ const CASES: Case[] = [
   { id: 'ee311', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 1 1 (SHA-256 of the leaf key)' },
   { id: 'ee301', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 0 1 (SHA-256 of the whole leaf)' },
   { id: 'ee312', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 1 2 (SHA-512 of the leaf key)' },
+  { id: 'ee310', zone: 'secure.test', expected: 'authenticated', what: 'DANE-EE 3 1 0 (the whole leaf key)' },
   { id: 'ta211', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 1 1, the anchor presented in the chain' },
   { id: 'ta200', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 0 0, the anchor only in DNS (not presented)' },
+  { id: 'ta210', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 1 0, only the anchor key in DNS (not presented)' },
   { id: 'tainter', zone: 'secure.test', expected: 'authenticated', what: 'DANE-TA 2 1 1 through an intermediate' },
+  { id: 'tanotca', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA through a middle certificate that is not a CA' },
+  { id: 'wildcard', zone: 'secure.test', expected: 'authenticated', what: 'a DANE-TA leaf naming the MX host by a wildcard' },
   { id: 'unusable', zone: 'secure.test', expected: 'opportunistic', what: 'only unusable TLSA records: encrypted, not authenticated (RFC 7672 §2.2.1)' },
   { id: 'baddigest', zone: 'secure.test', expected: 'opportunistic', what: 'only a digest of the wrong length: an unusable record, so encrypted, not authenticated' },
   { id: 'rollover', zone: 'secure.test', expected: 'authenticated', what: 'two records during a key rollover, one matching' },
   { id: 'expiredee', zone: 'secure.test', expected: 'authenticated', what: 'an expired leaf under DANE-EE (the record binds the key, not the dates)' },
   { id: 'expiredta', zone: 'secure.test', expected: 'refused', failure: 'certificate-expired', what: 'an expired leaf under DANE-TA' },
+  { id: 'expiredca', zone: 'secure.test', expected: 'refused', failure: 'certificate-expired', what: 'DANE-TA 2 0 0 naming an expired anchor (not presented)' },
   { id: 'wrongname', zone: 'secure.test', expected: 'refused', failure: 'certificate-host-mismatch', what: 'a leaf naming another host under DANE-TA' },
   { id: 'nexthopname', zone: 'secure.test', expected: 'authenticated', what: 'a DANE-TA leaf naming the next-hop domain, not the MX host (RFC 7672 §3.2.3)' },
   { id: 'impostor', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'a self-signed impostor under DANE-EE' },
@@ -120,6 +125,11 @@ beforeAll(async () => {
   const nextHopName = await signedBy(ca, 'nexthopname.secure.test', { names: ['nexthopname.secure.test'] });
   const intermediate = await signedBy(ca, 'DANE Matrix Test Intermediate', { ca: true });
   const interLeaf = await signedBy(intermediate, 'mx-tainter.secure.test', { names });
+  const notCa = await signedBy(ca, 'not-a-ca.secure.test');
+  const underNotCa = await signedBy(notCa, 'mx-tanotca.secure.test', { names });
+  const wildcard = await signedBy(ca, '*.secure.test', { names: ['*.secure.test'] });
+  const expiredCa = await selfSigned('DANE Matrix Expired CA', { ca: true, expired: true });
+  const underExpiredCa = await signedBy(expiredCa, 'mx-expiredca.secure.test', { names });
   const impostor = await selfSigned('mx-impostor.secure.test', { names });
 
   const leaf311 = `3 1 1 ${sha256(spki(leaf.cert))}`;
@@ -128,14 +138,19 @@ beforeAll(async () => {
     ee311: { tlsa: [leaf311], chain: [leaf, [ca]] },
     ee301: { tlsa: [`3 0 1 ${sha256(leaf.cert.raw)}`], chain: [leaf, [ca]] },
     ee312: { tlsa: [`3 1 2 ${sha512(spki(leaf.cert))}`], chain: [leaf, [ca]] },
+    ee310: { tlsa: [`3 1 0 ${hex(spki(leaf.cert))}`], chain: [leaf, [ca]] },
     ta211: { tlsa: [ca211], chain: [leaf, [ca]] },
     ta200: { tlsa: [`2 0 0 ${hex(ca.cert.raw)}`], chain: [leaf, []] },
+    ta210: { tlsa: [`2 1 0 ${hex(spki(ca.cert))}`], chain: [leaf, []] },
     tainter: { tlsa: [ca211], chain: [interLeaf, [intermediate, ca]] },
+    tanotca: { tlsa: [ca211], chain: [underNotCa, [notCa, ca]] },
+    wildcard: { tlsa: [ca211], chain: [wildcard, [ca]] },
     unusable: { tlsa: [`1 1 1 ${sha256(spki(ca.cert))}`, `0 0 1 ${sha256(ca.cert.raw)}`, `3 2 1 ${sha256(spki(leaf.cert))}`], chain: [leaf, [ca]] },
     baddigest: { tlsa: [`3 1 1 ${hex(randomBytes(20))}`], chain: [leaf, [ca]] },
     rollover: { tlsa: [`3 1 1 ${hex(randomBytes(32))}`, leaf311], chain: [leaf, [ca]] },
     expiredee: { tlsa: [`3 1 1 ${sha256(spki(expired.cert))}`], chain: [expired, [ca]] },
     expiredta: { tlsa: [ca211], chain: [expired, [ca]] },
+    expiredca: { tlsa: [`2 0 0 ${hex(expiredCa.cert.raw)}`], chain: [underExpiredCa, []] },
     wrongname: { tlsa: [ca211], chain: [wrongName, [ca]] },
     nexthopname: { tlsa: [ca211], chain: [nextHopName, [ca]] },
     impostor: { tlsa: [leaf311], chain: [impostor, []] },
