@@ -30,8 +30,14 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * Whether a record can authenticate anything: a usage, selector and matching type an SMTP client may act on, and
+ * data that can be what its matching type says. A digest of the wrong length is as unusable as an unknown usage
+ * (as Postfix and OpenSSL treat it): with no other record, TLS is required but not authenticated (RFC 7672 §2.2.1).
+ */
 export function isUsableTlsa(record: BridgeTlsaRecord): boolean {
-  return USABLE_USAGES.has(record.usage) && USABLE_SELECTORS.has(record.selector) && USABLE_MATCHING.has(record.matchingType);
+  return USABLE_USAGES.has(record.usage) && USABLE_SELECTORS.has(record.selector) && USABLE_MATCHING.has(record.matchingType)
+    && wellFormed(record);
 }
 
 /**
@@ -142,7 +148,7 @@ const FAILURE_RANK: Record<DaneFailure, number> = { 'tlsa-invalid': 0, 'validati
 export function verifyDane(
   records: BridgeTlsaRecord[], chain: X509Certificate[], mxHost: string, nameCandidates: string[] = [], nowMs = Date.now(),
 ): DaneVerdict {
-  const usable = records.filter((record) => isUsableTlsa(record) && wellFormed(record));
+  const usable = records.filter(isUsableTlsa);
   if (usable.length === 0) return { ok: false, result: 'tlsa-invalid', detail: 'no usable, well-formed TLSA record' };
   const leaf = chain[0];
   if (!leaf) return { ok: false, result: 'validation-failure', detail: 'the server presented no certificate' };
@@ -165,6 +171,11 @@ export function verifyDane(
     // A trust anchor published in full need not be presented: it must then have signed a presented certificate.
     const anchor = anchorKeyFromRecord(record);
     if (!anchor) continue;
+    // A certificate published in full is held to its dates like a presented one (OpenSSL, and so Postfix, do).
+    if (anchor.cert && !validAt(anchor.cert, nowMs)) {
+      consider({ ok: false, result: 'certificate-expired', detail: 'the trust anchor certificate in the TLSA record is outside its validity period' });
+      continue;
+    }
     for (let top = 0; top < chain.length; top++) {
       const cert = chain[top]!;
       if (anchor.cert && !cert.checkIssued(anchor.cert)) continue;

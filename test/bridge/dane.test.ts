@@ -46,6 +46,7 @@ beforeAll(async () => {
     'ta-inter': [caSpki211],
     unusable: [`1 1 1 ${sha256(spki(ca.cert))}`, `0 0 1 ${sha256(ca.cert.raw)}`, `3 2 1 ${sha256(spki(leaf.cert))}`],
     rollover: [`3 1 1 ${hex(randomBytes(32))}`, leafSpki311],
+    baddigest: [`3 1 1 ${hex(randomBytes(20))}`],
     'expired-ee': [`3 1 1 ${sha256(spki(expired.cert))}`],
     'expired-ta': [caSpki211],
     'wrongname-ta': [caSpki211],
@@ -73,7 +74,7 @@ beforeAll(async () => {
   dns = new DnsPacketResolver({ servers: [lab.resolver], timeoutMs: 2000 });
 
   const chains: [Issued, Issued[], string[]][] = [
-    [leaf, [ca], ['ee311', 'ee301', 'ee312', 'ta211', 'unusable', 'rollover']],
+    [leaf, [ca], ['ee311', 'ee301', 'ee312', 'ta211', 'unusable', 'rollover', 'baddigest']],
     [leaf, [], ['ta200']],
     [interLeaf, [intermediate, ca], ['ta-inter']],
     [expired, [ca], ['expired-ee', 'expired-ta']],
@@ -164,6 +165,10 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
     expect(verifyDane([], await presentedChain('unusable.secure.test'), 'unusable.secure.test')).toMatchObject({ ok: false, result: 'tlsa-invalid' });
   });
 
+  it('a digest of the wrong length is an unusable record: DANE applies (STARTTLS required) but nothing authenticates', async () => {
+    expect((await dane('baddigest.secure.test')).policy).toEqual({ kind: 'dane', records: [], unusableOnly: true });
+  });
+
   it('two records during a key rollover: the one that matches is enough', async () => {
     const { policy, verdict } = await dane('rollover.secure.test');
     expect(policy).toMatchObject({ kind: 'dane', unusableOnly: false });
@@ -187,6 +192,15 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
   it('a self-signed impostor is refused under DANE-EE and DANE-TA', async () => {
     expect((await dane('impostor-ee.secure.test')).verdict).toMatchObject({ ok: false, result: 'validation-failure' });
     expect((await dane('impostor-ta.secure.test')).verdict).toMatchObject({ ok: false, result: 'validation-failure' });
+  });
+
+  it('a DANE-TA anchor carried in full is held to its dates: an expired one is refused as certificate-expired', async () => {
+    const expiredCa = await selfSigned('Expired CA', { ca: true, expired: true });
+    const under = await signedBy(expiredCa, 'mx.secure.test');
+    const record = { usage: 2, selector: 0, matchingType: 0, data: new Uint8Array(expiredCa.cert.raw) };
+    expect(verifyDane([record], [under.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'certificate-expired' });
+    const keyOnly = { usage: 2, selector: 1, matchingType: 0, data: new Uint8Array(spki(expiredCa.cert)) };
+    expect(verifyDane([keyOnly], [under.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 2, depth: 1 });
   });
 
   it('a DANE-TA record carried in full does not trust a leaf it did not sign', async () => {
