@@ -182,7 +182,7 @@ beforeAll(async () => {
         (_, head: string, digit: string) => head + (digit === '0' ? '1' : '0')),
     },
   ]);
-  oracle = await startPosttlsFinger(lab.resolver, [...receivers.values()].map((r) => ({ address: r.address, port: r.port })));
+  oracle = await startPosttlsFinger(finger.path, lab.resolver, [...receivers.values()].map((r) => ({ address: r.address, port: r.port })));
 
   const outcomes = new Map<string, TlsOutcome[]>();
   outbound = createSmtpOutbound({
@@ -231,5 +231,7 @@ describe('DANE verdicts agree with Postfix posttls-finger -l dane (same servers,
     expect(found, `posttls-finger ${domainOf(c)} (exit ${v.fingerRun.code}):\n${fingerEvidence(v.fingerRun.output)}\nAfterSMTP: ${v.oursDetail}`)
       .toEqual({ posttlsFinger: c.expected, aftersmtp: c.expected });
     if (c.failure) expect(v.oursFailure, v.oursDetail).toBe(c.failure);
+    // Every MX here offers STARTTLS (but one): what was delivered, even unauthenticated, went over TLS.
+    expect(receivers.get(c.id)!.received.every((m) => m.secure), v.oursDetail).toBe(true);
   });
 });

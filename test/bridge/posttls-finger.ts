@@ -5,12 +5,12 @@
 // answers on port 25; both are mirrored over Unix sockets to the resolver's and the servers' real ports.
 // The libc resolver speaks TCP there (`options use-vc`), so only streams cross the namespace boundary.
 // Needs root or unprivileged user namespaces (`unshare`), `ip`, `mount`, and Debian's postfix package.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 
 /** What the oracle says an MTA at `smtp_tls_security_level = dane` does with a destination. */
 export type DaneOutcome = 'authenticated' | 'refused' | 'deferred' | 'opportunistic';
@@ -35,20 +35,27 @@ export interface Mirror {
   to: { host: string; port: number };
 }
 
+/** Where Debian puts Postfix's and iproute2's programs, often missing from a non-root PATH. */
+const SBIN = ['/usr/sbin', '/sbin'];
+const searchPath = () => [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...SBIN];
+
 /** The path of posttls-finger, or a message saying how to get it. */
 export function findPosttlsFinger(): { path: string } | { missing: string } {
-  try {
-    return { path: execFileSync('sh', ['-c', 'command -v posttls-finger'], { encoding: 'utf8' }).trim() };
-  } catch {
-    return { missing: 'posttls-finger is not installed: it comes with Debian\'s postfix package (apt-get install postfix; .ci/run installs it)' };
+  for (const dir of searchPath()) {
+    const path = join(dir, 'posttls-finger');
+    try {
+      accessSync(path, constants.X_OK);
+      return { path };
+    } catch { /* not here */ }
   }
+  return { missing: 'posttls-finger is not installed: it comes with Debian\'s postfix package (apt-get install postfix; .ci/run installs it)' };
 }
 
 /**
- * Starts the namespace that runs posttls-finger. `resolver` is the lab's `host:port`; `mxes` are the MX
+ * Starts the namespace that runs `posttlsFinger` (its path). `resolver` is the lab's `host:port`; `mxes` are the MX
  * hosts' addresses and their servers' real ports, each mirrored there from port 25 in the namespace.
  */
-export async function startPosttlsFinger(resolver: string, mxes: { address: string; port: number }[]): Promise<PosttlsFinger> {
+export async function startPosttlsFinger(posttlsFinger: string, resolver: string, mxes: { address: string; port: number }[]): Promise<PosttlsFinger> {
   const [resolverHost, resolverPort] = resolver.split(':') as [string, string];
   const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-posttls-'));
   // The lab's trust anchor is in unbound; `trust-ad` makes glibc keep the AD bit Postfix reads as "secure".
@@ -102,7 +109,9 @@ export async function startPosttlsFinger(resolver: string, mxes: { address: stri
 
     const unshare = ['--net', '--mount', '--propagation', 'private'];
     if (process.getuid?.() !== 0) unshare.unshift('--map-root-user');
-    child = spawn('unshare', [...unshare, process.execPath, join(import.meta.dirname, 'posttls-netns.ts'), dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child = spawn('unshare', [...unshare, process.execPath, join(import.meta.dirname, 'posttls-netns.ts'), dir, posttlsFinger], {
+      stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PATH: searchPath().join(delimiter) },
+    });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
     const pending = new Map<number, (run: FingerRun) => void>();
@@ -110,11 +119,21 @@ export async function startPosttlsFinger(resolver: string, mxes: { address: stri
     await new Promise<void>((resolve, reject) => {
       child!.once('exit', (code, signal) => reject(new Error(`the posttls-finger namespace exited (${code ?? signal}): ${stderr.trim()}`)));
       lines.on('line', (line) => {
-        const message = JSON.parse(line) as { ready?: true; id?: number; code?: number | string; output?: string };
+        let message: { ready?: true; id?: number; code?: number | string; output?: string };
+        try {
+          message = JSON.parse(line) as typeof message;
+        } catch {
+          return;
+        }
         if (message.ready) return resolve();
         pending.get(message.id!)?.({ code: message.code!, output: message.output! });
         pending.delete(message.id!);
       });
+    });
+    // A namespace that dies answers every probe still waiting, so a test fails with its reason instead of hanging.
+    child.once('exit', (code, signal) => {
+      for (const answer of pending.values()) answer({ code: `namespace exited (${code ?? signal})`, output: stderr });
+      pending.clear();
     });
 
     let nextId = 0;

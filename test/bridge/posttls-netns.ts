@@ -5,14 +5,14 @@
 // and every 127.x.y.z:25 and :53 of this namespace is mirrored, over a Unix socket in the shared file system,
 // to the test process, which connects on to the real server. Requests come on stdin, one JSON line each
 // ({ id, args }), and each run's exit code and output go back on stdout as one JSON line.
-//   node posttls-netns.ts DIR     (DIR holds resolv.conf and main.cf; the mirror sockets are DIR/ADDR-PORT.sock)
+//   node posttls-netns.ts DIR POSTTLS_FINGER   (DIR holds resolv.conf and main.cf; the mirror sockets are DIR/ADDR-PORT.sock)
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer, connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 
-const dir = process.argv[2];
-if (!dir) throw new Error('usage: posttls-netns.ts DIR');
+const [dir, posttlsFinger] = process.argv.slice(2);
+if (!dir || !posttlsFinger) throw new Error('usage: posttls-netns.ts DIR POSTTLS_FINGER');
 
 execFileSync('ip', ['link', 'set', 'lo', 'up']);
 execFileSync('mount', ['--bind', join(dir, 'resolv.conf'), '/etc/resolv.conf']);
@@ -35,7 +35,7 @@ process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
 
 for await (const line of createInterface({ input: process.stdin })) {
   const { id, args } = JSON.parse(line) as { id: number; args: string[] };
-  const child = spawn('posttls-finger', args, { env: { ...process.env, MAIL_CONFIG: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(posttlsFinger, args, { env: { ...process.env, MAIL_CONFIG: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
@@ -44,3 +44,5 @@ for await (const line of createInterface({ input: process.stdin })) {
     process.stdout.write(`${JSON.stringify({ id, code: code ?? signal, output })}\n`);
   });
 }
+// The test process is gone (or done): nothing is left to serve, and the mirrors must not keep this one alive.
+process.exit(0);
