@@ -21,6 +21,8 @@ interface Case {
   zone: Zone;
   /** Where the MX host lives when not in the domain's own zone. */
   mxZone?: Zone;
+  /** The MX host when not `mx-<id>.<mxZone or zone>`. */
+  mx?: string;
   expected: DaneOutcome;
   /** The TLS-RPT result the bridge reports for a refusal or deferral. */
   failure?: TlsFailureType;
@@ -53,6 +55,10 @@ const CASES: Case[] = [
   { id: 'nostarttls', zone: 'secure.test', expected: 'refused', failure: 'starttls-not-supported', what: 'TLSA records but no STARTTLS offered' },
   { id: 'nxtlsa', zone: 'secure.test', expected: 'opportunistic', what: 'a secure NXDOMAIN for the TLSA name: no DANE' },
   { id: 'bogus', zone: 'bogus.test', expected: 'deferred', failure: 'dnssec-invalid', what: 'a bogus TLSA answer (signature broken)' },
+  { id: 'cnametarget', zone: 'secure.test', expected: 'authenticated', what: 'an MX host that is a CNAME, TLSA records at the expanded name (RFC 7672 §2.2.2)' },
+  { id: 'cnamealias', zone: 'secure.test', expected: 'authenticated', what: 'an MX host that is a CNAME, TLSA records at the alias only (RFC 7672 §2.2.2)' },
+  { id: 'implicitmx', zone: 'secure.test', mx: 'implicitmx.secure.test', expected: 'authenticated', what: 'no MX records: the domain is its own MX, with its TLSA records (RFC 5321 §5.1)' },
+  { id: 'bogusmx', zone: 'bogus.test', expected: 'deferred', what: 'a bogus MX answer (signature broken)' },
   { id: 'insecuremx', zone: 'insecure.test', mxZone: 'secure.test', expected: 'authenticated', what: 'an unsigned MX answer naming a host with secure TLSA records: DANE still applies' },
   { id: 'insecure', zone: 'insecure.test', expected: 'opportunistic', what: 'TLSA records in an unsigned zone: no DANE' },
 ];
@@ -61,7 +67,7 @@ const hex = (data: Buffer | string) => Buffer.from(data).toString('hex').toUpper
 const sha256 = (data: Buffer) => hex(createHash('sha256').update(data).digest());
 const sha512 = (data: Buffer) => hex(createHash('sha512').update(data).digest());
 const spki = (cert: X509Certificate) => cert.publicKey.export({ type: 'spki', format: 'der' });
-const mxOf = (c: Case) => `mx-${c.id}.${c.mxZone ?? c.zone}`;
+const mxOf = (c: Case) => c.mx ?? `mx-${c.id}.${c.mxZone ?? c.zone}`;
 const domainOf = (c: Case) => `${c.id}.${c.zone}`;
 
 interface Receiver { address: string; port: number; received: { secure: boolean }[]; close(): Promise<void> }
@@ -137,7 +143,8 @@ beforeAll(async () => {
 
   const leaf311 = `3 1 1 ${sha256(spki(leaf.cert))}`;
   const ca211 = `2 1 1 ${sha256(spki(ca.cert))}`;
-  const setup: Record<string, { tlsa: string[]; chain: [Issued, Issued[]]; starttls?: false }> = {
+  /** `records`, when given, replaces the usual MX, A and TLSA lines of the case (the receiver's address given). */
+  const setup: Record<string, { tlsa: string[]; chain: [Issued, Issued[]]; starttls?: false; records?: (address: string) => string[] }> = {
     ee311: { tlsa: [leaf311], chain: [leaf, [ca]] },
     ee301: { tlsa: [`3 0 1 ${sha256(leaf.cert.raw)}`], chain: [leaf, [ca]] },
     ee312: { tlsa: [`3 1 2 ${sha512(spki(leaf.cert))}`], chain: [leaf, [ca]] },
@@ -160,6 +167,18 @@ beforeAll(async () => {
     nostarttls: { tlsa: [leaf311], chain: [leaf, [ca]], starttls: false },
     nxtlsa: { tlsa: [], chain: [leaf, [ca]] },
     bogus: { tlsa: [leaf311], chain: [leaf, [ca]] },
+    cnametarget: {
+      tlsa: [leaf311], chain: [leaf, [ca]],
+      records: (address) => ['cnametarget IN MX 10 mx-cnametarget', 'mx-cnametarget IN CNAME real-cnametarget', `real-cnametarget IN A ${address}`,
+        `_25._tcp.real-cnametarget IN TLSA ${leaf311}`],
+    },
+    cnamealias: {
+      tlsa: [leaf311], chain: [leaf, [ca]],
+      records: (address) => ['cnamealias IN MX 10 mx-cnamealias', 'mx-cnamealias IN CNAME real-cnamealias', `real-cnamealias IN A ${address}`,
+        `_25._tcp.mx-cnamealias IN TLSA ${leaf311}`],
+    },
+    implicitmx: { tlsa: [leaf311], chain: [leaf, [ca]], records: (address) => [`implicitmx IN A ${address}`, `_25._tcp.implicitmx IN TLSA ${leaf311}`] },
+    bogusmx: { tlsa: [leaf311], chain: [leaf, [ca]] },
     insecuremx: { tlsa: [leaf311], chain: [leaf, [ca]] },
     insecure: { tlsa: [leaf311], chain: [leaf, [ca]] },
   };
@@ -171,18 +190,26 @@ beforeAll(async () => {
   }));
   const records: Record<Zone, string[]> = { 'secure.test': [], 'insecure.test': [], 'bogus.test': [] };
   for (const c of CASES) {
+    const { tlsa, records: own } = setup[c.id]!;
+    const address = receivers.get(c.id)!.address;
+    if (own) {
+      records[c.zone].push(...own(address));
+      continue;
+    }
     const mx = `mx-${c.id}`;
     records[c.zone].push(`${c.id} IN MX 10 ${mxOf(c)}.`);
-    records[c.mxZone ?? c.zone].push(`${mx} IN A ${receivers.get(c.id)!.address}`, ...setup[c.id]!.tlsa.map((rr) => `_25._tcp.${mx} IN TLSA ${rr}`));
+    records[c.mxZone ?? c.zone].push(`${mx} IN A ${address}`, ...tlsa.map((rr) => `_25._tcp.${mx} IN TLSA ${rr}`));
   }
   lab = await startDnsLab([
     { name: 'secure.test', signed: true, records: records['secure.test'] },
     { name: 'insecure.test', signed: false, records: records['insecure.test'] },
     {
       name: 'bogus.test', signed: true, records: records['bogus.test'],
-      // One hex digit of the TLSA data changed after signing: its signature no longer verifies.
-      tamper: (text) => text.replace(/(_25\._tcp\.mx-bogus\.bogus\.test\.\s+\d+\s+IN\s+TLSA\s+3 1 1 )([0-9A-F])/,
-        (_, head: string, digit: string) => head + (digit === '0' ? '1' : '0')),
+      // Data changed after signing, so its signature no longer verifies: one hex digit of a TLSA record, one MX preference.
+      tamper: (text) => text
+        .replace(/(_25\._tcp\.mx-bogus\.bogus\.test\.\s+\d+\s+IN\s+TLSA\s+3 1 1 )([0-9A-F])/,
+          (_, head: string, digit: string) => head + (digit === '0' ? '1' : '0'))
+        .replace(/(bogusmx\.bogus\.test\.\s+\d+\s+IN\s+MX\s+)10 /, '$111 '),
     },
   ]);
   oracle = await startPosttlsFinger(finger.path, lab.resolver, [...receivers.values()].map((r) => ({ address: r.address, port: r.port })));

@@ -162,7 +162,8 @@ export async function startPosttlsFinger(posttlsFinger: string, resolver: string
  */
 export function fingerOutcome(output: string): DaneOutcome | undefined {
   const tls = /(Untrusted|Anonymous|Trusted|Verified) TLS connection established/.exec(output)?.[1];
-  if (/TLSA lookup error/.test(output)) return 'deferred';
+  // A temporary DNS failure (SERVFAIL: bogus, or no answer) of the MX, address or TLSA lookup: an MTA tries later.
+  if (/TLSA lookup error|lookup failed: .*try again/.test(output)) return 'deferred';
   // "Trusted" rather than "Verified" when the MX answer was insecure but the host's TLSA records were secure and
   // matched (smtp_tls_dane_insecure_mx_policy = dane): the host is authenticated, the MX name is not.
   if (tls === 'Verified' || (tls === 'Trusted' && /Matched DANE (EE|TA) certificate/.test(output))) return 'authenticated';
