@@ -19,8 +19,10 @@ export type DanePolicy =
   /**
    * Secure TLSA records exist: STARTTLS is required. `records` holds the usable ones; when every record is
    * unusable (`unusableOnly`) the connection is still encrypted but not authenticated (RFC 7672 §2.2.1).
+   * `baseDomain`: the name the records are at (the MX host, or the name its CNAME chain ends at); a DANE-TA
+   * certificate naming it names the host.
    */
-  | { kind: 'dane'; records: BridgeTlsaRecord[]; unusableOnly: boolean }
+  | { kind: 'dane'; records: BridgeTlsaRecord[]; unusableOnly: boolean; baseDomain: string }
   /** No DANE for this host (insecure answer, or a secure denial): MTA-STS or opportunistic TLS decide. */
   | { kind: 'none'; reason: string }
   /** The lookup failed (bogus, SERVFAIL, timeout): the host must not be used now, not even without TLS. */
@@ -43,7 +45,9 @@ export function isUsableTlsa(record: BridgeTlsaRecord): boolean {
 /**
  * The DANE policy of one MX host. TLSA records count only when the host's own address records are secure too
  * (RFC 7672 §2.2.2): an attacker who can forge the address can otherwise send the client to a host the
- * signed TLSA records never described.
+ * signed TLSA records never described. When the host name is an alias, its address came through a secure
+ * CNAME chain, and the records are looked up first at the name the chain ends at, then at the alias
+ * (RFC 7672 §2.2.2); `baseDomain` says which one they came from.
  */
 export async function daneTlsaPolicy(resolver: BridgeSecureResolver, mxHost: string, port = 25): Promise<DanePolicy> {
   const host = mxHost.replace(/\.$/, '').toLowerCase();
@@ -57,17 +61,27 @@ export async function daneTlsaPolicy(resolver: BridgeSecureResolver, mxHost: str
   if (withRecords.length === 0) return { kind: 'none', reason: `${host} has no address` };
   if (!withRecords.every((answer) => answer.secure)) return { kind: 'none', reason: `the address of ${host} is not DNSSEC-secure` };
 
-  const name = `_${port}._tcp.${host}`;
-  let tlsa;
-  try {
-    tlsa = await resolver.tlsa(name);
-  } catch (err) {
-    return { kind: 'defer', reason: `TLSA lookup for ${name} failed: ${message(err)}` };
+  const expanded = new Set(withRecords.map((answer) => answer.canonicalName?.replace(/\.$/, '').toLowerCase() ?? host));
+  const [target] = expanded;
+  const bases = expanded.size === 1 && target !== host ? [target!, host] : [host];
+  let denial = '';
+  for (const base of bases) {
+    const name = `_${port}._tcp.${base}`;
+    let tlsa;
+    try {
+      tlsa = await resolver.tlsa(name);
+    } catch (err) {
+      return { kind: 'defer', reason: `TLSA lookup for ${name} failed: ${message(err)}` };
+    }
+    if (!tlsa.secure) return { kind: 'none', reason: `the TLSA answer for ${name} is not DNSSEC-secure` };
+    if (tlsa.status === 'NXDOMAIN' || tlsa.records.length === 0) {
+      denial = denial ? `${denial} nor at ${name}` : `no TLSA records at ${name}`;
+      continue;
+    }
+    const records = tlsa.records.filter(isUsableTlsa);
+    return { kind: 'dane', records, unusableOnly: records.length === 0, baseDomain: base };
   }
-  if (!tlsa.secure) return { kind: 'none', reason: `the TLSA answer for ${name} is not DNSSEC-secure` };
-  if (tlsa.status === 'NXDOMAIN' || tlsa.records.length === 0) return { kind: 'none', reason: `no TLSA records at ${name}` };
-  const records = tlsa.records.filter(isUsableTlsa);
-  return { kind: 'dane', records, unusableOnly: records.length === 0 };
+  return { kind: 'none', reason: denial };
 }
 
 /** RFC 8460 result types a DANE failure is reported under. */

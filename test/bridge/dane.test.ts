@@ -56,6 +56,9 @@ beforeAll(async () => {
   const secureRecords = [
     // The address comes through a CNAME into the unsigned zone: the TLSA records here must not count.
     'via-insecure IN CNAME mx.insecure.test.', `_25._tcp.via-insecure IN TLSA ${leafSpki311}`,
+    // An alias whose TLSA records are at the name its CNAME leads to, and one whose records are at the alias only.
+    'alias-target IN CNAME real-target', 'real-target IN A 127.0.0.1', `_25._tcp.real-target IN TLSA ${leafSpki311}`,
+    'alias-only IN CNAME real-plain', 'real-plain IN A 127.0.0.1', `_25._tcp.alias-only IN TLSA ${caSpki211}`,
     'nxtlsa IN A 127.0.0.1', 'nodata IN A 127.0.0.1', '_25._tcp.nodata IN TXT "not a TLSA record"'];
   for (const [host, tlsa] of Object.entries(cases)) {
     secureRecords.push(`${host} IN A 127.0.0.1`, ...tlsa.map((rr) => `_25._tcp.${host} IN TLSA ${rr}`));
@@ -156,17 +159,23 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
     expect(verifyDane([record], forged, 'ta-inter.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
   });
 
+  it('an MX host that is an alias: TLSA records at the name its CNAME chain ends at first, else at the alias', async () => {
+    expect(await daneTlsaPolicy(dns, 'alias-target.secure.test')).toMatchObject({ kind: 'dane', baseDomain: 'real-target.secure.test', records: [{ usage: 3 }] });
+    expect(await daneTlsaPolicy(dns, 'alias-only.secure.test')).toMatchObject({ kind: 'dane', baseDomain: 'alias-only.secure.test', records: [{ usage: 2 }] });
+    expect(await daneTlsaPolicy(dns, 'real-target.secure.test')).toMatchObject({ kind: 'dane', baseDomain: 'real-target.secure.test' });
+  });
+
   it('TLSA records do not count when the MX address is not DNSSEC-secure', async () => {
     expect(await daneTlsaPolicy(dns, 'via-insecure.secure.test')).toMatchObject({ kind: 'none', reason: expect.stringContaining('address') });
   });
 
   it('only unusable TLSA records: DANE applies (STARTTLS required) but nothing authenticates', async () => {
-    expect((await dane('unusable.secure.test')).policy).toEqual({ kind: 'dane', records: [], unusableOnly: true });
+    expect((await dane('unusable.secure.test')).policy).toEqual({ kind: 'dane', records: [], unusableOnly: true, baseDomain: 'unusable.secure.test' });
     expect(verifyDane([], await presentedChain('unusable.secure.test'), 'unusable.secure.test')).toMatchObject({ ok: false, result: 'tlsa-invalid' });
   });
 
   it('a digest of the wrong length is an unusable record: DANE applies (STARTTLS required) but nothing authenticates', async () => {
-    expect((await dane('baddigest.secure.test')).policy).toEqual({ kind: 'dane', records: [], unusableOnly: true });
+    expect((await dane('baddigest.secure.test')).policy).toEqual({ kind: 'dane', records: [], unusableOnly: true, baseDomain: 'baddigest.secure.test' });
   });
 
   it('two records during a key rollover: the one that matches is enough', async () => {
