@@ -57,6 +57,7 @@ const CASES: Case[] = [
   { id: 'bogus', zone: 'bogus.test', expected: 'deferred', failure: 'dnssec-invalid', what: 'a bogus TLSA answer (signature broken)' },
   { id: 'cnametarget', zone: 'secure.test', expected: 'authenticated', what: 'an MX host that is a CNAME, TLSA records at the expanded name (RFC 7672 §2.2.2)' },
   { id: 'cnamealias', zone: 'secure.test', expected: 'authenticated', what: 'an MX host that is a CNAME, TLSA records at the alias only (RFC 7672 §2.2.2)' },
+  { id: 'cnamename', zone: 'secure.test', expected: 'authenticated', what: 'a DANE-TA leaf naming only the name an MX alias expands to, the TLSA base domain (RFC 7672 §3.2.2)' },
   { id: 'implicitmx', zone: 'secure.test', mx: 'implicitmx.secure.test', expected: 'authenticated', what: 'no MX records: the domain is its own MX, with its TLSA records (RFC 5321 §5.1)' },
   { id: 'bogusmx', zone: 'bogus.test', expected: 'deferred', what: 'a bogus MX answer (signature broken)' },
   { id: 'insecuremx', zone: 'insecure.test', mxZone: 'secure.test', expected: 'authenticated', what: 'an unsigned MX answer naming a host with secure TLSA records: DANE still applies' },
@@ -136,6 +137,7 @@ beforeAll(async () => {
   const interLeaf = await signedBy(intermediate, 'mx-tainter.secure.test', { names });
   const notCa = await signedBy(ca, 'not-a-ca.secure.test');
   const underNotCa = await signedBy(notCa, 'mx-tanotca.secure.test', { names });
+  const expandedName = await signedBy(ca, 'real-cnamename.secure.test', { names: ['real-cnamename.secure.test'] });
   const wildcard = await signedBy(ca, '*.secure.test', { names: ['*.secure.test'] });
   const expiredCa = await selfSigned('DANE Matrix Expired CA', { ca: true, expired: true });
   const underExpiredCa = await signedBy(expiredCa, 'mx-expiredca.secure.test', { names });
@@ -176,6 +178,11 @@ beforeAll(async () => {
       tlsa: [leaf311], chain: [leaf, [ca]],
       records: (address) => ['cnamealias IN MX 10 mx-cnamealias', 'mx-cnamealias IN CNAME real-cnamealias', `real-cnamealias IN A ${address}`,
         `_25._tcp.mx-cnamealias IN TLSA ${leaf311}`],
+    },
+    cnamename: {
+      tlsa: [ca211], chain: [expandedName, [ca]],
+      records: (address) => ['cnamename IN MX 10 mx-cnamename', 'mx-cnamename IN CNAME real-cnamename', `real-cnamename IN A ${address}`,
+        `_25._tcp.real-cnamename IN TLSA ${ca211}`],
     },
     implicitmx: { tlsa: [leaf311], chain: [leaf, [ca]], records: (address) => [`implicitmx IN A ${address}`, `_25._tcp.implicitmx IN TLSA ${leaf311}`] },
     bogusmx: { tlsa: [leaf311], chain: [leaf, [ca]] },
