@@ -154,7 +154,7 @@ const FAILURE_RANK: Record<DaneFailure, number> = { 'tlsa-invalid': 0, 'validati
 
 /**
  * Checks a presented chain (leaf first) against the usable TLSA records of `mxHost`. DANE-EE(3) binds the
- * leaf alone: names and dates are ignored (RFC 7672 §3.1.1). DANE-TA(2) makes a certificate of the chain, or
+ * leaf alone: names and dates are ignored (RFC 7672 §3.1.1). DANE-TA(2) makes a certificate of the chain above the leaf, or
  * one the record carries in full, the trust anchor: the path from the leaf up to it must verify, the
  * certificates below it must be in date, and the leaf must name the MX host or one of `nameCandidates`
  * (RFC 7672 §3.2.3: e.g. the next-hop domain). One satisfied record is enough (key rollover publishes two).
@@ -176,7 +176,9 @@ export function verifyDane(
       if (matches(record, leaf)) return { ok: true, usage: 3, depth: 0 };
       continue;
     }
-    for (let depth = 0; depth < chain.length; depth++) {
+    // A trust anchor is an issuer: a DANE-TA record matching the leaf itself authenticates nothing (OpenSSL, and so
+    // Postfix, match DANE-TA only above the leaf).
+    for (let depth = 1; depth < chain.length; depth++) {
       if (!matches(record, chain[depth]!)) continue;
       const failure = checkPath(chain, depth, nowMs) ?? nameFailure(leaf, names);
       if (!failure) return { ok: true, usage: 2, depth };
