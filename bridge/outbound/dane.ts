@@ -187,7 +187,12 @@ export function verifyDane(
     // A trust anchor published in full need not be presented: it must then have signed a presented certificate.
     const anchor = anchorKeyFromRecord(record);
     if (!anchor) continue;
-    // A certificate published in full is held to its dates like a presented one (OpenSSL, and so Postfix, do).
+    // A certificate published in full is held to what a presented issuer is: a CA, and in date (as OpenSSL, and so
+    // Postfix, hold it). A bare key (2 1 0) carries neither.
+    if (anchor.cert && !anchor.cert.ca) {
+      consider({ ok: false, result: 'validation-failure', detail: 'the trust anchor certificate in the TLSA record is not a CA' });
+      continue;
+    }
     if (anchor.cert && !validAt(anchor.cert, nowMs)) {
       consider({ ok: false, result: 'certificate-expired', detail: 'the trust anchor certificate in the TLSA record is outside its validity period' });
       continue;

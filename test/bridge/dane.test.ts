@@ -212,6 +212,13 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
     expect(verifyDane([keyOnly], [under.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 2, depth: 1 });
   });
 
+  it('a DANE-TA anchor carried in full must be a CA', async () => {
+    const notCa = await signedBy(ca, 'not-a-ca.secure.test');
+    const under = await signedBy(notCa, 'mx.secure.test');
+    const record = { usage: 2, selector: 0, matchingType: 0, data: new Uint8Array(notCa.cert.raw) };
+    expect(verifyDane([record], [under.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
+  });
+
   it('a DANE-TA record matching the leaf itself is no trust anchor', () => {
     const record = { usage: 2, selector: 0, matchingType: 1, data: new Uint8Array(createHash('sha256').update(leaf.cert.raw).digest()) };
     expect(verifyDane([record], [leaf.cert, ca.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
