@@ -47,6 +47,7 @@ const CASES: Case[] = [
   { id: 'taselfsigned', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA 2 0 1 naming a self-signed leaf, the only certificate presented' },
   { id: 'tanotca', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA through a middle certificate that is not a CA' },
   { id: 'anchornotca', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA 2 0 0 naming a certificate that is not a CA (not presented)' },
+  { id: 'pathlen', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA through an intermediate that may sign no further CA (path length 0) but did' },
   { id: 'wildcard', zone: 'secure.test', expected: 'authenticated', what: 'a DANE-TA leaf naming the MX host by a wildcard' },
   { id: 'unusable', zone: 'secure.test', expected: 'opportunistic', what: 'only unusable TLSA records: encrypted, not authenticated (RFC 7672 §2.2.1)' },
   { id: 'baddigest', zone: 'secure.test', expected: 'opportunistic', what: 'only a digest of the wrong length: an unusable record, so encrypted, not authenticated' },
@@ -143,6 +144,8 @@ beforeAll(async () => {
   const notCa = await signedBy(ca, 'not-a-ca.secure.test');
   const underNotCa = await signedBy(notCa, 'mx-tanotca.secure.test', { names });
   const expandedName = await signedBy(ca, 'real-cnamename.secure.test', { names: ['real-cnamename.secure.test'] });
+  const belowPathLen = await signedBy(intermediate, 'DANE Matrix Test Sub-intermediate', { ca: true });
+  const underPathLen = await signedBy(belowPathLen, 'mx-pathlen.secure.test', { names });
   const wildcard = await signedBy(ca, '*.secure.test', { names: ['*.secure.test'] });
   const expiredCa = await selfSigned('DANE Matrix Expired CA', { ca: true, expired: true });
   const underExpiredCa = await signedBy(expiredCa, 'mx-expiredca.secure.test', { names });
@@ -166,6 +169,7 @@ beforeAll(async () => {
     taselfsigned: { tlsa: [`2 0 1 ${sha256(impostor.cert.raw)}`], chain: [impostor, []] },
     tanotca: { tlsa: [ca211], chain: [underNotCa, [notCa, ca]] },
     anchornotca: { tlsa: [`2 0 0 ${hex(notCa.cert.raw)}`], chain: [underNotCa, []] },
+    pathlen: { tlsa: [ca211], chain: [underPathLen, [belowPathLen, intermediate, ca]] },
     wildcard: { tlsa: [ca211], chain: [wildcard, [ca]] },
     unusable: { tlsa: [`1 1 1 ${sha256(spki(ca.cert))}`, `0 0 1 ${sha256(ca.cert.raw)}`, `3 2 1 ${sha256(spki(leaf.cert))}`], chain: [leaf, [ca]] },
     baddigest: { tlsa: [`3 1 1 ${hex(randomBytes(20))}`], chain: [leaf, [ca]] },
