@@ -8,6 +8,7 @@
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { BridgeSecureResolver, BridgeTlsaRecord } from '../auth/dns.ts';
+import { pathLengthConstraint } from './path-length.ts';
 
 /** DANE-TA(2) and DANE-EE(3): the only usages an SMTP client may act on (RFC 7672 §3.1.3). */
 const USABLE_USAGES = new Set([2, 3]);
@@ -129,8 +130,29 @@ function validAt(cert: X509Certificate, nowMs: number): boolean {
 
 type Failure = Extract<DaneVerdict, { ok: false }>;
 
-/** Whether `chain[0..top]` links up by issuer and signature, each certificate valid now, each issuer a CA. */
-function checkPath(chain: X509Certificate[], top: number, nowMs: number): Failure | undefined {
+/**
+ * Whether each CA certificate of a path (leaf first) allows as many intermediate CAs below it as the path has
+ * (RFC 5280 §4.2.1.9: self-issued ones do not count).
+ */
+function pathLengthFailure(path: X509Certificate[]): Failure | undefined {
+  let below = 0;
+  for (let depth = 1; depth < path.length; depth++) {
+    const cert = path[depth]!;
+    const limit = pathLengthConstraint(cert);
+    if (limit === 'malformed') return { ok: false, result: 'validation-failure', detail: `the basic constraints of the certificate at depth ${depth} cannot be read` };
+    if (limit !== undefined && below > limit) {
+      return { ok: false, result: 'validation-failure', detail: `the CA certificate at depth ${depth} allows ${limit} intermediate CAs below it, the path has ${below}` };
+    }
+    if (cert.subject !== cert.issuer) below++;
+  }
+  return undefined;
+}
+
+/**
+ * Whether `chain[0..top]` links up by issuer and signature, each certificate valid now, each issuer a CA whose
+ * path length constraint holds; `anchor` is the trust anchor above `chain[top]` when it came from a TLSA record.
+ */
+function checkPath(chain: X509Certificate[], top: number, nowMs: number, anchor?: X509Certificate): Failure | undefined {
   for (let i = 0; i < top; i++) {
     const cert = chain[i]!;
     const issuer = chain[i + 1]!;
@@ -138,6 +160,8 @@ function checkPath(chain: X509Certificate[], top: number, nowMs: number): Failur
       return { ok: false, result: 'validation-failure', detail: `certificate at depth ${i} is not signed by the one above it` };
     }
   }
+  const constrained = pathLengthFailure([...chain.slice(0, top + 1), ...(anchor ? [anchor] : [])]);
+  if (constrained) return constrained;
   for (let i = 0; i <= top && i < chain.length; i++) {
     if (!validAt(chain[i]!, nowMs)) return { ok: false, result: 'certificate-expired', detail: `certificate at depth ${i} is outside its validity period` };
   }
@@ -201,7 +225,7 @@ export function verifyDane(
       const cert = chain[top]!;
       if (anchor.cert && !cert.checkIssued(anchor.cert)) continue;
       if (!cert.verify(anchor.key)) continue;
-      const failure = checkPath(chain, top, nowMs) ?? nameFailure(leaf, names);
+      const failure = checkPath(chain, top, nowMs, anchor.cert) ?? nameFailure(leaf, names);
       if (!failure) return { ok: true, usage: 2, depth: top + 1 };
       consider(failure);
     }

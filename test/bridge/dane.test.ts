@@ -7,6 +7,7 @@ import { connect } from 'node:tls';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import { daneTlsaPolicy, peerChain, verifyDane, type DanePolicy, type DaneVerdict } from '../../bridge/index.ts';
 import type { BridgeSecureResolver, BridgeTlsaRecord } from '../../bridge/index.ts';
+import { pathLengthConstraint } from '../../bridge/outbound/path-length.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
 import { selfSigned, signedBy, tlsServer, type Issued } from './dane-pki.ts';
 
@@ -210,6 +211,30 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
     expect(verifyDane([record], [under.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'certificate-expired' });
     const keyOnly = { usage: 2, selector: 1, matchingType: 0, data: new Uint8Array(spki(expiredCa.cert)) };
     expect(verifyDane([keyOnly], [under.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 2, depth: 1 });
+  });
+
+  it('DANE-TA holds every CA on the path to its path length constraint, an anchor carried in full too', async () => {
+    // signedBy makes intermediates with a path length of 0: one may sign leaves, not another CA.
+    const intermediate = await signedBy(ca, 'Constrained Intermediate', { ca: true });
+    const sub = await signedBy(intermediate, 'Sub-intermediate', { ca: true });
+    const under = await signedBy(sub, 'mx.secure.test');
+    const rootAnchor = { usage: 2, selector: 1, matchingType: 1, data: new Uint8Array(createHash('sha256').update(spki(ca.cert)).digest()) };
+    expect(verifyDane([rootAnchor], [under.cert, sub.cert, intermediate.cert, ca.cert], 'mx.secure.test'))
+      .toMatchObject({ ok: false, result: 'validation-failure' });
+    const inFull = { usage: 2, selector: 0, matchingType: 0, data: new Uint8Array(intermediate.cert.raw) };
+    expect(verifyDane([inFull], [under.cert, sub.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
+    // One level below the constrained intermediate is allowed: the leaf it signed.
+    const direct = await signedBy(intermediate, 'mx.secure.test');
+    expect(verifyDane([rootAnchor], [direct.cert, intermediate.cert, ca.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 2, depth: 2 });
+  });
+
+  it('the path length constraint is read from the DER: absent, zero, or none on a certificate without basic constraints', async () => {
+    expect(pathLengthConstraint(ca.cert)).toBeUndefined();
+    expect(pathLengthConstraint((await signedBy(ca, 'Constrained', { ca: true })).cert)).toBe(0);
+    expect(pathLengthConstraint(leaf.cert)).toBeUndefined();
+    // DER that claims more than it holds (a certificate Node would not have parsed) is refused, not read past its end.
+    const truncated = { raw: ca.cert.raw.subarray(0, 40) } as X509Certificate;
+    expect(pathLengthConstraint(truncated)).toBe('malformed');
   });
 
   it('a DANE-TA anchor carried in full must be a CA', async () => {
