@@ -10,7 +10,7 @@ import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import { createSmtpOutbound, InMemoryStsPolicyCache } from '../../bridge/index.ts';
 import type { OutboundMessage, RecipientResult, SmtpOutbound, TlsFailureType, TlsOutcome } from '../../bridge/index.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
-import { selfSigned, signedBy, type Issued } from './dane-pki.ts';
+import { KeyUsageFlags, selfSigned, signedBy, type Issued } from './dane-pki.ts';
 import { findPosttlsFinger, fingerEvidence, fingerOutcome, startPosttlsFinger, type DaneOutcome, type FingerRun, type PosttlsFinger } from './posttls-finger.ts';
 
 type Zone = 'secure.test' | 'insecure.test' | 'bogus.test';
@@ -48,6 +48,8 @@ const CASES: Case[] = [
   { id: 'tanotca', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA through a middle certificate that is not a CA' },
   { id: 'anchornotca', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA 2 0 0 naming a certificate that is not a CA (not presented)' },
   { id: 'pathlen', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA through an intermediate that may sign no further CA (path length 0) but did' },
+  { id: 'nocertsign', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA through an intermediate whose key usage does not allow signing certificates' },
+  { id: 'clientauth', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'DANE-TA with a leaf whose extended key usage is client authentication only' },
   { id: 'wildcard', zone: 'secure.test', expected: 'authenticated', what: 'a DANE-TA leaf naming the MX host by a wildcard' },
   { id: 'unusable', zone: 'secure.test', expected: 'opportunistic', what: 'only unusable TLSA records: encrypted, not authenticated (RFC 7672 §2.2.1)' },
   { id: 'baddigest', zone: 'secure.test', expected: 'opportunistic', what: 'only a digest of the wrong length: an unusable record, so encrypted, not authenticated' },
@@ -146,6 +148,9 @@ beforeAll(async () => {
   const expandedName = await signedBy(ca, 'real-cnamename.secure.test', { names: ['real-cnamename.secure.test'] });
   const belowPathLen = await signedBy(intermediate, 'DANE Matrix Test Sub-intermediate', { ca: true });
   const underPathLen = await signedBy(belowPathLen, 'mx-pathlen.secure.test', { names });
+  const noCertSign = await signedBy(ca, 'DANE Matrix Signing-only Intermediate', { ca: true, caKeyUsage: KeyUsageFlags.digitalSignature });
+  const underNoCertSign = await signedBy(noCertSign, 'mx-nocertsign.secure.test', { names });
+  const clientAuth = await signedBy(ca, 'mx-clientauth.secure.test', { names, extendedKeyUsage: ['1.3.6.1.5.5.7.3.2'] });
   const wildcard = await signedBy(ca, '*.secure.test', { names: ['*.secure.test'] });
   const expiredCa = await selfSigned('DANE Matrix Expired CA', { ca: true, expired: true });
   const underExpiredCa = await signedBy(expiredCa, 'mx-expiredca.secure.test', { names });
@@ -170,6 +175,8 @@ beforeAll(async () => {
     tanotca: { tlsa: [ca211], chain: [underNotCa, [notCa, ca]] },
     anchornotca: { tlsa: [`2 0 0 ${hex(notCa.cert.raw)}`], chain: [underNotCa, []] },
     pathlen: { tlsa: [ca211], chain: [underPathLen, [belowPathLen, intermediate, ca]] },
+    nocertsign: { tlsa: [ca211], chain: [underNoCertSign, [noCertSign, ca]] },
+    clientauth: { tlsa: [ca211], chain: [clientAuth, [ca]] },
     wildcard: { tlsa: [ca211], chain: [wildcard, [ca]] },
     unusable: { tlsa: [`1 1 1 ${sha256(spki(ca.cert))}`, `0 0 1 ${sha256(ca.cert.raw)}`, `3 2 1 ${sha256(spki(leaf.cert))}`], chain: [leaf, [ca]] },
     baddigest: { tlsa: [`3 1 1 ${hex(randomBytes(20))}`], chain: [leaf, [ca]] },
