@@ -168,6 +168,19 @@ function checkPath(chain: X509Certificate[], top: number, nowMs: number, anchor?
   return undefined;
 }
 
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
+
+/**
+ * Under DANE-TA the leaf is a certificate issued for a purpose: one whose extended key usage leaves out TLS
+ * server authentication is not a server's (OpenSSL, and so Postfix, refuse it). No extension means any use.
+ */
+function purposeFailure(leaf: X509Certificate): Failure | undefined {
+  const usages = leaf.keyUsage;
+  if (!usages || usages.includes(SERVER_AUTH) || usages.includes(ANY_EXTENDED_KEY_USAGE)) return undefined;
+  return { ok: false, result: 'validation-failure', detail: 'the certificate is not for TLS server authentication (extended key usage)' };
+}
+
 function nameFailure(leaf: X509Certificate, names: string[]): Failure | undefined {
   const matched = names.some((name) => leaf.checkHost(name, { wildcards: true, partialWildcards: false, singleLabelSubdomains: false }) !== undefined);
   return matched ? undefined : { ok: false, result: 'certificate-host-mismatch', detail: `the certificate names none of ${names.join(', ')}` };
@@ -178,10 +191,11 @@ const FAILURE_RANK: Record<DaneFailure, number> = { 'tlsa-invalid': 0, 'validati
 
 /**
  * Checks a presented chain (leaf first) against the usable TLSA records of `mxHost`. DANE-EE(3) binds the
- * leaf alone: names and dates are ignored (RFC 7672 §3.1.1). DANE-TA(2) makes a certificate of the chain above the leaf, or
- * one the record carries in full, the trust anchor: the path from the leaf up to it must verify, the
- * certificates below it must be in date, and the leaf must name the MX host or one of `nameCandidates`
- * (RFC 7672 §3.2.3: e.g. the next-hop domain). One satisfied record is enough (key rollover publishes two).
+ * leaf alone: names and dates are ignored (RFC 7672 §3.1.1). DANE-TA(2) makes a certificate of the chain above
+ * the leaf, or a CA certificate the record carries in full, the trust anchor: the path from the leaf up to it
+ * must verify (signatures, CA flags, path lengths), the certificates on it must be in date, and the leaf must be
+ * for TLS servers and name the MX host or one of `nameCandidates` (RFC 7672 §3.2.3: e.g. the next-hop domain).
+ * One satisfied record is enough (key rollover publishes two).
  */
 export function verifyDane(
   records: BridgeTlsaRecord[], chain: X509Certificate[], mxHost: string, nameCandidates: string[] = [], nowMs = Date.now(),
@@ -204,7 +218,7 @@ export function verifyDane(
     // Postfix, match DANE-TA only above the leaf).
     for (let depth = 1; depth < chain.length; depth++) {
       if (!matches(record, chain[depth]!)) continue;
-      const failure = checkPath(chain, depth, nowMs) ?? nameFailure(leaf, names);
+      const failure = checkPath(chain, depth, nowMs) ?? purposeFailure(leaf) ?? nameFailure(leaf, names);
       if (!failure) return { ok: true, usage: 2, depth };
       consider(failure);
     }
@@ -225,7 +239,7 @@ export function verifyDane(
       const cert = chain[top]!;
       if (anchor.cert && !cert.checkIssued(anchor.cert)) continue;
       if (!cert.verify(anchor.key)) continue;
-      const failure = checkPath(chain, top, nowMs, anchor.cert) ?? nameFailure(leaf, names);
+      const failure = checkPath(chain, top, nowMs, anchor.cert) ?? purposeFailure(leaf) ?? nameFailure(leaf, names);
       if (!failure) return { ok: true, usage: 2, depth: top + 1 };
       consider(failure);
     }

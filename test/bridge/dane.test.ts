@@ -237,6 +237,16 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
     expect(pathLengthConstraint(truncated)).toBe('malformed');
   });
 
+  it('under DANE-TA the leaf must be for TLS servers when it says what it is for; under DANE-EE it need not', async () => {
+    const clientOnly = await signedBy(ca, 'mx.secure.test', { extendedKeyUsage: ['1.3.6.1.5.5.7.3.2'] });
+    const serverToo = await signedBy(ca, 'mx.secure.test', { extendedKeyUsage: ['1.3.6.1.5.5.7.3.2', '1.3.6.1.5.5.7.3.1'] });
+    const anchor = { usage: 2, selector: 1, matchingType: 1, data: new Uint8Array(createHash('sha256').update(spki(ca.cert)).digest()) };
+    expect(verifyDane([anchor], [clientOnly.cert, ca.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
+    expect(verifyDane([anchor], [serverToo.cert, ca.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 2, depth: 1 });
+    const endEntity = { usage: 3, selector: 1, matchingType: 1, data: new Uint8Array(createHash('sha256').update(spki(clientOnly.cert)).digest()) };
+    expect(verifyDane([endEntity], [clientOnly.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 3, depth: 0 });
+  });
+
   it('a DANE-TA anchor carried in full must be a CA', async () => {
     const notCa = await signedBy(ca, 'not-a-ca.secure.test');
     const under = await signedBy(notCa, 'mx.secure.test');
