@@ -62,6 +62,7 @@ const CASES: Case[] = [
   { id: 'impostor', zone: 'secure.test', expected: 'refused', failure: 'validation-failure', what: 'a self-signed impostor under DANE-EE' },
   { id: 'nostarttls', zone: 'secure.test', expected: 'refused', failure: 'starttls-not-supported', what: 'TLSA records but no STARTTLS offered' },
   { id: 'nxtlsa', zone: 'secure.test', expected: 'opportunistic', what: 'a secure NXDOMAIN for the TLSA name: no DANE' },
+  { id: 'nodata', zone: 'secure.test', expected: 'opportunistic', what: 'a secure NODATA for the TLSA name (it holds only a TXT record): no DANE' },
   { id: 'bogus', zone: 'bogus.test', expected: 'deferred', failure: 'dnssec-invalid', what: 'a bogus TLSA answer (signature broken)' },
   { id: 'cnametarget', zone: 'secure.test', expected: 'authenticated', what: 'an MX host that is a CNAME, TLSA records at the expanded name (RFC 7672 §2.2.2)' },
   { id: 'cnamealias', zone: 'secure.test', expected: 'authenticated', what: 'an MX host that is a CNAME, TLSA records at the alias only (RFC 7672 §2.2.2)' },
@@ -189,6 +190,10 @@ beforeAll(async () => {
     impostor: { tlsa: [leaf311], chain: [impostor, []] },
     nostarttls: { tlsa: [leaf311], chain: [leaf, [ca]], starttls: false },
     nxtlsa: { tlsa: [], chain: [leaf, [ca]] },
+    nodata: {
+      tlsa: [], chain: [leaf, [ca]],
+      records: (address) => ['nodata IN MX 10 mx-nodata', `mx-nodata IN A ${address}`, '_25._tcp.mx-nodata IN TXT "not a TLSA record"'],
+    },
     bogus: { tlsa: [leaf311], chain: [leaf, [ca]] },
     cnametarget: {
       tlsa: [leaf311], chain: [leaf, [ca]],
