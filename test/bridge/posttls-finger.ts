@@ -26,7 +26,7 @@ export interface PosttlsFinger {
   close(): Promise<void>;
 }
 
-export interface Mirror {
+interface Mirror {
   /** The address posttls-finger connects to, as published in DNS. */
   address: string;
   /** 25 for an MX, 53 for the resolver. */
@@ -52,10 +52,12 @@ export function findPosttlsFinger(): { path: string } | { missing: string } {
 }
 
 /**
- * Starts the namespace that runs `posttlsFinger` (its path). `resolver` is the lab's `host:port`; `mxes` are the MX
- * hosts' addresses and their servers' real ports, each mirrored there from port 25 in the namespace.
+ * Starts the namespace that runs `posttlsFinger` (its path). `resolver` is the lab's `host:port`; `mxes` are the
+ * MX hosts' addresses and their servers' real ports, each mirrored there from port 25 in the namespace.
  */
-export async function startPosttlsFinger(posttlsFinger: string, resolver: string, mxes: { address: string; port: number }[]): Promise<PosttlsFinger> {
+export async function startPosttlsFinger(
+  posttlsFinger: string, resolver: string, mxes: { address: string; port: number }[],
+): Promise<PosttlsFinger> {
   const [resolverHost, resolverPort] = resolver.split(':') as [string, string];
   const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-posttls-'));
   // The lab's trust anchor is in unbound; `trust-ad` makes glibc keep the AD bit Postfix reads as "secure".
@@ -177,6 +179,7 @@ export function fingerOutcome(output: string): DaneOutcome | undefined {
 /** The lines of posttls-finger's verbose log that bear on the verdict (for a failure message). */
 export function fingerEvidence(output: string): string {
   return output.split('\n')
-    .filter((line) => /TLSA|DNSSEC|dns_query|TLS connection|verification|Matched|Connected|resorting|unusable|warning|Failed|error|STARTTLS|< 250 /.test(line))
+    .filter((line) => /TLSA|DNSSEC|dns_query|TLS connection|verification|Matched|Connected|resorting|unusable|warning|Failed|error|STARTTLS/
+      .test(line))
     .join('\n');
 }

@@ -5,7 +5,8 @@
 // and every 127.x.y.z:25 and :53 of this namespace is mirrored, over a Unix socket in the shared file system,
 // to the test process, which connects on to the real server. Requests come on stdin, one JSON line each
 // ({ id, args }), and each run's exit code and output go back on stdout as one JSON line.
-//   node posttls-netns.ts DIR POSTTLS_FINGER   (DIR holds resolv.conf and main.cf; the mirror sockets are DIR/ADDR-PORT.sock)
+//   node posttls-netns.ts DIR POSTTLS_FINGER
+// DIR holds resolv.conf and main.cf, and the mirror sockets DIR/ADDR-PORT.sock; POSTTLS_FINGER is its path.
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer, connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -19,8 +20,8 @@ execFileSync('mount', ['--bind', join(dir, 'resolv.conf'), '/etc/resolv.conf']);
 
 function mirror(port: number): Promise<void> {
   const server = createServer((client: Socket) => {
-    client.on('error', () => upstream.destroy());
     const upstream = connect(join(dir!, `${client.localAddress}-${port}.sock`));
+    client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
     client.pipe(upstream).pipe(client);
   });
