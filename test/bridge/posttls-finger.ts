@@ -35,6 +35,8 @@ interface Mirror {
   to: { host: string; port: number };
 }
 
+const MAX_RUNNING = 4;
+
 /** Where Debian puts Postfix's and iproute2's programs, often missing from a non-root PATH. */
 const SBIN = ['/usr/sbin', '/sbin'];
 const searchPath = () => [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...SBIN];
@@ -139,13 +141,25 @@ export async function startPosttlsFinger(
     });
 
     let nextId = 0;
+    let running = 0;
+    const queued: (() => void)[] = [];
+    const run = (destination: string) => new Promise<FingerRun>((resolve) => {
+      const id = nextId++;
+      pending.set(id, resolve);
+      child!.stdin!.write(`${JSON.stringify({ id, args: ['-v', '-l', 'dane', '-t', '15', '-T', '15', destination] })}\n`);
+    });
     return {
-      probe(destination) {
-        const id = nextId++;
-        return new Promise((resolve) => {
-          pending.set(id, resolve);
-          child!.stdin!.write(`${JSON.stringify({ id, args: ['-v', '-l', 'dane', '-t', '15', '-T', '15', destination] })}\n`);
-        });
+      async probe(destination) {
+        // A few at a time: each run's resolver holds a TCP connection, and unbound serves 10 per thread
+        // (incoming-num-tcp); more at once and some lookups fail, which reads as a deferral.
+        if (running >= MAX_RUNNING) await new Promise<void>((start) => queued.push(start));
+        running++;
+        try {
+          return await run(destination);
+        } finally {
+          running--;
+          queued.shift()?.();
+        }
       },
       close,
     };
