@@ -34,6 +34,8 @@ export interface BridgeTlsaRecord { usage: number; selector: number; matchingTyp
 export interface BridgeSecureDnsAnswer<T> extends BridgeDnsAnswer<T> {
   secure: boolean;
   ttl: number;
+  /** The owner of the records after the CNAME chain the answer carried (DANE looks up TLSA records there first). */
+  canonicalName?: string;
 }
 
 /**

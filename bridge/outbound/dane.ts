@@ -8,6 +8,7 @@
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { BridgeSecureResolver, BridgeTlsaRecord } from '../auth/dns.ts';
+import { pathLengthConstraint } from './path-length.ts';
 
 /** DANE-TA(2) and DANE-EE(3): the only usages an SMTP client may act on (RFC 7672 §3.1.3). */
 const USABLE_USAGES = new Set([2, 3]);
@@ -19,8 +20,10 @@ export type DanePolicy =
   /**
    * Secure TLSA records exist: STARTTLS is required. `records` holds the usable ones; when every record is
    * unusable (`unusableOnly`) the connection is still encrypted but not authenticated (RFC 7672 §2.2.1).
+   * `baseDomain`: the name the records are at (the MX host, or the name its CNAME chain ends at); a DANE-TA
+   * certificate naming it names the host.
    */
-  | { kind: 'dane'; records: BridgeTlsaRecord[]; unusableOnly: boolean }
+  | { kind: 'dane'; records: BridgeTlsaRecord[]; unusableOnly: boolean; baseDomain: string }
   /** No DANE for this host (insecure answer, or a secure denial): MTA-STS or opportunistic TLS decide. */
   | { kind: 'none'; reason: string }
   /** The lookup failed (bogus, SERVFAIL, timeout): the host must not be used now, not even without TLS. */
@@ -30,14 +33,22 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * Whether a record can authenticate anything: a usage, selector and matching type an SMTP client may act on, and
+ * data that can be what its matching type says. A digest of the wrong length is as unusable as an unknown usage
+ * (as Postfix and OpenSSL treat it): with no other record, TLS is required but not authenticated (RFC 7672 §2.2.1).
+ */
 export function isUsableTlsa(record: BridgeTlsaRecord): boolean {
-  return USABLE_USAGES.has(record.usage) && USABLE_SELECTORS.has(record.selector) && USABLE_MATCHING.has(record.matchingType);
+  return USABLE_USAGES.has(record.usage) && USABLE_SELECTORS.has(record.selector) && USABLE_MATCHING.has(record.matchingType)
+    && wellFormed(record);
 }
 
 /**
  * The DANE policy of one MX host. TLSA records count only when the host's own address records are secure too
  * (RFC 7672 §2.2.2): an attacker who can forge the address can otherwise send the client to a host the
- * signed TLSA records never described.
+ * signed TLSA records never described. When the host name is an alias, its address came through a secure
+ * CNAME chain, and the records are looked up first at the name the chain ends at, then at the alias
+ * (RFC 7672 §2.2.2); `baseDomain` says which one they came from.
  */
 export async function daneTlsaPolicy(resolver: BridgeSecureResolver, mxHost: string, port = 25): Promise<DanePolicy> {
   const host = mxHost.replace(/\.$/, '').toLowerCase();
@@ -51,17 +62,27 @@ export async function daneTlsaPolicy(resolver: BridgeSecureResolver, mxHost: str
   if (withRecords.length === 0) return { kind: 'none', reason: `${host} has no address` };
   if (!withRecords.every((answer) => answer.secure)) return { kind: 'none', reason: `the address of ${host} is not DNSSEC-secure` };
 
-  const name = `_${port}._tcp.${host}`;
-  let tlsa;
-  try {
-    tlsa = await resolver.tlsa(name);
-  } catch (err) {
-    return { kind: 'defer', reason: `TLSA lookup for ${name} failed: ${message(err)}` };
+  const expanded = new Set(withRecords.map((answer) => answer.canonicalName?.replace(/\.$/, '').toLowerCase() ?? host));
+  const [target] = expanded;
+  const bases = expanded.size === 1 && target !== host ? [target!, host] : [host];
+  let denial = '';
+  for (const base of bases) {
+    const name = `_${port}._tcp.${base}`;
+    let tlsa;
+    try {
+      tlsa = await resolver.tlsa(name);
+    } catch (err) {
+      return { kind: 'defer', reason: `TLSA lookup for ${name} failed: ${message(err)}` };
+    }
+    if (!tlsa.secure) return { kind: 'none', reason: `the TLSA answer for ${name} is not DNSSEC-secure` };
+    if (tlsa.status === 'NXDOMAIN' || tlsa.records.length === 0) {
+      denial = denial ? `${denial} nor at ${name}` : `no TLSA records at ${name}`;
+      continue;
+    }
+    const records = tlsa.records.filter(isUsableTlsa);
+    return { kind: 'dane', records, unusableOnly: records.length === 0, baseDomain: base };
   }
-  if (!tlsa.secure) return { kind: 'none', reason: `the TLSA answer for ${name} is not DNSSEC-secure` };
-  if (tlsa.status === 'NXDOMAIN' || tlsa.records.length === 0) return { kind: 'none', reason: `no TLSA records at ${name}` };
-  const records = tlsa.records.filter(isUsableTlsa);
-  return { kind: 'dane', records, unusableOnly: records.length === 0 };
+  return { kind: 'none', reason: denial };
 }
 
 /** RFC 8460 result types a DANE failure is reported under. */
@@ -109,8 +130,29 @@ function validAt(cert: X509Certificate, nowMs: number): boolean {
 
 type Failure = Extract<DaneVerdict, { ok: false }>;
 
-/** Whether `chain[0..top]` links up by issuer and signature, each certificate valid now, each issuer a CA. */
-function checkPath(chain: X509Certificate[], top: number, nowMs: number): Failure | undefined {
+/**
+ * Whether each CA certificate of a path (leaf first) allows as many intermediate CAs below it as the path has
+ * (RFC 5280 §4.2.1.9: self-issued ones do not count).
+ */
+function pathLengthFailure(path: X509Certificate[]): Failure | undefined {
+  let below = 0;
+  for (let depth = 1; depth < path.length; depth++) {
+    const cert = path[depth]!;
+    const limit = pathLengthConstraint(cert);
+    if (limit === 'malformed') return { ok: false, result: 'validation-failure', detail: `the basic constraints of the certificate at depth ${depth} cannot be read` };
+    if (limit !== undefined && below > limit) {
+      return { ok: false, result: 'validation-failure', detail: `the CA certificate at depth ${depth} allows ${limit} intermediate CAs below it, the path has ${below}` };
+    }
+    if (cert.subject !== cert.issuer) below++;
+  }
+  return undefined;
+}
+
+/**
+ * Whether `chain[0..top]` links up by issuer and signature, each certificate valid now, each issuer a CA whose
+ * path length constraint holds; `anchor` is the trust anchor above `chain[top]` when it came from a TLSA record.
+ */
+function checkPath(chain: X509Certificate[], top: number, nowMs: number, anchor?: X509Certificate): Failure | undefined {
   for (let i = 0; i < top; i++) {
     const cert = chain[i]!;
     const issuer = chain[i + 1]!;
@@ -118,10 +160,25 @@ function checkPath(chain: X509Certificate[], top: number, nowMs: number): Failur
       return { ok: false, result: 'validation-failure', detail: `certificate at depth ${i} is not signed by the one above it` };
     }
   }
+  const constrained = pathLengthFailure([...chain.slice(0, top + 1), ...(anchor ? [anchor] : [])]);
+  if (constrained) return constrained;
   for (let i = 0; i <= top && i < chain.length; i++) {
     if (!validAt(chain[i]!, nowMs)) return { ok: false, result: 'certificate-expired', detail: `certificate at depth ${i} is outside its validity period` };
   }
   return undefined;
+}
+
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
+
+/**
+ * Under DANE-TA the leaf is a certificate issued for a purpose: one whose extended key usage leaves out TLS
+ * server authentication is not a server's (OpenSSL, and so Postfix, refuse it). No extension means any use.
+ */
+function purposeFailure(leaf: X509Certificate): Failure | undefined {
+  const usages = leaf.keyUsage;
+  if (!usages || usages.includes(SERVER_AUTH) || usages.includes(ANY_EXTENDED_KEY_USAGE)) return undefined;
+  return { ok: false, result: 'validation-failure', detail: 'the certificate is not for TLS server authentication (extended key usage)' };
 }
 
 function nameFailure(leaf: X509Certificate, names: string[]): Failure | undefined {
@@ -134,15 +191,16 @@ const FAILURE_RANK: Record<DaneFailure, number> = { 'tlsa-invalid': 0, 'validati
 
 /**
  * Checks a presented chain (leaf first) against the usable TLSA records of `mxHost`. DANE-EE(3) binds the
- * leaf alone: names and dates are ignored (RFC 7672 §3.1.1). DANE-TA(2) makes a certificate of the chain, or
- * one the record carries in full, the trust anchor: the path from the leaf up to it must verify, the
- * certificates below it must be in date, and the leaf must name the MX host or one of `nameCandidates`
- * (RFC 7672 §3.2.3: e.g. the next-hop domain). One satisfied record is enough (key rollover publishes two).
+ * leaf alone: names and dates are ignored (RFC 7672 §3.1.1). DANE-TA(2) makes a certificate of the chain above
+ * the leaf, or a CA certificate the record carries in full, the trust anchor: the path from the leaf up to it
+ * must verify (signatures, CA flags, path lengths), the certificates on it must be in date, and the leaf must be
+ * for TLS servers and name the MX host or one of `nameCandidates` (RFC 7672 §3.2.3: e.g. the next-hop domain).
+ * One satisfied record is enough (key rollover publishes two).
  */
 export function verifyDane(
   records: BridgeTlsaRecord[], chain: X509Certificate[], mxHost: string, nameCandidates: string[] = [], nowMs = Date.now(),
 ): DaneVerdict {
-  const usable = records.filter((record) => isUsableTlsa(record) && wellFormed(record));
+  const usable = records.filter(isUsableTlsa);
   if (usable.length === 0) return { ok: false, result: 'tlsa-invalid', detail: 'no usable, well-formed TLSA record' };
   const leaf = chain[0];
   if (!leaf) return { ok: false, result: 'validation-failure', detail: 'the server presented no certificate' };
@@ -156,20 +214,32 @@ export function verifyDane(
       if (matches(record, leaf)) return { ok: true, usage: 3, depth: 0 };
       continue;
     }
-    for (let depth = 0; depth < chain.length; depth++) {
+    // A trust anchor is an issuer: a DANE-TA record matching the leaf itself authenticates nothing (OpenSSL, and so
+    // Postfix, match DANE-TA only above the leaf).
+    for (let depth = 1; depth < chain.length; depth++) {
       if (!matches(record, chain[depth]!)) continue;
-      const failure = checkPath(chain, depth, nowMs) ?? nameFailure(leaf, names);
+      const failure = checkPath(chain, depth, nowMs) ?? purposeFailure(leaf) ?? nameFailure(leaf, names);
       if (!failure) return { ok: true, usage: 2, depth };
       consider(failure);
     }
     // A trust anchor published in full need not be presented: it must then have signed a presented certificate.
     const anchor = anchorKeyFromRecord(record);
     if (!anchor) continue;
+    // A certificate published in full is held to what a presented issuer is: a CA, and in date (as OpenSSL, and so
+    // Postfix, hold it). A bare key (2 1 0) carries neither.
+    if (anchor.cert && !anchor.cert.ca) {
+      consider({ ok: false, result: 'validation-failure', detail: 'the trust anchor certificate in the TLSA record is not a CA' });
+      continue;
+    }
+    if (anchor.cert && !validAt(anchor.cert, nowMs)) {
+      consider({ ok: false, result: 'certificate-expired', detail: 'the trust anchor certificate in the TLSA record is outside its validity period' });
+      continue;
+    }
     for (let top = 0; top < chain.length; top++) {
       const cert = chain[top]!;
       if (anchor.cert && !cert.checkIssued(anchor.cert)) continue;
       if (!cert.verify(anchor.key)) continue;
-      const failure = checkPath(chain, top, nowMs) ?? nameFailure(leaf, names);
+      const failure = checkPath(chain, top, nowMs, anchor.cert) ?? purposeFailure(leaf) ?? nameFailure(leaf, names);
       if (!failure) return { ok: true, usage: 2, depth: top + 1 };
       consider(failure);
     }

@@ -19,6 +19,8 @@ export type DnsStatus = 'NOERROR' | 'NXDOMAIN';
 
 export interface DnsAnswer<T> {
   name: string;
+  /** The owner of the records: the name asked, or where the CNAME chain in the answer led from it. */
+  canonicalName: string;
   type: DnsRecordType;
   status: DnsStatus;
   records: T[];
@@ -266,6 +268,7 @@ function toAnswer<T>(response: Decoded, server: DnsServer, name: string, type: D
   }
   return {
     name,
+    canonicalName: owner,
     type,
     status: rcode === 'NXDOMAIN' ? 'NXDOMAIN' : 'NOERROR',
     records: matching.map(read),

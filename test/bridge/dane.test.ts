@@ -7,6 +7,7 @@ import { connect } from 'node:tls';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import { daneTlsaPolicy, peerChain, verifyDane, type DanePolicy, type DaneVerdict } from '../../bridge/index.ts';
 import type { BridgeSecureResolver, BridgeTlsaRecord } from '../../bridge/index.ts';
+import { pathLengthConstraint } from '../../bridge/outbound/path-length.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
 import { selfSigned, signedBy, tlsServer, type Issued } from './dane-pki.ts';
 
@@ -46,6 +47,7 @@ beforeAll(async () => {
     'ta-inter': [caSpki211],
     unusable: [`1 1 1 ${sha256(spki(ca.cert))}`, `0 0 1 ${sha256(ca.cert.raw)}`, `3 2 1 ${sha256(spki(leaf.cert))}`],
     rollover: [`3 1 1 ${hex(randomBytes(32))}`, leafSpki311],
+    baddigest: [`3 1 1 ${hex(randomBytes(20))}`],
     'expired-ee': [`3 1 1 ${sha256(spki(expired.cert))}`],
     'expired-ta': [caSpki211],
     'wrongname-ta': [caSpki211],
@@ -55,6 +57,9 @@ beforeAll(async () => {
   const secureRecords = [
     // The address comes through a CNAME into the unsigned zone: the TLSA records here must not count.
     'via-insecure IN CNAME mx.insecure.test.', `_25._tcp.via-insecure IN TLSA ${leafSpki311}`,
+    // An alias whose TLSA records are at the name its CNAME leads to, and one whose records are at the alias only.
+    'alias-target IN CNAME real-target', 'real-target IN A 127.0.0.1', `_25._tcp.real-target IN TLSA ${leafSpki311}`,
+    'alias-only IN CNAME real-plain', 'real-plain IN A 127.0.0.1', `_25._tcp.alias-only IN TLSA ${caSpki211}`,
     'nxtlsa IN A 127.0.0.1', 'nodata IN A 127.0.0.1', '_25._tcp.nodata IN TXT "not a TLSA record"'];
   for (const [host, tlsa] of Object.entries(cases)) {
     secureRecords.push(`${host} IN A 127.0.0.1`, ...tlsa.map((rr) => `_25._tcp.${host} IN TLSA ${rr}`));
@@ -73,7 +78,7 @@ beforeAll(async () => {
   dns = new DnsPacketResolver({ servers: [lab.resolver], timeoutMs: 2000 });
 
   const chains: [Issued, Issued[], string[]][] = [
-    [leaf, [ca], ['ee311', 'ee301', 'ee312', 'ta211', 'unusable', 'rollover']],
+    [leaf, [ca], ['ee311', 'ee301', 'ee312', 'ta211', 'unusable', 'rollover', 'baddigest']],
     [leaf, [], ['ta200']],
     [interLeaf, [intermediate, ca], ['ta-inter']],
     [expired, [ca], ['expired-ee', 'expired-ta']],
@@ -155,13 +160,23 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
     expect(verifyDane([record], forged, 'ta-inter.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
   });
 
+  it('an MX host that is an alias: TLSA records at the name its CNAME chain ends at first, else at the alias', async () => {
+    expect(await daneTlsaPolicy(dns, 'alias-target.secure.test')).toMatchObject({ kind: 'dane', baseDomain: 'real-target.secure.test', records: [{ usage: 3 }] });
+    expect(await daneTlsaPolicy(dns, 'alias-only.secure.test')).toMatchObject({ kind: 'dane', baseDomain: 'alias-only.secure.test', records: [{ usage: 2 }] });
+    expect(await daneTlsaPolicy(dns, 'real-target.secure.test')).toMatchObject({ kind: 'dane', baseDomain: 'real-target.secure.test' });
+  });
+
   it('TLSA records do not count when the MX address is not DNSSEC-secure', async () => {
     expect(await daneTlsaPolicy(dns, 'via-insecure.secure.test')).toMatchObject({ kind: 'none', reason: expect.stringContaining('address') });
   });
 
   it('only unusable TLSA records: DANE applies (STARTTLS required) but nothing authenticates', async () => {
-    expect((await dane('unusable.secure.test')).policy).toEqual({ kind: 'dane', records: [], unusableOnly: true });
+    expect((await dane('unusable.secure.test')).policy).toEqual({ kind: 'dane', records: [], unusableOnly: true, baseDomain: 'unusable.secure.test' });
     expect(verifyDane([], await presentedChain('unusable.secure.test'), 'unusable.secure.test')).toMatchObject({ ok: false, result: 'tlsa-invalid' });
+  });
+
+  it('a digest of the wrong length is an unusable record: DANE applies (STARTTLS required) but nothing authenticates', async () => {
+    expect((await dane('baddigest.secure.test')).policy).toEqual({ kind: 'dane', records: [], unusableOnly: true, baseDomain: 'baddigest.secure.test' });
   });
 
   it('two records during a key rollover: the one that matches is enough', async () => {
@@ -187,6 +202,61 @@ describe('DANE TLSA policy and chain verification (RFC 7672)', () => {
   it('a self-signed impostor is refused under DANE-EE and DANE-TA', async () => {
     expect((await dane('impostor-ee.secure.test')).verdict).toMatchObject({ ok: false, result: 'validation-failure' });
     expect((await dane('impostor-ta.secure.test')).verdict).toMatchObject({ ok: false, result: 'validation-failure' });
+  });
+
+  it('a DANE-TA anchor carried in full is held to its dates: an expired one is refused as certificate-expired', async () => {
+    const expiredCa = await selfSigned('Expired CA', { ca: true, expired: true });
+    const under = await signedBy(expiredCa, 'mx.secure.test');
+    const record = { usage: 2, selector: 0, matchingType: 0, data: new Uint8Array(expiredCa.cert.raw) };
+    expect(verifyDane([record], [under.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'certificate-expired' });
+    const keyOnly = { usage: 2, selector: 1, matchingType: 0, data: new Uint8Array(spki(expiredCa.cert)) };
+    expect(verifyDane([keyOnly], [under.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 2, depth: 1 });
+  });
+
+  it('DANE-TA holds every CA on the path to its path length constraint, an anchor carried in full too', async () => {
+    // signedBy makes intermediates with a path length of 0: one may sign leaves, not another CA.
+    const intermediate = await signedBy(ca, 'Constrained Intermediate', { ca: true });
+    const sub = await signedBy(intermediate, 'Sub-intermediate', { ca: true });
+    const under = await signedBy(sub, 'mx.secure.test');
+    const rootAnchor = { usage: 2, selector: 1, matchingType: 1, data: new Uint8Array(createHash('sha256').update(spki(ca.cert)).digest()) };
+    expect(verifyDane([rootAnchor], [under.cert, sub.cert, intermediate.cert, ca.cert], 'mx.secure.test'))
+      .toMatchObject({ ok: false, result: 'validation-failure' });
+    const inFull = { usage: 2, selector: 0, matchingType: 0, data: new Uint8Array(intermediate.cert.raw) };
+    expect(verifyDane([inFull], [under.cert, sub.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
+    // One level below the constrained intermediate is allowed: the leaf it signed.
+    const direct = await signedBy(intermediate, 'mx.secure.test');
+    expect(verifyDane([rootAnchor], [direct.cert, intermediate.cert, ca.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 2, depth: 2 });
+  });
+
+  it('the path length constraint is read from the DER: absent, zero, or none on a certificate without basic constraints', async () => {
+    expect(pathLengthConstraint(ca.cert)).toBeUndefined();
+    expect(pathLengthConstraint((await signedBy(ca, 'Constrained', { ca: true })).cert)).toBe(0);
+    expect(pathLengthConstraint(leaf.cert)).toBeUndefined();
+    // DER that claims more than it holds (a certificate Node would not have parsed) is refused, not read past its end.
+    const truncated = { raw: ca.cert.raw.subarray(0, 40) } as X509Certificate;
+    expect(pathLengthConstraint(truncated)).toBe('malformed');
+  });
+
+  it('under DANE-TA the leaf must be for TLS servers when it says what it is for; under DANE-EE it need not', async () => {
+    const clientOnly = await signedBy(ca, 'mx.secure.test', { extendedKeyUsage: ['1.3.6.1.5.5.7.3.2'] });
+    const serverToo = await signedBy(ca, 'mx.secure.test', { extendedKeyUsage: ['1.3.6.1.5.5.7.3.2', '1.3.6.1.5.5.7.3.1'] });
+    const anchor = { usage: 2, selector: 1, matchingType: 1, data: new Uint8Array(createHash('sha256').update(spki(ca.cert)).digest()) };
+    expect(verifyDane([anchor], [clientOnly.cert, ca.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
+    expect(verifyDane([anchor], [serverToo.cert, ca.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 2, depth: 1 });
+    const endEntity = { usage: 3, selector: 1, matchingType: 1, data: new Uint8Array(createHash('sha256').update(spki(clientOnly.cert)).digest()) };
+    expect(verifyDane([endEntity], [clientOnly.cert], 'mx.secure.test')).toEqual({ ok: true, usage: 3, depth: 0 });
+  });
+
+  it('a DANE-TA anchor carried in full must be a CA', async () => {
+    const notCa = await signedBy(ca, 'not-a-ca.secure.test');
+    const under = await signedBy(notCa, 'mx.secure.test');
+    const record = { usage: 2, selector: 0, matchingType: 0, data: new Uint8Array(notCa.cert.raw) };
+    expect(verifyDane([record], [under.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
+  });
+
+  it('a DANE-TA record matching the leaf itself is no trust anchor', () => {
+    const record = { usage: 2, selector: 0, matchingType: 1, data: new Uint8Array(createHash('sha256').update(leaf.cert.raw).digest()) };
+    expect(verifyDane([record], [leaf.cert, ca.cert], 'mx.secure.test')).toMatchObject({ ok: false, result: 'validation-failure' });
   });
 
   it('a DANE-TA record carried in full does not trust a leaf it did not sign', async () => {

@@ -69,6 +69,8 @@ describe('DNS through a validating resolver (unbound + nsd, DNSSEC)', () => {
     const viaAlias = await dns.a('alias.secure.test');
     expect(viaAlias.records).toEqual(['127.0.0.1']);
     expect(viaAlias.secure).toBe(true);
+    expect(viaAlias.canonicalName).toBe('mx1.secure.test');
+    expect((await dns.a('mx1.secure.test')).canonicalName).toBe('mx1.secure.test');
   });
 
   it('reports an unsigned delegation as not secure, with its records', async () => {
