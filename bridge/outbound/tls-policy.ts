@@ -69,7 +69,12 @@ export async function hostPolicy(input: HostPolicyInput): Promise<HostPolicy> {
     return { kind: 'skip', reason: dane.reason, ...(tlsaFailed ? { outcome: { report: tlsaReport([]), result: 'dnssec-invalid' as const } } : {}) };
   }
   if (dane.kind === 'dane') {
-    const nameCandidates = input.mxSecure && host !== domain ? [domain] : [];
+    // RFC 7672 §3.2.3: a DANE-TA leaf may name the next-hop domain (when the MX records were secure) or the
+    // name the MX host's CNAME chain ends at (where the TLSA records were found).
+    const nameCandidates = [...new Set([
+      ...(input.mxSecure && host !== domain ? [domain] : []),
+      ...(dane.baseDomain !== host ? [dane.baseDomain] : []),
+    ])];
     return { kind: 'dane', records: dane.records, unusableOnly: dane.unusableOnly, nameCandidates, report: tlsaReport(dane.records) };
   }
   if (input.mode === 'dane' || input.sts?.kind !== 'policy') return { kind: 'may', report: noPolicy(domain) };
