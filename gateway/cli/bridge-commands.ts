@@ -152,14 +152,28 @@ export const bridgeCommands: Command[] = [
       const dataDir = dataDirOf(flags);
       const config = loadConfig(dataDir);
       // The bridge (and the node's SMTP side) load only for the commands that need them.
-      const [{ dkimSigners }, { dkimDnsRecord }] = await Promise.all([import('../smtp/index.ts'), import('../../bridge/index.ts')]);
-      const records = dkimSigners(config, dataDir).map((k) => ({
+      const [{ publishedDkimKeys }, { dkimDnsRecord }] = await Promise.all([import('../smtp/index.ts'), import('../../bridge/index.ts')]);
+      const records = publishedDkimKeys(config, dataDir).map((k) => ({
+        ...(k.retiredAt ? { retiredAt: k.retiredAt } : { signing: true }),
         domain: k.domain, selector: k.selector, algorithm: k.algorithm,
         ...dkimDnsRecord({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, publicKey: k.privateKeyPem }),
       }));
       // Zone-file lines: a TXT character-string holds at most 255 octets, so long values are split.
       const text = records.map((r) => `${r.name}. IN TXT ${(r.value.match(/.{1,255}/g) ?? []).map((part) => `"${part}"`).join(' ')}`).join('\n');
       out(flags, records, text || '(no DKIM keys: bridge.smtp.outbound.dkim is empty)');
+      return 0;
+    },
+  },
+  {
+    name: 'dkim rotate',
+    flags: { data: { type: 'string', required: true } },
+    usage: ['dkim rotate --data DIR [--json]', '(new RSA and Ed25519 keys sign from the next start; the old ones stay published for dkimGraceDays)'],
+    run: async ({ flags }) => {
+      const { rotateDkimKeys } = await import('../datadir/index.ts');
+      const { added, retired } = rotateDkimKeys(dataDirOf(flags));
+      out(flags, { event: 'dkim-rotated', added, retired },
+        `new keys: ${added.map((k) => `${k.selector} (${k.domain}, ${k.algorithm})`).join(', ')}\n`
+        + 'publish their records (aftersmtp dkim show), then restart the node: they sign from then on');
       return 0;
     },
   },

@@ -254,7 +254,11 @@ export const configSchema = z.strictObject({
           selector: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]*(\.[A-Za-z0-9][A-Za-z0-9-]*)*$/),
           algorithm: z.enum(['rsa', 'ed25519']),
           keyFile: z.string().min(1),
+          /** Set by `aftersmtp dkim rotate`: the key no longer signs, and stays published for dkimGraceDays. */
+          retiredAt: z.iso.datetime().optional(),
         })).default([]),
+        /** How long a retired DKIM key stays in `dns records` (mail it signed may still be verified). */
+        dkimGraceDays: z.number().int().min(0).max(365).default(7),
         /** The secret of the Sender Rewriting Scheme for forwarded mail (a file `init` writes). */
         srsSecretFile: z.string().min(1).default('srs.secret'),
       }).prefault({}),

@@ -18,7 +18,7 @@ import {
   issueServerCertificate,
   type DidDocument,
 } from '../../identity/index.ts';
-import { generateDkimKey } from '../../bridge/index.ts';
+import { newDkimKeys } from './dkim-keys.ts';
 import { CONFIG_FILE, dataPath, loadConfig, parseConfig, GatewayError, b64u, tightenModes, writeSecretFile, type ConfigInput, type NodeConfig, type KeyMaterial, type ModeFix } from '../core/index.ts';
 import { Store } from '../store/index.ts';
 import { tokenSha256 } from '../services/index.ts';
@@ -143,11 +143,6 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
   const domain = opts.domain.toLowerCase();
   // DKIM: an RSA-2048 key (what every verifier reads) and an Ed25519 one (RFC 8463), each under its own
   // selector dated by its creation, so a later rotation adds a selector beside them.
-  const stamp = new Date().toISOString().slice(0, 10).replace(/-/g, '');
-  const dkim = (['rsa', 'ed25519'] as const).map((algorithm) => {
-    const selector = `as${stamp}${algorithm === 'rsa' ? 'r' : 'e'}`;
-    return { domain, selector, algorithm, keyFile: `keys/dkim-${selector}.pem`, key: generateDkimKey(algorithm) };
-  });
   const input: ConfigInput = {
     node: { domains: [domain], didMethod: opts.didMethod ?? 'key' },
     grpc: { host: '127.0.0.1', port: opts.grpcPort ?? 7443 },
@@ -158,7 +153,7 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
         mx: { port: opts.smtpPort ?? 0 },
         submission: { port: opts.submissionPort ?? 0 },
         smtps: { enabled: opts.smtpsPort !== undefined, port: opts.smtpsPort ?? 0 },
-        outbound: { dkim: dkim.map(({ domain: d, selector, algorithm, keyFile }) => ({ domain: d, selector, algorithm, keyFile })) },
+        outbound: { dkim: newDkimKeys(dataDir, domain, new Set()) },
       },
     },
     admin: { tokenSha256: tokenSha256(adminToken) },
@@ -180,7 +175,6 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
 
   // The admin token also stays in the data directory (0600) so the CLI on this host can use the Admin API.
   writeSecretFile(join(dataDir, ADMIN_TOKEN_FILE), `${adminToken}\n`);
-  for (const k of dkim) writeSecretFile(dataPath(dataDir, k.keyFile), k.key.privateKeyPem);
   writeSecretFile(dataPath(dataDir, config.bridge.smtp.outbound.srsSecretFile), `${b64u(randomBytes(32))}\n`);
   writeSecretFile(join(dataDir, CONFIG_FILE), `# AfterSMTP node configuration (see docs/OPERATIONS.md)\n${YAML.stringify(input)}`);
   new Store(dataPath(dataDir, config.storage.file)).close();

@@ -25,11 +25,21 @@ export interface BridgeOutboundDeps {
   log: Logger;
 }
 
-/** The DKIM keys of bridge.smtp.outbound.dkim, read from the data directory. */
+function readDkimKey(dataDir: string, k: NodeConfig['bridge']['smtp']['outbound']['dkim'][number]): DkimSigner {
+  return { domain: k.domain.toLowerCase(), selector: k.selector, algorithm: k.algorithm, privateKeyPem: readFileSync(dataPath(dataDir, k.keyFile), 'utf8') };
+}
+
+/** The DKIM keys that sign (bridge.smtp.outbound.dkim, the retired ones left out), read from the data directory. */
 export function dkimSigners(config: NodeConfig, dataDir: string): DkimSigner[] {
-  return config.bridge.smtp.outbound.dkim.map((k) => ({
-    domain: k.domain.toLowerCase(), selector: k.selector, algorithm: k.algorithm, privateKeyPem: readFileSync(dataPath(dataDir, k.keyFile), 'utf8'),
-  }));
+  return config.bridge.smtp.outbound.dkim.filter((k) => !k.retiredAt).map((k) => readDkimKey(dataDir, k));
+}
+
+/** The DKIM keys whose records must be published: those that sign, and those retired within the grace period. */
+export function publishedDkimKeys(config: NodeConfig, dataDir: string, nowMs = Date.now()): (DkimSigner & { retiredAt?: string })[] {
+  const graceMs = config.bridge.smtp.outbound.dkimGraceDays * 86_400_000;
+  return config.bridge.smtp.outbound.dkim
+    .filter((k) => !k.retiredAt || Date.parse(k.retiredAt) + graceMs > nowMs)
+    .map((k) => ({ ...readDkimKey(dataDir, k), ...(k.retiredAt ? { retiredAt: k.retiredAt } : {}) }));
 }
 
 /**

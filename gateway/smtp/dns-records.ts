@@ -5,7 +5,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dkimDnsRecord, type BridgeSecureResolver } from '../../bridge/index.ts';
 import { dataPath, smtpHostname, type NodeConfig } from '../core/index.ts';
-import { dkimSigners } from './bridge-outbound.ts';
+import { publishedDkimKeys } from './bridge-outbound.ts';
 import { hostedStsPolicy } from './mta-sts-host.ts';
 
 export type RecordKind = 'mx' | 'spf' | 'dkim' | 'dmarc' | 'mta-sts' | 'tls-rpt' | 'tlsa' | 'aftersmtp' | 'did-web';
@@ -39,7 +39,7 @@ export function expectedDnsRecords(config: NodeConfig, dataDir: string, did: str
   const mxHost = smtpHostname(config);
   const cert = readFileSync(dataPath(dataDir, config.bridge.smtp.tls.certFile ?? config.tls.certFile), 'utf8');
   const sts = hostedStsPolicy(config);
-  const keys = dkimSigners(config, dataDir);
+  const keys = publishedDkimKeys(config, dataDir);
   const records: ExpectedRecord[] = [];
   for (const domain of config.node.domains.map((d) => d.toLowerCase())) {
     records.push(
@@ -47,7 +47,8 @@ export function expectedDnsRecords(config: NodeConfig, dataDir: string, did: str
       { domain, kind: 'spf', name: domain, type: 'TXT', value: 'v=spf1 mx -all', note: 'the node sends from the address of its MX host; add the addresses it sends from if they differ' },
       ...keys.filter((k) => k.domain === domain).map((k): ExpectedRecord => {
         const r = dkimDnsRecord({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, publicKey: k.privateKeyPem });
-        return { domain, kind: 'dkim', name: r.name, type: 'TXT', value: r.value, note: `${k.algorithm} key ${k.selector}` };
+        const note = k.retiredAt ? `${k.algorithm} key ${k.selector}, retired ${k.retiredAt.slice(0, 10)}: keep it published until the grace period ends` : `${k.algorithm} key ${k.selector}`;
+        return { domain, kind: 'dkim', name: r.name, type: 'TXT', value: r.value, note };
       }),
       { domain, kind: 'dmarc', name: `_dmarc.${domain}`, type: 'TXT', value: `v=DMARC1; p=quarantine; rua=mailto:${reportAddress(domain)}`, note: 'p=reject once reports show all mail passes' },
       { domain, kind: 'mta-sts', name: `_mta-sts.${domain}`, type: 'TXT', value: `v=STSv1; id=${sts.id}`, note: `the node serves the policy at https://mta-sts.${domain}/.well-known/mta-sts.txt (its HTTPS port must be reachable as 443 there)` },

@@ -101,4 +101,25 @@ describe('dns records and dns check', () => {
     const text = await runCli(['dns', 'check', '--data', bad]);
     expect(text.stdout).toMatch(/^wrong +mta-sts +_mta-sts\.bad\.test: id old1/m);
   });
+
+  it('dkim rotate: new keys sign, the old ones stay published for the grace period, then leave dns records', async () => {
+    const data = join(dir.path, 'rotate');
+    await initNode({ dataDir: data, domain: 'rot.test', grpcPort: 0 });
+    const before = (await records(data)).filter((r) => r.kind === 'dkim');
+    const rotated = await runCli(['dkim', 'rotate', '--data', data, '--json']);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const { added, retired } = JSON.parse(rotated.stdout) as { added: { selector: string }[]; retired: { selector: string }[] };
+    expect(retired.map((k) => k.selector).sort()).toEqual(before.map((r) => r.name.split('.')[0]).sort());
+    expect(added).toHaveLength(2);
+    const shown = JSON.parse((await runCli(['dkim', 'show', '--data', data, '--json'])).stdout) as { selector: string; signing?: boolean; retiredAt?: string }[];
+    expect(shown.filter((k) => k.signing).map((k) => k.selector).sort()).toEqual(added.map((k) => k.selector).sort());
+    expect(shown.filter((k) => k.retiredAt)).toHaveLength(2);
+    expect((await records(data)).filter((r) => r.kind === 'dkim')).toHaveLength(4);
+    expect(readFileSync(join(data, 'config.yaml'), 'utf8')).toMatch(/^# AfterSMTP node configuration/); // edited in place
+    const file = join(data, 'config.yaml');
+    const config = YAML.parse(readFileSync(file, 'utf8'));
+    config.bridge.smtp.outbound.dkimGraceDays = 0;
+    writeFileSync(file, YAML.stringify(config));
+    expect((await records(data)).filter((r) => r.kind === 'dkim').map((r) => r.name.split('.')[0]).sort()).toEqual(added.map((k) => k.selector).sort());
+  });
 });
