@@ -6,14 +6,17 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
+import { join } from 'node:path';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
+import { Store } from '../../gateway/store/index.ts';
 import {
   aggregateTlsOutcomes, buildTlsReport, extractTlsReportFromMail, gzipTlsReport, parseTlsReport, parseTlsRptRecord, postTlsReport, tlsReportId,
   tlsReportMail, TlsRptError, utcDayRange, validateTlsReport,
-  type TlsOutcomeDayCount, type TlsReport, type TlsReportInput, type TlsReportMailInput, type TlsRptErrorCode,
+  type TlsOutcome, type TlsOutcomeDayCount, type TlsReport, type TlsReportInput, type TlsReportMailInput, type TlsRptErrorCode,
 } from '../../bridge/index.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
 import { selfSigned, signedBy, type Issued } from './dane-pki.ts';
+import { tempDir } from '../helpers.ts';
 
 const SUBMITTER = 'mx.origin.test';
 const STS_STRINGS = ['version: STSv1', 'mode: enforce', 'mx: mx1.dest.test', 'mx: *.mail.dest.test', 'max_age: 86400'];
@@ -167,6 +170,39 @@ describe('reports from the outcome counts', () => {
     expect(before[0]!.policies[0]).toMatchObject({ successes: 40, failures: [{ resultType: 'certificate-expired', failedSessionCount: 2 }] });
     expect(aggregateTlsOutcomes(COUNTS, '2026-12-08')).toEqual([]);
     expect(caught(() => aggregateTlsOutcomes(COUNTS, '2026-13-01')).code).toBe('BAD_ARGUMENT');
+  });
+
+  it('aggregates what the store counted: outcomes recorded over two days, the later day asked', async () => {
+    const dir = tempDir();
+    const store = new Store(join(dir.path, 'node.db'), { durability: 'deferred' });
+    try {
+      const at = (iso: string) => Date.parse(iso);
+      const outcome = (over: Partial<TlsOutcome>): TlsOutcome => ({
+        policyDomain: 'Dest.Test', policyType: 'sts', policyStrings: STS_STRINGS, mxHost: 'MX1.dest.test', receivingIp: '192.0.2.10',
+        result: 'success', detail: '', atMs: at('2026-12-06T12:00:00Z'), ...over,
+      });
+      const recorded = [
+        outcome({ atMs: at('2026-12-05T23:59:59Z') }),
+        outcome({ atMs: at('2026-12-05T23:59:59Z'), result: 'certificate-expired', detail: 'expired' }),
+        outcome({}), outcome({}), outcome({ atMs: at('2026-12-06T00:00:00Z') }),
+        outcome({ result: 'starttls-not-supported', detail: 'no STARTTLS' }), outcome({ result: 'starttls-not-supported', detail: 'no STARTTLS' }),
+        outcome({ atMs: at('2026-12-07T00:00:00Z') }),
+      ];
+      for (const o of recorded) await store.tlsOutcomes.record(o);
+      const day = aggregateTlsOutcomes(store.tlsOutcomes.since('2026-12-05'), '2026-12-06');
+      expect(day).toEqual([{
+        policyDomain: 'dest.test',
+        policies: [{
+          policyType: 'sts', policyStrings: STS_STRINGS, policyDomain: 'dest.test', mxHosts: ['mx1.dest.test', '*.mail.dest.test'], successes: 3,
+          failures: [{ resultType: 'starttls-not-supported', receivingMxHostname: 'mx1.dest.test', receivingIp: '192.0.2.10', failedSessionCount: 2, failureReasonCode: 'no STARTTLS' }],
+        }],
+      }]);
+      const report = buildTlsReport({ ...sampleInput(), policies: day[0]!.policies });
+      expect(validateTlsReport(report).ok).toBe(true);
+    } finally {
+      await store.close();
+      dir.cleanup();
+    }
   });
 
   it('builds the RFC 8460 JSON with the RFC field names, and every report built passes the schema exactly', () => {
