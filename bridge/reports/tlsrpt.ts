@@ -14,7 +14,7 @@ import { splitMessage, type HeaderField } from '../auth/canon.ts';
 import { HOST_NAME } from '../auth/errors.ts';
 import { rfc5322Date } from '../inbound/message.ts';
 import { contentType, decodeBody, headerParams, multipartParts, unfolded } from '../outbound/dsn.ts';
-import { boundaryFor, foldList, HEADER_CONTROL, mailboxProblem, toCrlf } from '../outbound/mime.ts';
+import { boundaryFor, foldList, HEADER_CONTROL, hasEightBit, mailboxProblem, toCrlf } from '../outbound/mime.ts';
 import type { TlsOutcome } from '../outbound/types.ts';
 import { TlsRptError } from './errors.ts';
 import { TLS_POLICY_TYPES, TLS_RESULT_TYPES, validateTlsReport, type TlsFailureDetail, type TlsPolicyType, type TlsReport, type TlsResultType } from './tlsrpt-schema.ts';
@@ -53,7 +53,9 @@ function destinationOf(uri: string): TlsRptDestination | string {
     } catch {
       return `${uri}: bad percent-encoding`;
     }
-    return mailboxProblem(address) === null ? { kind: 'mailto', address } : `${uri}: not a mailbox`;
+    if (mailboxProblem(address) !== null) return `${uri}: not a mailbox`;
+    // The report mail is 7-bit; an internationalized address would need SMTPUTF8 end to end.
+    return hasEightBit(address) ? `${uri}: not an ASCII mailbox` : { kind: 'mailto', address };
   }
   if (/^https:/i.test(uri)) {
     let url: URL;
@@ -390,11 +392,15 @@ export function tlsReportMail(input: TlsReportMailInput): Buffer {
   if (!check.ok) throw new TlsRptError('INVALID_REPORT', `the report does not follow RFC 8460: ${check.reason}`);
   const report = input.report;
   const to = typeof input.to === 'string' ? [input.to] : [...input.to];
-  if (mailboxProblem(input.from) !== null) refuse('the From address', input.from);
+  // The mail is 7-bit throughout: no address needs SMTPUTF8.
+  if (mailboxProblem(input.from) !== null || hasEightBit(input.from)) refuse('the From address', input.from);
   if (to.length === 0) throw new TlsRptError('BAD_ARGUMENT', 'a report mail needs a recipient');
-  for (const address of to) if (mailboxProblem(address) !== null) refuse('a To address', address);
+  for (const address of to) if (mailboxProblem(address) !== null || hasEightBit(address)) refuse('a To address', address);
   checkDomain('the submitter', input.submitter);
   checkDomain('the policy domain', input.policyDomain);
+  // TLS-Report-Domain names the domain the report is about: one report per policy domain.
+  const other = report.policies.find((p) => p.policy['policy-domain'].toLowerCase() !== input.policyDomain.toLowerCase());
+  if (other) throw new TlsRptError('BAD_ARGUMENT', `the report covers ${other.policy['policy-domain']}, not only ${input.policyDomain}`);
   if (!MSG_ID.test(input.messageId) || input.messageId.length > 900) refuse('the Message-ID', input.messageId);
   if (!Number.isFinite(input.date.getTime())) throw new TlsRptError('BAD_ARGUMENT', 'the date is not a time');
   const reportId = report['report-id'];

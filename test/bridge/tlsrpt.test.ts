@@ -100,7 +100,7 @@ describe('the _smtp._tls record', () => {
     for (const bad of [
       'v=TLSRPTv1', 'v=TLSRPTv1;', 'v=TLSRPTv1; ruf=mailto:a@b.test', 'v=TLSRPTv1; rua=mailto:a@b.test; rua=mailto:c@b.test',
       'v=TLSRPTv1; rua=', 'v=TLSRPTv1; rua=mailto:a@b.test,,https://x.test/', 'v=TLSRPTv1; rua=mailto:a@b.test; =x', 'v=TLSRPTv1; rua=mailto:a@b.test; ext=a=b',
-      'v=TLSRPTv1; rua=http://reports.b.test/', 'v=TLSRPTv1; rua=mailto:not-an-address', 'v=TLSRPTv1; rua=https://user:pw@reports.b.test/',
+      'v=TLSRPTv1; rua=http://reports.b.test/', 'v=TLSRPTv1; rua=mailto:not-an-address', 'v=TLSRPTv1; rua=mailto:j%C3%B6rg@b.test', 'v=TLSRPTv1; rua=https://user:pw@reports.b.test/',
     ]) expect(parseTlsRptRecord([bad]), bad).toMatchObject({ kind: 'invalid' });
   });
 
@@ -322,6 +322,8 @@ describe('the report mail', () => {
       [{ from: 'tlsrpt@origin.test\r\nBcc: victim@elsewhere.test' }, 'HEADER_INJECTION'],
       [{ to: ['tls@dest.test', 'x@dest.test\r\nBcc: victim@elsewhere.test'] }, 'HEADER_INJECTION'],
       [{ to: [] }, 'BAD_ARGUMENT'],
+      [{ to: 'jörg@dest.test' }, 'BAD_ARGUMENT'],
+      [{ policyDomain: 'plain.test' }, 'BAD_ARGUMENT'],
       [{ messageId: 'id@origin.test>\r\nX-Evil: <1' }, 'HEADER_INJECTION'],
       [{ messageId: 'id@origin.test> <x@y' }, 'BAD_ARGUMENT'],
       [{ date: new Date(NaN) }, 'BAD_ARGUMENT'],
@@ -357,6 +359,27 @@ describe('incoming reports', () => {
     expect(parseTlsReport(Buffer.from(JSON.stringify(report)), 'application/tlsrpt+json; charset=utf-8')).toEqual(report);
     const extended = { ...report, 'x-vendor': { anything: 1 }, policies: report.policies.map((p) => ({ ...p, 'x-extra': true })) };
     expect(parseTlsReport(Buffer.from(JSON.stringify(extended)))).toEqual(report);
+  });
+
+  it('reads reports shaped as large senders write them (empty arrays, HELO, sending address, extra fields)', () => {
+    const other = {
+      'organization-name': 'Big Mail Inc.', 'date-range': { 'start-datetime': '2026-12-06T00:00:00Z', 'end-datetime': '2026-12-06T23:59:59Z' },
+      'contact-info': 'smtp-tls-reporting@bigmail.test', 'report-id': '2026-12-06T00:00:00Z_dest.test',
+      policies: [
+        { policy: { 'policy-type': 'no-policy-found', 'policy-string': [], 'policy-domain': 'dest.test', 'mx-host': [] },
+          summary: { 'total-successful-session-count': 12, 'total-failure-session-count': 0 }, 'failure-details': [] },
+        { policy: { 'policy-type': 'sts', 'policy-string': STS_STRINGS, 'policy-domain': 'dest.test', 'mx-host': ['*.mail.dest.test'] },
+          summary: { 'total-successful-session-count': 0, 'total-failure-session-count': 1 },
+          'failure-details': [{
+            'result-type': 'certificate-expired', 'sending-mta-ip': '2001:db8:1::9', 'receiving-mx-hostname': 'a.mail.dest.test', 'receiving-mx-helo': 'a.mail.dest.test',
+            'receiving-ip': '192.0.2.10', 'failed-session-count': 1, 'additional-information': 'https://bigmail.test/tlsrpt/help', 'failure-reason-code': 'X509_V_ERR_CERT_HAS_EXPIRED',
+          }] },
+      ],
+      'x-generator': 'bigmail 9',
+    };
+    const parsed = parseTlsReport(gzipSync(Buffer.from(JSON.stringify(other))), 'application/tlsrpt+gzip');
+    const { 'x-generator': _dropped, ...known } = other;
+    expect(parsed).toEqual(known);
   });
 
   it('refuses a gzip bomb without inflating it: TOO_LARGE, and the process grows little', async () => {
