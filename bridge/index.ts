@@ -49,7 +49,7 @@ export type { HostPolicy, PeerVerdict, PolicyReport } from './outbound/tls-polic
 export {
   aggregateTlsOutcomes, buildTlsReport, extractTlsReportFromMail, gzipTlsReport, isPublicAddress, MAX_TLS_REPORT_BYTES, MAX_TLS_REPORT_INFLATED,
   MAX_TLS_REPORT_MAIL, MAX_TLSRPT_DESTINATIONS, parseTlsReport, parseTlsRptRecord, postTlsReport, TLSRPT_GZIP_TYPE, TLSRPT_JSON_TYPE,
-  tlsReportFilename, tlsReportId, tlsReportMail, utcDayRange,
+  TLSRPT_DKIM_SIGNED_HEADERS, tlsReportFilename, tlsReportId, tlsReportMail, utcDayRange,
 } from './reports/tlsrpt.ts';
 export type {
   ExtractedTlsReport, TlsFailureInput, TlsOutcomeDayCount, TlsPolicyInput, TlsReportDomain, TlsReportInput, TlsReportMailInput, TlsReportPostOptions,

@@ -11,6 +11,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { splitMessage, type HeaderField } from '../auth/canon.ts';
+import { DEFAULT_DKIM_SIGNED_HEADERS } from '../auth/dkim-sign.ts';
 import { HOST_NAME } from '../auth/errors.ts';
 import { rfc5322Date } from '../inbound/message.ts';
 import { contentType, decodeBody, headerParams, multipartParts, unfolded } from '../outbound/dsn.ts';
@@ -357,6 +358,12 @@ export interface TlsReportMailInput {
   messageId: string;
   date: Date;
 }
+
+/**
+ * The fields to DKIM-sign a report mail with (dkimSign's `headers`): the usual ones and the two that say
+ * which domain the report is about and who sends it, so neither can be changed on the way.
+ */
+export const TLSRPT_DKIM_SIGNED_HEADERS: readonly string[] = [...DEFAULT_DKIM_SIGNED_HEADERS, 'tls-report-domain', 'tls-report-submitter', 'auto-submitted'];
 
 const MSG_ID = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9!#$%&'*+/=?^_`{|}~.[\]-]+$/;
 export const TLSRPT_GZIP_TYPE = 'application/tlsrpt+gzip';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import { Store } from '../../gateway/store/index.ts';
 import {
-  aggregateTlsOutcomes, buildTlsReport, extractTlsReportFromMail, gzipTlsReport, parseTlsReport, parseTlsRptRecord, postTlsReport, tlsReportId,
+  aggregateTlsOutcomes, buildTlsReport, dkimDnsRecord, dkimSign, extractTlsReportFromMail, generateDkimKey, TLSRPT_DKIM_SIGNED_HEADERS, verifyMessage, gzipTlsReport, parseTlsReport, parseTlsRptRecord, postTlsReport, tlsReportId,
   tlsReportMail, TlsRptError, utcDayRange, validateTlsReport,
   type TlsOutcome, type TlsOutcomeDayCount, type TlsReport, type TlsReportInput, type TlsReportMailInput, type TlsRptErrorCode,
 } from '../../bridge/index.ts';
@@ -125,9 +125,12 @@ describe('the _smtp._tls record', () => {
   describe('from a real DNS lab', () => {
     let lab: DnsLab;
     let dns: DnsPacketResolver;
+    const dkimKey = generateDkimKey('ed25519');
     beforeAll(async () => {
+      const dkimRecord = dkimDnsRecord({ selector: 'tlsrpt', domain: 'rpt.test', algorithm: 'ed25519', publicKey: dkimKey.publicKeyDnsValue });
       lab = await startDnsLab([{
         name: 'rpt.test', signed: false, records: [
+          `tlsrpt._domainkey IN TXT "${dkimRecord.value}"`,
           '_smtp._tls.one IN TXT "v=TLSRPTv1; rua=mailto:tls@one.rpt.test," "https://reports.rpt.test/tlsrpt"',
           '_smtp._tls.one IN TXT "v=spf1 -all"',
           '_smtp._tls.several IN TXT "v=TLSRPTv1; rua=mailto:a@several.rpt.test"',
@@ -147,6 +150,17 @@ describe('the _smtp._tls record', () => {
       expect(await read('several')).toMatchObject({ kind: 'invalid' });
       expect(await read('other')).toEqual({ kind: 'none' });
       expect(await read('absent')).toEqual({ kind: 'none' });
+    });
+
+    it('the report mail, DKIM-signed by the submitting domain (RFC 8460 §5.3), verifies at the receiver and still reads back', async () => {
+      const report = buildTlsReport(sampleInput());
+      const mail = tlsReportMail(mailInput(report, { from: 'tlsrpt@rpt.test', submitter: 'rpt.test', messageId: 'r1@rpt.test' }));
+      const signed = await dkimSign(mail, [{ domain: 'rpt.test', selector: 'tlsrpt', algorithm: 'ed25519', privateKeyPem: dkimKey.privateKeyPem }], { headers: TLSRPT_DKIM_SIGNED_HEADERS });
+      const verdicts = await verifyMessage({ message: signed, ip: '192.0.2.1', helo: 'rpt.test', mailFrom: '', resolver: dns, authservId: 'mx.dest.test' });
+      expect(verdicts.dkim).toMatchObject([{ result: 'pass', domain: 'rpt.test', selector: 'tlsrpt' }]);
+      const extracted = extractTlsReportFromMail(signed);
+      expect(extracted.submitter).toBe('rpt.test');
+      expect(parseTlsReport(extracted.body, extracted.contentType)).toEqual(report);
     });
   });
 });
