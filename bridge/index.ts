@@ -46,3 +46,16 @@ export { hostAddresses, resolveMx } from './outbound/mx.ts';
 export type { MxHost, MxResolution } from './outbound/mx.ts';
 export { authenticates, checkPeer, hostPolicy, tlsRequired } from './outbound/tls-policy.ts';
 export type { HostPolicy, PeerVerdict, PolicyReport } from './outbound/tls-policy.ts';
+export {
+  aggregateTlsOutcomes, buildTlsReport, extractTlsReportFromMail, gzipTlsReport, isPublicAddress, MAX_TLS_REPORT_BYTES, MAX_TLS_REPORT_INFLATED,
+  MAX_TLS_REPORT_MAIL, MAX_TLSRPT_DESTINATIONS, parseTlsReport, parseTlsRptRecord, postTlsReport, TLSRPT_GZIP_TYPE, TLSRPT_JSON_TYPE,
+  TLSRPT_DKIM_SIGNED_HEADERS, tlsReportFilename, tlsReportId, tlsReportMail, utcDayRange,
+} from './reports/tlsrpt.ts';
+export type {
+  ExtractedTlsReport, TlsFailureInput, TlsOutcomeDayCount, TlsPolicyInput, TlsReportDomain, TlsReportInput, TlsReportMailInput, TlsReportPostOptions,
+  TlsRptDestination, TlsRptRecord,
+} from './reports/tlsrpt.ts';
+export { TLS_POLICY_TYPES, TLS_RESULT_TYPES, validateTlsReport } from './reports/tlsrpt-schema.ts';
+export type { TlsFailureDetail, TlsPolicyType, TlsReport, TlsReportPolicy, TlsReportValidation, TlsResultType } from './reports/tlsrpt-schema.ts';
+export { TlsRptError } from './reports/errors.ts';
+export type { TlsRptErrorCode } from './reports/errors.ts';

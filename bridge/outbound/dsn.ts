@@ -267,7 +267,8 @@ const MAX_STATUS_PART = 64 * 1024;
 const MAX_RECIPIENTS = 1000;
 const MAX_DSN_BYTES = 16 * 1024 * 1024;
 
-function headerParams(value: string): { type: string; params: Map<string, string> } {
+// Reading MIME: also how bridge/reports finds a TLS report attachment.
+export function headerParams(value: string): { type: string; params: Map<string, string> } {
   const [type = '', ...rest] = value.split(';');
   const params = new Map<string, string>();
   for (const param of rest) {
@@ -279,16 +280,16 @@ function headerParams(value: string): { type: string; params: Map<string, string
   return { type: type.trim().toLowerCase(), params };
 }
 
-function unfolded(field: HeaderField): string {
+export function unfolded(field: HeaderField): string {
   return field.raw.slice(field.raw.indexOf(':') + 1).replace(/\r\n/g, '').trim();
 }
 
-function contentType(headers: HeaderField[]): { type: string; params: Map<string, string> } {
+export function contentType(headers: HeaderField[]): { type: string; params: Map<string, string> } {
   const field = headers.find((h) => h.name === 'content-type');
   return field ? headerParams(unfolded(field)) : { type: 'text/plain', params: new Map() };
 }
 
-function decodeBody(headers: HeaderField[], body: Buffer): Buffer {
+export function decodeBody(headers: HeaderField[], body: Buffer): Buffer {
   const field = headers.find((h) => h.name === 'content-transfer-encoding');
   const encoding = field ? unfolded(field).toLowerCase() : '7bit';
   if (encoding === 'base64') return Buffer.from(body.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64');
@@ -299,7 +300,7 @@ function decodeBody(headers: HeaderField[], body: Buffer): Buffer {
 }
 
 /** The body parts of a multipart body (RFC 2046 §5.1.1), preamble and epilogue dropped. */
-function multipartParts(body: Buffer, boundary: string): Buffer[] {
+export function multipartParts(body: Buffer, boundary: string): Buffer[] {
   const text = body.toString('latin1');
   const delimiter = new RegExp(`(?:^|\\r\\n)--${boundary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(--)?[ \\t]*(?:\\r\\n|$)`, 'g');
   const parts: Buffer[] = [];
