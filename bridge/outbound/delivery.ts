@@ -52,8 +52,10 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
     }
   };
 
-  async function deliver(domain: string, message: OutboundMessage, call: { nextHop?: SmtpNextHop; signal?: AbortSignal } = {}): Promise<RecipientResult[]> {
+  async function deliver(domain: string, message: OutboundMessage, call: { nextHop?: SmtpNextHop; signal?: AbortSignal; recordTls?: boolean } = {}): Promise<RecipientResult[]> {
     const { envelope } = message;
+    // TLS-RPT reports are never reported on (RFC 8460 §3): their own deliveries record no outcome.
+    const record = call.recordTls === false ? () => {} : emit;
     const signal = call.signal ? AbortSignal.any([call.signal, closing.signal]) : closing.signal;
     const results: (RecipientResult | undefined)[] = envelope.recipients.map(() => undefined);
     const settle = (i: number, status: RecipientStatus, reply: SmtpReply, mx: string, tls?: RecipientResult['tls']) => {
@@ -103,7 +105,7 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
       sts = await resolveStsPolicy(name, opts.resolver, opts.stsCache, opts.stsFetch, Date.now())
         .catch((err: unknown): StsResolution => ({ kind: 'none', reason: `MTA-STS: ${(err as Error).message}` }));
       if (sts.kind === 'failed') {
-        emit({ policyDomain: name, policyType: 'sts', policyStrings: [], mxHost: '', receivingIp: '', result: sts.failure, detail: sts.detail, atMs: Date.now() });
+        record({ policyDomain: name, policyType: 'sts', policyStrings: [], mxHost: '', receivingIp: '', result: sts.failure, detail: sts.detail, atMs: Date.now() });
       }
     }
 
@@ -122,7 +124,7 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
         }
         const opened = await openSecureSession({
           host: target.host, address, port: target.port, policy, clientName: opts.hostname, connectTimeoutMs: opts.connectTimeoutMs,
-          commandTimeoutMs: opts.commandTimeoutMs, dataTimeoutMs: opts.dataTimeoutMs, ca, plaintext, signal, onOutcome: emit,
+          commandTimeoutMs: opts.commandTimeoutMs, dataTimeoutMs: opts.dataTimeoutMs, ca, plaintext, signal, onOutcome: record,
         });
         if (!opened.ok) {
           pool.discard(hostKey);
@@ -189,7 +191,7 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
       if (signal.aborted || pending().length === 0) break;
       const policy = await hostPolicy({ resolver: opts.resolver, domain: name, host: target.host, tlsaPort: target.tlsaPort, mxSecure, sts, mode: target.mode });
       if (policy.kind === 'skip') {
-        if (policy.outcome) emit({ ...policy.outcome.report, mxHost: target.host, receivingIp: '', result: policy.outcome.result, detail: policy.reason, atMs: Date.now() });
+        if (policy.outcome) record({ ...policy.outcome.report, mxHost: target.host, receivingIp: '', result: policy.outcome.result, detail: policy.reason, atMs: Date.now() });
         problems.push(`${target.host}: ${policy.reason}`);
         continue;
       }

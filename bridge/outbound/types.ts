@@ -124,8 +124,9 @@ export interface SmtpOutbound {
    * One delivery attempt of one message to the recipients of one domain: MX lookup (null MX, implicit MX), then
    * per MX in preference order DANE, else MTA-STS, else opportunistic TLS; or the static next hop when given.
    * Resolves with one result per recipient, in order; never rejects for a delivery problem (only for a bug).
+   * `recordTls: false` (the delivery of a TLS report) calls no onTlsOutcome.
    */
-  deliver(domain: string, message: OutboundMessage, opts?: { nextHop?: SmtpNextHop; signal?: AbortSignal }): Promise<RecipientResult[]>;
+  deliver(domain: string, message: OutboundMessage, opts?: { nextHop?: SmtpNextHop; signal?: AbortSignal; recordTls?: boolean }): Promise<RecipientResult[]>;
   /** Closes idle and open connections (QUIT); deliveries in progress end with `deferred`. */
   close(): Promise<void>;
 }

@@ -63,9 +63,10 @@ export class SmtpAgent implements DeliveryAgent {
     // Mail the node sends on as it received it (a forward, a returned bounce): signed by the node itself,
     // with the envelope sender recorded when it was taken; no new DKIM signature (a forward carries the
     // node's ARC seal) and no receipt field (its sender has no log leaf here).
-    const forwardedFrom = this.opts.storage.forwards.forwardedMailFrom(envelope.messageId);
-    if (forwardedFrom !== undefined) {
-      if (header.from.did !== this.opts.nodeDid) return failAll('SENDER_MISMATCH', 'forwarded mail must be signed by this node', '5.7.1');
+    const asIs = this.opts.storage.forwards.sentAsIs(envelope.messageId);
+    if (asIs) {
+      if (header.from.did !== this.opts.nodeDid) return failAll('SENDER_MISMATCH', 'mail sent as it is must be signed by this node', '5.7.1');
+      const forwardedFrom = asIs.mailFrom;
       const data = Buffer.from(verified.body);
       const eightBit = data.some((b) => b > 0x7f);
       return this.send(batch, {
@@ -75,7 +76,7 @@ export class SmtpAgent implements DeliveryAgent {
           smtputf8: eightBit && /[^\x00-\x7f]/.test(headerBlock(data) + forwardedFrom + batch.items.map((i) => i.recipient).join('')),
           eightBit,
         },
-      });
+      }, asIs.kind !== 'report');
     }
     // The node sends as the address it vouched for at submission, and as no other.
     const sender = header.from.address.toLowerCase();
@@ -117,9 +118,10 @@ export class SmtpAgent implements DeliveryAgent {
     return this.send(batch, message);
   }
 
-  private async send(batch: DeliveryBatch, message: OutboundMessage): Promise<RecipientOutcome[]> {
+  /** One attempt; `recordTls` false for a TLS report (RFC 8460 §3: its delivery is not reported on). */
+  private async send(batch: DeliveryBatch, message: OutboundMessage, recordTls = true): Promise<RecipientOutcome[]> {
     const nextHop = this.opts.nextHop(batch.domain);
-    const results = await this.opts.outbound.deliver(batch.domain, message, nextHop ? { nextHop } : {});
+    const results = await this.opts.outbound.deliver(batch.domain, message, { ...(nextHop ? { nextHop } : {}), recordTls });
     return results.map((r) => outcomeOf(r, message.data));
   }
 

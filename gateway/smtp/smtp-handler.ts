@@ -12,6 +12,7 @@ import {
   arcSeal, BridgeError, type BridgeErrorCode, type DkimSigner, type InboundHandler, type InboundMessage, type ListenerKind, type RecipientKind, type Srs,
 } from '../../bridge/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
+import { queueAsIs } from './send-as-is.ts';
 import type { GatewayError, GatewayErrorCode } from '../core/index.ts';
 import { tokenSha256 } from '../services/index.ts';
 import type { Router } from '../federation/index.ts';
@@ -241,35 +242,12 @@ export class SmtpHandler implements InboundHandler {
     return set ? Buffer.concat([set.headers, message.message]) : message.message;
   }
 
-  /**
-   * A copy the node sends on over SMTP as it is (a forward, a returned bounce): signed by the node as the
-   * bridge, sealed to its own bridge key, with the envelope sender it leaves with recorded beside it.
-   */
+  /** A copy the node sends on over SMTP as it is (a forward, a returned bounce), durable before the reply. */
   private async sendOn(message: InboundMessage, data: Buffer, targets: string[], mailFrom: string): Promise<{ messageId: string }> {
-    const { nodeDid, nodeKeys, config, storage } = this.deps;
-    const messageId = new Uint8Array(randomBytes(16));
-    const createdMs = Date.now();
-    const expiresMs = createdMs + config.limits.maxLifetimeMs;
-    const postmaster = `postmaster@${config.node.domains[0]}`;
-    const signed = signMessage({
-      header: { messageId, from: { did: nodeDid, address: postmaster }, to: targets.map((address) => ({ did: nodeDid, address })), createdMs, expiresMs, contentType: 'message/rfc822' },
-      body: new Uint8Array(data),
-      keyId: nodeKeys.signingKeyId,
-      privateKey: nodeKeys.signingPrivateKey,
-    });
-    const envelope = sealEnvelope({
-      signedMessage: signed.signedMessage, messageId, messageHash: signed.messageHash, senderDid: nodeDid, senderKeyId: nodeKeys.signingKeyId,
-      senderPrivateKey: nodeKeys.signingPrivateKey, recipientAddresses: targets, recipients: [this.deps.bridgeKey], createdMs, expiresMs,
-    });
-    // Always over SMTP: the copy is sealed to this node's key, which no other node could open.
-    const deps: AcceptDeps = { ...this.deps, routeKind: async () => 'smtp' };
-    await Promise.all([
-      acceptEnvelope(deps, envelope, { senderAddress: '', senderDomain: '', fromPeer: false }),
-      storage.forwards.recordForwarded(messageId, mailFrom, createdMs),
-      message.requireTls ? storage.requireTls.record(messageId, createdMs) : undefined,
-    ]);
+    const kind = mailFrom === '' && !message.recipients.some((r) => this.forwardOf(r.address)) ? 'bounce' : 'forward';
+    const messageId = await queueAsIs(this.deps, data, targets, { mailFrom, kind, requireTls: message.requireTls });
     const id = Buffer.from(messageId).toString('hex');
-    this.deps.log.info({ session: message.sessionId, messageId: id, targets: targets.length, bounce: mailFrom === '' }, 'sent on over SMTP');
+    this.deps.log.info({ session: message.sessionId, messageId: id, targets: targets.length, kind }, 'sent on over SMTP');
     return { messageId: id };
   }
 

@@ -1,9 +1,13 @@
 // Forwarding (tables forwards and smtp_forwarded): addresses of the node whose mail goes on to an address
-// elsewhere over SMTP, and the messages the node sends on as it received them (forwards, and bounces
-// returned to an SRS address), with the envelope sender they leave with.
+// elsewhere over SMTP, and the messages the node sends as they are (forwards, bounces returned to an SRS
+// address, its own reports), with the envelope sender they leave with.
 import type { StoreEngine, Statement } from './engine.ts';
 
 export interface ForwardRecord { address: string; target: string; keep: boolean; createdMs: number }
+
+/** Mail the node sends over SMTP as it is: what it is, and the envelope sender it leaves with. */
+export type SentAsIsKind = 'forward' | 'bounce' | 'report';
+export interface SentAsIs { mailFrom: string; kind: SentAsIsKind }
 
 interface ForwardRow { address: string; target: string; keep: number; created_ms: number }
 
@@ -14,8 +18,8 @@ export class ForwardRepository {
     get: Statement<[string], ForwardRow>;
     list: Statement<[], ForwardRow>;
     delete: Statement<[string]>;
-    recordSent: Statement<[Uint8Array, string, number]>;
-    mailFrom: Statement<[Uint8Array], { mail_from: string }>;
+    recordSent: Statement<[Uint8Array, string, SentAsIsKind, number]>;
+    sentAsIs: Statement<[Uint8Array], { mail_from: string; kind: SentAsIsKind }>;
     prune: Statement<[number]>;
   };
 
@@ -26,8 +30,8 @@ export class ForwardRepository {
       get: engine.prepare('SELECT * FROM forwards WHERE address = ?'),
       list: engine.prepare('SELECT * FROM forwards ORDER BY address'),
       delete: engine.prepare('DELETE FROM forwards WHERE address = ?'),
-      recordSent: engine.prepare('INSERT OR REPLACE INTO smtp_forwarded VALUES (?,?,?)'),
-      mailFrom: engine.prepare('SELECT mail_from FROM smtp_forwarded WHERE message_id = ?'),
+      recordSent: engine.prepare('INSERT OR REPLACE INTO smtp_forwarded (message_id, mail_from, kind, received_ms) VALUES (?,?,?,?)'),
+      sentAsIs: engine.prepare('SELECT mail_from, kind FROM smtp_forwarded WHERE message_id = ?'),
       prune: engine.prepare('DELETE FROM smtp_forwarded WHERE received_ms < ?'),
     };
   }
@@ -53,14 +57,15 @@ export class ForwardRepository {
     return removed;
   }
 
-  /** Records, in the commit of the message itself, that it is sent on as received with this envelope sender. */
-  recordForwarded(messageId: Uint8Array, mailFrom: string, receivedMs: number): Promise<void> {
-    return this.engine.write(() => { this.stmts.recordSent.run(messageId, mailFrom, receivedMs); });
+  /** Records, in the commit of the message itself, that it goes out as it is with this envelope sender. */
+  recordSentAsIs(messageId: Uint8Array, sent: SentAsIs, receivedMs: number): Promise<void> {
+    return this.engine.write(() => { this.stmts.recordSent.run(messageId, sent.mailFrom, sent.kind, receivedMs); });
   }
 
-  /** The envelope sender of a message sent on as received; undefined for any other message. */
-  forwardedMailFrom(messageId: Uint8Array): string | undefined {
-    return this.stmts.mailFrom.get(messageId)?.mail_from;
+  /** How a message the node sends as it is goes out; undefined for any other message. */
+  sentAsIs(messageId: Uint8Array): SentAsIs | undefined {
+    const row = this.stmts.sentAsIs.get(messageId);
+    return row && { mailFrom: row.mail_from, kind: row.kind };
   }
 
   async pruneForwarded(beforeMs: number): Promise<number> {

@@ -47,6 +47,6 @@ export { WitnessRepository, type WitnessedLog, type SplitView } from './witness.
 export { DsnRepository, type DsnRecipient, type DsnRequest } from './dsn.ts';
 export { RequireTlsRepository } from './require-tls.ts';
 export { StsPolicyRepository } from './sts-policies.ts';
-export { ForwardRepository, type ForwardRecord } from './forwards.ts';
+export { ForwardRepository, type ForwardRecord, type SentAsIs, type SentAsIsKind } from './forwards.ts';
 export { TlsOutcomeRepository, utcDay, type TlsOutcomeCount } from './tls-outcomes.ts';
 export { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';

@@ -262,9 +262,17 @@ export const MIGRATIONS: readonly Migration[] = [
         created_ms INTEGER NOT NULL
       ) STRICT;
       CREATE TABLE IF NOT EXISTS smtp_forwarded (
-        message_id BLOB NOT NULL PRIMARY KEY, -- mail the node sends on as received (a forward, a returned bounce)
+        message_id BLOB NOT NULL PRIMARY KEY, -- mail the node sends as it is: a forward, a returned bounce, a report
         mail_from TEXT NOT NULL,              -- its envelope sender out: SRS-rewritten, or '' (null sender)
+        kind TEXT NOT NULL,                   -- forward | bounce | report
         received_ms INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS tlsrpt_sent (
+        day TEXT NOT NULL,           -- the UTC day reported
+        policy_domain TEXT NOT NULL,
+        destination TEXT NOT NULL,   -- a rua URI, or '' when the domain asks for no reports
+        sent_ms INTEGER NOT NULL,
+        PRIMARY KEY (day, policy_domain, destination)
       ) STRICT, WITHOUT ROWID;`);
     },
   },
