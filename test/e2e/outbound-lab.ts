@@ -61,11 +61,13 @@ export class OutboundLab {
   }
 
   /** The app of mailbox `from` seals and submits a plain-text message; returns its id (hex) and who is legacy. */
-  async send(from: string, to: string[], subject: string, opts: { text?: string; lifetimeMs?: number } = {}): Promise<{ id: string; legacy: string[] }> {
+  async send(from: string, to: string[], subject: string, opts: { text?: string; eml?: string; lifetimeMs?: number } = {}): Promise<{ id: string; legacy: string[] }> {
     const sender = readProfile(this.profile(from));
     const clients = connect(sender, this.grpc);
     try {
-      const sealed = await sealFor(sender, clients, profileResolver(sender), { to, subject, text: opts.text ?? subject, ...(opts.lifetimeMs ? { lifetimeMs: opts.lifetimeMs } : {}) });
+      const sealed = await sealFor(sender, clients, profileResolver(sender), {
+        to, subject, text: opts.text ?? subject, ...(opts.eml ? { eml: new TextEncoder().encode(opts.eml) } : {}), ...(opts.lifetimeMs ? { lifetimeMs: opts.lifetimeMs } : {}),
+      });
       const reply = await submit(clients, sealed.envelope);
       return { id: Buffer.from(reply.messageId).toString('hex'), legacy: sealed.legacy };
     } finally {

@@ -1,0 +1,215 @@
+// Mail to a legacy domain that enters the node over SMTP submission (AUTH = mailbox address + API token), and
+// the ways the node must not be made to send: as another sender (an app signing someone else's address), or
+// for an anonymous MX client (relay). The far end is found by MX in the DNS lab and authenticated by DANE;
+// it does not offer REQUIRETLS.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes, type X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import nodemailer from 'nodemailer';
+import { verifyMessage } from '../../bridge/auth/verify.ts';
+import { connect, profileResolver, readProfile, submit, unary } from '../../gateway/client/index.ts';
+import { envelopeToWire, fromB64u } from '../../gateway/core/index.ts';
+import { DnsPacketResolver } from '../../gateway/dns/index.ts';
+import { sealEnvelope, signMessage } from '../../identity/index.ts';
+import { selfSigned, signedBy } from '../bridge/dane-pki.ts';
+import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
+import { until } from '../helpers.ts';
+import { deliveryStatus, NODE_DOMAIN, OutboundLab } from './outbound-lab.ts';
+
+const spki311 = (cert: X509Certificate) => `3 1 1 ${createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex').toUpperCase()}`;
+const hostPort = (text: string) => ({ host: text.slice(0, text.lastIndexOf(':')), port: Number(text.slice(text.lastIndexOf(':') + 1)) });
+
+/** A submission client that says what nodemailer cannot: `MAIL FROM:<...> REQUIRETLS` (RFC 8689). */
+async function submitWithRequireTls(address: string, ca: string, auth: { user: string; pass: string }, to: string, message: string): Promise<string[]> {
+  const replies: string[] = [];
+  let socket: Socket | TLSSocket = tcpConnect(hostPort(address));
+  let buffer = '';
+  let waiting: ((line: string) => void) | undefined;
+  const lines: string[] = [];
+  const onData = (chunk: Buffer) => {
+    buffer += chunk.toString('latin1');
+    let at;
+    while ((at = buffer.indexOf('\r\n')) >= 0) {
+      const line = buffer.slice(0, at);
+      buffer = buffer.slice(at + 2);
+      if (line[3] === '-') continue; // a multi-line reply ends with its last line
+      if (waiting) { const w = waiting; waiting = undefined; w(line); } else lines.push(line);
+    }
+  };
+  const reply = () => new Promise<string>((resolve, reject) => {
+    const ready = lines.shift();
+    if (ready) return resolve(ready);
+    waiting = resolve;
+    socket.once('error', reject);
+  });
+  const command = async (line: string, expected: number) => {
+    socket.write(`${line}\r\n`);
+    const r = await reply();
+    replies.push(r);
+    if (!r.startsWith(String(expected))) throw new Error(`${line.split(' ')[0]}: ${r}`);
+    return r;
+  };
+  socket.on('data', onData);
+  try {
+    await reply();
+    await command('EHLO laptop.example', 250);
+    await command('STARTTLS', 220);
+    socket.off('data', onData);
+    socket = await new Promise<TLSSocket>((resolve, reject) => {
+      const secure = tlsConnect({ socket: socket as Socket, ca, servername: 'localhost' }, () => resolve(secure));
+      secure.once('error', reject);
+    });
+    socket.on('data', onData);
+    const ehlo = await command('EHLO laptop.example', 250);
+    expect(ehlo).toBeDefined();
+    await command(`AUTH PLAIN ${Buffer.from(`\0${auth.user}\0${auth.pass}`).toString('base64')}`, 235);
+    await command(`MAIL FROM:<${auth.user}> REQUIRETLS`, 250);
+    await command(`RCPT TO:<${to}>`, 250);
+    await command('DATA', 354);
+    await command(`${message.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..')}\r\n.`, 250);
+    await command('QUIT', 221);
+    return replies;
+  } finally {
+    socket.destroy();
+  }
+}
+
+describe('outbound SMTP for mail submitted over SMTP, and who may make the node send', () => {
+  const lab = new OutboundLab();
+  let receiver: Receiver;
+  let ca: string;
+  let alice: ReturnType<typeof readProfile>;
+  const ready = () => lab.node!.ready as { smtp?: string; submission?: string };
+  const arrived = (subject: string) => receiver.messages.filter((m) => m.data.toString().includes(`Subject: ${subject}\r\n`));
+
+  beforeAll(async () => {
+    const testCa = await selfSigned('Submission E2E CA', { ca: true });
+    const mx = await signedBy(testCa, 'mx.legacy.test');
+    receiver = await startReceiver({ key: mx.keyPem, cert: mx.pem + testCa.pem, hideREQUIRETLS: true });
+    await lab.init([
+      { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_25._tcp.mx IN TLSA ${spki311(mx.cert)}`] },
+    ], { AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify({ 'mx.legacy.test': receiver.port }) });
+    await lab.start();
+    ca = readFileSync(join(lab.data, 'tls', 'ca.crt'), 'utf8');
+    alice = readProfile(lab.profile('alice'));
+  }, 120_000);
+
+  afterAll(async () => {
+    await lab.close();
+    await receiver?.close();
+  });
+
+  it('a message submitted with AUTH is delivered over DANE, from the authenticated mailbox, DKIM-signed so that it passes', async () => {
+    const transport = nodemailer.createTransport({
+      ...hostPort(ready().submission!), secure: false, requireTLS: true, name: 'laptop.example',
+      auth: { user: `alice@${NODE_DOMAIN}`, pass: alice.token }, tls: { ca, servername: 'localhost' },
+    });
+    try {
+      const info = await transport.sendMail({ from: `Alice <alice@${NODE_DOMAIN}>`, to: 'ivan@legacy.test', subject: 'submitted to legacy', text: 'From my mail client.' });
+      expect(info.accepted).toEqual(['ivan@legacy.test']);
+    } finally {
+      transport.close();
+    }
+    const [got] = await until('the submitted message at the far end', async () => { const m = arrived('submitted to legacy'); return m.length ? m : undefined; });
+    expect(got!.mailFrom).toBe(`alice@${NODE_DOMAIN}`);
+    expect(got!.rcpts.map((r) => r.address)).toEqual(['ivan@legacy.test']);
+    expect(got!.secure).toBe(true);
+    const text = got!.data.toString();
+    expect(text).toMatch(/^From: .*<?alice@a\.test>?\r$/m);
+    const verdicts = await verifyMessage({
+      message: got!.data, ip: '127.0.0.1', helo: NODE_DOMAIN, mailFrom: `alice@${NODE_DOMAIN}`,
+      resolver: new DnsPacketResolver({ servers: [lab.dns.resolver], timeoutMs: 2000 }), authservId: 'mx.legacy.test',
+    });
+    expect(verdicts.dkim.map((d) => `${d.algo}=${d.result}${d.aligned ? ' aligned' : ''}`).sort()).toEqual(['ed25519-sha256=pass aligned', 'rsa-sha256=pass aligned']);
+    expect(verdicts.dmarc.result).toBe('pass');
+    expect(arrived('submitted to legacy')).toHaveLength(1);
+  }, 60_000);
+
+  it('REQUIRETLS on submission to a server that does not offer it: failed with 5.7.30, a notice, nothing sent', async () => {
+    const replies = await submitWithRequireTls(ready().submission!, ca, { user: `alice@${NODE_DOMAIN}`, pass: alice.token }, 'judy@legacy.test', [
+      `From: alice@${NODE_DOMAIN}`, 'To: judy@legacy.test', 'Subject: must be over tls', '', 'Secret.', '',
+    ].join('\r\n'));
+    const id = /queued as ([0-9a-f]{32})/.exec(replies.at(-2)!)?.[1];
+    expect(id, replies.join(' | ')).toBeDefined();
+    const row = await lab.queueRow(id!, 'judy@legacy.test', ['failed', 'delivered']);
+    expect(row).toMatchObject({ state: 'failed', lastError: expect.stringMatching(/^REQUIRETLS: .*5\.7\.30/) });
+    const [notice] = await lab.receive('alice', 1);
+    const status = deliveryStatus(notice!);
+    expect(status).toMatch(/^Final-Recipient: rfc822; judy@legacy\.test\r$/m);
+    expect(status).toMatch(/^Status: 5\.7\.30\r$/m);
+    expect(arrived('must be over tls')).toHaveLength(0);
+  }, 60_000);
+
+  it('a message with "TLS-Required: No" is not held to REQUIRETLS: delivered to the same server', async () => {
+    const replies = await submitWithRequireTls(ready().submission!, ca, { user: `alice@${NODE_DOMAIN}`, pass: alice.token }, 'judy@legacy.test', [
+      `From: alice@${NODE_DOMAIN}`, 'To: judy@legacy.test', 'Subject: delivery over security', 'TLS-Required: No', '', 'Not secret.', '',
+    ].join('\r\n'));
+    const id = /queued as ([0-9a-f]{32})/.exec(replies.at(-2)!)![1]!;
+    expect(await lab.queueRow(id, 'judy@legacy.test', ['failed', 'delivered'])).toMatchObject({ state: 'delivered' });
+    const [got] = arrived('delivery over security');
+    expect(got!.mailArgs.REQUIRETLS).toBeFalsy();
+    expect(got!.data.toString()).toMatch(/^TLS-Required: No\r$/m);
+  }, 60_000);
+
+  it('an app cannot make the node send as someone else: a message signed as alice but sent with bob\'s token fails SENDER_MISMATCH, nothing leaves', async () => {
+    const bob = readProfile(lab.profile('bob'));
+    const clients = connect(bob, lab.grpc);
+    let id: string;
+    try {
+      // What Identity.Resolve answers for a legacy address: the node itself, whose key agreement key opens the copy.
+      const found = await unary(clients.identity.Resolve.bind(clients.identity), { address: 'kate@legacy.test' }, clients.metadata) as { did: string; legacy: boolean };
+      expect(found.legacy).toBe(true);
+      const keys = await profileResolver(bob).resolveKeys(found.did);
+      const [keyId, publicKey] = [...keys.keyAgreement.entries()][0]!;
+      const messageId = new Uint8Array(randomBytes(16));
+      const createdMs = Date.now();
+      const expiresMs = createdMs + 3600_000;
+      const body = new TextEncoder().encode(`From: <alice@${NODE_DOMAIN}>\r\nTo: <kate@legacy.test>\r\nSubject: forged\r\n\r\nI am alice, honest.\r\n`);
+      const signingKey = fromB64u(bob.signing.privateKey);
+      // Bob's DID and key (so the envelope is bob's, as his token requires), alice's address in the signed From.
+      const signed = signMessage({
+        header: { messageId, from: { did: bob.did, address: `alice@${NODE_DOMAIN}` }, to: [{ did: found.did, address: 'kate@legacy.test' }], createdMs, expiresMs, contentType: 'message/rfc822' },
+        body, keyId: bob.signing.keyId, privateKey: signingKey,
+      });
+      const envelope = sealEnvelope({
+        signedMessage: signed.signedMessage, messageId, messageHash: signed.messageHash, senderDid: bob.did, senderKeyId: bob.signing.keyId,
+        senderPrivateKey: signingKey, recipientAddresses: ['kate@legacy.test'], recipients: [{ keyId, publicKey }], createdMs, expiresMs,
+      });
+      id = Buffer.from((await submit(clients, envelopeToWire(envelope))).messageId).toString('hex');
+    } finally {
+      clients.close();
+    }
+    const row = await lab.queueRow(id, 'kate@legacy.test', ['failed', 'delivered']);
+    expect(row).toMatchObject({ state: 'failed', lastError: expect.stringMatching(/^SENDER_MISMATCH: /) });
+    expect(receiver.messages.filter((m) => m.rcpts.some((r) => r.address === 'kate@legacy.test'))).toHaveLength(0);
+    // The notice goes to the mailbox that sent it (bob), not to the address it claimed.
+    const [notice] = await lab.receive('bob', 1);
+    expect(deliveryStatus(notice!)).toMatch(/^Status: 5\.7\.1\r$/m);
+  }, 60_000);
+
+  it('an app cannot put another author in the header From of what it signed as itself: SENDER_MISMATCH, nothing leaves', async () => {
+    const eml = ['From: The CEO <ceo@bank.example>', 'To: <mia@legacy.test>', 'Subject: wire the money', '', 'Urgent.', ''].join('\r\n');
+    const { id } = await lab.send('alice', ['mia@legacy.test'], 'wire the money', { eml });
+    const row = await lab.queueRow(id, 'mia@legacy.test', ['failed', 'delivered']);
+    expect(row).toMatchObject({ state: 'failed', lastError: expect.stringMatching(/^SENDER_MISMATCH: .*From is not alice@a\.test/) });
+    expect(arrived('wire the money')).toHaveLength(0);
+    const [notice] = await lab.receive('alice', 1);
+    expect(deliveryStatus(notice!)).toMatch(/^Final-Recipient: rfc822; mia@legacy\.test\r$/m);
+  }, 60_000);
+
+  it('an anonymous client on the MX port cannot relay to a legacy domain: 550 5.7.1, nothing queued or sent', async () => {
+    const transport = nodemailer.createTransport({ ...hostPort(ready().smtp!), secure: false, name: 'mta.sender.invalid', tls: { ca, servername: 'localhost' } });
+    try {
+      await expect(transport.sendMail({
+        envelope: { from: 'spam@sender.invalid', to: ['leo@legacy.test'] }, from: `alice@${NODE_DOMAIN}`, to: 'leo@legacy.test', subject: 'relay me', text: 'x',
+      })).rejects.toMatchObject({ responseCode: 550, response: expect.stringMatching(/5\.7\.1/) });
+    } finally {
+      transport.close();
+    }
+    expect((await lab.queue()).filter((r) => r.recipient === 'leo@legacy.test')).toEqual([]);
+    expect(arrived('relay me')).toHaveLength(0);
+  }, 60_000);
+});
