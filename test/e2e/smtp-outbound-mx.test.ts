@@ -20,6 +20,9 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
   let postfix: PostfixReceiver;
   let flaky: Receiver;
   let refusing: Receiver;
+  let mixed: Receiver;
+  /** What the server of mixed.test refuses; read at each RCPT, so a test can change it between attempts. */
+  const mixedRefusals: Record<string, [number, string]> = { 'gone@mixed.test': [550, '5.1.1 gone'], 'later@mixed.test': [452, '4.2.2 mailbox full'] };
   let flakyMailCommands = 0;
 
   beforeAll(async () => {
@@ -34,12 +37,14 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
       },
     });
     refusing = await startReceiver({ refuseRcpt: { 'nobody@refuse.test': [550, '5.1.1 no such user here'], 'slow@refuse.test': [451, '4.2.1 mailbox busy'] } });
-    const portMap = { 'mta.legacy.test': postfix.port, 'mx.retry.test': flaky.port, 'mx.refuse.test': refusing.port };
+    mixed = await startReceiver({ refuseRcpt: mixedRefusals });
+    const portMap = { 'mta.legacy.test': postfix.port, 'mx.retry.test': flaky.port, 'mx.refuse.test': refusing.port, 'mx.mixed.test': mixed.port };
     await lab.init([
       { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mta', 'mta IN A 127.0.0.1', `_25._tcp.mta IN TLSA ${spki311(mta.cert)}`] },
       { name: 'nullmx.test', signed: true, records: ['@ IN MX 0 .'] },
       { name: 'retry.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
       { name: 'refuse.test', signed: false, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
+      { name: 'mixed.test', signed: false, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
     ], {
       AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify(portMap),
       AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200',
@@ -53,6 +58,7 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
     await postfix?.stop();
     await flaky?.close();
     await refusing?.close();
+    await mixed?.close();
   });
 
   it('a real Postfix found by MX takes the message over DANE-verified STARTTLS; both DKIM signatures pass, aligned, and DMARC p=reject passes', async () => {
@@ -128,5 +134,24 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
     expect(status).toMatch(/^Status: 4\.4\.7\r$/m);
     expect(Buffer.from(notice!.body!).toString()).toMatch(/Reason: the message expired before the recipient domain accepted it/);
     expect(refusing.messages).toHaveLength(0);
+  }, 60_000);
+
+  it('one transaction, three outcomes: the accepted recipient gets one copy, the refused one a notice, the deferred one its copy on a later attempt', async () => {
+    const to = ['ok@mixed.test', 'gone@mixed.test', 'later@mixed.test'];
+    const { id } = await lab.send('alice', to, 'three ways');
+    expect(await lab.queueRow(id, 'ok@mixed.test', ['delivered', 'failed'])).toMatchObject({ state: 'delivered', attempts: 1 });
+    expect(await lab.queueRow(id, 'gone@mixed.test', ['delivered', 'failed'])).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(await lab.queueRow(id, 'later@mixed.test', ['deferred'])).toMatchObject({ lastError: expect.stringContaining('452 4.2.2') });
+    delete mixedRefusals['later@mixed.test'];
+    const later = await lab.queueRow(id, 'later@mixed.test', ['delivered', 'failed']);
+    expect(later.state).toBe('delivered');
+    expect(later.attempts).toBeGreaterThanOrEqual(2);
+    const copies = mixed.messages.filter((m) => m.data.toString().includes('Subject: three ways'));
+    // Each transaction names only the recipients still due: ok once, later once, gone never.
+    expect(copies.map((m) => m.rcpts.map((r) => r.address))).toEqual([['ok@mixed.test'], ['later@mixed.test']]);
+    const [notice] = await lab.receive('alice', 1);
+    const status = deliveryStatus(notice!);
+    expect(status.match(/^Final-Recipient: .*$/gm)).toEqual(['Final-Recipient: rfc822; gone@mixed.test']);
+    expect(status).toMatch(/^Status: 5\.1\.1\r$/m);
   }, 60_000);
 });
