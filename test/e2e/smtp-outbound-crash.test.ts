@@ -60,10 +60,11 @@ async function holdingServer(answer: (subject: string) => boolean) {
 describe('outbound SMTP and kill -9', () => {
   const lab = new OutboundLab();
   let server: Awaited<ReturnType<typeof holdingServer>>;
-  let hold = true;
+  /** Subjects whose reply to the final dot the server holds (the first copy of each). */
+  const hold = new Set(['held reply', 'held at stop']);
 
   beforeAll(async () => {
-    server = await holdingServer(() => !hold);
+    server = await holdingServer((subject) => !hold.delete(subject));
     await lab.init([{ name: 'crash.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] }], {
       AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify({ 'mx.crash.test': server.port }),
       // One connection to the host: the second message waits for it, unattempted.
@@ -95,7 +96,6 @@ describe('outbound SMTP and kill -9', () => {
     lab.node = undefined;
     expect(server.arrivals.filter((a) => a.subject === 'waiting behind')).toHaveLength(0);
 
-    hold = false;
     await lab.start();
     for (const [m, r] of [[first, 'gina@crash.test'], [second, 'hank@crash.test']] as const) {
       expect(await lab.queueRow(m.id, r, ['delivered', 'failed'])).toMatchObject({ state: 'delivered' });
@@ -107,5 +107,18 @@ describe('outbound SMTP and kill -9', () => {
       expect.objectContaining({ answered: true }),
     ]);
     expect(copies('waiting behind')).toEqual([expect.objectContaining({ answered: true })]);
+  }, 60_000);
+
+  it('a stop (SIGTERM) while the far end holds its reply ends that attempt at once; after the restart it is delivered', async () => {
+    const { id } = await lab.send('alice', ['ivy@crash.test'], 'held at stop');
+    await until('the message at the far end', async () => server.arrivals.find((a) => a.subject === 'held at stop'));
+    const stopping = lab.node!;
+    stopping.child.kill('SIGTERM');
+    // The node's data timeout is ten minutes: a stop that waited for the reply would outlast this test.
+    expect(await stopping.exited).toBe(0);
+    lab.node = undefined;
+    await lab.start();
+    expect(await lab.queueRow(id, 'ivy@crash.test', ['delivered', 'failed'])).toMatchObject({ state: 'delivered' });
+    expect(server.arrivals.filter((a) => a.subject === 'held at stop').map((a) => a.answered)).toEqual([false, true]);
   }, 60_000);
 });
