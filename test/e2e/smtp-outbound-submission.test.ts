@@ -20,6 +20,7 @@ import { until } from '../helpers.ts';
 import { deliveryStatus, NODE_DOMAIN, OutboundLab } from './outbound-lab.ts';
 
 const spki311 = (cert: X509Certificate) => `3 1 1 ${createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex').toUpperCase()}`;
+const SOME_DID = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK';
 const hostPort = (text: string) => ({ host: text.slice(0, text.lastIndexOf(':')), port: Number(text.slice(text.lastIndexOf(':') + 1)) });
 
 /** A submission client that says what nodemailer cannot: `MAIL FROM:<...> REQUIRETLS` (RFC 8689). */
@@ -91,6 +92,11 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
     receiver = await startReceiver({ key: mx.keyPem, cert: mx.pem + testCa.pem, hideREQUIRETLS: true });
     await lab.init([
       { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_25._tcp.mx IN TLSA ${spki311(mx.cert)}`] },
+      // A domain with an AfterSMTP node whose discovery record is altered on the way: DNSSEC makes it bogus.
+      {
+        name: 'forged.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_aftersmtp IN TXT "v=aftersmtp1; did=${SOME_DID}"`],
+        tamper: (zone) => zone.replace(/(_aftersmtp\.forged\.test\.\s+\d+\s+IN\s+TXT\s+"v=aftersmtp1; did=did:key:z)(.)/, (_m, head: string, c: string) => head + (c === 'A' ? 'B' : 'A')),
+      },
     ], { AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify({ 'mx.legacy.test': receiver.port }) });
     await lab.start();
     ca = readFileSync(join(lab.data, 'tls', 'ca.crt'), 'utf8');
@@ -198,6 +204,14 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
     expect(arrived('wire the money')).toHaveLength(0);
     const [notice] = await lab.receive('alice', 1);
     expect(deliveryStatus(notice!)).toMatch(/^Final-Recipient: rfc822; mia@legacy\.test\r$/m);
+  }, 60_000);
+
+  it('a forged (DNSSEC-bogus) discovery record does not turn a domain with an AfterSMTP node into one the node sends to over SMTP', async () => {
+    // The lab's validating resolver refuses the altered answer (SERVFAIL), as the node's lookup sees it.
+    await expect(new DnsPacketResolver({ servers: [lab.dns.resolver], timeoutMs: 2000 }).txt('_aftersmtp.forged.test')).rejects.toThrow();
+    await expect(lab.send('alice', ['nora@forged.test'], 'downgrade?')).rejects.toThrow(/cannot resolve nora@forged\.test/);
+    expect((await lab.queue()).filter((r) => r.recipient === 'nora@forged.test')).toEqual([]);
+    expect(receiver.messages.filter((m) => m.rcpts.some((r) => r.address === 'nora@forged.test'))).toEqual([]);
   }, 60_000);
 
   it('an anonymous client on the MX port cannot relay to a legacy domain: 550 5.7.1, nothing queued or sent', async () => {
