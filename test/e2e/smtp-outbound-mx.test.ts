@@ -38,13 +38,14 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
     });
     refusing = await startReceiver({ refuseRcpt: { 'nobody@refuse.test': [550, '5.1.1 no such user here'], 'slow@refuse.test': [451, '4.2.1 mailbox busy'] } });
     mixed = await startReceiver({ refuseRcpt: mixedRefusals });
-    const portMap = { 'mta.legacy.test': postfix.port, 'mx.retry.test': flaky.port, 'mx.refuse.test': refusing.port, 'mx.mixed.test': mixed.port };
+    const portMap = { 'mta.legacy.test': postfix.port, 'mx.retry.test': flaky.port, 'mx.refuse.test': refusing.port, 'mx.mixed.test': mixed.port, 'mx.bulk.test': refusing.port };
     await lab.init([
       { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mta', 'mta IN A 127.0.0.1', `_25._tcp.mta IN TLSA ${spki311(mta.cert)}`] },
       { name: 'nullmx.test', signed: true, records: ['@ IN MX 0 .'] },
       { name: 'retry.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
       { name: 'refuse.test', signed: false, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
       { name: 'mixed.test', signed: false, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
+      { name: 'bulk.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
     ], {
       AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify(portMap),
       AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200',
@@ -153,5 +154,20 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
     const status = deliveryStatus(notice!);
     expect(status.match(/^Final-Recipient: .*$/gm)).toEqual(['Final-Recipient: rfc822; gone@mixed.test']);
     expect(status).toMatch(/^Status: 5\.1\.1\r$/m);
+  }, 60_000);
+
+  it('twenty messages to one domain at once: each arrives exactly once, over reused connections', async () => {
+    const connectionsBefore = refusing.connections;
+    const sent = await Promise.all(Array.from({ length: 20 }, (_, i) => lab.send('alice', [`bulk${i % 3}@bulk.test`], `bulk ${i}`)));
+    const ids = new Set(sent.map((m) => m.id));
+    const rows = await until('all twenty finished', async () => {
+      const mine = (await lab.queue()).filter((r) => ids.has(r.messageId));
+      return mine.length === 20 && mine.every((r) => r.state === 'delivered' || r.state === 'failed') ? mine : undefined;
+    });
+    expect(rows.map((r) => `${r.state} ${r.attempts}`)).toEqual(Array(20).fill('delivered 1'));
+    const subjects = refusing.messages.map((m) => /^Subject: (bulk \d+)\r$/m.exec(m.data.toString())?.[1]).filter(Boolean);
+    expect(subjects.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `bulk ${i}`).sort());
+    // At most maxConnectionsPerHost (8) connections for the burst, not one per message.
+    expect(refusing.connections - connectionsBefore).toBeLessThanOrEqual(8);
   }, 60_000);
 });
