@@ -211,7 +211,13 @@ export class OutboundQueue {
     this.opts.log.info({ domain: first.domain, transport: first.transport, ...counts }, 'outbound attempt');
     if (failed.length === 0 || !held.sender) return;
     const envelope = decodeEnvelope(held.envelope);
-    await this.notices.send(held.sender, envelope, failed).catch((err: Error) => {
+    // RFC 3461 §4.1: a recipient whose SMTP client gave NOTIFY without FAILURE (NEVER, or SUCCESS/DELAY
+    // only) asked for no failure notice.
+    const asked = this.opts.storage.dsn.forMessage(envelope.messageId)?.recipients;
+    const notify = (address: string) => asked?.find((r) => r.address === address)?.notify ?? [];
+    const wanted = failed.filter((f) => { const n = notify(f.address); return n.length === 0 || n.includes('FAILURE'); });
+    if (wanted.length === 0) return;
+    await this.notices.send(held.sender, envelope, wanted).catch((err: Error) => {
       this.opts.log.error({ err: err.message }, 'delivery failure notice not stored');
     });
   }

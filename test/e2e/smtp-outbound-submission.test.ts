@@ -89,7 +89,7 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
   beforeAll(async () => {
     const testCa = await selfSigned('Submission E2E CA', { ca: true });
     const mx = await signedBy(testCa, 'mx.legacy.test');
-    receiver = await startReceiver({ key: mx.keyPem, cert: mx.pem + testCa.pem, hideREQUIRETLS: true });
+    receiver = await startReceiver({ key: mx.keyPem, cert: mx.pem + testCa.pem, hideREQUIRETLS: true, refuseRcpt: { 'gone@legacy.test': [550, '5.1.1 gone'] } });
     await lab.init([
       { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_25._tcp.mx IN TLSA ${spki311(mx.cert)}`] },
       // A domain with an AfterSMTP node whose discovery record is altered on the way: DNSSEC makes it bogus.
@@ -132,6 +132,33 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
     expect(verdicts.dkim.map((d) => `${d.algo}=${d.result}${d.aligned ? ' aligned' : ''}`).sort()).toEqual(['ed25519-sha256=pass aligned', 'rsa-sha256=pass aligned']);
     expect(verdicts.dmarc.result).toBe('pass');
     expect(arrived('submitted to legacy')).toHaveLength(1);
+  }, 60_000);
+
+  it('the client\'s DSN parameters go on to the far end, and NOTIFY=NEVER means no failure notice', async () => {
+    const submitOne = async (subject: string, to: string, dsn: object) => {
+      const transport = nodemailer.createTransport({
+        ...hostPort(ready().submission!), secure: false, requireTLS: true, name: 'laptop.example',
+        auth: { user: `alice@${NODE_DOMAIN}`, pass: alice.token }, tls: { ca, servername: 'localhost' },
+      });
+      try {
+        const info = await transport.sendMail({ from: `alice@${NODE_DOMAIN}`, to, subject, text: subject, dsn });
+        return /queued as ([0-9a-f]{32})/.exec(info.response)![1]!;
+      } finally {
+        transport.close();
+      }
+    };
+    await submitOne('dsn asked', 'ivan@legacy.test', { id: 'env-42', return: 'headers', notify: ['failure', 'delay'], recipient: 'ivan@legacy.test' });
+    const [got] = await until('the message with DSN parameters', async () => { const m = arrived('dsn asked'); return m.length ? m : undefined; });
+    expect(got!.dsn).toMatchObject({ ret: 'HDRS', envid: 'env-42' });
+    expect(got!.rcpts[0]!.dsn).toMatchObject({ notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;ivan@legacy.test' });
+
+    const quiet = await submitOne('no news wanted', 'gone@legacy.test', { notify: 'never' });
+    expect(await lab.queueRow(quiet, 'gone@legacy.test', ['failed', 'delivered'])).toMatchObject({ state: 'failed' });
+    // A second failure, with the default NOTIFY: its notice is the next one alice gets, none came before it.
+    const loud = await submitOne('news wanted', 'gone@legacy.test', {});
+    expect(await lab.queueRow(loud, 'gone@legacy.test', ['failed', 'delivered'])).toMatchObject({ state: 'failed' });
+    const [notice] = await lab.receive('alice', 1);
+    expect(Buffer.from(notice!.body!).toString()).toContain(`Your message ${loud} could not be delivered`);
   }, 60_000);
 
   it('REQUIRETLS on submission to a server that does not offer it: failed with 5.7.30, a notice, nothing sent', async () => {
