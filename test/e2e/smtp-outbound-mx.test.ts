@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { verifyMessage } from '../../bridge/auth/verify.ts';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import { selfSigned, signedBy } from '../bridge/dane-pki.ts';
-import { startPostfixReceiver, startReceiver, type PostfixReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
+import { closedPort, startPostfixReceiver, startReceiver, type PostfixReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 import { until } from '../helpers.ts';
 import { deliveryStatus, NODE_DOMAIN, OutboundLab } from './outbound-lab.ts';
 
@@ -21,6 +21,8 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
   let flaky: Receiver;
   let refusing: Receiver;
   let mixed: Receiver;
+  /** The node's own MX listener, which loop.test names as its MX. */
+  let ownMxPort: number;
   /** What the server of mixed.test refuses; read at each RCPT, so a test can change it between attempts. */
   const mixedRefusals: Record<string, [number, string]> = { 'gone@mixed.test': [550, '5.1.1 gone'], 'later@mixed.test': [452, '4.2.2 mailbox full'] };
   let flakyMailCommands = 0;
@@ -36,9 +38,10 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
         callback();
       },
     });
-    refusing = await startReceiver({ refuseRcpt: { 'nobody@refuse.test': [550, '5.1.1 no such user here'], 'slow@refuse.test': [451, '4.2.1 mailbox busy'] } });
+    refusing = await startReceiver({ size: 100_000, refuseRcpt: { 'nobody@refuse.test': [550, '5.1.1 no such user here'], 'slow@refuse.test': [451, '4.2.1 mailbox busy'] } });
+    ownMxPort = await closedPort();
     mixed = await startReceiver({ refuseRcpt: mixedRefusals });
-    const portMap = { 'mta.legacy.test': postfix.port, 'mx.retry.test': flaky.port, 'mx.refuse.test': refusing.port, 'mx.mixed.test': mixed.port, 'mx.bulk.test': refusing.port };
+    const portMap = { 'mta.legacy.test': postfix.port, 'mx.retry.test': flaky.port, 'mx.refuse.test': refusing.port, 'mx.mixed.test': mixed.port, 'mx.bulk.test': refusing.port, 'mx.loop.test': ownMxPort };
     await lab.init([
       { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mta', 'mta IN A 127.0.0.1', `_25._tcp.mta IN TLSA ${spki311(mta.cert)}`] },
       { name: 'nullmx.test', signed: true, records: ['@ IN MX 0 .'] },
@@ -46,7 +49,9 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
       { name: 'refuse.test', signed: false, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
       { name: 'mixed.test', signed: false, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
       { name: 'bulk.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
+      { name: 'loop.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1'] },
     ], {
+      AFTERSMTP_BRIDGE__SMTP__MX__PORT: String(ownMxPort),
       AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify(portMap),
       AFTERSMTP_FEDERATION__RETRY__INITIAL_MS: '200',
       AFTERSMTP_FEDERATION__RETRY__MAX_MS: '1000',
@@ -169,5 +174,23 @@ describe('outbound SMTP by MX, through the DNS lab', () => {
     expect(subjects.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `bulk ${i}`).sort());
     // At most maxConnectionsPerHost (8) connections for the burst, not one per message.
     expect(refusing.connections - connectionsBefore).toBeLessThanOrEqual(8);
+  }, 60_000);
+
+  it('a message larger than the far end takes (SIZE) fails with 5.3.4 and a notice; nothing is sent', async () => {
+    const { id } = await lab.send('alice', ['big@refuse.test'], 'too big', { text: 'x'.repeat(76).concat('\n').repeat(2000) });
+    const row = await lab.queueRow(id, 'big@refuse.test', ['failed', 'delivered']);
+    expect(row).toMatchObject({ state: 'failed', attempts: 1 });
+    const [notice] = await lab.receive('alice', 1);
+    expect(deliveryStatus(notice!)).toMatch(/^Status: 5\.3\.4\r$/m);
+    expect(refusing.messages.filter((m) => m.data.toString().includes('Subject: too big'))).toEqual([]);
+  }, 60_000);
+
+  it('a legacy domain whose MX is this node itself: the node\'s MX refuses to relay (5.7.1), no loop', async () => {
+    const { id } = await lab.send('alice', ['max@loop.test'], 'round and round');
+    const row = await lab.queueRow(id, 'max@loop.test', ['failed', 'delivered']);
+    expect(row).toMatchObject({ state: 'failed', attempts: 1, lastError: expect.stringContaining('550 5.7.1') });
+    const [notice] = await lab.receive('alice', 1);
+    expect(deliveryStatus(notice!)).toMatch(/^Status: 5\.7\.1\r$/m);
+    expect((await lab.queue()).filter((r) => r.recipient === 'max@loop.test')).toHaveLength(1);
   }, 60_000);
 });
