@@ -81,6 +81,8 @@ async function submitWithRequireTls(address: string, ca: string, auth: { user: s
 describe('outbound SMTP for mail submitted over SMTP, and who may make the node send', () => {
   const lab = new OutboundLab();
   let receiver: Receiver;
+  /** strict.test's MX: DANE-authenticated and offering REQUIRETLS. */
+  let strict: Receiver;
   let ca: string;
   let alice: ReturnType<typeof readProfile>;
   const ready = () => lab.node!.ready as { smtp?: string; submission?: string };
@@ -90,6 +92,8 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
     const testCa = await selfSigned('Submission E2E CA', { ca: true });
     const mx = await signedBy(testCa, 'mx.legacy.test');
     receiver = await startReceiver({ key: mx.keyPem, cert: mx.pem + testCa.pem, hideREQUIRETLS: true, refuseRcpt: { 'gone@legacy.test': [550, '5.1.1 gone'] } });
+    const strictMx = await signedBy(testCa, 'mx.strict.test');
+    strict = await startReceiver({ key: strictMx.keyPem, cert: strictMx.pem + testCa.pem });
     await lab.init([
       { name: 'legacy.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_25._tcp.mx IN TLSA ${spki311(mx.cert)}`] },
       // A domain with an AfterSMTP node whose discovery record is altered on the way: DNSSEC makes it bogus.
@@ -97,7 +101,8 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
         name: 'forged.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_aftersmtp IN TXT "v=aftersmtp1; did=${SOME_DID}"`],
         tamper: (zone) => zone.replace(/(_aftersmtp\.forged\.test\.\s+\d+\s+IN\s+TXT\s+"v=aftersmtp1; did=did:key:z)(.)/, (_m, head: string, c: string) => head + (c === 'A' ? 'B' : 'A')),
       },
-    ], { AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify({ 'mx.legacy.test': receiver.port }) });
+      { name: 'strict.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_25._tcp.mx IN TLSA ${spki311(strictMx.cert)}`] },
+    ], { AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify({ 'mx.legacy.test': receiver.port, 'mx.strict.test': strict.port }) });
     await lab.start();
     ca = readFileSync(join(lab.data, 'tls', 'ca.crt'), 'utf8');
     alice = readProfile(lab.profile('alice'));
@@ -106,6 +111,7 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
   afterAll(async () => {
     await lab.close();
     await receiver?.close();
+    await strict?.close();
   });
 
   it('a message submitted with AUTH is delivered over DANE, from the authenticated mailbox, DKIM-signed so that it passes', async () => {
@@ -176,6 +182,16 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
     expect(arrived('must be over tls')).toHaveLength(0);
   }, 60_000);
 
+  it('REQUIRETLS to a DANE-authenticated server that offers it: delivered, with REQUIRETLS on its MAIL FROM', async () => {
+    const replies = await submitWithRequireTls(ready().submission!, ca, { user: `alice@${NODE_DOMAIN}`, pass: alice.token }, 'olga@strict.test', [
+      `From: alice@${NODE_DOMAIN}`, 'To: olga@strict.test', 'Subject: over verified tls', '', 'Secret.', '',
+    ].join('\r\n'));
+    const id = /queued as ([0-9a-f]{32})/.exec(replies.at(-2)!)![1]!;
+    expect(await lab.queueRow(id, 'olga@strict.test', ['failed', 'delivered'])).toMatchObject({ state: 'delivered' });
+    const got = strict.messages.find((m) => m.data.toString().includes('Subject: over verified tls'));
+    expect(got).toMatchObject({ secure: true, mailArgs: { REQUIRETLS: true } });
+  }, 60_000);
+
   it('a message with "TLS-Required: No" is not held to REQUIRETLS: delivered to the same server', async () => {
     const replies = await submitWithRequireTls(ready().submission!, ca, { user: `alice@${NODE_DOMAIN}`, pass: alice.token }, 'judy@legacy.test', [
       `From: alice@${NODE_DOMAIN}`, 'To: judy@legacy.test', 'Subject: delivery over security', 'TLS-Required: No', '', 'Not secret.', '',
@@ -231,6 +247,32 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
     expect(arrived('wire the money')).toHaveLength(0);
     const [notice] = await lab.receive('alice', 1);
     expect(deliveryStatus(notice!)).toMatch(/^Final-Recipient: rfc822; mia@legacy\.test\r$/m);
+  }, 60_000);
+
+  it('an app\'s legacy copy sealed to a key other than the node\'s bridge key is refused at submission (INVALID_ARGUMENT); the node keeps serving', async () => {
+    const bob = readProfile(lab.profile('bob'));
+    const clients = connect(bob, lab.grpc);
+    try {
+      const messageId = new Uint8Array(randomBytes(16));
+      const createdMs = Date.now();
+      const expiresMs = createdMs + 3600_000;
+      const signingKey = fromB64u(bob.signing.privateKey);
+      const signed = signMessage({
+        header: { messageId, from: { did: bob.did, address: bob.address }, to: [{ did: bob.node.did, address: 'pete@legacy.test' }], createdMs, expiresMs, contentType: 'message/rfc822' },
+        body: new TextEncoder().encode(`From: <${bob.address}>\r\nSubject: sealed wrong\r\n\r\nx\r\n`), keyId: bob.signing.keyId, privateKey: signingKey,
+      });
+      // Sealed to bob's own key: the node could not open it to send it on.
+      const envelope = sealEnvelope({
+        signedMessage: signed.signedMessage, messageId, messageHash: signed.messageHash, senderDid: bob.did, senderKeyId: bob.signing.keyId, senderPrivateKey: signingKey,
+        recipientAddresses: ['pete@legacy.test'], recipients: [{ keyId: bob.agreement.keyId, publicKey: fromB64u(bob.agreement.publicKey) }], createdMs, expiresMs,
+      });
+      await expect(submit(clients, envelopeToWire(envelope))).rejects.toMatchObject({ message: expect.stringMatching(/INVALID_ARGUMENT: .*seal pete@legacy\.test's copy to this node's bridge key/) });
+    } finally {
+      clients.close();
+    }
+    expect((await lab.queue()).filter((r) => r.recipient === 'pete@legacy.test')).toEqual([]);
+    const { id: next } = await lab.send('alice', ['ivan@legacy.test'], 'after the bad one');
+    expect(await lab.queueRow(next, 'ivan@legacy.test', ['failed', 'delivered'])).toMatchObject({ state: 'delivered' });
   }, 60_000);
 
   it('a forged (DNSSEC-bogus) discovery record does not turn a domain with an AfterSMTP node into one the node sends to over SMTP', async () => {
