@@ -29,7 +29,7 @@ export interface SmtpAgentOptions {
   log: Logger;
 }
 
-/** RFC 8689 §5: a message whose sender asks that recipient-side TLS policies be ignored. */
+/** RFC 8689 §5: a message whose sender asks that recipient-side TLS policies (DANE, MTA-STS) be ignored. */
 const TLS_REQUIRED_NO = /^tls-required:[ \t]*no[ \t]*$/im;
 
 export class SmtpAgent implements DeliveryAgent {
@@ -78,6 +78,7 @@ export class SmtpAgent implements DeliveryAgent {
       });
       const signers = this.opts.dkim.filter((k) => k.domain === domainOf(sender));
       const data = signers.length ? await dkimSign(composed.data, signers) : composed.data;
+      const requireTls = this.opts.storage.requireTls.has(envelope.messageId);
       if (!signers.length) this.opts.log.warn({ domain: domainOf(sender) }, 'no DKIM key for the sender domain: sent unsigned');
       message = {
         data,
@@ -85,7 +86,10 @@ export class SmtpAgent implements DeliveryAgent {
           mailFrom: sender,
           recipients: this.recipients(batch),
           ...this.dsnParams(batch),
-          requireTls: this.opts.storage.requireTls.has(envelope.messageId) && !TLS_REQUIRED_NO.test(headerBlock(data)),
+          // RFC 8689 §5: with the REQUIRETLS parameter the TLS-Required field is ignored; without it, `No`
+          // asks that the recipient's DANE and MTA-STS policies be ignored.
+          requireTls,
+          ignoreTlsPolicies: !requireTls && TLS_REQUIRED_NO.test(headerBlock(data)),
           smtputf8: composed.smtputf8,
           eightBit: composed.eightBit,
         },

@@ -101,8 +101,10 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
         name: 'forged.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_aftersmtp IN TXT "v=aftersmtp1; did=${SOME_DID}"`],
         tamper: (zone) => zone.replace(/(_aftersmtp\.forged\.test\.\s+\d+\s+IN\s+TXT\s+"v=aftersmtp1; did=did:key:z)(.)/, (_m, head: string, c: string) => head + (c === 'A' ? 'B' : 'A')),
       },
+      // An MX whose TLSA record matches no certificate it has: DANE refuses it.
+      { name: 'broken.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_25._tcp.mx IN TLSA 3 1 1 ${randomBytes(32).toString('hex').toUpperCase()}`] },
       { name: 'strict.test', signed: true, records: ['@ IN MX 10 mx', 'mx IN A 127.0.0.1', `_25._tcp.mx IN TLSA ${spki311(strictMx.cert)}`] },
-    ], { AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify({ 'mx.legacy.test': receiver.port, 'mx.strict.test': strict.port }) });
+    ], { AFTERSMTP_BRIDGE__SMTP__OUTBOUND__PORT_MAP: JSON.stringify({ 'mx.legacy.test': receiver.port, 'mx.strict.test': strict.port, 'mx.broken.test': receiver.port }) });
     await lab.start();
     ca = readFileSync(join(lab.data, 'tls', 'ca.crt'), 'utf8');
     alice = readProfile(lab.profile('alice'));
@@ -192,15 +194,27 @@ describe('outbound SMTP for mail submitted over SMTP, and who may make the node 
     expect(got).toMatchObject({ secure: true, mailArgs: { REQUIRETLS: true } });
   }, 60_000);
 
-  it('a message with "TLS-Required: No" is not held to REQUIRETLS: delivered to the same server', async () => {
+  it('REQUIRETLS wins over a "TLS-Required: No" field (RFC 8689 §5 says the field is then ignored): still failed with 5.7.30', async () => {
     const replies = await submitWithRequireTls(ready().submission!, ca, { user: `alice@${NODE_DOMAIN}`, pass: alice.token }, 'judy@legacy.test', [
-      `From: alice@${NODE_DOMAIN}`, 'To: judy@legacy.test', 'Subject: delivery over security', 'TLS-Required: No', '', 'Not secret.', '',
+      `From: alice@${NODE_DOMAIN}`, 'To: judy@legacy.test', 'Subject: both asked', 'TLS-Required: No', '', 'Which one?', '',
     ].join('\r\n'));
     const id = /queued as ([0-9a-f]{32})/.exec(replies.at(-2)!)![1]!;
-    expect(await lab.queueRow(id, 'judy@legacy.test', ['failed', 'delivered'])).toMatchObject({ state: 'delivered' });
-    const [got] = arrived('delivery over security');
-    expect(got!.mailArgs.REQUIRETLS).toBeFalsy();
+    expect(await lab.queueRow(id, 'judy@legacy.test', ['failed', 'delivered'])).toMatchObject({ state: 'failed', lastError: expect.stringMatching(/5\.7\.30/) });
+    expect(arrived('both asked')).toHaveLength(0);
+    const [notice] = await lab.receive('alice', 1);
+    expect(deliveryStatus(notice!)).toMatch(/^Status: 5\.7\.30\r$/m);
+  }, 60_000);
+
+  it('"TLS-Required: No" (without REQUIRETLS) sets the recipient\'s DANE policy aside: delivered where the same message without it is deferred', async () => {
+    const eml = (subject: string, field: string[]) => [`From: <alice@${NODE_DOMAIN}>`, 'To: <quinn@broken.test>', `Subject: ${subject}`, ...field, '', 'Delivery over security.', ''].join('\r\n');
+    const held = await lab.send('alice', ['quinn@broken.test'], 'dane says no', { eml: eml('dane says no', []) });
+    expect(await lab.queueRow(held.id, 'quinn@broken.test', ['deferred', 'delivered', 'failed'])).toMatchObject({ state: 'deferred', lastError: expect.stringContaining('validation-failure') });
+    const sent = await lab.send('alice', ['quinn@broken.test'], 'send it anyway', { eml: eml('send it anyway', ['TLS-Required: No']) });
+    expect(await lab.queueRow(sent.id, 'quinn@broken.test', ['delivered', 'failed'])).toMatchObject({ state: 'delivered' });
+    const [got] = arrived('send it anyway');
+    expect(got).toMatchObject({ secure: true }); // still over STARTTLS, only unauthenticated
     expect(got!.data.toString()).toMatch(/^TLS-Required: No\r$/m);
+    expect(arrived('dane says no')).toHaveLength(0);
   }, 60_000);
 
   it('an app cannot make the node send as someone else: a message signed as alice but sent with bob\'s token fails SENDER_MISMATCH, nothing leaves', async () => {
