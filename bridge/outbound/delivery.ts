@@ -27,7 +27,7 @@ interface Target {
   host: string;
   port: number;
   tlsaPort: number;
-  /** A static route's TLS mode; undefined for MX hosts. */
+  /** A static route's TLS mode; for MX hosts undefined (their DANE or MTA-STS policy), or `may` under TLS-Required: No. */
   mode?: SmtpTlsMode;
 }
 
@@ -101,10 +101,12 @@ export function createSmtpOutbound(options: SmtpOutboundOptions): SmtpOutbound {
         return finish();
       }
       mxSecure = mx.secure;
-      targets = mx.hosts.map((h) => ({ host: h.host, port: opts.portMap?.[h.host] ?? 25, tlsaPort: 25 }));
-      sts = await resolveStsPolicy(name, opts.resolver, opts.stsCache, opts.stsFetch, Date.now())
+      // TLS-Required: No: no DANE or MTA-STS for this message, opportunistic STARTTLS to each MX.
+      const ignorePolicies = envelope.ignoreTlsPolicies === true && !envelope.requireTls;
+      targets = mx.hosts.map((h) => ({ host: h.host, port: opts.portMap?.[h.host] ?? 25, tlsaPort: 25, ...(ignorePolicies ? { mode: 'may' as const } : {}) }));
+      sts = ignorePolicies ? undefined : await resolveStsPolicy(name, opts.resolver, opts.stsCache, opts.stsFetch, Date.now())
         .catch((err: unknown): StsResolution => ({ kind: 'none', reason: `MTA-STS: ${(err as Error).message}` }));
-      if (sts.kind === 'failed') {
+      if (sts?.kind === 'failed') {
         record({ policyDomain: name, policyType: 'sts', policyStrings: [], mxHost: '', receivingIp: '', result: sts.failure, detail: sts.detail, atMs: Date.now() });
       }
     }

@@ -35,6 +35,12 @@ export interface OutboundEnvelope {
    * server that offers REQUIRETLS; otherwise every recipient fails permanently (5.7.30).
    */
   requireTls: boolean;
+  /**
+   * RFC 8689 §5 (`TLS-Required: No`): the sender asks that the recipient side's TLS policies (DANE, MTA-STS)
+   * be ignored, delivery over security: each MX is tried with opportunistic STARTTLS. Ignored when
+   * `requireTls` is set (the REQUIRETLS parameter wins over the header field).
+   */
+  ignoreTlsPolicies?: boolean;
   /** The envelope or headers need SMTPUTF8 (RFC 6531): a server without it fails the recipients (5.6.7). */
   smtputf8: boolean;
   /** The body has 8-bit octets: BODY=8BITMIME when offered. */

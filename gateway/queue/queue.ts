@@ -194,7 +194,10 @@ export class OutboundQueue {
         updates.push({ ...item, state: 'delivered', attempts, lastError: '', receipt: outcome.receipt });
       } else if (outcome.state === 'deferred') {
         const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
-        updates.push({ ...item, state: 'deferred', attempts, nextAttemptMs: now + delay, lastError: oneLine(`${outcome.code}: ${outcome.error}`) });
+        // A retry due after the message expires would only fail it then: it falls due just past its expiry
+        // instead, so the recipient fails and the sender hears of it when the lifetime ends.
+        const nextAttemptMs = Math.min(now + delay, item.expiresMs + 1);
+        updates.push({ ...item, state: 'deferred', attempts, nextAttemptMs, lastError: oneLine(`${outcome.code}: ${outcome.error}`) });
       } else {
         updates.push({ ...item, state: 'failed', attempts, lastError: oneLine(`${outcome.code}: ${outcome.error}`) });
         failed.push({ address: item.recipient, code: outcome.code, ...(outcome.report ? { report: outcome.report } : {}) });

@@ -31,7 +31,7 @@ export interface SmtpAgentOptions {
   log: Logger;
 }
 
-/** RFC 8689 §5: a message whose sender asks that recipient-side TLS policies be ignored. */
+/** RFC 8689 §5: a message whose sender asks that recipient-side TLS policies (DANE, MTA-STS) be ignored. */
 const TLS_REQUIRED_NO = /^tls-required:[ \t]*no[ \t]*$/im;
 
 export class SmtpAgent implements DeliveryAgent {
@@ -98,6 +98,7 @@ export class SmtpAgent implements DeliveryAgent {
       });
       const signers = this.opts.dkim.filter((k) => k.domain === domainOf(sender));
       const data = signers.length ? await dkimSign(composed.data, signers) : composed.data;
+      const requireTls = this.opts.storage.requireTls.has(envelope.messageId);
       if (!signers.length) this.opts.log.warn({ domain: domainOf(sender) }, 'no DKIM key for the sender domain: sent unsigned');
       message = {
         data,
@@ -105,7 +106,10 @@ export class SmtpAgent implements DeliveryAgent {
           mailFrom: sender,
           recipients: this.recipients(batch),
           ...this.dsnParams(batch),
-          requireTls: this.opts.storage.requireTls.has(envelope.messageId) && !TLS_REQUIRED_NO.test(headerBlock(data)),
+          // RFC 8689 §5: with the REQUIRETLS parameter the TLS-Required field is ignored; without it, `No`
+          // asks that the recipient's DANE and MTA-STS policies be ignored.
+          requireTls,
+          ignoreTlsPolicies: !requireTls && TLS_REQUIRED_NO.test(headerBlock(data)),
           smtputf8: composed.smtputf8,
           eightBit: composed.eightBit,
         },
@@ -141,6 +145,14 @@ export class SmtpAgent implements DeliveryAgent {
     const asked = this.opts.storage.dsn.forMessage(batch.envelope.messageId);
     if (!asked || (!asked.ret && !asked.envid)) return {};
     return { dsn: { ...(asked.ret ? { ret: asked.ret } : {}), ...(asked.envid ? { envid: asked.envid } : {}) } };
+  }
+
+  /**
+   * Ends the attempts on the wire (they come back deferred, retried after a restart): without it a stop
+   * waits for each server's reply, up to the data timeout (ten minutes) for a server that holds it.
+   */
+  async interrupt(): Promise<void> {
+    await this.opts.outbound.close();
   }
 
   async stop(): Promise<void> {

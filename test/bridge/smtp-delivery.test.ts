@@ -299,6 +299,28 @@ describe('REQUIRETLS (RFC 8689)', () => {
   });
 });
 
+describe('TLS-Required: No (RFC 8689 §5)', () => {
+  it('sets DANE aside: an MX whose certificate DANE refuses takes the message over opportunistic STARTTLS', async () => {
+    const { o, outcomes } = outbound();
+    const msg = message('impostor.dane.test', ['rcpt'], { ignoreTlsPolicies: true });
+    expect((await o.deliver('impostor.dane.test', msg))[0]).toMatchObject({ status: 'delivered', tls: { authenticated: 'none' } });
+    expect(got('impostor', msg)!.secure).toBe(true);
+    expect(outcomes).toMatchObject([{ policyType: 'no-policy-found', result: 'success' }]);
+  });
+
+  it('sets MTA-STS aside: an MX an enforce policy does not list takes the message', async () => {
+    const msg = message('enf.sts.test', ['rcpt'], { ignoreTlsPolicies: true });
+    expect((await outbound().o.deliver('enf.sts.test', msg))[0]).toMatchObject({ status: 'delivered', mx: 'mx.enf.sts.test' });
+    expect(got('good', msg)).toBeDefined();
+  });
+
+  it('is ignored with REQUIRETLS: still 5.7.30 where REQUIRETLS cannot be met', async () => {
+    const msg = message('order.plain.test', ['rcpt'], { ignoreTlsPolicies: true, requireTls: true });
+    expect((await outbound().o.deliver('order.plain.test', msg))[0]).toMatchObject({ status: 'failed', reply: { enhanced: '5.7.30' } });
+    expect(got('self', msg)).toBeUndefined();
+  });
+});
+
 describe('static next hop', () => {
   const hop = (host: string, name: string, tls: SmtpNextHop['tls']) => ({ nextHop: { host, port: receivers[name]!.port, tls } });
 

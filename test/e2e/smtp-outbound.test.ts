@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { decodeSignedMessage } from '../../identity/index.ts';
 import { initNodeWithMailboxes, jsonLines, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
+import { connect, profileResolver, readProfile, sealFor, submit } from '../../gateway/client/index.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import nodemailer from 'nodemailer';
@@ -16,7 +17,7 @@ describe('sending to a legacy domain over a static SMTP route', () => {
   let data: string;
 
   beforeAll(async () => {
-    receiver = await startReceiver({ refuseRcpt: { 'nobody@legacy.test': [550, '5.1.1 no such user'] } });
+    receiver = await startReceiver({ refuseRcpt: { 'nobody@legacy.test': [550, '5.1.1 no such user'], 'busy@legacy.test': [451, '4.2.1 mailbox busy'] } });
     const made = await initNodeWithMailboxes(dir.path, 'a.test');
     data = made.data;
     const route = await runCli(['route', 'add', 'legacy.test', '--endpoint', `smtp://127.0.0.1:${receiver.port}`, '--tls', 'may', '--data', data]);
@@ -85,6 +86,24 @@ describe('sending to a legacy domain over a static SMTP route', () => {
     expect(report).toMatch(/^Final-Recipient: rfc822; nobody@legacy\.test\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; 127\.0\.0\.1\r\nDiagnostic-Code: smtp; 550 5\.1\.1 no such user/m);
     expect(report).toMatch(/^Content-Type: text\/rfc822-headers\r\n[\s\S]*^DKIM-Signature: [\s\S]*^Subject: x\r\n/m);
     expect(report).not.toMatch(/^\r\ny\r\n/m); // RET not given: headers only
+  });
+
+  it('a message whose lifetime ends before its next retry (the default, a minute) fails at its expiry, not at that retry', async () => {
+    const alice = readProfile(join(dir.path, 'alice.json'));
+    const clients = connect(alice, node.ready.grpc);
+    let id: string;
+    try {
+      const sealed = await sealFor(alice, clients, profileResolver(alice), { to: ['busy@legacy.test'], subject: 'soon gone', text: 'x', lifetimeMs: 3000 });
+      id = Buffer.from((await submit(clients, sealed.envelope)).messageId).toString('hex');
+    } finally {
+      clients.close();
+    }
+    const row = await until('the recipient failed', async () => {
+      const queue = await runCli(['queue', 'list', '--data', data, '--json']);
+      const item = (JSON.parse(queue.stdout) as { messageId: string; state: string; lastError: string; attempts: number }[]).find((i) => i.messageId === id);
+      return item?.state === 'failed' ? item : undefined;
+    }, 20_000);
+    expect(row).toMatchObject({ lastError: expect.stringMatching(/^EXPIRED: /), attempts: 2 });
   });
 });
 
@@ -156,4 +175,5 @@ describe('forwarding to an address elsewhere', () => {
       forged.close();
     }
   });
+
 });
