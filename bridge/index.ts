@@ -47,8 +47,8 @@ export type { MxHost, MxResolution } from './outbound/mx.ts';
 export { authenticates, checkPeer, hostPolicy, tlsRequired } from './outbound/tls-policy.ts';
 export type { HostPolicy, PeerVerdict, PolicyReport } from './outbound/tls-policy.ts';
 export {
-  aggregateDmarc, authorisedDestinations, buildDmarcReport, checkExternalDestination, DMARC_XML_NAMESPACE, dmarcDayRange, dmarcReportFilename,
-  dmarcReportMail, DmarcReportError, extractDmarcReportFromMail, MAX_RUA_URIS, parseDmarcReport, parseDmarcRua,
+  aggregateDmarc, authorisedDestinations, buildDmarcReport, checkExternalDestination, DMARC_XML_NAMESPACE, dmarcDayRange, dmarcPolicyPublished,
+  dmarcReportFilename, dmarcReportMail, DmarcReportError, extractDmarcReportFromMail, MAX_RUA_URIS, parseDmarcReport, parseDmarcRua,
 } from './reports/dmarc.ts';
 export type {
   DmarcAggregateReport, DmarcAlignmentMode, DmarcDisposition, DmarcDkimAuthResult, DmarcDomainAggregate, DmarcObservation, DmarcOverrideReason,

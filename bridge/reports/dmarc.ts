@@ -128,12 +128,12 @@ export interface DmarcObservation {
       policyDomain?: string;
       alignment: { spf: boolean; dkim: boolean };
       testMode?: boolean;
+      /** The DMARC record that applied, as published (DmarcVerdict.record): the report's policy_published. */
+      record?: string;
     };
     spf: { result: SpfResult; domain: string };
     dkim: readonly { result: DkimResult; domain: string; selector: string }[];
   };
-  /** The DMARC record that applied, as it read when the message came. */
-  policyPublished?: DmarcPolicyPublished;
   /** What the receiver did when it differs from the policy (a local override), with the reasons. */
   disposition?: DmarcDisposition;
   reasons?: { type: DmarcOverrideReason; comment?: string }[];
@@ -155,9 +155,13 @@ export function dmarcDayRange(day: Date): { begin: number; end: number } {
 function evaluatedDisposition(o: DmarcObservation): { disposition: DmarcDisposition; reasons: { type: DmarcOverrideReason; comment?: string }[] } {
   if (o.disposition) return { disposition: o.disposition, reasons: o.reasons ?? [] };
   const { dmarc } = o.verdicts;
-  if (dmarc.result === 'fail' && dmarc.testMode && dmarc.policy === 'none') return { disposition: 'none', reasons: [{ type: 'policy_test_mode' }, ...(o.reasons ?? [])] };
+  const published = dmarc.record !== undefined ? dmarcPolicyPublished(dmarc.policyDomain ?? dmarc.domain, dmarc.record) : undefined;
+  const enforcing = published !== undefined && published.p !== 'none';
+  // A failing message the policy would have acted on, let through because the record says t=y.
+  if (dmarc.result === 'fail' && dmarc.testMode && dmarc.policy === 'none' && enforcing) {
+    return { disposition: 'none', reasons: [{ type: 'policy_test_mode' }, ...(o.reasons ?? [])] };
+  }
   if (dmarc.result === 'fail') return { disposition: dmarc.policy, reasons: o.reasons ?? [] };
-  const enforcing = o.policyPublished !== undefined && o.policyPublished.p !== 'none';
   return { disposition: dmarc.result === 'pass' && enforcing ? 'pass' : 'none', reasons: o.reasons ?? [] };
 }
 
@@ -186,10 +190,10 @@ function recordOf(o: DmarcObservation): Omit<DmarcReportRecord, 'count'> {
  * messages (source IP, disposition and reasons, aligned results, identifiers, authentication results) with
  * their counts. Messages without a DMARC record (result none, or no author domain) have nobody to report to
  * and are left out. Output order is fixed (domains, then rows, sorted), so a report built twice is the same.
- * A domain's published policy is the latest one observed; without any, p=none is reported.
+ * A domain's published policy is the latest record observed; without any, p=none is reported.
  */
 export function aggregateDmarc(observations: readonly DmarcObservation[], range: { begin: number; end: number }): DmarcDomainAggregate[] {
-  const domains = new Map<string, { policy?: { at: number; published: DmarcPolicyPublished }; rows: Map<string, DmarcReportRecord> }>();
+  const domains = new Map<string, { policy?: { at: number; record: string; published: DmarcPolicyPublished }; rows: Map<string, DmarcReportRecord> }>();
   for (const o of observations) {
     const { dmarc } = o.verdicts;
     if (o.at < range.begin || o.at > range.end || dmarc.result === 'none' || !dmarc.domain) continue;
@@ -198,7 +202,11 @@ export function aggregateDmarc(observations: readonly DmarcObservation[], range:
     const policyDomain = (dmarc.policyDomain ?? dmarc.domain).toLowerCase();
     let entry = domains.get(policyDomain);
     if (!entry) domains.set(policyDomain, entry = { rows: new Map() });
-    if (o.policyPublished && (!entry.policy || o.at >= entry.policy.at)) entry.policy = { at: o.at, published: o.policyPublished };
+    const published = dmarc.record !== undefined ? dmarcPolicyPublished(policyDomain, dmarc.record) : undefined;
+    // The latest record wins; between records seen the same second, the greater text (the order of the
+    // observations must not change the report).
+    const later = entry.policy && (o.at > entry.policy.at || (o.at === entry.policy.at && dmarc.record! > entry.policy.record));
+    if (published && (!entry.policy || later)) entry.policy = { at: o.at, record: dmarc.record!, published };
     const record = recordOf(o);
     const key = JSON.stringify(record);
     const row = entry.rows.get(key);
@@ -209,7 +217,7 @@ export function aggregateDmarc(observations: readonly DmarcObservation[], range:
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([policyDomain, entry]) => ({
       policyDomain,
-      policyPublished: entry.policy ? { ...entry.policy.published, domain: policyDomain } : { domain: policyDomain, p: 'none' },
+      policyPublished: entry.policy?.published ?? { domain: policyDomain, p: 'none' },
       records: [...entry.rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r),
     }));
 }
@@ -421,6 +429,56 @@ export function dmarcReportMail(report: DmarcAggregateReport, options: DmarcRepo
   return Buffer.concat(chunks);
 }
 
+// ---- The DMARC record -----------------------------------------------------------------------------------
+
+/** A DMARC record's tags (names lower-cased, values trimmed), or undefined when it does not start with v=DMARC1. */
+function dmarcTags(record: string): Map<string, string> | undefined {
+  const specs = record.split(';').map((t) => t.trim()).filter((t) => t !== '');
+  if (specs[0]?.replace(/\s+/g, '') !== 'v=DMARC1') return undefined;
+  const tags = new Map<string, string>();
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const name = eq < 0 ? '' : spec.slice(0, eq).trim().toLowerCase();
+    // The first occurrence counts; a repeated tag does not override it.
+    if (name && !tags.has(name)) tags.set(name, spec.slice(eq + 1).trim());
+  }
+  return tags;
+}
+
+function tagOf<T extends string>(tags: Map<string, string>, name: string, allowed: readonly T[]): T | undefined {
+  const value = tags.get(name)?.toLowerCase();
+  return allowed.includes(value as T) ? value as T : undefined;
+}
+
+/**
+ * The policy_published of a report from the DMARC record that applied (RFC 9990 §2.1: p, sp, np, adkim,
+ * aspf, fo, testing; discovery by tree walk, as the bridge's DMARC check does it). Undefined for a record that
+ * is not DMARC's. A missing or unknown p= is reported as none (RFC 9989: such a record with a rua= still asks
+ * for reports).
+ */
+export function dmarcPolicyPublished(policyDomain: string, record: string): DmarcPolicyPublished | undefined {
+  const tags = dmarcTags(record);
+  if (!tags) return undefined;
+  const actions = ['none', 'quarantine', 'reject'] as const;
+  const sp = tagOf(tags, 'sp', actions);
+  const np = tagOf(tags, 'np', actions);
+  const adkim = tagOf(tags, 'adkim', ['r', 's'] as const);
+  const aspf = tagOf(tags, 'aspf', ['r', 's'] as const);
+  const fo = tags.get('fo');
+  const testing = tagOf(tags, 't', ['n', 'y'] as const);
+  return {
+    domain: policyDomain.toLowerCase(),
+    p: tagOf(tags, 'p', actions) ?? 'none',
+    ...(sp ? { sp } : {}),
+    ...(np ? { np } : {}),
+    ...(adkim ? { adkim } : {}),
+    ...(aspf ? { aspf } : {}),
+    discoveryMethod: 'treewalk',
+    ...(fo && /^[01ds](?::[01ds])*$/.test(fo) ? { fo } : {}),
+    ...(testing ? { testing } : {}),
+  };
+}
+
 // ---- Destinations ---------------------------------------------------------------------------------------
 
 export interface DmarcRuaUri {
@@ -440,12 +498,10 @@ const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2
  * v=DMARC1, or has no usable rua, gives none.
  */
 export function parseDmarcRua(record: string): DmarcRuaUri[] {
-  const tags = record.split(';').map((t) => t.trim());
-  if (tags[0]?.replace(/\s+/g, '') !== 'v=DMARC1') return [];
-  const rua = tags.find((t) => /^rua\s*=/i.test(t));
+  const rua = dmarcTags(record)?.get('rua');
   if (!rua) return [];
   const uris: DmarcRuaUri[] = [];
-  for (const raw of rua.slice(rua.indexOf('=') + 1).split(',')) {
+  for (const raw of rua.split(',')) {
     const m = /^\s*mailto:([^!\s]+)(?:!([0-9]{1,15})([kmgt]?))?\s*$/i.exec(raw);
     if (!m) continue;
     let address: string;

@@ -4,7 +4,7 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  aggregateDmarc, authorisedDestinations, buildDmarcReport, checkExternalDestination, DMARC_XML_NAMESPACE, dmarcDayRange, dmarcReportMail,
+  aggregateDmarc, authorisedDestinations, buildDmarcReport, checkExternalDestination, DMARC_XML_NAMESPACE, dmarcDayRange, dmarcPolicyPublished, dmarcReportMail,
   DmarcReportError, extractDmarcReportFromMail, parseDmarcReport, parseDmarcRua, type DmarcAggregateReport, type DmarcObservation,
 } from '../../bridge/index.ts';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
@@ -21,11 +21,13 @@ function observation(over: Partial<DmarcObservation> & { at?: number } = {}): Dm
     envelopeFrom: 'sender.example',
     envelopeTo: 'node.example',
     verdicts: {
-      dmarc: { result: 'pass', policy: 'none', domain: 'sender.example', policyDomain: 'sender.example', alignment: { spf: true, dkim: true } },
+      dmarc: {
+        result: 'pass', policy: 'none', domain: 'sender.example', policyDomain: 'sender.example', alignment: { spf: true, dkim: true },
+        record: 'v=DMARC1; p=reject; adkim=r; aspf=r; rua=mailto:rua@sender.example',
+      },
       spf: { result: 'pass', domain: 'sender.example' },
       dkim: [{ result: 'pass', domain: 'sender.example', selector: 's1' }],
     },
-    policyPublished: { domain: 'sender.example', p: 'reject', adkim: 'r', aspf: 'r' },
     ...over,
   };
 }
@@ -34,7 +36,7 @@ function failing(over: Partial<DmarcObservation> = {}): DmarcObservation {
   return observation({
     sourceIp: '198.51.100.7',
     verdicts: {
-      dmarc: { result: 'fail', policy: 'reject', domain: 'sender.example', alignment: { spf: false, dkim: false } },
+      dmarc: { result: 'fail', policy: 'reject', domain: 'sender.example', alignment: { spf: false, dkim: false }, record: 'v=DMARC1; p=reject; adkim=r; aspf=r; rua=mailto:rua@sender.example' },
       spf: { result: 'softfail', domain: 'bulk.example' },
       dkim: [{ result: 'fail', domain: 'bulk.example', selector: 'x' }],
     },
@@ -71,11 +73,13 @@ describe('aggregation', () => {
     const other = observation({
       headerFrom: 'shop.other.example',
       verdicts: {
-        dmarc: { result: 'pass', policy: 'none', domain: 'shop.other.example', policyDomain: 'other.example', alignment: { spf: true, dkim: false } },
+        dmarc: {
+          result: 'pass', policy: 'none', domain: 'shop.other.example', policyDomain: 'other.example', alignment: { spf: true, dkim: false },
+          record: 'v=DMARC1; p=none; sp=quarantine; fo=1',
+        },
         spf: { result: 'pass', domain: 'shop.other.example' },
         dkim: [],
       },
-      policyPublished: { domain: 'other.example', p: 'none', sp: 'quarantine' },
       count: 5,
     });
     const observations = [observation(), failing(), observation(), other, observation({ count: 3 }), failing()];
@@ -95,7 +99,8 @@ describe('aggregation', () => {
     expect(fail.policyEvaluated.disposition).toBe('reject');
     expect(fail.identifiers).toEqual({ headerFrom: 'sender.example', envelopeFrom: 'bulk.example', envelopeTo: 'node.example' });
     expect(result[0]!.records[0]!.count).toBe(5);
-    expect(result[0]!.policyPublished).toEqual({ domain: 'other.example', p: 'none', sp: 'quarantine' });
+    expect(result[0]!.policyPublished).toEqual({ domain: 'other.example', p: 'none', sp: 'quarantine', discoveryMethod: 'treewalk', fo: '1' });
+    expect(sender.policyPublished).toEqual({ domain: 'sender.example', p: 'reject', adkim: 'r', aspf: 'r', discoveryMethod: 'treewalk' });
     // Same observations in another order: the same aggregate, so the same report bytes.
     expect(aggregateDmarc([...observations].reverse(), day)).toEqual(result);
   });
@@ -106,6 +111,9 @@ describe('aggregation', () => {
     const noRecord = observation({
       verdicts: { ...observation().verdicts, dmarc: { result: 'none', policy: 'none', domain: 'nopolicy.example', alignment: { spf: false, dkim: false } } },
     });
+    const newer = observation({ at: day.begin + 7200, verdicts: { ...observation().verdicts, dmarc: { ...observation().verdicts.dmarc, record: 'v=DMARC1; p=quarantine' } } });
+    expect(aggregateDmarc([newer, observation()], day)[0]!.policyPublished.p).toBe('quarantine');
+    expect(aggregateDmarc([observation(), newer], day)[0]!.policyPublished.p).toBe('quarantine');
     const result = aggregateDmarc([
       observation({ at: day.begin }), observation({ at: day.end }), observation({ at: day.begin - 1 }), observation({ at: day.end + 1 }), noRecord,
     ], day);
@@ -114,11 +122,21 @@ describe('aggregation', () => {
   });
 
   it('says policy_test_mode when a failing message was let through because the policy is in test mode', () => {
+    const record = 'v=DMARC1; p=quarantine; t=y';
     const testMode = failing({
-      verdicts: { ...failing().verdicts, dmarc: { result: 'fail', policy: 'none', domain: 'sender.example', alignment: { spf: false, dkim: false }, testMode: true } },
+      verdicts: { ...failing().verdicts, dmarc: { result: 'fail', policy: 'none', domain: 'sender.example', alignment: { spf: false, dkim: false }, testMode: true, record } },
     });
     const [aggregate] = aggregateDmarc([testMode], day);
     expect(aggregate!.records[0]!.policyEvaluated).toMatchObject({ disposition: 'none', reasons: [{ type: 'policy_test_mode' }] });
+    expect(aggregate!.policyPublished).toMatchObject({ p: 'quarantine', testing: 'y' });
+  });
+
+  it('reads policy_published from the record that applied, and nothing from a record that is not DMARC\'s', () => {
+    expect(dmarcPolicyPublished('Sender.example', 'v=DMARC1;p=reject;sp=none;np=quarantine;adkim=s;aspf=r;t=n;fo=0:d;pct=50')).toEqual({
+      domain: 'sender.example', p: 'reject', sp: 'none', np: 'quarantine', adkim: 's', aspf: 'r', discoveryMethod: 'treewalk', fo: '0:d', testing: 'n',
+    });
+    expect(dmarcPolicyPublished('x.example', 'v=DMARC1; rua=mailto:a@x.example; p=bogus; fo=<x>')).toEqual({ domain: 'x.example', p: 'none', discoveryMethod: 'treewalk' });
+    expect(dmarcPolicyPublished('x.example', 'v=spf1 -all')).toBeUndefined();
   });
 });
 
