@@ -2,6 +2,7 @@
 // and taken apart, rua= destinations and their DNS consent check against a real DNS server on loopback. A
 // received report is hostile input: entity payloads, gzip bombs, markup in every value.
 import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   aggregateDmarc, authorisedDestinations, buildDmarcReport, checkExternalDestination, DMARC_XML_NAMESPACE, dmarcDayRange, dmarcPolicyPublished, dmarcReportMail,
@@ -167,6 +168,17 @@ describe('report XML', () => {
     expect(back).toEqual(report);
   });
 
+  it('gives back any text it was given (markup characters, line ends, any code point), as XML can carry it', () => {
+    const markup = fc.string({ unit: fc.constantFrom('<', '>', '&', ']', '"', "'", '\r', '\n', ';', '#', 'x', ' ', '\u0000', '\ud800') });
+    fc.assert(fc.property(fc.oneof(markup, fc.string({ unit: 'binary' })), (text) => {
+      const report = sampleReport({ orgName: text });
+      const back = parseDmarcReport(Buffer.from(buildDmarcReport(report)));
+      const carried = text.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+      expect(back.orgName).toBe(carried.trim());
+      expect(back.records).toEqual(report.records);
+    }), { numRuns: 300 });
+  });
+
   it('replaces characters XML cannot carry, and refuses values that are not of the schema', () => {
     const xml = buildDmarcReport(sampleReport({ orgName: 'a\u0000b\u0007c\ud800d' }));
     expect(parseDmarcReport(Buffer.from(xml)).orgName).toBe('a\ufffdb\ufffdc\ufffdd');
@@ -176,6 +188,50 @@ describe('report XML', () => {
     const badIp = sampleReport();
     badIp.records[0]!.sourceIp = '<script>';
     expect(codeOf(() => buildDmarcReport(badIp))).toBe('BAD_ARGUMENT');
+  });
+
+  it('reads another reporter\'s RFC 9990 report: attributes, a prefixed namespace, CDATA, comments, elements in any order', () => {
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<!-- generated elsewhere -->
+<d:feedback xmlns:d="${DMARC_XML_NAMESPACE}">
+  <d:version>1.0</d:version>
+  <d:report_metadata>
+    <d:org_name>Reporter &amp; Co</d:org_name>
+    <d:email>reports@reporter.example</d:email>
+    <d:extra_contact_info lang="en">https://reporter.example/dmarc</d:extra_contact_info>
+    <d:report_id>r-42</d:report_id>
+    <d:date_range><d:begin>1796515200</d:begin><d:end>1796601599</d:end></d:date_range>
+    <d:error lang='en'><![CDATA[lookup <timeout> for x]]></d:error>
+    <d:generator>Reporter 2</d:generator>
+  </d:report_metadata>
+  <d:policy_published>
+    <d:domain>node.example</d:domain><d:p>quarantine</d:p><d:sp>none</d:sp><d:np>reject</d:np>
+    <d:testing>n</d:testing><d:discovery_method>treewalk</d:discovery_method>
+  </d:policy_published>
+  <d:record>
+    <d:row><d:source_ip>2001:db8::25</d:source_ip><d:count>7</d:count>
+      <d:policy_evaluated><d:disposition>pass</d:disposition><d:dkim>pass</d:dkim><d:spf>fail</d:spf></d:policy_evaluated></d:row>
+    <d:identifiers><d:envelope_from>node.example</d:envelope_from><d:header_from>node.example</d:header_from></d:identifiers>
+    <d:auth_results>
+      <d:dkim><d:domain>node.example</d:domain><d:result>pass</d:result><d:selector>s2026</d:selector></d:dkim>
+      <d:spf><d:domain>node.example</d:domain><d:result>fail</d:result></d:spf>
+    </d:auth_results>
+  </d:record>
+</d:feedback>`;
+    const report = parseDmarcReport(Buffer.from(xml));
+    expect(report).toEqual({
+      orgName: 'Reporter & Co', email: 'reports@reporter.example', extraContactInfo: 'https://reporter.example/dmarc', reportId: 'r-42',
+      dateRange: { begin: 1796515200, end: 1796601599 }, errors: ['lookup <timeout> for x'], generator: 'Reporter 2',
+      policyPublished: { domain: 'node.example', p: 'quarantine', sp: 'none', np: 'reject', testing: 'n', discoveryMethod: 'treewalk' },
+      records: [{
+        sourceIp: '2001:db8::25', count: 7,
+        policyEvaluated: { disposition: 'pass', dkim: 'pass', spf: 'fail', reasons: [] },
+        identifiers: { headerFrom: 'node.example', envelopeFrom: 'node.example' },
+        authResults: { dkim: [{ domain: 'node.example', selector: 's2026', result: 'pass' }], spf: { domain: 'node.example', result: 'fail' } },
+      }],
+    });
+    const foreign = buildDmarcReport(sampleReport()).replace(DMARC_XML_NAMESPACE, 'urn:example:not-dmarc');
+    expect(codeOf(() => parseDmarcReport(Buffer.from(foreign)))).toBe('INVALID_REPORT');
   });
 
   it('reads an RFC 7489 report (no namespace, pct, sampled_out) too', () => {
@@ -246,6 +302,8 @@ describe('hostile received reports', () => {
     expect(codeOf(() => parseDmarcReport(Buffer.from(badIp)))).toBe('INVALID_REPORT');
     const tooMany = buildDmarcReport(sampleReport());
     expect(codeOf(() => parseDmarcReport(Buffer.from(tooMany), { maxRecords: 1 }))).toBe('TOO_LARGE');
+    // None of that leaves anything behind: the next report reads as ever.
+    expect(parseDmarcReport(Buffer.from(tooMany))).toEqual(sampleReport());
   });
 });
 
