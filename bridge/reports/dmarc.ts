@@ -165,13 +165,19 @@ function evaluatedDisposition(o: DmarcObservation): { disposition: DmarcDisposit
   return { disposition: dmarc.result === 'pass' && enforcing ? 'pass' : 'none', reasons: o.reasons ?? [] };
 }
 
+/** Code-unit order: the same in every locale. */
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function recordOf(o: DmarcObservation): Omit<DmarcReportRecord, 'count'> {
   const { dmarc, spf, dkim } = o.verdicts;
   const dkimRows = dkim
     .map((d) => ({ domain: d.domain.toLowerCase(), selector: d.selector, result: d.result as DmarcDkimAuthResult }))
-    .sort((a, b) => (a.domain + '\0' + a.selector + '\0' + a.result).localeCompare(b.domain + '\0' + b.selector + '\0' + b.result));
+    .sort((a, b) => byText(`${a.domain}\0${a.selector}\0${a.result}`, `${b.domain}\0${b.selector}\0${b.result}`));
   return {
-    sourceIp: o.sourceIp,
+    // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d; reports name them as IPv4.
+    sourceIp: o.sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ''),
     policyEvaluated: { ...evaluatedDisposition(o), dkim: dmarc.alignment.dkim ? 'pass' : 'fail', spf: dmarc.alignment.spf ? 'pass' : 'fail' },
     identifiers: {
       headerFrom: o.headerFrom.toLowerCase(),
@@ -214,11 +220,11 @@ export function aggregateDmarc(observations: readonly DmarcObservation[], range:
     else entry.rows.set(key, { ...record, count });
   }
   return [...domains.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .sort(([a], [b]) => byText(a, b))
     .map(([policyDomain, entry]) => ({
       policyDomain,
       policyPublished: entry.policy?.published ?? { domain: policyDomain, p: 'none' },
-      records: [...entry.rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r),
+      records: [...entry.rows.entries()].sort(([a], [b]) => byText(a, b)).map(([, r]) => r),
     }));
 }
 
@@ -760,7 +766,8 @@ const MAX_MIME_DEPTH = 4;
 
 function filenameOf(headers: ReturnType<typeof splitMessage>['headers']): string {
   const disposition = headers.find((h) => h.name === 'content-disposition');
-  const fromDisposition = disposition ? /filename\s*=\s*"?([^";\r\n]*)/i.exec(disposition.raw)?.[1] : undefined;
+  // filename*= (RFC 2231) keeps its charset'' prefix here; only the extension is looked at.
+  const fromDisposition = disposition ? /filename\*?\s*=\s*"?([^";\r\n]*)/i.exec(disposition.raw)?.[1] : undefined;
   return (fromDisposition ?? contentType(headers).params.get('name') ?? '').toLowerCase();
 }
 

@@ -83,7 +83,7 @@ describe('aggregation', () => {
       },
       count: 5,
     });
-    const observations = [observation(), failing(), observation(), other, observation({ count: 3 }), failing()];
+    const observations = [observation(), failing(), observation({ sourceIp: '::ffff:192.0.2.10' }), other, observation({ count: 3 }), failing()];
     const result = aggregateDmarc(observations, day);
     expect(result.map((d) => d.policyDomain)).toEqual(['other.example', 'sender.example']);
     const sender = result[1]!;
