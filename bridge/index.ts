@@ -59,3 +59,11 @@ export { TLS_POLICY_TYPES, TLS_RESULT_TYPES, validateTlsReport } from './reports
 export type { TlsFailureDetail, TlsPolicyType, TlsReport, TlsReportPolicy, TlsReportValidation, TlsResultType } from './reports/tlsrpt-schema.ts';
 export { TlsRptError } from './reports/errors.ts';
 export type { TlsRptErrorCode } from './reports/errors.ts';
+export {
+  aggregateDmarc, authorisedDestinations, buildDmarcReport, checkExternalDestination, DMARC_XML_NAMESPACE, dmarcDayRange, dmarcPolicyPublished,
+  dmarcReportFilename, dmarcReportMail, DmarcReportError, extractDmarcReportFromMail, MAX_RUA_URIS, parseDmarcReport, parseDmarcRua,
+} from './reports/dmarc.ts';
+export type {
+  DmarcAggregateReport, DmarcAlignmentMode, DmarcDisposition, DmarcDkimAuthResult, DmarcDomainAggregate, DmarcObservation, DmarcOverrideReason,
+  DmarcParseLimits, DmarcPolicyAction, DmarcPolicyPublished, DmarcReportErrorCode, DmarcReportMailOptions, DmarcReportRecord, DmarcRuaUri,
+} from './reports/dmarc.ts';

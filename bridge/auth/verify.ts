@@ -39,6 +39,8 @@ export interface DmarcVerdict {
   alignment: { spf: boolean; dkim: boolean };
   /** t=y (or pct below 100): the policy is advisory. */
   testMode: boolean;
+  /** The DMARC record that applied, as published (its tags go into aggregate reports, its rua= says where). */
+  record?: string;
   reason?: string;
 }
 
@@ -131,6 +133,7 @@ function dmarcVerdict(result: AuthenticateResult): DmarcVerdict {
     ...(dmarc.policyDomain ? { policyDomain: dmarc.policyDomain } : {}),
     alignment: { spf: Boolean(dmarc.alignment?.spf?.result), dkim: Boolean(dmarc.alignment?.dkim?.result) },
     testMode: Boolean(dmarc.testMode),
+    ...(dmarc.rr ? { record: dmarc.rr } : {}),
     ...(dmarc.status.comment ? { reason: dmarc.status.comment } : {}),
   };
 }

@@ -2,10 +2,12 @@
 // or delay notice to a sender, and the reading of one (the node reverses SRS bounces and maps per-recipient
 // results). What came from a remote server (its reply text, its host name) is sanitised into the report's
 // fields, never trusted to be one line of ASCII.
-import { splitMessage, type HeaderField } from '../auth/canon.ts';
+import { splitMessage } from '../auth/canon.ts';
 import { HOST_NAME } from '../auth/errors.ts';
 import { rfc5322Date } from '../inbound/message.ts';
-import { boundaryFor, crlfLines, foldList, HEADER_CONTROL, hasEightBit, mailboxProblem, toCrlf, transferEncoding } from './mime.ts';
+import {
+  boundaryFor, contentType, crlfLines, decodeBody, foldList, HEADER_CONTROL, hasEightBit, mailboxProblem, multipartParts, toCrlf, transferEncoding,
+} from './mime.ts';
 
 export type DsnErrorCode =
   /** A caller's value for a header field holds a line break or a control character. */
@@ -266,52 +268,6 @@ export interface ParsedDsn {
 const MAX_STATUS_PART = 64 * 1024;
 const MAX_RECIPIENTS = 1000;
 const MAX_DSN_BYTES = 16 * 1024 * 1024;
-
-// Reading MIME: also how bridge/reports finds a TLS report attachment.
-export function headerParams(value: string): { type: string; params: Map<string, string> } {
-  const [type = '', ...rest] = value.split(';');
-  const params = new Map<string, string>();
-  for (const param of rest) {
-    const eq = param.indexOf('=');
-    if (eq < 0) continue;
-    const raw = param.slice(eq + 1).trim();
-    params.set(param.slice(0, eq).trim().toLowerCase(), raw.startsWith('"') ? raw.slice(1, raw.lastIndexOf('"') > 0 ? raw.lastIndexOf('"') : undefined).replace(/\\(.)/g, '$1') : raw);
-  }
-  return { type: type.trim().toLowerCase(), params };
-}
-
-export function unfolded(field: HeaderField): string {
-  return field.raw.slice(field.raw.indexOf(':') + 1).replace(/\r\n/g, '').trim();
-}
-
-export function contentType(headers: HeaderField[]): { type: string; params: Map<string, string> } {
-  const field = headers.find((h) => h.name === 'content-type');
-  return field ? headerParams(unfolded(field)) : { type: 'text/plain', params: new Map() };
-}
-
-export function decodeBody(headers: HeaderField[], body: Buffer): Buffer {
-  const field = headers.find((h) => h.name === 'content-transfer-encoding');
-  const encoding = field ? unfolded(field).toLowerCase() : '7bit';
-  if (encoding === 'base64') return Buffer.from(body.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64');
-  if (encoding === 'quoted-printable') {
-    return Buffer.from(body.toString('latin1').replace(/=\r\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
-  }
-  return body;
-}
-
-/** The body parts of a multipart body (RFC 2046 §5.1.1), preamble and epilogue dropped. */
-export function multipartParts(body: Buffer, boundary: string): Buffer[] {
-  const text = body.toString('latin1');
-  const delimiter = new RegExp(`(?:^|\\r\\n)--${boundary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(--)?[ \\t]*(?:\\r\\n|$)`, 'g');
-  const parts: Buffer[] = [];
-  let start = -1;
-  for (const m of text.matchAll(delimiter)) {
-    if (start >= 0) parts.push(Buffer.from(text.slice(start, m.index), 'latin1'));
-    if (m[1]) return parts;
-    start = m.index + m[0].length;
-  }
-  return parts;
-}
 
 /** RFC 3464 §2.1: groups of fields separated by blank lines, each a map of lower-case name to unfolded value. */
 function fieldGroups(text: string): Map<string, string>[] {

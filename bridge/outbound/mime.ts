@@ -1,7 +1,9 @@
-// The MIME and RFC 5322 pieces the outbound messages (composed mail, delivery status notifications) are built
-// from: line ends, transfer encodings, folding, RFC 2047 encoded words, boundaries. Message bytes are handled
-// as latin1 strings where bytes must survive unchanged.
+// The MIME and RFC 5322 pieces the outbound messages (composed mail, delivery status notifications, DMARC
+// reports) are built from: line ends, transfer encodings, folding, RFC 2047 encoded words, boundaries; and the
+// few that take a received report apart. Message bytes are handled as latin1 strings where bytes must survive
+// unchanged.
 import { randomBytes } from 'node:crypto';
+import type { HeaderField } from '../auth/canon.ts';
 
 /** RFC 5322 §2.1.1: a line is at most 998 octets before its CRLF. */
 export const MAX_LINE_OCTETS = 998;
@@ -146,4 +148,51 @@ export function boundaryFor(parts: readonly Buffer[]): string {
     const boundary = `=_${randomBytes(12).toString('base64url')}`;
     if (!parts.some((p) => p.includes(boundary))) return boundary;
   }
+}
+
+// Reading MIME (a received report: a DSN, a DMARC aggregate report).
+
+export function headerParams(value: string): { type: string; params: Map<string, string> } {
+  const [type = '', ...rest] = value.split(';');
+  const params = new Map<string, string>();
+  for (const param of rest) {
+    const eq = param.indexOf('=');
+    if (eq < 0) continue;
+    const raw = param.slice(eq + 1).trim();
+    params.set(param.slice(0, eq).trim().toLowerCase(), raw.startsWith('"') ? raw.slice(1, raw.lastIndexOf('"') > 0 ? raw.lastIndexOf('"') : undefined).replace(/\\(.)/g, '$1') : raw);
+  }
+  return { type: type.trim().toLowerCase(), params };
+}
+
+export function unfolded(field: HeaderField): string {
+  return field.raw.slice(field.raw.indexOf(':') + 1).replace(/\r\n/g, '').trim();
+}
+
+export function contentType(headers: HeaderField[]): { type: string; params: Map<string, string> } {
+  const field = headers.find((h) => h.name === 'content-type');
+  return field ? headerParams(unfolded(field)) : { type: 'text/plain', params: new Map() };
+}
+
+export function decodeBody(headers: HeaderField[], body: Buffer): Buffer {
+  const field = headers.find((h) => h.name === 'content-transfer-encoding');
+  const encoding = field ? unfolded(field).toLowerCase() : '7bit';
+  if (encoding === 'base64') return Buffer.from(body.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64');
+  if (encoding === 'quoted-printable') {
+    return Buffer.from(body.toString('latin1').replace(/=\r\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+  }
+  return body;
+}
+
+/** The body parts of a multipart body (RFC 2046 §5.1.1), preamble and epilogue dropped. */
+export function multipartParts(body: Buffer, boundary: string): Buffer[] {
+  const text = body.toString('latin1');
+  const delimiter = new RegExp(`(?:^|\\r\\n)--${boundary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(--)?[ \\t]*(?:\\r\\n|$)`, 'g');
+  const parts: Buffer[] = [];
+  let start = -1;
+  for (const m of text.matchAll(delimiter)) {
+    if (start >= 0) parts.push(Buffer.from(text.slice(start, m.index), 'latin1'));
+    if (m[1]) return parts;
+    start = m.index + m[0].length;
+  }
+  return parts;
 }

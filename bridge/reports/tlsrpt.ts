@@ -14,7 +14,7 @@ import { splitMessage, type HeaderField } from '../auth/canon.ts';
 import { DEFAULT_DKIM_SIGNED_HEADERS } from '../auth/dkim-sign.ts';
 import { HOST_NAME } from '../auth/errors.ts';
 import { rfc5322Date } from '../inbound/message.ts';
-import { contentType, decodeBody, headerParams, multipartParts, unfolded } from '../outbound/dsn.ts';
+import { contentType, decodeBody, headerParams, multipartParts, unfolded } from '../outbound/mime.ts';
 import { boundaryFor, foldList, HEADER_CONTROL, hasEightBit, mailboxProblem, toCrlf } from '../outbound/mime.ts';
 import type { TlsOutcome } from '../outbound/types.ts';
 import { TlsRptError } from './errors.ts';

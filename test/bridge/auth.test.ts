@@ -146,7 +146,8 @@ describe('DMARC over real DNS', () => {
 
   it('fails with p=reject when neither SPF nor DKIM pass aligned', async () => {
     const v = await verify(message('alice@mail.test'), { ip: OTHER_IP });
-    expect(v.dmarc).toMatchObject({ result: 'fail', policy: 'reject', domain: 'mail.test' });
+    // The record that applied comes with the verdict: DMARC aggregate reports are built from it.
+    expect(v.dmarc).toMatchObject({ result: 'fail', policy: 'reject', domain: 'mail.test', record: 'v=DMARC1; p=reject' });
   });
 
   it('is none when the author domain has no record', async () => {
