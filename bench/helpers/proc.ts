@@ -41,3 +41,14 @@ export function ownCpuSeconds(since?: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1e6;
 }
+
+/** A process's peak RSS while it takes load: sampled every 100 ms between start() and stop(), kept over all of them. */
+export class PeakRss {
+  peak = 0;
+  private timer?: NodeJS.Timeout;
+  start(pid: number | undefined): void {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => { const mb = rssMb(pid); if (Number.isFinite(mb)) this.peak = Math.max(this.peak, mb); }, 100);
+  }
+  stop(): void { clearInterval(this.timer); }
+}
