@@ -17,12 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../../gateway/client/index.ts';
-import type { Delivery__Output, Envelope, Envelope__Output, SubmitReply__Output } from '../../proto/index.ts';
+import type { Delivery__Output, Envelope, Envelope__Output } from '../../proto/index.ts';
 import { encodeEnvelope } from '../../identity/index.ts';
 import { envelopeFromWire } from '../../gateway/core/index.ts';
 import { FloorPair, type FloorHop } from '../floors/federation-floor.ts';
 import { cli, CLI, NODE_ENV } from '../helpers/node-cli.ts';
 import { bodyFor } from '../helpers/messages.ts';
+import { submitStream } from '../helpers/submit-stream.ts';
 import { killAll, spawnReady, stopProcess, type ReadyProcess } from '../helpers/processes.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from '../reference/federation-postfix.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb, writtenBytes } from '../helpers/proc.ts';
@@ -234,40 +235,21 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
       if (errors.length < 5) errors.push(`submit ${i}: ${message}`);
       lastReply = performance.now();
     };
-    const submitting = SUBMIT_MODE === 'unary'
+    const submitted = SUBMIT_MODE === 'unary'
       // CONCURRENCY unary Submit calls in flight over one channel.
-      ? Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      ? await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
         while (next < count && Date.now() < deadline) {
           const i = next++;
           submittedAt.set(ids[i]!, performance.now());
           try { onReply(i, await submit(aliceClients, envelopes[i]!)); } catch (err) { onFailure(i, (err as Error).message); }
         }
-      }))
+      })).then(() => next)
       // One SubmitStream (the bulk sender's path) with at most CONCURRENCY messages unanswered.
-      : new Promise<void>((resolve) => {
-        const call = aliceClients.mailbox.SubmitStream(aliceClients.metadata);
-        let open = 0;
-        const fill = () => {
-          while (next < count && open < CONCURRENCY && Date.now() < deadline) {
-            const i = next++;
-            open++;
-            submittedAt.set(ids[i]!, performance.now());
-            call.write({ envelope: envelopes[i]!, clientRef: i });
-          }
-          if (open === 0 && (next >= count || Date.now() >= deadline)) call.end();
-        };
-        call.on('data', (reply: SubmitReply__Output) => {
-          open--;
-          if (reply.error) onFailure(reply.clientRef, reply.error.message);
-          else onReply(reply.clientRef, reply);
-          fill();
-        });
-        call.on('error', (err: Error) => { if (errors.length < 5) errors.push(`SubmitStream: ${err.message}`); resolve(); });
-        call.on('end', () => resolve());
-        fill();
+      : await submitStream(aliceClients, envelopes, {
+        concurrency: CONCURRENCY, deadline, onReply, onFailure,
+        onSubmit: (i) => submittedAt.set(ids[i]!, performance.now()),
+        onStreamError: (message) => { if (errors.length < 5) errors.push(`SubmitStream: ${message}`); },
       });
-    await submitting;
-    const submitted = next;
     const remaining = Math.max(0, deadline - Date.now());
     let limitTimer: NodeJS.Timeout | undefined;
     await Promise.race([arrivedAll, new Promise<void>((r) => { limitTimer = setTimeout(r, remaining); })]);
