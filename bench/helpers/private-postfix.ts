@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface PrivatePostfixOptions {
-  /** Prefix of its directory under the system temporary directory (or under `parent`). */
+  /** Prefix of its directory under the system temporary directory (or under `parent`, which user postfix must be able to enter). */
   name: string;
   parent?: string;
   /** main.cf lines after the common ones (queue and data directories, loopback only, no DNS, no aliases). */

@@ -23,6 +23,16 @@ export function cpuSeconds(pid: number | undefined): number {
   } catch { return NaN; }
 }
 
+/** CPU seconds of a process's children that have exited and been waited for (cutime + cstime), or NaN when it is gone. */
+export function reapedCpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[13]) + Number(fields[14])) / CLK_TCK;
+  } catch { return NaN; }
+}
+
 /**
  * Bytes a process has caused to be written to storage so far (write_bytes of /proc/PID/io: counted when
  * it dirties page-cache pages, so a WAL and its checkpoints count when written, not when flushed), or
