@@ -13,8 +13,11 @@ export interface PrivatePostfixOptions {
   /** Prefix of its directory under the system temporary directory (or under `parent`, which user postfix must be able to enter). */
   name: string;
   parent?: string;
-  /** main.cf lines after the common ones (queue and data directories, loopback only, no DNS, no aliases). */
-  mainCf: string[];
+  /**
+   * Writes what the instance needs under its directory (certificates, mail directories) and returns its main.cf
+   * lines, which follow the common ones (queue and data directories, loopback only, no DNS, no aliases).
+   */
+  configure: (dir: string) => string[];
   /** How many smtpd listeners on 127.0.0.1 (ports picked free). */
   listeners: number;
   /** Log to DIR/maillog through postlogd (read it with LogCounter). */
@@ -92,7 +95,7 @@ export async function startPrivatePostfix(opts: PrivatePostfixOptions): Promise<
     'master_service_disable =',
     // Postfix writes a log file only under maillog_file_prefixes (/var by default).
     ...(maillog ? [`maillog_file = ${maillog}`, `maillog_file_prefixes = ${dir}`] : []),
-    ...opts.mainCf,
+    ...opts.configure(dir),
     '',
   ].join('\n'));
   // Debian's master.cf without chroot and with the loopback listeners instead of port 25.

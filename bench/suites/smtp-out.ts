@@ -42,6 +42,8 @@ const SIZES = [
   { label: '50 KB', bytes: 50 * 1024, count: num('BENCH_COUNT_50K', 500) },
 ];
 const ROUNDS = num('BENCH_ROUNDS', 3);
+/** BENCH_FLOOR=0 skips the floor's rounds. */
+const FLOOR = process.env.BENCH_FLOOR !== '0';
 const WARMUP = num('BENCH_WARMUP', 100);
 const RUN_LIMIT_MS = num('BENCH_RUN_LIMIT_MS', 60_000);
 const CONCURRENCY = 32;
@@ -54,7 +56,13 @@ const LEGACY = 'legacy.test';
 const TO = `carol@${LEGACY}`;
 
 type Side = 'node' | 'floor' | 'postfix';
-interface Run { ok: boolean; rate: number; cpuMs: number; note: string; prepareCpuMs?: number }
+interface Run {
+  ok: boolean; rate: number; cpuMs: number; note: string;
+  /** Connections the sink took during the run, and how many of them were STARTTLS-upgraded. */
+  connections?: number; tls?: number;
+  /** The floor's CPU per message for composing and signing its mail, before its clock. */
+  prepareCpuMs?: number;
+}
 
 const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
@@ -62,25 +70,30 @@ const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
 /** The sink: a private Postfix taking mail for legacy.test over STARTTLS and discarding it, logging each. */
 async function startSink(dir: string): Promise<PrivatePostfix> {
   const cert = await selfSigned(`mta.${LEGACY}`, { names: [`mta.${LEGACY}`] });
-  writeFileSync(join(dir, 'sink-cert.pem'), cert.pem);
-  writeFileSync(join(dir, 'sink-key.pem'), cert.keyPem, { mode: 0o600 });
   return startPrivatePostfix({
-    name: 'sink', parent: dir, listeners: 1, maillog: true, mainCf: [
+    name: 'sink', parent: dir, listeners: 1, maillog: true, configure: (sinkDir) => [
+      ...tlsFiles(sinkDir, cert),
       `myhostname = mta.${LEGACY}`,
       `mydestination = ${LEGACY}`,
       'local_recipient_maps =',
       ...['default', 'local', 'relay', 'virtual'].map((t) => `${t}_transport = discard:sink`),
       'smtpd_tls_security_level = may',
-      `smtpd_tls_cert_file = ${join(dir, 'sink-cert.pem')}`,
-      `smtpd_tls_key_file = ${join(dir, 'sink-key.pem')}`,
+      'smtpd_tls_loglevel = 1', // one log line per handshake: the bench counts them
     ],
   });
+}
+
+/** The certificate and key written into the instance's conf directory, and the main.cf lines naming them. */
+function tlsFiles(instanceDir: string, cert: { pem: string; keyPem: string }): string[] {
+  writeFileSync(join(instanceDir, 'conf', 'cert.pem'), cert.pem);
+  writeFileSync(join(instanceDir, 'conf', 'key.pem'), cert.keyPem, { mode: 0o600 });
+  return [`smtpd_tls_cert_file = ${instanceDir}/conf/cert.pem`, `smtpd_tls_key_file = ${instanceDir}/conf/key.pem`];
 }
 
 /** The reference: a private Postfix relaying everything from 127.0.0.1 to the sink, STARTTLS when offered. */
 function startRelay(dir: string, sinkPort: number): Promise<PrivatePostfix> {
   return startPrivatePostfix({
-    name: 'relay', parent: dir, listeners: 1, mainCf: [
+    name: 'relay', parent: dir, listeners: 1, configure: () => [
       'myhostname = relay.a.test',
       'mydestination =',
       `relayhost = [127.0.0.1]:${sinkPort}`,
@@ -136,6 +149,8 @@ async function main(): Promise<void> {
     sink = await startSink(dir);
     const sinkPort = sink.ports[0]!;
     const counter = new LogCounter(sink.maillog!, /status=sent/);
+    const connects = new LogCounter(sink.maillog!, /postfix\/smtpd\[\d+\]: connect from /);
+    const handshakes = new LogCounter(sink.maillog!, /postfix\/smtpd\[\d+\]: \w+ TLS connection established from /);
     const postfixOn = process.env.BENCH_POSTFIX !== '0';
     relay = postfixOn ? await startRelay(dir, sinkPort) : undefined;
 
@@ -226,8 +241,12 @@ async function main(): Promise<void> {
       return { ok: end !== undefined, rate: end === undefined ? NaN : (count / (end - start)) * 1000, cpuMs, note };
     };
 
-    const sides: Side[] = ['node', 'floor', ...(relay ? ['postfix' as const] : [])];
-    const runOf = (side: Side) => (side === 'node' ? nodeRun : side === 'floor' ? floorRun : postfixRun);
+    const sides: Side[] = ['node', ...(FLOOR ? ['floor' as const] : []), ...(relay ? ['postfix' as const] : [])];
+    const runOf = (side: Side) => async (size: (typeof SIZES)[number], count: number): Promise<Run> => {
+      const [c0, t0] = [connects.count(), handshakes.count()];
+      const run = await (side === 'node' ? nodeRun : side === 'floor' ? floorRun : postfixRun)(size, count);
+      return { ...run, connections: connects.count() - c0, tls: handshakes.count() - t0 };
+    };
 
     // Warm-up (JIT, the pooled connections, Postfix's processes), untimed.
     for (const side of sides) {
@@ -244,7 +263,7 @@ async function main(): Promise<void> {
         for (const side of sides) {
           const r = await runOf(side)(size, size.count);
           runs.set(key(side, size.label), [...(runs.get(key(side, size.label)) ?? []), r]);
-          process.stderr.write(`  round ${round + 1} ${size.label} ${side}: ${r.ok ? `${f0(r.rate)} msgs/s, ${f2(r.cpuMs)} CPU ms/msg` : `failed (${r.note})`}\n`);
+          process.stderr.write(`  round ${round + 1} ${size.label} ${side}: ${r.ok ? `${f0(r.rate)} msgs/s, ${f2(r.cpuMs)} CPU ms/msg, ${r.connections} connections (${r.tls} TLS) at the sink` : `failed (${r.note})`}\n`);
         }
       }
     }
@@ -280,6 +299,11 @@ async function main(): Promise<void> {
       console.log(`${size.label.padEnd(7)}${String(size.count).padStart(6)}${f0(n!).padStart(8)}${f0(p!).padStart(9)}${`${f2(row.ratio)}x`.padStart(14)}${f0(f!).padStart(8)}${`${f2(row.floorRatio)}x`.padStart(15)}${`${f0(row.share * 100)}%`.padStart(12)}${`${f2(cn!)}/${f2(cf!)}/${f2(cp!)}`.padStart(31)}  ${each('node')} | ${each('floor')} | ${each('postfix')}`);
       for (const s of sides) for (const note of failures(key(s, size.label))) console.log(`    ! ${s}: ${note}`);
     }
+    const conns = (side: Side) => SIZES.map((size) => {
+      const rs = runs.get(key(side, size.label)) ?? [];
+      return `${size.label} ${f0(medianBy(rs.map((r) => r.connections ?? NaN), (x) => x) ?? NaN)} (${f0(medianBy(rs.map((r) => r.tls ?? NaN), (x) => x) ?? NaN)} TLS)`;
+    }).join(', ');
+    console.log(`connections the sink took per run (median): ${sides.map((side) => `${side} ${conns(side)}`).join('; ')}`);
     console.log(`\nsink: private Postfix ${sink.conf}, STARTTLS (smtpd_tls_security_level = may), every transport discard:, in_flow_delay as shipped`);
     console.log(relay
       ? `Postfix reference: private Postfix, smtp-source -s ${POSTFIX_SESSIONS} (one connection per message) in, relayhost [127.0.0.1]:${sinkPort} with smtp_tls_security_level = may out; durable queue; destination concurrency and connection cache as shipped`
