@@ -53,10 +53,10 @@ profile.samples.forEach((id, i) => {
   }
 });
 const idle = self.get('(idle)') ?? 0;
-const pct = (x: number) => `${((100 * x) / total).toFixed(1).padStart(5)}% ${((100 * x) / (total - idle)).toFixed(1).padStart(5)}%`;
+const pct = (x: number, name = '') => `${((100 * x) / total).toFixed(1).padStart(5)}% ${name === '(idle)' ? '     ' : `${((100 * x) / (total - idle)).toFixed(1).padStart(5)}%`}`;
 console.log(`${(total / 1e6).toFixed(1)} s sampled, ${((100 * idle) / total).toFixed(1)}% idle; shares of all samples and of the busy ones; self time by function`);
-for (const [name, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, rows)) console.log(`${pct(t)}  ${name}`);
+for (const [name, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, rows)) console.log(`${pct(t, name)}  ${name}`);
 console.log('\nby file (node_modules by package)');
-for (const [name, t] of [...files].sort((a, b) => b[1] - a[1]).slice(0, rows)) console.log(`${pct(t)}  ${name}`);
+for (const [name, t] of [...files].sort((a, b) => b[1] - a[1]).slice(0, rows)) console.log(`${pct(t, name)}  ${name}`);
 console.log('\ninclusive time of the project\'s functions');
 for (const [name, t] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, rows)) console.log(`${pct(t)}  ${name}`);

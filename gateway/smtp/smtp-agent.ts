@@ -79,12 +79,14 @@ export class SmtpAgent implements DeliveryAgent {
       const signers = this.opts.dkim.filter((k) => k.domain === domainOf(sender));
       const data = signers.length ? await dkimSign(composed.data, signers) : composed.data;
       if (!signers.length) this.opts.log.warn({ domain: domainOf(sender) }, 'no DKIM key for the sender domain: sent unsigned');
+      // What the sender asked of delivery status notifications (submitted over SMTP with DSN), read once.
+      const asked = this.opts.storage.dsn.forMessage(envelope.messageId);
       message = {
         data,
         envelope: {
           mailFrom: sender,
-          recipients: this.recipients(batch),
-          ...this.dsnParams(batch),
+          recipients: recipients(batch, asked),
+          ...dsnParams(asked),
           requireTls: this.opts.storage.requireTls.has(envelope.messageId) && !TLS_REQUIRED_NO.test(headerBlock(data)),
           smtputf8: composed.smtputf8,
           eightBit: composed.eightBit,
@@ -100,27 +102,27 @@ export class SmtpAgent implements DeliveryAgent {
     return results.map((r) => outcomeOf(r));
   }
 
-  private recipients(batch: DeliveryBatch): OutboundRecipient[] {
-    const asked = this.opts.storage.dsn.forMessage(batch.envelope.messageId);
-    return batch.items.map((item) => {
-      const dsn = asked?.recipients.find((r) => r.address === item.recipient);
-      return {
-        address: item.recipient,
-        ...(dsn?.notify.length ? { notify: dsn.notify as OutboundRecipient['notify'] } : {}),
-        ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}),
-      };
-    });
-  }
-
-  private dsnParams(batch: DeliveryBatch): { dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string } } {
-    const asked = this.opts.storage.dsn.forMessage(batch.envelope.messageId);
-    if (!asked || (!asked.ret && !asked.envid)) return {};
-    return { dsn: { ...(asked.ret ? { ret: asked.ret } : {}), ...(asked.envid ? { envid: asked.envid } : {}) } };
-  }
-
   async stop(): Promise<void> {
     await this.opts.outbound.close();
   }
+}
+
+type DsnAsked = ReturnType<Store['dsn']['forMessage']>;
+
+function recipients(batch: DeliveryBatch, asked: DsnAsked): OutboundRecipient[] {
+  return batch.items.map((item) => {
+    const dsn = asked?.recipients.find((r) => r.address === item.recipient);
+    return {
+      address: item.recipient,
+      ...(dsn?.notify.length ? { notify: dsn.notify as OutboundRecipient['notify'] } : {}),
+      ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}),
+    };
+  });
+}
+
+function dsnParams(asked: DsnAsked): { dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string } } {
+  if (!asked || (!asked.ret && !asked.envid)) return {};
+  return { dsn: { ...(asked.ret ? { ret: asked.ret } : {}), ...(asked.envid ? { envid: asked.envid } : {}) } };
 }
 
 /** The header block of a message (up to the first empty line), for a field check. */
