@@ -5,11 +5,12 @@
 // once as the node's queue runs. No node, no gRPC, no store, no queue, no envelope to open or signature to
 // check: what any node built on this bridge must at least spend per message once the mail is composed and
 // signed. The messages are the node's (composed and DKIM-signed with the node's keys, bench/helpers/
-// messages.ts) and are made before the clock starts; their cost is reported apart.
+// messages.ts) and are made before the clock starts; their cost is reported apart. With `signing`, each is
+// composed and signed on the clock instead, just before it is handed to the bridge, as the node must.
 //
 // It prints {"event":"ready"} and then takes JSON lines on stdin:
-//   {"cmd":"prepare","bytes":B,"count":N} -> {"event":"prepared","n":N,"wireBytes":W,"cpuMsPerMsg":C}
-//   {"cmd":"go"}                          -> {"event":"delivered","delivered":K,"notes":[...]}
+//   {"cmd":"prepare","bytes":B,"count":N,"signing":false} -> {"event":"prepared","n":N,"wireBytes":W,"cpuMsPerMsg":C}
+//   {"cmd":"go"}                                          -> {"event":"delivered","delivered":K,"notes":[...]}
 // and stops on SIGTERM (QUIT on its pooled connections).
 import { createInterface } from 'node:readline';
 import { createSmtpOutbound, InMemoryStsPolicyCache, type OutboundMessage, type SmtpNextHop } from '../../bridge/index.ts';
@@ -51,14 +52,23 @@ const outbound = createSmtpOutbound({
 });
 const domain = config.to.split('@')[1]!;
 let messages: OutboundMessage[] = [];
+/** With signing on the clock: how many messages of which size `go` composes, signs and delivers. */
+let onTheClock: { bytes: number; count: number } | undefined;
 let leaf = 0;
 
 const say = (event: Record<string, unknown>): void => { process.stdout.write(`${JSON.stringify(event)}\n`); };
 
-async function prepare(bytes: number, count: number): Promise<void> {
+const make = (bytes: number) => legacyMessage({ from: config.from, to: config.to, bytes, signers, logOrigin, leaf: leaf++ });
+
+async function prepare(bytes: number, count: number, signing: boolean): Promise<void> {
   const cpu0 = process.cpuUsage();
   messages = [];
-  for (let i = 0; i < count; i++) messages.push(await legacyMessage({ from: config.from, to: config.to, bytes, signers, logOrigin, leaf: leaf++ }));
+  onTheClock = signing ? { bytes, count } : undefined;
+  if (signing) {
+    say({ event: 'prepared', n: count, wireBytes: (await make(bytes)).data.length, cpuMsPerMsg: NaN });
+    return;
+  }
+  for (let i = 0; i < count; i++) messages.push(await make(bytes));
   say({ event: 'prepared', n: count, wireBytes: messages[0]?.data.length ?? 0, cpuMsPerMsg: (ownCpuSeconds(cpu0) * 1000) / Math.max(1, count) });
 }
 
@@ -66,9 +76,14 @@ async function go(): Promise<void> {
   let next = 0;
   let delivered = 0;
   const notes: string[] = [];
-  await Promise.all(Array.from({ length: Math.min(concurrency, messages.length) }, async () => {
-    while (next < messages.length) {
-      const message = messages[next++]!;
+  const total = onTheClock?.count ?? messages.length;
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, async () => {
+    while (next < total) {
+      const i = next++;
+      // Signing on the clock, each message is made in an event-loop turn of its own, so the connections'
+      // replies are read between two signatures rather than after hundreds of them.
+      if (onTheClock) await new Promise((resolve) => setImmediate(resolve));
+      const message = onTheClock ? await make(onTheClock.bytes) : messages[i]!;
       const [result] = await outbound.deliver(domain, message, { nextHop: config.nextHop });
       if (result?.status === 'delivered') delivered++;
       else if (notes.length < 5) notes.push(`${result?.status}: ${result?.reply.code} ${result?.reply.text}`);
@@ -80,8 +95,8 @@ async function go(): Promise<void> {
 
 let work = Promise.resolve();
 createInterface({ input: process.stdin }).on('line', (line) => {
-  const command = JSON.parse(line) as { cmd: 'prepare'; bytes: number; count: number } | { cmd: 'go' };
-  work = work.then(() => (command.cmd === 'prepare' ? prepare(command.bytes, command.count) : go()))
+  const command = JSON.parse(line) as { cmd: 'prepare'; bytes: number; count: number; signing?: boolean } | { cmd: 'go' };
+  work = work.then(() => (command.cmd === 'prepare' ? prepare(command.bytes, command.count, command.signing === true) : go()))
     .catch((err: Error) => { say({ event: 'error', message: err.message }); });
 });
 process.once('SIGTERM', () => { void outbound.close().then(() => process.exit(0)); });
