@@ -23,6 +23,16 @@ export function cpuSeconds(pid: number | undefined): number {
   } catch { return NaN; }
 }
 
+/** CPU seconds of a process's children that have exited and been waited for (cutime + cstime), or NaN when it is gone. */
+export function reapedCpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[13]) + Number(fields[14])) / CLK_TCK;
+  } catch { return NaN; }
+}
+
 /**
  * Bytes a process has caused to be written to storage so far (write_bytes of /proc/PID/io: counted when
  * it dirties page-cache pages, so a WAL and its checkpoints count when written, not when flushed), or
@@ -40,4 +50,15 @@ export function writtenBytes(pid: number | undefined): number {
 export function ownCpuSeconds(since?: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1e6;
+}
+
+/** A process's peak RSS while it takes load: sampled every 100 ms between start() and stop(), kept over all of them. */
+export class PeakRss {
+  peak = 0;
+  private timer?: NodeJS.Timeout;
+  start(pid: number | undefined): void {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => { const mb = rssMb(pid); if (Number.isFinite(mb)) this.peak = Math.max(this.peak, mb); }, 100);
+  }
+  stop(): void { clearInterval(this.timer); }
 }

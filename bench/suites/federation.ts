@@ -11,25 +11,24 @@
 // "floor" (bench/floors/federation-floor.ts): two processes doing only the work the hop requires, whose rounds
 // follow the nodes' (BENCH_FLOOR=0 skips them).
 // Bounded in count and time; never fails because something is slow. All traffic on 127.0.0.1.
-import { spawn } from 'node:child_process';
 import { writeFileSync, mkdtempSync, readFileSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { buildRfc5322, connect, openDelivery, profileResolver, readProfile, sealFor, submit, type Clients, type MailboxProfile } from '../../gateway/client/index.ts';
-import type { Delivery__Output, Envelope, Envelope__Output, SubmitReply__Output } from '../../proto/index.ts';
+import type { Delivery__Output, Envelope, Envelope__Output } from '../../proto/index.ts';
 import { encodeEnvelope } from '../../identity/index.ts';
 import { envelopeFromWire } from '../../gateway/core/index.ts';
 import { FloorPair, type FloorHop } from '../floors/federation-floor.ts';
-import { killAll, spawnReady, stopProcess, track, type ReadyProcess } from '../helpers/processes.ts';
+import { cli, CLI, NODE_ENV } from '../helpers/node-cli.ts';
+import { bodyFor } from '../helpers/messages.ts';
+import { submitStream } from '../helpers/submit-stream.ts';
+import { killAll, spawnReady, stopProcess, type ReadyProcess } from '../helpers/processes.ts';
 import { findExecutable, INSTALL_HINT, smtpSource, startPostfix, type PostfixInstance, type SourceRun } from '../reference/federation-postfix.ts';
 import { cpuSeconds, ownCpuSeconds, rssMb, writtenBytes } from '../helpers/proc.ts';
 import { medianBy, percentile } from '../helpers/stats.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
-const CLI = join(ROOT, 'bin', 'aftersmtp.js');
 const num = (name: string, dflt: number) => { const v = Number(process.env[name]); return Number.isFinite(v) && v > 0 ? v : dflt; };
 
 const SIZES = [
@@ -50,8 +49,6 @@ const POSTFIX_SESSIONS = 10;
 const POSTFIX_LIMIT_MS = 90_000;
 const RSS_TARGET_MB = 300;
 const SAMPLE_VERIFY = 8;
-// Nodes run as `npx aftersmtp start` runs them: the CLI file through its shebang, node from node_modules.
-const NODE_ENV = { AFTERSMTP_LOG__LEVEL: process.env.AFTERSMTP_LOG__LEVEL ?? 'warn', PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}` };
 
 // --- processes ------------------------------------------------------------------------------------
 
@@ -89,23 +86,6 @@ function startNode(name: string, dataDir: string): Promise<RunningNode> {
   ];
   const profile = flags.length ? { NODE_OPTIONS: flags.join(' ') } : {};
   return spawnReady(name, CLI, ['start', '--data', dataDir], { env: { ...process.env, ...NODE_ENV, ...profile } });
-}
-
-/** `aftersmtp ARGS --json`, bounded; returns the parsed JSON output. */
-function cli(args: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(NODE, [CLI, ...args, '--json'], { env: { ...process.env, ...NODE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] }));
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => { stdout += d; });
-    child.stderr!.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) { reject(new Error(`aftersmtp ${args.join(' ')} -> ${code}\n${stderr}`)); return; }
-      try { resolve(stdout.trim() ? JSON.parse(stdout) : undefined); } catch { reject(new Error(`aftersmtp ${args.join(' ')}: not JSON: ${stdout}`)); }
-    });
-  });
 }
 
 // --- measurements ---------------------------------------------------------------------------------
@@ -164,16 +144,6 @@ interface HopResult {
   envelopeBytes: number;
   /** Hop rates of every round (the row shows the median round). */
   rounds?: number[];
-}
-
-/** The RFC 5322 text body that makes buildRfc5322's output `bytes` long (76-char lines). */
-function bodyFor(bytes: number, from: string, to: string): string {
-  const base = buildRfc5322(from, [to], 'bench', '', new Uint8Array(16)).length;
-  let text = '';
-  const line = 'x'.repeat(76);
-  while (base + text.length + Math.floor(text.length / 77) < bytes - 78) text += `${line}\n`;
-  const rest = bytes - (base + text.length + Math.floor(text.length / 77));
-  return text + 'y'.repeat(Math.max(0, rest));
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -265,40 +235,21 @@ async function hop(ctx: Ctx, transport: string, size: { label: string; bytes: nu
       if (errors.length < 5) errors.push(`submit ${i}: ${message}`);
       lastReply = performance.now();
     };
-    const submitting = SUBMIT_MODE === 'unary'
+    const submitted = SUBMIT_MODE === 'unary'
       // CONCURRENCY unary Submit calls in flight over one channel.
-      ? Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      ? await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
         while (next < count && Date.now() < deadline) {
           const i = next++;
           submittedAt.set(ids[i]!, performance.now());
           try { onReply(i, await submit(aliceClients, envelopes[i]!)); } catch (err) { onFailure(i, (err as Error).message); }
         }
-      }))
+      })).then(() => next)
       // One SubmitStream (the bulk sender's path) with at most CONCURRENCY messages unanswered.
-      : new Promise<void>((resolve) => {
-        const call = aliceClients.mailbox.SubmitStream(aliceClients.metadata);
-        let open = 0;
-        const fill = () => {
-          while (next < count && open < CONCURRENCY && Date.now() < deadline) {
-            const i = next++;
-            open++;
-            submittedAt.set(ids[i]!, performance.now());
-            call.write({ envelope: envelopes[i]!, clientRef: i });
-          }
-          if (open === 0 && (next >= count || Date.now() >= deadline)) call.end();
-        };
-        call.on('data', (reply: SubmitReply__Output) => {
-          open--;
-          if (reply.error) onFailure(reply.clientRef, reply.error.message);
-          else onReply(reply.clientRef, reply);
-          fill();
-        });
-        call.on('error', (err: Error) => { if (errors.length < 5) errors.push(`SubmitStream: ${err.message}`); resolve(); });
-        call.on('end', () => resolve());
-        fill();
+      : await submitStream(aliceClients, envelopes, {
+        concurrency: CONCURRENCY, deadline, onReply, onFailure,
+        onSubmit: (i) => submittedAt.set(ids[i]!, performance.now()),
+        onStreamError: (message) => { if (errors.length < 5) errors.push(`SubmitStream: ${message}`); },
       });
-    await submitting;
-    const submitted = next;
     const remaining = Math.max(0, deadline - Date.now());
     let limitTimer: NodeJS.Timeout | undefined;
     await Promise.race([arrivedAll, new Promise<void>((r) => { limitTimer = setTimeout(r, remaining); })]);

@@ -17,13 +17,11 @@ import { join } from 'node:path';
 import { startDnsLab, type DnsLab } from '../../test/dns-lab.ts';
 import { findExecutable, INSTALL_HINT, POSTFIX_HOST, POSTFIX_PORT, startPostfix, type PostfixInstance, type SourceRun } from '../reference/federation-postfix.ts';
 import { runSmtpSource } from '../helpers/smtp-source.ts';
-import { cpuSeconds, rssMb } from '../helpers/proc.ts';
+import { cli, CLI, NODE, NODE_ENV, ROOT } from '../helpers/node-cli.ts';
+import { cpuSeconds, PeakRss, rssMb } from '../helpers/proc.ts';
 import { killAll, spawnReady, stopProcess, track, type ReadyProcess } from '../helpers/processes.ts';
 import { medianBy } from '../helpers/stats.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
-const CLI = join(ROOT, 'bin', 'aftersmtp.js');
 const num = (name: string, dflt: number) => { const v = Number(process.env[name]); return Number.isFinite(v) && v > 0 ? v : dflt; };
 
 const SIZES = [
@@ -42,36 +40,8 @@ const RSS_TARGET_MB = 300;
 const TARGET_RATIO = 1.5;
 const DOMAIN = 'node.test';
 const SENDER = 'sender.test';
-const NODE_ENV = { AFTERSMTP_LOG__LEVEL: process.env.AFTERSMTP_LOG__LEVEL ?? 'warn', PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}` };
 
 type Server = 'node' | 'floor' | 'postfix';
-
-/** `aftersmtp ARGS --json`, bounded; returns the parsed JSON output. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(NODE, [CLI, ...args, '--json'], { env: { ...process.env, ...NODE_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => { stdout += d; });
-    child.stderr!.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) { reject(new Error(`aftersmtp ${args.join(' ')} -> ${code}\n${stderr}`)); return; }
-      try { resolve(stdout.trim() ? JSON.parse(stdout) : undefined); } catch { reject(new Error(`aftersmtp ${args.join(' ')}: not JSON: ${stdout}`)); }
-    });
-  });
-}
-
-/** The node's peak RSS while it takes load (sampled every 100 ms). */
-class PeakRss {
-  peak = 0;
-  private timer?: NodeJS.Timeout;
-  start(pid: number | undefined): void {
-    this.timer = setInterval(() => { const mb = rssMb(pid); if (Number.isFinite(mb)) this.peak = Math.max(this.peak, mb); }, 100);
-  }
-  stop(): void { clearInterval(this.timer); }
-}
 
 const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');

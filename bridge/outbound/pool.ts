@@ -31,7 +31,11 @@ export class ConnectionPool {
   readonly #idle = new Map<string, PooledSession[]>();
   readonly #open = new Map<string, number>();
   readonly #active = new Set<PooledSession>();
-  #waiters: (() => void)[] = [];
+  /**
+   * Deliveries waiting for a session or a slot, per host, in arrival order. A freed slot or session wakes one
+   * of them: waking all made every waiter loop again on every release (hundreds per message under load).
+   */
+  readonly #waiters = new Map<string, Set<() => void>>();
   #closed = false;
 
   constructor(limits: PoolLimits) {
@@ -42,13 +46,23 @@ export class ConnectionPool {
     const n = (this.#open.get(hostKey) ?? 0) + delta;
     if (n <= 0) this.#open.delete(hostKey);
     else this.#open.set(hostKey, n);
-    if (delta < 0) this.#wake();
+    if (delta < 0) this.#wake(hostKey);
   }
 
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
+  /** Wakes the longest-waiting delivery for the host; it takes what was freed, or evicts an idle session of another policy to open its own. */
+  #wake(hostKey: string): void {
+    const waiting = this.#waiters.get(hostKey);
+    const first = waiting?.values().next().value;
+    if (!first) return;
+    waiting!.delete(first);
+    if (waiting!.size === 0) this.#waiters.delete(hostKey);
+    first();
+  }
+
+  #wakeAll(): void {
+    const all = [...this.#waiters.values()].flatMap((set) => [...set]);
+    this.#waiters.clear();
+    for (const wake of all) wake();
   }
 
   #takeIdle(key: string): PooledSession | undefined {
@@ -90,9 +104,17 @@ export class ConnectionPool {
         return { kind: 'open' };
       }
       await new Promise<void>((resolve) => {
-        const done = () => { signal?.removeEventListener('abort', done); resolve(); };
-        this.#waiters.push(done);
-        signal?.addEventListener('abort', done, { once: true });
+        const waiting = this.#waiters.get(hostKey) ?? new Set<() => void>();
+        this.#waiters.set(hostKey, waiting);
+        const done = () => { signal?.removeEventListener('abort', aborted); resolve(); };
+        // An aborted waiter leaves the line, so a wake is never spent on it.
+        const aborted = () => {
+          waiting.delete(done);
+          if (waiting.size === 0 && this.#waiters.get(hostKey) === waiting) this.#waiters.delete(hostKey);
+          resolve();
+        };
+        waiting.add(done);
+        signal?.addEventListener('abort', aborted, { once: true });
       });
     }
   }
@@ -122,7 +144,7 @@ export class ConnectionPool {
     const list = this.#idle.get(entry.key) ?? [];
     list.push(entry);
     this.#idle.set(entry.key, list);
-    this.#wake();
+    this.#wake(entry.hostKey);
   }
 
   /** Gives up a slot: the session (if one was opened) failed or is no good for reuse. */
@@ -137,7 +159,7 @@ export class ConnectionPool {
   /** QUITs idle sessions and ends busy ones (their deliveries end deferred). */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#wake();
+    this.#wakeAll();
     const idle = [...this.#idle.values()].flat();
     this.#idle.clear();
     for (const entry of this.#active) entry.session.destroy(new SmtpClientError('aborted', 'the outbound bridge is closing'));

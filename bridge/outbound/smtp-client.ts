@@ -4,7 +4,7 @@
 // the caller (tls-policy.ts, delivery.ts). Every wait has a deadline (RFC 5321 §4.5.3.2) and every reply a
 // size bound, so a silent or babbling server costs one connection, never memory or a stuck delivery.
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
-import { connect as connectTls, type TLSSocket } from 'node:tls';
+import { connect as connectTls, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { OutboundEnvelope } from './types.ts';
 import { parseExtensions, ReplyParser, SmtpClientError, NO_EXTENSIONS, type SmtpExtensions, type SmtpReply } from './smtp-reply.ts';
 
@@ -79,6 +79,21 @@ export function dotStuff(data: Buffer): Buffer {
 }
 
 const positive = (reply: SmtpReply) => reply.code >= 200 && reply.code < 300;
+
+/**
+ * One TLS context per set of trust anchors (the caller keeps one array for its lifetime): a context built
+ * for each connection parsed every anchor again, the system's roots included, milliseconds of CPU each time.
+ */
+const contexts = new WeakMap<string[], SecureContext>();
+
+function contextFor(ca: string[]): SecureContext {
+  let context = contexts.get(ca);
+  if (!context) {
+    context = createSecureContext({ ca });
+    contexts.set(ca, context);
+  }
+  return context;
+}
 
 export class SmtpSession {
   readonly options: SmtpSessionOptions;
@@ -222,7 +237,7 @@ export class SmtpSession {
     const plain = this.#socket;
     plain.off('data', this.#onData);
     const servername = isIP(this.options.serverName) ? undefined : this.options.serverName;
-    const tls = connectTls({ socket: plain, servername, rejectUnauthorized: false, ca });
+    const tls = connectTls({ socket: plain, servername, rejectUnauthorized: false, ...(ca ? { secureContext: contextFor(ca) } : {}) });
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new SmtpClientError('tls', `no TLS handshake with ${this.options.serverName} within ${this.options.commandTimeoutMs} ms`)), this.options.commandTimeoutMs);

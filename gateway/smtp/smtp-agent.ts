@@ -72,7 +72,7 @@ export class SmtpAgent implements DeliveryAgent {
       return this.send(batch, {
         data,
         envelope: {
-          mailFrom: forwardedFrom, recipients: this.recipients(batch), requireTls: this.opts.storage.requireTls.has(envelope.messageId),
+          mailFrom: forwardedFrom, recipients: recipients(batch, this.opts.storage.dsn.forMessage(envelope.messageId)), requireTls: this.opts.storage.requireTls.has(envelope.messageId),
           smtputf8: eightBit && /[^\x00-\x7f]/.test(headerBlock(data) + forwardedFrom + batch.items.map((i) => i.recipient).join('')),
           eightBit,
         },
@@ -100,12 +100,14 @@ export class SmtpAgent implements DeliveryAgent {
       const data = signers.length ? await dkimSign(composed.data, signers) : composed.data;
       const requireTls = this.opts.storage.requireTls.has(envelope.messageId);
       if (!signers.length) this.opts.log.warn({ domain: domainOf(sender) }, 'no DKIM key for the sender domain: sent unsigned');
+      // What the sender asked of delivery status notifications (submitted over SMTP with DSN), read once.
+      const asked = this.opts.storage.dsn.forMessage(envelope.messageId);
       message = {
         data,
         envelope: {
           mailFrom: sender,
-          recipients: this.recipients(batch),
-          ...this.dsnParams(batch),
+          recipients: recipients(batch, asked),
+          ...dsnParams(asked),
           // RFC 8689 §5: with the REQUIRETLS parameter the TLS-Required field is ignored; without it, `No`
           // asks that the recipient's DANE and MTA-STS policies be ignored.
           requireTls,
@@ -129,24 +131,6 @@ export class SmtpAgent implements DeliveryAgent {
     return results.map((r) => outcomeOf(r, message.data));
   }
 
-  private recipients(batch: DeliveryBatch): OutboundRecipient[] {
-    const asked = this.opts.storage.dsn.forMessage(batch.envelope.messageId);
-    return batch.items.map((item) => {
-      const dsn = asked?.recipients.find((r) => r.address === item.recipient);
-      return {
-        address: item.recipient,
-        ...(dsn?.notify.length ? { notify: dsn.notify as OutboundRecipient['notify'] } : {}),
-        ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}),
-      };
-    });
-  }
-
-  private dsnParams(batch: DeliveryBatch): { dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string } } {
-    const asked = this.opts.storage.dsn.forMessage(batch.envelope.messageId);
-    if (!asked || (!asked.ret && !asked.envid)) return {};
-    return { dsn: { ...(asked.ret ? { ret: asked.ret } : {}), ...(asked.envid ? { envid: asked.envid } : {}) } };
-  }
-
   /**
    * Ends the attempts on the wire (they come back deferred, retried after a restart): without it a stop
    * waits for each server's reply, up to the data timeout (ten minutes) for a server that holds it.
@@ -158,6 +142,24 @@ export class SmtpAgent implements DeliveryAgent {
   async stop(): Promise<void> {
     await this.opts.outbound.close();
   }
+}
+
+type DsnAsked = ReturnType<Store['dsn']['forMessage']>;
+
+function recipients(batch: DeliveryBatch, asked: DsnAsked): OutboundRecipient[] {
+  return batch.items.map((item) => {
+    const dsn = asked?.recipients.find((r) => r.address === item.recipient);
+    return {
+      address: item.recipient,
+      ...(dsn?.notify.length ? { notify: dsn.notify as OutboundRecipient['notify'] } : {}),
+      ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}),
+    };
+  });
+}
+
+function dsnParams(asked: DsnAsked): { dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string } } {
+  if (!asked || (!asked.ret && !asked.envid)) return {};
+  return { dsn: { ...(asked.ret ? { ret: asked.ret } : {}), ...(asked.envid ? { envid: asked.envid } : {}) } };
 }
 
 /** The header block of a message (up to the first empty line), for a field check. */

@@ -198,6 +198,29 @@ describe('connection pool', () => {
     expect(r.connections).toBe(1);
   });
 
+  it('many deliveries waiting for few connections are each served once, in turn', async () => {
+    const r = await receiver();
+    const o = outbound({ maxConnectionsPerHost: 2 });
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => o.deliver('legacy.test', message(['a@legacy.test'], `Subject: ${i}\r\n\r\n${i}\r\n`), hop(r.port))));
+    expect(results.every(([x]) => x!.status === 'delivered')).toBe(true);
+    expect(r.connections).toBeLessThanOrEqual(2);
+    expect(new Set(r.messages.map((m) => m.data.toString())).size).toBe(r.messages.length);
+  });
+
+  it('a waiting delivery that is aborted gives up its turn: the one behind it still gets the connection', async () => {
+    const r = await receiver();
+    const o = outbound({ maxConnectionsPerHost: 1 });
+    const controller = new AbortController();
+    const first = o.deliver('legacy.test', message(['a@legacy.test'], 'Subject: 1\r\n\r\n1\r\n'), hop(r.port));
+    const aborted = o.deliver('legacy.test', message(['a@legacy.test'], 'Subject: 2\r\n\r\n2\r\n'), { ...hop(r.port), signal: controller.signal });
+    const third = o.deliver('legacy.test', message(['a@legacy.test'], 'Subject: 3\r\n\r\n3\r\n'), hop(r.port));
+    controller.abort();
+    expect((await aborted)[0]).toMatchObject({ status: 'deferred', reply: { code: 451 } });
+    expect((await first)[0]!.status).toBe('delivered');
+    expect((await third)[0]!.status).toBe('delivered');
+    expect(r.connections).toBe(1);
+  });
+
   it('QUITs a connection idle for idleTimeoutMs', async () => {
     const r = await receiver();
     await outbound({ idleTimeoutMs: 50 }).deliver('legacy.test', message(['a@legacy.test']), hop(r.port));

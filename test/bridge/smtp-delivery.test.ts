@@ -347,6 +347,23 @@ describe('static next hop', () => {
     expect(got('self', msg)).toBeUndefined();
     expect(outcomes.map((x) => x.result)).toEqual(['success', 'certificate-not-trusted']);
   });
+
+  it('trust anchors are per outbound: one that lacks the test CA does not trust a certificate another one verified', async () => {
+    const trusting = outbound();
+    const hopGood = hop('mx-good.dane.test', 'good', 'verify');
+    expect((await trusting.o.deliver('any.example', message('any.example'), hopGood))[0]).toMatchObject({ status: 'delivered', tls: { authenticated: 'pkix' } });
+    const other = await selfSigned('Another CA', { ca: true });
+    const stranger = createSmtpOutbound({
+      hostname: 'out.node.test', resolver: dns, stsCache: new InMemoryStsPolicyCache(), stsFetch: { fetchTimeoutMs: 5000 },
+      portMap, ca: other.pem, connectTimeoutMs: 5000, commandTimeoutMs: 10_000, dataTimeoutMs: 10_000,
+    });
+    outbounds.push(stranger);
+    const msg = message('any.example');
+    expect((await stranger.deliver('any.example', msg, hopGood))[0]).toMatchObject({ status: 'deferred', reply: { text: expect.stringContaining('certificate-not-trusted') } });
+    expect(got('good', msg)).toBeUndefined();
+    // And the first still verifies after the second made its own context.
+    expect((await trusting.o.deliver('any.example', message('any.example'), hopGood))[0]).toMatchObject({ status: 'delivered', tls: { authenticated: 'pkix' } });
+  });
 });
 
 describe('a real Postfix as the far end', () => {

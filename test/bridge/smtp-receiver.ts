@@ -1,14 +1,12 @@
 // Receiving MTAs for the outbound tests: smtp-server instances on 127.0.0.1:0 that keep what they saw (each
 // connection, every MAIL and RCPT with its parameters, each message as received, whether it came over TLS),
 // scripted raw servers for peers that break the protocol, and a private Postfix as a real far end.
-import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as connectTcp, createServer as createTcpServer, type Server as TcpServer, type Socket, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { until } from '../helpers.ts';
+import { startPrivatePostfix } from '../../bench/helpers/private-postfix.ts';
 
 export interface Received {
   mailFrom: string;
@@ -142,70 +140,28 @@ export interface PostfixReceiver {
  * outbound delivery. Runs as root (Postfix's daemons drop to the postfix user).
  */
 export async function startPostfixReceiver(domain: string, tls: { cert: string; key: string }): Promise<PostfixReceiver> {
-  const run = promisify(execFile);
-  const dir = mkdtempSync(join(tmpdir(), 'outbound-postfix-'));
-  chmodSync(dir, 0o755);
-  const port = await closedPort();
-  for (const d of ['conf', 'queue', 'data', 'mail']) mkdirSync(join(dir, d));
-  const uid = (name: string, flag: string) => run('id', [flag, name]).then(({ stdout }) => Number(stdout.trim()));
-  chownSync(join(dir, 'data'), await uid('postfix', '-u'), 0);
-  chownSync(join(dir, 'mail'), await uid('nobody', '-u'), await uid('nobody', '-g'));
-  writeFileSync(join(dir, 'conf', 'cert.pem'), tls.cert);
-  writeFileSync(join(dir, 'conf', 'key.pem'), tls.key, { mode: 0o600 });
-  writeFileSync(join(dir, 'conf', 'main.cf'), [
-    'compatibility_level = 3.6',
-    `queue_directory = ${dir}/queue`,
-    `data_directory = ${dir}/data`,
-    `myhostname = mta.${domain}`,
-    `mydomain = ${domain}`,
-    'mydestination =',
-    'inet_interfaces = loopback-only',
-    'inet_protocols = ipv4',
-    'mynetworks = 127.0.0.0/8',
-    'smtp_dns_support_level = disabled',
-    'disable_dns_lookups = yes',
-    'smtpd_peername_lookup = no',
-    'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
-    'smtpd_tls_security_level = may',
-    `smtpd_tls_cert_file = ${dir}/conf/cert.pem`,
-    `smtpd_tls_key_file = ${dir}/conf/key.pem`,
-    `virtual_mailbox_domains = ${domain}`,
-    `virtual_mailbox_base = ${dir}/mail`,
-    'virtual_mailbox_maps = static:mailbox/',
-    `virtual_uid_maps = static:${await uid('nobody', '-u')}`,
-    `virtual_gid_maps = static:${await uid('nobody', '-g')}`,
-    'alias_maps =',
-    'alias_database =',
-    'biff = no',
-    'master_service_disable =',
-    '',
-  ].join('\n'));
-  // Debian's master.cf without chroot (the private queue has no chroot tree) and with one loopback listener.
-  const master = readFileSync('/etc/postfix/master.cf', 'utf8').split('\n')
-    .filter((l) => !/^smtp\s+inet\s/.test(l))
-    .map((l) => {
-      const f = l.split(/\s+/);
-      if (/^[a-z0-9]/.test(l) && f.length >= 8 && f[4] === 'y') { f[4] = 'n'; return f.join('  '); }
-      return l;
-    });
-  master.push(`127.0.0.1:${port} inet n - n - - smtpd`, '');
-  writeFileSync(join(dir, 'conf', 'master.cf'), master.join('\n'));
-  const conf = join(dir, 'conf');
-  const stop = async () => {
-    await run('postfix', ['-c', conf, 'stop']).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await run('postfix', ['-c', conf, 'check']);
-    await run('postfix', ['-c', conf, 'start']);
-    await until('postfix listening', () => new Promise<true | undefined>((resolve) => {
-      const socket = connectTcp({ host: '127.0.0.1', port });
-      socket.once('data', (d: Buffer) => { socket.destroy(); resolve(d.toString().startsWith('220') ? true : undefined); });
-      socket.once('error', () => resolve(undefined));
-    }), 20_000);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { port, maildir: join(dir, 'mail', 'mailbox', 'new'), stop };
+  const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim()), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim()) };
+  const postfix = await startPrivatePostfix({
+    name: 'outbound-postfix', listeners: 1, configure: (dir) => {
+      mkdirSync(join(dir, 'mail'));
+      chownSync(join(dir, 'mail'), nobody.uid, nobody.gid);
+      writeFileSync(join(dir, 'conf', 'cert.pem'), tls.cert);
+      writeFileSync(join(dir, 'conf', 'key.pem'), tls.key, { mode: 0o600 });
+      return [
+        `myhostname = mta.${domain}`,
+        `mydomain = ${domain}`,
+        'mydestination =',
+        'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
+        'smtpd_tls_security_level = may',
+        `smtpd_tls_cert_file = ${dir}/conf/cert.pem`,
+        `smtpd_tls_key_file = ${dir}/conf/key.pem`,
+        `virtual_mailbox_domains = ${domain}`,
+        `virtual_mailbox_base = ${dir}/mail`,
+        'virtual_mailbox_maps = static:mailbox/',
+        `virtual_uid_maps = static:${nobody.uid}`,
+        `virtual_gid_maps = static:${nobody.gid}`,
+      ];
+    },
+  });
+  return { port: postfix.ports[0]!, maildir: join(postfix.dir, 'mail', 'mailbox', 'new'), stop: async () => postfix.stop() };
 }
