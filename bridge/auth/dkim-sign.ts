@@ -99,6 +99,10 @@ function checkKey(key: KeyObject, algorithm: DkimKeyAlgorithm): void {
   }
 }
 
+/** Private keys already found usable for their algorithm (by PEM text): a handful per node. */
+const checkedKeys = new Map<string, DkimKeyAlgorithm>();
+const MAX_CHECKED_KEYS = 64;
+
 /**
  * The message with one DKIM-Signature per signer on top, the first signer's first. Every argument is checked
  * before anything is signed, and any signature mailauth could not make is an error: a message goes out with
@@ -123,6 +127,9 @@ export async function dkimSign(message: Buffer, signers: readonly DkimSigner[], 
   for (const signer of signers) {
     if (!HOST_NAME.test(signer.domain) || signer.domain.length > 253) throw new AuthError('BAD_ARGUMENT', `"${signer.domain}" is not a signing domain`);
     if (!HOST_NAME.test(signer.selector)) throw new AuthError('BAD_ARGUMENT', `"${signer.selector}" is not a selector`);
+    // A node signs every message with the same few keys: each is parsed and checked once (mailauth parses
+    // it again to sign; that it does per message).
+    if (checkedKeys.get(signer.privateKeyPem) === signer.algorithm) continue;
     let key: KeyObject;
     try {
       key = createPrivateKey(signer.privateKeyPem);
@@ -130,6 +137,8 @@ export async function dkimSign(message: Buffer, signers: readonly DkimSigner[], 
       throw new AuthError('BAD_KEY', `the DKIM private key for ${signer.selector}._domainkey.${signer.domain} is not usable`, { cause: err });
     }
     checkKey(key, signer.algorithm);
+    if (checkedKeys.size >= MAX_CHECKED_KEYS) checkedKeys.clear();
+    checkedKeys.set(signer.privateKeyPem, signer.algorithm);
   }
 
   const result = await mailauthDkimSign(message, {
