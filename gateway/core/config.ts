@@ -226,6 +226,17 @@ export const configSchema = z.strictObject({
         mx: z.array(z.string().min(1)).default([]),
         maxAgeSeconds: z.number().int().min(86_400).max(31_557_600).default(604_800),
       }).prefault({}),
+      /** Reports about others' mail (docs/BRIDGE.md "Reports"). */
+      reports: z.strictObject({
+        /** TLS-RPT (RFC 8460): a daily report of the TLS the node met, to each policy domain that asks. */
+        tlsRpt: z.boolean().default(true),
+        /** How often due reports are looked for (finished UTC days not yet reported). */
+        intervalMs: z.number().int().min(100).default(3600_000),
+        /** How long a report POST may take. */
+        postTimeoutMs: z.number().int().min(100).default(30_000),
+        /** Test setups only: report URL host -> `host:port` to connect to (the name checked stays the URL's). */
+        postHostMap: z.record(z.string(), z.string()).default({}),
+      }).prefault({}),
       /** Sending to domains without an AfterSMTP node (docs/BRIDGE.md "Sending to legacy domains"). */
       outbound: z.strictObject({
         enabled: z.boolean().default(true),

@@ -14,7 +14,7 @@ import { loadProto } from '../../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { dataPath, dnsServersOf, fromB64u, smtpHostname, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
-import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH } from '../smtp/index.ts';
+import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH, TlsReporter } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
 import { Store, utcDay, type OutboundTransport } from '../store/index.ts';
 import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
@@ -303,6 +303,20 @@ export class AfterSmtpNode {
       });
       this.smtpAgent = sending.agent;
       this.scheduler.every('sts-refresh', { intervalMs: 3600_000, firstRunAfterMs: 120_000 }, () => sending.refreshStsPolicies(this.scheduler.clock.now()));
+      const reports = config.bridge.smtp.reports;
+      if (reports.tlsRpt) {
+        const submitter = config.node.domains[0]!.toLowerCase();
+        const reporter = new TlsReporter({
+          storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, verify: this.verify, dns: this.dns,
+          nodeDid: this.keys.did,
+          nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+          bridgeKey: { keyId: this.keys.agreement.keyId, publicKey: fromB64u(this.keys.agreement.publicKey) },
+          dkim: dkimSigners(config, this.dataDir).filter((k) => k.domain === submitter),
+          postOptions: { timeoutMs: reports.postTimeoutMs, hostMap: reports.postHostMap, ...this.outboundCa() },
+          log: this.log.child({ component: 'tlsrpt' }),
+        });
+        this.scheduler.every('tls-reports', { intervalMs: reports.intervalMs, firstRunAfterMs: Math.min(reports.intervalMs, 300_000) }, () => reporter.run(this.scheduler.clock.now()));
+      }
     }
     this.startQueue();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
@@ -348,6 +362,12 @@ export class AfterSmtpNode {
   async routeKind(domain: string): Promise<OutboundTransport | undefined> {
     const kind = this.federation ? await this.federation.routeKind(domain) : 'smtp';
     return kind === 'smtp' && !this.smtpOutboundEnabled() ? undefined : kind;
+  }
+
+  /** Extra trust anchors of bridge.smtp.outbound.caFiles (with the system's), when any are configured. */
+  private outboundCa(): { ca?: string[] } {
+    const files = this.config.bridge.smtp.outbound.caFiles;
+    return files.length ? { ca: [...rootCertificates, ...files.map((f) => readFileSync(dataPath(this.dataDir, f), 'utf8'))] } : {};
   }
 
   private smtpOutboundEnabled(): boolean {

@@ -6,3 +6,4 @@ export { createSmtpSending, dkimSigners, nodeSrs, publishedDkimKeys, smtpNextHop
 export { SmtpAgent, type SmtpAgentOptions } from './smtp-agent.ts';
 export { hostedStsPolicy, stsPolicyDomain, STS_POLICY_PATH, type HostedStsPolicy } from './mta-sts-host.ts';
 export { checkDnsRecords, expectedDnsRecords, type CheckStatus, type ExpectedRecord, type RecordCheck, type RecordKind } from './dns-records.ts';
+export { TlsReporter, type TlsReporterDeps } from './tls-reporter.ts';

@@ -31,7 +31,7 @@ export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: strin
     senderPrivateKey: nodeKeys.signingPrivateKey, recipientAddresses: targets, recipients: [deps.bridgeKey], createdMs, expiresMs,
   });
   // Always over SMTP: the copy is sealed to this node's key, which no other node could open.
-  const smtpOnly: AcceptDeps = { ...deps, routeKind: async () => 'smtp' };
+  const smtpOnly: AcceptDeps = { ...deps, routeKind: async () => 'smtp', bridgeKeyId: deps.bridgeKey.keyId };
   await Promise.all([
     acceptEnvelope(smtpOnly, envelope, { senderAddress: '', senderDomain: '', fromPeer: false }),
     storage.forwards.recordSentAsIs(messageId, { mailFrom: sent.mailFrom, kind: sent.kind }, createdMs),

@@ -1,6 +1,6 @@
 // The outcome of every TLS negotiation of the outbound bridge, counted per UTC day, policy and result
 // (table tls_outcomes): what a TLS-RPT report (RFC 8460) for that day says. Recording is a counter
-// update, so a busy destination adds no rows.
+// update, so a busy destination adds no rows. Table tlsrpt_sent remembers where each day's report went.
 import type { TlsOutcome } from '../../bridge/index.ts';
 import type { StoreEngine, Statement } from './engine.ts';
 
@@ -33,6 +33,9 @@ export class TlsOutcomeRepository {
     add: Statement<[string, string, string, string, string, string, string, string, number, number]>;
     since: Statement<[string], OutcomeRow>;
     prune: Statement<[string]>;
+    markSent: Statement<[string, string, string, number]>;
+    sent: Statement<[string, string, string], { one: number }>;
+    pruneSent: Statement<[string]>;
   };
 
   constructor(engine: StoreEngine) {
@@ -43,6 +46,9 @@ export class TlsOutcomeRepository {
         count = count + 1, last_ms = excluded.last_ms, detail = excluded.detail, policy_strings = excluded.policy_strings`),
       since: engine.prepare('SELECT * FROM tls_outcomes WHERE day >= ? ORDER BY day, policy_domain, result'),
       prune: engine.prepare('DELETE FROM tls_outcomes WHERE day < ?'),
+      markSent: engine.prepare('INSERT OR IGNORE INTO tlsrpt_sent VALUES (?,?,?,?)'),
+      sent: engine.prepare('SELECT 1 AS one FROM tlsrpt_sent WHERE day = ? AND policy_domain = ? AND destination = ?'),
+      pruneSent: engine.prepare('DELETE FROM tlsrpt_sent WHERE day < ?'),
     };
   }
 
@@ -62,10 +68,25 @@ export class TlsOutcomeRepository {
     }));
   }
 
-  /** Drops the days before `day` (reported, or too old to report). */
+  /** Drops the days before `day` (reported, or too old to report), and the record of their reports. */
   async prune(day: string): Promise<number> {
     let removed = 0;
-    await this.engine.write(() => { removed = Number(this.stmts.prune.run(day).changes); });
+    await this.engine.write(() => {
+      removed = Number(this.stmts.prune.run(day).changes);
+      this.stmts.pruneSent.run(day);
+    });
     return removed;
+  }
+
+  /**
+   * Records that the report of `day` for `policyDomain` reached `destination` (a rua URI; '' = the domain
+   * asks for none), so it is never sent there twice.
+   */
+  markReportSent(day: string, policyDomain: string, destination: string): Promise<void> {
+    return this.engine.write(() => { this.stmts.markSent.run(day, policyDomain, destination, Date.now()); });
+  }
+
+  reportSent(day: string, policyDomain: string, destination: string): boolean {
+    return this.stmts.sent.get(day, policyDomain, destination) !== undefined;
   }
 }
