@@ -15,7 +15,7 @@ export type { DkimDnsRecordOptions, DkimKey, DkimKeyAlgorithm, DkimSigner, DkimS
 export { BridgeError, smtpReplyFor } from './inbound/errors.ts';
 export type { BridgeErrorCode, SmtpReply } from './inbound/errors.ts';
 export type {
-  BridgeLogger, InboundHandler, InboundLimits, InboundMessage, InboundOptions, InboundRecipient, InboundServer, ListenerConfig,
+  BridgeLogger, InboundHandler, InboundLimits, InboundMessage, InboundObservation, InboundOptions, InboundRecipient, InboundServer, ListenerConfig,
   ListenerKind, RecipientKind,
 } from './inbound/types.ts';
 export { startInbound } from './inbound/server.ts';

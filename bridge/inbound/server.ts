@@ -144,8 +144,20 @@ export async function startInbound(opts: InboundOptions): Promise<InboundServer>
         dmarcPolicy: verdicts.dmarc.policy, arc: verdicts.arc.result, trustedSealer: verdicts.arc.trustedSealer,
       }, 'verdicts');
       const refusal = mxPolicy(verdicts);
+      const dmarc = verdicts.dmarc;
+      const enforced = dmarc.result === 'fail' && dmarc.policy !== 'none';
+      const override = enforced && dmarc.testMode ? 'policy_test_mode' : enforced && verdicts.arc.trustedSealer ? 'trusted_forwarder' : undefined;
+      // A deferral (4xx: DNS failed) is no outcome: the message comes again.
+      if (!refusal || refusal.code >= 500) {
+        const disposition = refusal ? 'reject' : enforced && !override && dmarc.policy === 'quarantine' ? 'quarantine' : 'none';
+        try {
+          handler.observe?.({ sourceIp: s.ip, mailFrom, headerFrom: author, verdicts, disposition, ...(override ? { override } : {}), atMs: Date.now() });
+        } catch (err) {
+          s.log.warn({ err: String(err) }, 'DMARC observation not recorded');
+        }
+      }
       if (refusal) throw fail(s, refusal, 'policy refused');
-      if (verdicts.dmarc.result === 'fail' && verdicts.dmarc.policy === 'quarantine' && !verdicts.dmarc.testMode && !verdicts.arc.trustedSealer) {
+      if (enforced && dmarc.policy === 'quarantine' && !override) {
         top.push(`${QUARANTINE_FIELD}: dmarc\r\n`);
       }
       top.push(`Authentication-Results: ${verdicts.authenticationResults}\r\n`);

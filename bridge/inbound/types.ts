@@ -106,7 +106,26 @@ export interface InboundMessage {
   verdicts?: AuthVerdicts;
 }
 
+/**
+ * What the MX made of one message's DMARC evaluation, whether it took it or not (for the node's DMARC
+ * aggregate reports): the disposition applied (reject: refused; quarantine: marked; none: delivered as is)
+ * and why it differs from the policy when it does.
+ */
+export interface InboundObservation {
+  sourceIp: string;
+  mailFrom: string;
+  headerFrom: string;
+  verdicts: AuthVerdicts;
+  disposition: 'none' | 'quarantine' | 'reject';
+  /** The policy was not applied: test mode, or a trusted ARC sealer's chain. */
+  override?: 'policy_test_mode' | 'trusted_forwarder';
+  /** When the message was received, ms. */
+  atMs: number;
+}
+
 export interface InboundHandler {
+  /** Told of each MX message's DMARC outcome once its verdicts are known (never awaited; must not throw). */
+  observe?(observation: InboundObservation): void;
   recipient(address: string, context: { listener: ListenerKind; authenticated?: string }): Promise<RecipientKind>;
   /** AUTH PLAIN/LOGIN: user = the mailbox address, password = its API token. Null when they do not match. */
   authenticate(username: string, password: string): Promise<{ address: string } | null>;

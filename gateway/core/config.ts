@@ -230,6 +230,8 @@ export const configSchema = z.strictObject({
       reports: z.strictObject({
         /** TLS-RPT (RFC 8460): a daily report of the TLS the node met, to each policy domain that asks. */
         tlsRpt: z.boolean().default(true),
+        /** DMARC aggregate reports (RFC 9990): a daily report of what the MX saw, to each DMARC domain's rua. */
+        dmarc: z.boolean().default(true),
         /** How often due reports are looked for (finished UTC days not yet reported). */
         intervalMs: z.number().int().min(100).default(3600_000),
         /** How long a report POST may take. */

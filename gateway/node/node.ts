@@ -14,7 +14,7 @@ import { loadProto } from '../../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { dataPath, dnsServersOf, fromB64u, smtpHostname, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
-import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH, TlsReporter } from '../smtp/index.ts';
+import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH, scheduleReports } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
 import { Store, utcDay, type OutboundTransport } from '../store/index.ts';
 import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
@@ -303,20 +303,13 @@ export class AfterSmtpNode {
       });
       this.smtpAgent = sending.agent;
       this.scheduler.every('sts-refresh', { intervalMs: 3600_000, firstRunAfterMs: 120_000 }, () => sending.refreshStsPolicies(this.scheduler.clock.now()));
-      const reports = config.bridge.smtp.reports;
-      if (reports.tlsRpt) {
-        const submitter = config.node.domains[0]!.toLowerCase();
-        const reporter = new TlsReporter({
-          storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, verify: this.verify, dns: this.dns,
-          nodeDid: this.keys.did,
-          nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
-          bridgeKey: { keyId: this.keys.agreement.keyId, publicKey: fromB64u(this.keys.agreement.publicKey) },
-          dkim: dkimSigners(config, this.dataDir).filter((k) => k.domain === submitter),
-          postOptions: { timeoutMs: reports.postTimeoutMs, hostMap: reports.postHostMap, ...this.outboundCa() },
-          log: this.log.child({ component: 'tlsrpt' }),
-        });
-        this.scheduler.every('tls-reports', { intervalMs: reports.intervalMs, firstRunAfterMs: Math.min(reports.intervalMs, 300_000) }, () => reporter.run(this.scheduler.clock.now()));
-      }
+      scheduleReports({
+        storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, verify: this.verify, dns: this.dns,
+        nodeDid: this.keys.did,
+        nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+        bridgeKey: { keyId: this.keys.agreement.keyId, publicKey: fromB64u(this.keys.agreement.publicKey) },
+        dkim: dkimSigners(config, this.dataDir), ...this.outboundCa(), log: this.log,
+      }, this.scheduler);
     }
     this.startQueue();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
@@ -544,6 +537,7 @@ export class AfterSmtpNode {
       await this.storage.forwards.pruneForwarded(nowMs - this.config.limits.maxLifetimeMs);
       // TLS outcomes are kept a month: time for a day's TLS-RPT report to be made and sent.
       await this.storage.tlsOutcomes.prune(utcDay(nowMs - 31 * 24 * 3600_000));
+      await this.storage.dmarcObservations.prune(utcDay(nowMs - 31 * 24 * 3600_000));
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'pruning failed; retried in an hour');
     }

@@ -7,3 +7,5 @@ export { SmtpAgent, type SmtpAgentOptions } from './smtp-agent.ts';
 export { hostedStsPolicy, stsPolicyDomain, STS_POLICY_PATH, type HostedStsPolicy } from './mta-sts-host.ts';
 export { checkDnsRecords, expectedDnsRecords, type CheckStatus, type ExpectedRecord, type RecordCheck, type RecordKind } from './dns-records.ts';
 export { TlsReporter, type TlsReporterDeps } from './tls-reporter.ts';
+export { DmarcReporter, type DmarcReporterDeps } from './dmarc-reporter.ts';
+export { scheduleReports, type ReportingDeps } from './reporting.ts';

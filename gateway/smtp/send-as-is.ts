@@ -3,6 +3,7 @@
 // the smtp agent like any other, with the envelope sender it leaves with recorded in the same commit.
 // It gets a log leaf like every message: the node's log says what it sent in its own name.
 import { randomBytes } from 'node:crypto';
+import { dkimSign, type DkimSigner } from '../../bridge/index.ts';
 import { sealEnvelope, signMessage } from '../../identity/index.ts';
 import { acceptEnvelope, type AcceptDeps } from '../accept/index.ts';
 import type { SentAsIs } from '../store/index.ts';
@@ -38,4 +39,13 @@ export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: strin
     sent.requireTls ? storage.requireTls.record(messageId, createdMs) : undefined,
   ]);
   return messageId;
+}
+
+/**
+ * Queues a report of the node's own (TLS-RPT, DMARC): DKIM-signed by the node's domain, from its
+ * postmaster, as it is; its delivery records no TLS outcome (it is never reported on itself).
+ */
+export async function queueReportMail(deps: SendAsIsDeps & { dkim: DkimSigner[] }, mail: Buffer, targets: string[], signedHeaders?: readonly string[]): Promise<void> {
+  const signed = deps.dkim.length ? await dkimSign(mail, deps.dkim, signedHeaders ? { headers: signedHeaders } : {}) : mail;
+  await queueAsIs(deps, signed, targets, { mailFrom: `postmaster@${deps.config.node.domains[0]!.toLowerCase()}`, kind: 'report' });
 }

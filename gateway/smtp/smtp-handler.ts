@@ -9,7 +9,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { extractKeys, sealEnvelope, signMessage } from '../../identity/index.ts';
 import {
-  arcSeal, BridgeError, type BridgeErrorCode, type DkimSigner, type InboundHandler, type InboundMessage, type ListenerKind, type RecipientKind, type Srs,
+  arcSeal, BridgeError, type BridgeErrorCode, type DkimSigner, type InboundHandler, type InboundMessage, type InboundObservation, type ListenerKind,
+  type RecipientKind, type Srs,
 } from '../../bridge/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
 import { queueAsIs } from './send-as-is.ts';
@@ -123,6 +124,32 @@ export class SmtpHandler implements InboundHandler {
     } catch (err) {
       throw bridgeErrorFor(err);
     }
+  }
+
+  /**
+   * Counts an MX message of a domain that publishes DMARC, for that domain's aggregate report (only what
+   * the report carries: the source address, the domains, the verdicts, the disposition).
+   */
+  observe(o: InboundObservation): void {
+    const dmarc = o.verdicts.dmarc;
+    if (!dmarc.record) return; // no DMARC record: nobody to report to
+    const policyDomain = (dmarc.policyDomain ?? dmarc.domain).toLowerCase();
+    this.deps.storage.dmarcObservations.record(policyDomain, {
+      at: Math.floor(o.atMs / 1000),
+      sourceIp: o.sourceIp,
+      headerFrom: domainOf(o.headerFrom || dmarc.domain),
+      envelopeFrom: o.mailFrom ? domainOf(o.mailFrom) : '',
+      verdicts: {
+        dmarc: {
+          result: dmarc.result, policy: dmarc.policy, domain: dmarc.domain, policyDomain, alignment: dmarc.alignment,
+          ...(dmarc.testMode ? { testMode: true } : {}), record: dmarc.record,
+        },
+        spf: { result: o.verdicts.spf.result, domain: o.verdicts.spf.domain },
+        dkim: o.verdicts.dkim.map((d) => ({ result: d.result, domain: d.domain, selector: d.selector })),
+      },
+      ...(o.disposition !== 'none' ? { disposition: o.disposition } : {}),
+      ...(o.override ? { reasons: [{ type: o.override }] } : {}),
+    }).catch((err: Error) => this.deps.log.warn({ err: err.message }, 'DMARC observation not stored'));
   }
 
   async authenticate(username: string, password: string): Promise<{ address: string } | null> {

@@ -7,13 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
-  aggregateTlsOutcomes, buildTlsReport, dkimSign, gzipTlsReport, parseTlsRptRecord, postTlsReport, TLSRPT_DKIM_SIGNED_HEADERS, tlsReportId,
+  aggregateTlsOutcomes, buildTlsReport, gzipTlsReport, parseTlsRptRecord, postTlsReport, TLSRPT_DKIM_SIGNED_HEADERS, tlsReportId,
   tlsReportMail, utcDayRange, type DkimSigner,
 } from '../../bridge/index.ts';
 import { smtpHostname } from '../core/index.ts';
 import type { DnsResolver } from '../dns/index.ts';
 import { utcDay } from '../store/index.ts';
-import { queueAsIs, type SendAsIsDeps } from './send-as-is.ts';
+import { queueReportMail, type SendAsIsDeps } from './send-as-is.ts';
 
 export interface TlsReporterDeps extends SendAsIsDeps {
   dns: Pick<DnsResolver, 'txt'>;
@@ -70,8 +70,7 @@ export class TlsReporter {
           report, from: postmaster, to: destination.address, submitter, policyDomain,
           messageId: `${randomBytes(12).toString('hex')}@${smtpHostname(config)}`, date: new Date(),
         });
-        const signed = this.deps.dkim.length ? await dkimSign(mail, this.deps.dkim, { headers: TLSRPT_DKIM_SIGNED_HEADERS }) : mail;
-        await queueAsIs(this.deps, signed, [destination.address], { mailFrom: postmaster, kind: 'report' });
+        await queueReportMail(this.deps, mail, [destination.address], TLSRPT_DKIM_SIGNED_HEADERS);
       }
       await outcomes.markReportSent(day, policyDomain, uri);
       log.info({ day, policyDomain, destination: uri }, 'TLS report sent');

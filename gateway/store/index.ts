@@ -9,7 +9,8 @@
  *   inbox, with delivery_envelopes), outbound.ts (the relay queue), routes.ts, replay.ts (the replay
  *   set), witness.ts (witness state), dsn.ts and require-tls.ts (DSN parameters and REQUIRETLS of mail the
  *   SMTP bridge took), sts-policies.ts (MTA-STS policies), tls-outcomes.ts (TLS results per day, for TLS-RPT), forwards.ts
- *   (forwarding addresses, and mail sent on as received).
+ *   (forwarding addresses, and mail sent on as received), dmarc-observations.ts (what the MX saw of DMARC
+ *   domains' mail, per day, for their aggregate reports).
  * - events.ts: typed events (a delivery stored, recipients queued, the node draining).
  * - store.ts: the `Store` facade holding them, and the writes that span several repositories in one
  *   commit (accepting a message, removing a mailbox, repairing log indexes after a crash).
@@ -47,6 +48,7 @@ export { WitnessRepository, type WitnessedLog, type SplitView } from './witness.
 export { DsnRepository, type DsnRecipient, type DsnRequest } from './dsn.ts';
 export { RequireTlsRepository } from './require-tls.ts';
 export { StsPolicyRepository } from './sts-policies.ts';
+export { DmarcObservationRepository, type DmarcDayCount, type DmarcSeen } from './dmarc-observations.ts';
 export { ForwardRepository, type ForwardRecord, type SentAsIs, type SentAsIsKind } from './forwards.ts';
 export { TlsOutcomeRepository, utcDay, type TlsOutcomeCount } from './tls-outcomes.ts';
 export { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';

@@ -267,6 +267,19 @@ export const MIGRATIONS: readonly Migration[] = [
         kind TEXT NOT NULL,                   -- forward | bounce | report
         received_ms INTEGER NOT NULL
       ) STRICT, WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS dmarc_observations (
+        day TEXT NOT NULL,            -- UTC date: DMARC aggregate reports cover one day
+        policy_domain TEXT NOT NULL,  -- the domain whose DMARC record applied
+        observation TEXT NOT NULL,    -- what one message showed (source IP, domains, verdicts), JSON
+        count INTEGER NOT NULL,
+        PRIMARY KEY (day, policy_domain, observation)
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS dmarc_reports_sent (
+        day TEXT NOT NULL,
+        policy_domain TEXT NOT NULL,
+        sent_ms INTEGER NOT NULL,
+        PRIMARY KEY (day, policy_domain)
+      ) STRICT, WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS tlsrpt_sent (
         day TEXT NOT NULL,           -- the UTC day reported
         policy_domain TEXT NOT NULL,

@@ -12,6 +12,7 @@ import { RequireTlsRepository } from './require-tls.ts';
 import { StsPolicyRepository } from './sts-policies.ts';
 import { TlsOutcomeRepository } from './tls-outcomes.ts';
 import { ForwardRepository } from './forwards.ts';
+import { DmarcObservationRepository } from './dmarc-observations.ts';
 import { RouteRepository } from './routes.ts';
 import { ReplayRepository } from './replay.ts';
 import { WitnessRepository } from './witness.ts';
@@ -49,6 +50,7 @@ export class Store {
   readonly stsPolicies: StsPolicyRepository;
   readonly tlsOutcomes: TlsOutcomeRepository;
   readonly forwards: ForwardRepository;
+  readonly dmarcObservations: DmarcObservationRepository;
   readonly replay: ReplayRepository;
   readonly witness: WitnessRepository;
 
@@ -64,6 +66,7 @@ export class Store {
     this.stsPolicies = new StsPolicyRepository(engine);
     this.tlsOutcomes = new TlsOutcomeRepository(engine);
     this.forwards = new ForwardRepository(engine);
+    this.dmarcObservations = new DmarcObservationRepository(engine);
     this.replay = new ReplayRepository(engine);
     this.witness = new WitnessRepository(engine);
   }
