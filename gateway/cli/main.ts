@@ -10,9 +10,10 @@ import { provenanceCommands } from './provenance-commands.ts';
 import { federationCommands } from './federation-commands.ts';
 import { bridgeCommands } from './bridge-commands.ts';
 import { dnsCommands } from './dns-commands.ts';
+import { reportCommands } from './report-commands.ts';
 
 /** Every command, in the order `aftersmtp --help` lists them. */
-export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands, ...dnsCommands];
+export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands, ...dnsCommands, ...reportCommands];
 
 /** `aftersmtp --help`: every command's usage. */
 export function fullUsage(): string {

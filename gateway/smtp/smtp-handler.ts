@@ -14,6 +14,7 @@ import {
 } from '../../bridge/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
 import { queueAsIs } from './send-as-is.ts';
+import type { IntakeResult, ReportIntake } from './report-intake.ts';
 import type { GatewayError, GatewayErrorCode } from '../core/index.ts';
 import { tokenSha256 } from '../services/index.ts';
 import type { Router } from '../federation/index.ts';
@@ -29,6 +30,8 @@ export interface SmtpHandlerDeps extends AcceptDeps {
   };
   /** The node's own key agreement key: submitted mail for SMTP recipients is sealed to it (the bridge key). */
   bridgeKey: { keyId: string; publicKey: Uint8Array };
+  /** Takes in TLS-RPT and DMARC reports about the node's domains sent to its postmaster. */
+  reports?: Pick<ReportIntake, 'fromMail'>;
   /** Forwarding: the envelope sender rewriting, and the keys that ARC-seal a forward (per domain). */
   forwarding?: { srs: Srs; sealKeys: DkimSigner[]; authservId: string };
   log: Logger;
@@ -113,7 +116,8 @@ export class SmtpHandler implements InboundHandler {
   async recipient(address: string, context: { listener: ListenerKind; authenticated?: string }): Promise<RecipientKind> {
     const domain = domainOf(address);
     if (this.localDomains.has(domain)) {
-      const ours = this.deps.storage.mailboxes.byAddress(address) || this.forwardOf(address) || this.returnPath(address);
+      // postmaster@ is always taken (RFC 5321 §4.5.1): reports about the domain arrive there.
+      const ours = this.isPostmaster(address) || this.deps.storage.mailboxes.byAddress(address) || this.forwardOf(address) || this.returnPath(address);
       return ours ? 'local' : 'unknown';
     }
     // An anonymous (MX) client cannot make the node look anything up, and may not relay anyway.
@@ -184,6 +188,8 @@ export class SmtpHandler implements InboundHandler {
     /** Addresses elsewhere that forwards of the recipients send on to, and senders whose bounces came back. */
     const forwardTo = new Set<string>();
     const returnTo = new Set<string>();
+    /** A postmaster address without a mailbox: the node takes reports there, and nothing else. */
+    let postmasterOnly = false;
     // A client may name a recipient twice (RCPT TO repeated, or in other case): one copy each.
     for (const address of new Set(message.recipients.map((r) => r.address.toLowerCase()))) {
       const domain = domainOf(address);
@@ -195,6 +201,10 @@ export class SmtpHandler implements InboundHandler {
           recipients.push({ did: mailbox.did, address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
         }
         if (mailbox || forward) continue;
+        if (this.isPostmaster(address)) {
+          postmasterOnly = true;
+          continue;
+        }
         const original = this.returnPath(address);
         if (!original) throw new BridgeError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
         returnTo.add(original);
@@ -220,6 +230,17 @@ export class SmtpHandler implements InboundHandler {
       if (!keyId || !publicKey) throw new BridgeError('REFUSED', `${address} has no key agreement key`);
       recipients.push({ did: found.did, address, keyId, publicKey });
     }
+    // A report about the node's domains (TLS-RPT, DMARC) sent to its postmaster is taken in whoever else gets it.
+    let report: IntakeResult = { kind: 'none' };
+    if (this.deps.reports && message.recipients.some((r) => this.isPostmaster(r.address))) {
+      report = await this.deps.reports.fromMail(message.message);
+      this.deps.log.info({ session: message.sessionId, report: report.kind, ...(report.kind === 'refused' ? { reason: report.reason } : {}) }, 'report intake');
+    }
+    if (postmasterOnly && recipients.length + forwardTo.size + returnTo.size === 0) {
+      if (report.kind === 'refused') throw new BridgeError('REFUSED', `report refused: ${report.reason}`);
+      if (report.kind === 'none') throw new BridgeError('UNKNOWN_RECIPIENT', 'postmaster takes TLS and DMARC reports only on this node (it has no mailbox)');
+      return { messageId: `report-${report.kind}` };
+    }
     if (recipients.length + forwardTo.size + returnTo.size === 0) throw new BridgeError('REFUSED', 'no recipients');
     if (signal.aborted) throw new BridgeError('TEMPORARY', 'the session ended before the message was stored');
     // Every copy is made durable before the one reply: the mailboxes' copy, the forwards, the returned bounce.
@@ -230,6 +251,10 @@ export class SmtpHandler implements InboundHandler {
     if (returnTo.size) copies.push(this.sendOn(message, message.message, [...returnTo], ''));
     const [first] = await Promise.all(copies);
     return first!;
+  }
+
+  private isPostmaster(address: string): boolean {
+    return address.toLowerCase().startsWith('postmaster@') && this.localDomains.has(domainOf(address));
   }
 
   /** The forward of a local address; none while the node does not send SMTP (bridge.smtp.outbound off). */

@@ -10,7 +10,8 @@
  *   set), witness.ts (witness state), dsn.ts and require-tls.ts (DSN parameters and REQUIRETLS of mail the
  *   SMTP bridge took), sts-policies.ts (MTA-STS policies), tls-outcomes.ts (TLS results per day, for TLS-RPT), forwards.ts
  *   (forwarding addresses, and mail sent on as received), dmarc-observations.ts (what the MX saw of DMARC
- *   domains' mail, per day, for their aggregate reports).
+ *   domains' mail, per day, for their aggregate reports), received-reports.ts (TLS-RPT and DMARC reports
+ *   others send about the node's domains).
  * - events.ts: typed events (a delivery stored, recipients queued, the node draining).
  * - store.ts: the `Store` facade holding them, and the writes that span several repositories in one
  *   commit (accepting a message, removing a mailbox, repairing log indexes after a crash).
@@ -49,6 +50,7 @@ export { DsnRepository, type DsnRecipient, type DsnRequest } from './dsn.ts';
 export { RequireTlsRepository } from './require-tls.ts';
 export { StsPolicyRepository } from './sts-policies.ts';
 export { DmarcObservationRepository, type DmarcDayCount, type DmarcSeen } from './dmarc-observations.ts';
+export { ReceivedReportRepository, type ReceivedReport, type ReceivedReportKind, type ReportSummary } from './received-reports.ts';
 export { ForwardRepository, type ForwardRecord, type SentAsIs, type SentAsIsKind } from './forwards.ts';
 export { TlsOutcomeRepository, utcDay, type TlsOutcomeCount } from './tls-outcomes.ts';
 export { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';

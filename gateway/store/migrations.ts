@@ -280,6 +280,18 @@ export const MIGRATIONS: readonly Migration[] = [
         sent_ms INTEGER NOT NULL,
         PRIMARY KEY (day, policy_domain)
       ) STRICT, WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS received_reports (
+        kind TEXT NOT NULL,           -- tlsrpt | dmarc
+        organization TEXT NOT NULL,   -- who reported
+        report_id TEXT NOT NULL,
+        begin_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        summary TEXT NOT NULL,        -- per policy domain: successes and failures by type (JSON)
+        via TEXT NOT NULL,            -- mail | https
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (kind, organization, report_id)
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS received_reports_time ON received_reports (kind, begin_ms);
       CREATE TABLE IF NOT EXISTS tlsrpt_sent (
         day TEXT NOT NULL,           -- the UTC day reported
         policy_domain TEXT NOT NULL,

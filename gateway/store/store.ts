@@ -13,6 +13,7 @@ import { StsPolicyRepository } from './sts-policies.ts';
 import { TlsOutcomeRepository } from './tls-outcomes.ts';
 import { ForwardRepository } from './forwards.ts';
 import { DmarcObservationRepository } from './dmarc-observations.ts';
+import { ReceivedReportRepository } from './received-reports.ts';
 import { RouteRepository } from './routes.ts';
 import { ReplayRepository } from './replay.ts';
 import { WitnessRepository } from './witness.ts';
@@ -51,6 +52,7 @@ export class Store {
   readonly tlsOutcomes: TlsOutcomeRepository;
   readonly forwards: ForwardRepository;
   readonly dmarcObservations: DmarcObservationRepository;
+  readonly receivedReports: ReceivedReportRepository;
   readonly replay: ReplayRepository;
   readonly witness: WitnessRepository;
 
@@ -67,6 +69,7 @@ export class Store {
     this.tlsOutcomes = new TlsOutcomeRepository(engine);
     this.forwards = new ForwardRepository(engine);
     this.dmarcObservations = new DmarcObservationRepository(engine);
+    this.receivedReports = new ReceivedReportRepository(engine);
     this.replay = new ReplayRepository(engine);
     this.witness = new WitnessRepository(engine);
   }
