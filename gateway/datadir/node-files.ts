@@ -65,8 +65,7 @@ export interface InitResult {
  */
 export function nodeTlsNames(config: NodeConfig): { dnsNames: string[]; ipAddresses: string[] } {
   const domains = config.node.domains.map((d) => d.toLowerCase().replace(/:[0-9]+$/, ''));
-  // mta-sts.<domain>: the node serves its domains' MTA-STS policies under those names.
-  return { dnsNames: [...new Set(['localhost', ...domains, ...domains.map((d) => `mta-sts.${d}`)])], ipAddresses: ['127.0.0.1', '::1'] };
+  return { dnsNames: [...new Set(['localhost', ...domains])], ipAddresses: ['127.0.0.1', '::1'] };
 }
 
 /**
@@ -165,7 +164,10 @@ export async function initNode(opts: InitOptions): Promise<InitResult> {
 
   const names = nodeTlsNames(config);
   const ca = await createCertificateAuthority({ commonName: `AfterSMTP node CA ${config.node.domains[0]}`, validDays: 3650, permitted: names });
-  const server = await issueServerCertificate(ca, { ...names, validDays: 825 });
+  // The server certificate also names mta-sts.<domain>: the node serves its domains' MTA-STS policies there
+  // (inside the CA's permitted subtrees, which cover each domain's subdomains).
+  const mtaStsNames = config.node.domains.map((d) => `mta-sts.${d.toLowerCase().replace(/:[0-9]+$/, '')}`);
+  const server = await issueServerCertificate(ca, { ...names, dnsNames: [...names.dnsNames, ...mtaStsNames], validDays: 825 });
   writeSecretFile(dataPath(dataDir, config.tls.keyFile), server.keyPem);
   // The served chain: leaf then CA (PEM blocks each end with a newline).
   // Certificates are public, but only the owner may change them (0644 whatever the umask).
