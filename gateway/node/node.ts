@@ -11,11 +11,10 @@ import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import pino, { type Logger } from 'pino';
 import { loadProto } from '../../proto/index.ts';
-import { MAX_TLS_REPORT_BYTES } from '../../bridge/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { dataPath, dnsServersOf, fromB64u, smtpHostname, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
-import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH, scheduleReports, ReportIntake } from '../smtp/index.ts';
+import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH, scheduleReports, ReportIntake, takeReportPost } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
 import { Store, utcDay, type OutboundTransport } from '../store/index.ts';
 import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
@@ -35,8 +34,6 @@ export const LOG_PREFIX = '/aftersmtp/log/';
 const MESSAGE_OVERHEAD = 64 * 1024;
 /** Largest request an anonymous caller can make the node decode (Provenance: proofs, checkpoints, bundles). */
 const PUBLIC_MESSAGE_BYTES = 1024 * 1024;
-/** Where other MTAs post TLS reports about the node's domains. */
-const TLSRPT_POST_PATH = '/.well-known/tlsrpt';
 
 /** The credential each app service needs (Identity.Resolve included: it would otherwise make the node dial for anyone). */
 function callPolicy(path: string): CallPolicy {
@@ -275,7 +272,7 @@ export class AfterSmtpNode {
 
     if (config.http.enabled) {
       this.httpsServer = createHttpsServer({ cert: tlsCert, key: tlsKey }, (req, res) => {
-        if (req.method === 'POST') this.takeReport(req, res);
+        if (req.method === 'POST') takeReportPost(this.reportIntake, req, res, this.log);
         else this.serveHttps(req.url ?? '/', req.headers.host, res);
       });
       await new Promise<void>((resolve, reject) => {
@@ -422,44 +419,6 @@ export class AfterSmtpNode {
    * The node's HTTPS server: did:web documents at the standard paths, the transparency log as C2SP
    * tlog-tiles under /aftersmtp/log/. All read-only and public; metrics have a listener of their own.
    */
-  /**
-   * TLS-RPT by HTTPS (RFC 8460 §3): a report POSTed to /.well-known/tlsrpt. Anyone may post: the body is
-   * bounded before it is read whole (413), parsed within the bridge's bounds, and refused with the reason
-   * (400) when it is no report about the node's domains.
-   */
-  private takeReport(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
-    const plain = (code: number, text: string) => { if (!res.headersSent) res.writeHead(code, { 'content-type': 'text/plain' }).end(`${text}\n`); };
-    if ((req.url ?? '/').split('?')[0] !== TLSRPT_POST_PATH) return plain(405, 'only TLS reports are posted here (/.well-known/tlsrpt)');
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_TLS_REPORT_BYTES) {
-      plain(413, `a report is at most ${MAX_TLS_REPORT_BYTES} bytes`);
-      req.destroy();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_TLS_REPORT_BYTES) {
-        plain(413, `a report is at most ${MAX_TLS_REPORT_BYTES} bytes`);
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('error', () => undefined);
-    req.on('end', () => {
-      if (size > MAX_TLS_REPORT_BYTES) return;
-      this.reportIntake.fromPost(Buffer.concat(chunks), req.headers['content-type']).then((result) => {
-        if (result.kind === 'refused') return plain(400, `report refused: ${result.reason}`);
-        plain(result.kind === 'tlsrpt' && result.stored ? 201 : 200, result.kind === 'tlsrpt' && result.stored ? 'report taken' : 'report already taken');
-      }, (err: Error) => {
-        this.log.warn({ err: err.message }, 'TLS report not stored');
-        plain(503, 'the report could not be stored now, try again later');
-      });
-    });
-  }
-
   private serveHttps(url: string, host: string | undefined, res: import('node:http').ServerResponse): void {
     const path = url.split('?')[0]!;
     // The MTA-STS policy of the node's domains, for whoever asks by the policy host's name (RFC 8461 §3.3).

@@ -3,8 +3,10 @@
 // mail. Each is parsed within the bridge's bounds (size before inflating, schema, counts), summarised per
 // policy domain and kept once. Anyone can send one, so what a sender can make the node keep is bounded:
 // MAX_REPORTS_PER_DAY in all, and only reports about the node's own domains.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import {
-  DmarcReportError, extractDmarcReportFromMail, extractTlsReportFromMail, parseTlsReport, TlsRptError, type DmarcAggregateReport, type TlsReport,
+  DmarcReportError, MAX_TLS_REPORT_BYTES, extractDmarcReportFromMail, extractTlsReportFromMail, parseTlsReport, TlsRptError, type DmarcAggregateReport, type TlsReport,
 } from '../../bridge/index.ts';
 import type { ReportSummary, Store } from '../store/index.ts';
 
@@ -97,4 +99,41 @@ export class ReportIntake {
 function refused(err: unknown): IntakeResult {
   const code = (err as { code?: string }).code;
   return { kind: 'refused', reason: `${code ? `${code}: ` : ''}${(err as Error).message ?? String(err)}`.slice(0, 300) };
+}
+
+/** Where other MTAs post TLS reports about the node's domains (RFC 8460 §3). */
+export const TLSRPT_POST_PATH = '/.well-known/tlsrpt';
+
+/**
+ * A POST to the node's HTTPS listener: a TLS report at TLSRPT_POST_PATH, nothing else. Anyone may post: the
+ * body is bounded before it is read whole (413), parsed within the bridge's bounds, and refused with the
+ * reason (400) when it is no report about the node's domains.
+ */
+export function takeReportPost(intake: Pick<ReportIntake, 'fromPost'>, req: IncomingMessage, res: ServerResponse, log: Logger): void {
+  const plain = (code: number, text: string) => { if (!res.headersSent) res.writeHead(code, { 'content-type': 'text/plain' }).end(`${text}\n`); };
+  if ((req.url ?? '/').split('?')[0] !== TLSRPT_POST_PATH) return plain(405, `only TLS reports are posted here (${TLSRPT_POST_PATH})`);
+  const tooLarge = () => {
+    plain(413, `a report is at most ${MAX_TLS_REPORT_BYTES} bytes`);
+    req.destroy();
+  };
+  if (Number(req.headers['content-length'] ?? 0) > MAX_TLS_REPORT_BYTES) return tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_TLS_REPORT_BYTES) return tooLarge();
+    chunks.push(chunk);
+  });
+  req.on('error', () => undefined);
+  req.on('end', () => {
+    if (size > MAX_TLS_REPORT_BYTES) return;
+    intake.fromPost(Buffer.concat(chunks), req.headers['content-type']).then((result) => {
+      if (result.kind === 'refused') return plain(400, `report refused: ${result.reason}`);
+      const stored = result.kind === 'tlsrpt' && result.stored;
+      plain(stored ? 201 : 200, stored ? 'report taken' : 'report already taken');
+    }, (err: Error) => {
+      log.warn({ err: err.message }, 'TLS report not stored');
+      plain(503, 'the report could not be stored now, try again later');
+    });
+  });
 }
