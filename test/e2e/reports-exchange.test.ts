@@ -153,4 +153,28 @@ describe('two nodes reporting to each other', () => {
     expect(await post(http, bCa, Buffer.from(ok), 'application/tlsrpt+json')).toMatchObject({ status: 200, text: 'report already taken\n' });
     expect((await list('tlsrpt', bData)).map((r) => r.reportId)).toContain('ours-1');
   });
+
+  it('serves the MTA-STS policy of its domains by the policy host\'s name, with the id dns records publishes', async () => {
+    const get = (host: string, servername = host) => new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
+      const address = ready(b).http!;
+      const req = request({
+        host: address.slice(0, address.lastIndexOf(':')), port: Number(address.slice(address.lastIndexOf(':') + 1)), method: 'GET',
+        path: '/.well-known/mta-sts.txt', ca: bCa, servername, headers: { host },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), text: Buffer.concat(chunks).toString() }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const policy = await get('mta-sts.b.test');
+    expect(policy).toMatchObject({ status: 200, type: 'text/plain' });
+    expect(policy.text).toBe('version: STSv1\r\nmode: testing\r\nmx: b.test\r\nmax_age: 604800\r\n');
+    const records = JSON.parse((await runCli(['dns', 'records', '--data', bData, '--json'])).stdout) as { kind: string; value: string }[];
+    const id = /id=([0-9a-f]+)/.exec(records.find((r) => r.kind === 'mta-sts')!.value)![1];
+    expect(id).toMatch(/^[0-9a-f]{20}$/);
+    // Another name gets nothing: the node serves policies for its own domains only.
+    expect((await get('mta-sts.a.test', 'localhost')).status).toBe(404);
+  });
 });
