@@ -14,7 +14,7 @@ import { loadProto } from '../../proto/index.ts';
 import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDocument, type DidResolver, type SignatureCheck } from '../../identity/index.ts';
 import { dataPath, dnsServersOf, fromB64u, smtpHostname, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
-import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH, scheduleReports, ReportIntake, takeReportPost } from '../smtp/index.ts';
+import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH, scheduleReports, ReportIntake, takeReportPost, forwardBouncer } from '../smtp/index.ts';
 import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
 import { Store, utcDay, type OutboundTransport } from '../store/index.ts';
 import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
@@ -309,13 +309,7 @@ export class AfterSmtpNode {
       });
       this.smtpAgent = sending.agent;
       this.scheduler.every('sts-refresh', { intervalMs: 3600_000, firstRunAfterMs: 120_000 }, () => sending.refreshStsPolicies(this.scheduler.clock.now()));
-      scheduleReports({
-        storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, verify: this.verify, dns: this.dns,
-        nodeDid: this.keys.did,
-        nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
-        bridgeKey: { keyId: this.keys.agreement.keyId, publicKey: fromB64u(this.keys.agreement.publicKey) },
-        dkim: dkimSigners(config, this.dataDir), ...this.outboundCa(), log: this.log,
-      }, this.scheduler);
+      scheduleReports({ ...this.sendAsIsDeps(), dns: this.dns, dkim: dkimSigners(config, this.dataDir), ...this.outboundCa(), log: this.log }, this.scheduler);
     }
     this.startQueue();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
@@ -338,13 +332,10 @@ export class AfterSmtpNode {
   private async startSmtp(): Promise<void> {
     const log = this.log.child({ component: 'smtp' });
     const bridge = new SmtpBridge({
-      storage: this.storage, resolver: this.resolver, ledger: this.ledger, config: this.config, verify: this.verify,
-      nodeDid: this.keys.did,
-      nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+      ...this.sendAsIsDeps(),
       log,
       routeKind: (domain: string) => this.routeKind(domain),
       bridgeKeyId: this.keys.agreement.keyId,
-      bridgeKey: { keyId: this.keys.agreement.keyId, publicKey: fromB64u(this.keys.agreement.publicKey) },
       reports: this.reportIntake,
       ...(this.smtpOutboundEnabled() ? {
         forwarding: { srs: nodeSrs(this.config, this.dataDir), sealKeys: dkimSigners(this.config, this.dataDir), authservId: smtpHostname(this.config) },
@@ -364,6 +355,16 @@ export class AfterSmtpNode {
     return kind === 'smtp' && !this.smtpOutboundEnabled() ? undefined : kind;
   }
 
+  /** What sending mail in the node's own name takes (forwards, bounces, reports): acceptance, keys, bridge key. */
+  private sendAsIsDeps() {
+    return {
+      storage: this.storage, resolver: this.resolver, ledger: this.ledger, config: this.config, verify: this.verify,
+      nodeDid: this.keys.did,
+      nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+      bridgeKey: { keyId: this.keys.agreement.keyId, publicKey: fromB64u(this.keys.agreement.publicKey) },
+    };
+  }
+
   /** Extra trust anchors of bridge.smtp.outbound.caFiles (with the system's), when any are configured. */
   private outboundCa(): { ca?: string[] } {
     const files = this.config.bridge.smtp.outbound.caFiles;
@@ -378,15 +379,16 @@ export class AfterSmtpNode {
   private startQueue(): void {
     const { config } = this;
     this.queue = new OutboundQueue({
-      storage: this.storage, resolver: this.resolver, ledger: this.ledger, config, verify: this.verify,
-      nodeDid: this.keys.did,
-      nodeKeys: { signingKeyId: this.keys.signing.keyId, signingPrivateKey: fromB64u(this.keys.signing.privateKey) },
+      ...this.sendAsIsDeps(),
       localDomains: config.node.domains,
       agents: {
         ...(this.federation ? { relay: this.federation.relay } : {}),
         ...(this.smtpAgent ? { smtp: this.smtpAgent } : {}),
       },
       retry: config.federation.retry,
+      ...(this.smtpAgent ? {
+        bounceOwnMail: forwardBouncer({ ...this.sendAsIsDeps(), srs: nodeSrs(config, this.dataDir) }),
+      } : {}),
       capacity: Math.max(256, 4 * config.federation.maxInFlightPerPeer),
       queueScanMs: config.federation.queueScanMs,
       log: this.log.child({ component: 'outbound' }),

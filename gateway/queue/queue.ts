@@ -3,7 +3,7 @@
 // mailbox on a permanent error or expiry. The agents carry the mail; this loop decides when, and records
 // what became of it.
 import type { Logger } from 'pino';
-import { decodeEnvelope } from '../../identity/index.ts';
+import { decodeEnvelope, type Envelope } from '../../identity/index.ts';
 import type { HeldEnvelope, OutboundItem, OutboundTransport } from '../store/index.ts';
 import { oneLine } from '../core/index.ts';
 import type { DeliveryAgent, RecipientOutcome } from './agent.ts';
@@ -16,6 +16,11 @@ export interface OutboundQueueOptions extends NoticeDeps {
   retry: RetryPolicy;
   /** Deliveries (message x domain) run at once; beyond that, items wait in the store. */
   capacity: number;
+  /**
+   * Failures of mail no local sender sent (the node's own: forwards, reports): the SMTP bridge bounces a
+   * forward to its original sender; anything else ends with the log line.
+   */
+  bounceOwnMail?: (envelope: Envelope, failed: FailedRecipient[], returned?: Buffer) => Promise<void>;
   /** Even with nothing due, the queue is re-read this often (items whose delivery ended abnormally). */
   queueScanMs: number;
   log: Logger;
@@ -211,9 +216,14 @@ export class OutboundQueue {
     const counts = { delivered: 0, deferred: 0, failed: 0 };
     for (const u of updates) counts[u.state as keyof typeof counts]++;
     this.opts.log.info({ domain: first.domain, transport: first.transport, ...counts }, 'outbound attempt');
-    if (failed.length === 0 || !held.sender) return;
+    if (failed.length === 0) return;
     const envelope = decodeEnvelope(held.envelope);
-    await this.notices.send(held.sender, envelope, failed, returned).catch((err: Error) => {
+    // A local sender gets its notice in its mailbox; mail the node sent in its own name (a forward) is
+    // bounced by the part that sent it, to whoever it came from.
+    const notice = held.sender
+      ? this.notices.send(held.sender, envelope, failed, returned)
+      : this.opts.bounceOwnMail?.(envelope, failed, returned);
+    await notice?.catch((err: Error) => {
       this.opts.log.error({ err: err.message }, 'delivery failure notice not stored');
     });
   }

@@ -10,3 +10,4 @@ export { TlsReporter, type TlsReporterDeps } from './tls-reporter.ts';
 export { DmarcReporter, type DmarcReporterDeps } from './dmarc-reporter.ts';
 export { scheduleReports, type ReportingDeps } from './reporting.ts';
 export { ReportIntake, MAX_REPORTS_PER_DAY, takeReportPost, TLSRPT_POST_PATH, type IntakeResult } from './report-intake.ts';
+export { forwardBouncer } from './forward-bounce.ts';

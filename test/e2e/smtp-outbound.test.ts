@@ -121,7 +121,7 @@ describe('forwarding to an address elsewhere', () => {
       { type: 'TXT', name: 'origin.test', data: 'v=spf1 ip4:127.0.0.1 -all' },
       { type: 'TXT', name: '_dmarc.origin.test', data: 'v=DMARC1; p=reject' },
     ]);
-    receiver = await startReceiver();
+    receiver = await startReceiver({ refuseRcpt: { 'gone@far.test': [550, '5.1.1 no such user here'] } });
     const made = await initNodeWithMailboxes(dir.path, 'a.test');
     data = made.data;
     // Every domain without an AfterSMTP node goes to the receiver (a smarthost).
@@ -130,6 +130,7 @@ describe('forwarding to an address elsewhere', () => {
     expect(fwd.code, fwd.stderr).toBe(0);
     expect(JSON.parse(fwd.stdout)).toEqual({ event: 'forward-set', address: 'alice@a.test', to: 'carol@far.test', keep: false });
     expect((await runCli(['mailbox', 'forward', 'nobody@elsewhere.test', '--to', 'x@far.test', '--data', data])).code).not.toBe(0);
+    expect((await runCli(['mailbox', 'forward', 'bob@a.test', '--to', 'gone@far.test', '--data', data])).code).toBe(0);
     node = await startNodeProcess(data, { AFTERSMTP_DNS__SERVERS: JSON.stringify([dns.address]) });
   });
   afterAll(async () => {
@@ -176,4 +177,19 @@ describe('forwarding to an address elsewhere', () => {
     }
   });
 
+
+  it('a forward the far end refuses is bounced by the node to the original sender, with the null sender', async () => {
+    const transport = nodemailer.createTransport({ ...mx(), secure: false, ignoreTLS: true, name: 'mta.origin.test' });
+    try {
+      await transport.sendMail({ envelope: { from: 'erin@origin.test', to: ['bob@a.test'] }, from: 'erin@origin.test', to: 'bob@a.test', subject: 'to a gone forward', text: 'x' });
+    } finally {
+      transport.close();
+    }
+    const bounce = await until('the bounce', async () => receiver.messages.find((m) => m.rcpts.some((r) => r.address === 'erin@origin.test')));
+    expect(bounce.mailFrom).toBe('');
+    const text = bounce.data.toString().replace(/\r\n[ \t]+/g, ' ');
+    expect(text).toMatch(/^From: Mail Delivery System <postmaster@a\.test>/m);
+    expect(text).toMatch(/^Final-Recipient: rfc822; gone@far\.test\r\nAction: failed\r\nStatus: 5\.1\.1/m);
+    expect(text).toMatch(/^Subject: to a gone forward/m); // the returned headers
+  });
 });
