@@ -46,24 +46,31 @@ export { hostAddresses, resolveMx } from './outbound/mx.ts';
 export type { MxHost, MxResolution } from './outbound/mx.ts';
 export { authenticates, checkPeer, hostPolicy, tlsRequired } from './outbound/tls-policy.ts';
 export type { HostPolicy, PeerVerdict, PolicyReport } from './outbound/tls-policy.ts';
-export {
-  aggregateTlsOutcomes, buildTlsReport, extractTlsReportFromMail, gzipTlsReport, isPublicAddress, MAX_TLS_REPORT_BYTES, MAX_TLS_REPORT_INFLATED,
-  MAX_TLS_REPORT_MAIL, MAX_TLSRPT_DESTINATIONS, parseTlsReport, parseTlsRptRecord, postTlsReport, TLSRPT_GZIP_TYPE, TLSRPT_JSON_TYPE,
-  TLSRPT_DKIM_SIGNED_HEADERS, tlsReportFilename, tlsReportId, tlsReportMail, utcDayRange,
-} from './reports/tlsrpt.ts';
-export type {
-  ExtractedTlsReport, TlsFailureInput, TlsOutcomeDayCount, TlsPolicyInput, TlsReportDomain, TlsReportInput, TlsReportMailInput, TlsReportPostOptions,
-  TlsRptDestination, TlsRptRecord,
-} from './reports/tlsrpt.ts';
+export { MAX_TLSRPT_DESTINATIONS, parseTlsRptRecord } from './reports/tlsrpt-record.ts';
+export type { TlsRptDestination, TlsRptRecord } from './reports/tlsrpt-record.ts';
+export { aggregateTlsOutcomes, buildTlsReport, tlsReportId, utcDayRange } from './reports/tlsrpt-build.ts';
+export type { TlsFailureInput, TlsOutcomeDayCount, TlsPolicyInput, TlsReportDomain, TlsReportInput } from './reports/tlsrpt-build.ts';
+export { gzipTlsReport, TLSRPT_DKIM_SIGNED_HEADERS, TLSRPT_GZIP_TYPE, TLSRPT_JSON_TYPE, tlsReportFilename, tlsReportMail } from './reports/tlsrpt-mail.ts';
+export type { TlsReportMailInput } from './reports/tlsrpt-mail.ts';
+export { isPublicAddress, MAX_TLS_REPORT_BYTES, postTlsReport } from './reports/tlsrpt-post.ts';
+export type { TlsReportPostOptions } from './reports/tlsrpt-post.ts';
+export { extractTlsReportFromMail, MAX_TLS_REPORT_INFLATED, MAX_TLS_REPORT_MAIL, parseTlsReport } from './reports/tlsrpt-read.ts';
+export type { ExtractedTlsReport } from './reports/tlsrpt-read.ts';
 export { TLS_POLICY_TYPES, TLS_RESULT_TYPES, validateTlsReport } from './reports/tlsrpt-schema.ts';
 export type { TlsFailureDetail, TlsPolicyType, TlsReport, TlsReportPolicy, TlsReportValidation, TlsResultType } from './reports/tlsrpt-schema.ts';
 export { TlsRptError } from './reports/errors.ts';
 export type { TlsRptErrorCode } from './reports/errors.ts';
-export {
-  aggregateDmarc, authorisedDestinations, buildDmarcReport, checkExternalDestination, DMARC_XML_NAMESPACE, dmarcDayRange, dmarcPolicyPublished,
-  dmarcReportFilename, dmarcReportMail, DmarcReportError, extractDmarcReportFromMail, MAX_RUA_URIS, parseDmarcReport, parseDmarcRua,
-} from './reports/dmarc.ts';
+export { aggregateDmarc, dmarcDayRange } from './reports/dmarc-aggregate.ts';
+export type { DmarcDomainAggregate, DmarcObservation } from './reports/dmarc-aggregate.ts';
+export { buildDmarcReport } from './reports/dmarc-xml.ts';
+export { parseDmarcReport } from './reports/dmarc-parse.ts';
+export type { DmarcParseLimits } from './reports/dmarc-parse.ts';
+export { dmarcReportFilename, dmarcReportMail, extractDmarcReportFromMail } from './reports/dmarc-mail.ts';
+export type { DmarcReportMailOptions } from './reports/dmarc-mail.ts';
+export { authorisedDestinations, checkExternalDestination, dmarcPolicyPublished, MAX_RUA_URIS, parseDmarcRua } from './reports/dmarc-record.ts';
+export type { DmarcRuaUri } from './reports/dmarc-record.ts';
+export { DMARC_XML_NAMESPACE, DmarcReportError } from './reports/dmarc-types.ts';
 export type {
-  DmarcAggregateReport, DmarcAlignmentMode, DmarcDisposition, DmarcDkimAuthResult, DmarcDomainAggregate, DmarcObservation, DmarcOverrideReason,
-  DmarcParseLimits, DmarcPolicyAction, DmarcPolicyPublished, DmarcReportErrorCode, DmarcReportMailOptions, DmarcReportRecord, DmarcRuaUri,
-} from './reports/dmarc.ts';
+  DmarcAggregateReport, DmarcAlignmentMode, DmarcDisposition, DmarcDkimAuthResult, DmarcOverrideReason, DmarcPolicyAction, DmarcPolicyPublished,
+  DmarcReportErrorCode, DmarcReportRecord,
+} from './reports/dmarc-types.ts';

@@ -6,7 +6,7 @@ import { splitMessage } from '../auth/canon.ts';
 import { HOST_NAME } from '../auth/errors.ts';
 import { rfc5322Date } from '../inbound/message.ts';
 import {
-  boundaryFor, contentType, crlfLines, decodeBody, foldList, HEADER_CONTROL, hasEightBit, mailboxProblem, multipartParts, toCrlf, transferEncoding,
+  boundaryFor, contentType, crlfLines, decodeBody, foldList, HEADER_CONTROL, hasEightBit, mailboxProblem, multipartMessage, multipartParts, toCrlf, transferEncoding,
 } from './mime.ts';
 
 export type DsnErrorCode =
@@ -238,11 +238,8 @@ export function buildDsn(input: DsnInput): Buffer {
     'This is a MIME-encapsulated delivery status notification.',
     '',
   ].join('\r\n');
-  const chunks: Buffer[] = [Buffer.from(head, 'utf8')];
-  // The CRLF before a delimiter belongs to it (RFC 2046 §5.1.1): one more keeps each part's last line end.
-  for (const p of parts) chunks.push(Buffer.from(`--${boundary}\r\n`, 'latin1'), crlfLines(p), Buffer.from('\r\n'));
-  chunks.push(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
-  return Buffer.concat(chunks);
+  // Each part keeps its last line end: the CRLF multipartMessage adds belongs to the delimiter.
+  return multipartMessage(head, boundary, parts.map(crlfLines));
 }
 
 export interface ParsedDsnRecipient {

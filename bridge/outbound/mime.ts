@@ -150,6 +150,22 @@ export function boundaryFor(parts: readonly Buffer[]): string {
   }
 }
 
+/**
+ * A multipart message: `head` (its header fields and preamble, ending in a line break), then each part between
+ * `boundary` delimiters. The CRLF before a delimiter belongs to it (RFC 2046 §5.1.1), so each part ends in one.
+ */
+export function multipartMessage(head: string, boundary: string, parts: readonly Buffer[]): Buffer {
+  const chunks: Buffer[] = [Buffer.from(head, 'utf8')];
+  for (const p of parts) chunks.push(Buffer.from(`--${boundary}\r\n`, 'latin1'), p, Buffer.from('\r\n'));
+  chunks.push(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
+  return Buffer.concat(chunks);
+}
+
+/** Base64 in lines of 76 characters (RFC 2045 §6.8). */
+export function base64Lines(data: Buffer): string {
+  return (data.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
+}
+
 // Reading MIME (a received report: a DSN, a DMARC aggregate report).
 
 export function headerParams(value: string): { type: string; params: Map<string, string> } {

@@ -1,19 +1,11 @@
 // The outcome of every TLS negotiation of the outbound bridge, counted per UTC day, policy and result
 // (table tls_outcomes): what a TLS-RPT report (RFC 8460) for that day says. Recording is a counter
 // update, so a busy destination adds no rows. Table tlsrpt_sent remembers where each day's report went.
-import type { TlsOutcome } from '../../bridge/index.ts';
+import type { TlsOutcome, TlsOutcomeDayCount } from '../../bridge/index.ts';
 import type { StoreEngine, Statement } from './engine.ts';
 
-export interface TlsOutcomeCount {
-  day: string;
-  policyDomain: string;
-  policyType: TlsOutcome['policyType'];
-  policyStrings: string[];
-  mxHost: string;
-  receivingIp: string;
-  result: TlsOutcome['result'];
-  detail: string;
-  count: number;
+/** A day's count as the TLS-RPT report is built from it, with when the first and last outcome were recorded. */
+export interface TlsOutcomeCount extends TlsOutcomeDayCount {
   firstMs: number;
   lastMs: number;
 }
