@@ -47,3 +47,17 @@ export function rejectionOf(decision: Decision): RuleRejection | undefined {
   const r = decision.reject;
   return r && r.rule.then.kind === 'reject' ? new RuleRejection(r.rule.name, r.rule.then.code, r.rule.then.text) : undefined;
 }
+
+/**
+ * Carries out the releases and expiries of held mail asked for (`aftersmtp hold release|expire`, which
+ * only marks them: the node numbers its mailboxes' deliveries itself), each with its audit leaf.
+ * Returns how many were settled.
+ */
+export async function settleAskedHolds(deps: { ledger: NodeLedger; storage: Store }): Promise<number> {
+  const asked = deps.storage.rules.asked();
+  for (const held of asked) {
+    await deps.storage.settleHeld(held);
+    await recordAudit(deps, [{ rule: held.rule, action: held.state }], held.messageHash);
+  }
+  return asked.length;
+}

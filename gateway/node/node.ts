@@ -22,7 +22,7 @@ import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
 import { NodeLedger, NodeAnchoring } from '../provenance/index.ts';
 import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
 import { Federation, createTransports } from '../federation/index.ts';
-import { domainOf } from '../accept/index.ts';
+import { domainOf, settleAskedHolds } from '../accept/index.ts';
 import { widenQuicReads } from '../transport/index.ts';
 import { MemoryPolicy } from './memory.ts';
 import { NodeMetrics } from './metrics.ts';
@@ -323,6 +323,8 @@ export class AfterSmtpNode {
     this.startQueue();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
     this.scheduler.every('prune', { intervalMs: 3600_000, firstRunAfterMs: 60_000 }, () => this.prune(this.scheduler.clock.now()));
+    // Held mail the operator released or expired (the CLI marks it beside the running node), each second.
+    this.scheduler.every('held-mail', { intervalMs: 1000, firstRunAfterMs: 0 }, () => settleAskedHolds({ ledger: this.ledger, storage: this.storage }));
     this.startedAt = Date.now();
     this.publishOwnDocument();
     const ready: ReadyInfo = {
