@@ -82,6 +82,12 @@ export const rulesCommands: Command[] = [
         when: list(flags, 'when').map(parseCondition),
         then: parseAction(need(flags, 'then')),
       }));
+      const smtpOut = rule.when.some((c) => c.kind === 'direction' && c.direction === 'smtp-out');
+      if (smtpOut && rule.then.kind !== 'reject' && rule.then.kind !== 'tag') {
+        // Mail leaving over SMTP was sealed for its recipients when it was accepted: a rule without a
+        // direction acts there, on every path.
+        throw new UsageError(`direction:smtp-out rules can reject or tag; for ${rule.then.kind}, leave out direction: (the rule then acts when the mail is accepted)`);
+      }
       const target = rule.then.kind === 'journal' || rule.then.kind === 'redirect' ? rule.then.address : undefined;
       if (target !== undefined && !config.node.domains.includes(domainOf(target))) {
         throw new UsageError(`${rule.then.kind} needs a mailbox of this node (${config.node.domains.join(', ')}), not ${target}`);

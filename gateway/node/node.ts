@@ -306,7 +306,7 @@ export class AfterSmtpNode {
     if (config.bridge.smtp.enabled) await this.startSmtp();
     if (this.smtpOutboundEnabled()) {
       const sending = createSmtpSending({
-        config, nodeDid: this.keys.did, dataDir: this.dataDir, storage: this.storage, dns: this.dns, resolver: this.resolver, logOrigin: this.ledger.origin,
+        config, nodeDid: this.keys.did, dataDir: this.dataDir, storage: this.storage, dns: this.dns, resolver: this.resolver, logOrigin: this.ledger.origin, ledger: this.ledger,
         bridgeKey: { keyId: this.keys.agreement.keyId, privateKey: fromB64u(this.keys.agreement.privateKey) },
         log: this.log.child({ component: 'smtp-out' }),
       });

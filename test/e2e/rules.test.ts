@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir, initNodeWithMailboxes, runCli, startNodeProcess, jsonLines, until, type RunningNode } from '../helpers.ts';
+import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 
 describe('compliance rules from the command line', { timeout: 120_000 }, () => {
   const dir = tempDir();
@@ -96,5 +97,50 @@ describe('compliance rules from the command line', { timeout: 120_000 }, () => {
     const report = JSON.parse(await cli(['verify', bundle, '--profile', bob, '--node', node.ready.grpc, '--json']));
     expect(report.steps.find((s: { name: string }) => s.name === 'leaf')).toMatchObject({ status: 'ok', detail: expect.stringContaining('audit') });
     expect(report.steps.find((s: { name: string }) => s.name === 'inclusion')).toMatchObject({ status: 'ok' });
+  });
+});
+
+describe('smtp-out rules', { timeout: 120_000 }, () => {
+  const dir = tempDir('rules-out-');
+  let node: RunningNode;
+  let receiver: Receiver;
+  let data = '';
+
+  beforeAll(async () => {
+    receiver = await startReceiver({});
+    ({ data } = await initNodeWithMailboxes(dir.path, 'a.test'));
+    for (const args of [
+      ['route', 'add', 'legacy.test', '--endpoint', `smtp://127.0.0.1:${receiver.port}`, '--tls', 'may'],
+      ['rules', 'add', 'label-out', '--when', 'direction:smtp-out', '--then', 'tag outbound-reviewed'],
+      ['rules', 'add', 'not-eve', '--when', 'direction:smtp-out', '--when', 'to:eve@legacy.test', '--then', 'reject 550 not to eve'],
+    ]) {
+      const r = await runCli([...args, '--data', data]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const hold = await runCli(['rules', 'add', 'x', '--when', 'direction:smtp-out', '--then', 'hold', '--data', data]);
+    expect(hold.code).toBe(2);
+    expect(hold.stderr).toMatch(/direction:smtp-out rules can reject or tag/);
+    node = await startNodeProcess(data);
+  });
+  afterAll(async () => {
+    node?.child.kill('SIGTERM');
+    await node?.exited;
+    await receiver?.close();
+    dir.cleanup();
+  });
+
+  it('tags the message as it leaves (an X-AfterSMTP-Tag field) and refuses the recipient a reject rule names; both audited', async () => {
+    const sent = await runCli(['send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, '--to', 'carol@legacy.test', '--to', 'eve@legacy.test', '--subject', 'out', '--body', 'x', '--json']);
+    expect(sent.code, sent.stderr).toBe(0);
+    const got = await until('delivered', async () => receiver.messages.find((m) => m.rcpts.some((r) => r.address === 'carol@legacy.test')));
+    expect(got.rcpts.map((r) => r.address)).toEqual(['carol@legacy.test']);
+    expect(got.data.toString()).toMatch(/^X-AfterSMTP-Tag: outbound-reviewed\r$/m);
+    const queue = await until('eve refused', async () => {
+      const items = JSON.parse((await runCli(['queue', 'list', '--data', data, '--node', node.ready.grpc, '--json'])).stdout) as { recipient: string; state: string; lastError: string }[];
+      return items.find((i) => i.recipient === 'eve@legacy.test' && i.state === 'failed');
+    });
+    expect(queue.lastError).toMatch(/refused by rule not-eve: 550 not to eve/);
+    const audits = JSON.parse((await runCli(['audit', 'list', '--data', data, '--json'])).stdout) as { rule: string; action: string }[];
+    expect(audits.map((a) => [a.rule, a.action]).sort()).toEqual([['label-out', 'tag'], ['not-eve', 'reject']]);
   });
 });
