@@ -3,7 +3,7 @@
 // durable store. One code path, so the rules cannot drift between Submit and Relay.
 import { checkEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { Receipt } from '../../proto/index.ts';
-import type { OutboundTransport, QueuedRecipient, Store } from '../store/index.ts';
+import type { MailboxRecord, OutboundTransport, QueuedRecipient, Store } from '../store/index.ts';
 import type { NodeLedger } from '../provenance/index.ts';
 import { GatewayError, type NodeConfig } from '../core/index.ts';
 import type { Decision, Direction } from '../rules/index.ts';
@@ -63,6 +63,17 @@ export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
+/**
+ * The mailbox that takes mail for an address of the node: its own, else its domain's catch-all
+ * (`aftersmtp mailbox catchall`), which Resolve answers with too, so a sender seals to the catch-all's key.
+ */
+export function mailboxFor(storage: Store, address: string): MailboxRecord | undefined {
+  const own = storage.mailboxes.byAddress(address);
+  if (own) return own;
+  const catchall = storage.rules.catchallOf(domainOf(address));
+  return catchall === undefined ? undefined : storage.mailboxes.byAddress(catchall);
+}
+
 export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts: AcceptOptions): Promise<Accepted> {
   const { storage, resolver, config, ledger } = deps;
   if (envelope.recipientAddresses.length === 0) throw new GatewayError('INVALID_ARGUMENT', 'envelope has no recipient address');
@@ -88,7 +99,7 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
       remote.push({ address, domain, transport });
       continue;
     }
-    const mailbox = storage.mailboxes.byAddress(address);
+    const mailbox = mailboxFor(storage, address);
     if (!mailbox) throw new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
     if (!wrappedFor.has(mailbox.agreementKeyId)) {
       throw new GatewayError('INVALID_ARGUMENT', `the content key is not wrapped for ${address}'s key ${mailbox.agreementKeyId}`);

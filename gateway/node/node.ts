@@ -22,7 +22,7 @@ import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
 import { NodeLedger, NodeAnchoring } from '../provenance/index.ts';
 import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
 import { Federation, createTransports } from '../federation/index.ts';
-import { domainOf, settleAskedHolds } from '../accept/index.ts';
+import { domainOf, mailboxFor, settleAskedHolds } from '../accept/index.ts';
 import { widenQuicReads } from '../transport/index.ts';
 import { MemoryPolicy } from './memory.ts';
 import { NodeMetrics } from './metrics.ts';
@@ -557,7 +557,7 @@ export class AfterSmtpNode {
           return;
         }
         if (address) {
-          const mailbox = this.storage.mailboxes.byAddress(address);
+          const mailbox = mailboxFor(this.storage, address);
           if (!mailbox) return callback(toGrpcError(new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`)));
           return callback(null, { did: mailbox.did, documentJson: mailbox.documentJson });
         }

@@ -12,7 +12,7 @@ import {
   arcSeal, BridgeError, type BridgeErrorCode, type DkimSigner, type InboundHandler, type InboundMessage, type InboundObservation, type ListenerKind,
   type RecipientKind, type Srs,
 } from '../../bridge/index.ts';
-import { acceptEnvelope, actionsOf, decideFor, domainOf, recordAudit, RuleRejection, type AcceptDeps } from '../accept/index.ts';
+import { acceptEnvelope, actionsOf, decideFor, domainOf, mailboxFor, recordAudit, RuleRejection, type AcceptDeps } from '../accept/index.ts';
 import { readHeaders, type Decision } from '../rules/index.ts';
 import { queueAsIs } from './send-as-is.ts';
 import type { IntakeResult, ReportIntake } from './report-intake.ts';
@@ -120,8 +120,7 @@ export class SmtpHandler implements InboundHandler {
     const domain = domainOf(address);
     if (this.localDomains.has(domain)) {
       // postmaster@ is always taken (RFC 5321 §4.5.1): reports about the domain arrive there.
-      const ours = this.isPostmaster(address) || this.deps.storage.mailboxes.byAddress(address) || this.forwardOf(address) || this.returnPath(address)
-        || this.catchallOf(address);
+      const ours = this.isPostmaster(address) || mailboxFor(this.deps.storage, address) || this.forwardOf(address) || this.returnPath(address);
       return ours ? 'local' : 'unknown';
     }
     // An anonymous (MX) client cannot make the node look anything up, and may not relay anyway.
@@ -200,8 +199,8 @@ export class SmtpHandler implements InboundHandler {
       if (this.localDomains.has(domain)) {
         const forward = this.forwardOf(address);
         // An address without a mailbox, forward or other use goes to its domain's catch-all mailbox, if any.
-        const catchall = forward || this.isPostmaster(address) || this.returnPath(address) ? undefined : this.catchallOf(address);
-        const mailbox = storage.mailboxes.byAddress(address) ?? (catchall ? storage.mailboxes.byAddress(catchall) : undefined);
+        const taken = forward || this.isPostmaster(address) || this.returnPath(address);
+        const mailbox = taken ? storage.mailboxes.byAddress(address) : mailboxFor(storage, address);
         if (forward) forwardTo.add(forward.target);
         if (mailbox && (!forward || forward.keep)) {
           recipients.push({ did: mailbox.did, address: mailbox.address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
@@ -295,10 +294,6 @@ export class SmtpHandler implements InboundHandler {
     }
     const journal = [...decision.journal.keys()].map(mailboxKey);
     return { facts, decision, recipients: [...sealFor.values()], journal };
-  }
-
-  private catchallOf(address: string): string | undefined {
-    return this.deps.storage.rules.catchallOf(domainOf(address));
   }
 
   private isPostmaster(address: string): boolean {

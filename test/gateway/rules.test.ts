@@ -232,7 +232,7 @@ describe('rules on a node', () => {
     }
   });
 
-  it('catch-all: SMTP mail for an address without a mailbox goes to the domain\'s catch-all; without one it is refused', async () => {
+  it('catch-all: SMTP and app mail for an address without a mailbox goes to the domain\'s catch-all; without one it is refused', async () => {
     expect(await handler.recipient('whoever@example.test', { listener: 'mx' })).toBe('unknown');
     await node.storage.rules.setCatchall(HOST, 'review@example.test');
     try {
@@ -240,6 +240,10 @@ describe('rules on a node', () => {
       const { messageId } = await handler.accept(fromMx('for anyone', ['whoever@example.test', 'someone@example.test']), new AbortController().signal);
       expect(inbox('review@example.test')).toEqual([messageId]);
       expect((await read(review, 1))[0]).toMatchObject({ subject: 'for anyone' });
+      // An app (or a peer node) resolves the address to the catch-all's key, and its mail lands there too.
+      const id = await appSend({ to: ['whoever@example.test'], subject: 'e2e for anyone' });
+      expect(inbox('review@example.test')).toEqual([id]);
+      expect((await read(review, 1))[0]).toMatchObject({ subject: 'e2e for anyone', to: ['whoever@example.test'] });
     } finally {
       await node.storage.rules.removeCatchall(HOST);
     }
