@@ -63,8 +63,8 @@ export class RuleSyntaxError extends Error {
 
 const RULE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 /** A plain addr-spec, or *@domain: what an address pattern may be. */
-const ADDRESS_PATTERN = /^(?:\*|[^\s@<>()[\],;:"\\*]+)@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i;
-const ADDRESS = /^[^\s@<>()[\],;:"\\*]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i;
+const ADDRESS_PATTERN = /^(?:\*|[^\s\x00-\x1f\x7f@<>()[\],;:"\\*]+)@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i;
+const ADDRESS = /^[^\s\x00-\x1f\x7f@<>()[\],;:"\\*]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i;
 const HEADER_NAME = /^[!-9;-~]{1,76}$/; // RFC 5322 field name: printable, no colon
 /** Printable text without controls: what a tag, a reject text or a header value may hold. */
 const TEXT = /^[^\x00-\x1f\x7f]{1,200}$/;

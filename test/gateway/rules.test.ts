@@ -25,7 +25,7 @@ describe('the rules engine', () => {
     expect(parseCondition('size>1000')).toEqual({ kind: 'size', above: 1000 });
     expect(parseCondition('header:X-Case=4711')).toEqual({ kind: 'header', name: 'x-case', value: '4711' });
     expect(parseAction('reject 550 no thanks')).toEqual({ kind: 'reject', code: 550, text: 'no thanks' });
-    for (const bad of ['from:', 'to:a@b', 'direction:sideways', 'size>-1', 'header:=x', 'header:X-A=\u0007', 'subject:x']) {
+    for (const bad of ['from:', 'to:a@b', 'from:\x1b[2Jx@mail.test', 'direction:sideways', 'size>-1', 'header:=x', 'header:X-A=\u0007', 'subject:x']) {
       expect(() => parseCondition(bad), bad).toThrow(RuleSyntaxError);
     }
     for (const bad of ['reject 250 ok', 'reject 550', 'journal', 'journal a@b.test c@d.test', 'tag', 'tag a\r\nb', 'hold now', 'delete']) {
