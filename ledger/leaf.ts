@@ -13,6 +13,11 @@ export const LEAF_SIZE = 34;
 export const LEAF_TYPES = {
   /** An accepted message; the hash is the message hash defined by the protocol. */
   message: 0x01,
+  /**
+   * An action a compliance rule of the node took on a message; the hash is SHA-256("aftersmtp-audit-v1\n" ||
+   * rule || action || message hash), each string with a u16 length (gateway/rules auditHash).
+   */
+  audit: 0x02,
 } as const;
 
 export type LeafType = keyof typeof LEAF_TYPES;

@@ -41,15 +41,22 @@ const REPLIES: Record<BridgeErrorCode, Omit<SmtpReply, 'text'>> = {
 
 export class BridgeError extends Error {
   readonly code: BridgeErrorCode;
-  constructor(code: BridgeErrorCode, message: string, options?: { cause?: unknown }) {
+  /** The reply code the operator chose for this refusal (a rule's reject), instead of the code's own. */
+  readonly replyCode?: number;
+  constructor(code: BridgeErrorCode, message: string, options?: { cause?: unknown; replyCode?: number }) {
     super(message, options);
     this.name = 'BridgeError';
     this.code = code;
+    if (options?.replyCode !== undefined) this.replyCode = options.replyCode;
   }
 }
 
 /** The reply for any refusal: a BridgeError's own, anything else a 451 that says nothing of internals. */
 export function smtpReplyFor(err: unknown): SmtpReply {
-  if (err instanceof BridgeError) return { ...REPLIES[err.code], text: err.message.replace(/[\r\n]+/g, ' ') };
+  if (err instanceof BridgeError) {
+    const reply = { ...REPLIES[err.code], text: err.message.replace(/[\r\n]+/g, ' ') };
+    // A chosen code keeps its class's enhanced status: 4.7.1 for a temporary refusal, 5.7.1 for a permanent one.
+    return err.replyCode === undefined ? reply : { ...reply, code: err.replyCode, enhanced: err.replyCode < 500 ? '4.7.1' : '5.7.1' };
+  }
   return { code: 451, enhanced: '4.3.0', text: 'temporary failure, try again later' };
 }

@@ -3,9 +3,11 @@
 // durable store. One code path, so the rules cannot drift between Submit and Relay.
 import { checkEnvelope, encodeEnvelope, type DidResolver, type Envelope, type SignatureCheck } from '../../identity/index.ts';
 import type { Receipt } from '../../proto/index.ts';
-import type { OutboundTransport, QueuedRecipient, Store } from '../store/index.ts';
+import type { MailboxRecord, OutboundTransport, QueuedRecipient, Store } from '../store/index.ts';
 import type { NodeLedger } from '../provenance/index.ts';
 import { GatewayError, type NodeConfig } from '../core/index.ts';
+import type { Decision, Direction } from '../rules/index.ts';
+import { actionsOf, decideFor, recordAudit, rejectionOf } from './compliance.ts';
 
 export interface AcceptDeps {
   storage: Store;
@@ -39,6 +41,13 @@ export interface AcceptOptions {
   senderDomain: string;
   /** From a peer node: only this node's own recipients are delivered, the others are not ours. */
   fromPeer: boolean;
+  /**
+   * What the compliance rules see of a message the node can read (the SMTP bridge): where it came from,
+   * its sender, size and header, or the decision already taken on them (the bridge applies a redirect
+   * and a journal copy before it seals). Without it: direction federation (fromPeer) or local, the
+   * vouched sender, the envelope's size, and no header (end-to-end encrypted).
+   */
+  rules?: { direction: Direction; from: string; size: number; headers?: ReadonlyMap<string, readonly string[]>; decision?: Decision };
 }
 
 export interface Accepted {
@@ -54,6 +63,17 @@ export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
+/**
+ * The mailbox that takes mail for an address of the node: its own, else its domain's catch-all
+ * (`aftersmtp mailbox catchall`), which Resolve answers with too, so a sender seals to the catch-all's key.
+ */
+export function mailboxFor(storage: Store, address: string): MailboxRecord | undefined {
+  const own = storage.mailboxes.byAddress(address);
+  if (own) return own;
+  const catchall = storage.rules.catchallOf(domainOf(address));
+  return catchall === undefined ? undefined : storage.mailboxes.byAddress(catchall);
+}
+
 export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts: AcceptOptions): Promise<Accepted> {
   const { storage, resolver, config, ledger } = deps;
   if (envelope.recipientAddresses.length === 0) throw new GatewayError('INVALID_ARGUMENT', 'envelope has no recipient address');
@@ -63,7 +83,9 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
   const local = new Set(config.node.domains);
   const wrappedFor = new Set(envelope.recipients.map((r) => r.keyId));
   const mailboxes = new Set<string>();
-  const remote: QueuedRecipient[] = [];
+  /** Each local recipient's mailbox (a catch-all's for an address without one of its own). */
+  const mailboxOf = new Map<string, string>();
+  let remote: QueuedRecipient[] = [];
   for (const raw of envelope.recipientAddresses) {
     const address = raw.toLowerCase();
     const domain = domainOf(address);
@@ -77,12 +99,13 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
       remote.push({ address, domain, transport });
       continue;
     }
-    const mailbox = storage.mailboxes.byAddress(address);
+    const mailbox = mailboxFor(storage, address);
     if (!mailbox) throw new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`);
     if (!wrappedFor.has(mailbox.agreementKeyId)) {
       throw new GatewayError('INVALID_ARGUMENT', `the content key is not wrapped for ${address}'s key ${mailbox.agreementKeyId}`);
     }
     mailboxes.add(mailbox.address);
+    mailboxOf.set(address, mailbox.address);
   }
   if (opts.fromPeer && mailboxes.size === 0) throw new GatewayError('UNKNOWN_RECIPIENT', `no recipient of this envelope is in ${config.node.domains.join(', ')}`);
   const encoded = encodeEnvelope(envelope);
@@ -101,12 +124,28 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
   }
   storage.assertRoom(); // a full store refuses before verifying and logging what it cannot keep
   await checkEnvelope(envelope, resolver, { now: Date.now(), maxLifetimeMs: config.limits.maxLifetimeMs, skewMs: config.limits.clockSkewMs, verify: deps.verify });
+  // The rules apply to a message whose signature holds: nobody makes the node log actions on a forgery.
+  const decision = opts.rules?.decision ?? decideFor(storage, {
+    direction: opts.rules?.direction ?? (opts.fromPeer ? 'federation' : 'local'),
+    from: opts.rules?.from ?? opts.senderAddress,
+    to: envelope.recipientAddresses,
+    size: opts.rules?.size ?? encoded.length,
+    ...(opts.rules?.headers ? { headers: opts.rules.headers } : {}),
+  });
+  const rejection = rejectionOf(decision);
+  if (rejection) {
+    await recordAudit(deps, actionsOf(decision), envelope.messageHash);
+    throw rejection;
+  }
+  const held: { mailbox: string; rule: string }[] = [];
+  if (decision.triggered.length) remote = applyDecision(deps, decision, wrappedFor, mailboxes, mailboxOf, remote, held);
   // Leaf and envelope commit one after the other and are synced together; the answer waits for both.
   // After a crash, a stored envelope whose leaf was lost (index >= log size) gets it back at start
   // (AfterSmtpNode.repairLedger); a leaf whose envelope was lost is an orphan, harmless: the sender
   // was not answered and retries.
   const { index: leafIndex, durable } = await ledger.appendMessage(envelope.messageHash);
   await Promise.all([
+    decision.triggered.length ? recordAudit(deps, actionsOf(decision), envelope.messageHash) : undefined,
     storage.storeEnvelope({
       messageId: envelope.messageId,
       messageHash: envelope.messageHash,
@@ -115,11 +154,52 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
       envelope: encoded,
       mailboxes: [...mailboxes],
       logIndex: leafIndex,
+      ...(held.length ? { held } : {}),
+      ...(decision.tags.size ? { tags: [...decision.tags].map(([tag, rule]) => ({ tag, rule })) } : {}),
       ...(remote.length ? { remote: { recipients: remote, sender: opts.senderAddress, senderDomain: opts.senderDomain } } : {}),
     }),
     durable,
   ]);
   return { envelope, deliveredLocal: [...mailboxes], queuedRemote: remote.map((r) => r.address), receipt: ledger.receipt(leafIndex, envelope.messageHash), duplicate: false };
+}
+
+/**
+ * What the rules decided, applied to the recipients: a redirected recipient's copy goes to the rule's
+ * mailbox instead, a journal mailbox gets a copy (once), a held recipient's mailbox keeps it back
+ * (`held`). The node cannot re-seal what it cannot read: a mailbox a rule adds must be one the content
+ * key is wrapped for, or the message is refused naming it (the sender seals to it and sends again; the
+ * SMTP bridge does so itself). Returns the remote recipients left.
+ */
+function applyDecision(
+  deps: AcceptDeps, decision: Decision, wrappedFor: Set<string>, mailboxes: Set<string>, mailboxOf: Map<string, string>,
+  remote: QueuedRecipient[], held: { mailbox: string; rule: string }[],
+): QueuedRecipient[] {
+  const added = (address: string, rule: string, action: string): string => {
+    const mailbox = deps.storage.mailboxes.byAddress(address);
+    if (!mailbox) throw new GatewayError('UNKNOWN_RECIPIENT', `rule ${rule} ${action}s to ${address}, which has no mailbox on this node`);
+    if (!wrappedFor.has(mailbox.agreementKeyId)) {
+      throw new GatewayError('INVALID_ARGUMENT', `rule ${rule} of this node ${action}s this mail to ${address}: seal a copy to ${address}'s key ${mailbox.agreementKeyId} too`);
+    }
+    return mailbox.address;
+  };
+  for (const [recipient, { rule, address }] of decision.redirect) {
+    const target = added(address, rule, 'redirect');
+    const own = mailboxOf.get(recipient);
+    if (own !== undefined && ![...mailboxOf].some(([r, m]) => m === own && !decision.redirect.has(r))) mailboxes.delete(own);
+    remote = remote.filter((r) => r.address !== recipient);
+    mailboxes.add(target);
+    mailboxOf.set(recipient, target);
+  }
+  for (const [recipient, rule] of decision.hold) {
+    const mailbox = mailboxOf.get(recipient);
+    if (mailbox === undefined || !mailboxes.delete(mailbox)) continue;
+    held.push({ mailbox, rule });
+  }
+  for (const [address, rule] of decision.journal) {
+    const journal = added(address, rule, 'journal');
+    if (!held.some((h) => h.mailbox === journal)) mailboxes.add(journal);
+  }
+  return remote;
 }
 
 /**

@@ -34,12 +34,13 @@ export const provenanceCommands: Command[] = [
     name: 'proof',
     args: ['MESSAGE_ID'],
     flags: APP_FLAGS,
-    usage: [`proof MESSAGE_ID ${APP_USAGE}`, '(prints a self-contained proof bundle)'],
+    usage: [`proof (MESSAGE_ID | HASH) ${APP_USAGE}`, '(prints a self-contained proof bundle; HASH: a message hash, or an audit leaf\'s hash from `audit list`)'],
     run({ args, flags }) {
-      const messageId = args.MESSAGE_ID!;
-      if (!MESSAGE_ID_PATTERN.test(messageId)) throw new UsageError('MESSAGE_ID must be 32 hex digits');
+      const given = args.MESSAGE_ID!;
+      const byHash = /^[0-9a-f]{64}$/i.test(given);
+      if (!byHash && !MESSAGE_ID_PATTERN.test(given)) throw new UsageError('give a MESSAGE_ID (32 hex digits) or a HASH (64 hex digits)');
       return withApp(flags, async (app) => {
-        const r = await app.provenance<{ json: string }>('GetProof', { messageId: Buffer.from(messageId, 'hex') });
+        const r = await app.provenance<{ json: string }>('GetProof', byHash ? { messageHash: Buffer.from(given, 'hex') } : { messageId: Buffer.from(given, 'hex') });
         process.stdout.write(`${flags.json ? r.json : JSON.stringify(JSON.parse(r.json), null, 2)}\n`);
         return 0;
       });

@@ -4,7 +4,7 @@ import { GatewayError } from '../core/index.ts';
 import { out, str, type Command } from './command.ts';
 import { DATA_FLAGS, withStore } from './reach.ts';
 
-function sinceMs(text: string | undefined): number {
+export function sinceMs(text: string | undefined): number {
   if (text === undefined) return 0;
   const ms = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text);
   if (!Number.isFinite(ms)) throw new GatewayError('INVALID_ARGUMENT', `--since ${text} is not a date (YYYY-MM-DD)`);

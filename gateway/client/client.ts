@@ -96,6 +96,11 @@ export function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata, cb: (err: grpc
 
 export interface ComposeOptions {
   to: string[];
+  /**
+   * Mailboxes that get a copy without being named among the recipients (the content key is wrapped for
+   * them): a journal mailbox the sender's node requires (docs/DECISIONS.md, compliance rules).
+   */
+  bcc?: string[];
   subject?: string;
   text?: string;
   eml?: Uint8Array;
@@ -146,7 +151,8 @@ export interface SealedSubmission {
 export async function sealFor(profile: MailboxProfile, clients: Clients, resolver: DidResolver, opts: ComposeOptions): Promise<SealedSubmission> {
   const recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[] = [];
   const legacy: string[] = [];
-  for (const address of opts.to) {
+  const hidden = new Set((opts.bcc ?? []).map((a) => a.toLowerCase()).filter((a) => !opts.to.includes(a)));
+  for (const address of [...opts.to, ...hidden]) {
     const found = opts.knownDids?.[address]
       ? { did: opts.knownDids[address]!, documentJson: '', legacy: false }
       : await unary(clients.identity.Resolve.bind(clients.identity), { address }, clients.metadata) as { did: string; documentJson: string; legacy: boolean };
@@ -173,7 +179,7 @@ export async function sealFor(profile: MailboxProfile, clients: Clients, resolve
     header: {
       messageId,
       from: { did: profile.did, address: profile.address },
-      to: recipients.map((r) => ({ did: r.did, address: r.address })),
+      to: recipients.filter((r) => !hidden.has(r.address)).map((r) => ({ did: r.did, address: r.address })),
       createdMs,
       expiresMs,
       contentType: 'message/rfc822',

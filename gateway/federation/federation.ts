@@ -10,7 +10,7 @@ import { DnsPacketResolver, type DnsResolver } from '../dns/index.ts';
 import { RelayAgent, type PeerStatus } from './relay-agent.ts';
 import { ReceiptBatcher } from './receipt.ts';
 import { RELAY_METHOD, RESOLVE_METHOD, serveRelayStream, serveResolve, resolveAtPeer } from './relay.ts';
-import { domainOf } from '../accept/index.ts';
+import { domainOf, mailboxFor } from '../accept/index.ts';
 import { COSIGN_METHOD, CosignCollector, Witness, serveCosign } from './witness.ts';
 import { PeerBudgets } from './peer-budget.ts';
 
@@ -215,7 +215,7 @@ export class Federation {
       }
       if (method === RESOLVE_METHOD) {
         void serveResolve(stream, (address) => {
-          const mailbox = this.opts.storage.mailboxes.byAddress(address);
+          const mailbox = mailboxFor(this.opts.storage, address);
           return mailbox ? { did: mailbox.did, documentJson: mailbox.documentJson } : undefined;
         });
         return;

@@ -21,7 +21,7 @@ import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
 import { NodeLedger, NodeAnchoring } from '../provenance/index.ts';
 import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
 import { Federation, createTransports } from '../federation/index.ts';
-import { domainOf } from '../accept/index.ts';
+import { domainOf, mailboxFor, settleAskedHolds } from '../accept/index.ts';
 import { widenQuicReads } from '../transport/index.ts';
 import { MemoryPolicy } from './memory.ts';
 import { NodeMetrics } from './metrics.ts';
@@ -303,7 +303,7 @@ export class AfterSmtpNode {
     if (config.bridge.smtp.enabled) await this.startSmtp();
     if (this.smtpOutboundEnabled()) {
       const sending = createSmtpSending({
-        config, nodeDid: this.keys.did, dataDir: this.dataDir, storage: this.storage, dns: this.dns, resolver: this.resolver, logOrigin: this.ledger.origin,
+        config, nodeDid: this.keys.did, dataDir: this.dataDir, storage: this.storage, dns: this.dns, resolver: this.resolver, logOrigin: this.ledger.origin, ledger: this.ledger,
         bridgeKey: { keyId: this.keys.agreement.keyId, privateKey: fromB64u(this.keys.agreement.privateKey) },
         log: this.log.child({ component: 'smtp-out' }),
       });
@@ -314,6 +314,8 @@ export class AfterSmtpNode {
     this.startQueue();
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
     this.scheduler.every('prune', { intervalMs: 3600_000, firstRunAfterMs: 60_000 }, () => this.prune(this.scheduler.clock.now()));
+    // Held mail the operator released or expired (the CLI marks it beside the running node), each second.
+    this.scheduler.every('held-mail', { intervalMs: 1000, firstRunAfterMs: 0 }, () => settleAskedHolds({ ledger: this.ledger, storage: this.storage }));
     this.startedAt = Date.now();
     this.publishOwnDocument();
     const ready: ReadyInfo = {
@@ -516,7 +518,7 @@ export class AfterSmtpNode {
           return;
         }
         if (address) {
-          const mailbox = this.storage.mailboxes.byAddress(address);
+          const mailbox = mailboxFor(this.storage, address);
           if (!mailbox) return callback(toGrpcError(new GatewayError('UNKNOWN_RECIPIENT', `no mailbox ${address} on this node`)));
           return callback(null, { did: mailbox.did, documentJson: mailbox.documentJson });
         }

@@ -3,7 +3,7 @@
 // transaction; checkpoints are signed every few seconds or every N entries, whichever comes first.
 import { GatewayError, openingFile, storageFailure, createPrivateFile, type Scheduler } from '../core/index.ts';
 import type { Logger } from 'pino';
-import { TransparencyLog, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../../ledger/index.ts';
+import { TransparencyLog, type LeafType, decodeLeaf, encodeLeaf, formatVerifierKey, parseTilePath, SIG_TYPE_ED25519, TILE_WIDTH, type StoredCheckpoint } from '../../ledger/index.ts';
 import type { Receipt } from '../../proto/index.ts';
 import { WalSyncer } from '../store/index.ts';
 import type { ProofBundle, AnchorReference } from './proof.ts';
@@ -23,7 +23,7 @@ export interface NodeLedgerOptions {
 export class NodeLedger {
   readonly log: TransparencyLog;
   private readonly opts: NodeLedgerOptions;
-  private pending: { hash: Uint8Array; resolve: (r: { index: number; durable: Promise<void> }) => void; reject: (err: unknown) => void }[] = [];
+  private pending: { hash: Uint8Array; type: LeafType; resolve: (r: { index: number; durable: Promise<void> }) => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
   private sinceCheckpoint = 0;
   private readonly walSyncer: WalSyncer;
@@ -73,8 +73,20 @@ export class NodeLedger {
    * resolves once it is on stable storage. Callers answer nobody before `durable`.
    */
   appendMessage(messageHash: Uint8Array): Promise<{ index: number; durable: Promise<void> }> {
+    return this.append(messageHash, 'message');
+  }
+
+  /**
+   * Appends one audit leaf (what a compliance rule did to a message; its hash from gateway/rules
+   * auditHash), committed and synced as message leaves are.
+   */
+  appendAudit(auditHash: Uint8Array): Promise<{ index: number; durable: Promise<void> }> {
+    return this.append(auditHash, 'audit');
+  }
+
+  private append(hash: Uint8Array, type: LeafType): Promise<{ index: number; durable: Promise<void> }> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ hash: messageHash, resolve, reject });
+      this.pending.push({ hash, type, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -96,7 +108,7 @@ export class NodeLedger {
     if (batch.length === 0) return;
     let first: number;
     try {
-      first = this.log.append(batch.map((p) => encodeLeaf({ version: 1, type: 'message', messageHash: p.hash })));
+      first = this.log.append(batch.map((p) => encodeLeaf({ version: 1, type: p.type, messageHash: p.hash })));
     } catch (err) {
       const failure = storageFailure('transparency log append', err);
       for (const p of batch) p.reject(failure);

@@ -12,6 +12,7 @@ import { hostAddresses, type DnsPacketResolver } from '../dns/index.ts';
 import { isSmtpEndpoint, parseSmtpEndpoint } from '../federation/index.ts';
 import type { Store } from '../store/index.ts';
 import { SmtpAgent } from './smtp-agent.ts';
+import type { NodeLedger } from '../provenance/index.ts';
 
 export interface BridgeOutboundDeps {
   config: NodeConfig;
@@ -22,6 +23,8 @@ export interface BridgeOutboundDeps {
   resolver: DidResolver;
   bridgeKey: { keyId: string; privateKey: Uint8Array };
   logOrigin: string;
+  /** The node's log: smtp-out rules record their audit leaves there. */
+  ledger?: NodeLedger;
   log: Logger;
 }
 
@@ -115,6 +118,7 @@ export function createSmtpSending(deps: BridgeOutboundDeps): SmtpSending {
     resolver: deps.resolver,
     bridgeKey: deps.bridgeKey,
     logOrigin: deps.logOrigin,
+    ...(deps.ledger ? { ledger: deps.ledger } : {}),
     dkim: dkimSigners(config, dataDir),
     nextHop: (domain) => smtpNextHop(config, storage, domain),
     log,

@@ -9,7 +9,9 @@ import {
   type SmtpOutbound,
 } from '../../bridge/index.ts';
 import { openEnvelope, verifySignedMessage, type DidResolver } from '../../identity/index.ts';
-import { domainOf } from '../accept/index.ts';
+import { domainOf, recordAudit } from '../accept/index.ts';
+import { decide, readHeaders } from '../rules/index.ts';
+import type { NodeLedger } from '../provenance/index.ts';
 import { oneLine } from '../core/index.ts';
 import type { DeliveryAgent, DeliveryBatch, RecipientOutcome } from '../queue/index.ts';
 import type { Store } from '../store/index.ts';
@@ -24,6 +26,8 @@ export interface SmtpAgentOptions {
   bridgeKey: { keyId: string; privateKey: Uint8Array };
   /** The node's transparency log origin, named in each message's receipt field. */
   logOrigin: string;
+  /** The node's log, for the audit leaves of smtp-out rules (none without it). */
+  ledger?: NodeLedger;
   /** The node's DKIM keys; a message is signed with every key of its sender's domain. */
   dkim: DkimSigner[];
   /** The operator's SMTP route for a domain (its own, else the "*" smarthost); undefined = MX. */
@@ -86,6 +90,7 @@ export class SmtpAgent implements DeliveryAgent {
 
     const id = Buffer.from(envelope.messageId).toString('hex');
     let message: OutboundMessage;
+    let refusedByRule: RecipientOutcome[] = [];
     try {
       const composed = composeMessage({
         from: sender,
@@ -96,8 +101,11 @@ export class SmtpAgent implements DeliveryAgent {
         body: verified.body,
         receipt: { origin: this.opts.logOrigin, leafIndex: held.logIndex ?? 0 },
       });
+      const ruled = await this.outboundRules(batch, sender, composed.data);
+      refusedByRule = ruled.refused;
+      if (refusedByRule.length === items.length) return refusedByRule;
       const signers = this.opts.dkim.filter((k) => k.domain === domainOf(sender));
-      const data = signers.length ? await dkimSign(composed.data, signers) : composed.data;
+      const data = signers.length ? await dkimSign(ruled.data, signers) : ruled.data;
       const requireTls = this.opts.storage.requireTls.has(envelope.messageId);
       if (!signers.length) this.opts.log.warn({ domain: domainOf(sender) }, 'no DKIM key for the sender domain: sent unsigned');
       // What the sender asked of delivery status notifications (submitted over SMTP with DSN), read once.
@@ -106,7 +114,7 @@ export class SmtpAgent implements DeliveryAgent {
         data,
         envelope: {
           mailFrom: sender,
-          recipients: recipients(batch, asked),
+          recipients: recipients(batch, asked).filter((r) => !refusedByRule.some((o) => o.recipient === r.address)),
           ...dsnParams(asked),
           // RFC 8689 §5: with the REQUIRETLS parameter the TLS-Required field is ignored; without it, `No`
           // asks that the recipient's DANE and MTA-STS policies be ignored.
@@ -121,7 +129,36 @@ export class SmtpAgent implements DeliveryAgent {
       return failAll(code === 'SENDER_MISMATCH' ? 'SENDER_MISMATCH' : 'INVALID_ARGUMENT', `the message cannot be sent over SMTP: ${(err as Error).message}`, '5.6.0');
     }
 
-    return this.send(batch, message);
+    return [...refusedByRule, ...(await this.send(batch, message))];
+  }
+
+  /**
+   * The rules that say `direction:smtp-out`, on the message as it leaves (the node reads it: header
+   * conditions hold): a reject fails the recipients it concerns with the rule's text, a tag becomes an
+   * X-AfterSMTP-Tag field (added before DKIM signing). Their audit leaves are appended on the first
+   * attempt only, not on each retry. Other actions are refused by `rules add` for smtp-out: the message
+   * was sealed for its recipients when it was accepted, where rules without a direction act.
+   */
+  private async outboundRules(batch: DeliveryBatch, sender: string, data: Buffer): Promise<{ data: Buffer; refused: RecipientOutcome[] }> {
+    const rules = this.opts.storage.rules.list().filter((r) => r.when.some((c) => c.kind === 'direction' && c.direction === 'smtp-out'));
+    if (rules.length === 0) return { data, refused: [] };
+    const decision = decide(rules, { from: sender, to: batch.items.map((i) => i.recipient), direction: 'smtp-out', size: data.length, headers: readHeaders(data) });
+    if (decision.triggered.length === 0) return { data, refused: [] };
+    if (this.opts.ledger && batch.items.some((i) => i.attempts === 0)) {
+      // Per recipient here: a reject refuses some recipients while a tag goes out with the others.
+      const actions = decision.triggered.map((t) => ({ rule: t.rule.name, action: t.rule.then.kind }));
+      await recordAudit({ ledger: this.opts.ledger, storage: this.opts.storage }, actions, batch.envelope.messageHash);
+    }
+    const reject = decision.reject;
+    const then = reject?.rule.then;
+    const refused: RecipientOutcome[] = reject && then?.kind === 'reject'
+      ? reject.recipients.map((recipient) => ({
+        recipient, state: 'failed', code: 'PERMISSION_DENIED', error: `refused by rule ${reject.rule.name}: ${then.code} ${then.text}`,
+        report: { status: then.code < 500 ? '4.7.1' : '5.7.1' },
+      }))
+      : [];
+    const tags = [...decision.tags.keys()].map((t) => `X-AfterSMTP-Tag: ${t}\r\n`).join('');
+    return { data: tags ? Buffer.concat([Buffer.from(tags, 'utf8'), data]) : data, refused };
   }
 
   /** One attempt; `recordTls` false for a TLS report (RFC 8460 §3: its delivery is not reported on). */

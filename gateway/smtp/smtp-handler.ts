@@ -12,7 +12,8 @@ import {
   arcSeal, BridgeError, type BridgeErrorCode, type DkimSigner, type InboundHandler, type InboundMessage, type InboundObservation, type ListenerKind,
   type RecipientKind, type Srs,
 } from '../../bridge/index.ts';
-import { acceptEnvelope, domainOf, type AcceptDeps } from '../accept/index.ts';
+import { acceptEnvelope, actionsOf, decideFor, domainOf, mailboxFor, recordAudit, RuleRejection, type AcceptDeps } from '../accept/index.ts';
+import { readHeaders, type Decision } from '../rules/index.ts';
 import { queueAsIs } from './send-as-is.ts';
 import type { IntakeResult, ReportIntake } from './report-intake.ts';
 import type { GatewayError, GatewayErrorCode } from '../core/index.ts';
@@ -88,6 +89,8 @@ const TELLS_CLIENT = new Set<BridgeErrorCode>(['UNKNOWN_RECIPIENT', 'REFUSED', '
 
 export function bridgeErrorFor(err: unknown): BridgeError {
   if (err instanceof BridgeError) return err;
+  // The operator's own reply: the rule's code and text, nothing else.
+  if (err instanceof RuleRejection) return new BridgeError('REFUSED', err.replyText, { cause: err, replyCode: err.replyCode });
   // GatewayError and identity/'s IdentityError both carry a code of the list.
   const thrown = (err as { code?: unknown })?.code;
   const code = typeof thrown === 'string' && Object.hasOwn(BRIDGE_CODE, thrown) ? BRIDGE_CODE[thrown as GatewayErrorCode] : 'TEMPORARY';
@@ -117,7 +120,7 @@ export class SmtpHandler implements InboundHandler {
     const domain = domainOf(address);
     if (this.localDomains.has(domain)) {
       // postmaster@ is always taken (RFC 5321 §4.5.1): reports about the domain arrive there.
-      const ours = this.isPostmaster(address) || this.deps.storage.mailboxes.byAddress(address) || this.forwardOf(address) || this.returnPath(address);
+      const ours = this.isPostmaster(address) || mailboxFor(this.deps.storage, address) || this.forwardOf(address) || this.returnPath(address);
       return ours ? 'local' : 'unknown';
     }
     // An anonymous (MX) client cannot make the node look anything up, and may not relay anyway.
@@ -194,11 +197,13 @@ export class SmtpHandler implements InboundHandler {
     for (const address of new Set(message.recipients.map((r) => r.address.toLowerCase()))) {
       const domain = domainOf(address);
       if (this.localDomains.has(domain)) {
-        const mailbox = storage.mailboxes.byAddress(address);
         const forward = this.forwardOf(address);
+        // An address without a mailbox, forward or other use goes to its domain's catch-all mailbox, if any.
+        const taken = forward || this.isPostmaster(address) || this.returnPath(address);
+        const mailbox = taken ? storage.mailboxes.byAddress(address) : mailboxFor(storage, address);
         if (forward) forwardTo.add(forward.target);
         if (mailbox && (!forward || forward.keep)) {
-          recipients.push({ did: mailbox.did, address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
+          recipients.push({ did: mailbox.did, address: mailbox.address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
         }
         if (mailbox || forward) continue;
         if (this.isPostmaster(address)) {
@@ -242,15 +247,53 @@ export class SmtpHandler implements InboundHandler {
       return { messageId: `report-${report.kind}` };
     }
     if (recipients.length + forwardTo.size + returnTo.size === 0) throw new BridgeError('REFUSED', 'no recipients');
+    const rules = recipients.length ? await this.applyRules(message, submitted, fromAddress, recipients) : undefined;
     if (signal.aborted) throw new BridgeError('TEMPORARY', 'the session ended before the message was stored');
     // Every copy is made durable before the one reply: the mailboxes' copy, the forwards, the returned bounce.
     const copies: Promise<{ messageId: string }>[] = [];
-    if (recipients.length) copies.push(this.store(message, submitted, fromAddress, vouched, recipients));
+    if (recipients.length) copies.push(this.store(message, submitted, vouched, rules!));
     if (forwardTo.size) copies.push(this.sendOn(message, this.forwardCopy(message), [...forwardTo], this.deps.forwarding!.srs.forward(message.mailFrom)));
     // A bounce goes back with the null sender, as it came (RFC 5321 §4.5.5: nothing bounces about a bounce).
     if (returnTo.size) copies.push(this.sendOn(message, message.message, [...returnTo], ''));
     const [first] = await Promise.all(copies);
     return first!;
+  }
+
+  /**
+   * The compliance rules on a message the bridge turns into AfterSMTP mail (it can read it: header
+   * conditions apply). A reject refuses it with the rule's reply; a redirect replaces the recipient's
+   * copy by the rule's mailbox and a journal mailbox gets a copy sealed to its own key (not named in the
+   * message's recipients); hold and tag are applied by the acceptance path.
+   */
+  private async applyRules(
+    message: InboundMessage, submitted: boolean, fromAddress: string, recipients: SealFor[],
+  ): Promise<BridgedRules> {
+    const facts = {
+      direction: submitted ? 'local' as const : 'smtp-in' as const,
+      from: fromAddress,
+      size: message.message.length,
+      headers: readHeaders(message.message),
+    };
+    const decision = decideFor(this.deps.storage, { ...facts, to: recipients.map((r) => r.address) });
+    if (decision.reject) {
+      // Nothing was sealed: the audit leaf names the message by the SHA-256 of what the client sent.
+      await recordAudit(this.deps, actionsOf(decision), new Uint8Array(createHash('sha256').update(message.message).digest()));
+      const then = decision.reject.rule.then;
+      if (then.kind === 'reject') throw new RuleRejection(decision.reject.rule.name, then.code, then.text);
+    }
+    const mailboxKey = (address: string): SealFor => {
+      const mailbox = this.deps.storage.mailboxes.byAddress(address);
+      if (!mailbox) throw new BridgeError('TEMPORARY', `a rule of this node names ${address}, which has no mailbox`);
+      return { did: mailbox.did, address: mailbox.address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey };
+    };
+    const sealFor = new Map<string, SealFor>();
+    for (const r of recipients) {
+      const redirect = decision.redirect.get(r.address);
+      const target = redirect ? mailboxKey(redirect.address) : r;
+      sealFor.set(target.address, target);
+    }
+    const journal = [...decision.journal.keys()].map(mailboxKey);
+    return { facts, decision, recipients: [...sealFor.values()], journal };
   }
 
   private isPostmaster(address: string): boolean {
@@ -304,11 +347,10 @@ export class SmtpHandler implements InboundHandler {
   }
 
   /** The copy for the node's own mailboxes and for peer and legacy recipients of a submission. */
-  private async store(
-    message: InboundMessage, submitted: boolean, fromAddress: string, vouched: string,
-    recipients: { did: string; address: string; keyId: string; publicKey: Uint8Array }[],
-  ): Promise<{ messageId: string }> {
+  private async store(message: InboundMessage, submitted: boolean, vouched: string, rules: BridgedRules): Promise<{ messageId: string }> {
     const { storage, config, nodeDid, nodeKeys } = this.deps;
+    const { recipients } = rules;
+    const fromAddress = rules.facts.from;
 
     const messageId = new Uint8Array(randomBytes(16));
     const createdMs = Date.now();
@@ -335,7 +377,8 @@ export class SmtpHandler implements InboundHandler {
       senderPrivateKey: nodeKeys.signingPrivateKey,
       recipientAddresses: recipients.map((r) => r.address),
       // Several SMTP recipients share the bridge key: it is wrapped once.
-      recipients: [...new Map(recipients.map((r) => [r.keyId, { keyId: r.keyId, publicKey: r.publicKey }])).values()],
+      // A journal mailbox's key is wrapped too, without naming it among the recipients.
+      recipients: [...new Map([...recipients, ...rules.journal].map((r) => [r.keyId, { keyId: r.keyId, publicKey: r.publicKey }])).values()],
       createdMs,
       expiresMs,
     });
@@ -349,6 +392,7 @@ export class SmtpHandler implements InboundHandler {
         senderAddress: vouched,
         senderDomain: vouched ? domainOf(vouched) : '',
         fromPeer: false,
+        rules: { ...rules.facts, decision: rules.decision },
       }),
       dsn ? storage.dsn.record(messageId, dsn, createdMs) : undefined,
       message.requireTls ? storage.requireTls.record(messageId, createdMs) : undefined,
@@ -357,6 +401,17 @@ export class SmtpHandler implements InboundHandler {
     this.deps.log.info({ session: message.sessionId, listener: message.listener, messageId: id, recipients: recipients.length, vouched: vouched !== '' }, 'bridged message accepted');
     return { messageId: id };
   }
+}
+
+/** A recipient the bridge seals a message to: its DID, address and key agreement key. */
+interface SealFor { did: string; address: string; keyId: string; publicKey: Uint8Array }
+
+/** What the rules decided on a bridged message, and the keys the bridge seals it to accordingly. */
+interface BridgedRules {
+  facts: { direction: 'local' | 'smtp-in'; from: string; size: number; headers: Map<string, string[]> };
+  decision: Decision;
+  recipients: SealFor[];
+  journal: SealFor[];
 }
 
 /** The client's RFC 3461 parameters, or undefined when it gave none (no rows kept). */

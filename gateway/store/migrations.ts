@@ -301,6 +301,52 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;`);
     },
   },
+  {
+    version: 8,
+    change: 'compliance rules: the rules, deliveries held by a rule, labels rules put on messages, catch-all '
+      + 'mailboxes, and the audit leaves the node appended for what the rules did',
+    up(db) {
+      db.exec(`CREATE TABLE IF NOT EXISTS rules (
+        name TEXT NOT NULL PRIMARY KEY,
+        rule TEXT NOT NULL,           -- conditions and action, JSON (gateway/rules)
+        created_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS held_deliveries (
+        message_id BLOB NOT NULL,
+        mailbox TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        envelope BLOB NOT NULL,
+        sender TEXT NOT NULL,
+        sender_domain TEXT NOT NULL,
+        log_index INTEGER,
+        message_hash BLOB NOT NULL,
+        held_ms INTEGER NOT NULL,
+        state TEXT NOT NULL,          -- held | release | expire (the last two: asked for, the node carries it out)
+        PRIMARY KEY (message_id, mailbox)
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS message_tags (
+        message_id BLOB NOT NULL,
+        tag TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        tagged_ms INTEGER NOT NULL,
+        PRIMARY KEY (message_id, tag)
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS catchalls (
+        domain TEXT NOT NULL PRIMARY KEY,
+        mailbox TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS audit_leaves (
+        log_index INTEGER NOT NULL PRIMARY KEY,
+        rule TEXT NOT NULL,
+        action TEXT NOT NULL,         -- journal | hold | release | expire | redirect | reject | tag
+        message_hash BLOB NOT NULL,
+        leaf_hash BLOB NOT NULL,
+        at_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS audit_leaves_time ON audit_leaves (at_ms);`);
+    },
+  },
 ];
 
 /** The layout this code writes (PRAGMA user_version): the last step's. */

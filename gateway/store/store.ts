@@ -17,6 +17,7 @@ import { ReceivedReportRepository } from './received-reports.ts';
 import { RouteRepository } from './routes.ts';
 import { ReplayRepository } from './replay.ts';
 import { WitnessRepository } from './witness.ts';
+import { RuleRepository, type HeldDelivery } from './rules.ts';
 
 /**
  * An accepted message whose log leaf was lost in a crash (see messagesFromLogIndex). `messageHash` is
@@ -55,6 +56,7 @@ export class Store {
   readonly receivedReports: ReceivedReportRepository;
   readonly replay: ReplayRepository;
   readonly witness: WitnessRepository;
+  readonly rules: RuleRepository;
 
   constructor(file: string, opts: EngineOptions = {}) {
     const engine = new StoreEngine(file, opts);
@@ -72,6 +74,7 @@ export class Store {
     this.receivedReports = new ReceivedReportRepository(engine);
     this.replay = new ReplayRepository(engine);
     this.witness = new WitnessRepository(engine);
+    this.rules = new RuleRepository(engine);
   }
 
   static {
@@ -116,6 +119,10 @@ export class Store {
     sender?: VouchedSender;
     /** Remote recipients, queued for their delivery agent in the same transaction. */
     remote?: { recipients: QueuedRecipient[]; sender: string; senderDomain: string };
+    /** Mailboxes a rule keeps the message from until it is released (not delivered now), and the rule. */
+    held?: { mailbox: string; rule: string }[];
+    /** Labels rules put on the message. */
+    tags?: { tag: string; rule: string }[];
   }): Promise<Map<string, number>> {
     const seqs = new Map<string, number>();
     const receivedMs = Date.now();
@@ -135,6 +142,10 @@ export class Store {
       for (const mailbox of args.mailboxes) {
         seqs.set(mailbox, this.deliveries.insert(mailbox, args.messageId, args.envelope, receivedMs, logIndex, sender));
       }
+      for (const h of args.held ?? []) {
+        this.rules.hold({ messageId: args.messageId, mailbox: h.mailbox, rule: h.rule, envelope: args.envelope, sender, logIndex, messageHash: args.messageHash ?? new Uint8Array(0) }, receivedMs);
+      }
+      for (const t of args.tags ?? []) this.rules.tag(args.messageId, t.tag, t.rule, receivedMs);
     }); // on failure, the engine has reset the seq counters
     // Listeners get the stored delivery itself, so a subscriber that is caught up need not read it back.
     for (const [mailbox, seq] of seqs) {
@@ -152,6 +163,28 @@ export class Store {
       this.events.queued(items, held);
     }
     return seqs;
+  }
+
+  /**
+   * Carries out an asked-for release (into the mailbox, as if delivered now) or expiry (dropped) of one
+   * held delivery, in one commit; a release tells events.onDelivery. Resolves with the seq (release).
+   */
+  async settleHeld(held: HeldDelivery): Promise<number | undefined> {
+    const receivedMs = Date.now();
+    let seq: number | undefined;
+    await this.#engine.write(() => {
+      this.rules.dropHeld(held.messageId, held.mailbox);
+      if (held.state === 'release' && this.mailboxes.exists(held.mailbox)) {
+        seq = this.deliveries.insert(held.mailbox, held.messageId, held.envelope, receivedMs, held.logIndex, held.sender);
+      }
+    });
+    if (seq !== undefined) {
+      this.events.delivered({
+        mailbox: held.mailbox, seq, messageId: held.messageId, envelope: held.envelope, receivedMs, logIndex: held.logIndex,
+        authenticatedSender: held.sender.address, senderDomain: held.sender.domain,
+      });
+    }
+    return seq;
   }
 
   /**

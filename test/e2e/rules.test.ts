@@ -1,0 +1,146 @@
+// Compliance rules through the real CLI and a real node process: a legal hold set with `rules add`, mail
+// held across a restart and released with `hold release`, its audit leaves listed by `audit list` and
+// proved and verified by `aftersmtp proof` / `verify` like any leaf; and what the CLI refuses.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { tempDir, initNodeWithMailboxes, runCli, startNodeProcess, jsonLines, until, type RunningNode } from '../helpers.ts';
+import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
+
+describe('compliance rules from the command line', { timeout: 120_000 }, () => {
+  const dir = tempDir();
+  let data = '';
+  let node: RunningNode | undefined;
+  const alice = join(dir.path, 'alice.json');
+  const bob = join(dir.path, 'bob.json');
+
+  async function cli(args: string[]): Promise<string> {
+    const r = await runCli(args);
+    expect(r.code, `aftersmtp ${args.join(' ')}\n${r.stderr}`).toBe(0);
+    return r.stdout;
+  }
+
+  async function stop(): Promise<void> {
+    node?.child.kill('SIGTERM');
+    await node?.exited;
+    node = undefined;
+  }
+
+  beforeAll(async () => {
+    ({ data } = await initNodeWithMailboxes(dir.path, 'example.test'));
+  });
+
+  afterAll(async () => {
+    await stop();
+    dir.cleanup();
+  });
+
+  it('refuses a rule without --data (only the operator of the data directory sets rules), and malformed rules, writing nothing', async () => {
+    const noData = await runCli(['rules', 'add', 'legal', '--when', 'to:bob@example.test', '--then', 'hold']);
+    expect(noData.code).toBe(2);
+    expect(noData.stderr).toMatch(/--data is required/);
+    for (const [when, then, reason] of [
+      ['to:bob', 'hold', /to: needs an address/],
+      ['size>x', 'hold', /unknown condition/],
+      ['to:bob@example.test', 'reject 250 fine', /reject needs an SMTP code/],
+      ['to:bob@example.test', 'journal nobody@example.test', /no mailbox nobody@example.test/],
+      ['to:bob@example.test', 'redirect someone@elsewhere.test', /needs a mailbox of this node/],
+    ] as const) {
+      const r = await runCli(['rules', 'add', 'bad', '--when', when, '--then', then, '--data', data]);
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.stderr).toMatch(reason);
+    }
+    expect(JSON.parse(await cli(['rules', 'list', '--data', data, '--json']))).toEqual([]);
+  });
+
+  it('shows which rules a message would trigger; a hostile header value is printed escaped, never as a line or terminal control of its own', async () => {
+    await cli(['rules', 'add', 'case-4711', '--when', 'header:x-case=4711', '--then', 'tag case', '--data', data]);
+    await cli(['rules', 'add', 'from-mail', '--when', 'from:*@mail.test', '--when', 'direction:smtp-in', '--then', 'journal alice@example.test', '--data', data]);
+    const eml = join(dir.path, 'hostile.eml');
+    writeFileSync(eml, 'From: <\x1b[2J\x1b[31mevil\u2028@mail.test>\r\nTo: bob@example.test\r\nX-Case: 4711\r\nSubject: x\r\n\r\nbody\r\n');
+    const human = await cli(['rules', 'test', '--eml', eml, '--data', data]);
+    expect(human).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u2028]/);
+    expect(human).toContain('case-4711: when header:x-case=4711 then tag case');
+    expect(human.split('\n').filter(Boolean)).toHaveLength(3); // the message, then one line per rule triggered
+    const json = JSON.parse(await cli(['rules', 'test', '--eml', eml, '--data', data, '--json']));
+    expect(json.triggered.map((t: { name: string }) => t.name)).toEqual(['case-4711', 'from-mail']);
+    expect(json.from).toMatch(/^\x1b\[2j\x1b\[31mevil.+@mail\.test$/); // JSON carries the value itself, escaped by JSON
+    const none = JSON.parse(await cli(['rules', 'test', '--from', 'x@y.test', '--to', 'bob@example.test', '--data', data, '--json']));
+    expect(none.triggered).toEqual([]);
+    await cli(['rules', 'remove', 'case-4711', '--data', data]);
+    await cli(['rules', 'remove', 'from-mail', '--data', data]);
+    expect((await runCli(['rules', 'remove', 'from-mail', '--data', data])).code).toBe(1);
+  });
+
+  it('holds bob\'s mail across a restart until `hold release`, then delivers it; the audit leaves are listed with their indexes and verify', async () => {
+    await cli(['rules', 'add', 'legal', '--when', 'to:bob@example.test', '--then', 'hold', '--data', data]);
+    node = await startNodeProcess(data);
+    const sent = JSON.parse(await cli(['send', '--profile', alice, '--node', node.ready.grpc, '--to', 'bob@example.test', '--subject', 'held', '--body', 'for the record', '--json']));
+    const held = JSON.parse(await cli(['hold', 'list', '--data', data, '--json']));
+    expect(held).toMatchObject([{ messageId: sent.messageId, mailbox: 'bob@example.test', rule: 'legal', state: 'held' }]);
+    await stop();
+
+    await cli(['hold', 'release', sent.messageId, '--data', data]);
+    expect((await runCli(['hold', 'release', 'ab'.repeat(16), '--data', data])).code).toBe(1);
+    node = await startNodeProcess(data);
+    await until('the release', async () => (JSON.parse(await cli(['hold', 'list', '--data', data, '--json'])).length === 0 || undefined));
+    const got = jsonLines(await cli(['subscribe', '--profile', bob, '--node', node.ready.grpc, '--count', '1', '--json']));
+    expect(got.find((m) => m.messageId === sent.messageId)).toMatchObject({ subject: 'held', verified: true });
+
+    const audits = JSON.parse(await cli(['audit', 'list', '--since', '2000-01-01', '--data', data, '--json']));
+    expect(audits.map((a: { rule: string; action: string }) => [a.rule, a.action])).toEqual([['legal', 'hold'], ['legal', 'release']]);
+    expect(audits.every((a: { messageHash: string }) => a.messageHash === sent.messageHash)).toBe(true);
+    expect(audits[0].leafIndex).toBeLessThan(audits[1].leafIndex);
+
+    const bundle = join(dir.path, 'hold.json');
+    writeFileSync(bundle, await cli(['proof', audits[0].leafHash, '--profile', bob, '--node', node.ready.grpc, '--json']));
+    const report = JSON.parse(await cli(['verify', bundle, '--profile', bob, '--node', node.ready.grpc, '--json']));
+    expect(report.steps.find((s: { name: string }) => s.name === 'leaf')).toMatchObject({ status: 'ok', detail: expect.stringContaining('audit') });
+    expect(report.steps.find((s: { name: string }) => s.name === 'inclusion')).toMatchObject({ status: 'ok' });
+  });
+});
+
+describe('smtp-out rules', { timeout: 120_000 }, () => {
+  const dir = tempDir('rules-out-');
+  let node: RunningNode;
+  let receiver: Receiver;
+  let data = '';
+
+  beforeAll(async () => {
+    receiver = await startReceiver({});
+    ({ data } = await initNodeWithMailboxes(dir.path, 'a.test'));
+    for (const args of [
+      ['route', 'add', 'legacy.test', '--endpoint', `smtp://127.0.0.1:${receiver.port}`, '--tls', 'may'],
+      ['rules', 'add', 'label-out', '--when', 'direction:smtp-out', '--then', 'tag outbound-reviewed'],
+      ['rules', 'add', 'not-eve', '--when', 'direction:smtp-out', '--when', 'to:eve@legacy.test', '--then', 'reject 550 not to eve'],
+    ]) {
+      const r = await runCli([...args, '--data', data]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const hold = await runCli(['rules', 'add', 'x', '--when', 'direction:smtp-out', '--then', 'hold', '--data', data]);
+    expect(hold.code).toBe(2);
+    expect(hold.stderr).toMatch(/direction:smtp-out rules can reject or tag/);
+    node = await startNodeProcess(data);
+  });
+  afterAll(async () => {
+    node?.child.kill('SIGTERM');
+    await node?.exited;
+    await receiver?.close();
+    dir.cleanup();
+  });
+
+  it('tags the message as it leaves (an X-AfterSMTP-Tag field) and refuses the recipient a reject rule names; both audited', async () => {
+    const sent = await runCli(['send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, '--to', 'carol@legacy.test', '--to', 'eve@legacy.test', '--subject', 'out', '--body', 'x', '--json']);
+    expect(sent.code, sent.stderr).toBe(0);
+    const got = await until('delivered', async () => receiver.messages.find((m) => m.rcpts.some((r) => r.address === 'carol@legacy.test')));
+    expect(got.rcpts.map((r) => r.address)).toEqual(['carol@legacy.test']);
+    expect(got.data.toString()).toMatch(/^X-AfterSMTP-Tag: outbound-reviewed\r$/m);
+    const queue = await until('eve refused', async () => {
+      const items = JSON.parse((await runCli(['queue', 'list', '--data', data, '--node', node.ready.grpc, '--json'])).stdout) as { recipient: string; state: string; lastError: string }[];
+      return items.find((i) => i.recipient === 'eve@legacy.test' && i.state === 'failed');
+    });
+    expect(queue.lastError).toMatch(/refused by rule not-eve: 550 not to eve/);
+    const audits = JSON.parse((await runCli(['audit', 'list', '--data', data, '--json'])).stdout) as { rule: string; action: string }[];
+    expect(audits.map((a) => [a.rule, a.action]).sort()).toEqual([['label-out', 'tag'], ['not-eve', 'reject']]);
+  });
+});
