@@ -6,6 +6,9 @@
 import type { StoreEngine, Statement } from './engine.ts';
 import type { Rule } from '../rules/index.ts';
 
+
+/** A rule list read from the store is reused this long (as ROUTE_REREAD_MS for routes). */
+export const RULES_REREAD_MS = 200;
 export type HeldState = 'held' | 'release' | 'expire';
 
 export interface HeldDelivery {
@@ -74,18 +77,34 @@ export class RuleRepository {
     };
   }
 
-  /** The rules in the order they were added, read on every message (the CLI changes them beside a running node). */
+  /**
+   * The rules in the order they were added. Every message asks: the list is read and parsed again when
+   * older than RULES_REREAD_MS (the CLI changes rules beside a running node; as with routes, a change
+   * applies within that), not once per message.
+   */
   list(): Rule[] {
-    return this.stmts.list.all().map((r) => ({ name: r.name, ...(JSON.parse(r.rule) as Omit<Rule, 'name'>) }));
+    const now = performance.now();
+    if (this.cached && now - this.cached.at < RULES_REREAD_MS) return this.cached.rules;
+    const rules = this.stmts.list.all().map((r) => ({ name: r.name, ...(JSON.parse(r.rule) as Omit<Rule, 'name'>) }));
+    this.cached = { rules, at: now };
+    return rules;
   }
 
+  private cached?: { rules: Rule[]; at: number };
+
   set(rule: Rule): Promise<void> {
-    return this.engine.write(() => { this.stmts.upsert.run(rule.name, JSON.stringify({ when: rule.when, then: rule.then }), Date.now()); });
+    return this.engine.write(() => {
+      this.stmts.upsert.run(rule.name, JSON.stringify({ when: rule.when, then: rule.then }), Date.now());
+      this.cached = undefined;
+    });
   }
 
   async remove(name: string): Promise<boolean> {
     let removed = false;
-    await this.engine.write(() => { removed = Number(this.stmts.delete.run(name).changes) > 0; });
+    await this.engine.write(() => {
+      removed = Number(this.stmts.delete.run(name).changes) > 0;
+      this.cached = undefined;
+    });
     return removed;
   }
 
