@@ -17,6 +17,7 @@ import { ReceivedReportRepository } from './received-reports.ts';
 import { RouteRepository } from './routes.ts';
 import { ReplayRepository } from './replay.ts';
 import { WitnessRepository } from './witness.ts';
+import { WebhookRepository } from './webhooks.ts';
 
 /**
  * An accepted message whose log leaf was lost in a crash (see messagesFromLogIndex). `messageHash` is
@@ -55,12 +56,14 @@ export class Store {
   readonly receivedReports: ReceivedReportRepository;
   readonly replay: ReplayRepository;
   readonly witness: WitnessRepository;
+  readonly webhooks: WebhookRepository;
 
   constructor(file: string, opts: EngineOptions = {}) {
     const engine = new StoreEngine(file, opts);
     this.#engine = engine;
     this.mailboxes = new MailboxRepository(engine);
-    this.deliveries = new DeliveryRepository(engine);
+    this.webhooks = new WebhookRepository(engine);
+    this.deliveries = new DeliveryRepository(engine, this.webhooks);
     this.outbound = new OutboundRepository(engine);
     this.routes = new RouteRepository(engine);
     this.dsn = new DsnRepository(engine);
@@ -105,7 +108,8 @@ export class Store {
 
   /**
    * Durably stores one envelope for every local recipient mailbox, queues it for its remote recipients,
-   * and records the message against replay, atomically. Resolves with the seq per mailbox; then tells
+   * and records the message against replay, atomically; a mailbox with a webhook gets the delivery's
+   * hook row in the same commit, so a crash before the POST loses no notification. Resolves with the seq per mailbox; then tells
    * events.onDelivery of each delivery and events.onOutbound of the queued items.
    */
   async storeEnvelope(args: {
@@ -133,7 +137,9 @@ export class Store {
         this.outbound.addRecipients(args.messageId, remote.recipients, receivedMs, args.expiresMs);
       }
       for (const mailbox of args.mailboxes) {
-        seqs.set(mailbox, this.deliveries.insert(mailbox, args.messageId, args.envelope, receivedMs, logIndex, sender));
+        const seq = this.deliveries.insert(mailbox, args.messageId, args.envelope, receivedMs, logIndex, sender);
+        seqs.set(mailbox, seq);
+        this.webhooks.enqueueIfHooked(mailbox, seq, receivedMs);
       }
     }); // on failure, the engine has reset the seq counters
     // Listeners get the stored delivery itself, so a subscriber that is caught up need not read it back.
@@ -169,6 +175,7 @@ export class Store {
           throw new GatewayError('CONFLICT', `${key} has ${n} message(s) its app has not acknowledged; they would be deleted with it (--force)`);
         }
         this.mailboxes.deleteRecord(key);
+        this.webhooks.deleteOf(key);
       } else if (this.deliveries.lastSeq(key) === 0) {
         throw new GatewayError('NOT_FOUND', `no mailbox ${key} on this node`);
       } // else a removal that was interrupted after the record went: its mail is deleted now
@@ -225,6 +232,17 @@ export class Store {
         this.outbound.setLogIndex(message.messageId, logIndex);
         this.replay.setLogIndex(message.messageId, message.messageHash, logIndex);
       }
+    });
+  }
+
+  /**
+   * The hook answered 2xx for a delivery: it is acknowledged (a subscriber no longer gets it) and its
+   * hook row settled, in one commit.
+   */
+  webhookDelivered(mailbox: string, seq: number, nowMs = Date.now()): Promise<void> {
+    return this.#engine.write(() => {
+      this.deliveries.ackInWrite(mailbox, seq, nowMs);
+      this.webhooks.delivered(mailbox, seq, nowMs);
     });
   }
 
