@@ -11,9 +11,10 @@ import { federationCommands } from './federation-commands.ts';
 import { bridgeCommands } from './bridge-commands.ts';
 import { dnsCommands } from './dns-commands.ts';
 import { reportCommands } from './report-commands.ts';
+import { webhookCommands } from './webhook-commands.ts';
 
 /** Every command, in the order `aftersmtp --help` lists them. */
-export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands, ...dnsCommands, ...reportCommands];
+export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands, ...dnsCommands, ...reportCommands, ...webhookCommands];
 
 /** `aftersmtp --help`: every command's usage. */
 export function fullUsage(): string {
