@@ -1,6 +1,7 @@
 // Webhooks against a real node process and a real HTTPS hook on 127.0.0.1 (its CA configured through
 // webhooks.caFiles): a hook that fails and recovers, one that answers after the node's timeout, a node
-// restarted with posts pending, a delivery dead-lettered and retried, and a hostile hook (a redirect).
+// restarted with posts pending, a delivery a subscriber takes first, a delivery dead-lettered and retried,
+// and a hostile hook (a redirect).
 // Every request's signature is checked with the standardwebhooks library's own verifier, and the hook
 // takes each webhook-id once, as a Standard Webhooks consumer does.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +29,8 @@ interface Seen { id: string; status: number }
 class Hook {
   mode: Mode = 'ok';
   secret = '';
+  /** Webhook-ids answered 500 whatever the mode. */
+  readonly failing = new Set<string>();
   readonly seen: Seen[] = [];
   /** Taken payloads by webhook-id (the first verified arrival of each). */
   readonly taken = new Map<string, WebhookPayload>();
@@ -59,7 +62,7 @@ class Hook {
         this.seen.push({ id, status });
         res.writeHead(status, headers).end();
       };
-      if (this.mode === 'fail') return answer(500);
+      if (this.mode === 'fail' || this.failing.has(id)) return answer(500);
       if (this.mode === 'redirect') return answer(302, { location: 'http://hooks.test/plain' });
       const first = !this.taken.has(id);
       if (first) this.taken.set(id, payload);
@@ -201,18 +204,35 @@ describe('webhooks', () => {
     await until('settled', async () => (rows().find((r) => r.seq === 5)?.state === 'delivered' ? true : undefined));
   });
 
+  it('a delivery a subscriber acknowledges first is settled without a POST', async () => {
+    hook.mode = 'fail';
+    const m6 = await lab.send('alice', a, bob, 'taken by the app');
+    hook.failing.add(idOf(m6, 6)); // its attempts keep failing, whether made before the ack or not
+    hook.mode = 'ok';
+    await until('a failed attempt', async () => hook.attempts(idOf(m6, 6)).length >= 1 || undefined);
+    const got = await lab.receive('bob', a, 1); // receives and acknowledges
+    expect(got.map((m) => [m.seq, m.messageId])).toEqual([[6, m6]]);
+    await until('settled by the ack', async () => (rows().find((r) => r.seq === 6)?.state === 'acked' ? true : undefined));
+    const attemptsAtAck = hook.attempts(idOf(m6, 6)).length;
+    const m7 = await lab.send('alice', a, bob, 'after it');
+    await until('the next one taken', async () => hook.taken.has(idOf(m7, 7)) || undefined);
+    expect(hook.attempts(idOf(m6, 6)).length).toBeLessThanOrEqual(attemptsAtAck + 1); // at most one already in flight at the ack
+    expect(hook.taken.has(idOf(m6, 6))).toBe(false);
+    expect(rows().find((r) => r.seq === 6)?.state).toBe('acked');
+  });
+
   it('a hook that redirects is not followed; past webhooks.maxAgeMs the delivery is dead-lettered, listed, and delivered by `webhooks retry`', async () => {
     await lab.stop(a);
     a.env = { ...a.env, AFTERSMTP_WEBHOOKS__MAX_AGE_MS: '1500' };
     await lab.start(a);
     hook.mode = 'redirect';
-    const m6 = await lab.send('alice', a, bob, 'dead letter');
-    const id = idOf(m6, 6);
+    const m8 = await lab.send('alice', a, bob, 'dead letter');
+    const id = idOf(m8, 8);
     const dead = await until('dead-lettered', async () => {
       const hooks = await list(true);
       return hooks[0]?.deadLettered?.length ? hooks[0] : undefined;
     });
-    expect(dead).toMatchObject({ dead: 1, deadLettered: [{ seq: 6, lastError: expect.stringMatching(/HTTP 302 \(redirect not followed\)/) }] });
+    expect(dead).toMatchObject({ dead: 1, deadLettered: [{ seq: 8, lastError: expect.stringMatching(/HTTP 302 \(redirect not followed\)/) }] });
     expect(hook.attempts(id).every((s) => s.status === 302)).toBe(true);
     expect(hook.taken.has(id)).toBe(false);
 
@@ -220,7 +240,7 @@ describe('webhooks', () => {
     const retried = await lab.cli(['webhooks', 'retry', 'bob@a.test', '--data', a.data]);
     expect(retried).toMatchObject({ requeued: 1 });
     await until('taken after the retry', async () => hook.taken.has(id) || undefined);
-    await until('settled', async () => (rows().find((r) => r.seq === 6)?.state === 'delivered' ? true : undefined));
+    await until('settled', async () => (rows().find((r) => r.seq === 8)?.state === 'delivered' ? true : undefined));
     expect(await list()).toMatchObject([{ dead: 0, queued: 0 }]);
     expect(hook.badSignatures).toEqual([]);
   });
