@@ -322,7 +322,8 @@ export const MIGRATIONS: readonly Migration[] = [
         updated_ms INTEGER NOT NULL,
         PRIMARY KEY (mailbox, seq)
       ) STRICT;
-      CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms);`);
+      CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms);
+      CREATE INDEX IF NOT EXISTS webhook_deliveries_hook_due ON webhook_deliveries (mailbox, state, next_attempt_ms);`);
     },
   },
 ];

@@ -35,7 +35,7 @@ export class WebhookRepository {
     delete: Statement<[string]>;
     deleteDeliveries: Statement<[string]>;
     enqueue: Statement<[string, number, number, number, number]>;
-    due: Statement<[number, number], DeliveryRow>;
+    dueOf: Statement<[string, number, number], DeliveryRow>;
     nextDue: Statement<[], { t: number | null }>;
     get1: Statement<[string, number], DeliveryRow>;
     settle: Statement<[WebhookDeliveryState, number, string, number]>;
@@ -58,7 +58,7 @@ export class WebhookRepository {
       delete: engine.prepare('DELETE FROM webhooks WHERE mailbox = ?'),
       deleteDeliveries: engine.prepare(`DELETE FROM webhook_deliveries WHERE mailbox = ?`),
       enqueue: engine.prepare(`INSERT OR IGNORE INTO webhook_deliveries (mailbox, seq, state, next_attempt_ms, since_ms, updated_ms) VALUES (?,?,'queued',?,?,?)`),
-      due: engine.prepare(`SELECT * FROM webhook_deliveries WHERE state = 'queued' AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
+      dueOf: engine.prepare(`SELECT * FROM webhook_deliveries WHERE mailbox = ? AND state = 'queued' AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
       nextDue: engine.prepare(`SELECT min(next_attempt_ms) AS t FROM webhook_deliveries WHERE state = 'queued'`),
       get1: engine.prepare('SELECT * FROM webhook_deliveries WHERE mailbox = ? AND seq = ?'),
       settle: engine.prepare(`UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, last_error = '', updated_ms = ? WHERE mailbox = ? AND seq = ?`),
@@ -112,8 +112,9 @@ export class WebhookRepository {
     return true;
   }
 
-  due(nowMs: number, limit: number): WebhookDelivery[] {
-    return this.stmts.due.all(nowMs, limit).map(toDelivery);
+  /** One hook's rows due by `nowMs`, earliest first (each hook read apart: a backlog of one starves no other). */
+  dueOf(mailbox: string, nowMs: number, limit: number): WebhookDelivery[] {
+    return this.stmts.dueOf.all(mailbox, nowMs, limit).map(toDelivery);
   }
 
   /** When the earliest queued row is due (undefined: none queued). */

@@ -20,9 +20,6 @@ function toHex(bytes: Uint8Array): string {
 
 /** The most of a hook's answer read: its status is what counts. */
 const MAX_ANSWER_BYTES = 64 * 1024;
-/** Rows read per scan of the due ones. */
-const SCAN_BATCH = 256;
-
 export type WebhookConfig = NodeConfig['webhooks'];
 
 export interface WebhookSenderDeps {
@@ -134,19 +131,14 @@ export class WebhookSender {
     const { storage, config, log } = this.deps;
     const now = Date.now();
     try {
-      for (const row of storage.webhooks.due(now, SCAN_BATCH)) {
-        const key = `${row.mailbox} ${row.seq}`;
-        if (this.inFlight.has(key) || (this.perHook.get(row.mailbox) ?? 0) >= config.concurrency) continue;
-        this.inFlight.add(key);
-        this.perHook.set(row.mailbox, (this.perHook.get(row.mailbox) ?? 0) + 1);
-        const attempt = this.attempt(row).catch((err: Error) => log.warn({ mailbox: row.mailbox, seq: row.seq, err: err.message }, 'webhook attempt not recorded'))
-          .finally(() => {
-            this.inFlight.delete(key);
-            this.perHook.set(row.mailbox, this.perHook.get(row.mailbox)! - 1);
-            this.running.delete(attempt);
-            this.kick();
-          });
-        this.running.add(attempt);
+      for (const { mailbox } of storage.webhooks.list()) {
+        const busy = this.perHook.get(mailbox) ?? 0;
+        if (busy >= config.concurrency) continue;
+        // Enough rows to fill the free slots past the ones being posted (which are still queued).
+        for (const row of storage.webhooks.dueOf(mailbox, now, config.concurrency + busy)) {
+          if ((this.perHook.get(mailbox) ?? 0) >= config.concurrency) break;
+          if (!this.inFlight.has(`${row.mailbox} ${row.seq}`)) this.launch(row);
+        }
       }
     } catch (err) {
       log.error({ err: (err as Error).message }, 'reading webhook deliveries failed');
@@ -156,6 +148,22 @@ export class WebhookSender {
     const next = storage.webhooks.nextDueMs();
     const wait = next === undefined ? config.scanMs : Math.min(config.scanMs, Math.max(next - Date.now(), 10));
     this.timer = setTimeout(() => this.kick(), wait).unref();
+  }
+
+  /** One attempt at `row`, counted against its hook's concurrency until it is recorded. */
+  private launch(row: WebhookDelivery): void {
+    const key = `${row.mailbox} ${row.seq}`;
+    this.inFlight.add(key);
+    this.perHook.set(row.mailbox, (this.perHook.get(row.mailbox) ?? 0) + 1);
+    const attempt: Promise<void> = this.attempt(row)
+      .catch((err: Error) => this.deps.log.warn({ mailbox: row.mailbox, seq: row.seq, err: err.message }, 'webhook attempt not recorded'))
+      .finally(() => {
+        this.inFlight.delete(key);
+        this.perHook.set(row.mailbox, this.perHook.get(row.mailbox)! - 1);
+        this.running.delete(attempt);
+        this.kick();
+      });
+    this.running.add(attempt);
   }
 
   private async attempt(row: WebhookDelivery): Promise<void> {
