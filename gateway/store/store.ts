@@ -175,10 +175,10 @@ export class Store {
           throw new GatewayError('CONFLICT', `${key} has ${n} message(s) its app has not acknowledged; they would be deleted with it (--force)`);
         }
         this.mailboxes.deleteRecord(key);
-        this.webhooks.deleteOf(key);
       } else if (this.deliveries.lastSeq(key) === 0) {
         throw new GatewayError('NOT_FOUND', `no mailbox ${key} on this node`);
       } // else a removal that was interrupted after the record went: its mail is deleted now
+      this.webhooks.deleteOf(key); // its hook goes with the record (the mail: deleteMailboxMail)
       return n;
     });
     this.mailboxes.forget(key);

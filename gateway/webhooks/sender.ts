@@ -227,11 +227,12 @@ export class WebhookSender {
         const req = request(options, (res: IncomingMessage) => {
           const status = res.statusCode ?? 0;
           // The answer's body says nothing that matters: a bounded amount is read so the connection ends cleanly.
+          // Settled before the answer is cut off: destroying it emits 'aborted' at once.
           let size = 0;
           const settle = () => (status >= 200 && status <= 299 ? resolve() : reject(new Error(`HTTP ${status}${res.headers.location ? ' (redirect not followed)' : ''}`)));
           res.on('data', (chunk: Buffer) => {
             size += chunk.length;
-            if (size > MAX_ANSWER_BYTES) { res.destroy(); settle(); }
+            if (size > MAX_ANSWER_BYTES) { settle(); res.destroy(); }
           });
           res.on('end', settle);
           res.on('error', fail);

@@ -1,7 +1,7 @@
 // Webhooks against a real node process and a real HTTPS hook on 127.0.0.1 (its CA configured through
 // webhooks.caFiles): a hook that fails and recovers, one that answers after the node's timeout, a node
 // restarted with posts pending, a delivery a subscriber takes first, a delivery dead-lettered and retried,
-// and a hostile hook (a redirect).
+// and hostile hooks (a redirect, an endless answer).
 // Every request's signature is checked with the standardwebhooks library's own verifier, and the hook
 // takes each webhook-id once, as a Standard Webhooks consumer does.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,7 @@ import { envelopeToWire } from '../../gateway/core/index.ts';
 import type { Delivery__Output } from '../../proto/index.ts';
 import type { WebhookPayload } from '../../gateway/webhooks/index.ts';
 
-type Mode = 'fail' | 'ok' | 'slow' | 'redirect';
+type Mode = 'fail' | 'ok' | 'slow' | 'redirect' | 'flood';
 
 interface Seen { id: string; status: number }
 
@@ -70,6 +70,21 @@ class Hook {
         // Taken, but answered only once the node has given up on this request and sent it again.
         this.held = res;
         this.seen.push({ id, status: 0 });
+        return;
+      }
+      if (this.mode === 'flood') {
+        // A 2xx followed by an answer far larger than anyone reads (20 MiB): the node must stop reading.
+        this.seen.push({ id, status: 200 });
+        res.on('error', () => {});
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        let sent = 0;
+        const more = () => {
+          while (sent < 320 && !res.destroyed && res.write(chunk)) sent++;
+          if (sent >= 320 || res.destroyed) res.end();
+          else res.once('drain', () => { sent++; more(); });
+        };
+        more();
         return;
       }
       this.held?.writeHead(200).end();
@@ -204,21 +219,30 @@ describe('webhooks', () => {
     await until('settled', async () => (rows().find((r) => r.seq === 5)?.state === 'delivered' ? true : undefined));
   });
 
+  it('a hook answering 2xx with a flood of a body: the node reads a bounded part and counts it delivered', async () => {
+    hook.mode = 'flood';
+    const m = await lab.send('alice', a, bob, 'flood');
+    await until('taken', async () => hook.taken.has(idOf(m, 6)) || undefined);
+    await until('settled', async () => (rows().find((r) => r.seq === 6)?.state === 'delivered' ? true : undefined));
+    expect(hook.attempts(idOf(m, 6))).toHaveLength(1);
+    hook.mode = 'ok';
+  });
+
   it('a delivery a subscriber acknowledges first is settled without a POST', async () => {
     hook.mode = 'fail';
     const m6 = await lab.send('alice', a, bob, 'taken by the app');
-    hook.failing.add(idOf(m6, 6)); // its attempts keep failing, whether made before the ack or not
+    hook.failing.add(idOf(m6, 7)); // its attempts keep failing, whether made before the ack or not
     hook.mode = 'ok';
-    await until('a failed attempt', async () => hook.attempts(idOf(m6, 6)).length >= 1 || undefined);
+    await until('a failed attempt', async () => hook.attempts(idOf(m6, 7)).length >= 1 || undefined);
     const got = await lab.receive('bob', a, 1); // receives and acknowledges
-    expect(got.map((m) => [m.seq, m.messageId])).toEqual([[6, m6]]);
-    await until('settled by the ack', async () => (rows().find((r) => r.seq === 6)?.state === 'acked' ? true : undefined));
-    const attemptsAtAck = hook.attempts(idOf(m6, 6)).length;
+    expect(got.map((m) => [m.seq, m.messageId])).toEqual([[7, m6]]);
+    await until('settled by the ack', async () => (rows().find((r) => r.seq === 7)?.state === 'acked' ? true : undefined));
+    const attemptsAtAck = hook.attempts(idOf(m6, 7)).length;
     const m7 = await lab.send('alice', a, bob, 'after it');
-    await until('the next one taken', async () => hook.taken.has(idOf(m7, 7)) || undefined);
-    expect(hook.attempts(idOf(m6, 6)).length).toBeLessThanOrEqual(attemptsAtAck + 1); // at most one already in flight at the ack
-    expect(hook.taken.has(idOf(m6, 6))).toBe(false);
-    expect(rows().find((r) => r.seq === 6)?.state).toBe('acked');
+    await until('the next one taken', async () => hook.taken.has(idOf(m7, 8)) || undefined);
+    expect(hook.attempts(idOf(m6, 7)).length).toBeLessThanOrEqual(attemptsAtAck + 1); // at most one already in flight at the ack
+    expect(hook.taken.has(idOf(m6, 7))).toBe(false);
+    expect(rows().find((r) => r.seq === 7)?.state).toBe('acked');
   });
 
   it('a hook that redirects is not followed; past webhooks.maxAgeMs the delivery is dead-lettered, listed, and delivered by `webhooks retry`', async () => {
@@ -227,12 +251,12 @@ describe('webhooks', () => {
     await lab.start(a);
     hook.mode = 'redirect';
     const m8 = await lab.send('alice', a, bob, 'dead letter');
-    const id = idOf(m8, 8);
+    const id = idOf(m8, 9);
     const dead = await until('dead-lettered', async () => {
       const hooks = await list(true);
       return hooks[0]?.deadLettered?.length ? hooks[0] : undefined;
     });
-    expect(dead).toMatchObject({ dead: 1, deadLettered: [{ seq: 8, lastError: expect.stringMatching(/HTTP 302 \(redirect not followed\)/) }] });
+    expect(dead).toMatchObject({ dead: 1, deadLettered: [{ seq: 9, lastError: expect.stringMatching(/HTTP 302 \(redirect not followed\)/) }] });
     expect(hook.attempts(id).every((s) => s.status === 302)).toBe(true);
     expect(hook.taken.has(id)).toBe(false);
 
@@ -240,7 +264,7 @@ describe('webhooks', () => {
     const retried = await lab.cli(['webhooks', 'retry', 'bob@a.test', '--data', a.data]);
     expect(retried).toMatchObject({ requeued: 1 });
     await until('taken after the retry', async () => hook.taken.has(id) || undefined);
-    await until('settled', async () => (rows().find((r) => r.seq === 8)?.state === 'delivered' ? true : undefined));
+    await until('settled', async () => (rows().find((r) => r.seq === 9)?.state === 'delivered' ? true : undefined));
     expect(await list()).toMatchObject([{ dead: 0, queued: 0 }]);
     expect(hook.badSignatures).toEqual([]);
   });
