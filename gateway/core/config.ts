@@ -279,6 +279,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   /** Webhooks: each delivery to a mailbox with a hook is POSTed to it (docs/APPS.md "Webhooks"). */
   webhooks: z.strictObject({
+    /** false: nothing is posted; deliveries still queue for their hooks and stay in the mailbox until acknowledged. */
     enabled: z.boolean().default(true),
     /** How long one POST may take (connect, answer and body); a slower hook is retried. */
     timeoutMs: z.number().int().min(100).max(600_000).default(15_000),
