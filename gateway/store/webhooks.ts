@@ -37,11 +37,13 @@ export class WebhookRepository {
     enqueue: Statement<[string, number, number, number, number]>;
     dueOf: Statement<[string, number, number], DeliveryRow>;
     nextDue: Statement<[], { t: number | null }>;
+    mailboxesDue: Statement<[number], { mailbox: string }>;
     get1: Statement<[string, number], DeliveryRow>;
     settle: Statement<[WebhookDeliveryState, number, string, number]>;
     settleAcked: Statement<[number, string, number]>;
     retryLater: Statement<[number, string, number, string, number]>;
     dead: Statement<[string, number, string, number]>;
+    deadSince: Statement<[string, number, string, number]>;
     retryDead: Statement<[number, number, number, string]>;
     retryAllDead: Statement<[number, number, number]>;
     counts: Statement<[string], { state: WebhookDeliveryState; n: number }>;
@@ -59,6 +61,7 @@ export class WebhookRepository {
       deleteDeliveries: engine.prepare(`DELETE FROM webhook_deliveries WHERE mailbox = ?`),
       enqueue: engine.prepare(`INSERT OR IGNORE INTO webhook_deliveries (mailbox, seq, state, next_attempt_ms, since_ms, updated_ms) VALUES (?,?,'queued',?,?,?)`),
       dueOf: engine.prepare(`SELECT * FROM webhook_deliveries WHERE mailbox = ? AND state = 'queued' AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
+      mailboxesDue: engine.prepare(`SELECT DISTINCT mailbox FROM webhook_deliveries WHERE state = 'queued' AND next_attempt_ms <= ?`),
       nextDue: engine.prepare(`SELECT min(next_attempt_ms) AS t FROM webhook_deliveries WHERE state = 'queued'`),
       get1: engine.prepare('SELECT * FROM webhook_deliveries WHERE mailbox = ? AND seq = ?'),
       settle: engine.prepare(`UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, last_error = '', updated_ms = ? WHERE mailbox = ? AND seq = ?`),
@@ -66,6 +69,8 @@ export class WebhookRepository {
       settleAcked: engine.prepare(`UPDATE webhook_deliveries SET state = 'acked', updated_ms = ? WHERE mailbox = ? AND seq = ? AND state IN ('queued', 'dead')`),
       retryLater: engine.prepare(`UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ?, updated_ms = ? WHERE mailbox = ? AND seq = ? AND state = 'queued'`),
       dead: engine.prepare(`UPDATE webhook_deliveries SET state = 'dead', attempts = attempts + 1, last_error = ?, updated_ms = ? WHERE mailbox = ? AND seq = ? AND state = 'queued'`),
+      // The hook failed past the max age: its other deliveries as old are dead-lettered with it.
+      deadSince: engine.prepare(`UPDATE webhook_deliveries SET state = 'dead', last_error = ?, updated_ms = ? WHERE mailbox = ? AND state = 'queued' AND since_ms <= ?`),
       retryDead: engine.prepare(`UPDATE webhook_deliveries SET state = 'queued', next_attempt_ms = ?, since_ms = ?, updated_ms = ? WHERE mailbox = ? AND state = 'dead'`),
       retryAllDead: engine.prepare(`UPDATE webhook_deliveries SET state = 'queued', next_attempt_ms = ?, since_ms = ?, updated_ms = ? WHERE state = 'dead'`),
       counts: engine.prepare(`SELECT state, count(*) AS n FROM webhook_deliveries WHERE mailbox = ? GROUP BY state`),
@@ -117,6 +122,11 @@ export class WebhookRepository {
     return this.stmts.dueOf.all(mailbox, nowMs, limit).map(toDelivery);
   }
 
+  /** The hooks with rows due by `nowMs`. */
+  mailboxesDue(nowMs: number): string[] {
+    return this.stmts.mailboxesDue.all(nowMs).map((r) => r.mailbox);
+  }
+
   /** When the earliest queued row is due (undefined: none queued). */
   nextDueMs(): number | undefined {
     const t = this.stmts.nextDue.get()!.t;
@@ -138,10 +148,16 @@ export class WebhookRepository {
     this.stmts.settleAcked.run(nowMs, mailbox, seq);
   }
 
-  failed(mailbox: string, seq: number, error: string, retryAtMs: number | 'dead', nowMs: number): Promise<void> {
+  /**
+   * Records a failed attempt: retried at `retryAtMs`, or dead-lettered with every queued delivery of the
+   * hook queued at or before `deadSinceMs` (the hook has failed for longer than they may wait).
+   */
+  failed(mailbox: string, seq: number, error: string, retryAtMs: number | { deadSinceMs: number }, nowMs: number): Promise<void> {
     return this.engine.write(() => {
-      if (retryAtMs === 'dead') this.stmts.dead.run(error, nowMs, mailbox, seq);
-      else this.stmts.retryLater.run(retryAtMs, error, nowMs, mailbox, seq);
+      if (typeof retryAtMs === 'object') {
+        this.stmts.dead.run(error, nowMs, mailbox, seq);
+        this.stmts.deadSince.run(error, nowMs, mailbox, retryAtMs.deadSinceMs);
+      } else this.stmts.retryLater.run(retryAtMs, error, nowMs, mailbox, seq);
     });
   }
 

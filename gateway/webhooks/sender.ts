@@ -101,7 +101,14 @@ export class WebhookSender {
   private readonly stopping = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private stopListening: (() => void) | undefined;
+  /** Hooks to look at on the next pump ('all': every hook with rows due, on start and on the timer). */
+  private toPump: Set<string> | 'all' = new Set();
   private pumpQueued = false;
+  /**
+   * A hook whose last attempt failed is left alone until that row's retry is due: a hook that is down
+   * costs one attempt per backoff step, not one per queued delivery.
+   */
+  private readonly heldUntil = new Map<string, number>();
 
   constructor(deps: WebhookSenderDeps) {
     this.deps = deps;
@@ -109,8 +116,8 @@ export class WebhookSender {
 
   /** Starts posting: what is due now (rows left by a previous run too), then each new delivery. */
   start(): void {
-    this.stopListening = this.deps.storage.events.onDelivery(() => this.kick());
-    this.kick();
+    this.stopListening = this.deps.storage.events.onDelivery((d) => this.kick(d.mailbox));
+    this.kick('all');
   }
 
   async stop(): Promise<void> {
@@ -120,8 +127,11 @@ export class WebhookSender {
     await Promise.allSettled([...this.running]);
   }
 
-  private kick(): void {
-    if (this.pumpQueued || this.stopping.signal.aborted) return;
+  private kick(mailbox: string | 'all'): void {
+    if (this.stopping.signal.aborted) return;
+    if (mailbox === 'all') this.toPump = 'all';
+    else if (this.toPump !== 'all') this.toPump.add(mailbox);
+    if (this.pumpQueued) return;
     this.pumpQueued = true;
     queueMicrotask(() => { this.pumpQueued = false; this.pump(); });
   }
@@ -130,10 +140,12 @@ export class WebhookSender {
     if (this.stopping.signal.aborted) return;
     const { storage, config, log } = this.deps;
     const now = Date.now();
+    const which = this.toPump;
+    this.toPump = new Set();
     try {
-      for (const { mailbox } of storage.webhooks.list()) {
+      for (const mailbox of which === 'all' ? storage.webhooks.mailboxesDue(now) : which) {
         const busy = this.perHook.get(mailbox) ?? 0;
-        if (busy >= config.concurrency) continue;
+        if (busy >= config.concurrency || (this.heldUntil.get(mailbox) ?? 0) > now) continue;
         // Enough rows to fill the free slots past the ones being posted (which are still queued).
         for (const row of storage.webhooks.dueOf(mailbox, now, config.concurrency + busy)) {
           if ((this.perHook.get(mailbox) ?? 0) >= config.concurrency) break;
@@ -143,11 +155,18 @@ export class WebhookSender {
     } catch (err) {
       log.error({ err: (err as Error).message }, 'reading webhook deliveries failed');
     }
-    // Next look: when the earliest retry is due, and every scanMs regardless (hooks set or retried by the CLI).
+    // Next look: when a retry or a held hook comes due, and every scanMs regardless (hooks set or retried
+    // by the CLI). Rows due now were looked at: each is being posted (its end kicks) or its hook is held.
     clearTimeout(this.timer);
+    const after = Date.now();
+    let wait = config.scanMs;
     const next = storage.webhooks.nextDueMs();
-    const wait = next === undefined ? config.scanMs : Math.min(config.scanMs, Math.max(next - Date.now(), 10));
-    this.timer = setTimeout(() => this.kick(), wait).unref();
+    if (next !== undefined && next > after) wait = Math.min(wait, next - after);
+    for (const [mailbox, until] of this.heldUntil) {
+      if (until <= after) this.heldUntil.delete(mailbox);
+      else wait = Math.min(wait, until - after);
+    }
+    this.timer = setTimeout(() => this.kick('all'), Math.max(wait, 10)).unref();
   }
 
   /** One attempt at `row`, counted against its hook's concurrency until it is recorded. */
@@ -161,7 +180,7 @@ export class WebhookSender {
         this.inFlight.delete(key);
         this.perHook.set(row.mailbox, this.perHook.get(row.mailbox)! - 1);
         this.running.delete(attempt);
-        this.kick();
+        this.kick(row.mailbox);
       });
     this.running.add(attempt);
   }
@@ -191,6 +210,7 @@ export class WebhookSender {
     }
     if (this.stopping.signal.aborted && failure !== undefined) return; // cut short by the node stopping: not an attempt
     if (failure === undefined) {
+      this.heldUntil.delete(row.mailbox);
       await storage.webhookDelivered(row.mailbox, row.seq);
       log.debug({ mailbox: row.mailbox, seq: row.seq, id }, 'webhook delivered');
       return;
@@ -198,7 +218,9 @@ export class WebhookSender {
     const attempts = row.attempts + 1;
     const done = Date.now();
     const dead = done - row.sinceMs >= config.maxAgeMs;
-    await storage.webhooks.failed(row.mailbox, row.seq, failure.slice(0, 500), dead ? 'dead' : done + retryDelayMs(attempts, config.retry), done);
+    const retryAt = done + retryDelayMs(attempts, config.retry);
+    this.heldUntil.set(row.mailbox, retryAt);
+    await storage.webhooks.failed(row.mailbox, row.seq, failure.slice(0, 500), dead ? { deadSinceMs: done - config.maxAgeMs } : retryAt, done);
     log.info({ mailbox: row.mailbox, seq: row.seq, attempts, err: failure, dead }, dead ? 'webhook dead-lettered' : 'webhook attempt failed; retried later');
   }
 

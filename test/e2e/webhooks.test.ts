@@ -247,26 +247,29 @@ describe('webhooks', () => {
     expect(rows().find((r) => r.seq === 7)?.state).toBe('acked');
   });
 
-  it('a hook that redirects is not followed; past webhooks.maxAgeMs the delivery is dead-lettered, listed, and delivered by `webhooks retry`', async () => {
+  it('a hook that redirects is not followed; past webhooks.maxAgeMs its deliveries are dead-lettered, listed, and delivered by `webhooks retry`', async () => {
     await lab.stop(a);
     a.env = { ...a.env, AFTERSMTP_WEBHOOKS__MAX_AGE_MS: '1500' };
     await lab.start(a);
     hook.mode = 'redirect';
-    const m8 = await lab.send('alice', a, bob, 'dead letter');
-    const id = idOf(m8, 9);
+    const ids = [idOf(await lab.send('alice', a, bob, 'dead letter'), 9), idOf(await lab.send('alice', a, bob, 'dead letter too'), 10)];
     const dead = await until('dead-lettered', async () => {
       const hooks = await list(true);
-      return hooks[0]?.deadLettered?.length ? hooks[0] : undefined;
+      return hooks[0]?.deadLettered?.length === 2 ? hooks[0] : undefined;
     });
-    expect(dead).toMatchObject({ dead: 1, deadLettered: [{ seq: 9, lastError: expect.stringMatching(/HTTP 302 \(redirect not followed\)/) }] });
-    expect(hook.attempts(id).every((s) => s.status === 302)).toBe(true);
-    expect(hook.taken.has(id)).toBe(false);
+    expect(dead).toMatchObject({ dead: 2, queued: 0 });
+    expect(dead.deadLettered.map((d: { seq: number }) => d.seq)).toEqual([9, 10]);
+    for (const d of dead.deadLettered) expect(d.lastError).toMatch(/HTTP 302 \(redirect not followed\)/);
+    for (const id of ids) {
+      expect(hook.attempts(id).every((s) => s.status === 302)).toBe(true);
+      expect(hook.taken.has(id)).toBe(false);
+    }
 
     hook.mode = 'ok';
     const retried = await lab.cli(['webhooks', 'retry', 'bob@a.test', '--data', a.data]);
-    expect(retried).toMatchObject({ requeued: 1 });
-    await until('taken after the retry', async () => hook.taken.has(id) || undefined);
-    await until('settled', async () => (rows().find((r) => r.seq === 9)?.state === 'delivered' ? true : undefined));
+    expect(retried).toMatchObject({ requeued: 2 });
+    await until('taken after the retry', async () => ids.every((id) => hook.taken.has(id)) || undefined);
+    await until('settled', async () => (rows().filter((r) => r.seq >= 9).every((r) => r.state === 'delivered') ? true : undefined));
     expect(await list()).toMatchObject([{ dead: 0, queued: 0 }]);
     expect(hook.badSignatures).toEqual([]);
   });
