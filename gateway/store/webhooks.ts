@@ -46,6 +46,8 @@ export class WebhookRepository {
     deadSince: Statement<[string, number, string, number]>;
     retryDead: Statement<[number, number, number, string]>;
     retryAllDead: Statement<[number, number, number]>;
+    probe: Statement<[string]>;
+    resume: Statement<[number, string, number]>;
     counts: Statement<[string], { state: WebhookDeliveryState; n: number }>;
     ofState: Statement<[string, WebhookDeliveryState], DeliveryRow>;
     pruneSettled: Statement<[number]>;
@@ -73,15 +75,26 @@ export class WebhookRepository {
       deadSince: engine.prepare(`UPDATE webhook_deliveries SET state = 'dead', last_error = ?, updated_ms = ? WHERE mailbox = ? AND state = 'queued' AND since_ms <= ?`),
       retryDead: engine.prepare(`UPDATE webhook_deliveries SET state = 'queued', next_attempt_ms = ?, since_ms = ?, updated_ms = ? WHERE mailbox = ? AND state = 'dead'`),
       retryAllDead: engine.prepare(`UPDATE webhook_deliveries SET state = 'queued', next_attempt_ms = ?, since_ms = ?, updated_ms = ? WHERE state = 'dead'`),
+      // An operator's change (a hook set again, dead ones retried): the hook's earliest queued delivery
+      // becomes due before anything (0), which the sender tries even while it holds the hook after failures.
+      probe: engine.prepare(`UPDATE webhook_deliveries SET next_attempt_ms = 0 WHERE rowid =
+                             (SELECT rowid FROM webhook_deliveries WHERE mailbox = ? AND state = 'queued' ORDER BY next_attempt_ms, seq LIMIT 1)`),
+      resume: engine.prepare(`UPDATE webhook_deliveries SET next_attempt_ms = ? WHERE mailbox = ? AND state = 'queued' AND next_attempt_ms > ?`),
       counts: engine.prepare(`SELECT state, count(*) AS n FROM webhook_deliveries WHERE mailbox = ? GROUP BY state`),
       ofState: engine.prepare(`SELECT * FROM webhook_deliveries WHERE mailbox = ? AND state = ? ORDER BY seq`),
       pruneSettled: engine.prepare(`DELETE FROM webhook_deliveries WHERE state IN ('delivered', 'acked') AND updated_ms < ?`),
     };
   }
 
-  /** Sets (or replaces) a mailbox's hook; its queued deliveries go to the new URL with the new secret. */
+  /**
+   * Sets (or replaces) a mailbox's hook; its queued deliveries go to the new URL with the new secret, the
+   * earliest at once (a hook held after failures is tried again now).
+   */
   set(mailbox: string, url: string, secret: string): Promise<void> {
-    return this.engine.write(() => { this.stmts.upsert.run(mailbox.toLowerCase(), url, secret, Date.now()); });
+    return this.engine.write(() => {
+      this.stmts.upsert.run(mailbox.toLowerCase(), url, secret, Date.now());
+      this.stmts.probe.run(mailbox.toLowerCase());
+    });
   }
 
   /** The hook of a mailbox, read for every delivery it is due (the CLI changes hooks beside a running node). */
@@ -161,13 +174,22 @@ export class WebhookRepository {
     });
   }
 
-  /** Queues dead-lettered rows again, due now and with a fresh max age; `mailbox` undefined = every hook's. */
+  /** The hook answers again: its deliveries waiting out a backoff are due now. */
+  resume(mailbox: string, nowMs: number): Promise<void> {
+    return this.engine.write(() => { this.stmts.resume.run(nowMs, mailbox, nowMs); });
+  }
+
+  /**
+   * Queues dead-lettered rows again, due now and with a fresh max age, the earliest of each hook at once
+   * (see set); `mailbox` undefined = every hook's.
+   */
   async retryDead(mailbox: string | undefined, nowMs = Date.now()): Promise<number> {
     let n = 0;
     await this.engine.write(() => {
       n = Number((mailbox === undefined
         ? this.stmts.retryAllDead.run(nowMs, nowMs, nowMs)
         : this.stmts.retryDead.run(nowMs, nowMs, nowMs, mailbox.toLowerCase())).changes);
+      for (const hook of mailbox === undefined ? this.stmts.list.all().map((h) => h.mailbox) : [mailbox.toLowerCase()]) this.stmts.probe.run(hook);
     });
     return n;
   }

@@ -105,8 +105,9 @@ export class WebhookSender {
   private toPump: Set<string> | 'all' = new Set();
   private pumpQueued = false;
   /**
-   * A hook whose last attempt failed is left alone until that row's retry is due: a hook that is down
-   * costs one attempt per backoff step, not one per queued delivery.
+   * Hooks whose last attempt failed, and until when each is left alone (that row's retry): a hook that
+   * is down costs one attempt per backoff step, not one per queued delivery. Its next 2xx makes every
+   * delivery waiting out a backoff due at once. In memory: a restart tries at once.
    */
   private readonly heldUntil = new Map<string, number>();
 
@@ -145,9 +146,11 @@ export class WebhookSender {
     try {
       for (const mailbox of which === 'all' ? storage.webhooks.mailboxesDue(now) : which) {
         const busy = this.perHook.get(mailbox) ?? 0;
-        if (busy >= config.concurrency || (this.heldUntil.get(mailbox) ?? 0) > now) continue;
+        if (busy >= config.concurrency) continue;
+        // A held hook gets only what the operator asked to try at once (due at 0: WebhookRepository.set, retryDead).
+        const dueBy = (this.heldUntil.get(mailbox) ?? 0) > now ? 0 : now;
         // Enough rows to fill the free slots past the ones being posted (which are still queued).
-        for (const row of storage.webhooks.dueOf(mailbox, now, config.concurrency + busy)) {
+        for (const row of storage.webhooks.dueOf(mailbox, dueBy, config.concurrency + busy)) {
           if ((this.perHook.get(mailbox) ?? 0) >= config.concurrency) break;
           if (!this.inFlight.has(`${row.mailbox} ${row.seq}`)) this.launch(row);
         }
@@ -162,10 +165,7 @@ export class WebhookSender {
     let wait = config.scanMs;
     const next = storage.webhooks.nextDueMs();
     if (next !== undefined && next > after) wait = Math.min(wait, next - after);
-    for (const [mailbox, until] of this.heldUntil) {
-      if (until <= after) this.heldUntil.delete(mailbox);
-      else wait = Math.min(wait, until - after);
-    }
+    for (const until of this.heldUntil.values()) if (until > after) wait = Math.min(wait, until - after);
     this.timer = setTimeout(() => this.kick('all'), Math.max(wait, 10)).unref();
   }
 
@@ -210,8 +210,9 @@ export class WebhookSender {
     }
     if (this.stopping.signal.aborted && failure !== undefined) return; // cut short by the node stopping: not an attempt
     if (failure === undefined) {
-      this.heldUntil.delete(row.mailbox);
+      const wasFailing = this.heldUntil.delete(row.mailbox);
       await storage.webhookDelivered(row.mailbox, row.seq);
+      if (wasFailing) await storage.webhooks.resume(row.mailbox, Date.now());
       log.debug({ mailbox: row.mailbox, seq: row.seq, id }, 'webhook delivered');
       return;
     }

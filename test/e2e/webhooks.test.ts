@@ -273,4 +273,23 @@ describe('webhooks', () => {
     expect(await list()).toMatchObject([{ dead: 0, queued: 0 }]);
     expect(hook.badSignatures).toEqual([]);
   });
+
+  it('a hook held after a failure is tried at once when set again, and its 2xx brings on what waits out a backoff', async () => {
+    await lab.stop(a);
+    // Backoff of ten minutes: anything posted within this test was brought on, not waited for.
+    a.env = { ...a.env, AFTERSMTP_WEBHOOKS__RETRY__INITIAL_MS: '600000', AFTERSMTP_WEBHOOKS__RETRY__MAX_MS: '600000', AFTERSMTP_WEBHOOKS__MAX_AGE_MS: '86400000' };
+    await lab.start(a);
+    hook.mode = 'fail';
+    const failed = idOf(await lab.send('alice', a, bob, 'fails once'), 11);
+    await until('a failed attempt', async () => hook.attempts(failed).length >= 1 || undefined);
+    hook.mode = 'ok';
+    const waiting = idOf(await lab.send('alice', a, bob, 'waits behind the failure'), 12);
+    await until('the failure recorded', async () => (rows().find((r) => r.seq === 11)?.attempts === 1 ? true : undefined));
+    expect(rows().find((r) => r.seq === 12)).toMatchObject({ state: 'queued', attempts: 0 }); // held behind it
+    await setHook(); // the operator's fix: the hook is tried now
+    await until('both taken', async () => (hook.taken.has(failed) && hook.taken.has(waiting)) || undefined);
+    await until('settled', async () => (rows().filter((r) => r.seq >= 11).every((r) => r.state === 'delivered') ? true : undefined));
+    expect(hook.attempts(failed).filter((s) => s.status === 500)).toHaveLength(1);
+    expect(hook.badSignatures).toEqual([]);
+  });
 });
