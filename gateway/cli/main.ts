@@ -12,9 +12,10 @@ import { bridgeCommands } from './bridge-commands.ts';
 import { dnsCommands } from './dns-commands.ts';
 import { reportCommands } from './report-commands.ts';
 import { rulesCommands } from './rules-commands.ts';
+import { webhookCommands } from './webhook-commands.ts';
 
 /** Every command, in the order `aftersmtp --help` lists them. */
-export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands, ...dnsCommands, ...reportCommands, ...rulesCommands];
+export const COMMANDS: readonly Command[] = [...nodeCommands, ...mailboxCommands, ...sendCommands, ...provenanceCommands, ...federationCommands, ...bridgeCommands, ...dnsCommands, ...reportCommands, ...rulesCommands, ...webhookCommands];
 
 /** `aftersmtp --help`: every command's usage. */
 export function fullUsage(): string {

@@ -277,6 +277,28 @@ export const configSchema = z.strictObject({
       }).prefault({}),
     }).prefault({}),
   }).prefault({}),
+  /** Webhooks: each delivery to a mailbox with a hook is POSTed to it (docs/APPS.md "Webhooks"). */
+  webhooks: z.strictObject({
+    /** false: nothing is posted; deliveries still queue for their hooks and stay in the mailbox until acknowledged. */
+    enabled: z.boolean().default(true),
+    /** How long one POST may take (connect, answer and body); a slower hook is retried. */
+    timeoutMs: z.number().int().min(100).max(600_000).default(15_000),
+    /** Backoff between attempts: initialMs, doubled each time, capped at maxMs. */
+    retry: z.strictObject({
+      initialMs: z.number().int().min(10).default(10_000),
+      maxMs: z.number().int().min(10).default(3600_000),
+    }).prefault({}),
+    /** A delivery its hook has not taken for this long is dead-lettered (`aftersmtp webhooks retry`); it stays in the mailbox. */
+    maxAgeMs: z.number().int().min(100).default(3 * 24 * 3600_000),
+    /** POSTs in flight to one hook at once. */
+    concurrency: z.number().int().min(1).max(4).default(1),
+    /** How often the rows are re-read as a safety net (retries due, hooks set or retried by the CLI). */
+    scanMs: z.number().int().min(50).default(5000),
+    /** Extra CAs (PEM files) trusted for hook URLs, besides the system's. */
+    caFiles: z.array(z.string()).default([]),
+    /** Test setups only: hook URL host -> `host:port` to connect to (the name checked stays the URL's). */
+    hostMap: z.record(z.string(), z.string()).default({}),
+  }).prefault({}),
   admin: z.strictObject({
     /** SHA-256 (hex) of the admin API token; set by `aftersmtp init`. */
     tokenSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),

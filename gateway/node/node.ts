@@ -23,6 +23,7 @@ import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, 
 import { Federation, createTransports } from '../federation/index.ts';
 import { domainOf, mailboxFor, settleAskedHolds } from '../accept/index.ts';
 import { widenQuicReads } from '../transport/index.ts';
+import { WebhookSender } from '../webhooks/index.ts';
 import { MemoryPolicy } from './memory.ts';
 import { NodeMetrics } from './metrics.ts';
 import { join } from 'node:path';
@@ -76,6 +77,8 @@ export class AfterSmtpNode {
   private readonly reportIntake: ReportIntake;
   /** The SMTP bridge's delivery agent, when bridge.smtp.outbound is enabled. */
   private smtpAgent?: DeliveryAgent;
+  /** Posts deliveries to mailboxes' webhooks (webhooks.enabled). */
+  private webhooks?: WebhookSender;
   private grpcServer?: grpc.Server;
   private httpsServer?: HttpsServer;
   /** Prometheus metrics, served on the metrics listener (metrics.ts). */
@@ -312,6 +315,14 @@ export class AfterSmtpNode {
       scheduleReports({ ...this.sendAsIsDeps(), dns: this.dns, dkim: dkimSigners(config, this.dataDir), ...this.outboundCa(), log: this.log }, this.scheduler);
     }
     this.startQueue();
+    if (config.webhooks.enabled) {
+      const files = config.webhooks.caFiles;
+      this.webhooks = new WebhookSender({
+        storage: this.storage, logOrigin: this.ledger.origin, config: config.webhooks, log: this.log.child({ component: 'webhooks' }),
+        ...(files.length ? { ca: [...rootCertificates, ...files.map((f) => readFileSync(dataPath(this.dataDir, f), 'utf8'))] } : {}),
+      });
+      this.webhooks.start();
+    }
     // Housekeeping a minute after start (a node restarted more often than hourly still prunes), then hourly.
     this.scheduler.every('prune', { intervalMs: 3600_000, firstRunAfterMs: 60_000 }, () => this.prune(this.scheduler.clock.now()));
     // Held mail the operator released or expired (the CLI marks it beside the running node), each second.
@@ -546,6 +557,8 @@ export class AfterSmtpNode {
       await this.storage.dsn.prune(nowMs - this.config.limits.maxLifetimeMs);
       await this.storage.requireTls.prune(nowMs - this.config.limits.maxLifetimeMs);
       await this.storage.forwards.pruneForwarded(nowMs - this.config.limits.maxLifetimeMs);
+      // A settled hook row is kept as long as an acknowledged delivery: `webhooks list` counts it meanwhile.
+      await this.storage.webhooks.pruneSettled(ackedBefore);
       // TLS outcomes are kept a month: time for a day's TLS-RPT report to be made and sent.
       await this.storage.tlsOutcomes.prune(utcDay(nowMs - 31 * 24 * 3600_000));
       await this.storage.dmarcObservations.prune(utcDay(nowMs - 31 * 24 * 3600_000));
@@ -585,6 +598,7 @@ export class AfterSmtpNode {
     await this.smtp?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'closing the SMTP listeners failed'));
     this.storage.events.shutdown();
     await this.queue?.stop();
+    await this.webhooks?.stop();
     await this.federation?.stop();
     if (server) {
       await new Promise<void>((resolve) => {

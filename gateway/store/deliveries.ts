@@ -2,6 +2,7 @@
 // numbered by seq, its acks and their retention. Envelopes live apart from the small delivery rows, so
 // an ack rewrites a page of those only (docs/DECISIONS.md 29).
 import type { StoreEngine, Statement } from './engine.ts';
+import type { WebhookRepository } from './webhooks.ts';
 
 export interface StoredDelivery {
   mailbox: string;
@@ -33,6 +34,8 @@ const DELIVERY_ROWS = 'FROM deliveries JOIN delivery_envelopes ON delivery_envel
 
 export class DeliveryRepository {
   private readonly engine: StoreEngine;
+  /** An ack settles the delivery's webhook row too, in the same commit (the hook is not told of it then). */
+  private readonly webhooks: WebhookRepository;
   /** Each mailbox's next seq, kept ahead of its rows inside a commit (dropped when one rolls back). */
   private readonly nextSeq = new Map<string, number>();
   private readonly stmts: {
@@ -40,6 +43,7 @@ export class DeliveryRepository {
     insert: Statement<[string, number, Uint8Array, number, number | null]>;
     insertEnvelope: Statement<[Uint8Array, string, string]>;
     pending: Statement<[string, number, number], DeliveryRow>;
+    one: Statement<[string, number], DeliveryRow & { acked: number }>;
     ack: Statement<[number, string, number]>;
     countUnacked: Statement<[string], { n: number }>;
     count: Statement<[], { n: number }>;
@@ -51,14 +55,16 @@ export class DeliveryRepository {
     setLogIndex: Statement<[number | null, number]>;
   };
 
-  constructor(engine: StoreEngine) {
+  constructor(engine: StoreEngine, webhooks: WebhookRepository) {
     this.engine = engine;
+    this.webhooks = webhooks;
     engine.onRollback(() => this.nextSeq.clear()); // counters may be ahead of what was rolled back
     this.stmts = {
       maxSeq: engine.prepare(`SELECT coalesce(max(seq), 0) AS s FROM deliveries WHERE mailbox = ?`),
       insert: engine.prepare(`INSERT INTO deliveries (mailbox, seq, message_id, received_ms, log_index) VALUES (?,?,?,?,?)`),
       insertEnvelope: engine.prepare(`INSERT INTO delivery_envelopes (id, envelope, sender, sender_domain) VALUES (last_insert_rowid(), ?, ?, ?)`),
       pending: engine.prepare(`SELECT ${DELIVERY_FIELDS} ${DELIVERY_ROWS} WHERE mailbox = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?`),
+      one: engine.prepare(`SELECT ${DELIVERY_FIELDS}, acked ${DELIVERY_ROWS} WHERE mailbox = ? AND seq = ?`),
       ack: engine.prepare(`UPDATE deliveries SET acked = ? WHERE mailbox = ? AND seq = ? AND acked = 0`),
       countUnacked: engine.prepare(`SELECT count(*) AS n FROM deliveries WHERE mailbox = ? AND acked = 0`),
       count: engine.prepare(`SELECT count(*) AS n FROM deliveries`),
@@ -98,11 +104,23 @@ export class DeliveryRepository {
     return this.stmts.pending.all(mailbox, afterSeq, limit).map(toDelivery);
   }
 
+  /** One delivery and whether it was acknowledged; undefined once pruned (or never stored). */
+  get(mailbox: string, seq: number): { delivery: StoredDelivery; acked: boolean } | undefined {
+    const row = this.stmts.one.get(mailbox, seq);
+    return row && { delivery: toDelivery(row), acked: Number(row.acked) > 0 };
+  }
+
   /** Marks deliveries acknowledged (recording when, for retention); resolves once durable. */
   ack(mailbox: string, seqs: number[], nowMs = Date.now()): Promise<void> {
     return this.engine.write(() => {
-      for (const seq of seqs) this.stmts.ack.run(nowMs, mailbox, seq);
+      for (const seq of seqs) this.ackInWrite(mailbox, seq, nowMs);
     });
+  }
+
+  /** ack() of one delivery inside a write that does more (the hook's 2xx recorded with it). */
+  ackInWrite(mailbox: string, seq: number, nowMs: number): void {
+    this.stmts.ack.run(nowMs, mailbox, seq);
+    this.webhooks.settleAcked(mailbox, seq, nowMs);
   }
 
   /**

@@ -11,7 +11,7 @@
  *   SMTP bridge took), sts-policies.ts (MTA-STS policies), tls-outcomes.ts (TLS results per day, for TLS-RPT), forwards.ts
  *   (forwarding addresses, and mail sent on as received), dmarc-observations.ts (what the MX saw of DMARC
  *   domains' mail, per day, for their aggregate reports), received-reports.ts (TLS-RPT and DMARC reports
- *   others send about the node's domains).
+ *   others send about the node's domains), webhooks.ts (mailboxes' webhooks and what each must be told of).
  * - events.ts: typed events (a delivery stored, recipients queued, the node draining).
  * - store.ts: the `Store` facade holding them, and the writes that span several repositories in one
  *   commit (accepting a message, removing a mailbox, repairing log indexes after a crash).
@@ -54,4 +54,5 @@ export { DmarcObservationRepository, type DmarcDayCount, type DmarcSeen } from '
 export { ReceivedReportRepository, type ReceivedReport, type ReceivedReportKind, type ReportSummary } from './received-reports.ts';
 export { ForwardRepository, type ForwardRecord, type SentAsIs, type SentAsIsKind } from './forwards.ts';
 export { TlsOutcomeRepository, utcDay, type TlsOutcomeCount } from './tls-outcomes.ts';
+export { WebhookRepository, type WebhookRecord, type WebhookDelivery, type WebhookDeliveryState, type WebhookCounts } from './webhooks.ts';
 export { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';

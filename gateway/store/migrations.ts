@@ -347,6 +347,31 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX IF NOT EXISTS audit_leaves_time ON audit_leaves (at_ms);`);
     },
   },
+  {
+    version: 9,
+    change: 'webhooks: a mailbox\'s hook (URL and signing secret) and one row per delivery it must be told of',
+    up(db) {
+      db.exec(`CREATE TABLE IF NOT EXISTS webhooks (
+        mailbox TEXT NOT NULL PRIMARY KEY,
+        url TEXT NOT NULL,            -- https only
+        secret TEXT NOT NULL,         -- whsec_<base64>: the Standard Webhooks signing key
+        created_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        mailbox TEXT NOT NULL,
+        seq INTEGER NOT NULL,         -- the delivery's seq in its mailbox
+        state TEXT NOT NULL,          -- queued | delivered (a 2xx) | acked (a subscriber acked first) | dead
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        since_ms INTEGER NOT NULL,    -- when it was queued (or retried): dead-lettered after webhooks.maxAgeMs
+        last_error TEXT NOT NULL DEFAULT '',
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (mailbox, seq)
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms);
+      CREATE INDEX IF NOT EXISTS webhook_deliveries_hook_due ON webhook_deliveries (mailbox, state, next_attempt_ms);`);
+    },
+  },
 ];
 
 /** The layout this code writes (PRAGMA user_version): the last step's. */

@@ -18,6 +18,7 @@ import { RouteRepository } from './routes.ts';
 import { ReplayRepository } from './replay.ts';
 import { WitnessRepository } from './witness.ts';
 import { RuleRepository, type HeldDelivery } from './rules.ts';
+import { WebhookRepository } from './webhooks.ts';
 
 /**
  * An accepted message whose log leaf was lost in a crash (see messagesFromLogIndex). `messageHash` is
@@ -57,12 +58,14 @@ export class Store {
   readonly replay: ReplayRepository;
   readonly witness: WitnessRepository;
   readonly rules: RuleRepository;
+  readonly webhooks: WebhookRepository;
 
   constructor(file: string, opts: EngineOptions = {}) {
     const engine = new StoreEngine(file, opts);
     this.#engine = engine;
     this.mailboxes = new MailboxRepository(engine);
-    this.deliveries = new DeliveryRepository(engine);
+    this.webhooks = new WebhookRepository(engine);
+    this.deliveries = new DeliveryRepository(engine, this.webhooks);
     this.outbound = new OutboundRepository(engine);
     this.routes = new RouteRepository(engine);
     this.dsn = new DsnRepository(engine);
@@ -108,7 +111,8 @@ export class Store {
 
   /**
    * Durably stores one envelope for every local recipient mailbox, queues it for its remote recipients,
-   * and records the message against replay, atomically. Resolves with the seq per mailbox; then tells
+   * and records the message against replay, atomically; a mailbox with a webhook gets the delivery's
+   * hook row in the same commit, so a crash before the POST loses no notification. Resolves with the seq per mailbox; then tells
    * events.onDelivery of each delivery and events.onOutbound of the queued items.
    */
   async storeEnvelope(args: {
@@ -140,7 +144,9 @@ export class Store {
         this.outbound.addRecipients(args.messageId, remote.recipients, receivedMs, args.expiresMs);
       }
       for (const mailbox of args.mailboxes) {
-        seqs.set(mailbox, this.deliveries.insert(mailbox, args.messageId, args.envelope, receivedMs, logIndex, sender));
+        const seq = this.deliveries.insert(mailbox, args.messageId, args.envelope, receivedMs, logIndex, sender);
+        seqs.set(mailbox, seq);
+        this.webhooks.enqueueIfHooked(mailbox, seq, receivedMs);
       }
       for (const h of args.held ?? []) {
         this.rules.hold({ messageId: args.messageId, mailbox: h.mailbox, rule: h.rule, envelope: args.envelope, sender, logIndex, messageHash: args.messageHash ?? new Uint8Array(0) }, receivedMs);
@@ -205,6 +211,7 @@ export class Store {
       } else if (this.deliveries.lastSeq(key) === 0) {
         throw new GatewayError('NOT_FOUND', `no mailbox ${key} on this node`);
       } // else a removal that was interrupted after the record went: its mail is deleted now
+      this.webhooks.deleteOf(key); // its hook goes with the record (the mail: deleteMailboxMail)
       return n;
     });
     this.mailboxes.forget(key);
@@ -258,6 +265,17 @@ export class Store {
         this.outbound.setLogIndex(message.messageId, logIndex);
         this.replay.setLogIndex(message.messageId, message.messageHash, logIndex);
       }
+    });
+  }
+
+  /**
+   * The hook answered 2xx for a delivery: it is acknowledged (a subscriber no longer gets it) and its
+   * hook row settled, in one commit.
+   */
+  webhookDelivered(mailbox: string, seq: number, nowMs = Date.now()): Promise<void> {
+    return this.#engine.write(() => {
+      this.deliveries.ackInWrite(mailbox, seq, nowMs);
+      this.webhooks.delivered(mailbox, seq, nowMs);
     });
   }
 

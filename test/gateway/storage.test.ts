@@ -341,4 +341,31 @@ describe('storage', () => {
     expect(storage.logIndexOf(id(1))).toBe(0);
     await storage.close();
   });
+
+  it('queues a delivery for the webhook of its mailbox in the commit that stores it; a replay queues nothing; an ack or a 2xx settles it', async () => {
+    const file = join(dir.path, 'webhooks.db');
+    const storage = withTwoMailboxes(file);
+    await storage.webhooks.set('a@x.test', 'https://hooks.test/in', 'whsec_AAAA');
+    const envelope = new Uint8Array(64).fill(7);
+    await storage.storeEnvelope({ messageId: id(1), expiresMs: Date.now() + 60_000, envelope, mailboxes: ['a@x.test', 'b@x.test'] });
+    await expect(storage.storeEnvelope({ messageId: id(1), expiresMs: Date.now() + 60_000, envelope, mailboxes: ['a@x.test'] })).rejects.toMatchObject({ code: 'REPLAY' });
+    await storage.storeEnvelope({ messageId: id(2), expiresMs: Date.now() + 60_000, envelope, mailboxes: ['a@x.test'] });
+    // One row per stored delivery of the hooked mailbox (none for b@), and the rolled-back replay left none.
+    expect(storage.webhooks.counts('b@x.test')).toEqual({ queued: 0, delivered: 0, acked: 0, dead: 0 });
+    expect(storage.webhooks.dueOf('a@x.test', Date.now(), 10).map((r) => [r.mailbox, r.seq, r.state])).toEqual([['a@x.test', 1, 'queued'], ['a@x.test', 2, 'queued']]);
+    await storage.close();
+
+    // Durable with the delivery: a store opened again (a restarted node) finds both.
+    const again = new Store(file, { durability: 'deferred' });
+    expect(again.webhooks.counts('a@x.test')).toMatchObject({ queued: 2 });
+    await again.deliveries.ack('a@x.test', [1]); // a subscriber took seq 1 first
+    await again.webhookDelivered('a@x.test', 2); // the hook took seq 2
+    expect(again.webhooks.get('a@x.test', 1)?.state).toBe('acked');
+    expect(again.webhooks.get('a@x.test', 2)?.state).toBe('delivered');
+    expect(again.deliveries.pending('a@x.test', 0, 10)).toEqual([]); // a subscriber gets neither
+    expect(again.webhooks.dueOf('a@x.test', Date.now(), 10)).toEqual([]);
+    again.removeMailbox('a@x.test');
+    expect(again.webhooks.of('a@x.test')).toBeUndefined();
+    await again.close();
+  });
 });
