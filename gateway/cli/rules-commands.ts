@@ -88,7 +88,7 @@ export const rulesCommands: Command[] = [
         // direction acts there, on every path.
         throw new UsageError(`direction:smtp-out rules can reject or tag; for ${rule.then.kind}, leave out direction: (the rule then acts when the mail is accepted)`);
       }
-      const target = rule.then.kind === 'journal' || rule.then.kind === 'redirect' ? rule.then.address : undefined;
+      const target = rule.then.kind === 'journal' || rule.then.kind === 'redirect' || rule.then.kind === 'divert' ? rule.then.address : undefined;
       if (target !== undefined && !config.node.domains.includes(domainOf(target))) {
         throw new UsageError(`${rule.then.kind} needs a mailbox of this node (${config.node.domains.join(', ')}), not ${target}`);
       }

@@ -1,8 +1,8 @@
 // Mail as a mailbox's app sends and receives it, through the node of its profile.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { sealFor, submit, subscribe } from '../client/index.ts';
-import { intFlag, list, out, str, UsageError, type Command } from './command.ts';
+import { sealFor, submit, subscribe, unary } from '../client/index.ts';
+import { intFlag, list, MESSAGE_ID_PATTERN, out, str, UsageError, type Command } from './command.ts';
 import { APP_FLAGS, APP_USAGE, withApp } from './reach.ts';
 
 export const sendCommands: Command[] = [
@@ -78,6 +78,21 @@ export const sendCommands: Command[] = [
             process.stdout.write(`${JSON.stringify(line)}\n`);
           },
         });
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'review release',
+    args: ['MESSAGE_ID'],
+    flags: APP_FLAGS,
+    usage: [`review release MESSAGE_ID ${APP_USAGE}`, '(a reviewer releases mail a divert rule sent to its mailbox for review, to its original recipients)'],
+    run({ args, flags }) {
+      const id = args.MESSAGE_ID!;
+      if (!MESSAGE_ID_PATTERN.test(id)) throw new UsageError('MESSAGE_ID is 32 hex digits');
+      return withApp(flags, async ({ clients }) => {
+        const reply = await unary(clients.mailbox.Release.bind(clients.mailbox), { messageId: Buffer.from(id, 'hex') }, clients.metadata) as { released: number };
+        out(flags, { event: 'released', messageId: id, released: reply.released }, `${id}: released to ${reply.released} recipient mailbox(es)`);
         return 0;
       });
     },

@@ -15,7 +15,7 @@ export type Condition =
   | { kind: 'header'; name: string; value: string };
 
 export type Action =
-  | { kind: 'journal' | 'redirect'; address: string }
+  | { kind: 'journal' | 'redirect' | 'divert'; address: string }
   | { kind: 'hold' }
   | { kind: 'reject'; code: number; text: string }
   | { kind: 'tag'; text: string };
@@ -99,7 +99,10 @@ export function parseCondition(text: string): Condition {
   }
 }
 
-/** An action from its words: `hold`, `tag TEXT`, `reject 550 TEXT`, `journal ADDR`, `redirect ADDR`. */
+/**
+ * An action from its words: `hold`, `tag TEXT`, `reject 550 TEXT`, `journal ADDR`, `redirect ADDR`,
+ * `divert ADDR` (held from its recipients, a copy to the reviewer ADDR, who may release it).
+ */
 export function parseAction(text: string): Action {
   const [word = '', ...rest] = text.trim().split(/\s+/);
   const arg = text.trim().slice(word.length).trim();
@@ -109,6 +112,7 @@ export function parseAction(text: string): Action {
       return { kind: 'hold' };
     case 'journal':
     case 'redirect':
+    case 'divert':
       if (rest.length !== 1 || !ADDRESS.test(arg)) throw new RuleSyntaxError(`${word} needs one mailbox address`);
       return { kind: word, address: arg.toLowerCase() };
     case 'tag':
@@ -120,7 +124,7 @@ export function parseAction(text: string): Action {
       return { kind: 'reject', code: Number(m[1]), text: m[2]! };
     }
     default:
-      throw new RuleSyntaxError(`unknown action "${printable(word)}" (journal, hold, redirect, reject, tag)`);
+      throw new RuleSyntaxError(`unknown action "${printable(word)}" (journal, hold, redirect, divert, reject, tag)`);
   }
 }
 
@@ -136,7 +140,7 @@ export function formatCondition(c: Condition): string {
 export function formatAction(a: Action): string {
   switch (a.kind) {
     case 'hold': return 'hold';
-    case 'journal': case 'redirect': return `${a.kind} ${a.address}`;
+    case 'journal': case 'redirect': case 'divert': return `${a.kind} ${a.address}`;
     case 'tag': return `tag ${a.text}`;
     case 'reject': return `reject ${a.code} ${a.text}`;
   }
@@ -197,6 +201,12 @@ export function decide(rules: readonly Rule[], facts: MessageFacts): Decision {
         for (const r of recipients) if (!decision.redirect.has(r)) decision.redirect.set(r, { rule: rule.name, address: a.address });
         break;
       case 'journal':
+        if (!decision.journal.has(a.address)) decision.journal.set(a.address, rule.name);
+        break;
+      case 'divert':
+        // Held from its recipients until the reviewer (or the operator) releases it; the reviewer's copy
+        // goes like a journal copy, once.
+        for (const r of recipients) if (!decision.hold.has(r)) decision.hold.set(r, rule.name);
         if (!decision.journal.has(a.address)) decision.journal.set(a.address, rule.name);
         break;
       case 'tag':

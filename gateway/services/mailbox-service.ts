@@ -276,6 +276,23 @@ export class MailboxService {
           callback(toGrpcError(err));
         }
       },
+
+      Release: (call, callback) => {
+        Promise.resolve().then(() => {
+          const reviewer = authenticateMailbox(storage, call.metadata);
+          const messageId = new Uint8Array(call.request.messageId);
+          const held = storage.rules.heldOf(messageId).filter((h) => h.state === 'held');
+          // The same answer for a message that is not held and one held for someone else: a reviewer
+          // learns nothing of mail that is not theirs to review.
+          const rules = new Map(storage.rules.list().map((r) => [r.name, r]));
+          const mine = held.length > 0 && held.every((h) => {
+            const then = rules.get(h.rule)?.then;
+            return then?.kind === 'divert' && then.address === reviewer.address;
+          });
+          if (!mine) throw new GatewayError('NOT_FOUND', 'no mail diverted to this mailbox for review under that id');
+          return storage.rules.ask(messageId, 'release');
+        }).then((released) => callback(null, { released }), (err) => callback(toGrpcError(err)));
+      },
     };
   }
 }

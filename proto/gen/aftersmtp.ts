@@ -32,6 +32,8 @@ import type { RelayClient as _aftersmtp_v1_RelayClient, RelayDefinition as _afte
 import type { RelayAck as _aftersmtp_v1_RelayAck, RelayAck__Output as _aftersmtp_v1_RelayAck__Output } from './aftersmtp/v1/RelayAck.ts';
 import type { RelayFrame as _aftersmtp_v1_RelayFrame, RelayFrame__Output as _aftersmtp_v1_RelayFrame__Output } from './aftersmtp/v1/RelayFrame.ts';
 import type { RelayHello as _aftersmtp_v1_RelayHello, RelayHello__Output as _aftersmtp_v1_RelayHello__Output } from './aftersmtp/v1/RelayHello.ts';
+import type { ReleaseReply as _aftersmtp_v1_ReleaseReply, ReleaseReply__Output as _aftersmtp_v1_ReleaseReply__Output } from './aftersmtp/v1/ReleaseReply.ts';
+import type { ReleaseRequest as _aftersmtp_v1_ReleaseRequest, ReleaseRequest__Output as _aftersmtp_v1_ReleaseRequest__Output } from './aftersmtp/v1/ReleaseRequest.ts';
 import type { ResolveReply as _aftersmtp_v1_ResolveReply, ResolveReply__Output as _aftersmtp_v1_ResolveReply__Output } from './aftersmtp/v1/ResolveReply.ts';
 import type { ResolveRequest as _aftersmtp_v1_ResolveRequest, ResolveRequest__Output as _aftersmtp_v1_ResolveRequest__Output } from './aftersmtp/v1/ResolveRequest.ts';
 import type { StatusReply as _aftersmtp_v1_StatusReply, StatusReply__Output as _aftersmtp_v1_StatusReply__Output } from './aftersmtp/v1/StatusReply.ts';
@@ -85,6 +87,8 @@ export interface ProtoGrpcType {
       RelayAck: MessageTypeDefinition<_aftersmtp_v1_RelayAck, _aftersmtp_v1_RelayAck__Output>
       RelayFrame: MessageTypeDefinition<_aftersmtp_v1_RelayFrame, _aftersmtp_v1_RelayFrame__Output>
       RelayHello: MessageTypeDefinition<_aftersmtp_v1_RelayHello, _aftersmtp_v1_RelayHello__Output>
+      ReleaseReply: MessageTypeDefinition<_aftersmtp_v1_ReleaseReply, _aftersmtp_v1_ReleaseReply__Output>
+      ReleaseRequest: MessageTypeDefinition<_aftersmtp_v1_ReleaseRequest, _aftersmtp_v1_ReleaseRequest__Output>
       ResolveReply: MessageTypeDefinition<_aftersmtp_v1_ResolveReply, _aftersmtp_v1_ResolveReply__Output>
       ResolveRequest: MessageTypeDefinition<_aftersmtp_v1_ResolveRequest, _aftersmtp_v1_ResolveRequest__Output>
       StatusReply: MessageTypeDefinition<_aftersmtp_v1_StatusReply, _aftersmtp_v1_StatusReply__Output>

@@ -2,6 +2,8 @@
 // held across a restart and released with `hold release`, its audit leaves listed by `audit list` and
 // proved and verified by `aftersmtp proof` / `verify` like any leaf; and what the CLI refuses.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import nodemailer from 'nodemailer';
+import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir, initNodeWithMailboxes, runCli, startNodeProcess, jsonLines, until, type RunningNode } from '../helpers.ts';
@@ -142,5 +144,60 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
     expect(queue.lastError).toMatch(/refused by rule not-eve: 550 not to eve/);
     const audits = JSON.parse((await runCli(['audit', 'list', '--data', data, '--json'])).stdout) as { rule: string; action: string }[];
     expect(audits.map((a) => [a.rule, a.action]).sort()).toEqual([['label-out', 'tag'], ['not-eve', 'reject']]);
+  });
+});
+
+describe('divert: mail kept for a reviewer, who releases it', { timeout: 120_000 }, () => {
+  const dir = tempDir();
+  let data = '';
+  let node: RunningNode | undefined;
+  let dns: TestDnsServer | undefined;
+  const bob = join(dir.path, 'bob.json');
+  const review = join(dir.path, 'review.json');
+
+  async function cli(args: string[]): Promise<string> {
+    const r = await runCli(args);
+    expect(r.code, `aftersmtp ${args.join(' ')}\n${r.stderr}`).toBe(0);
+    return r.stdout;
+  }
+
+  beforeAll(async () => {
+    ({ data } = await initNodeWithMailboxes(dir.path, 'example.test'));
+    await cli(['mailbox', 'add', 'review@example.test', '--data', data, '--profile', review]);
+    await cli(['rules', 'add', 'screen', '--when', 'to:bob@example.test', '--when', 'direction:smtp-in', '--then', 'divert review@example.test', '--data', data]);
+    dns = await startDnsServer([]);
+    node = await startNodeProcess(data, { AFTERSMTP_DNS__SERVERS: JSON.stringify([dns.address]) });
+  });
+
+  afterAll(async () => {
+    node?.child.kill('SIGTERM');
+    await node?.exited;
+    await dns?.close();
+    dir.cleanup();
+  });
+
+  it('holds bob\'s copy, gives the reviewer one, and only the reviewer can release it to bob; each step audited', async () => {
+    const mx = (node!.ready as { smtp?: string }).smtp!;
+    const transport = nodemailer.createTransport({ host: mx.slice(0, mx.lastIndexOf(':')), port: Number(mx.slice(mx.lastIndexOf(':') + 1)), secure: false, ignoreTLS: true, name: 'mta.outside.test' });
+    try {
+      await transport.sendMail({ envelope: { from: 'x@outside.test', to: ['bob@example.test'] }, from: 'x@outside.test', to: 'bob@example.test', subject: 'to screen', text: 'look first' });
+    } finally {
+      transport.close();
+    }
+    const [held] = JSON.parse(await cli(['hold', 'list', '--data', data, '--json'])) as { messageId: string; mailbox: string; rule: string }[];
+    expect(held).toMatchObject({ mailbox: 'bob@example.test', rule: 'screen' });
+    const seen = jsonLines(await cli(['subscribe', '--profile', review, '--node', node!.ready.grpc, '--count', '1', '--json']));
+    expect(seen[0]).toMatchObject({ messageId: held!.messageId, subject: 'to screen' });
+    // bob is no reviewer of his own mail; a made-up id is nobody's.
+    const byBob = await runCli(['review', 'release', held!.messageId, '--profile', bob, '--node', node!.ready.grpc]);
+    expect(byBob.code).not.toBe(0);
+    expect(byBob.stderr).toMatch(/no mail diverted to this mailbox for review/);
+    expect((await runCli(['review', 'release', 'cd'.repeat(16), '--profile', review, '--node', node!.ready.grpc])).code).not.toBe(0);
+    const released = JSON.parse(await cli(['review', 'release', held!.messageId, '--profile', review, '--node', node!.ready.grpc, '--json']));
+    expect(released).toMatchObject({ event: 'released', released: 1 });
+    const got = jsonLines(await cli(['subscribe', '--profile', bob, '--node', node!.ready.grpc, '--count', '1', '--json']));
+    expect(got[0]).toMatchObject({ messageId: held!.messageId, subject: 'to screen' });
+    const audits = JSON.parse(await cli(['audit', 'list', '--since', '2000-01-01', '--data', data, '--json'])) as { rule: string; action: string }[];
+    expect(audits.map((a) => `${a.rule}:${a.action}`)).toEqual(['screen:divert', 'screen:release']);
   });
 });
