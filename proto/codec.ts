@@ -69,6 +69,7 @@ export const REPEATED_LIMITS: Readonly<Record<string, number>> = {
   'aftersmtp.v1.CosignRequest.consistency': 64,
   'aftersmtp.v1.Ack.seqs': 10_000,
   'aftersmtp.v1.Delivery.confirmedAcks': 10_000,
+  'aftersmtp.v1.Delivery.labels': 100,
   'aftersmtp.v1.RelayHello.domains': 1000,
   'aftersmtp.v1.StatusReply.domains': 1000,
   // The operator's own queue listing (admin token): as long as the queue is.

@@ -74,7 +74,10 @@ export const sendCommands: Command[] = [
               if (m.via && m.body) writeFileSync(join(saveDir, `${m.messageId}.eml`), m.body, { mode: 0o600 });
             }
             const bridged = m.via ? { via: m.via, mailFrom: m.mailFrom, clientIp: m.clientIp, helo: m.helo, ...(m.auth ? { auth: m.auth } : {}) } : {};
-            const line = { seq: m.seq, messageId: m.messageId, from: m.from, to: m.to, subject: m.subject, verified: m.verified, ...(m.reason ? { reason: m.reason } : {}), ...bridged, receivedAt: m.receivedAt, messageHash: m.messageHash };
+            const line = {
+              seq: m.seq, messageId: m.messageId, from: m.from, to: m.to, subject: m.subject, verified: m.verified, ...(m.reason ? { reason: m.reason } : {}),
+              ...bridged, ...(m.labels ? { labels: m.labels } : {}), receivedAt: m.receivedAt, messageHash: m.messageHash,
+            };
             process.stdout.write(`${JSON.stringify(line)}\n`);
           },
         });

@@ -230,6 +230,8 @@ export interface ReceivedMessage {
   helo?: string;
   /** The node's verdicts (mail from other MTAs only). */
   auth?: BridgedTrace['auth'];
+  /** Labels the node's compliance rules put on the message (`tag` rules). */
+  labels?: string[];
 }
 
 /** Opens and verifies one delivery; never throws for a bad message (reports verified:false). */
@@ -240,6 +242,7 @@ export async function openDelivery(profile: MailboxProfile, resolver: DidResolve
     messageId: Buffer.from(env.messageId).toString('hex'),
     receivedAt: new Date(delivery.receivedMs).toISOString(),
     messageHash: Buffer.from(env.messageHash).toString('hex'),
+    ...(delivery.labels?.length ? { labels: [...delivery.labels] } : {}),
   };
   let signed: Uint8Array;
   try {

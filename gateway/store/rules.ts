@@ -45,6 +45,7 @@ export class RuleRepository {
     deleteHeld: Statement<[Uint8Array, string]>;
     tag: Statement<[Uint8Array, string, string, number]>;
     tagsOf: Statement<[Uint8Array], { tag: string; rule: string }>;
+    anyTag: Statement<[], { one: number }>;
     setCatchall: Statement<[string, string, number]>;
     catchall: Statement<[string], { mailbox: string }>;
     catchalls: Statement<[], { domain: string; mailbox: string }>;
@@ -68,6 +69,7 @@ export class RuleRepository {
       deleteHeld: engine.prepare('DELETE FROM held_deliveries WHERE message_id = ? AND mailbox = ?'),
       tag: engine.prepare('INSERT OR IGNORE INTO message_tags (message_id, tag, rule, tagged_ms) VALUES (?,?,?,?)'),
       tagsOf: engine.prepare('SELECT tag, rule FROM message_tags WHERE message_id = ? ORDER BY tag'),
+      anyTag: engine.prepare('SELECT 1 AS one FROM message_tags LIMIT 1'),
       setCatchall: engine.prepare('INSERT INTO catchalls (domain, mailbox, created_ms) VALUES (?,?,?) ON CONFLICT(domain) DO UPDATE SET mailbox = excluded.mailbox'),
       catchall: engine.prepare('SELECT mailbox FROM catchalls WHERE domain = ?'),
       catchalls: engine.prepare('SELECT domain, mailbox FROM catchalls ORDER BY domain'),
@@ -141,7 +143,22 @@ export class RuleRepository {
   /** Labels a message (inside the acceptance write). */
   tag(messageId: Uint8Array, tag: string, rule: string, nowMs: number): void {
     this.stmts.tag.run(messageId, tag, rule, nowMs);
+    this.labelled = { any: true, at: performance.now() }; // deliveries of this node look labels up from now on
   }
+
+  /**
+   * Whether any message carries a label (re-read at most every RULES_REREAD_MS): a delivery looks up its
+   * labels only then, so a node without tag rules pays nothing per delivery.
+   */
+  anyLabels(): boolean {
+    const now = performance.now();
+    if (this.labelled && now - this.labelled.at < RULES_REREAD_MS) return this.labelled.any;
+    const any = this.stmts.anyTag.get() !== undefined;
+    this.labelled = { any, at: now };
+    return any;
+  }
+
+  private labelled?: { any: boolean; at: number };
 
   tagsOf(messageId: Uint8Array): { tag: string; rule: string }[] {
     return this.stmts.tagsOf.all(messageId);

@@ -184,7 +184,9 @@ describe('rules on a node', () => {
       expect(node.storage.rules.tagsOf(Buffer.from(messageId, 'hex'))).toEqual([{ tag: 'urgent', rule: 'label' }]);
       const id = await appSend({ to: ['bob@example.test'], subject: 'X-Priority: 1' });
       expect(node.storage.rules.tagsOf(Buffer.from(id, 'hex'))).toEqual([{ tag: 'from-app', rule: 'label-app' }]);
-      await read(bob, 2);
+      // The recipient's app sees each message's labels.
+      const got = await read(bob, 2);
+      expect(got.map((m) => m.labels)).toEqual([['urgent'], ['from-app']]);
     });
   });
 

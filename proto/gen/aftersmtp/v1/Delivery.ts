@@ -25,6 +25,10 @@ export interface Delivery {
    * frame's sender_domain, checked against that node's route); empty when nobody vouched.
    */
   'senderDomain'?: (string);
+  /**
+   * Labels the node's compliance rules put on the message (`tag` rules; docs/OPERATIONS.md "Compliance rules").
+   */
+  'labels'?: (string)[];
 }
 
 export interface Delivery__Output {
@@ -48,4 +52,8 @@ export interface Delivery__Output {
    * frame's sender_domain, checked against that node's route); empty when nobody vouched.
    */
   'senderDomain': (string);
+  /**
+   * Labels the node's compliance rules put on the message (`tag` rules; docs/OPERATIONS.md "Compliance rules").
+   */
+  'labels': (string)[];
 }
