@@ -2,8 +2,8 @@
 // mailbox gets one AfterSMTP message from the node's postmaster, shaped as an RFC 3464 delivery status
 // notification so mail clients show it as a bounce.
 import { randomBytes } from 'node:crypto';
-import { sealEnvelope, signMessage, type Envelope } from '../../identity/index.ts';
-import { acceptEnvelope, type AcceptDeps } from '../accept/index.ts';
+import type { Envelope } from '../../identity/index.ts';
+import { acceptEnvelope, sealAsNode, type AcceptDeps } from '../accept/index.ts';
 import { buildDsn } from '../../bridge/index.ts';
 import { smtpHostname } from '../core/index.ts';
 import type { FailureReport } from './agent.ts';
@@ -71,11 +71,10 @@ export class FailureNotices {
       return notify.length === 0 || notify.includes('FAILURE');
     });
     if (wanted.length === 0) return;
-    const { nodeDid, nodeKeys, config } = this.deps;
-    const messageId = new Uint8Array(randomBytes(16));
+    const { config } = this.deps;
     const now = Date.now();
     const domain = this.deps.localDomains[0]!;
-    const hex = Buffer.from(messageId).toString('hex');
+    const hex = randomBytes(16).toString('hex');
     const body = buildDsn({
       reportingMta: smtpHostname(config),
       arrivalDate: new Date(original.createdMs),
@@ -108,23 +107,9 @@ export class FailureNotices {
       messageId: `${hex}@${domain}`,
       date: new Date(now),
     });
-    const signed = signMessage({
-      header: { messageId, from: { did: nodeDid, address: `postmaster@${domain}` }, to: [{ did: mailbox.did, address: sender }], createdMs: now, expiresMs: now + config.limits.maxLifetimeMs, contentType: 'message/rfc822' },
-      body: new Uint8Array(body),
-      keyId: nodeKeys.signingKeyId,
-      privateKey: nodeKeys.signingPrivateKey,
-    });
-    const envelope = sealEnvelope({
-      signedMessage: signed.signedMessage,
-      messageId,
-      messageHash: signed.messageHash,
-      senderDid: nodeDid,
-      senderKeyId: nodeKeys.signingKeyId,
-      senderPrivateKey: nodeKeys.signingPrivateKey,
-      recipientAddresses: [sender],
-      recipients: [{ keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey }],
-      createdMs: now,
-      expiresMs: now + config.limits.maxLifetimeMs,
+    const envelope = sealAsNode(this.deps, {
+      from: `postmaster@${domain}`, to: [{ did: mailbox.did, address: sender }],
+      keys: [{ keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey }], body: new Uint8Array(body), lifetimeMs: config.limits.maxLifetimeMs,
     });
     await acceptEnvelope({ ...this.deps, routeKind: undefined }, envelope, { senderAddress: `postmaster@${domain}`, senderDomain: domain, fromPeer: false });
   }

@@ -2,10 +2,8 @@
 // of the node's own): a message signed by the node itself, sealed to its own bridge key and queued for
 // the smtp agent like any other, with the envelope sender it leaves with recorded in the same commit.
 // It gets a log leaf like every message: the node's log says what it sent in its own name.
-import { randomBytes } from 'node:crypto';
 import { dkimSign, type DkimSigner } from '../../bridge/index.ts';
-import { sealEnvelope, signMessage } from '../../identity/index.ts';
-import { acceptEnvelope, type AcceptDeps } from '../accept/index.ts';
+import { acceptEnvelope, sealAsNode, type AcceptDeps } from '../accept/index.ts';
 import type { SentAsIs } from '../store/index.ts';
 
 export interface SendAsIsDeps extends AcceptDeps {
@@ -16,21 +14,13 @@ export interface SendAsIsDeps extends AcceptDeps {
 
 /** Queues `data` for `targets` (addresses elsewhere), durably; resolves with the message id once stored. */
 export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: string[], sent: SentAsIs & { requireTls?: boolean }): Promise<Uint8Array> {
-  const { nodeDid, nodeKeys, config, storage } = deps;
-  const messageId = new Uint8Array(randomBytes(16));
-  const createdMs = Date.now();
-  const expiresMs = createdMs + config.limits.maxLifetimeMs;
-  const postmaster = `postmaster@${config.node.domains[0]}`;
-  const signed = signMessage({
-    header: { messageId, from: { did: nodeDid, address: postmaster }, to: targets.map((address) => ({ did: nodeDid, address })), createdMs, expiresMs, contentType: 'message/rfc822' },
-    body: new Uint8Array(data),
-    keyId: nodeKeys.signingKeyId,
-    privateKey: nodeKeys.signingPrivateKey,
+  const { config, storage } = deps;
+  const envelope = sealAsNode(deps, {
+    from: `postmaster@${config.node.domains[0]}`, to: targets.map((address) => ({ did: deps.nodeDid, address })),
+    keys: [deps.bridgeKey], body: new Uint8Array(data), lifetimeMs: config.limits.maxLifetimeMs,
   });
-  const envelope = sealEnvelope({
-    signedMessage: signed.signedMessage, messageId, messageHash: signed.messageHash, senderDid: nodeDid, senderKeyId: nodeKeys.signingKeyId,
-    senderPrivateKey: nodeKeys.signingPrivateKey, recipientAddresses: targets, recipients: [deps.bridgeKey], createdMs, expiresMs,
-  });
+  const { messageId } = envelope;
+  const createdMs = envelope.createdMs;
   // Always over SMTP: the copy is sealed to this node's key, which no other node could open.
   const smtpOnly: AcceptDeps = { ...deps, routeKind: async () => 'smtp', bridgeKeyId: deps.bridgeKey.keyId };
   await Promise.all([

@@ -5,14 +5,14 @@
 // recipient's key and accepted through the node's one acceptance path like any other: a ledger leaf and a
 // receipt for each. The address the node vouches for is the authenticated mailbox on submission and, on
 // MX, the header From only when DMARC passed (docs/PROTOCOL.md §4 "Sender binding").
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { extractKeys, sealEnvelope, signMessage } from '../../identity/index.ts';
+import { extractKeys } from '../../identity/index.ts';
 import {
   arcSeal, BridgeError, type BridgeErrorCode, type DkimSigner, type InboundHandler, type InboundMessage, type InboundObservation, type ListenerKind,
   type RecipientKind, type Srs,
 } from '../../bridge/index.ts';
-import { acceptEnvelope, actionsOf, decideFor, domainOf, mailboxFor, recordAudit, RuleRejection, type AcceptDeps } from '../accept/index.ts';
+import { acceptEnvelope, actionsOf, decideFor, domainOf, mailboxFor, recordAudit, RuleRejection, sealAsNode, type AcceptDeps } from '../accept/index.ts';
 import { readHeaders, type Decision } from '../rules/index.ts';
 import { queueAsIs } from './send-as-is.ts';
 import type { IntakeResult, ReportIntake } from './report-intake.ts';
@@ -348,40 +348,17 @@ export class SmtpHandler implements InboundHandler {
 
   /** The copy for the node's own mailboxes and for peer and legacy recipients of a submission. */
   private async store(message: InboundMessage, submitted: boolean, vouched: string, rules: BridgedRules): Promise<{ messageId: string }> {
-    const { storage, config, nodeDid, nodeKeys } = this.deps;
+    const { storage, config } = this.deps;
     const { recipients } = rules;
     const fromAddress = rules.facts.from;
 
-    const messageId = new Uint8Array(randomBytes(16));
-    const createdMs = Date.now();
-    const expiresMs = createdMs + config.limits.maxLifetimeMs;
-    const signed = signMessage({
-      header: {
-        messageId,
-        from: { did: nodeDid, address: fromAddress },
-        to: recipients.map((r) => ({ did: r.did, address: r.address })),
-        createdMs,
-        expiresMs,
-        contentType: 'message/rfc822',
-      },
-      body: new Uint8Array(message.message),
-      keyId: nodeKeys.signingKeyId,
-      privateKey: nodeKeys.signingPrivateKey,
+    // Several SMTP recipients share the bridge key: it is wrapped once. A journal mailbox's key is wrapped
+    // too, without naming it among the recipients.
+    const envelope = sealAsNode(this.deps, {
+      from: fromAddress, to: recipients.map((r) => ({ did: r.did, address: r.address })), keys: [...recipients, ...rules.journal],
+      body: new Uint8Array(message.message), lifetimeMs: config.limits.maxLifetimeMs,
     });
-    const envelope = sealEnvelope({
-      signedMessage: signed.signedMessage,
-      messageId,
-      messageHash: signed.messageHash,
-      senderDid: nodeDid,
-      senderKeyId: nodeKeys.signingKeyId,
-      senderPrivateKey: nodeKeys.signingPrivateKey,
-      recipientAddresses: recipients.map((r) => r.address),
-      // Several SMTP recipients share the bridge key: it is wrapped once.
-      // A journal mailbox's key is wrapped too, without naming it among the recipients.
-      recipients: [...new Map([...recipients, ...rules.journal].map((r) => [r.keyId, { keyId: r.keyId, publicKey: r.publicKey }])).values()],
-      createdMs,
-      expiresMs,
-    });
+    const { messageId, createdMs } = envelope;
     // MX mail is for local mailboxes only; submitted mail goes on to peers through the outbound queue.
     const deps: AcceptDeps = submitted ? this.deps : { ...this.deps, routeKind: undefined };
     // DSN parameters go into the same group commit as the message (both written in this turn), and the
