@@ -11,6 +11,8 @@ export interface NodeMetricsSource {
   refusals: () => Record<string, number>;
   /** Recipients in the outbound queue, by state. */
   outbound: () => Record<string, number>;
+  /** Webhook deliveries waiting and dead-lettered. */
+  webhooks: () => Record<string, number>;
 }
 
 /** Latency buckets (seconds) from a fast local commit (~1 ms) to a slow disk or a distant peer. */
@@ -44,6 +46,13 @@ export class NodeMetrics {
       collect() {
         this.reset();
         for (const [state, n] of Object.entries(source.outbound())) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'aftersmtp_webhook_deliveries', help: 'Webhook deliveries waiting (queued) and dead-lettered (dead)', labelNames: ['state'], registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(source.webhooks())) this.set({ state }, n);
       },
     });
     this.submitSeconds = new Histogram({

@@ -502,6 +502,7 @@ export class AfterSmtpNode {
       },
       refusals: () => this.federation?.refusals() ?? {},
       outbound: () => this.storage.outbound.counts(),
+      webhooks: () => this.storage.webhooks.totals(),
     });
   }
 

@@ -49,6 +49,7 @@ export class WebhookRepository {
     probe: Statement<[string]>;
     resume: Statement<[number, string, number]>;
     counts: Statement<[string], { state: WebhookDeliveryState; n: number }>;
+    totals: Statement<[], { state: WebhookDeliveryState; n: number }>;
     ofState: Statement<[string, WebhookDeliveryState], DeliveryRow>;
     pruneSettled: Statement<[number]>;
   };
@@ -81,6 +82,8 @@ export class WebhookRepository {
                              (SELECT rowid FROM webhook_deliveries WHERE mailbox = ? AND state = 'queued' ORDER BY next_attempt_ms, seq LIMIT 1)`),
       resume: engine.prepare(`UPDATE webhook_deliveries SET next_attempt_ms = ? WHERE mailbox = ? AND state = 'queued' AND next_attempt_ms > ?`),
       counts: engine.prepare(`SELECT state, count(*) AS n FROM webhook_deliveries WHERE mailbox = ? GROUP BY state`),
+      // Waiting and dead-lettered ones only: each is a range of the (state, next_attempt_ms) index.
+      totals: engine.prepare(`SELECT state, count(*) AS n FROM webhook_deliveries WHERE state IN ('queued','dead') GROUP BY state`),
       ofState: engine.prepare(`SELECT * FROM webhook_deliveries WHERE mailbox = ? AND state = ? ORDER BY seq`),
       pruneSettled: engine.prepare(`DELETE FROM webhook_deliveries WHERE state IN ('delivered', 'acked') AND updated_ms < ?`),
     };
@@ -192,6 +195,13 @@ export class WebhookRepository {
       for (const hook of mailbox === undefined ? this.stmts.list.all().map((h) => h.mailbox) : [mailbox.toLowerCase()]) this.stmts.probe.run(hook);
     });
     return n;
+  }
+
+  /** Hook deliveries waiting and dead-lettered, over every mailbox (metrics). */
+  totals(): { queued: number; dead: number } {
+    const totals = { queued: 0, dead: 0 };
+    for (const r of this.stmts.totals.all()) if (r.state === 'queued' || r.state === 'dead') totals[r.state] = Number(r.n);
+    return totals;
   }
 
   counts(mailbox: string): WebhookCounts {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Webhook } from 'standardwebhooks';
 import { selfSigned, signedBy } from '../bridge/dane-pki.ts';
-import { NodeLab, type LabNode } from './lab.ts';
+import { metricsOf, NodeLab, type LabNode } from './lab.ts';
 import { runCli, until } from '../helpers.ts';
 import { openDelivery, profileResolver, readProfile } from '../../gateway/client/index.ts';
 import { decodeEnvelope } from '../../identity/index.ts';
@@ -258,6 +258,7 @@ describe('webhooks', () => {
       return hooks[0]?.deadLettered?.length === 2 ? hooks[0] : undefined;
     });
     expect(dead).toMatchObject({ dead: 2, queued: 0 });
+    expect(await metricsOf(a)).toMatch(/^aftersmtp_webhook_deliveries\{state="dead"\} 2$/m);
     expect(dead.deadLettered.map((d: { seq: number }) => d.seq)).toEqual([9, 10]);
     for (const d of dead.deadLettered) expect(d.lastError).toMatch(/HTTP 302 \(redirect not followed\)/);
     for (const id of ids) {
@@ -271,6 +272,7 @@ describe('webhooks', () => {
     await until('taken after the retry', async () => ids.every((id) => hook.taken.has(id)) || undefined);
     await until('settled', async () => (rows().filter((r) => r.seq >= 9).every((r) => r.state === 'delivered') ? true : undefined));
     expect(await list()).toMatchObject([{ dead: 0, queued: 0 }]);
+    expect(await metricsOf(a)).toMatch(/^aftersmtp_webhook_deliveries\{state="dead"\} 0$/m);
     expect(hook.badSignatures).toEqual([]);
   });
 
