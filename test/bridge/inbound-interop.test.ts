@@ -5,15 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { dkimSign } from 'mailauth';
 import { arcSeal, verifyMessage } from '../../bridge/index.ts';
 import { DnsPacketResolver } from '../../gateway/dns/index.ts';
 import { startDnsLab, type DnsLab } from '../dns-lab.ts';
+import { startPrivatePostfix } from '../../bench/helpers/private-postfix.ts';
 import { until } from '../helpers.ts';
 import { RawSmtp, message, selfSignedCert, startBridge, transaction, type Bridge } from './inbound-harness.ts';
 
@@ -80,78 +77,26 @@ describe('swaks', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A private Postfix: accepts from 127.0.0.0/8 on `port` and relays everything to the bridge's MX with STARTTLS. */
-async function startPostfix(relayPort: number): Promise<{ port: number; dir: string; stop: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'inbound-postfix-'));
-  // Postfix's daemons run as the postfix user and must reach the queue under this directory.
-  chmodSync(dir, 0o755);
-  const port = await freePort();
-  for (const d of ['conf', 'queue', 'data']) mkdirSync(join(dir, d));
-  chownSync(join(dir, 'data'), Number((await run('id', ['-u', 'postfix'])).stdout.trim()), 0);
-  writeFileSync(join(dir, 'conf', 'main.cf'), [
-    'compatibility_level = 3.6',
-    `queue_directory = ${dir}/queue`,
-    `data_directory = ${dir}/data`,
-    'myhostname = mta.legacy.test',
-    'mydomain = legacy.test',
-    'mydestination =',
-    'inet_interfaces = loopback-only',
-    'inet_protocols = ipv4',
-    'mynetworks = 127.0.0.0/8',
-    `relayhost = [127.0.0.1]:${relayPort}`,
-    'smtp_tls_security_level = encrypt',
-    'smtp_dns_support_level = disabled',
-    'disable_dns_lookups = yes',
-    'smtpd_peername_lookup = no',
-    'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
-    'alias_maps =',
-    'alias_database =',
-    'biff = no',
-    'master_service_disable =',
-    '',
-  ].join('\n'));
-  // Debian's master.cf without chroot (the private queue has no chroot tree) and with one loopback listener.
-  const master = readFileSync('/etc/postfix/master.cf', 'utf8').split('\n')
-    .filter((l) => !/^smtp\s+inet\s/.test(l))
-    .map((l) => {
-      const f = l.split(/\s+/);
-      if (/^[a-z0-9]/.test(l) && f.length >= 8 && f[4] === 'y') { f[4] = 'n'; return f.join('  '); }
-      return l;
-    });
-  master.push(`127.0.0.1:${port} inet n - n - - smtpd`, '');
-  writeFileSync(join(dir, 'conf', 'master.cf'), master.join('\n'));
-  const conf = join(dir, 'conf');
-  const stop = async () => {
-    await run('postfix', ['-c', conf, 'stop']).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await run('postfix', ['-c', conf, 'check']);
-    await run('postfix', ['-c', conf, 'start']);
-    await until('postfix listening', async () => {
-      const c = await RawSmtp.open(port);
-      const greeting = await c.read();
-      c.close();
-      return greeting?.startsWith('220') ? true : undefined;
-    }, 20_000);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { port, dir, stop };
+/** A private Postfix: accepts from 127.0.0.0/8 on its port and relays everything to the bridge's MX with STARTTLS. */
+async function startPostfix(relayPort: number): Promise<{ port: number; stop: () => void }> {
+  const postfix = await startPrivatePostfix({
+    name: 'inbound-postfix',
+    listeners: 1,
+    configure: () => [
+      'myhostname = mta.legacy.test',
+      'mydomain = legacy.test',
+      'mydestination =',
+      `relayhost = [127.0.0.1]:${relayPort}`,
+      'smtp_tls_security_level = encrypt',
+      'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
+    ],
+  });
+  return { port: postfix.ports[0]!, stop: () => postfix.stop() };
 }
 
 describe('Postfix relaying into the MX', () => {
   let postfix: Awaited<ReturnType<typeof startPostfix>> | undefined;
-  afterAll(async () => { await postfix?.stop(); });
+  afterAll(() => { postfix?.stop(); });
 
   it('delivers over STARTTLS (ESMTPS), and a forwarder\'s ARC-sealed message arrives with arc=pass', async () => {
     postfix = await startPostfix(bridge.port('mx'));
