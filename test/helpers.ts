@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { initNode, addMailbox } from '../gateway/datadir/index.ts';
-import type { MailboxProfile } from '../gateway/client/index.ts';
+import { connect, profileResolver, readProfile, subscribe, type MailboxProfile, type ReceivedMessage } from '../gateway/client/index.ts';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const NODE_BIN = join(ROOT, 'node_modules', '.bin', 'node');
@@ -129,4 +129,20 @@ export async function startAnchoringNode(opts: { data: string; domain: string; p
     if (r.code !== 0) throw new Error(`mailbox add ${name} failed: ${r.stderr}`);
   }
   return { node, did: JSON.parse(init.stdout).did as string, signing };
+}
+
+/** Receives (and acknowledges) up to `count` messages of the mailbox whose profile is `profileFile`, waiting at most timeoutMs. */
+export async function receiveMail(profileFile: string, grpc: string, count: number, timeoutMs: number): Promise<ReceivedMessage[]> {
+  const p = readProfile(profileFile);
+  const clients = connect(p, grpc);
+  const got: ReceivedMessage[] = [];
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    await subscribe(p, clients, profileResolver(p), { count, signal: controller.signal, onMessage: (m) => { got.push(m); } });
+  } finally {
+    clearTimeout(timer);
+    clients.close();
+  }
+  return got;
 }

@@ -3,8 +3,8 @@
 import { expect } from 'vitest';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { tempDir, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
-import { readProfile, connect, profileResolver, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client/index.ts';
+import { tempDir, receiveMail, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, type ReceivedMessage } from '../../gateway/client/index.ts';
 
 export interface LabNode { name: string; domain: string; data: string; did: string; proc?: RunningNode; env: NodeJS.ProcessEnv }
 
@@ -106,17 +106,7 @@ export class NodeLab {
 
   /** Receives (and acknowledges) up to `count` messages of mailbox `name`, waiting at most timeoutMs. */
   async receive(name: string, node: LabNode, count: number, timeoutMs = 20_000): Promise<ReceivedMessage[]> {
-    const p = readProfile(this.profile(name));
-    const clients = connect(p, node.proc!.ready.grpc);
-    const got: ReceivedMessage[] = [];
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
-    try {
-      await subscribe(p, clients, profileResolver(p), { count, signal: controller.signal, onMessage: (m) => { got.push(m); } });
-    } finally {
-      clearTimeout(timer);
-      clients.close();
-    }
+    const got = await receiveMail(this.profile(name), node.proc!.ready.grpc, count, timeoutMs);
     return got;
   }
 

@@ -4,9 +4,9 @@
 // node's store after it stopped.
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { connect, profileResolver, readProfile, sealFor, submit, subscribe, type ReceivedMessage } from '../../gateway/client/index.ts';
+import { connect, profileResolver, readProfile, sealFor, submit, type ReceivedMessage } from '../../gateway/client/index.ts';
 import { startDnsLab, type DnsLab, type LabZone } from '../dns-lab.ts';
-import { initNodeWithMailboxes, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
+import { initNodeWithMailboxes, receiveMail, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
 
 export const NODE_DOMAIN = 'a.test';
 
@@ -91,17 +91,7 @@ export class OutboundLab {
 
   /** Takes (and acknowledges) the next `count` messages of mailbox `name`, with their RFC 5322 bodies. */
   async receive(name: string, count: number, timeoutMs = 30_000): Promise<ReceivedMessage[]> {
-    const p = readProfile(this.profile(name));
-    const clients = connect(p, this.grpc);
-    const got: ReceivedMessage[] = [];
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
-    try {
-      await subscribe(p, clients, profileResolver(p), { count, signal: controller.signal, onMessage: (m) => { got.push(m); } });
-    } finally {
-      clearTimeout(timer);
-      clients.close();
-    }
+    const got = await receiveMail(this.profile(name), this.grpc, count, timeoutMs);
     if (got.length < count) throw new Error(`${name} received ${got.length} of ${count} messages`);
     return got;
   }
