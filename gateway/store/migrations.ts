@@ -372,6 +372,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX IF NOT EXISTS webhook_deliveries_hook_due ON webhook_deliveries (mailbox, state, next_attempt_ms);`);
     },
   },
+  {
+    version: 10,
+    change: 'rules hold queued recipients too (held_deliveries.transport: the agent a released recipient is queued '
+      + 'for), and a webhook may post a link to the envelope instead of the envelope (webhooks.payload)',
+    up(db) {
+      // '' = a mailbox's delivery; relay | smtp = a queued recipient, whose address the mailbox column holds
+      if (!hasColumn(db, 'held_deliveries', 'transport')) db.exec(`ALTER TABLE held_deliveries ADD COLUMN transport TEXT NOT NULL DEFAULT ''`);
+      if (!hasColumn(db, 'webhooks', 'payload')) db.exec(`ALTER TABLE webhooks ADD COLUMN payload TEXT NOT NULL DEFAULT 'inline'`); // inline | link
+    },
+  },
 ];
 
 /** The layout this code writes (PRAGMA user_version): the last step's. */

@@ -57,7 +57,7 @@ export class WebhookRepository {
   constructor(engine: StoreEngine) {
     this.engine = engine;
     this.stmts = {
-      upsert: engine.prepare(`INSERT INTO webhooks VALUES (?,?,?,?) ON CONFLICT(mailbox) DO UPDATE SET url = excluded.url, secret = excluded.secret`),
+      upsert: engine.prepare(`INSERT INTO webhooks (mailbox, url, secret, created_ms) VALUES (?,?,?,?) ON CONFLICT(mailbox) DO UPDATE SET url = excluded.url, secret = excluded.secret`),
       get: engine.prepare('SELECT * FROM webhooks WHERE mailbox = ?'),
       list: engine.prepare('SELECT * FROM webhooks ORDER BY mailbox'),
       delete: engine.prepare('DELETE FROM webhooks WHERE mailbox = ?'),
