@@ -52,6 +52,7 @@ export interface AcceptOptions {
 
 export interface Accepted {
   envelope: Envelope;
+  /** The node's mailboxes the sender addressed, and the remote recipients it queued, as the sender named them. */
   deliveredLocal: string[];
   queuedRemote: string[];
   receipt: Receipt;
@@ -137,7 +138,10 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
     await recordAudit(deps, actionsOf(decision), envelope.messageHash);
     throw rejection;
   }
-  const held: { mailbox: string; rule: string }[] = [];
+  const held: { mailbox: string; rule: string; transport?: OutboundTransport }[] = [];
+  // The sender is answered about the recipients it addressed: what the rules did is not its to see
+  // (a redirect, a journal copy and a hold are silent).
+  const addressed = { local: [...mailboxes], remote: remote.map((r) => r.address) };
   if (decision.triggered.length) remote = applyDecision(deps, decision, wrappedFor, mailboxes, mailboxOf, remote, held);
   // Leaf and envelope commit one after the other and are synced together; the answer waits for both.
   // After a crash, a stored envelope whose leaf was lost (index >= log size) gets it back at start
@@ -160,19 +164,19 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
     }),
     durable,
   ]);
-  return { envelope, deliveredLocal: [...mailboxes], queuedRemote: remote.map((r) => r.address), receipt: ledger.receipt(leafIndex, envelope.messageHash), duplicate: false };
+  return { envelope, deliveredLocal: addressed.local, queuedRemote: addressed.remote, receipt: ledger.receipt(leafIndex, envelope.messageHash), duplicate: false };
 }
 
 /**
  * What the rules decided, applied to the recipients: a redirected recipient's copy goes to the rule's
  * mailbox instead, a journal mailbox gets a copy (once), a held recipient's mailbox keeps it back
- * (`held`). The node cannot re-seal what it cannot read: a mailbox a rule adds must be one the content
+ * (`held`), and so does the queue for a held remote recipient. The node cannot re-seal what it cannot read: a mailbox a rule adds must be one the content
  * key is wrapped for, or the message is refused naming it (the sender seals to it and sends again; the
  * SMTP bridge does so itself). Returns the remote recipients left.
  */
 function applyDecision(
   deps: AcceptDeps, decision: Decision, wrappedFor: Set<string>, mailboxes: Set<string>, mailboxOf: Map<string, string>,
-  remote: QueuedRecipient[], held: { mailbox: string; rule: string }[],
+  remote: QueuedRecipient[], held: { mailbox: string; rule: string; transport?: OutboundTransport }[],
 ): QueuedRecipient[] {
   const added = (address: string, rule: string, action: string): string => {
     const mailbox = deps.storage.mailboxes.byAddress(address);
@@ -191,6 +195,13 @@ function applyDecision(
     mailboxOf.set(recipient, target);
   }
   for (const [recipient, rule] of decision.hold) {
+    const queued = remote.find((r) => r.address === recipient);
+    if (queued) {
+      // Kept out of the queue: released, it is queued for its agent then.
+      remote = remote.filter((r) => r !== queued);
+      held.push({ mailbox: recipient, rule, transport: queued.transport });
+      continue;
+    }
     const mailbox = mailboxOf.get(recipient);
     if (mailbox === undefined || !mailboxes.delete(mailbox)) continue;
     held.push({ mailbox, rule });

@@ -1,5 +1,6 @@
 // The node's side of the compliance rules: what the acceptance path and the SMTP bridge share to apply a
 // decision of gateway/rules (the refusal a reject rule makes, the audit leaves of every action taken).
+import { decodeEnvelope } from '../../identity/index.ts';
 import { GatewayError } from '../core/index.ts';
 import { auditHash, decide, type Decision, type MessageFacts } from '../rules/index.ts';
 import type { Store } from '../store/index.ts';
@@ -56,7 +57,7 @@ export function rejectionOf(decision: Decision): RuleRejection | undefined {
 export async function settleAskedHolds(deps: { ledger: NodeLedger; storage: Store }): Promise<number> {
   const asked = deps.storage.rules.asked();
   for (const held of asked) {
-    await deps.storage.settleHeld(held);
+    await deps.storage.settleHeld(held, decodeEnvelope(held.envelope).expiresMs);
     await recordAudit(deps, [{ rule: held.rule, action: held.state }], held.messageHash);
   }
   return asked.length;

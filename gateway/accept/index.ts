@@ -2,4 +2,4 @@
 // SMTP bridge, the node's own notices) passes the same checks into the ledger and the store.
 export { acceptEnvelope, domainOf, mailboxFor, type AcceptDeps } from './accept.ts';
 export { actionsOf, decideFor, recordAudit, settleAskedHolds, RuleRejection } from './compliance.ts';
-export { sealAsNode, type NodeMail, type NodeSigner } from './node-mail.ts';
+export { sealAsNode, storeRuleCopy, type NodeMail, type NodeSigner } from './node-mail.ts';

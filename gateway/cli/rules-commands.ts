@@ -82,12 +82,6 @@ export const rulesCommands: Command[] = [
         when: list(flags, 'when').map(parseCondition),
         then: parseAction(need(flags, 'then')),
       }));
-      const smtpOut = rule.when.some((c) => c.kind === 'direction' && c.direction === 'smtp-out');
-      if (smtpOut && rule.then.kind !== 'reject' && rule.then.kind !== 'tag') {
-        // Mail leaving over SMTP was sealed for its recipients when it was accepted: a rule without a
-        // direction acts there, on every path.
-        throw new UsageError(`direction:smtp-out rules can reject or tag; for ${rule.then.kind}, leave out direction: (the rule then acts when the mail is accepted)`);
-      }
       const target = rule.then.kind === 'journal' || rule.then.kind === 'redirect' || rule.then.kind === 'divert' ? rule.then.address : undefined;
       if (target !== undefined && !config.node.domains.includes(domainOf(target))) {
         throw new UsageError(`${rule.then.kind} needs a mailbox of this node (${config.node.domains.join(', ')}), not ${target}`);
@@ -146,9 +140,12 @@ export const rulesCommands: Command[] = [
     usage: ['hold list --data DIR', '(mail a hold rule keeps from its recipients)'],
     run: ({ flags }) => withStore(flags, async ({ storage }) => {
       const held = storage.rules.held().map((h) => ({
-        messageId: Buffer.from(h.messageId).toString('hex'), mailbox: h.mailbox, rule: h.rule, held: new Date(h.heldMs).toISOString(), state: h.state,
+        messageId: Buffer.from(h.messageId).toString('hex'), mailbox: h.mailbox, transport: h.transport || 'mailbox', rule: h.rule,
+        held: new Date(h.heldMs).toISOString(), state: h.state,
       }));
-      out(flags, held, held.map((h) => `${h.messageId} for ${h.mailbox} held by ${h.rule} since ${h.held}${h.state === 'held' ? '' : ` (${h.state} asked)`}`).join('\n') || '(nothing held)');
+      // A remote recipient is held out of the queue: shown with the agent it goes to when released.
+      const line = (h: (typeof held)[number]) => `${h.messageId} for ${h.mailbox}${h.transport === 'mailbox' ? '' : ` (${h.transport})`} held by ${h.rule} since ${h.held}${h.state === 'held' ? '' : ` (${h.state} asked)`}`;
+      out(flags, held, held.map(line).join('\n') || '(nothing held)');
       return 0;
     }),
   },
@@ -157,8 +154,8 @@ export const rulesCommands: Command[] = [
     args: ['MESSAGE_ID'],
     flags: DATA_FLAGS,
     usage: [`hold ${action} MESSAGE_ID --data DIR`, action === 'release'
-      ? '(delivers it to the mailboxes it was kept from: at once on a running node, else when it starts)'
-      : '(drops it: the mailboxes it was kept from never get it)'],
+      ? '(delivers it to the mailboxes it was kept from, and queues it for remote recipients: at once on a running node, else when it starts)'
+      : '(drops it: the recipients it was kept from never get it, and nobody is told)'],
     run: ({ args, flags }) => withStore(flags, async ({ storage }) => {
       const n = await storage.rules.ask(messageIdOf(args.MESSAGE_ID!), action);
       if (n === 0) throw new GatewayError('NOT_FOUND', `no held message ${args.MESSAGE_ID}`);

@@ -21,7 +21,7 @@ import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
 import { NodeLedger, NodeAnchoring } from '../provenance/index.ts';
 import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
 import { Federation, createTransports } from '../federation/index.ts';
-import { domainOf, mailboxFor, settleAskedHolds } from '../accept/index.ts';
+import { domainOf, mailboxFor, settleAskedHolds, storeRuleCopy } from '../accept/index.ts';
 import { widenQuicReads } from '../transport/index.ts';
 import { WebhookSender } from '../webhooks/index.ts';
 import { MemoryPolicy } from './memory.ts';
@@ -308,6 +308,7 @@ export class AfterSmtpNode {
       const sending = createSmtpSending({
         config, nodeDid: this.keys.did, dataDir: this.dataDir, storage: this.storage, dns: this.dns, resolver: this.resolver, logOrigin: this.ledger.origin, ledger: this.ledger,
         bridgeKey: { keyId: this.keys.agreement.keyId, privateKey: fromB64u(this.keys.agreement.privateKey) },
+        keepRuleCopy: (copy) => storeRuleCopy(this.sendAsIsDeps(), copy),
         log: this.log.child({ component: 'smtp-out' }),
       });
       this.smtpAgent = sending.agent;
@@ -558,6 +559,8 @@ export class AfterSmtpNode {
       await this.storage.dsn.prune(nowMs - this.config.limits.maxLifetimeMs);
       await this.storage.requireTls.prune(nowMs - this.config.limits.maxLifetimeMs);
       await this.storage.forwards.pruneForwarded(nowMs - this.config.limits.maxLifetimeMs);
+      // Labels of messages no mailbox, hold or queue has any more; marks of released recipients that left the queue.
+      while ((await this.storage.rules.prune(nowMs - this.config.limits.maxLifetimeMs)) >= 1000) { /* the next chunk */ }
       // A settled hook row is kept as long as an acknowledged delivery: `webhooks list` counts it meanwhile.
       await this.storage.webhooks.pruneSettled(ackedBefore);
       // TLS outcomes are kept a month: time for a day's TLS-RPT report to be made and sent.

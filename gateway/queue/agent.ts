@@ -27,7 +27,9 @@ export type RecipientOutcome =
   | { recipient: string; state: 'delivered'; receipt: string }
   | { recipient: string; state: 'deferred'; code: string; error: string }
   /** `returned`: the message as it was sent, when the agent could read it (an SMTP notice returns it). */
-  | { recipient: string; state: 'failed'; code: string; error: string; report?: FailureReport; returned?: Buffer };
+  | { recipient: string; state: 'failed'; code: string; error: string; report?: FailureReport; returned?: Buffer }
+  /** Kept back by a compliance rule as the mail left: out of the queue until `hold release`. */
+  | { recipient: string; state: 'held'; rule: string };
 
 export interface DeliveryAgent {
   readonly kind: OutboundTransport;

@@ -185,17 +185,20 @@ export class OutboundQueue {
   }
 
   /** Records each outcome durably (in one write), then sends one failure notice for those that failed. */
-  private async apply(items: OutboundItem[], held: HeldEnvelope, outcomes: RecipientOutcome[]): Promise<void> {
+  private async apply(items: OutboundItem[], stored: HeldEnvelope, outcomes: RecipientOutcome[]): Promise<void> {
     const byRecipient = new Map(items.map((i) => [i.recipient, i]));
     const updates: OutboundItem[] = [];
     const failed: FailedRecipient[] = [];
+    const held: { item: OutboundItem; rule: string }[] = [];
     let returned: Buffer | undefined;
     const now = Date.now();
     for (const outcome of outcomes) {
       const item = byRecipient.get(outcome.recipient);
       if (!item) continue;
       const attempts = item.attempts + 1;
-      if (outcome.state === 'delivered') {
+      if (outcome.state === 'held') {
+        held.push({ item, rule: outcome.rule });
+      } else if (outcome.state === 'delivered') {
         updates.push({ ...item, state: 'delivered', attempts, lastError: '', receipt: outcome.receipt });
       } else if (outcome.state === 'deferred') {
         const delay = Math.min(this.opts.retry.maxMs, this.opts.retry.initialMs * 2 ** (attempts - 1));
@@ -209,6 +212,7 @@ export class OutboundQueue {
         returned ??= outcome.returned;
       }
     }
+    if (held.length) await this.opts.storage.holdQueued(stored, decodeEnvelope(stored.envelope).messageHash, held);
     if (updates.length === 0) return;
     await this.opts.storage.outbound.updateMany(updates);
     if (updates.some((u) => u.state === 'deferred')) this.dueChanged = true;
@@ -217,11 +221,11 @@ export class OutboundQueue {
     for (const u of updates) counts[u.state as keyof typeof counts]++;
     this.opts.log.info({ domain: first.domain, transport: first.transport, ...counts }, 'outbound attempt');
     if (failed.length === 0) return;
-    const envelope = decodeEnvelope(held.envelope);
+    const envelope = decodeEnvelope(stored.envelope);
     // A local sender gets its notice in its mailbox; mail the node sent in its own name (a forward) is
     // bounced by the part that sent it, to whoever it came from.
-    const notice = held.sender
-      ? this.notices.send(held.sender, envelope, failed, returned)
+    const notice = stored.sender
+      ? this.notices.send(stored.sender, envelope, failed, returned)
       : this.opts.bounceOwnMail?.(envelope, failed, returned);
     await notice?.catch((err: Error) => {
       this.opts.log.error({ err: err.message }, 'delivery failure notice not stored');

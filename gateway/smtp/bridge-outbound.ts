@@ -11,7 +11,7 @@ import { dataPath, smtpHostname, writeSecretFile, type NodeConfig } from '../cor
 import { hostAddresses, type DnsPacketResolver } from '../dns/index.ts';
 import { isSmtpEndpoint, parseSmtpEndpoint } from '../federation/index.ts';
 import type { Store } from '../store/index.ts';
-import { SmtpAgent } from './smtp-agent.ts';
+import { SmtpAgent, type SmtpAgentOptions } from './smtp-agent.ts';
 import type { NodeLedger } from '../provenance/index.ts';
 
 export interface BridgeOutboundDeps {
@@ -25,6 +25,8 @@ export interface BridgeOutboundDeps {
   logOrigin: string;
   /** The node's log: smtp-out rules record their audit leaves there. */
   ledger?: NodeLedger;
+  /** Stores the copy an smtp-out rule makes for a mailbox (storeRuleCopy with the node's acceptance path). */
+  keepRuleCopy: SmtpAgentOptions['keepRuleCopy'];
   log: Logger;
 }
 
@@ -120,6 +122,7 @@ export function createSmtpSending(deps: BridgeOutboundDeps): SmtpSending {
     logOrigin: deps.logOrigin,
     ...(deps.ledger ? { ledger: deps.ledger } : {}),
     dkim: dkimSigners(config, dataDir),
+    keepRuleCopy: deps.keepRuleCopy,
     nextHop: (domain) => smtpNextHop(config, storage, domain),
     log,
   });

@@ -28,6 +28,11 @@ export interface SmtpAgentOptions {
   logOrigin: string;
   /** The node's log, for the audit leaves of smtp-out rules (none without it). */
   ledger?: NodeLedger;
+  /**
+   * Stores a copy an smtp-out rule makes for one of the node's mailboxes (storeRuleCopy); resolves false
+   * when that copy was made before.
+   */
+  keepRuleCopy: (copy: { original: { messageId: Uint8Array; createdMs: number; expiresMs: number }; sender: string; mailbox: string; data: Uint8Array }) => Promise<boolean>;
   /** The node's DKIM keys; a message is signed with every key of its sender's domain. */
   dkim: DkimSigner[];
   /** The operator's SMTP route for a domain (its own, else the "*" smarthost); undefined = MX. */
@@ -41,6 +46,8 @@ const TLS_REQUIRED_NO = /^tls-required:[ \t]*no[ \t]*$/im;
 export class SmtpAgent implements DeliveryAgent {
   readonly kind = 'smtp' as const;
   private readonly opts: SmtpAgentOptions;
+  /** Rule copies being stored, by message and mailbox. */
+  private readonly copying = new Map<string, Promise<boolean>>();
 
   constructor(opts: SmtpAgentOptions) {
     this.opts = opts;
@@ -90,7 +97,7 @@ export class SmtpAgent implements DeliveryAgent {
 
     const id = Buffer.from(envelope.messageId).toString('hex');
     let message: OutboundMessage;
-    let refusedByRule: RecipientOutcome[] = [];
+    let settledByRule: RecipientOutcome[] = [];
     try {
       const composed = composeMessage({
         from: sender,
@@ -101,11 +108,12 @@ export class SmtpAgent implements DeliveryAgent {
         body: verified.body,
         receipt: { origin: this.opts.logOrigin, leafIndex: held.logIndex ?? 0 },
       });
-      const ruled = await this.outboundRules(batch, sender, composed.data);
-      refusedByRule = ruled.refused;
-      if (refusedByRule.length === items.length) return refusedByRule;
+      const ruling = this.outboundRules(batch, sender, composed.data);
       const signers = this.opts.dkim.filter((k) => k.domain === domainOf(sender));
-      const data = signers.length ? await dkimSign(ruled.data, signers) : ruled.data;
+      const data = signers.length ? await dkimSign(ruling.data, signers) : ruling.data;
+      if (ruling.triggered) await this.carryOut(ruling, batch, sender, data);
+      settledByRule = ruling.settled;
+      if (settledByRule.length === items.length) return settledByRule;
       const requireTls = this.opts.storage.requireTls.has(envelope.messageId);
       if (!signers.length) this.opts.log.warn({ domain: domainOf(sender) }, 'no DKIM key for the sender domain: sent unsigned');
       // What the sender asked of delivery status notifications (submitted over SMTP with DSN), read once.
@@ -114,7 +122,7 @@ export class SmtpAgent implements DeliveryAgent {
         data,
         envelope: {
           mailFrom: sender,
-          recipients: recipients(batch, asked).filter((r) => !refusedByRule.some((o) => o.recipient === r.address)),
+          recipients: recipients(batch, asked).filter((r) => !settledByRule.some((o) => o.recipient === r.address)),
           ...dsnParams(asked),
           // RFC 8689 §5: with the REQUIRETLS parameter the TLS-Required field is ignored; without it, `No`
           // asks that the recipient's DANE and MTA-STS policies be ignored.
@@ -129,36 +137,74 @@ export class SmtpAgent implements DeliveryAgent {
       return failAll(code === 'SENDER_MISMATCH' ? 'SENDER_MISMATCH' : 'INVALID_ARGUMENT', `the message cannot be sent over SMTP: ${(err as Error).message}`, '5.6.0');
     }
 
-    return [...refusedByRule, ...(await this.send(batch, message))];
+    return [...settledByRule, ...(await this.send(batch, message))];
   }
 
   /**
-   * The rules that say `direction:smtp-out`, on the message as it leaves (the node reads it: header
-   * conditions hold): a reject fails the recipients it concerns with the rule's text, a tag becomes an
-   * X-AfterSMTP-Tag field (added before DKIM signing). Their audit leaves are appended on the first
-   * attempt only, not on each retry. Other actions are refused by `rules add` for smtp-out: the message
-   * was sealed for its recipients when it was accepted, where rules without a direction act.
+   * The rules that say `direction:smtp-out`, decided on the message as it leaves (the node reads it here:
+   * header conditions hold). A reject fails the recipients it names with the rule's text; a hold (or a
+   * divert) takes them out of the queue until released, once: a released recipient is not held again; a
+   * redirect counts them delivered and gives the rule's mailbox a copy instead; journal and divert copies go
+   * to their mailboxes; a tag becomes an X-AfterSMTP-Tag field (added before DKIM signing).
    */
-  private async outboundRules(batch: DeliveryBatch, sender: string, data: Buffer): Promise<{ data: Buffer; refused: RecipientOutcome[] }> {
+  private outboundRules(batch: DeliveryBatch, sender: string, data: Buffer): OutboundRuling {
+    const none: OutboundRuling = { data, triggered: false, settled: [], copies: [], audit: [] };
     const rules = this.opts.storage.rules.list().filter((r) => r.when.some((c) => c.kind === 'direction' && c.direction === 'smtp-out'));
-    if (rules.length === 0) return { data, refused: [] };
+    if (rules.length === 0) return none;
     const decision = decide(rules, { from: sender, to: batch.items.map((i) => i.recipient), direction: 'smtp-out', size: data.length, headers: readHeaders(data) });
-    if (decision.triggered.length === 0) return { data, refused: [] };
-    if (this.opts.ledger && batch.items.some((i) => i.attempts === 0)) {
-      // Per recipient here: a reject refuses some recipients while a tag goes out with the others.
-      const actions = decision.triggered.map((t) => ({ rule: t.rule.name, action: t.rule.then.kind }));
-      await recordAudit({ ledger: this.opts.ledger, storage: this.opts.storage }, actions, batch.envelope.messageHash);
-    }
+    if (decision.triggered.length === 0) return none;
+    const kindOf = new Map(decision.triggered.map((t) => [t.rule.name, t.rule.then.kind]));
+    const settled: RecipientOutcome[] = [];
+    const audit: { rule: string; action: string }[] = [];
     const reject = decision.reject;
     const then = reject?.rule.then;
-    const refused: RecipientOutcome[] = reject && then?.kind === 'reject'
-      ? reject.recipients.map((recipient) => ({
-        recipient, state: 'failed', code: 'PERMISSION_DENIED', error: `refused by rule ${reject.rule.name}: ${then.code} ${then.text}`,
-        report: { status: then.code < 500 ? '4.7.1' : '5.7.1' },
-      }))
-      : [];
+    if (reject && then?.kind === 'reject') {
+      for (const recipient of reject.recipients) {
+        settled.push({ recipient, state: 'failed', code: 'PERMISSION_DENIED', error: `refused by rule ${reject.rule.name}: ${then.code} ${then.text}`, report: { status: then.code < 500 ? '4.7.1' : '5.7.1' } });
+      }
+      audit.push({ rule: reject.rule.name, action: 'reject' });
+    }
+    const open = (recipient: string) => !settled.some((o) => o.recipient === recipient);
+    for (const [recipient, rule] of decision.hold) {
+      if (!open(recipient) || this.opts.storage.rules.everHeld(batch.envelope.messageId, recipient)) continue;
+      settled.push({ recipient, state: 'held', rule });
+      audit.push({ rule, action: kindOf.get(rule)! });
+    }
+    const copies: OutboundRuling['copies'] = [];
+    for (const [recipient, { rule, address }] of decision.redirect) {
+      if (!open(recipient)) continue;
+      settled.push({ recipient, state: 'delivered', receipt: `redirected to a mailbox of this node by rule ${rule}` });
+      copies.push({ mailbox: address, rule, action: 'redirect' });
+    }
+    for (const [mailbox, rule] of decision.journal) copies.push({ mailbox, rule, action: kindOf.get(rule)! });
+    // A tag acts on every attempt (the field goes out with the message), audited on the first only.
+    if (batch.items.some((i) => i.attempts === 0)) for (const [, rule] of decision.tags) audit.push({ rule, action: 'tag' });
     const tags = [...decision.tags.keys()].map((t) => `X-AfterSMTP-Tag: ${t}\r\n`).join('');
-    return { data: tags ? Buffer.concat([Buffer.from(tags, 'utf8'), data]) : data, refused };
+    return { data: tags ? Buffer.concat([Buffer.from(tags, 'utf8'), data]) : data, triggered: true, settled, copies, audit };
+  }
+
+  /**
+   * Stores the copies a ruling makes (the message as it leaves, DKIM signature included), then appends
+   * the audit leaves of what it did this time: a copy made on an earlier attempt, or for the message's
+   * recipients in another domain, is not made or audited again.
+   */
+  private async carryOut(ruling: OutboundRuling, batch: DeliveryBatch, sender: string, data: Buffer): Promise<void> {
+    const audit = [...ruling.audit];
+    for (const { mailbox, rule, action } of ruling.copies) {
+      // The message's batches for other domains run beside this one: one copy is made at a time.
+      const key = `${Buffer.from(batch.envelope.messageId).toString('hex')}\n${mailbox}`;
+      const earlier = this.copying.get(key);
+      if (earlier) await earlier.catch(() => undefined);
+      const making = this.opts.keepRuleCopy({ original: batch.envelope, sender, mailbox, data });
+      this.copying.set(key, making);
+      try {
+        if (await making) audit.push({ rule, action });
+      } finally {
+        if (this.copying.get(key) === making) this.copying.delete(key);
+      }
+    }
+    const once = [...new Map(audit.map((a) => [`${a.rule}\n${a.action}`, a])).values()];
+    if (this.opts.ledger && once.length) await recordAudit({ ledger: this.opts.ledger, storage: this.opts.storage }, once, batch.envelope.messageHash);
   }
 
   /** One attempt; `recordTls` false for a TLS report (RFC 8460 §3: its delivery is not reported on). */
@@ -179,6 +225,19 @@ export class SmtpAgent implements DeliveryAgent {
   async stop(): Promise<void> {
     await this.opts.outbound.close();
   }
+}
+
+/** What the smtp-out rules make of one attempt. */
+interface OutboundRuling {
+  /** The message with its tag fields. */
+  data: Buffer;
+  triggered: boolean;
+  /** The recipients the rules settled (refused, held, redirected): not sent. */
+  settled: RecipientOutcome[];
+  /** Mailboxes that get a copy (journal, divert's reviewer, a redirect's target), with the rule and its action. */
+  copies: { mailbox: string; rule: string; action: string }[];
+  /** Actions taken whatever the copies: audited once the copies are stored. */
+  audit: { rule: string; action: string }[];
 }
 
 type DsnAsked = ReturnType<Store['dsn']['forMessage']>;

@@ -37,6 +37,7 @@ export class OutboundRepository {
   private readonly engine: StoreEngine;
   private readonly stmts: {
     insertEnvelope: Statement<[Uint8Array, Uint8Array, string, string, number | null]>;
+    insertEnvelopeOnce: Statement<[Uint8Array, Uint8Array, string, string, number | null]>;
     insert: Statement<[Uint8Array, string, string, OutboundTransport, number, number, number]>;
     due: Statement<[number, number], OutboundRow>;
     nextDueAfter: Statement<[number], { t: number | null }>;
@@ -57,6 +58,7 @@ export class OutboundRepository {
     this.engine = engine;
     this.stmts = {
       insertEnvelope: engine.prepare(`INSERT INTO outbound_envelopes VALUES (?,?,?,?,?)`),
+      insertEnvelopeOnce: engine.prepare(`INSERT OR IGNORE INTO outbound_envelopes VALUES (?,?,?,?,?)`),
       insert: engine.prepare(`INSERT INTO outbound (message_id, recipient, domain, transport, state, next_attempt_ms, expires_ms, updated_ms) VALUES (?,?,?,?,'queued',?,?,?)`),
       due: engine.prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?`),
       nextDueAfter: engine.prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms > ?`),
@@ -83,6 +85,11 @@ export class OutboundRepository {
    */
   holdEnvelope(messageId: Uint8Array, held: HeldEnvelope): void {
     this.stmts.insertEnvelope.run(messageId, held.envelope, held.sender, held.senderDomain, held.logIndex);
+  }
+
+  /** Holds a message's envelope for relay unless the queue holds it already (inside a write). */
+  holdEnvelopeOnce(messageId: Uint8Array, held: HeldEnvelope): void {
+    this.stmts.insertEnvelopeOnce.run(messageId, held.envelope, held.sender, held.senderDomain, held.logIndex);
   }
 
   /** Queues a held message for its remote recipients (inside a write). */
@@ -157,10 +164,13 @@ export class OutboundRepository {
 
   /** Removes one queue item (operator purge). */
   purge(messageId: Uint8Array, recipient: string): Promise<void> {
-    return this.engine.write(() => {
-      this.stmts.delete.run(messageId, recipient);
-      this.stmts.deleteEnvelopeIfDone.run(messageId, messageId);
-    });
+    return this.engine.write(() => this.remove(messageId, recipient));
+  }
+
+  /** Removes one queue item, and the envelope once no recipient needs it (inside a write). */
+  remove(messageId: Uint8Array, recipient: string): void {
+    this.stmts.delete.run(messageId, recipient);
+    this.stmts.deleteEnvelopeIfDone.run(messageId, messageId);
   }
 
   /**

@@ -5,15 +5,23 @@
 // them on every message (rules, catch-alls) or every second (release and expiry, carried out by the node).
 import type { StoreEngine, Statement } from './engine.ts';
 import type { Rule } from '../rules/index.ts';
+import type { OutboundTransport } from './outbound.ts';
 
 
 /** A rule list read from the store is reused this long (as ROUTE_REREAD_MS for routes). */
 export const RULES_REREAD_MS = 200;
-export type HeldState = 'held' | 'release' | 'expire';
+/**
+ * held | release | expire (the last two asked for, carried out by the node); released: a queued recipient
+ * given back to the queue, kept until its message leaves the queue so that no rule holds it again.
+ */
+export type HeldState = 'held' | 'release' | 'expire' | 'released';
 
 export interface HeldDelivery {
   messageId: Uint8Array;
+  /** The mailbox kept from the message; for a queued recipient (`transport` set), its address. */
   mailbox: string;
+  /** '' for a mailbox's delivery; the delivery agent a held remote recipient is queued for on release. */
+  transport: '' | OutboundTransport;
   rule: string;
   envelope: Uint8Array;
   sender: { address: string; domain: string };
@@ -27,7 +35,7 @@ export interface AuditRecord { logIndex: number; rule: string; action: string; m
 
 interface HeldRow {
   message_id: Uint8Array; mailbox: string; rule: string; envelope: Uint8Array; sender: string; sender_domain: string;
-  log_index: number | null; message_hash: Uint8Array; held_ms: number; state: HeldState;
+  log_index: number | null; message_hash: Uint8Array; held_ms: number; state: HeldState; transport: '' | OutboundTransport;
 }
 interface AuditRow { log_index: number; rule: string; action: string; message_hash: Uint8Array; leaf_hash: Uint8Array; at_ms: number }
 
@@ -37,12 +45,17 @@ export class RuleRepository {
     upsert: Statement<[string, string, number]>;
     list: Statement<[], { name: string; rule: string }>;
     delete: Statement<[string]>;
-    hold: Statement<[Uint8Array, string, string, Uint8Array, string, string, number | null, Uint8Array, number]>;
+    hold: Statement<[Uint8Array, string, string, Uint8Array, string, string, number | null, Uint8Array, number, string]>;
     heldList: Statement<[], HeldRow>;
     heldOf: Statement<[Uint8Array], HeldRow>;
     heldAsked: Statement<[], HeldRow>;
     setState: Statement<[HeldState, Uint8Array]>;
     deleteHeld: Statement<[Uint8Array, string]>;
+    markReleased: Statement<[Uint8Array, string]>;
+    heldFor: Statement<[Uint8Array, string], { state: HeldState }>;
+    pruneReleased: Statement<[number]>;
+    anyOldTag: Statement<[number], { one: number }>;
+    pruneTags: Statement<[number]>;
     tag: Statement<[Uint8Array, string, string, number]>;
     tagsOf: Statement<[Uint8Array], { tag: string; rule: string }>;
     anyTag: Statement<[], { one: number }>;
@@ -60,13 +73,26 @@ export class RuleRepository {
       upsert: engine.prepare('INSERT INTO rules (name, rule, created_ms) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET rule = excluded.rule'),
       list: engine.prepare('SELECT name, rule FROM rules ORDER BY created_ms, name'),
       delete: engine.prepare('DELETE FROM rules WHERE name = ?'),
-      hold: engine.prepare(`INSERT OR IGNORE INTO held_deliveries (message_id, mailbox, rule, envelope, sender, sender_domain, log_index, message_hash, held_ms, state)
-                            VALUES (?,?,?,?,?,?,?,?,?,'held')`),
-      heldList: engine.prepare('SELECT * FROM held_deliveries ORDER BY held_ms, mailbox'),
-      heldOf: engine.prepare('SELECT * FROM held_deliveries WHERE message_id = ?'),
-      heldAsked: engine.prepare(`SELECT * FROM held_deliveries WHERE state != 'held' ORDER BY held_ms LIMIT 100`),
+      hold: engine.prepare(`INSERT OR IGNORE INTO held_deliveries (message_id, mailbox, rule, envelope, sender, sender_domain, log_index, message_hash, held_ms, transport, state)
+                            VALUES (?,?,?,?,?,?,?,?,?,?,'held')`),
+      heldList: engine.prepare(`SELECT * FROM held_deliveries WHERE state != 'released' ORDER BY held_ms, mailbox`),
+      heldOf: engine.prepare(`SELECT * FROM held_deliveries WHERE message_id = ? AND state != 'released'`),
+      heldAsked: engine.prepare(`SELECT * FROM held_deliveries WHERE state IN ('release','expire') ORDER BY held_ms LIMIT 100`),
       setState: engine.prepare(`UPDATE held_deliveries SET state = ? WHERE message_id = ? AND state = 'held'`),
       deleteHeld: engine.prepare('DELETE FROM held_deliveries WHERE message_id = ? AND mailbox = ?'),
+      // The envelope goes: the queue holds its own copy from here on.
+      markReleased: engine.prepare(`UPDATE held_deliveries SET state = 'released', envelope = x'' WHERE message_id = ? AND mailbox = ?`),
+      heldFor: engine.prepare('SELECT state FROM held_deliveries WHERE message_id = ? AND mailbox = ?'),
+      pruneReleased: engine.prepare(`DELETE FROM held_deliveries WHERE rowid IN (SELECT rowid FROM held_deliveries h WHERE state = 'released'
+                                       AND NOT EXISTS (SELECT 1 FROM outbound o WHERE o.message_id = h.message_id AND o.recipient = h.mailbox) LIMIT ?)`),
+      // A label is read with a delivery of its message: it goes once nothing of the message is left to read.
+      // Deliveries have no index by message id (DECISIONS 29): each IN list is read once, into a
+      // temporary index, per prune (hourly), not once per label.
+      anyOldTag: engine.prepare('SELECT 1 AS one FROM message_tags WHERE tagged_ms < ? LIMIT 1'),
+      pruneTags: engine.prepare(`DELETE FROM message_tags WHERE tagged_ms < ?
+                                   AND message_id NOT IN (SELECT message_id FROM deliveries)
+                                   AND message_id NOT IN (SELECT message_id FROM held_deliveries)
+                                   AND message_id NOT IN (SELECT message_id FROM outbound_envelopes)`),
       tag: engine.prepare('INSERT OR IGNORE INTO message_tags (message_id, tag, rule, tagged_ms) VALUES (?,?,?,?)'),
       tagsOf: engine.prepare('SELECT tag, rule FROM message_tags WHERE message_id = ? ORDER BY tag'),
       anyTag: engine.prepare('SELECT 1 AS one FROM message_tags LIMIT 1'),
@@ -111,8 +137,8 @@ export class RuleRepository {
   }
 
   /** Keeps one delivery back (inside the acceptance write). */
-  hold(d: Omit<HeldDelivery, 'state' | 'heldMs'>, nowMs: number): void {
-    this.stmts.hold.run(d.messageId, d.mailbox, d.rule, d.envelope, d.sender.address, d.sender.domain, d.logIndex, d.messageHash, nowMs);
+  hold(d: Omit<HeldDelivery, 'state' | 'heldMs'>, nowMs: number): boolean {
+    return Number(this.stmts.hold.run(d.messageId, d.mailbox, d.rule, d.envelope, d.sender.address, d.sender.domain, d.logIndex, d.messageHash, nowMs, d.transport).changes) > 0;
   }
 
   held(): HeldDelivery[] {
@@ -138,6 +164,30 @@ export class RuleRepository {
   /** Forgets one held delivery (inside a write: released into the mailbox, or dropped). */
   dropHeld(messageId: Uint8Array, mailbox: string): void {
     this.stmts.deleteHeld.run(messageId, mailbox);
+  }
+
+  /** Whether a rule held this recipient of the message (held still, or released): no rule holds it twice. */
+  everHeld(messageId: Uint8Array, recipient: string): boolean {
+    return this.stmts.heldFor.get(messageId, recipient) !== undefined;
+  }
+
+  /** Marks a held queued recipient given back to the queue (inside a write): no rule holds it again. */
+  markReleased(messageId: Uint8Array, recipient: string): void {
+    this.stmts.markReleased.run(messageId, recipient);
+  }
+
+  /**
+   * Housekeeping: the marks of released recipients whose queue record is gone (at most `limit`), and
+   * labels older than `taggedBeforeMs` of messages no mailbox, hold or queue still has. Resolves with
+   * how many rows went.
+   */
+  async prune(taggedBeforeMs: number, limit = 1000): Promise<number> {
+    let n = 0;
+    await this.engine.write(() => {
+      n = Number(this.stmts.pruneReleased.run(limit).changes);
+      if (this.stmts.anyOldTag.get(taggedBeforeMs)) n += Number(this.stmts.pruneTags.run(taggedBeforeMs).changes);
+    });
+    return n;
   }
 
   /** Labels a message (inside the acceptance write). */
@@ -197,6 +247,6 @@ export class RuleRepository {
 function toHeld(r: HeldRow): HeldDelivery {
   return {
     messageId: r.message_id, mailbox: r.mailbox, rule: r.rule, envelope: r.envelope, sender: { address: r.sender, domain: r.sender_domain },
-    logIndex: r.log_index === null ? null : Number(r.log_index), messageHash: r.message_hash, heldMs: Number(r.held_ms), state: r.state,
+    logIndex: r.log_index === null ? null : Number(r.log_index), messageHash: r.message_hash, heldMs: Number(r.held_ms), state: r.state, transport: r.transport,
   };
 }

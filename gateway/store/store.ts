@@ -6,7 +6,7 @@ import { StoreEngine, type EngineOptions } from './engine.ts';
 import { StoreEvents } from './events.ts';
 import { MailboxRepository } from './mailboxes.ts';
 import { DeliveryRepository, type VouchedSender } from './deliveries.ts';
-import { OutboundRepository, type OutboundItem, type HeldEnvelope, type QueuedRecipient } from './outbound.ts';
+import { OutboundRepository, type OutboundItem, type OutboundTransport, type HeldEnvelope, type QueuedRecipient } from './outbound.ts';
 import { DsnRepository } from './dsn.ts';
 import { RequireTlsRepository } from './require-tls.ts';
 import { StsPolicyRepository } from './sts-policies.ts';
@@ -123,8 +123,11 @@ export class Store {
     sender?: VouchedSender;
     /** Remote recipients, queued for their delivery agent in the same transaction. */
     remote?: { recipients: QueuedRecipient[]; sender: string; senderDomain: string };
-    /** Mailboxes a rule keeps the message from until it is released (not delivered now), and the rule. */
-    held?: { mailbox: string; rule: string }[];
+    /**
+     * Mailboxes a rule keeps the message from until it is released (not delivered now), and the rule; with
+     * `transport`, a remote recipient kept out of the queue (not among `remote`), queued on release.
+     */
+    held?: { mailbox: string; rule: string; transport?: OutboundTransport }[];
     /** Labels rules put on the message. */
     tags?: { tag: string; rule: string }[];
   }): Promise<Map<string, number>> {
@@ -149,7 +152,10 @@ export class Store {
         this.webhooks.enqueueIfHooked(mailbox, seq, receivedMs);
       }
       for (const h of args.held ?? []) {
-        this.rules.hold({ messageId: args.messageId, mailbox: h.mailbox, rule: h.rule, envelope: args.envelope, sender, logIndex, messageHash: args.messageHash ?? new Uint8Array(0) }, receivedMs);
+        this.rules.hold({
+          messageId: args.messageId, mailbox: h.mailbox, transport: h.transport ?? '', rule: h.rule, envelope: args.envelope, sender, logIndex,
+          messageHash: args.messageHash ?? new Uint8Array(0),
+        }, receivedMs);
       }
       for (const t of args.tags ?? []) this.rules.tag(args.messageId, t.tag, t.rule, receivedMs);
     }); // on failure, the engine has reset the seq counters
@@ -172,16 +178,48 @@ export class Store {
   }
 
   /**
-   * Carries out an asked-for release (into the mailbox, as if delivered now) or expiry (dropped) of one
-   * held delivery, in one commit; a release tells events.onDelivery. Resolves with the seq (release).
+   * Moves queued recipients out of the queue into a rule's hold, in one commit (a rule acting as mail leaves:
+   * `direction:smtp-out`): each keeps its agent, queued again on release. The message's queue envelope goes
+   * when no recipient still needs it; each hold keeps its own copy.
    */
-  async settleHeld(held: HeldDelivery): Promise<number | undefined> {
+  async holdQueued(held: HeldEnvelope, messageHash: Uint8Array, entries: { item: OutboundItem; rule: string }[]): Promise<void> {
+    const nowMs = Date.now();
+    await this.#engine.write(() => {
+      for (const { item, rule } of entries) {
+        this.outbound.remove(item.messageId, item.recipient);
+        this.rules.hold({
+          messageId: item.messageId, mailbox: item.recipient, transport: item.transport, rule, envelope: held.envelope,
+          sender: { address: held.sender.toLowerCase(), domain: held.senderDomain.toLowerCase() }, logIndex: held.logIndex, messageHash,
+        }, nowMs);
+      }
+    });
+  }
+
+  /**
+   * Carries out an asked-for release or expiry (dropped) of one held delivery, in one commit. A mailbox's
+   * delivery is released into the mailbox as if delivered now (events.onDelivery); a queued recipient's
+   * goes back to the queue until `expiresMs` (the message's own expiry; events.onOutbound), marked so that
+   * no rule holds it again. Resolves with the seq of a mailbox's release.
+   */
+  async settleHeld(held: HeldDelivery, expiresMs: number): Promise<number | undefined> {
     const receivedMs = Date.now();
     let seq: number | undefined;
+    const release = held.state === 'release';
+    const queued: QueuedRecipient | undefined = held.transport && release
+      ? { address: held.mailbox, domain: held.mailbox.slice(held.mailbox.lastIndexOf('@') + 1), transport: held.transport }
+      : undefined;
+    const envelope: HeldEnvelope = { envelope: held.envelope, sender: held.sender.address, senderDomain: held.sender.domain, logIndex: held.logIndex };
     await this.#engine.write(() => {
+      if (queued) {
+        this.rules.markReleased(held.messageId, held.mailbox);
+        this.outbound.holdEnvelopeOnce(held.messageId, envelope); // other recipients may hold it already
+        this.outbound.addRecipients(held.messageId, [queued], receivedMs, expiresMs);
+        return;
+      }
       this.rules.dropHeld(held.messageId, held.mailbox);
-      if (held.state === 'release' && this.mailboxes.exists(held.mailbox)) {
+      if (release && !held.transport && this.mailboxes.exists(held.mailbox)) {
         seq = this.deliveries.insert(held.mailbox, held.messageId, held.envelope, receivedMs, held.logIndex, held.sender);
+        this.webhooks.enqueueIfHooked(held.mailbox, seq, receivedMs);
       }
     });
     if (seq !== undefined) {
@@ -189,6 +227,12 @@ export class Store {
         mailbox: held.mailbox, seq, messageId: held.messageId, envelope: held.envelope, receivedMs, logIndex: held.logIndex,
         authenticatedSender: held.sender.address, senderDomain: held.sender.domain,
       });
+    }
+    if (queued) {
+      this.events.queued([{
+        messageId: held.messageId, recipient: queued.address, domain: queued.domain, transport: queued.transport, state: 'queued', attempts: 0,
+        nextAttemptMs: receivedMs, expiresMs, lastError: '', receipt: '', updatedMs: receivedMs,
+      }], envelope);
     }
     return seq;
   }

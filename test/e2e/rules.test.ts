@@ -6,7 +6,7 @@ import nodemailer from 'nodemailer';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { tempDir, initNodeWithMailboxes, runCli, startNodeProcess, jsonLines, until, type RunningNode } from '../helpers.ts';
+import { tempDir, initNodeWithMailboxes, runCli, startNodeProcess, jsonLines, receiveMail, until, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 
 describe('compliance rules from the command line', { timeout: 120_000 }, () => {
@@ -113,15 +113,18 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
     ({ data } = await initNodeWithMailboxes(dir.path, 'a.test'));
     for (const args of [
       ['route', 'add', 'legacy.test', '--endpoint', `smtp://127.0.0.1:${receiver.port}`, '--tls', 'may'],
+      // A domain whose server is down: its batch defers.
+      ['route', 'add', 'other-legacy.test', '--endpoint', 'smtp://127.0.0.1:1', '--tls', 'may'],
       ['rules', 'add', 'label-out', '--when', 'direction:smtp-out', '--then', 'tag outbound-reviewed'],
       ['rules', 'add', 'not-eve', '--when', 'direction:smtp-out', '--when', 'to:eve@legacy.test', '--then', 'reject 550 not to eve'],
     ]) {
       const r = await runCli([...args, '--data', data]);
       expect(r.code, r.stderr).toBe(0);
     }
-    const hold = await runCli(['rules', 'add', 'x', '--when', 'direction:smtp-out', '--then', 'hold', '--data', data]);
-    expect(hold.code).toBe(2);
-    expect(hold.stderr).toMatch(/direction:smtp-out rules can reject or tag/);
+    for (const box of ['archive', 'review']) {
+      const r = await runCli(['mailbox', 'add', `${box}@a.test`, '--data', data, '--profile', join(dir.path, `${box}.json`)]);
+      expect(r.code, r.stderr).toBe(0);
+    }
     node = await startNodeProcess(data);
   });
   afterAll(async () => {
@@ -144,6 +147,89 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
     expect(queue.lastError).toMatch(/refused by rule not-eve: 550 not to eve/);
     const audits = JSON.parse((await runCli(['audit', 'list', '--data', data, '--json'])).stdout) as { rule: string; action: string }[];
     expect(audits.map((a) => [a.rule, a.action]).sort()).toEqual([['label-out', 'tag'], ['not-eve', 'reject']]);
+  });
+
+  const cli = async (args: string[]): Promise<string> => {
+    const r = await runCli(args);
+    expect(r.code, `aftersmtp ${args.join(' ')}\n${r.stderr}`).toBe(0);
+    return r.stdout;
+  };
+  const send = async (to: string[], subject: string): Promise<{ messageId: string; messageHash: string }> => JSON.parse(await cli([
+    'send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, ...to.flatMap((t) => ['--to', t]), '--subject', subject, '--body', 'x', '--json',
+  ]));
+  const held = async (): Promise<{ messageId: string; mailbox: string; transport: string; rule: string }[]> => JSON.parse(await cli(['hold', 'list', '--data', data, '--json']));
+  const queued = async (): Promise<{ messageId: string; recipient: string; state: string; receipt: string; attempts: number }[]> => JSON.parse(await cli(['queue', 'list', '--data', data, '--node', node.ready.grpc, '--json']));
+  const audits = async (hash: string): Promise<string[][]> => (JSON.parse(await cli(['audit', 'list', '--data', data, '--json'])) as { rule: string; action: string; messageHash: string }[])
+    .filter((a) => a.messageHash === hash).map((a) => [a.rule, a.action]).sort();
+  const receivedBy = (address: string) => receiver.messages.filter((m) => m.rcpts.some((r) => r.address === address));
+
+  it('holds a recipient as the mail leaves (out of the queue, listed with its agent) until `hold release`, then sends it and does not hold it again', async () => {
+    await cli(['rules', 'add', 'hold-dave', '--when', 'direction:smtp-out', '--when', 'to:dave@legacy.test', '--then', 'hold', '--data', data]);
+    try {
+      const sent = await send(['dave@legacy.test', 'carol@legacy.test'], 'kept');
+      await until('carol served', async () => receiver.messages.find((m) => m.data.toString().includes(sent.messageId.slice(0, 16)) || m.data.toString().includes('Subject: kept')));
+      const [hold] = await until('dave held', async () => (await held()).filter((h) => h.messageId === sent.messageId).length ? (await held()).filter((h) => h.messageId === sent.messageId) : undefined);
+      expect(hold).toMatchObject({ mailbox: 'dave@legacy.test', transport: 'smtp', rule: 'hold-dave' });
+      expect((await queued()).filter((q) => q.messageId === sent.messageId).map((q) => [q.recipient, q.state])).toEqual([['carol@legacy.test', 'delivered']]);
+      expect(receivedBy('dave@legacy.test')).toEqual([]);
+      await cli(['hold', 'release', sent.messageId, '--data', data]);
+      const got = await until('dave served', async () => receivedBy('dave@legacy.test')[0]);
+      expect(got.data.toString()).toMatch(/^Subject: kept\r$/m);
+      await until('dave delivered', async () => (await queued()).find((q) => q.messageId === sent.messageId && q.recipient === 'dave@legacy.test' && q.state === 'delivered'));
+      expect(await held()).toEqual([]);
+      expect(await audits(sent.messageHash)).toEqual([['hold-dave', 'hold'], ['hold-dave', 'release'], ['label-out', 'tag'], ['label-out', 'tag']]);
+    } finally {
+      await cli(['rules', 'remove', 'hold-dave', '--data', data]);
+    }
+  });
+
+  it('journals and redirects as the mail leaves: one copy of the message as it left for the journal, the redirected recipient\'s copy to the mailbox instead', async () => {
+    await cli(['rules', 'add', 'journal-out', '--when', 'direction:smtp-out', '--when', 'from:alice@a.test', '--then', 'journal archive@a.test', '--data', data]);
+    await cli(['rules', 'add', 'redirect-gina', '--when', 'direction:smtp-out', '--when', 'to:gina@legacy.test', '--then', 'redirect review@a.test', '--data', data]);
+    try {
+      const sent = await send(['gina@legacy.test', 'frank@legacy.test', 'fred@other-legacy.test'], 'copied');
+      await until('frank served', async () => receivedBy('frank@legacy.test')[0]);
+      await until('gina settled', async () => (await queued()).find((q) => q.messageId === sent.messageId && q.recipient === 'gina@legacy.test' && q.state === 'delivered'));
+      expect(receivedBy('gina@legacy.test')).toEqual([]);
+      // fred's domain has no route: its batch defers and retries, and makes no second journal copy.
+      const [copy] = await receiveMail(join(dir.path, 'archive.json'), node.ready.grpc, 1, 30_000);
+      const text = Buffer.from(copy!.body!).toString();
+      expect(text).toMatch(/^X-AfterSMTP-Tag: outbound-reviewed\r$/m);
+      expect(text).toMatch(/^DKIM-Signature: /m);
+      expect(text).toMatch(/^Subject: copied\r$/m);
+      expect(copy).toMatchObject({ from: 'alice@a.test', verified: true });
+      const [redirected] = await receiveMail(join(dir.path, 'review.json'), node.ready.grpc, 1, 30_000);
+      expect(Buffer.from(redirected!.body!).toString()).toMatch(/^Subject: copied\r$/m);
+      await cli(['queue', 'retry', sent.messageId, '--data', data, '--node', node.ready.grpc]);
+      await until('fred tried again', async () => (await queued()).find((q) => q.messageId === sent.messageId && q.recipient === 'fred@other-legacy.test' && q.state === 'deferred' && q.attempts >= 2));
+      const again = await receiveMail(join(dir.path, 'archive.json'), node.ready.grpc, 1, 1500).catch(() => []);
+      expect(again).toEqual([]);
+      expect(await audits(sent.messageHash)).toEqual(expect.arrayContaining([['journal-out', 'journal'], ['redirect-gina', 'redirect']]));
+      expect((await audits(sent.messageHash)).filter((a) => a[1] === 'journal')).toHaveLength(1);
+    } finally {
+      await cli(['rules', 'remove', 'journal-out', '--data', data]);
+      await cli(['rules', 'remove', 'redirect-gina', '--data', data]);
+    }
+  });
+
+  it('holds a remote recipient when the mail is accepted (a rule without a direction): never queued until released; an expired hold never leaves, and the sender hears nothing', async () => {
+    await cli(['rules', 'add', 'hold-hank', '--when', 'to:hank@legacy.test', '--then', 'hold', '--data', data]);
+    try {
+      const kept = await send(['hank@legacy.test'], 'for hank');
+      const dropped = await send(['hank@legacy.test'], 'never for hank');
+      expect((await held()).map((h) => [h.messageId, h.mailbox, h.transport])).toEqual([[kept.messageId, 'hank@legacy.test', 'smtp'], [dropped.messageId, 'hank@legacy.test', 'smtp']]);
+      expect((await queued()).filter((q) => q.recipient === 'hank@legacy.test')).toEqual([]);
+      await cli(['hold', 'expire', dropped.messageId, '--data', data]);
+      await cli(['hold', 'release', kept.messageId, '--data', data]);
+      const got = await until('hank served', async () => receivedBy('hank@legacy.test')[0]);
+      expect(got.data.toString()).toMatch(/^Subject: for hank\r$/m);
+      await until('settled', async () => ((await held()).length === 0 || undefined));
+      expect(receivedBy('hank@legacy.test')).toHaveLength(1);
+      expect((await queued()).filter((q) => q.recipient === 'hank@legacy.test').map((q) => [q.messageId, q.state])).toEqual([[kept.messageId, 'delivered']]);
+      expect(await audits(dropped.messageHash)).toEqual([['hold-hank', 'expire'], ['hold-hank', 'hold']]);
+    } finally {
+      await cli(['rules', 'remove', 'hold-hank', '--data', data]);
+    }
   });
 });
 
