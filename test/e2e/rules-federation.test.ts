@@ -21,7 +21,10 @@ describe('compliance rules on mail from a peer node', { timeout: 120_000 }, () =
   });
   afterAll(() => lab.close());
 
-  /** Sets a rule on B. A running node re-reads its rules at most RULES_REREAD_MS after a change (the bound it documents): from then on B's next message sees it. */
+  /**
+   * Sets a rule on B. A running node re-reads its rules at most RULES_REREAD_MS after a change (the bound
+   * it documents, not a guess at machine speed): once it has passed, B's next message sees the rule.
+   */
   async function rule(name: string, when: string[], then: string): Promise<void> {
     await lab.cli(['rules', 'add', name, ...when.flatMap((w) => ['--when', w]), '--then', then, '--data', b.data]);
     await sleep(RULES_REREAD_MS);
