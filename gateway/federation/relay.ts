@@ -199,8 +199,12 @@ async function handleEnvelope(frame: RelayFrameIn, hello: RelayHello, deps: Rela
   }
 }
 
-/** The most of a peer's error message this node keeps (queue, peer status, logs). */
-export const PEER_TEXT_MAX = 200;
+/**
+ * The most of a peer's error message this node keeps (queue, peer status, logs). Room for what a node
+ * says when its rules refuse a message: a rule name, two addresses (up to 254 characters each) and the
+ * key id the sender must seal to, which a shorter cut loses.
+ */
+export const PEER_TEXT_MAX = 1000;
 
 /** A peer's free text as this node keeps it: one line, at most PEER_TEXT_MAX characters. */
 export function peerText(text: string): string {
@@ -208,8 +212,12 @@ export function peerText(text: string): string {
   return chars.length > PEER_TEXT_MAX ? `${chars.slice(0, PEER_TEXT_MAX - 1).join('')}…` : chars.join('');
 }
 
-/** Codes after which sending the same envelope again cannot succeed. */
-export const PERMANENT_CODES = new Set(['UNKNOWN_RECIPIENT', 'INVALID_ARGUMENT', 'TOO_LARGE', 'ENCODING', 'SIGNATURE', 'KEY_NOT_IN_DID', 'HASH_MISMATCH', 'TIME_WINDOW', 'RECIPIENTS_DIGEST', 'PEER_REJECTED', 'REPLAY', 'LIMIT']);
+/**
+ * Codes after which sending the same envelope again cannot succeed. PERMISSION_DENIED is a peer's policy
+ * refusing the message (a compliance rule's reject): it refuses every re-send alike, as a rule refusing
+ * mail leaving over SMTP fails it at once.
+ */
+export const PERMANENT_CODES = new Set(['UNKNOWN_RECIPIENT', 'INVALID_ARGUMENT', 'TOO_LARGE', 'ENCODING', 'SIGNATURE', 'KEY_NOT_IN_DID', 'HASH_MISMATCH', 'TIME_WINDOW', 'RECIPIENTS_DIGEST', 'PEER_REJECTED', 'REPLAY', 'LIMIT', 'PERMISSION_DENIED']);
 
 export class RelayError extends GatewayError {
   readonly permanent: boolean;

@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { tempDir, receiveMail, runCli, startNodeProcess, type RunningNode } from '../helpers.ts';
-import { readProfile, connect, profileResolver, sealFor, submit, type ReceivedMessage } from '../../gateway/client/index.ts';
+import { readProfile, connect, profileResolver, sealFor, submit, type ComposeOptions, type ReceivedMessage } from '../../gateway/client/index.ts';
 
 export interface LabNode { name: string; domain: string; data: string; did: string; proc?: RunningNode; env: NodeJS.ProcessEnv }
 
@@ -93,12 +93,20 @@ export class NodeLab {
 
   /** Seals and submits one message from mailbox `from` at its node; returns the message id (hex). */
   async send(from: string, node: LabNode, to: { address: string; mailbox: string }, subject: string): Promise<string> {
+    const knownDids = { [to.address]: readProfile(this.profile(to.mailbox)).did };
+    return (await this.sendMail(from, node, { to: [to.address], subject, text: subject, knownDids })).messageId;
+  }
+
+  /**
+   * Seals and submits one message as mailbox `from`'s app does: each address's DID asked of its node
+   * (Identity.Resolve) unless `compose.knownDids` names it. Returns the message's id and ledger hash (hex).
+   */
+  async sendMail(from: string, node: LabNode, compose: ComposeOptions): Promise<{ messageId: string; messageHash: string }> {
     const sender = readProfile(this.profile(from));
     const clients = connect(sender, node.proc!.ready.grpc);
     try {
-      const knownDids = { [to.address]: readProfile(this.profile(to.mailbox)).did };
-      const sealed = await sealFor(sender, clients, profileResolver(sender), { to: [to.address], subject, text: subject, knownDids });
-      return Buffer.from((await submit(clients, sealed.envelope)).messageId).toString('hex');
+      const reply = await submit(clients, (await sealFor(sender, clients, profileResolver(sender), compose)).envelope);
+      return { messageId: Buffer.from(reply.messageId).toString('hex'), messageHash: Buffer.from(reply.messageHash).toString('hex') };
     } finally {
       clients.close();
     }

@@ -12,7 +12,7 @@ import { NodeLab, type LabNode } from '../e2e/lab.ts';
 import { readProfile, connect, profileResolver, submit, subscribe, unary, buildRfc5322, type MailboxProfile, type ReceivedMessage } from '../../gateway/client/index.ts';
 import { openNodeFiles } from '../../gateway/datadir/index.ts';
 import { fromB64u, envelopeToWire, envelopeFromWire } from '../../gateway/core/index.ts';
-import { RelayChannel } from '../../gateway/federation/index.ts';
+import { RelayChannel, PEER_TEXT_MAX } from '../../gateway/federation/index.ts';
 import { QuicTransport, type MessageStream } from '../../gateway/transport/index.ts';
 import { createDidResolver, didKeyAgreementKeyId, didKeyFromEd25519, generateSigningKeyPair, sealEnvelope, signMessage, x25519FromEd25519Public } from '../../identity/index.ts';
 import { loadProto, type Envelope, type Envelope__Output, type ProofBundleReply__Output } from '../../proto/index.ts';
@@ -200,7 +200,7 @@ describe('security #20: sender binding, replay keys, peer text in notices', { ti
           const frame = relay.requestDeserialize(Buffer.from(message)) as { frameId: number; envelope: Envelope__Output };
           const permanent = frame.envelope.recipientAddresses.includes('x@evil.test');
           const code = permanent ? 'UNKNOWN_RECIPIENT' : 'NOPE\r\nContent-Type: text/html';
-          await stream.send(relay.requestSerialize({ frameId: frame.frameId, ack: { frameId: frame.frameId, error: { code, status: 0, message: `${injected} ${'x'.repeat(500)}` } } }));
+          await stream.send(relay.requestSerialize({ frameId: frame.frameId, ack: { frameId: frame.frameId, error: { code, status: 0, message: `${injected} ${'x'.repeat(5 * PEER_TEXT_MAX)}` } } }));
         }
       })().catch(() => {});
     }));
@@ -244,7 +244,8 @@ describe('security #20: sender binding, replay keys, peer text in notices', { ti
         expect(mine).toHaveLength(1);
         expect(mine[0]).toContain(`${code}: no such user --boundary Content-Type: text/html <evil> x`);
         expect(mine[0]).not.toMatch(/[\r\u0000-\u001f]/);
-        expect(mine[0]!.length).toBeLessThan(400);
+        expect(mine[0]).toMatch(/x…/); // cut: at most PEER_TEXT_MAX characters of the peer's words
+        expect(mine[0]!.length).toBeLessThan(PEER_TEXT_MAX + 200);
       }
       expect(rows.every((r) => /^[0-9a-f]{32} /.test(r))).toBe(true);
     } finally {
