@@ -6,13 +6,16 @@ import { auditHash, decide, type Decision, type MessageFacts } from '../rules/in
 import type { Store } from '../store/index.ts';
 import type { NodeLedger } from '../provenance/index.ts';
 
-/** A message a reject rule refuses: PERMISSION_DENIED to an app or a peer, the rule's own reply over SMTP. */
+/**
+ * A message a reject rule refuses: PERMISSION_DENIED to an app or a peer (DEFERRED, which they retry,
+ * for a 4xx reply), the rule's own reply over SMTP.
+ */
 export class RuleRejection extends GatewayError {
   readonly rule: string;
   readonly replyCode: number;
   readonly replyText: string;
   constructor(rule: string, replyCode: number, replyText: string) {
-    super('PERMISSION_DENIED', `refused by rule ${rule}: ${replyCode} ${replyText}`);
+    super(replyCode < 500 ? 'DEFERRED' : 'PERMISSION_DENIED', `refused by rule ${rule}: ${replyCode} ${replyText}`);
     this.name = 'RuleRejection';
     this.rule = rule;
     this.replyCode = replyCode;

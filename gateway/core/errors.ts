@@ -11,8 +11,10 @@ export type GatewayErrorCode =
   | 'NODE_MISSING'
   /** No bearer token, or one the node does not know. */
   | 'UNAUTHENTICATED'
-  /** A valid token used for what it may not do (an envelope of another sender). */
+  /** A valid token used for what it may not do (an envelope of another sender); a rule refusing a message (5xx). */
   | 'PERMISSION_DENIED'
+  /** A rule of the node refuses the message for now (a reject rule with a 4xx code): send it again later. */
+  | 'DEFERRED'
   /** A request, flag or field the node cannot use as given. */
   | 'INVALID_ARGUMENT'
   /** A message over the node's size limit. */
@@ -69,6 +71,7 @@ export class GatewayError extends Error {
 const STATUS_BY_CODE: Record<GatewayErrorCode, grpc.status> = {
   UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  DEFERRED: grpc.status.UNAVAILABLE,
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
   TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
   LIMIT: grpc.status.RESOURCE_EXHAUSTED,

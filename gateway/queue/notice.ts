@@ -38,6 +38,7 @@ const NOTICE_REASONS: Record<string, string> = {
   NO_SUCH_DOMAIN: 'the recipient domain does not exist',
   REQUIRETLS: 'the message required TLS (REQUIRETLS) and no verified TLS path offering it was found',
   SENDER_MISMATCH: 'the message was not signed by the address it was sent from',
+  PERMISSION_DENIED: "the recipient's node refused the message by its policy",
 };
 
 /** Diagnostics from elsewhere are one line, and bounded: a notice repeats no essay of a peer's. */

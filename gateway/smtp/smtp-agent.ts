@@ -159,8 +159,12 @@ export class SmtpAgent implements DeliveryAgent {
     const reject = decision.reject;
     const then = reject?.rule.then;
     if (reject && then?.kind === 'reject') {
+      const error = `refused by rule ${reject.rule.name}: ${then.code} ${then.text}`;
       for (const recipient of reject.recipients) {
-        settled.push({ recipient, state: 'failed', code: 'PERMISSION_DENIED', error: `refused by rule ${reject.rule.name}: ${then.code} ${then.text}`, report: { status: then.code < 500 ? '4.7.1' : '5.7.1' } });
+        // A 4xx rule defers (retried until it no longer refuses, or the message expires); a 5xx one fails.
+        settled.push(then.code < 500
+          ? { recipient, state: 'deferred', code: 'DEFERRED', error }
+          : { recipient, state: 'failed', code: 'PERMISSION_DENIED', error, report: { status: '5.7.1' } });
       }
       audit.push({ rule: reject.rule.name, action: 'reject' });
     }
