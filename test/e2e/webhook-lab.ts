@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { Webhook } from 'standardwebhooks';
 import { selfSigned, signedBy } from '../bridge/dane-pki.ts';
 import type { LabNode, NodeLab } from './lab.ts';
@@ -94,6 +95,16 @@ export class Hook {
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A node's hook rows as its store holds them (read beside the running node, as the CLI does). */
+export function hookRows(node: LabNode): { seq: number; state: string; attempts: number; last_error: string }[] {
+  const db = new DatabaseSync(join(node.data, 'node.db'), { readOnly: true });
+  try {
+    return db.prepare('SELECT mailbox, seq, state, attempts, last_error FROM webhook_deliveries ORDER BY seq').all() as { seq: number; state: string; attempts: number; last_error: string }[];
+  } finally {
+    db.close();
   }
 }
 

@@ -5,10 +5,8 @@
 // Every request's signature is checked with the standardwebhooks library's own verifier, and the hook
 // takes each webhook-id once, as a Standard Webhooks consumer does.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { metricsOf, NodeLab, type LabNode } from './lab.ts';
-import { Hook, idOf, makeHookedNode, openPosted } from './webhook-lab.ts';
+import { Hook, hookRows, idOf, makeHookedNode, openPosted } from './webhook-lab.ts';
 import { runCli, until } from '../helpers.ts';
 
 describe('webhooks', () => {
@@ -16,15 +14,7 @@ describe('webhooks', () => {
   const hook = new Hook();
   let a: LabNode;
   const bob = { address: 'bob@a.test', mailbox: 'bob' };
-  /** The hook's rows as the store holds them (read beside the running node, as the CLI does). */
-  const rows = () => {
-    const db = new DatabaseSync(join(a.data, 'node.db'), { readOnly: true });
-    try {
-      return db.prepare('SELECT mailbox, seq, state, attempts, last_error FROM webhook_deliveries ORDER BY seq').all() as { seq: number; state: string; attempts: number; last_error: string }[];
-    } finally {
-      db.close();
-    }
-  };
+  const rows = () => hookRows(a);
   const setHook = async () => {
     const set = await lab.cli(['webhooks', 'set', 'bob@a.test', '--url', 'https://hooks.test/in', '--data', a.data]);
     expect(set.secret).toMatch(/^whsec_/);
