@@ -81,10 +81,14 @@ describe('webhooks: the link form', () => {
     await hook.close();
   });
 
-  it('webhooks set takes --payload inline|link (anything else is a usage error); list shows the form; set again without it keeps it', async () => {
+  it('webhooks set takes --payload inline|link (anything else is a usage error; link needs the HTTPS listener); list shows the form; set again without it keeps it', async () => {
     const bogus = await runCli(['webhooks', 'set', 'bob@a.test', '--url', 'https://hooks.test/in', '--payload', 'bogus', '--data', a.data]);
     expect(bogus.code).toBe(2);
     expect(bogus.stderr).toMatch(/--payload is inline or link/);
+    // A link names the node's HTTPS listener: with it off, no app could follow one.
+    const noHttps = await runCli(['webhooks', 'set', 'bob@a.test', '--url', 'https://hooks.test/in', '--payload', 'link', '--data', a.data], { env: { AFTERSMTP_HTTP__ENABLED: 'false' } });
+    expect(noHttps.code).toBe(2);
+    expect(noHttps.stderr).toMatch(/HTTPS listener, which is off \(http\.enabled\)/);
     expect(await lab.cli(['webhooks', 'list', '--data', a.data])).toEqual([]); // nothing was set
 
     expect(await setHook()).toMatchObject({ payload: 'inline' }); // a new hook's default
