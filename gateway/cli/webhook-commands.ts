@@ -3,8 +3,9 @@
 // hooks on every delivery, so changes made beside it apply at once.
 import { randomBytes } from 'node:crypto';
 import { GatewayError } from '../core/index.ts';
+import { WEBHOOK_PAYLOAD_FORMS, type WebhookPayloadForm } from '../store/index.ts';
 import { checkWebhookUrl } from '../webhooks/index.ts';
-import { need, out, UsageError, type Command } from './command.ts';
+import { need, out, str, UsageError, type Command, type Flags } from './command.ts';
 import { DATA_FLAGS, withStore } from './reach.ts';
 
 /** Standard Webhooks secrets: `whsec_` and base64 of 24 to 64 random bytes. */
@@ -12,20 +13,37 @@ function newSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
 }
 
+/** --payload inline|link, or undefined when not given. */
+function payloadFlag(flags: Flags): WebhookPayloadForm | undefined {
+  const form = str(flags, 'payload');
+  if (form === undefined) return undefined;
+  if (!(WEBHOOK_PAYLOAD_FORMS as readonly string[]).includes(form)) throw new UsageError(`--payload is ${WEBHOOK_PAYLOAD_FORMS.join(' or ')} (got "${form.slice(0, 50)}")`);
+  return form as WebhookPayloadForm;
+}
+
 export const webhookCommands: Command[] = [
   {
     name: 'webhooks set',
     args: ['ADDRESS'],
-    flags: { ...DATA_FLAGS, url: { type: 'string', required: true } },
-    usage: ['webhooks set ADDRESS --url https://... --data DIR', '(each delivery to ADDRESS is POSTed there, signed with a new secret, shown once)'],
-    run: ({ args, flags }) => withStore(flags, async ({ storage }) => {
+    flags: { ...DATA_FLAGS, url: { type: 'string', required: true }, payload: { type: 'string' } },
+    usage: [
+      'webhooks set ADDRESS --url https://... [--payload inline|link] --data DIR',
+      '(each delivery to ADDRESS is POSTed there, signed with a new secret, shown once; with the sealed envelope',
+      ' inline (the default for a new hook), or a link the app fetches it from with the mailbox\'s token; set again',
+      ' without --payload, a hook keeps its form)',
+    ],
+    run: ({ args, flags }) => withStore(flags, async ({ storage, config }) => {
       const address = args.ADDRESS!.toLowerCase();
       const url = checkWebhookUrl(need(flags, 'url')).href;
+      const form = payloadFlag(flags);
+      // The link names the node's HTTPS listener: without it an app could never fetch the envelope.
+      if (form === 'link' && !config.http.enabled) throw new GatewayError('INVALID_ARGUMENT', 'the link form needs the node\'s HTTPS listener, which is off (http.enabled)');
       if (!storage.mailboxes.exists(address)) throw new GatewayError('NOT_FOUND', `no mailbox ${address} on this node`);
       const secret = newSecret();
-      await storage.webhooks.set(address, url, secret);
-      out(flags, { event: 'webhook-set', mailbox: address, url, secret },
-        `webhook of ${address}: ${url}\n  signing secret (shown once; verify with a Standard Webhooks library): ${secret}`);
+      await storage.webhooks.set(address, url, secret, form);
+      const payload = storage.webhooks.of(address)!.payload;
+      out(flags, { event: 'webhook-set', mailbox: address, url, payload, secret },
+        `webhook of ${address}: ${url} (envelope ${payload === 'link' ? 'as a link' : 'inline'})\n  signing secret (shown once; verify with a Standard Webhooks library): ${secret}`);
       return 0;
     }),
   },
@@ -44,10 +62,10 @@ export const webhookCommands: Command[] = [
   {
     name: 'webhooks list',
     flags: { ...DATA_FLAGS, dead: { type: 'boolean' } },
-    usage: ['webhooks list [--dead] --data DIR [--json]', '(per hook: deliveries pending, delivered, acknowledged by a subscriber, dead-lettered; --dead: each dead one with its last error)'],
+    usage: ['webhooks list [--dead] --data DIR [--json]', '(per hook: its payload form, deliveries pending, delivered, acknowledged by a subscriber, dead-lettered; --dead: each dead one with its last error)'],
     run: ({ flags }) => withStore(flags, async ({ storage }) => {
       const hooks = storage.webhooks.list().map((h) => ({
-        mailbox: h.mailbox, url: h.url, ...storage.webhooks.counts(h.mailbox),
+        mailbox: h.mailbox, url: h.url, payload: h.payload, ...storage.webhooks.counts(h.mailbox),
         ...(flags.dead ? {
           deadLettered: storage.webhooks.ofState(h.mailbox, 'dead').map((d) => ({
             seq: d.seq, attempts: d.attempts, lastError: d.lastError, since: new Date(d.sinceMs).toISOString(), lastAttempt: new Date(d.updatedMs).toISOString(),
@@ -55,7 +73,7 @@ export const webhookCommands: Command[] = [
         } : {}),
       }));
       const lines = hooks.flatMap((h) => [
-        `${h.mailbox} -> ${h.url}: ${h.queued} pending, ${h.delivered} delivered, ${h.acked} taken by a subscriber, ${h.dead} dead-lettered`,
+        `${h.mailbox} -> ${h.url} (${h.payload}): ${h.queued} pending, ${h.delivered} delivered, ${h.acked} taken by a subscriber, ${h.dead} dead-lettered`,
         ...(h.deadLettered ?? []).map((d) => `  seq ${d.seq}: ${d.attempts} attempts since ${d.since}, last: ${d.lastError}`),
       ]);
       out(flags, hooks, lines.join('\n') || '(no webhooks)');

@@ -13,6 +13,7 @@ import {
   didKeyFromEd25519,
   didKeyDocument,
   didWebFromDomain,
+  didWebUrl,
   buildDidWebDocument,
   createCertificateAuthority,
   issueServerCertificate,
@@ -66,6 +67,15 @@ export interface InitResult {
 export function nodeTlsNames(config: NodeConfig): { dnsNames: string[]; ipAddresses: string[] } {
   const domains = config.node.domains.map((d) => d.toLowerCase().replace(/:[0-9]+$/, ''));
   return { dnsNames: [...new Set(['localhost', ...domains])], ipAddresses: ['127.0.0.1', '::1'] };
+}
+
+/**
+ * The origin others reach the node's HTTPS listener at (http.port, behind 443): a did:web node's DID
+ * host, where its document is fetched; else the node's first domain. Links the node hands out to its
+ * HTTPS resources (a webhook's envelope link) name it.
+ */
+export function nodeHttpsOrigin(did: string, config: NodeConfig): string {
+  return did.startsWith('did:web:') ? didWebUrl(did).origin : new URL(`https://${config.node.domains[0]!.toLowerCase()}`).origin;
 }
 
 /**

@@ -15,15 +15,15 @@ import { createDidResolver, decodeEnvelope, SignatureVerifierPool, buildDidWebDo
 import { dataPath, dnsServersOf, fromB64u, smtpHostname, widenServerWindows, GatewayError, toGrpcError, Scheduler, type NodeConfig, type Clock } from '../core/index.ts';
 import { DnsPacketResolver, hostAddresses } from '../dns/index.ts';
 import { SmtpBridge, createSmtpSending, dkimSigners, hostedStsPolicy, nodeSrs, stsPolicyDomain, STS_POLICY_PATH, scheduleReports, ReportIntake, takeReportPost, forwardBouncer } from '../smtp/index.ts';
-import { openNodeFiles, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
+import { openNodeFiles, nodeHttpsOrigin, nodeTlsNames, secureNodeFiles, type NodeKeys, type ReadyInfo } from '../datadir/index.ts';
 import { Store, utcDay, type OutboundTransport } from '../store/index.ts';
 import { OutboundQueue, type DeliveryAgent } from '../queue/index.ts';
 import { NodeLedger, NodeAnchoring } from '../provenance/index.ts';
-import { MailboxService, authenticateMailbox, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
+import { MailboxService, authenticateMailbox, mailboxOfBearer, RequestGuard, provenanceHandlers, adminHandlers, checkAdmin, type CallPolicy } from '../services/index.ts';
 import { Federation, createTransports } from '../federation/index.ts';
 import { domainOf, mailboxFor, settleAskedHolds, storeRuleCopy } from '../accept/index.ts';
 import { widenQuicReads } from '../transport/index.ts';
-import { WebhookSender } from '../webhooks/index.ts';
+import { WebhookSender, isEnvelopePath, serveEnvelope, type EnvelopeFetchDeps } from '../webhooks/index.ts';
 import { MemoryPolicy } from './memory.ts';
 import { NodeMetrics } from './metrics.ts';
 import { join } from 'node:path';
@@ -274,8 +274,12 @@ export class AfterSmtpNode {
     this.grpcAddress = `${config.grpc.host}:${port}`;
 
     if (config.http.enabled) {
+      const envelopes: EnvelopeFetchDeps = {
+        storage: this.storage, mailboxOf: (authorization) => mailboxOfBearer(this.storage, authorization), log: this.log.child({ component: 'webhooks' }),
+      };
       this.httpsServer = createHttpsServer({ cert: tlsCert, key: tlsKey }, (req, res) => {
-        if (req.method === 'POST') takeReportPost(this.reportIntake, req, res, this.log);
+        if (isEnvelopePath(req.url)) serveEnvelope(envelopes, req, res);
+        else if (req.method === 'POST') takeReportPost(this.reportIntake, req, res, this.log);
         else this.serveHttps(req.url ?? '/', req.headers.host, res);
       });
       await new Promise<void>((resolve, reject) => {
@@ -318,8 +322,11 @@ export class AfterSmtpNode {
     this.startQueue();
     if (config.webhooks.enabled) {
       const files = config.webhooks.caFiles;
+      if (!config.http.enabled && this.storage.webhooks.list().some((h) => h.payload === 'link')) {
+        this.log.warn('webhooks of the link form name envelope links on the HTTPS listener, which is off (http.enabled): their apps cannot fetch the envelopes');
+      }
       this.webhooks = new WebhookSender({
-        storage: this.storage, logOrigin: this.ledger.origin, config: config.webhooks, log: this.log.child({ component: 'webhooks' }),
+        storage: this.storage, logOrigin: this.ledger.origin, httpsOrigin: nodeHttpsOrigin(this.keys.did, config), config: config.webhooks, log: this.log.child({ component: 'webhooks' }),
         ...(files.length ? { ca: [...rootCertificates, ...files.map((f) => readFileSync(dataPath(this.dataDir, f), 'utf8'))] } : {}),
       });
       this.webhooks.start();
@@ -434,6 +441,7 @@ export class AfterSmtpNode {
   /**
    * The node's HTTPS server: did:web documents at the standard paths, the transparency log as C2SP
    * tlog-tiles under /aftersmtp/log/. All read-only and public; metrics have a listener of their own.
+   * (Webhooks' envelope links, which need a mailbox's token, are answered before: webhooks/fetch.ts.)
    */
   private serveHttps(url: string, host: string | undefined, res: import('node:http').ServerResponse): void {
     const path = url.split('?')[0]!;

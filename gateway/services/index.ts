@@ -2,5 +2,5 @@
 // and the guard that every call passes before its handler.
 export { adminHandlers, checkAdmin } from './admin-service.ts';
 export { RequestGuard, type CallPolicy } from './grpc-guard.ts';
-export { MailboxService, authenticateMailbox, tokenSha256 } from './mailbox-service.ts';
+export { MailboxService, authenticateMailbox, mailboxOfBearer, tokenSha256 } from './mailbox-service.ts';
 export { provenanceHandlers } from './provenance-service.ts';

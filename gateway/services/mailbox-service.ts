@@ -19,22 +19,31 @@ export function tokenSha256(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-/** Resolves the bearer token in `authorization` metadata to its mailbox, or throws UNAUTHENTICATED. */
+/**
+ * The mailbox whose token an `authorization` value (`Bearer <token>`) carries, or UNAUTHENTICATED: one
+ * token hash and one (cached) lookup. The one token check of the node: gRPC calls and the HTTPS
+ * envelope links (webhooks/fetch.ts) both use it.
+ */
+export function mailboxOfBearer(storage: Store, authorization: unknown): MailboxRecord {
+  if (typeof authorization !== 'string' || !authorization.startsWith('Bearer ')) {
+    throw new GatewayError('UNAUTHENTICATED', 'missing bearer token ("authorization: Bearer <token>")');
+  }
+  const mailbox = storage.mailboxes.byToken(tokenSha256(authorization.slice('Bearer '.length).trim()));
+  if (!mailbox) throw new GatewayError('UNAUTHENTICATED', 'unknown or revoked token');
+  return mailbox;
+}
+
 /**
  * The mailbox a call's metadata proved, kept for the call: the guard authenticates a call before its
  * request is read, and the handler then needs the same record (one token hash and lookup per call, not two).
  */
 const proven = new WeakMap<grpc.Metadata, MailboxRecord>();
 
+/** Resolves the bearer token in `authorization` metadata to its mailbox, or throws UNAUTHENTICATED. */
 export function authenticateMailbox(storage: Store, metadata: grpc.Metadata): MailboxRecord {
   const known = proven.get(metadata);
   if (known) return known;
-  const header = metadata.get('authorization')[0];
-  if (typeof header !== 'string' || !header.startsWith('Bearer ')) {
-    throw new GatewayError('UNAUTHENTICATED', 'missing bearer token (metadata "authorization: Bearer <token>")');
-  }
-  const mailbox = storage.mailboxes.byToken(tokenSha256(header.slice('Bearer '.length).trim()));
-  if (!mailbox) throw new GatewayError('UNAUTHENTICATED', 'unknown or revoked token');
+  const mailbox = mailboxOfBearer(storage, metadata.get('authorization')[0]);
   proven.set(metadata, mailbox);
   return mailbox;
 }

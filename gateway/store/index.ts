@@ -54,5 +54,5 @@ export { DmarcObservationRepository, type DmarcDayCount, type DmarcSeen } from '
 export { ReceivedReportRepository, type ReceivedReport, type ReceivedReportKind, type ReportSummary } from './received-reports.ts';
 export { ForwardRepository, type ForwardRecord, type SentAsIs, type SentAsIsKind } from './forwards.ts';
 export { TlsOutcomeRepository, utcDay, type TlsOutcomeCount } from './tls-outcomes.ts';
-export { WebhookRepository, type WebhookRecord, type WebhookDelivery, type WebhookDeliveryState, type WebhookCounts } from './webhooks.ts';
+export { WebhookRepository, WEBHOOK_PAYLOAD_FORMS, type WebhookPayloadForm, type WebhookRecord, type WebhookDelivery, type WebhookDeliveryState, type WebhookCounts } from './webhooks.ts';
 export { WalSyncer, WalCheckpointer, FALLBACK_AUTOCHECKPOINT_PAGES } from './wal-sync.ts';

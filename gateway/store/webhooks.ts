@@ -3,7 +3,14 @@
 // delivery (Store.storeEnvelope), so a crash between storing and posting loses no notification.
 import type { StoreEngine, Statement } from './engine.ts';
 
-export interface WebhookRecord { mailbox: string; url: string; secret: string; createdMs: number }
+/**
+ * What a hook's POST carries of the sealed envelope: the envelope itself (base64), or a link the app
+ * fetches it from with the mailbox's token (docs/APPS.md "Webhooks").
+ */
+export type WebhookPayloadForm = 'inline' | 'link';
+export const WEBHOOK_PAYLOAD_FORMS: readonly WebhookPayloadForm[] = ['inline', 'link'];
+
+export interface WebhookRecord { mailbox: string; url: string; secret: string; payload: WebhookPayloadForm; createdMs: number }
 
 export type WebhookDeliveryState = 'queued' | 'delivered' | 'acked' | 'dead';
 
@@ -20,7 +27,7 @@ export interface WebhookDelivery {
 
 export interface WebhookCounts { queued: number; delivered: number; acked: number; dead: number }
 
-interface HookRow { mailbox: string; url: string; secret: string; created_ms: number }
+interface HookRow { mailbox: string; url: string; secret: string; payload: WebhookPayloadForm; created_ms: number }
 interface DeliveryRow {
   mailbox: string; seq: number; state: WebhookDeliveryState; attempts: number; next_attempt_ms: number;
   since_ms: number; last_error: string; updated_ms: number;
@@ -29,7 +36,7 @@ interface DeliveryRow {
 export class WebhookRepository {
   private readonly engine: StoreEngine;
   private readonly stmts: {
-    upsert: Statement<[string, string, string, number]>;
+    upsert: Statement<[string, string, string, WebhookPayloadForm | null, number]>;
     get: Statement<[string], HookRow>;
     list: Statement<[], HookRow>;
     delete: Statement<[string]>;
@@ -57,7 +64,9 @@ export class WebhookRepository {
   constructor(engine: StoreEngine) {
     this.engine = engine;
     this.stmts = {
-      upsert: engine.prepare(`INSERT INTO webhooks (mailbox, url, secret, created_ms) VALUES (?,?,?,?) ON CONFLICT(mailbox) DO UPDATE SET url = excluded.url, secret = excluded.secret`),
+      // A payload form not given (null) is 'inline' for a new hook and the hook's own for one set again.
+      upsert: engine.prepare(`INSERT INTO webhooks (mailbox, url, secret, payload, created_ms) VALUES (?1, ?2, ?3, coalesce(?4, 'inline'), ?5)
+                              ON CONFLICT(mailbox) DO UPDATE SET url = excluded.url, secret = excluded.secret, payload = coalesce(?4, webhooks.payload)`),
       get: engine.prepare('SELECT * FROM webhooks WHERE mailbox = ?'),
       list: engine.prepare('SELECT * FROM webhooks ORDER BY mailbox'),
       delete: engine.prepare('DELETE FROM webhooks WHERE mailbox = ?'),
@@ -91,11 +100,12 @@ export class WebhookRepository {
 
   /**
    * Sets (or replaces) a mailbox's hook; its queued deliveries go to the new URL with the new secret, the
-   * earliest at once (a hook held after failures is tried again now).
+   * earliest at once (a hook held after failures is tried again now). `payload` undefined: 'inline' for a
+   * new hook, unchanged for one set again.
    */
-  set(mailbox: string, url: string, secret: string): Promise<void> {
+  set(mailbox: string, url: string, secret: string, payload?: WebhookPayloadForm): Promise<void> {
     return this.engine.write(() => {
-      this.stmts.upsert.run(mailbox.toLowerCase(), url, secret, Date.now());
+      this.stmts.upsert.run(mailbox.toLowerCase(), url, secret, payload ?? null, Date.now());
       this.stmts.probe.run(mailbox.toLowerCase());
     });
   }
@@ -223,7 +233,7 @@ export class WebhookRepository {
 }
 
 function toHook(r: HookRow): WebhookRecord {
-  return { mailbox: r.mailbox, url: r.url, secret: r.secret, createdMs: Number(r.created_ms) };
+  return { mailbox: r.mailbox, url: r.url, secret: r.secret, payload: r.payload, createdMs: Number(r.created_ms) };
 }
 
 function toDelivery(r: DeliveryRow): WebhookDelivery {

@@ -5,7 +5,8 @@
 // commit that stores the delivery, so the sender only reads them: a restart resumes where it stopped.
 //
 // Mail is sealed to the mailbox's key: the node posts what it knows (docs/DECISIONS.md 44), the sealed
-// envelope with the metadata the node holds, which the app opens with its key.
+// envelope with the metadata the node holds, which the app opens with its key. A hook set with the link
+// form gets a link to the envelope instead (fetch.ts), fetched with the mailbox's token.
 import { request, type RequestOptions } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { Webhook } from 'standardwebhooks';
@@ -13,6 +14,7 @@ import type { Logger } from 'pino';
 import { decodeEnvelope } from '../../identity/index.ts';
 import { GatewayError, type NodeConfig } from '../core/index.ts';
 import type { Store, StoredDelivery, WebhookDelivery } from '../store/index.ts';
+import { envelopeUrl } from './fetch.ts';
 
 function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');
@@ -26,35 +28,48 @@ export interface WebhookSenderDeps {
   storage: Store;
   /** The node's transparency log, named in each receipt. */
   logOrigin: string;
+  /** The node's public HTTPS origin (nodeHttpsOrigin): the envelope links of link-form hooks name it. */
+  httpsOrigin: string;
   config: WebhookConfig;
   /** Trust anchors for hook URLs (the system's plus webhooks.caFiles); undefined = the system's. */
   ca?: string[];
   log: Logger;
 }
 
-/** The JSON body of one POST: what the node knows of a delivery (docs/APPS.md "Webhooks"). */
+/**
+ * The JSON body of one POST: what the node knows of a delivery (docs/APPS.md "Webhooks"), with the
+ * sealed envelope inline or a link to it, as the hook's payload form says.
+ */
 export interface WebhookPayload {
   type: 'message.delivered';
   timestamp: string;
-  data: {
-    mailbox: string;
-    seq: number;
-    messageId: string;
-    senderDid: string;
-    /** Who vouched for the sender: the address a node authenticated ('' if none) and its domain. */
-    authenticatedSender: string;
-    senderDomain: string;
-    recipients: string[];
-    receivedMs: number;
-    size: number;
-    /** The node's transparency-log receipt; null for a delivery without a leaf. */
-    receipt: { logOrigin: string; leafIndex: number; messageHash: string } | null;
+  data: WebhookDeliveryData & ({
     /** The sealed envelope (identity encoding, base64): the app opens it with the mailbox's key. */
     envelope: string;
-  };
+  } | {
+    /** Where the app GETs the sealed envelope (its identity encoding) with the mailbox's token (fetch.ts). */
+    envelopeUrl: string;
+  });
 }
 
-export function webhookPayload(d: StoredDelivery, logOrigin: string, nowMs: number): WebhookPayload {
+/** What every POST says of a delivery, whichever the payload form. */
+export interface WebhookDeliveryData {
+  mailbox: string;
+  seq: number;
+  messageId: string;
+  senderDid: string;
+  /** Who vouched for the sender: the address a node authenticated ('' if none) and its domain. */
+  authenticatedSender: string;
+  senderDomain: string;
+  recipients: string[];
+  receivedMs: number;
+  size: number;
+  /** The node's transparency-log receipt; null for a delivery without a leaf. */
+  receipt: { logOrigin: string; leafIndex: number; messageHash: string } | null;
+}
+
+/** The POST's body; `link` given: the link form, the envelope's URL in place of the envelope. */
+export function webhookPayload(d: StoredDelivery, logOrigin: string, nowMs: number, link?: string): WebhookPayload {
   const envelope = decodeEnvelope(d.envelope);
   return {
     type: 'message.delivered',
@@ -64,7 +79,7 @@ export function webhookPayload(d: StoredDelivery, logOrigin: string, nowMs: numb
       authenticatedSender: d.authenticatedSender, senderDomain: d.senderDomain, recipients: envelope.recipientAddresses,
       receivedMs: d.receivedMs, size: d.envelope.length,
       receipt: d.logIndex === null ? null : { logOrigin, leafIndex: d.logIndex, messageHash: toHex(envelope.messageHash) },
-      envelope: Buffer.from(d.envelope).toString('base64'),
+      ...(link === undefined ? { envelope: Buffer.from(d.envelope).toString('base64') } : { envelopeUrl: link }),
     },
   };
 }
@@ -196,7 +211,8 @@ export class WebhookSender {
       return;
     }
     const now = Date.now();
-    const body = JSON.stringify(webhookPayload(held.delivery, this.deps.logOrigin, now));
+    const link = hook.payload === 'link' ? envelopeUrl(this.deps.httpsOrigin, row.mailbox, row.seq) : undefined;
+    const body = JSON.stringify(webhookPayload(held.delivery, this.deps.logOrigin, now, link));
     const id = webhookId(held.delivery);
     let failure: string | undefined;
     try {

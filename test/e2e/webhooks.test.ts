@@ -5,120 +5,16 @@
 // Every request's signature is checked with the standardwebhooks library's own verifier, and the hook
 // takes each webhook-id once, as a Standard Webhooks consumer does.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
-import { Webhook } from 'standardwebhooks';
-import { selfSigned, signedBy } from '../bridge/dane-pki.ts';
 import { metricsOf, NodeLab, type LabNode } from './lab.ts';
+import { Hook, hookRows, idOf, makeHookedNode, openPosted } from './webhook-lab.ts';
 import { runCli, until } from '../helpers.ts';
-import { openDelivery, profileResolver, readProfile } from '../../gateway/client/index.ts';
-import { decodeEnvelope } from '../../identity/index.ts';
-import { envelopeToWire } from '../../gateway/core/index.ts';
-import type { Delivery__Output } from '../../proto/index.ts';
-import type { WebhookPayload } from '../../gateway/webhooks/index.ts';
-
-type Mode = 'fail' | 'ok' | 'slow' | 'redirect' | 'flood';
-
-interface Seen { id: string; status: number }
-
-/** The hook's server: answers as `mode` says, verifies every request, takes each webhook-id once. */
-class Hook {
-  mode: Mode = 'ok';
-  secret = '';
-  /** Webhook-ids answered 500 whatever the mode. */
-  readonly failing = new Set<string>();
-  readonly seen: Seen[] = [];
-  /** Taken payloads by webhook-id (the first verified arrival of each). */
-  readonly taken = new Map<string, WebhookPayload>();
-  readonly badSignatures: string[] = [];
-  private held: ServerResponse | undefined;
-  server!: Server;
-
-  async start(key: string, cert: string): Promise<number> {
-    this.server = createServer({ key, cert }, (req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
-      const id = String(req.headers['webhook-id']);
-      let payload: WebhookPayload;
-      try {
-        payload = new Webhook(this.secret).verify(body, req.headers as Record<string, string>) as WebhookPayload;
-      } catch (err) {
-        this.badSignatures.push(`${id}: ${(err as Error).message}`);
-        res.writeHead(400).end();
-        return;
-      }
-      const answer = (status: number, headers: Record<string, string> = {}) => {
-        this.seen.push({ id, status });
-        res.writeHead(status, headers).end();
-      };
-      if (this.mode === 'fail' || this.failing.has(id)) return answer(500);
-      if (this.mode === 'redirect') return answer(302, { location: 'http://hooks.test/plain' });
-      const first = !this.taken.has(id);
-      if (first) this.taken.set(id, payload);
-      if (this.mode === 'slow' && first) {
-        // Taken, but answered only once the node has given up on this request and sent it again.
-        this.held = res;
-        this.seen.push({ id, status: 0 });
-        return;
-      }
-      if (this.mode === 'flood') {
-        // A 2xx followed by an answer far larger than anyone reads (20 MiB): the node must stop reading.
-        this.seen.push({ id, status: 200 });
-        res.on('error', () => {});
-        res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        const chunk = Buffer.alloc(64 * 1024, 0x61);
-        let sent = 0;
-        const more = () => {
-          while (sent < 320 && !res.destroyed && res.write(chunk)) sent++;
-          if (sent >= 320 || res.destroyed) res.end();
-          else res.once('drain', () => { sent++; more(); });
-        };
-        more();
-        return;
-      }
-      this.held?.writeHead(200).end();
-      this.held = undefined;
-      answer(200);
-    });
-  }
-
-  attempts(id: string): Seen[] {
-    return this.seen.filter((s) => s.id === id);
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-const idOf = (messageHex: string, seq: number) => `msg_${messageHex}_${seq}`;
 
 describe('webhooks', () => {
   const lab = new NodeLab();
   const hook = new Hook();
   let a: LabNode;
   const bob = { address: 'bob@a.test', mailbox: 'bob' };
-  /** The hook's rows as the store holds them (read beside the running node, as the CLI does). */
-  const rows = () => {
-    const db = new DatabaseSync(join(a.data, 'node.db'), { readOnly: true });
-    try {
-      return db.prepare('SELECT mailbox, seq, state, attempts, last_error FROM webhook_deliveries ORDER BY seq').all() as { seq: number; state: string; attempts: number; last_error: string }[];
-    } finally {
-      db.close();
-    }
-  };
+  const rows = () => hookRows(a);
   const setHook = async () => {
     const set = await lab.cli(['webhooks', 'set', 'bob@a.test', '--url', 'https://hooks.test/in', '--data', a.data]);
     expect(set.secret).toMatch(/^whsec_/);
@@ -127,22 +23,7 @@ describe('webhooks', () => {
   const list = (dead = false) => lab.cli(['webhooks', 'list', ...(dead ? ['--dead'] : []), '--data', a.data]);
 
   beforeAll(async () => {
-    const ca = await selfSigned('Hooks CA', { ca: true });
-    const cert = await signedBy(ca, 'hooks.test');
-    const port = await hook.start(cert.keyPem, cert.pem + ca.pem);
-    const caFile = join(lab.dir.path, 'hooks-ca.pem');
-    writeFileSync(caFile, ca.pem);
-    a = await lab.makeNode('a', 'a.test', {
-      env: {
-        AFTERSMTP_WEBHOOKS__CA_FILES: JSON.stringify([caFile]),
-        AFTERSMTP_WEBHOOKS__HOST_MAP: JSON.stringify({ 'hooks.test': `127.0.0.1:${port}` }),
-        AFTERSMTP_WEBHOOKS__SCAN_MS: '200',
-        AFTERSMTP_WEBHOOKS__TIMEOUT_MS: '4000',
-        AFTERSMTP_WEBHOOKS__RETRY__INITIAL_MS: '50',
-        AFTERSMTP_WEBHOOKS__RETRY__MAX_MS: '400',
-        AFTERSMTP_BRIDGE__SMTP__ENABLED: 'false',
-      },
-    });
+    a = await makeHookedNode(lab, hook, 'a', 'a.test');
     await lab.addMailbox('alice@a.test', a, 'alice');
     await lab.addMailbox('bob@a.test', a, 'bob');
     await lab.start(a);
@@ -168,7 +49,7 @@ describe('webhooks', () => {
     const m1 = await lab.send('alice', a, bob, 'first');
     const m2 = await lab.send('alice', a, bob, 'second');
     await until('both failed twice', async () => (hook.attempts(idOf(m1, 1)).length >= 2 && hook.attempts(idOf(m2, 2)).length >= 2) || undefined);
-    expect((await list())[0]).toMatchObject({ mailbox: 'bob@a.test', url: 'https://hooks.test/in', queued: 2, delivered: 0 });
+    expect((await list())[0]).toMatchObject({ mailbox: 'bob@a.test', url: 'https://hooks.test/in', payload: 'inline', queued: 2, delivered: 0 });
 
     hook.mode = 'ok';
     await until('both taken', async () => (hook.taken.has(idOf(m1, 1)) && hook.taken.has(idOf(m2, 2))) || undefined);
@@ -179,10 +60,10 @@ describe('webhooks', () => {
       const { data } = hook.taken.get(id)!;
       expect(data).toMatchObject({ mailbox: 'bob@a.test', seq, recipients: ['bob@a.test'], authenticatedSender: 'alice@a.test', senderDomain: 'a.test' });
       expect(data.receipt).toMatchObject({ leafIndex: expect.any(Number), logOrigin: expect.any(String) });
-      // The node posts the sealed envelope; the app opens it with the mailbox's key.
-      const profile = readProfile(lab.profile('bob'));
-      const envelope = decodeEnvelope(Buffer.from(data.envelope, 'base64'));
-      const opened = await openDelivery(profile, profileResolver(profile), { seq, envelope: envelopeToWire(envelope), receivedMs: data.receivedMs, authenticatedSender: data.authenticatedSender, senderDomain: data.senderDomain } as Delivery__Output);
+      // The node posts the sealed envelope (a hook's form is inline unless set otherwise); the app opens it with the mailbox's key.
+      if (!('envelope' in data)) throw new Error('an inline hook got no envelope');
+      expect(data).not.toHaveProperty('envelopeUrl');
+      const opened = await openPosted(lab, 'bob', data, Buffer.from(data.envelope, 'base64'));
       expect(opened).toMatchObject({ verified: true, subject, from: 'alice@a.test' });
     }
     expect((await list())[0]).toMatchObject({ queued: 0, delivered: 2, dead: 0 });

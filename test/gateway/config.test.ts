@@ -6,6 +6,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { parseConfig, loadConfig, envOverrides, redactConfig } from '../../gateway/core/index.ts';
+import { nodeHttpsOrigin } from '../../gateway/datadir/index.ts';
 import { tempDir, runCli, startNodeProcess, freePorts } from '../helpers.ts';
 
 describe('config', () => {
@@ -15,6 +16,13 @@ describe('config', () => {
     expect(c.node.didMethod).toBe('key');
     expect(c.limits.maxEnvelopeBytes).toBe(25 * 1024 * 1024);
     expect(c.memory).toEqual({ heapGrowthPercent: 100, idleTrim: true });
+  });
+
+  it('names the node\'s public HTTPS origin as others reach it: a did:web node\'s DID host, else its first domain', () => {
+    const config = parseConfig({ node: { domains: ['Mail.Example.org', 'other.test'] } });
+    expect(nodeHttpsOrigin('did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK', config)).toBe('https://mail.example.org');
+    expect(nodeHttpsOrigin('did:web:node.example.org', config)).toBe('https://node.example.org');
+    expect(nodeHttpsOrigin('did:web:node.example.org%3A8443', config)).toBe('https://node.example.org:8443');
   });
 
   it('rejects unknown keys, naming them', () => {

@@ -368,4 +368,20 @@ describe('storage', () => {
     expect(again.webhooks.of('a@x.test')).toBeUndefined();
     await again.close();
   });
+
+  it('a hook\'s payload form: inline for a new hook unless given, kept when the hook is set again without one, changed with one', async () => {
+    const storage = withTwoMailboxes(join(dir.path, 'webhook-forms.db'));
+    const formAfter = async (payload?: 'inline' | 'link') => {
+      await storage.webhooks.set('a@x.test', 'https://hooks.test/in', 'whsec_AAAA', payload);
+      return storage.webhooks.of('a@x.test')!.payload;
+    };
+    expect(await formAfter()).toBe('inline');
+    expect(await formAfter('link')).toBe('link');
+    expect(await formAfter()).toBe('link');
+    expect(storage.webhooks.list().map((h) => [h.mailbox, h.payload])).toEqual([['a@x.test', 'link']]);
+    expect(await formAfter('inline')).toBe('inline');
+    await storage.webhooks.set('b@x.test', 'https://hooks.test/b', 'whsec_BBBB', 'link');
+    expect(storage.webhooks.of('b@x.test')!.payload).toBe('link');
+    await storage.close();
+  });
 });
