@@ -45,6 +45,7 @@ export async function withStore<T>(flags: Flags, use: (node: StoreReach) => Prom
   const dataDir = dataDirOf(flags);
   const { config } = openNodeFiles(dataDir);
   const storage = new Store(dataPath(dataDir, config.storage.file));
+  storage.rules.configure(config.rules);
   try {
     return await use({ dataDir, config, storage });
   } finally {

@@ -74,7 +74,8 @@ export const rulesCommands: Command[] = [
       'rules add NAME [--when COND ...] --then ACTION --data DIR',
       '(COND: from:ADDR|*@DOMAIN, to:ADDR|*@DOMAIN, direction:smtp-in|smtp-out|federation|local, size>BYTES,',
       ' header:NAME=VALUE (never holds for end-to-end encrypted mail); every COND must hold.',
-      ' ACTION: journal ADDR, hold, redirect ADDR, reject CODE TEXT, tag TEXT; a rule of the same NAME is replaced)',
+      ' ACTION: journal ADDR, hold, redirect ADDR, divert ADDR, reject CODE TEXT, tag TEXT; a rule of the same NAME is replaced;',
+      ' the rules of config.yaml apply first and are changed there only)',
     ],
     run: ({ args, flags }) => withStore(flags, async ({ config, storage }) => {
       const rule: Rule = parsed(() => ({
@@ -82,6 +83,7 @@ export const rulesCommands: Command[] = [
         when: list(flags, 'when').map(parseCondition),
         then: parseAction(need(flags, 'then')),
       }));
+      if (storage.rules.isConfigured(rule.name)) throw new GatewayError('CONFLICT', `rule ${rule.name} is set in config.yaml (rules): change it there`);
       const target = rule.then.kind === 'journal' || rule.then.kind === 'redirect' || rule.then.kind === 'divert' ? rule.then.address : undefined;
       if (target !== undefined && !config.node.domains.includes(domainOf(target))) {
         throw new UsageError(`${rule.then.kind} needs a mailbox of this node (${config.node.domains.join(', ')}), not ${target}`);
@@ -95,10 +97,11 @@ export const rulesCommands: Command[] = [
   {
     name: 'rules list',
     flags: DATA_FLAGS,
-    usage: ['rules list --data DIR', '(in the order they apply)'],
+    usage: ['rules list --data DIR', '(in the order they apply: those of config.yaml first)'],
     run: ({ flags }) => withStore(flags, async ({ storage }) => {
-      const rules = storage.rules.list();
-      out(flags, rules.map(ruleJson), rules.map(describe).join('\n') || '(no rules)');
+      const rules = storage.rules.list().map((r) => ({ rule: r, source: storage.rules.isConfigured(r.name) ? 'config' : 'store' }));
+      out(flags, rules.map(({ rule, source }) => ({ ...ruleJson(rule), source })),
+        rules.map(({ rule, source }) => `${describe(rule)}${source === 'config' ? ' (config.yaml)' : ''}`).join('\n') || '(no rules)');
       return 0;
     }),
   },
@@ -108,6 +111,7 @@ export const rulesCommands: Command[] = [
     flags: DATA_FLAGS,
     usage: ['rules remove NAME --data DIR'],
     run: ({ args, flags }) => withStore(flags, async ({ storage }) => {
+      if (storage.rules.isConfigured(args.NAME!)) throw new GatewayError('CONFLICT', `rule ${args.NAME} is set in config.yaml (rules): remove it there`);
       if (!(await storage.rules.remove(args.NAME!))) throw new GatewayError('NOT_FOUND', `no rule ${printable(args.NAME!)}`);
       out(flags, { event: 'rule-removed', name: args.NAME }, `rule ${args.NAME} removed`);
       return 0;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import YAML from 'yaml';
 import { GatewayError } from './errors.ts';
 import { HTTP2_DEFAULT_WINDOW, HTTP2_MAX_WINDOW } from './grpc-windows.ts';
+import { parseAction, parseCondition, parseRuleName, type Rule } from '../rules/index.ts';
 
 const hostPort = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
@@ -299,6 +300,23 @@ export const configSchema = z.strictObject({
     /** Test setups only: hook URL host -> `host:port` to connect to (the name checked stays the URL's). */
     hostMap: z.record(z.string(), z.string()).default({}),
   }).prefault({}),
+  /**
+   * Compliance rules (docs/OPERATIONS.md "Compliance rules"), written as `aftersmtp rules add` takes them
+   * (`when: ['to:*@example.test']`, `then: 'journal archive@example.test'`). They apply in this order,
+   * before the rules `rules add` keeps in the store, and only a change of this file changes them.
+   */
+  rules: z.array(z.strictObject({
+    name: z.string(),
+    when: z.array(z.string()).default([]),
+    then: z.string(),
+  }).transform((r, ctx): Rule => {
+    try {
+      return { name: parseRuleName(r.name), when: r.when.map(parseCondition), then: parseAction(r.then) };
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `rule ${JSON.stringify(r.name)}: ${(err as Error).message}` });
+      return z.NEVER;
+    }
+  })).default([]).refine((rules) => new Set(rules.map((r) => r.name)).size === rules.length, { message: 'two rules have the same name' }),
   admin: z.strictObject({
     /** SHA-256 (hex) of the admin API token; set by `aftersmtp init`. */
     tokenSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),

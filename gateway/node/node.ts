@@ -111,6 +111,7 @@ export class AfterSmtpNode {
     if (modes.fixed.length > 0) this.log.warn({ fixed: modes.fixed }, 'files of the node were open to other users: removed group and other permissions');
     if (modes.failed.length > 0) this.log.error({ failed: modes.failed }, 'files of the node are open to other users and their modes could not be changed');
     this.storage = new Store(dataPath(opts.dataDir, config.storage.file), { maxBatch: config.storage.maxBatch, durability: 'deferred', maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes });
+    this.storage.rules.configure(config.rules);
     // Trusted for did:web: the system's roots and any configured CAs for every host; this node's own CA
     // only for the node's own names (its key sits in the data directory; a CA made before it carried
     // name constraints would otherwise vouch for any host).
@@ -182,6 +183,7 @@ export class AfterSmtpNode {
 
   private async startServices(): Promise<ReadyInfo> {
     const { config } = this;
+    this.checkConfiguredRules();
     await this.repairLedger();
     this.verifier.start();
     const { proto, packageDefinition } = loadProto();
@@ -436,6 +438,19 @@ export class AfterSmtpNode {
       },
     });
     this.resolver.register(this.keys.document);
+  }
+
+  /**
+   * A rule of config.yaml that copies or sends mail to a mailbox needs that mailbox on this node: without
+   * it every message the rule matches would be refused, so the node does not start.
+   */
+  private checkConfiguredRules(): void {
+    for (const rule of this.config.rules) {
+      const then = rule.then;
+      if ((then.kind === 'journal' || then.kind === 'redirect' || then.kind === 'divert') && !this.storage.mailboxes.byAddress(then.address)) {
+        throw new GatewayError('CONFIG_INVALID', `rule ${rule.name} of config.yaml (rules) ${then.kind}s mail to ${then.address}, which has no mailbox on this node (aftersmtp mailbox add)`);
+      }
+    }
   }
 
   /**

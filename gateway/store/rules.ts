@@ -113,12 +113,26 @@ export class RuleRepository {
   list(): Rule[] {
     const now = performance.now();
     if (this.cached && now - this.cached.at < RULES_REREAD_MS) return this.cached.rules;
-    const rules = this.stmts.list.all().map((r) => ({ name: r.name, ...(JSON.parse(r.rule) as Omit<Rule, 'name'>) }));
+    const stored = this.stmts.list.all().map((r) => ({ name: r.name, ...(JSON.parse(r.rule) as Omit<Rule, 'name'>) }));
+    // A stored rule under a configured rule's name (added before the file named it) gives way to it.
+    const rules = [...this.configured, ...stored.filter((r) => !this.configured.some((c) => c.name === r.name))];
     this.cached = { rules, at: now };
     return rules;
   }
 
   private cached?: { rules: Rule[]; at: number };
+  private configured: Rule[] = [];
+
+  /** The rules of config.yaml (`rules`): listed first, before the stored ones; the CLI cannot change them. */
+  configure(rules: Rule[]): void {
+    this.configured = rules;
+    this.cached = undefined;
+  }
+
+  /** Whether a rule of that name comes from config.yaml. */
+  isConfigured(name: string): boolean {
+    return this.configured.some((r) => r.name === name);
+  }
 
   set(rule: Rule): Promise<void> {
     return this.engine.write(() => {

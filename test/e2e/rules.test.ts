@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { tempDir, initNodeWithMailboxes, runCli, startNodeProcess, jsonLines, receiveMail, until, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 
@@ -99,6 +100,37 @@ describe('compliance rules from the command line', { timeout: 120_000 }, () => {
     const report = JSON.parse(await cli(['verify', bundle, '--profile', bob, '--node', node.ready.grpc, '--json']));
     expect(report.steps.find((s: { name: string }) => s.name === 'leaf')).toMatchObject({ status: 'ok', detail: expect.stringContaining('audit') });
     expect(report.steps.find((s: { name: string }) => s.name === 'inclusion')).toMatchObject({ status: 'ok' });
+  });
+
+  it('takes rules from config.yaml: checked at load, applied first, listed as such, changed only there; a missing mailbox stops the start', async () => {
+    const file = join(data, 'config.yaml');
+    const original = readFileSync(file, 'utf8');
+    const withRules = (rules: unknown) => {
+      const config = YAML.parse(original);
+      config.rules = rules;
+      writeFileSync(file, YAML.stringify(config));
+    };
+    try {
+      withRules([{ name: 'bad', when: ['subject:x'], then: 'hold' }]);
+      const refused = await runCli(['rules', 'list', '--data', data]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/rule "bad": unknown condition "subject:x"/);
+      withRules([{ name: 'archive', then: 'journal nobody@example.test' }]);
+      await expect(startNodeProcess(data)).rejects.toThrow(/rule archive of config.yaml \(rules\) journals mail to nobody@example.test, which has no mailbox/);
+
+      withRules([{ name: 'mark', when: ['to:bob@example.test'], then: 'tag from-config' }, { name: 'legal', when: ['from:nobody@example.test'], then: 'hold' }]);
+      const listed = JSON.parse(await cli(['rules', 'list', '--data', data, '--json']));
+      expect(listed.map((r: { name: string; source: string }) => [r.name, r.source])).toEqual([['mark', 'config'], ['legal', 'config']]);
+      expect((await runCli(['rules', 'remove', 'mark', '--data', data])).stderr).toMatch(/set in config.yaml/);
+      expect((await runCli(['rules', 'add', 'mark', '--then', 'hold', '--data', data])).stderr).toMatch(/set in config.yaml/);
+      node = await startNodeProcess(data);
+      const sent = JSON.parse(await cli(['send', '--profile', alice, '--node', node.ready.grpc, '--to', 'bob@example.test', '--subject', 'configured', '--body', 'x', '--json']));
+      const got = jsonLines(await cli(['subscribe', '--profile', bob, '--node', node.ready.grpc, '--count', '1', '--json']));
+      expect(got.find((m) => m.messageId === sent.messageId)).toMatchObject({ subject: 'configured', labels: ['from-config'] });
+    } finally {
+      await stop();
+      writeFileSync(file, original);
+    }
   });
 });
 
