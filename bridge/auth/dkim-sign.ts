@@ -62,6 +62,8 @@ export interface DkimDnsRecordOptions {
   algorithm: DkimKeyAlgorithm;
   /** The p= value (DkimKey.publicKeyDnsValue), a public or private key PEM, or a KeyObject. */
   publicKey: string | KeyObject;
+  /** The service types the key is for (s=, RFC 6376 §3.6.1); none: all of them. */
+  services?: readonly string[];
 }
 
 /**
@@ -74,7 +76,7 @@ export function dkimDnsRecord(opts: DkimDnsRecordOptions): { name: string; value
   const key = readPublicKey(opts.publicKey, opts.algorithm);
   return {
     name: `${opts.selector}._domainkey.${opts.domain}`,
-    value: `v=DKIM1; k=${opts.algorithm}; p=${publicKeyDnsValue(key)}`,
+    value: `v=DKIM1; k=${opts.algorithm}; ${opts.services?.length ? `s=${opts.services.join(':')}; ` : ''}p=${publicKeyDnsValue(key)}`,
   };
 }
 

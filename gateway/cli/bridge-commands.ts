@@ -152,11 +152,11 @@ export const bridgeCommands: Command[] = [
       const dataDir = dataDirOf(flags);
       const config = loadConfig(dataDir);
       // The bridge (and the node's SMTP side) load only for the commands that need them.
-      const [{ publishedDkimKeys }, { dkimDnsRecord }] = await Promise.all([import('../smtp/index.ts'), import('../../bridge/index.ts')]);
+      const { publishedDkimKeys, nodeDkimRecord } = await import('../smtp/index.ts');
       const records = publishedDkimKeys(config, dataDir).map((k) => ({
         ...(k.retiredAt ? { retiredAt: k.retiredAt } : { signing: true }),
         domain: k.domain, selector: k.selector, algorithm: k.algorithm,
-        ...dkimDnsRecord({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, publicKey: k.privateKeyPem }),
+        ...nodeDkimRecord(k),
       }));
       // Zone-file lines: a TXT character-string holds at most 255 octets, so long values are split.
       const text = records.map((r) => `${r.name}. IN TXT ${(r.value.match(/.{1,255}/g) ?? []).map((part) => `"${part}"`).join(' ')}`).join('\n');

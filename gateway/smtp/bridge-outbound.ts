@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
-import { createSmtpOutbound, refreshStsPolicy, Srs, type DkimSigner, type SmtpNextHop, type StsFetchOptions } from '../../bridge/index.ts';
+import { createSmtpOutbound, dkimDnsRecord, refreshStsPolicy, Srs, type DkimSigner, type SmtpNextHop, type StsFetchOptions } from '../../bridge/index.ts';
 import type { DidResolver } from '../../identity/index.ts';
 import { dataPath, smtpHostname, writeSecretFile, type NodeConfig } from '../core/index.ts';
 import { hostAddresses, type DnsPacketResolver } from '../dns/index.ts';
@@ -46,6 +46,16 @@ export function publishedDkimKeys(config: NodeConfig, dataDir: string, nowMs = D
     .filter((k) => !k.retiredAt || Date.parse(k.retiredAt) + graceMs > nowMs)
     .map((k) => ({ ...readDkimKey(dataDir, k), ...(k.retiredAt ? { retiredAt: k.retiredAt } : {}) }));
 }
+
+/**
+ * The TXT record of one of the node's DKIM keys. Its keys sign the node's TLS reports too, and RFC 8460 §3
+ * asks receivers to ignore a report whose key does not list the tlsrpt service: each lists email and tlsrpt.
+ */
+export function nodeDkimRecord(k: DkimSigner): { name: string; value: string } {
+  return dkimDnsRecord({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, publicKey: k.privateKeyPem, services: DKIM_SERVICES });
+}
+
+export const DKIM_SERVICES = ['email', 'tlsrpt'] as const;
 
 /**
  * The node's Sender Rewriting Scheme: its secret file (made here for a node created before forwarding

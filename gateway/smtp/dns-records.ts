@@ -3,9 +3,9 @@
 // and `aftersmtp dns check` (whether it is published right), so they cannot disagree.
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dkimDnsRecord, type BridgeSecureResolver } from '../../bridge/index.ts';
+import type { BridgeSecureResolver } from '../../bridge/index.ts';
 import { dataPath, smtpHostname, type NodeConfig } from '../core/index.ts';
-import { publishedDkimKeys } from './bridge-outbound.ts';
+import { DKIM_SERVICES, nodeDkimRecord, publishedDkimKeys } from './bridge-outbound.ts';
 import { hostedStsPolicy } from './mta-sts-host.ts';
 
 export type RecordKind = 'mx' | 'spf' | 'dkim' | 'dmarc' | 'mta-sts' | 'tls-rpt' | 'tlsa' | 'aftersmtp' | 'did-web';
@@ -46,7 +46,7 @@ export function expectedDnsRecords(config: NodeConfig, dataDir: string, did: str
       { domain, kind: 'mx', name: domain, type: 'MX', value: `10 ${mxHost}`, note: 'mail for the domain comes to the node' },
       { domain, kind: 'spf', name: domain, type: 'TXT', value: 'v=spf1 mx -all', note: 'the node sends from the address of its MX host; add the addresses it sends from if they differ' },
       ...keys.filter((k) => k.domain === domain).map((k): ExpectedRecord => {
-        const r = dkimDnsRecord({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, publicKey: k.privateKeyPem });
+        const r = nodeDkimRecord(k);
         const note = k.retiredAt ? `${k.algorithm} key ${k.selector}, retired ${k.retiredAt.slice(0, 10)}: keep it published until the grace period ends` : `${k.algorithm} key ${k.selector}`;
         return { domain, kind: 'dkim', name: r.name, type: 'TXT', value: r.value, note };
       }),
@@ -109,7 +109,10 @@ async function checkOne(r: ExpectedRecord, resolver: Pick<BridgeSecureResolver, 
     case 'spf':
       return /(^|\s)[+]?mx(\s|$)/i.test(found[0]!) || found[0] === r.value ? result('ok', found) : result('wrong', found, 'it does not allow the MX host (no "mx" mechanism)');
     case 'dkim':
-      return have.get('p') === want.get('p') ? result('ok', found) : result('wrong', found, have.get('p') ? 'it publishes another key' : 'it has no key (p=)');
+      if (have.get('p') !== want.get('p')) return result('wrong', found, have.get('p') ? 'it publishes another key' : 'it has no key (p=)');
+      // Without tlsrpt among its services, receivers ignore the TLS reports this key signs (RFC 8460 §3).
+      if (!(have.get('s') ?? '').split(':').map((t) => t.trim()).includes('tlsrpt')) return result('wrong', found, `its services (s=) leave out tlsrpt: publish s=${DKIM_SERVICES.join(':')}`);
+      return result('ok', found);
     case 'dmarc':
       if (!have.get('p')) return result('wrong', found, 'no policy (p=)');
       return have.get('rua') ? result('ok', found) : result('wrong', found, 'no rua: nobody receives aggregate reports');

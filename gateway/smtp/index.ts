@@ -2,7 +2,7 @@
 // acceptance path.
 export { SmtpBridge } from './bridge-inbound.ts';
 export { bridgeErrorFor, type SmtpHandler } from './smtp-handler.ts';
-export { createSmtpSending, dkimSigners, nodeSrs, publishedDkimKeys, smtpNextHop, type SmtpSending } from './bridge-outbound.ts';
+export { createSmtpSending, dkimSigners, nodeDkimRecord, nodeSrs, publishedDkimKeys, smtpNextHop, DKIM_SERVICES, type SmtpSending } from './bridge-outbound.ts';
 export { SmtpAgent, type SmtpAgentOptions } from './smtp-agent.ts';
 export { hostedStsPolicy, stsPolicyDomain, STS_POLICY_PATH, type HostedStsPolicy } from './mta-sts-host.ts';
 export { checkDnsRecords, expectedDnsRecords, type CheckStatus, type ExpectedRecord, type RecordCheck, type RecordKind } from './dns-records.ts';

@@ -375,11 +375,15 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 10,
     change: 'rules hold queued recipients too (held_deliveries.transport: the agent a released recipient is queued '
-      + 'for), and a webhook may post a link to the envelope instead of the envelope (webhooks.payload)',
+      + 'for), a webhook may post a link to the envelope instead of the envelope (webhooks.payload), and a failed '
+      + 'recipient is marked until its failure notice is stored (outbound.noticed)',
     up(db) {
       // '' = a mailbox's delivery; relay | smtp = a queued recipient, whose address the mailbox column holds
       if (!hasColumn(db, 'held_deliveries', 'transport')) db.exec(`ALTER TABLE held_deliveries ADD COLUMN transport TEXT NOT NULL DEFAULT ''`);
       if (!hasColumn(db, 'webhooks', 'payload')) db.exec(`ALTER TABLE webhooks ADD COLUMN payload TEXT NOT NULL DEFAULT 'inline'`); // inline | link
+      // 0: failed, and the sender's failure notice (or the node's bounce) is not stored yet: a crash between
+      // the two sends it at the next start. Rows from before failed with their notice sent.
+      if (!hasColumn(db, 'outbound', 'noticed')) db.exec('ALTER TABLE outbound ADD COLUMN noticed INTEGER NOT NULL DEFAULT 1');
     },
   },
 ];

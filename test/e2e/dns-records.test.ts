@@ -50,7 +50,8 @@ describe('dns records and dns check', () => {
       switch (r.kind) {
         case 'mx': return zoneLine({ ...r, value: '10 other.bad.test' }, 'bad.test');
         case 'spf': return '@ IN TXT "v=spf1 ip4:192.0.2.1 -all"';
-        case 'dkim': return r.value.includes('k=rsa') ? zoneLine({ ...r, value: r.value.replace(/p=.{8}/, 'p=AAAAAAAA') }, 'bad.test') : '';
+        // The RSA key altered; the Ed25519 one right but without the tlsrpt service its reports need.
+        case 'dkim': return zoneLine({ ...r, value: r.value.includes('k=rsa') ? r.value.replace(/p=.{8}/, 'p=AAAAAAAA') : r.value.replace(/s=[^;]*; /, '') }, 'bad.test');
         case 'dmarc': return '_dmarc IN TXT "v=DMARC1; p=none"';
         case 'mta-sts': return '_mta-sts IN TXT "v=STSv1; id=old1"';
         case 'tls-rpt': return ['_smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:a@bad.test"', '_smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:b@bad.test"'].join('\n');
@@ -92,7 +93,11 @@ describe('dns records and dns check', () => {
     expect(of('mx')).toMatchObject({ status: 'wrong', problem: 'no MX names mx.bad.test' });
     expect(of('spf')).toMatchObject({ status: 'wrong', problem: expect.stringContaining('no "mx" mechanism') });
     const dkim = rows.filter((c) => c.kind === 'dkim');
-    expect(dkim.map((c) => c.status).sort()).toEqual(['missing', 'wrong']); // the RSA key altered, the Ed25519 one absent
+    expect(dkim.map((c) => [c.status, c.problem])).toEqual(expect.arrayContaining([
+      ['wrong', 'it publishes another key'],
+      ['wrong', 'its services (s=) leave out tlsrpt: publish s=email:tlsrpt'],
+    ]));
+    expect(goodRecords.filter((r) => r.kind === 'dkim').every((r) => /^v=DKIM1; k=(rsa|ed25519); s=email:tlsrpt; p=/.test(r.value))).toBe(true);
     expect(of('dmarc')).toMatchObject({ status: 'wrong', problem: expect.stringContaining('no rua') });
     expect(of('mta-sts')).toMatchObject({ status: 'wrong', problem: expect.stringMatching(/^id old1; the policy served now has id [0-9a-f]{20}$/) });
     expect(of('tls-rpt')).toMatchObject({ status: 'wrong', problem: '2 records; exactly one is allowed' });

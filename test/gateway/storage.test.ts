@@ -192,7 +192,7 @@ describe('storage', () => {
     await storage.close();
     // Rewrite the outbound tables as version 1 laid them out: clustered on the random key (WITHOUT ROWID).
     const old = new DatabaseSync(file);
-    old.exec('ALTER TABLE outbound DROP COLUMN transport'); // layout 7's
+    old.exec('ALTER TABLE outbound DROP COLUMN transport; ALTER TABLE outbound DROP COLUMN noticed'); // layouts 7 and 10
     for (const table of ['outbound_envelopes', 'outbound']) {
       const { sql } = old.prepare(`SELECT sql FROM sqlite_schema WHERE name = ?`).get(table) as { sql: string };
       old.exec(`CREATE TABLE ${table}_v1 ${sql.slice(sql.indexOf('('))}, WITHOUT ROWID; INSERT INTO ${table}_v1 SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_v1 RENAME TO ${table};`);
