@@ -145,10 +145,13 @@ export class SmtpAgent implements DeliveryAgent {
    * header conditions hold). A reject fails the recipients it names with the rule's text; a hold (or a
    * divert) takes them out of the queue until released, once: a released recipient is not held again; a
    * redirect counts them delivered and gives the rule's mailbox a copy instead; journal and divert copies go
-   * to their mailboxes; a tag becomes an X-AfterSMTP-Tag field (added before DKIM signing).
+   * to their mailboxes; a tag becomes an X-AfterSMTP-Tag field (added before DKIM signing), as does each
+   * label a rule put on the message when it was accepted.
    */
   private outboundRules(batch: DeliveryBatch, sender: string, data: Buffer): OutboundRuling {
-    const none: OutboundRuling = { data, triggered: false, settled: [], copies: [], audit: [] };
+    // Labels rules put on the message when it was accepted leave with it as header fields too.
+    const accepted = this.opts.storage.rules.anyLabels() ? this.opts.storage.rules.tagsOf(batch.envelope.messageId).map((t) => t.tag) : [];
+    const none: OutboundRuling = { data: withTags(data, accepted), triggered: false, settled: [], copies: [], audit: [] };
     const rules = this.opts.storage.rules.list().filter((r) => r.when.some((c) => c.kind === 'direction' && c.direction === 'smtp-out'));
     if (rules.length === 0) return none;
     const decision = decide(rules, { from: sender, to: batch.items.map((i) => i.recipient), direction: 'smtp-out', size: data.length, headers: readHeaders(data) });
@@ -183,8 +186,7 @@ export class SmtpAgent implements DeliveryAgent {
     for (const [mailbox, rule] of decision.journal) copies.push({ mailbox, rule, action: kindOf.get(rule)! });
     // A tag acts on every attempt (the field goes out with the message), audited on the first only.
     if (batch.items.some((i) => i.attempts === 0)) for (const [, rule] of decision.tags) audit.push({ rule, action: 'tag' });
-    const tags = [...decision.tags.keys()].map((t) => `X-AfterSMTP-Tag: ${t}\r\n`).join('');
-    return { data: tags ? Buffer.concat([Buffer.from(tags, 'utf8'), data]) : data, triggered: true, settled, copies, audit };
+    return { data: withTags(data, [...new Set([...accepted, ...decision.tags.keys()])]), triggered: true, settled, copies, audit };
   }
 
   /**
@@ -229,6 +231,11 @@ export class SmtpAgent implements DeliveryAgent {
   async stop(): Promise<void> {
     await this.opts.outbound.close();
   }
+}
+
+/** The message with an X-AfterSMTP-Tag field per label, first (before DKIM signs it). */
+function withTags(data: Buffer, tags: readonly string[]): Buffer {
+  return tags.length ? Buffer.concat([Buffer.from(tags.map((t) => `X-AfterSMTP-Tag: ${t}\r\n`).join(''), 'utf8'), data]) : data;
 }
 
 /** What the smtp-out rules make of one attempt. */

@@ -244,8 +244,9 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
     }
   });
 
-  it('holds a remote recipient when the mail is accepted (a rule without a direction): never queued until released; an expired hold never leaves, and the sender hears nothing', async () => {
+  it('holds a remote recipient when the mail is accepted (a rule without a direction): never queued until released; an expired hold never leaves, and the sender hears nothing; its labels leave as fields', async () => {
     await cli(['rules', 'add', 'hold-hank', '--when', 'to:hank@legacy.test', '--then', 'hold', '--data', data]);
+    await cli(['rules', 'add', 'mark-hank', '--when', 'to:hank@legacy.test', '--then', 'tag kept for review', '--data', data]);
     try {
       const kept = await send(['hank@legacy.test'], 'for hank');
       const dropped = await send(['hank@legacy.test'], 'never for hank');
@@ -255,12 +256,14 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
       await cli(['hold', 'release', kept.messageId, '--data', data]);
       const got = await until('hank served', async () => receivedBy('hank@legacy.test')[0]);
       expect(got.data.toString()).toMatch(/^Subject: for hank\r$/m);
+      expect(got.data.toString()).toMatch(/^X-AfterSMTP-Tag: kept for review\r$/m); // a label put on at acceptance leaves as a field
       await until('settled', async () => ((await held()).length === 0 || undefined));
       expect(receivedBy('hank@legacy.test')).toHaveLength(1);
       expect((await queued()).filter((q) => q.recipient === 'hank@legacy.test').map((q) => [q.messageId, q.state])).toEqual([[kept.messageId, 'delivered']]);
-      expect(await audits(dropped.messageHash)).toEqual([['hold-hank', 'expire'], ['hold-hank', 'hold']]);
+      expect(await audits(dropped.messageHash)).toEqual([['hold-hank', 'expire'], ['hold-hank', 'hold'], ['mark-hank', 'tag']]);
     } finally {
       await cli(['rules', 'remove', 'hold-hank', '--data', data]);
+      await cli(['rules', 'remove', 'mark-hank', '--data', data]);
     }
   });
 });
