@@ -244,6 +244,24 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
     }
   });
 
+  it('diverts as the mail leaves: the reviewer gets the message as it left, the recipient is held until the reviewer releases it', async () => {
+    await cli(['rules', 'add', 'screen-ivan', '--when', 'direction:smtp-out', '--when', 'to:ivan@legacy.test', '--then', 'divert review@a.test', '--data', data]);
+    try {
+      const sent = await send(['ivan@legacy.test'], 'screened');
+      const [copy] = await receiveMail(join(dir.path, 'review.json'), node.ready.grpc, 1, 30_000);
+      expect(Buffer.from(copy!.body!).toString()).toMatch(/^Subject: screened\r$/m);
+      expect((await held()).map((h) => [h.messageId, h.mailbox, h.transport, h.rule])).toEqual([[sent.messageId, 'ivan@legacy.test', 'smtp', 'screen-ivan']]);
+      expect(receivedBy('ivan@legacy.test')).toEqual([]);
+      const released = JSON.parse(await cli(['review', 'release', sent.messageId, '--profile', join(dir.path, 'review.json'), '--node', node.ready.grpc, '--json']));
+      expect(released).toMatchObject({ released: 1 });
+      const got = await until('ivan served', async () => receivedBy('ivan@legacy.test')[0]);
+      expect(got.data.toString()).toMatch(/^Subject: screened\r$/m);
+      expect(await audits(sent.messageHash)).toEqual([['label-out', 'tag'], ['label-out', 'tag'], ['screen-ivan', 'divert'], ['screen-ivan', 'release']]);
+    } finally {
+      await cli(['rules', 'remove', 'screen-ivan', '--data', data]);
+    }
+  });
+
   it('holds a remote recipient when the mail is accepted (a rule without a direction): never queued until released; an expired hold never leaves, and the sender hears nothing; its labels leave as fields', async () => {
     await cli(['rules', 'add', 'hold-hank', '--when', 'to:hank@legacy.test', '--then', 'hold', '--data', data]);
     await cli(['rules', 'add', 'mark-hank', '--when', 'to:hank@legacy.test', '--then', 'tag kept for review', '--data', data]);

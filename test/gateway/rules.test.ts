@@ -212,6 +212,24 @@ describe('rules on a node', () => {
     });
   });
 
+  it('divert on an app\'s mail: held from bob, the reviewer\'s sealed copy delivered, released to bob; the sender is answered about bob alone', async () => {
+    await withRules([rule('screen-app', ['to:bob@example.test', 'direction:local'], 'divert review@example.test')], async () => {
+      await expect(appSend({ to: ['bob@example.test'], subject: 'screen me' })).rejects.toMatchObject({ details: expect.stringContaining('seal a copy to review@example.test') });
+      const sealed = await sealFor(alice, aliceClients, profileResolver(alice), { to: ['bob@example.test'], bcc: ['review@example.test'], subject: 'screen me', text: 'hi' });
+      const answer = await submit(aliceClients, sealed.envelope);
+      expect(answer.deliveredLocal).toEqual(['bob@example.test']); // no sign of the reviewer or the hold
+      const id = Buffer.from(sealed.messageId).toString('hex');
+      expect(inbox('bob@example.test')).toEqual([]);
+      expect(inbox('review@example.test')).toEqual([id]);
+      expect(node.storage.rules.held().map((h) => [h.mailbox, h.transport, h.rule])).toEqual([['bob@example.test', '', 'screen-app']]);
+      await read(review, 1);
+      expect(await node.storage.rules.ask(Buffer.from(id, 'hex'), 'release')).toBe(1);
+      await until('the release', async () => inbox('bob@example.test').includes(id) || undefined);
+      const [got] = await read(bob, 1);
+      expect(got).toMatchObject({ subject: 'screen me', verified: true });
+    });
+  });
+
   it('a rule that matches nothing changes nothing and logs nothing', async () => {
     await withRules([rule('nobody', ['from:nobody@nowhere.test'], 'reject 550 no')], async () => {
       const audits = node.storage.rules.audits(0).length;
