@@ -11,11 +11,15 @@ export const sendCommands: Command[] = [
     flags: {
       ...APP_FLAGS,
       to: { type: 'string', multiple: true, required: true },
+      bcc: { type: 'string', multiple: true },
       subject: { type: 'string' },
       body: { type: 'string' },
       eml: { type: 'string' },
     },
-    usage: [`send ${APP_USAGE} --to ADDR [--to ADDR ...] --subject S (--body TEXT | --eml FILE)`],
+    usage: [
+      `send ${APP_USAGE} --to ADDR [--to ADDR ...] [--bcc ADDR ...] --subject S (--body TEXT | --eml FILE)`,
+      '(--bcc: a hidden copy, named in no header; what a journal or redirect rule of your node asks for)',
+    ],
     run({ flags }) {
       const body = str(flags, 'body');
       const eml = str(flags, 'eml');
@@ -23,6 +27,7 @@ export const sendCommands: Command[] = [
       return withApp(flags, async ({ profile, clients, resolver }) => {
         const sealed = await sealFor(profile, clients, resolver, {
           to: list(flags, 'to'),
+          bcc: list(flags, 'bcc'),
           subject: str(flags, 'subject') ?? '',
           text: body,
           eml: eml ? new Uint8Array(readFileSync(eml)) : undefined,

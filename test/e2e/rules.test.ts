@@ -186,8 +186,9 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
     expect(r.code, `aftersmtp ${args.join(' ')}\n${r.stderr}`).toBe(0);
     return r.stdout;
   };
-  const send = async (to: string[], subject: string): Promise<{ messageId: string; messageHash: string }> => JSON.parse(await cli([
-    'send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, ...to.flatMap((t) => ['--to', t]), '--subject', subject, '--body', 'x', '--json',
+  const send = async (to: string[], subject: string, bcc: string[] = []): Promise<{ messageId: string; messageHash: string; queuedRemote: string[] }> => JSON.parse(await cli([
+    'send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, ...to.flatMap((t) => ['--to', t]), ...bcc.flatMap((b) => ['--bcc', b]),
+    '--subject', subject, '--body', 'x', '--json',
   ]));
   const held = async (): Promise<{ messageId: string; mailbox: string; transport: string; rule: string }[]> => JSON.parse(await cli(['hold', 'list', '--data', data, '--json']));
   const queued = async (): Promise<{ messageId: string; recipient: string; state: string; receipt: string; attempts: number }[]> => JSON.parse(await cli(['queue', 'list', '--data', data, '--node', node.ready.grpc, '--json']));
@@ -259,6 +260,23 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
       expect(await audits(sent.messageHash)).toEqual([['label-out', 'tag'], ['label-out', 'tag'], ['screen-ivan', 'divert'], ['screen-ivan', 'release']]);
     } finally {
       await cli(['rules', 'remove', 'screen-ivan', '--data', data]);
+    }
+  });
+
+  it('redirects a remote recipient when the mail is accepted: the copy the app sealed to the mailbox goes there, nothing over SMTP, the app told of its recipient only', async () => {
+    await cli(['rules', 'add', 'redirect-judy', '--when', 'to:judy@legacy.test', '--then', 'redirect review@a.test', '--data', data]);
+    try {
+      const refused = await runCli(['send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, '--to', 'judy@legacy.test', '--subject', 'x', '--body', 'x']);
+      expect(refused.stderr).toMatch(/seal a copy to review@a\.test/);
+      const sent = await send(['judy@legacy.test'], 'for judy', ['review@a.test']);
+      expect(sent.queuedRemote).toEqual(['judy@legacy.test']);
+      const [copy] = await receiveMail(join(dir.path, 'review.json'), node.ready.grpc, 1, 30_000);
+      expect(copy).toMatchObject({ messageId: sent.messageId, subject: 'for judy', verified: true });
+      expect((await queued()).filter((q) => q.messageId === sent.messageId)).toEqual([]);
+      expect(receivedBy('judy@legacy.test')).toEqual([]);
+      expect(await audits(sent.messageHash)).toEqual([['redirect-judy', 'redirect']]);
+    } finally {
+      await cli(['rules', 'remove', 'redirect-judy', '--data', data]);
     }
   });
 
