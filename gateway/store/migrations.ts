@@ -375,8 +375,9 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 10,
     change: 'rules hold queued recipients too (held_deliveries.transport: the agent a released recipient is queued '
-      + 'for), a webhook may post a link to the envelope instead of the envelope (webhooks.payload), and a failed '
-      + 'recipient is marked until its failure notice is stored (outbound.noticed)',
+      + 'for), a webhook may post a link to the envelope instead of the envelope (webhooks.payload), a failed '
+      + 'recipient is marked until its failure notice is stored (outbound.noticed), and a received report keeps the '
+      + 'domain whose DKIM signature vouched for it (received_reports.signed_by)',
     up(db) {
       // '' = a mailbox's delivery; relay | smtp = a queued recipient, whose address the mailbox column holds
       if (!hasColumn(db, 'held_deliveries', 'transport')) db.exec(`ALTER TABLE held_deliveries ADD COLUMN transport TEXT NOT NULL DEFAULT ''`);
@@ -384,6 +385,9 @@ export const MIGRATIONS: readonly Migration[] = [
       // 0: failed, and the sender's failure notice (or the node's bounce) is not stored yet: a crash between
       // the two sends it at the next start. Rows from before failed with their notice sent.
       if (!hasColumn(db, 'outbound', 'noticed')) db.exec('ALTER TABLE outbound ADD COLUMN noticed INTEGER NOT NULL DEFAULT 1');
+      // The domain whose DKIM signature on a mailed report passed ('' for a POST, or mail without one): the
+      // organization a report names is only its claim.
+      if (!hasColumn(db, 'received_reports', 'signed_by')) db.exec(`ALTER TABLE received_reports ADD COLUMN signed_by TEXT NOT NULL DEFAULT ''`);
     },
   },
 ];

@@ -33,7 +33,7 @@ export class ReceivedReportRepository {
   constructor(engine: StoreEngine) {
     this.engine = engine;
     this.stmts = {
-      add: engine.prepare('INSERT OR IGNORE INTO received_reports VALUES (?,?,?,?,?,?,?,?)'),
+      add: engine.prepare('INSERT OR IGNORE INTO received_reports (kind, organization, report_id, begin_ms, end_ms, summary, via, received_ms) VALUES (?,?,?,?,?,?,?,?)'),
       since: engine.prepare('SELECT * FROM received_reports WHERE kind = ? AND end_ms >= ? ORDER BY begin_ms, organization LIMIT 10000'),
       countSince: engine.prepare('SELECT count(*) AS n FROM received_reports WHERE received_ms >= ?'),
       prune: engine.prepare('DELETE FROM received_reports WHERE received_ms < ?'),
