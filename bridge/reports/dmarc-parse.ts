@@ -1,7 +1,8 @@
-// Reading a received DMARC aggregate report, gzip or plain XML, DMARCbis or RFC 7489: bounded before and while
+// Reading a received DMARC aggregate report, gzip, zip or plain XML, DMARCbis or RFC 7489: bounded before and while
 // it is inflated, parsed without a DTD, and every element checked strictly before it is trusted.
 import { isIP } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { isZip, readZipReport, ZipError } from './zip.ts';
 import type { SpfResult } from '../auth/verify.ts';
 import {
   DISPOSITIONS, DKIM_RESULTS, DMARC_XML_NAMESPACE, DmarcReportError, POLICY_ACTIONS, REASONS, SPF_RESULTS, type DmarcAggregateReport,
@@ -32,10 +33,6 @@ export function isGzip(body: Buffer): boolean {
   return body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b;
 }
 
-function isZip(body: Buffer): boolean {
-  return body.length >= 4 && body.readUInt32LE(0) === 0x04034b50;
-}
-
 function inflate(body: Buffer, maxXmlBytes: number): Buffer {
   try {
     // maxOutputLength makes zlib stop once the output passes the bound: a bomb costs that much, not its size.
@@ -45,6 +42,16 @@ function inflate(body: Buffer, maxXmlBytes: number): Buffer {
       throw new DmarcReportError('TOO_LARGE', `the report inflates past ${maxXmlBytes} bytes`);
     }
     throw new DmarcReportError('NOT_GZIP', `the gzip stream is damaged: ${(err as Error).message}`);
+  }
+}
+
+/** The XML file of a zip archive (the form some reporters send): ZipError codes become the report's. */
+function unzip(body: Buffer, maxXmlBytes: number): Buffer {
+  try {
+    return readZipReport(body, maxXmlBytes);
+  } catch (err) {
+    if (!(err instanceof ZipError)) throw err;
+    throw new DmarcReportError(err.code === 'TOO_LARGE' ? 'TOO_LARGE' : err.code === 'UNSUPPORTED' ? 'UNSUPPORTED_FORMAT' : 'NOT_GZIP', `zip: ${err.message}`);
   }
 }
 
@@ -152,15 +159,15 @@ function readRecord(record: XmlElement, index: number): DmarcReportRecord {
 }
 
 /**
- * A received aggregate report: gzip or plain XML, DMARCbis or RFC 7489. Throws DmarcReportError: TOO_LARGE
- * (over the bounds, checked before and while inflating), NOT_GZIP, UNSUPPORTED_FORMAT (zip), BAD_XML,
+ * A received aggregate report: gzip, zip or plain XML, DMARCbis or RFC 7489. Throws DmarcReportError: TOO_LARGE
+ * (over the bounds, checked before and while inflating), NOT_GZIP (a damaged gzip or zip), UNSUPPORTED_FORMAT
+ * (zip features a report does not use: encryption, zip64, other methods), BAD_XML,
  * INVALID_REPORT.
  */
 export function parseDmarcReport(body: Buffer, limits: DmarcParseLimits = {}): DmarcAggregateReport {
   const bounds = { ...DEFAULT_LIMITS, ...limits };
   if (body.length > bounds.maxCompressedBytes) throw new DmarcReportError('TOO_LARGE', `a report of ${body.length} bytes is over ${bounds.maxCompressedBytes}`);
-  if (isZip(body)) throw new DmarcReportError('UNSUPPORTED_FORMAT', 'zip reports are not read (gzip and plain XML are)');
-  const xml = isGzip(body) ? inflate(body, bounds.maxXmlBytes) : body;
+  const xml = isZip(body) ? unzip(body, bounds.maxXmlBytes) : isGzip(body) ? inflate(body, bounds.maxXmlBytes) : body;
   if (xml.length > bounds.maxXmlBytes) throw new DmarcReportError('TOO_LARGE', `the report's XML is over ${bounds.maxXmlBytes} bytes`);
   let root: XmlElement;
   try {

@@ -9,9 +9,9 @@ export type DmarcReportErrorCode =
   | 'BAD_ARGUMENT'
   /** A received report (compressed, inflated, or the mail carrying it) is over the bound. */
   | 'TOO_LARGE'
-  /** Said to be gzip (by its type or name) but not a gzip stream, or a damaged one. */
+  /** Said to be gzip (by its type or name) but not a gzip stream, or a damaged gzip stream or zip archive. */
   | 'NOT_GZIP'
-  /** A report in a container the bridge does not read (zip). */
+  /** A zip archive using what reports never use (encryption, zip64, a method other than stored or deflate). */
   | 'UNSUPPORTED_FORMAT'
   /** Not well-formed XML, or XML with a DTD, an undefined entity, or over the depth and element bounds. */
   | 'BAD_XML'
