@@ -2,12 +2,15 @@
 // process is made to exit (code 137, as if killed) at one of two points by its test fault
 // (TEST_FAULT_QUEUE_NOTICE): right after the failure is recorded, or right after the notice is stored and
 // before it is marked so. After a restart without the fault the sender holds exactly one notice naming
-// the recipient, and the queue still says failed: nothing lost, nothing twice.
+// the recipient (or, for a forward, the original sender gets one bounce), and the queue still says
+// failed: nothing lost, nothing twice.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { initNodeWithMailboxes, jsonLines, receiveMail, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
+import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
+import nodemailer from 'nodemailer';
 import { deliveryStatus } from './outbound-lab.ts';
 
 interface OutboundRow { state: string; noticed: number; last_error: string }
@@ -108,4 +111,80 @@ describe('a failure notice and a crash', () => {
     expect(deliveryStatus(notice!).replace(/\r\n[ \t]+/g, ' ')).toMatch(/^Diagnostic-Code: smtp; 550 5\.1\.1 no such user\r$/m);
     expect(await queueState(id, 'left@legacy.test')).toBe('failed');
   }, 60_000);
+});
+
+// The node's own bounce of a forward that failed: the same two crash points, the bounce to the original
+// sender sent once.
+describe('a forward\'s bounce and a crash', () => {
+  const dir = tempDir('bounce-crash-');
+  let node: RunningNode | undefined;
+  let receiver: Receiver;
+  let dns: TestDnsServer;
+  let data: string;
+
+  const start = async (fault?: string) => {
+    node = await startNodeProcess(data, { AFTERSMTP_DNS__SERVERS: JSON.stringify([dns.address]), ...(fault ? { TEST_FAULT_QUEUE_NOTICE: fault } : {}) });
+  };
+  const noticed = (recipient: string) => {
+    const db = new DatabaseSync(join(data, 'node.db'), { readOnly: true });
+    try {
+      return (db.prepare('SELECT noticed FROM outbound WHERE recipient = ?').get(recipient) as { noticed: number } | undefined)?.noticed;
+    } finally {
+      db.close();
+    }
+  };
+  const bouncesTo = (address: string) => receiver.messages.filter((m) => m.mailFrom === '' && m.rcpts.some((r) => r.address === address));
+  /** Mail from `from` at origin.test to `to`, a forwarding address of the node whose target refuses it. */
+  const sendInbound = async (from: string, to: string) => {
+    const smtp = (node!.ready as { smtp?: string }).smtp!;
+    const transport = nodemailer.createTransport({ host: smtp.slice(0, smtp.lastIndexOf(':')), port: Number(smtp.slice(smtp.lastIndexOf(':') + 1)), secure: false, ignoreTLS: true, name: 'mta.origin.test' });
+    try {
+      await transport.sendMail({ envelope: { from, to: [to] }, from, to, subject: `from ${from}`, text: 'x' });
+    } finally {
+      transport.close();
+    }
+  };
+
+  beforeAll(async () => {
+    dns = await startDnsServer([
+      { type: 'TXT', name: 'origin.test', data: 'v=spf1 ip4:127.0.0.1 -all' },
+      { type: 'TXT', name: '_dmarc.origin.test', data: 'v=DMARC1; p=reject' },
+    ]);
+    receiver = await startReceiver({ refuseRcpt: { 'gone@far.test': [550, '5.1.1 no such user here'], 'lost@far.test': [550, '5.1.1 no such user here'] } });
+    data = (await initNodeWithMailboxes(dir.path, 'a.test')).data;
+    expect((await runCli(['route', 'add', '*', '--endpoint', `smtp://127.0.0.1:${receiver.port}?tls=may`, '--data', data])).code).toBe(0);
+    expect((await runCli(['mailbox', 'forward', 'bob@a.test', '--to', 'gone@far.test', '--data', data])).code).toBe(0);
+    expect((await runCli(['mailbox', 'forward', 'alice@a.test', '--to', 'lost@far.test', '--data', data])).code).toBe(0);
+  });
+  afterAll(async () => {
+    node?.child.kill('SIGKILL');
+    await node?.exited;
+    await receiver?.close();
+    await dns?.close();
+    dir.cleanup();
+  });
+
+  for (const [fault, from, to, target] of [
+    ['failed-recorded', 'erin@origin.test', 'bob@a.test', 'gone@far.test'],
+    ['notice-stored', 'fred@origin.test', 'alice@a.test', 'lost@far.test'],
+  ] as const) {
+    it(`killed at ${fault}: after the restart the original sender gets one bounce`, async () => {
+      await start(fault);
+      await sendInbound(from, to);
+      expect(await node!.exited).toBe(137);
+      node = undefined;
+      expect(noticed(target)).toBe(0);
+      await start();
+      await until('the failure marked noticed', async () => (noticed(target) === 1 ? true : undefined));
+      await until('the bounce delivered', async () => (bouncesTo(from).length ? true : undefined));
+      // The bounce's own queue record is delivered: nothing else of it is on its way.
+      await until('the bounce finished', async () => (await runCli(['queue', 'list', '--data', data, '--json']).then((r) =>
+        (JSON.parse(r.stdout) as { recipient: string; state: string }[]).every((i) => i.recipient !== from || i.state === 'delivered') ? true : undefined)));
+      expect(bouncesTo(from)).toHaveLength(1);
+      expect(bouncesTo(from)[0]!.data.toString()).toMatch(new RegExp(`^Final-Recipient: rfc822; ${target.replace('.', '\\.')}\\r$`, 'm'));
+      node!.child.kill('SIGTERM');
+      await node!.exited;
+      node = undefined;
+    }, 60_000);
+  }
 });
