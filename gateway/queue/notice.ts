@@ -1,7 +1,7 @@
 // Delivery failure notices: when recipients fail for good (a permanent refusal, or expiry), the sender's
 // mailbox gets one AfterSMTP message from the node's postmaster, shaped as an RFC 3464 delivery status
 // notification so mail clients show it as a bounce.
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Envelope } from '../../identity/index.ts';
 import { acceptEnvelope, sealAsNode, type AcceptDeps } from '../accept/index.ts';
 import { buildDsn } from '../../bridge/index.ts';
@@ -46,6 +46,17 @@ const MAX_DIAGNOSTIC = 200;
 
 export interface FailedRecipient { address: string; code: string; report?: FailureReport }
 
+/**
+ * The message id of the notice (or the node's bounce) about these failed recipients of one message: the
+ * same whenever it is made, so one made again after a crash is found already stored (the replay set knows
+ * the id) instead of reaching the sender twice.
+ */
+export function failureNoticeId(original: Uint8Array, addresses: string[]): Uint8Array {
+  const hash = createHash('sha256').update('aftersmtp-failure-notice\n').update(original);
+  for (const address of [...addresses].sort()) hash.update(`\n${address}`);
+  return new Uint8Array(hash.digest().subarray(0, 16));
+}
+
 export class FailureNotices {
   private readonly deps: NoticeDeps;
 
@@ -61,7 +72,8 @@ export class FailureNotices {
    * One notice for the failed recipients of one message, sealed to the sender's mailbox key: an RFC 3464
    * report, honouring what an SMTP client asked (NOTIFY=NEVER or without FAILURE: none; RET; ENVID; ORCPT).
    * `original` is the message as it was sent, when the node could read it (SMTP); relayed mail was sealed
-   * to its recipients, so its notice returns nothing of it.
+   * to its recipients, so its notice returns nothing of it. Resolves once the notice is stored (or was
+   * already), or none is due.
    */
   async send(sender: string, original: Envelope, failed: FailedRecipient[], returned?: Buffer): Promise<void> {
     const mailbox = this.deps.storage.mailboxes.byAddress(sender);
@@ -72,10 +84,12 @@ export class FailureNotices {
       return notify.length === 0 || notify.includes('FAILURE');
     });
     if (wanted.length === 0) return;
+    const messageId = failureNoticeId(original.messageId, failed.map((f) => f.address));
+    if (this.deps.storage.replay.logIndexesOfId(messageId).length) return;
     const { config } = this.deps;
     const now = Date.now();
     const domain = this.deps.localDomains[0]!;
-    const hex = randomBytes(16).toString('hex');
+    const hex = Buffer.from(messageId).toString('hex');
     const body = buildDsn({
       reportingMta: smtpHostname(config),
       arrivalDate: new Date(original.createdMs),
@@ -111,7 +125,12 @@ export class FailureNotices {
     const envelope = sealAsNode(this.deps, {
       from: `postmaster@${domain}`, to: [{ did: mailbox.did, address: sender }],
       keys: [{ keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey }], body: new Uint8Array(body), lifetimeMs: config.limits.maxLifetimeMs,
+      fixed: { messageId, createdMs: now, expiresMs: now + config.limits.maxLifetimeMs },
     });
-    await acceptEnvelope({ ...this.deps, routeKind: undefined }, envelope, { senderAddress: `postmaster@${domain}`, senderDomain: domain, fromPeer: false });
+    try {
+      await acceptEnvelope({ ...this.deps, routeKind: undefined }, envelope, { senderAddress: `postmaster@${domain}`, senderDomain: domain, fromPeer: false });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'REPLAY') throw err; // stored meanwhile: done
+    }
   }
 }

@@ -1,7 +1,8 @@
 // The outbound queue: per-recipient state in SQLite (survives restarts), handed to the delivery agent of
 // each recipient's route kind, retried with exponential backoff, and a failure notice in the sender's
 // mailbox on a permanent error or expiry. The agents carry the mail; this loop decides when, and records
-// what became of it.
+// what became of it. A failure is recorded with its notice owed, and marked noticed once the notice is
+// stored: a notice a crash left unsent is sent at the next start.
 import type { Logger } from 'pino';
 import { decodeEnvelope, type Envelope } from '../../identity/index.ts';
 import type { HeldEnvelope, OutboundItem, OutboundTransport } from '../store/index.ts';
@@ -10,6 +11,17 @@ import type { DeliveryAgent, RecipientOutcome } from './agent.ts';
 import { FailureNotices, type FailedRecipient, type NoticeDeps } from './notice.ts';
 
 export interface RetryPolicy { initialMs: number; maxMs: number }
+
+/** Messages read per scan when looking for failure notices owed since before a crash. */
+const OWED_NOTICES_PAGE = 100;
+
+/**
+ * A test fault, read once when the queue is made and never set in production: the process exits with
+ * code 137 (as if killed) right after a recipient's failure is recorded (`failed-recorded`), or right after
+ * its notice is stored and before it is marked so (`notice-stored`). The crash tests need both points.
+ */
+type NoticeFault = 'failed-recorded' | 'notice-stored';
+const NOTICE_FAULT_ENV = 'TEST_FAULT_QUEUE_NOTICE'; // not AFTERSMTP_*: those are configuration
 
 export interface OutboundQueueOptions extends NoticeDeps {
   agents: Partial<Record<OutboundTransport, DeliveryAgent>>;
@@ -46,10 +58,15 @@ export class OutboundQueue {
   private wake?: () => void;
   private loop?: Promise<void>;
   private stopListening?: () => void;
+  /** Where the search for owed notices goes on (message id order); undefined once it reached the end. */
+  private owedNoticesAfter: Uint8Array | undefined = new Uint8Array(0);
+  private sendingOwed?: Promise<void>;
+  private readonly fault: string;
 
   constructor(opts: OutboundQueueOptions) {
     this.opts = opts;
     this.notices = new FailureNotices(opts);
+    this.fault = process.env[NOTICE_FAULT_ENV] ?? '';
   }
 
   start(): void {
@@ -95,6 +112,11 @@ export class OutboundQueue {
         this.fresh = []; // committed before their event: the scan sees them
         this.freshEnvelopes.clear();
         safetyScanAt = now + this.opts.queueScanMs;
+        if (this.owedNoticesAfter && !this.sendingOwed) {
+          this.sendingOwed = this.sendOwedNotices()
+            .catch((err: Error) => this.opts.log.error({ err: err.message }, 'owed failure notices not sent'))
+            .finally(() => { this.sendingOwed = undefined; });
+        }
         const room = capacity - this.deliveries.size;
         if (room > 0) {
           const limit = room + this.sending.size;
@@ -221,15 +243,63 @@ export class OutboundQueue {
     for (const u of updates) counts[u.state as keyof typeof counts]++;
     this.opts.log.info({ domain: first.domain, transport: first.transport, ...counts }, 'outbound attempt');
     if (failed.length === 0) return;
+    this.crashAt('failed-recorded');
+    await this.notify(first.messageId, stored, failed, returned);
+  }
+
+  /**
+   * Stores the one notice about recipients of one message that failed for good, then marks them noticed
+   * (also when none is due: NOTIFY=NEVER, a sender without a mailbox, own mail nothing bounces). A notice
+   * that could not be stored leaves them owed, and is tried again at the next start.
+   */
+  private async notify(messageId: Uint8Array, stored: HeldEnvelope, failed: FailedRecipient[], returned?: Buffer): Promise<void> {
     const envelope = decodeEnvelope(stored.envelope);
-    // A local sender gets its notice in its mailbox; mail the node sent in its own name (a forward) is
-    // bounced by the part that sent it, to whoever it came from.
-    const notice = stored.sender
-      ? this.notices.send(stored.sender, envelope, failed, returned)
-      : this.opts.bounceOwnMail?.(envelope, failed, returned);
-    await notice?.catch((err: Error) => {
-      this.opts.log.error({ err: err.message }, 'delivery failure notice not stored');
-    });
+    try {
+      // A local sender gets its notice in its mailbox; mail the node sent in its own name (a forward) is
+      // bounced by the part that sent it, to whoever it came from.
+      await (stored.sender
+        ? this.notices.send(stored.sender, envelope, failed, returned)
+        : this.opts.bounceOwnMail?.(envelope, failed, returned));
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'delivery failure notice not stored (tried again at the next start)');
+      return;
+    }
+    this.crashAt('notice-stored');
+    await this.opts.storage.outbound.markNoticed(messageId, failed.map((f) => f.address));
+  }
+
+  /**
+   * Sends the notices a crash left owed (failed recipients not marked noticed), a page of messages per
+   * scan from start: one per message and (domain, agent), the group apply made, so the notice gets the id
+   * it had then and one stored before the crash is found, not stored twice. A row keeps its code (its
+   * last_error is "CODE: text"), not the remote server's report or the message as sent: such a notice
+   * may lack the server's status and diagnostic, and returns no headers.
+   */
+  private async sendOwedNotices(): Promise<void> {
+    const { outbound } = this.opts.storage;
+    const ids = outbound.unnoticedMessages(this.owedNoticesAfter!, OWED_NOTICES_PAGE);
+    this.owedNoticesAfter = ids.length < OWED_NOTICES_PAGE ? undefined : ids[ids.length - 1];
+    for (const messageId of ids) {
+      if (!this.running) return;
+      // A recipient failing right now is noticed by its own delivery.
+      const rows = outbound.unnoticed(messageId).filter((i) => !this.sending.has(key(i)));
+      const stored = outbound.envelope(messageId);
+      if (!stored) { // kept while a notice is owed: only a store changed by hand lacks it
+        await outbound.markNoticed(messageId, rows.map((r) => r.recipient));
+        continue;
+      }
+      const groups = new Map<string, FailedRecipient[]>();
+      for (const row of rows) {
+        const k = `${row.domain}|${row.transport}`;
+        const failed = { address: row.recipient, code: /^([A-Z][A-Z0-9_]*):/.exec(row.lastError)?.[1] ?? 'INTERNAL' };
+        groups.set(k, [...groups.get(k) ?? [], failed]);
+      }
+      for (const failed of groups.values()) await this.notify(messageId, stored, failed);
+    }
+  }
+
+  private crashAt(point: NoticeFault): void {
+    if (this.fault === point) process.exit(137);
   }
 
   async stop(): Promise<void> {
@@ -237,6 +307,7 @@ export class OutboundQueue {
     this.stopListening?.();
     this.wake?.();
     await this.loop;
+    await this.sendingOwed;
     const agents = Object.values(this.opts.agents).filter((a): a is DeliveryAgent => !!a);
     // Pending attempts fail fast once their connections are cut; their items stay queued for next start.
     await Promise.all(agents.map((a) => a.interrupt?.()));

@@ -12,12 +12,18 @@ export interface SendAsIsDeps extends AcceptDeps {
   bridgeKey: { keyId: string; publicKey: Uint8Array };
 }
 
-/** Queues `data` for `targets` (addresses elsewhere), durably; resolves with the message id once stored. */
-export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: string[], sent: SentAsIs & { requireTls?: boolean }): Promise<Uint8Array> {
+/**
+ * Queues `data` for `targets` (addresses elsewhere), durably; resolves with the message id once stored.
+ * `messageId`: the id to send it under (default: a random one), for mail that must go once however often
+ * it is made (a bounce); the caller checks the replay set first.
+ */
+export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: string[], sent: SentAsIs & { requireTls?: boolean; messageId?: Uint8Array }): Promise<Uint8Array> {
   const { config, storage } = deps;
+  const now = Date.now();
   const envelope = sealAsNode(deps, {
     from: `postmaster@${config.node.domains[0]}`, to: targets.map((address) => ({ did: deps.nodeDid, address })),
     keys: [deps.bridgeKey], body: new Uint8Array(data), lifetimeMs: config.limits.maxLifetimeMs,
+    ...(sent.messageId ? { fixed: { messageId: sent.messageId, createdMs: now, expiresMs: now + config.limits.maxLifetimeMs } } : {}),
   });
   const { messageId } = envelope;
   const createdMs = envelope.createdMs;

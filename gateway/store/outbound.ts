@@ -43,7 +43,10 @@ export class OutboundRepository {
     nextDueAfter: Statement<[number], { t: number | null }>;
     nextDue: Statement<[], { t: number | null }>;
     envelope: Statement<[Uint8Array], EnvelopeRow>;
-    update: Statement<[OutboundState, number, number, string, string, number, Uint8Array, string]>;
+    update: Statement<[OutboundState, number, number, string, string, number, number, Uint8Array, string]>;
+    unnoticedMessages: Statement<[Uint8Array, number], { message_id: Uint8Array }>;
+    unnoticedOf: Statement<[Uint8Array], OutboundRow>;
+    markNoticed: Statement<[Uint8Array, string]>;
     counts: Statement<[], { state: 'queued' | 'deferred' | 'held' | 'failed'; n: number }>;
     list: Statement<[string, string], OutboundRow>;
     of: Statement<[Uint8Array, string, string], OutboundRow>;
@@ -64,17 +67,25 @@ export class OutboundRepository {
       nextDueAfter: engine.prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred') AND next_attempt_ms > ?`),
       nextDue: engine.prepare(`SELECT min(next_attempt_ms) AS t FROM outbound WHERE state IN ('queued','deferred')`),
       envelope: engine.prepare(`SELECT * FROM outbound_envelopes WHERE message_id = ?`),
-      update: engine.prepare(`UPDATE outbound SET state = ?, attempts = ?, next_attempt_ms = ?, last_error = ?, receipt = ?, updated_ms = ? WHERE message_id = ? AND recipient = ?`),
+      update: engine.prepare(`UPDATE outbound SET state = ?, attempts = ?, next_attempt_ms = ?, last_error = ?, receipt = ?, noticed = ?, updated_ms = ? WHERE message_id = ? AND recipient = ?`),
+      // The partial index outbound_unnoticed holds only these rows: none, unless a crash or a failed store
+      // left a notice unsent.
+      unnoticedMessages: engine.prepare(`SELECT DISTINCT message_id FROM outbound WHERE noticed = 0 AND message_id > ? ORDER BY message_id LIMIT ?`),
+      unnoticedOf: engine.prepare(`SELECT * FROM outbound WHERE message_id = ? AND state = 'failed' AND noticed = 0`),
+      markNoticed: engine.prepare(`UPDATE outbound SET noticed = 1 WHERE message_id = ? AND recipient = ?`),
       counts: engine.prepare(`SELECT state, count(*) AS n FROM outbound WHERE state IN ('queued','deferred','held','failed') GROUP BY state`),
       list: engine.prepare(`SELECT * FROM outbound WHERE (? = '' OR state = ?) ORDER BY updated_ms DESC LIMIT 1000`),
       of: engine.prepare(`SELECT * FROM outbound WHERE message_id = ? AND (? = '' OR recipient = ?)`),
       waitingFor: engine.prepare(`SELECT * FROM outbound WHERE state IN ('queued','deferred','held') AND (? = '*' OR domain = ?)`),
       delete: engine.prepare(`DELETE FROM outbound WHERE message_id = ? AND recipient = ?`),
-      deleteEnvelopeIfDone: engine.prepare(`DELETE FROM outbound_envelopes WHERE message_id = ? AND NOT EXISTS (SELECT 1 FROM outbound WHERE message_id = ? AND state NOT IN ('delivered','failed'))`),
+      // A failed recipient whose notice is not stored yet still needs the envelope: the notice is built from it.
+      deleteEnvelopeIfDone: engine.prepare(`DELETE FROM outbound_envelopes WHERE message_id = ? AND NOT EXISTS
+                                            (SELECT 1 FROM outbound WHERE message_id = ? AND (state NOT IN ('delivered','failed') OR noticed = 0))`),
       // For a delivered or failed recipient next_attempt_ms is when it finished (updateMany), so the
-      // (state, next_attempt_ms) index finds the oldest records first.
+      // (state, next_attempt_ms) index finds the oldest records first. A failure whose notice is still
+      // owed stays.
       pruneFinished: engine.prepare(`DELETE FROM outbound WHERE (message_id, recipient) IN
-                                     (SELECT message_id, recipient FROM outbound WHERE state = ? AND next_attempt_ms < ? LIMIT ?)`),
+                                     (SELECT message_id, recipient FROM outbound WHERE state = ? AND next_attempt_ms < ? AND noticed = 1 LIMIT ?)`),
       setLogIndex: engine.prepare(`UPDATE outbound_envelopes SET log_index = ? WHERE message_id = ?`),
     };
   }
@@ -148,18 +159,44 @@ export class OutboundRepository {
     return this.updateMany([item]);
   }
 
-  /** Updates queue items in one durable write (all or none). */
+  /**
+   * Updates queue items in one durable write (all or none). A recipient that fails is marked as owed its
+   * failure notice in that same write (noticed = 0), until markNoticed: a crash in between leaves the mark,
+   * and the envelope the notice is made from.
+   */
   updateMany(items: OutboundItem[]): Promise<void> {
     return this.engine.write(() => {
       const now = Date.now();
       const done = new Map<string, Uint8Array>();
       for (const item of items) {
         const finished = item.state === 'delivered' || item.state === 'failed';
-        this.stmts.update.run(item.state, item.attempts, finished ? now : item.nextAttemptMs, item.lastError, item.receipt, now, item.messageId, item.recipient);
+        const noticed = item.state === 'failed' ? 0 : 1;
+        this.stmts.update.run(item.state, item.attempts, finished ? now : item.nextAttemptMs, item.lastError, item.receipt, noticed, now, item.messageId, item.recipient);
         if (finished) done.set(Buffer.from(item.messageId).toString('hex'), item.messageId);
       }
       for (const messageId of done.values()) this.stmts.deleteEnvelopeIfDone.run(messageId, messageId);
     });
+  }
+
+  /**
+   * Records that the failure notice of these failed recipients of one message is stored, or that none is
+   * due, in one write; the envelope goes once nothing else needs it.
+   */
+  markNoticed(messageId: Uint8Array, recipients: string[]): Promise<void> {
+    return this.engine.write(() => {
+      for (const recipient of recipients) this.stmts.markNoticed.run(messageId, recipient);
+      this.stmts.deleteEnvelopeIfDone.run(messageId, messageId);
+    });
+  }
+
+  /** Up to `limit` messages, in id order after `afterId`, with a failed recipient still owed its notice. */
+  unnoticedMessages(afterId: Uint8Array, limit: number): Uint8Array[] {
+    return this.stmts.unnoticedMessages.all(afterId, limit).map((r) => r.message_id);
+  }
+
+  /** The failed recipients of one message still owed their notice. */
+  unnoticed(messageId: Uint8Array): OutboundItem[] {
+    return this.stmts.unnoticedOf.all(messageId).map(toOutbound);
   }
 
   /** Removes one queue item (operator purge). */

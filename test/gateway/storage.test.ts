@@ -116,10 +116,17 @@ describe('storage', () => {
     const states = () => [10, 11, 12, 13, 14, 15].map((n): string => storage.outbound.of(id(n))[0]?.state ?? 'gone');
 
     expect(await storage.outbound.pruneFinished(Date.now() - 60_000)).toBe(0); // finished just now: kept
-    expect(await storage.outbound.pruneFinished(Date.now() + 1, 1)).toBe(2); // one delivered, one failed
-    expect(states().filter((s) => s === 'gone')).toHaveLength(2);
+    // 12 failed and its notice is not stored yet: neither its record nor its envelope goes.
+    expect(await storage.outbound.pruneFinished(Date.now() + 1, 1)).toBe(1); // one delivered
     expect(await storage.outbound.pruneFinished(Date.now() + 1, 1)).toBe(1);
     expect(await storage.outbound.pruneFinished(Date.now() + 1, 1)).toBe(0);
+    expect(storage.outbound.envelope(id(12))).toBeDefined();
+    expect(storage.outbound.unnoticedMessages(new Uint8Array(0), 10)).toEqual([id(12)]);
+    expect(storage.outbound.unnoticed(id(12)).map((i) => i.recipient)).toEqual(['r12@far.test']);
+    await storage.outbound.markNoticed(id(12), ['r12@far.test']);
+    expect(storage.outbound.envelope(id(12))).toBeUndefined();
+    expect(storage.outbound.unnoticedMessages(new Uint8Array(0), 10)).toEqual([]);
+    expect(await storage.outbound.pruneFinished(Date.now() + 1, 1)).toBe(1);
     // Whatever still waits is never pruned, however old its due time (14's is 1970).
     expect(states()).toEqual(['gone', 'gone', 'gone', 'held', 'deferred', 'queued']);
     await storage.close();
@@ -192,7 +199,7 @@ describe('storage', () => {
     await storage.close();
     // Rewrite the outbound tables as version 1 laid them out: clustered on the random key (WITHOUT ROWID).
     const old = new DatabaseSync(file);
-    old.exec('ALTER TABLE outbound DROP COLUMN transport; ALTER TABLE outbound DROP COLUMN noticed'); // layouts 7 and 10
+    old.exec('ALTER TABLE outbound DROP COLUMN transport; DROP INDEX outbound_unnoticed; ALTER TABLE outbound DROP COLUMN noticed'); // layouts 7 and 10
     for (const table of ['outbound_envelopes', 'outbound']) {
       const { sql } = old.prepare(`SELECT sql FROM sqlite_schema WHERE name = ?`).get(table) as { sql: string };
       old.exec(`CREATE TABLE ${table}_v1 ${sql.slice(sql.indexOf('('))}, WITHOUT ROWID; INSERT INTO ${table}_v1 SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_v1 RENAME TO ${table};`);
