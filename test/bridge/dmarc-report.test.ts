@@ -2,6 +2,7 @@
 // and taken apart, rua= destinations and their DNS consent check against a real DNS server on loopback. A
 // received report is hostile input: entity payloads, gzip bombs, markup in every value.
 import { gzipSync } from 'node:zlib';
+import { zipSync } from 'fflate';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -287,12 +288,48 @@ describe('hostile received reports', () => {
     expect(codeOf(() => parseDmarcReport(bomb))).toBe('TOO_LARGE');
   });
 
+  it('reads a report zipped as large reporters send it (deflated or stored, made by another zip implementation), from the archive\'s index', () => {
+    const xml = Buffer.from(buildDmarcReport(sampleReport()));
+    const name = 'google.com!example.test!1733529600!1733615999.xml';
+    expect(parseDmarcReport(Buffer.from(zipSync({ [name]: xml })))).toEqual(sampleReport());
+    expect(parseDmarcReport(Buffer.from(zipSync({ [name]: [xml, { level: 0 }] })))).toEqual(sampleReport());
+    // A comment after the index, and a second file beside the report: the *.xml one is read.
+    expect(parseDmarcReport(Buffer.from(zipSync({ 'README.txt': Buffer.from('hi'), [name]: xml }, { comment: 'from a reporter' })))).toEqual(sampleReport());
+  });
+
+  it('refuses a zip bomb before inflating it (its index says how large) and while inflating it (when the index lies), and damaged or encrypted archives', () => {
+    const bomb = Buffer.from(zipSync({ 'bomb.xml': [new Uint8Array(64 * 2 ** 20), { level: 9 }] }));
+    expect(bomb.length).toBeLessThan(256 * 1024);
+    expect(codeOf(() => parseDmarcReport(bomb, { maxXmlBytes: 2 ** 20 }))).toBe('TOO_LARGE');
+    // The central directory's uncompressed size (offset 24 of the entry) rewritten to 1 KiB: zlib stops at the bound.
+    const lying = Buffer.from(bomb);
+    const central = lying.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+    lying.writeUInt32LE(1024, central + 24);
+    const before = process.memoryUsage().arrayBuffers;
+    expect(codeOf(() => parseDmarcReport(lying, { maxXmlBytes: 2 ** 20 }))).toBe('TOO_LARGE');
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 2 ** 20);
+
+    const good = Buffer.from(zipSync({ 'r.xml': Buffer.from(buildDmarcReport(sampleReport())) }));
+    expect(codeOf(() => parseDmarcReport(good.subarray(0, good.length - 30)))).toBe('NOT_GZIP'); // the end record cut off
+    const badCrc = Buffer.from(good);
+    badCrc.writeUInt32LE(0xdeadbeef, badCrc.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02])) + 16);
+    expect(codeOf(() => parseDmarcReport(badCrc))).toBe('NOT_GZIP');
+    const outside = Buffer.from(good);
+    outside.writeUInt32LE(0x7fffffff, outside.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02])) + 42); // the entry's offset past the end
+    expect(codeOf(() => parseDmarcReport(outside))).toBe('NOT_GZIP');
+    const encrypted = Buffer.from(good);
+    encrypted.writeUInt16LE(1, encrypted.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02])) + 8);
+    expect(codeOf(() => parseDmarcReport(encrypted))).toBe('UNSUPPORTED_FORMAT');
+    const many = Buffer.from(zipSync(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, new Uint8Array(1)]))));
+    expect(codeOf(() => parseDmarcReport(many))).toBe('NOT_GZIP');
+  });
+
   it('refuses oversize input, deep nesting, damaged gzip, zip and documents that are not reports, with typed codes', () => {
     expect(codeOf(() => parseDmarcReport(Buffer.alloc(2048, 0x20), { maxCompressedBytes: 1024 }))).toBe('TOO_LARGE');
     expect(codeOf(() => parseDmarcReport(Buffer.from(`<feedback>${'<a>'.repeat(100)}${'</a>'.repeat(100)}</feedback>`)))).toBe('BAD_XML');
     const gz = gzipSync(buildDmarcReport(sampleReport()));
     expect(codeOf(() => parseDmarcReport(gz.subarray(0, gz.length - 20)))).toBe('NOT_GZIP');
-    expect(codeOf(() => parseDmarcReport(Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0, 0, 0])))).toBe('UNSUPPORTED_FORMAT');
+    expect(codeOf(() => parseDmarcReport(Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0, 0, 0])))).toBe('NOT_GZIP'); // a zip without its index
     expect(codeOf(() => parseDmarcReport(Buffer.from('<html><body>hi</body></html>')))).toBe('INVALID_REPORT');
     expect(codeOf(() => parseDmarcReport(Buffer.from('<feedback><report_metadata>')))).toBe('BAD_XML');
     expect(codeOf(() => parseDmarcReport(Buffer.from('not xml at all')))).toBe('BAD_XML');
