@@ -45,7 +45,7 @@ export { DeliveryRepository, type StoredDelivery, type VouchedSender } from './d
 export { OutboundRepository, type OutboundItem, type OutboundState, type OutboundTransport, type QueuedRecipient, type HeldEnvelope } from './outbound.ts';
 export { RouteRepository, ROUTE_REREAD_MS, type RouteRecord } from './routes.ts';
 export { ReplayRepository } from './replay.ts';
-export { RuleRepository, type HeldDelivery, type HeldState, type AuditRecord } from './rules.ts';
+export { RuleRepository, RULES_REREAD_MS, type HeldDelivery, type HeldState, type AuditRecord } from './rules.ts';
 export { WitnessRepository, type WitnessedLog, type SplitView } from './witness.ts';
 export { DsnRepository, type DsnRecipient, type DsnRequest } from './dsn.ts';
 export { RequireTlsRepository } from './require-tls.ts';

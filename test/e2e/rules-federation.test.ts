@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from '../helpers.ts';
 import { NodeLab, type LabNode } from './lab.ts';
 import { readProfile, type ComposeOptions } from '../../gateway/client/index.ts';
-import { RULES_REREAD_MS } from '../../gateway/store/rules.ts';
+import { RULES_REREAD_MS } from '../../gateway/store/index.ts';
 
 describe('compliance rules on mail from a peer node', { timeout: 120_000 }, () => {
   const lab = new NodeLab({ AFTERSMTP_LOG__LEVEL: 'warn' });

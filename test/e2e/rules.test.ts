@@ -7,6 +7,8 @@ import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RULES_REREAD_MS } from '../../gateway/store/index.ts';
 import { tempDir, initNodeWithMailboxes, runCli, startNodeProcess, jsonLines, receiveMail, until, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 
@@ -186,6 +188,19 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
     expect(r.code, `aftersmtp ${args.join(' ')}\n${r.stderr}`).toBe(0);
     return r.stdout;
   };
+  /**
+   * A rule set or removed beside the running node: it re-reads its rules at most RULES_REREAD_MS after a
+   * change (the bound it documents, not a guess at machine speed), so once that has passed its next
+   * message sees the change.
+   */
+  const setRule = async (args: string[]) => {
+    await cli(['rules', 'add', ...args, '--data', data]);
+    await sleep(RULES_REREAD_MS);
+  };
+  const dropRule = async (name: string) => {
+    await cli(['rules', 'remove', name, '--data', data]);
+    await sleep(RULES_REREAD_MS);
+  };
   const send = async (to: string[], subject: string, bcc: string[] = []): Promise<{ messageId: string; messageHash: string; queuedRemote: string[] }> => JSON.parse(await cli([
     'send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, ...to.flatMap((t) => ['--to', t]), ...bcc.flatMap((b) => ['--bcc', b]),
     '--subject', subject, '--body', 'x', '--json',
@@ -197,7 +212,7 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
   const receivedBy = (address: string) => receiver.messages.filter((m) => m.rcpts.some((r) => r.address === address));
 
   it('holds a recipient as the mail leaves (out of the queue, listed with its agent) until `hold release`, then sends it and does not hold it again', async () => {
-    await cli(['rules', 'add', 'hold-dave', '--when', 'direction:smtp-out', '--when', 'to:dave@legacy.test', '--then', 'hold', '--data', data]);
+    await setRule(['hold-dave', '--when', 'direction:smtp-out', '--when', 'to:dave@legacy.test', '--then', 'hold']);
     try {
       const sent = await send(['dave@legacy.test', 'carol@legacy.test'], 'kept');
       await until('carol served', async () => receiver.messages.find((m) => m.data.toString().includes(sent.messageId.slice(0, 16)) || m.data.toString().includes('Subject: kept')));
@@ -212,13 +227,13 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
       expect(await held()).toEqual([]);
       expect(await audits(sent.messageHash)).toEqual([['hold-dave', 'hold'], ['hold-dave', 'release'], ['label-out', 'tag'], ['label-out', 'tag']]);
     } finally {
-      await cli(['rules', 'remove', 'hold-dave', '--data', data]);
+      await dropRule('hold-dave');
     }
   });
 
   it('journals and redirects as the mail leaves: one copy of the message as it left for the journal, the redirected recipient\'s copy to the mailbox instead', async () => {
-    await cli(['rules', 'add', 'journal-out', '--when', 'direction:smtp-out', '--when', 'from:alice@a.test', '--then', 'journal archive@a.test', '--data', data]);
-    await cli(['rules', 'add', 'redirect-gina', '--when', 'direction:smtp-out', '--when', 'to:gina@legacy.test', '--then', 'redirect review@a.test', '--data', data]);
+    await setRule(['journal-out', '--when', 'direction:smtp-out', '--when', 'from:alice@a.test', '--then', 'journal archive@a.test']);
+    await setRule(['redirect-gina', '--when', 'direction:smtp-out', '--when', 'to:gina@legacy.test', '--then', 'redirect review@a.test']);
     try {
       const sent = await send(['gina@legacy.test', 'frank@legacy.test', 'fred@other-legacy.test'], 'copied');
       await until('frank served', async () => receivedBy('frank@legacy.test')[0]);
@@ -240,13 +255,13 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
       expect(await audits(sent.messageHash)).toEqual(expect.arrayContaining([['journal-out', 'journal'], ['redirect-gina', 'redirect']]));
       expect((await audits(sent.messageHash)).filter((a) => a[1] === 'journal')).toHaveLength(1);
     } finally {
-      await cli(['rules', 'remove', 'journal-out', '--data', data]);
-      await cli(['rules', 'remove', 'redirect-gina', '--data', data]);
+      await dropRule('journal-out');
+      await dropRule('redirect-gina');
     }
   });
 
   it('diverts as the mail leaves: the reviewer gets the message as it left, the recipient is held until the reviewer releases it', async () => {
-    await cli(['rules', 'add', 'screen-ivan', '--when', 'direction:smtp-out', '--when', 'to:ivan@legacy.test', '--then', 'divert review@a.test', '--data', data]);
+    await setRule(['screen-ivan', '--when', 'direction:smtp-out', '--when', 'to:ivan@legacy.test', '--then', 'divert review@a.test']);
     try {
       const sent = await send(['ivan@legacy.test'], 'screened');
       const [copy] = await receiveMail(join(dir.path, 'review.json'), node.ready.grpc, 1, 30_000);
@@ -259,12 +274,12 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
       expect(got.data.toString()).toMatch(/^Subject: screened\r$/m);
       expect(await audits(sent.messageHash)).toEqual([['label-out', 'tag'], ['label-out', 'tag'], ['screen-ivan', 'divert'], ['screen-ivan', 'release']]);
     } finally {
-      await cli(['rules', 'remove', 'screen-ivan', '--data', data]);
+      await dropRule('screen-ivan');
     }
   });
 
   it('redirects a remote recipient when the mail is accepted: the copy the app sealed to the mailbox goes there, nothing over SMTP, the app told of its recipient only', async () => {
-    await cli(['rules', 'add', 'redirect-judy', '--when', 'to:judy@legacy.test', '--then', 'redirect review@a.test', '--data', data]);
+    await setRule(['redirect-judy', '--when', 'to:judy@legacy.test', '--then', 'redirect review@a.test']);
     try {
       const refused = await runCli(['send', '--profile', join(dir.path, 'alice.json'), '--node', node.ready.grpc, '--to', 'judy@legacy.test', '--subject', 'x', '--body', 'x']);
       expect(refused.stderr).toMatch(/seal a copy to review@a\.test/);
@@ -276,13 +291,13 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
       expect(receivedBy('judy@legacy.test')).toEqual([]);
       expect(await audits(sent.messageHash)).toEqual([['redirect-judy', 'redirect']]);
     } finally {
-      await cli(['rules', 'remove', 'redirect-judy', '--data', data]);
+      await dropRule('redirect-judy');
     }
   });
 
   it('holds a remote recipient when the mail is accepted (a rule without a direction): never queued until released; an expired hold never leaves, and the sender hears nothing; its labels leave as fields', async () => {
-    await cli(['rules', 'add', 'hold-hank', '--when', 'to:hank@legacy.test', '--then', 'hold', '--data', data]);
-    await cli(['rules', 'add', 'mark-hank', '--when', 'to:hank@legacy.test', '--then', 'tag kept for review', '--data', data]);
+    await setRule(['hold-hank', '--when', 'to:hank@legacy.test', '--then', 'hold']);
+    await setRule(['mark-hank', '--when', 'to:hank@legacy.test', '--then', 'tag kept for review']);
     try {
       const kept = await send(['hank@legacy.test'], 'for hank');
       const dropped = await send(['hank@legacy.test'], 'never for hank');
@@ -298,8 +313,8 @@ describe('smtp-out rules', { timeout: 120_000 }, () => {
       expect((await queued()).filter((q) => q.recipient === 'hank@legacy.test').map((q) => [q.messageId, q.state])).toEqual([[kept.messageId, 'delivered']]);
       expect(await audits(dropped.messageHash)).toEqual([['hold-hank', 'expire'], ['hold-hank', 'hold'], ['mark-hank', 'tag']]);
     } finally {
-      await cli(['rules', 'remove', 'hold-hank', '--data', data]);
-      await cli(['rules', 'remove', 'mark-hank', '--data', data]);
+      await dropRule('hold-hank');
+      await dropRule('mark-hank');
     }
   });
 });
