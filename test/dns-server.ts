@@ -23,7 +23,7 @@ export async function startDnsServer(records: TestRecord[] = []): Promise<TestDn
     const answers = table
       .filter((r) => r.name.toLowerCase() === q.name.toLowerCase() && r.type === q.type)
       .map((r) => (r.type === 'TXT'
-        ? { type: 'TXT' as const, name: r.name, ttl: 60, class: 'IN' as const, data: [r.data] }
+        ? { type: 'TXT' as const, name: r.name, ttl: 60, class: 'IN' as const, data: r.data.match(/.{1,255}/gs) ?? [''] } // strings of at most 255 octets
         : { type: 'A' as const, name: r.name, ttl: 60, class: 'IN' as const, data: r.data }));
     const known = table.some((r) => r.name.toLowerCase() === q.name.toLowerCase());
     const response = dnsPacket.encode({

@@ -6,7 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import {
-  DmarcReportError, MAX_TLS_REPORT_BYTES, extractDmarcReportFromMail, extractTlsReportFromMail, parseTlsReport, TlsRptError, type DmarcAggregateReport, type TlsReport,
+  DmarcReportError, MAX_TLS_REPORT_BYTES, extractDmarcReportFromMail, extractTlsReportFromMail, parseTlsReport, TlsRptError, type AuthVerdicts,
+  type DmarcAggregateReport, type TlsReport,
 } from '../../bridge/index.ts';
 import type { ReportSummary, Store } from '../store/index.ts';
 
@@ -20,6 +21,18 @@ export type IntakeResult =
   /** A report that cannot be taken, with why (malformed, too large, about other domains, too many today). */
   | { kind: 'refused'; reason: string };
 
+/** Signing domains kept with a report: enough to judge it by, bounded whatever the mail carries. */
+const MAX_SIGNERS = 3;
+
+/**
+ * The domains whose DKIM signature on a message passed, as a report keeps them (sorted, space-separated,
+ * '' for none): mail through submission, or with no signature that verified, is signed by nobody.
+ */
+export function dkimSigners(verdicts: AuthVerdicts | undefined): string {
+  const domains = new Set((verdicts?.dkim ?? []).filter((d) => d.result === 'pass').map((d) => d.domain.toLowerCase()));
+  return [...domains].sort().slice(0, MAX_SIGNERS).join(' ');
+}
+
 export class ReportIntake {
   private readonly storage: Store;
   private readonly domains: Set<string>;
@@ -29,15 +42,18 @@ export class ReportIntake {
     this.domains = new Set(domains.map((d) => d.toLowerCase()));
   }
 
-  /** A message to the report mailbox: a TLS report, a DMARC report, or neither. */
-  async fromMail(message: Buffer): Promise<IntakeResult> {
+  /**
+   * A message to the report mailbox: a TLS report, a DMARC report, or neither. `signedBy`: the domains
+   * whose DKIM signature on it passed (space-separated, '' for none), kept with the report.
+   */
+  async fromMail(message: Buffer, signedBy: string): Promise<IntakeResult> {
     let tls;
     try {
       tls = extractTlsReportFromMail(message);
     } catch (err) {
       if (!(err instanceof TlsRptError) || err.code !== 'NOT_REPORT') return refused(err);
     }
-    if (tls) return this.keepTls(() => parseTlsReport(tls.body, tls.contentType), 'mail');
+    if (tls) return this.keepTls(() => parseTlsReport(tls.body, tls.contentType), 'mail', signedBy);
     let dmarc: DmarcAggregateReport;
     try {
       dmarc = extractDmarcReportFromMail(message);
@@ -56,17 +72,17 @@ export class ReportIntake {
       else row.failures[`dmarc-fail:${record.policyEvaluated.disposition}`] = (row.failures[`dmarc-fail:${record.policyEvaluated.disposition}`] ?? 0) + record.count;
     }
     const stored = await this.storage.receivedReports.add({
-      kind: 'dmarc', organization: dmarc.orgName, reportId: dmarc.reportId, beginMs: dmarc.dateRange.begin * 1000, endMs: dmarc.dateRange.end * 1000, summary, via: 'mail',
+      kind: 'dmarc', organization: dmarc.orgName, reportId: dmarc.reportId, beginMs: dmarc.dateRange.begin * 1000, endMs: dmarc.dateRange.end * 1000, summary, via: 'mail', signedBy,
     });
     return { kind: 'dmarc', stored };
   }
 
   /** A TLS report POSTed to /.well-known/tlsrpt (application/tlsrpt+gzip or +json). */
   fromPost(body: Buffer, contentType: string | undefined): Promise<IntakeResult> {
-    return this.keepTls(() => parseTlsReport(body, contentType), 'https');
+    return this.keepTls(() => parseTlsReport(body, contentType), 'https', '');
   }
 
-  private async keepTls(parse: () => TlsReport, via: 'mail' | 'https'): Promise<IntakeResult> {
+  private async keepTls(parse: () => TlsReport, via: 'mail' | 'https', signedBy: string): Promise<IntakeResult> {
     let report: TlsReport;
     try {
       report = parse();
@@ -86,7 +102,7 @@ export class ReportIntake {
     if (this.full()) return { kind: 'refused', reason: 'too many reports today' };
     const stored = await this.storage.receivedReports.add({
       kind: 'tlsrpt', organization: report['organization-name'], reportId: report['report-id'],
-      beginMs: Date.parse(report['date-range']['start-datetime']), endMs: Date.parse(report['date-range']['end-datetime']), summary, via,
+      beginMs: Date.parse(report['date-range']['start-datetime']), endMs: Date.parse(report['date-range']['end-datetime']), summary, via, signedBy,
     });
     return { kind: 'tlsrpt', stored };
   }

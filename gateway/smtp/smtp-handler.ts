@@ -15,7 +15,7 @@ import {
 import { acceptEnvelope, actionsOf, decideFor, domainOf, mailboxFor, recordAudit, RuleRejection, sealAsNode, type AcceptDeps } from '../accept/index.ts';
 import { readHeaders, type Decision } from '../rules/index.ts';
 import { queueAsIs } from './send-as-is.ts';
-import type { IntakeResult, ReportIntake } from './report-intake.ts';
+import { dkimSigners, type IntakeResult, type ReportIntake } from './report-intake.ts';
 import type { GatewayError, GatewayErrorCode } from '../core/index.ts';
 import { tokenSha256 } from '../services/index.ts';
 import type { Router } from '../federation/index.ts';
@@ -239,7 +239,7 @@ export class SmtpHandler implements InboundHandler {
     // A report about the node's domains (TLS-RPT, DMARC) sent to its postmaster is taken in whoever else gets it.
     let report: IntakeResult = { kind: 'none' };
     if (this.deps.reports && message.recipients.some((r) => this.isPostmaster(r.address))) {
-      report = await this.deps.reports.fromMail(message.message);
+      report = await this.deps.reports.fromMail(message.message, dkimSigners(message.verdicts));
       this.deps.log.info({ session: message.sessionId, report: report.kind, ...(report.kind === 'refused' ? { reason: report.reason } : {}) }, 'report intake');
     }
     if (postmasterOnly && recipients.length + forwardTo.size + returnTo.size === 0) {

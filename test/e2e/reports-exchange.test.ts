@@ -1,7 +1,8 @@
 // Two nodes reporting to each other: A sends B the TLS report of a day (by mail to B's postmaster, and by
 // HTTPS POST to B's /.well-known/tlsrpt), B sends A the DMARC aggregate report of a day (by mail to A's
-// postmaster). Each takes in what is about its own domains and lists it; a malformed or oversized report is
-// refused with the reason while the node goes on serving.
+// postmaster). Each takes in what is about its own domains and lists it with the domain whose DKIM signature
+// on the report passed (each node's keys are in the test DNS); a malformed or oversized report is refused
+// with the reason while the node goes on serving, and an unsigned one is listed as such.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -12,9 +13,9 @@ import YAML from 'yaml';
 import nodemailer from 'nodemailer';
 import { Store, utcDay } from '../../gateway/store/index.ts';
 import { initNodeWithMailboxes, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
-import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
+import { startDnsServer, type TestDnsServer, type TestRecord } from '../dns-server.ts';
 
-interface Listed { organization: string; reportId: string; via: string; policies: Record<string, { successes: number; failures: Record<string, number> }> }
+interface Listed { organization: string; reportId: string; via: string; signedBy: string[]; policies: Record<string, { successes: number; failures: Record<string, number> }> }
 
 function post(address: string, ca: string, body: Buffer, type: string): Promise<{ status: number; text: string }> {
   const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
@@ -47,17 +48,26 @@ describe('two nodes reporting to each other', () => {
     writeFileSync(file, YAML.stringify(config));
   };
 
+  /** A node's DKIM records (`dkim show`), as the test DNS serves them. */
+  const dkimRecords = async (data: string): Promise<TestRecord[]> => {
+    const shown = await runCli(['dkim', 'show', '--data', data, '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    return (JSON.parse(shown.stdout) as { name: string; value: string }[]).map((r) => ({ type: 'TXT', name: r.name, data: r.value }));
+  };
+
   beforeAll(async () => {
-    dns = await startDnsServer([
+    const records: TestRecord[] = [
       { type: 'TXT', name: '_smtp._tls.b.test', data: 'v=TLSRPTv1; rua=mailto:postmaster@b.test,https://b.test/.well-known/tlsrpt' },
       { type: 'TXT', name: '_dmarc.a.test', data: 'v=DMARC1; p=none; rua=mailto:postmaster@a.test' },
       { type: 'TXT', name: '_dmarc.b.test', data: 'v=DMARC1; p=none' },
       // Until B has its route to A's MX (A starts after B), a.test is reached by its address, where nothing
       // listens on port 25: B's report waits in its queue (4xx) instead of failing as for a domain that does not exist.
       { type: 'A', name: 'a.test', data: '127.0.0.1' },
-    ]);
+    ];
+    dns = await startDnsServer(records);
     aData = (await initNodeWithMailboxes(join(dir.path, 'a'), 'a.test')).data;
     bData = (await initNodeWithMailboxes(join(dir.path, 'b'), 'b.test')).data;
+    dns.set([...records, ...await dkimRecords(aData), ...await dkimRecords(bData)]);
     bCa = readFileSync(join(bData, 'tls', 'ca.crt'), 'utf8');
     // B first (A posts to it and mails its MX); yesterday's outcomes and observations before either starts.
     const aStore = new Store(join(aData, 'node.db'));
@@ -110,9 +120,14 @@ describe('two nodes reporting to each other', () => {
       const l = await list('tlsrpt', bData);
       return l.length ? l : undefined;
     });
-    expect(listed).toEqual([expect.objectContaining({ organization: 'a.test', reportId: `${yesterday}_b.test@a.test`, policies: { 'b.test': { successes: 4, failures: { 'starttls-not-supported': 1 } } } })]);
+    // Kept once: whichever came first, the mailed copy's passing signature stands (it replaces an unsigned POST).
+    await until('the signed copy', async () => (await list('tlsrpt', bData))[0]?.signedBy.length || undefined);
+    expect(await list('tlsrpt', bData)).toEqual([expect.objectContaining({
+      organization: 'a.test', reportId: `${yesterday}_b.test@a.test`, signedBy: ['a.test'], via: 'mail', policies: { 'b.test': { successes: 4, failures: { 'starttls-not-supported': 1 } } },
+    })]);
+    expect(listed).toHaveLength(1);
     const text = await runCli(['tlsrpt', 'list', '--since', yesterday, '--data', bData]);
-    expect(text.stdout).toContain(`${yesterday} a.test b.test: 4 ok, starttls-not-supported=1`);
+    expect(text.stdout).toContain(`${yesterday} a.test b.test: 4 ok, starttls-not-supported=1 (signed by a.test)`);
   });
 
   it('A takes B\'s DMARC aggregate report by mail and lists it', async () => {
@@ -120,7 +135,7 @@ describe('two nodes reporting to each other', () => {
       const l = await list('dmarc', aData);
       return l.length ? l : undefined;
     });
-    expect(listed).toEqual([expect.objectContaining({ organization: 'b.test', via: 'mail', policies: { 'a.test': { successes: 2, failures: {} } } })]);
+    expect(listed).toEqual([expect.objectContaining({ organization: 'b.test', via: 'mail', signedBy: ['b.test'], policies: { 'a.test': { successes: 2, failures: {} } } })]);
   });
 
   it('a malformed report, one about another domain, and an oversized POST are refused with the reason; the node goes on', async () => {
@@ -145,13 +160,26 @@ describe('two nodes reporting to each other', () => {
         from: 'reports@x.test', to: 'postmaster@b.test', subject: 'Report Domain: b.test Submitter: x.test Report-ID: <1>',
         attachments: [{ filename: 'x.test!b.test!1!2.json.gz', content: Buffer.from('not gzip'), contentType: 'application/tlsrpt+gzip' }],
       })).rejects.toMatchObject({ responseCode: 550, response: expect.stringContaining('report refused') });
+      // A well-formed report by mail, signed by nobody, under a name that would draw on the operator's terminal:
+      // kept, listed unsigned, the name escaped.
+      const forged = { ...JSON.parse(other), 'organization-name': 'a.test\u001b[2J\nfake line', 'report-id': 'forged-1', policies: [{ policy: { 'policy-type': 'no-policy-found', 'policy-domain': 'b.test' }, summary: { 'total-successful-session-count': 9, 'total-failure-session-count': 0 } }] };
+      await transport.sendMail({
+        from: 'reports@x.test', to: 'postmaster@b.test', subject: 'Report Domain: b.test Submitter: x.test Report-ID: <forged-1>',
+        attachments: [{ filename: 'x.test!b.test!1!2.json.gz', content: gzipSync(JSON.stringify(forged)), contentType: 'application/tlsrpt+gzip' }],
+      });
     } finally {
       transport.close();
     }
     const ok = JSON.stringify({ ...JSON.parse(other), 'report-id': 'ours-1', policies: [{ policy: { 'policy-type': 'no-policy-found', 'policy-domain': 'b.test' }, summary: { 'total-successful-session-count': 7, 'total-failure-session-count': 0 } }] });
     expect(await post(http, bCa, Buffer.from(ok), 'application/tlsrpt+json')).toMatchObject({ status: 201 });
     expect(await post(http, bCa, Buffer.from(ok), 'application/tlsrpt+json')).toMatchObject({ status: 200, text: 'report already taken\n' });
-    expect((await list('tlsrpt', bData)).map((r) => r.reportId)).toContain('ours-1');
+    const kept = await list('tlsrpt', bData);
+    expect(kept.find((r) => r.reportId === 'ours-1')).toMatchObject({ via: 'https', signedBy: [] });
+    expect(kept.find((r) => r.reportId === 'forged-1')).toMatchObject({ via: 'mail', signedBy: [], organization: 'a.test\u001b[2J\nfake line' });
+    const shown = (await runCli(['tlsrpt', 'list', '--data', bData])).stdout;
+    expect(shown).toContain(`${yesterday} a.test\\u001b[2J\\nfake line b.test: 9 ok (unsigned, by mail)`);
+    expect(shown).toContain(`${yesterday} x.test b.test: 7 ok (unsigned, by https)`);
+    expect(shown).not.toContain('\u001b');
   });
 
   it('serves the MTA-STS policy of its domains by the policy host\'s name, with the id dns records publishes', async () => {

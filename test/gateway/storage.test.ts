@@ -391,4 +391,21 @@ describe('storage', () => {
     expect(storage.webhooks.of('b@x.test')!.payload).toBe('link');
     await storage.close();
   });
+  it('keeps a received report once; a copy whose signature passed replaces an unsigned one, never the other way round', async () => {
+    const storage = new Store(join(dir.path, 'reports.db'), { durability: 'deferred' });
+    const report = (successes: number, via: 'mail' | 'https', signedBy: string) => ({
+      kind: 'tlsrpt' as const, organization: 'a.test', reportId: 'r1', beginMs: 0, endMs: 1, summary: { 'b.test': { successes, failures: {} } }, via, signedBy,
+    });
+    const kept = () => storage.receivedReports.since('tlsrpt', 0).map((r) => [r.summary['b.test']!.successes, r.via, r.signedBy]);
+    expect(await storage.receivedReports.add(report(666, 'https', ''))).toBe(true); // anyone's, first under the name
+    expect(await storage.receivedReports.add(report(667, 'mail', ''))).toBe(false);
+    expect(kept()).toEqual([[666, 'https', '']]);
+    expect(await storage.receivedReports.add(report(4, 'mail', 'a.test'))).toBe(true);
+    expect(kept()).toEqual([[4, 'mail', 'a.test']]);
+    // Once signed, neither an unsigned copy nor another signer's takes its place.
+    expect(await storage.receivedReports.add(report(666, 'https', ''))).toBe(false);
+    expect(await storage.receivedReports.add(report(666, 'mail', 'evil.test'))).toBe(false);
+    expect(kept()).toEqual([[4, 'mail', 'a.test']]);
+    await storage.close();
+  });
 });
