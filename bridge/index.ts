@@ -19,6 +19,7 @@ export type {
   ListenerKind, RecipientKind,
 } from './inbound/types.ts';
 export { startInbound } from './inbound/server.ts';
+export { authorOf } from './inbound/message.ts';
 export { daneTlsaPolicy, isUsableTlsa, peerChain, verifyDane } from './outbound/dane.ts';
 export type { DaneFailure, DanePolicy, DaneVerdict } from './outbound/dane.ts';
 export {

@@ -100,6 +100,11 @@ export function headerFrom(fields: HeaderField[]): string {
   return list.length === 1 ? list[0]! : '';
 }
 
+/** The author address of a whole message (headerFrom of its header), '' when it names none or several. */
+export function authorOf(message: Buffer): string {
+  return headerFrom(splitMessage(message).fields);
+}
+
 /** What makes two copies of a message the same one for duplicate suppression (null without a Message-ID). */
 export function duplicateKey(fields: HeaderField[], body: Buffer): string | null {
   const ids = fields.filter((f) => f.name === 'message-id');

@@ -42,6 +42,12 @@ export interface AcceptOptions {
   /** From a peer node: only this node's own recipients are delivered, the others are not ours. */
   fromPeer: boolean;
   /**
+   * Mail the node sends in its own name (sent as is: a forward, a bounce, a report), signed by it as
+   * `senderAddress`, its postmaster: a mailbox's copy (a rule's) is vouched for as such, and its queued
+   * recipients have no sender to notify (a forward that fails is bounced to its original sender instead).
+   */
+  ownMail?: boolean;
+  /**
    * What the compliance rules see of a message the node can read (the SMTP bridge): where it came from,
    * its sender, size and header, or the decision already taken on them (the bridge applies a redirect
    * and a journal copy before it seals). Without it: direction federation (fromPeer) or local, the
@@ -160,7 +166,8 @@ export async function acceptEnvelope(deps: AcceptDeps, envelope: Envelope, opts:
       logIndex: leafIndex,
       ...(held.length ? { held } : {}),
       ...(decision.tags.size ? { tags: [...decision.tags].map(([tag, rule]) => ({ tag, rule })) } : {}),
-      ...(remote.length ? { remote: { recipients: remote, sender: opts.senderAddress, senderDomain: opts.senderDomain } } : {}),
+      // Also without recipients to queue now: a held one is queued on release, with this sender.
+      remote: { recipients: remote, sender: opts.ownMail ? '' : opts.senderAddress, senderDomain: opts.ownMail ? '' : opts.senderDomain },
     }),
     durable,
   ]);

@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sealEnvelope, signMessage, type Envelope } from '../../identity/index.ts';
 import { GatewayError } from '../core/index.ts';
-import { decide } from '../rules/index.ts';
+import { noDecision } from '../rules/index.ts';
 import { acceptEnvelope, domainOf, type AcceptDeps } from './accept.ts';
 
 export interface NodeSigner {
@@ -76,9 +76,8 @@ export async function storeRuleCopy(
     keys: [{ keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey }],
     body: copy.data, lifetimeMs: deps.config.limits.maxLifetimeMs, fixed: { messageId, createdMs: original.createdMs, expiresMs: original.expiresMs },
   });
-  const none = decide([], { from: copy.sender, to: [], direction: 'local', size: 0 });
   try {
-    await acceptEnvelope(deps, envelope, { senderAddress: copy.sender, senderDomain: domainOf(copy.sender), fromPeer: false, rules: { direction: 'local', from: copy.sender, size: copy.data.length, decision: none } });
+    await acceptEnvelope(deps, envelope, { senderAddress: copy.sender, senderDomain: domainOf(copy.sender), fromPeer: false, rules: { direction: 'local', from: copy.sender, size: copy.data.length, decision: noDecision() } });
     return true;
   } catch (err) {
     if ((err as { code?: string }).code === 'REPLAY') return false;

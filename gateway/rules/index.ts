@@ -182,8 +182,13 @@ export function match(rule: Rule, facts: MessageFacts): string[] | undefined {
 }
 
 /** Every rule the message triggers, in the given order, and what they decide together. */
+/** The decision of no rule: nothing changes. */
+export function noDecision(): Decision {
+  return { triggered: [], hold: new Map(), redirect: new Map(), journal: new Map(), tags: new Map() };
+}
+
 export function decide(rules: readonly Rule[], facts: MessageFacts): Decision {
-  const decision: Decision = { triggered: [], hold: new Map(), redirect: new Map(), journal: new Map(), tags: new Map() };
+  const decision = noDecision();
   for (const rule of rules) {
     const recipients = match(rule, facts);
     if (!recipients) continue;
@@ -215,6 +220,34 @@ export function decide(rules: readonly Rule[], facts: MessageFacts): Decision {
     }
   }
   return decision;
+}
+
+/**
+ * A decision taken on addresses of the node that forward elsewhere, carried over to the forward's copy
+ * (`targetOf`: each address's forward target). A target is held when any address forwarding to it is
+ * (a legal hold wins), redirected only when every one is, with the first's rule and mailbox. `journaled`:
+ * the journal copies another copy of the same message already makes: dropped here, so a journal gets one
+ * copy, except a divert's reviewer copy when this copy holds something of the divert (the reviewer
+ * releases a copy by its own id). Labels stay.
+ */
+export function retarget(decision: Decision, targetOf: ReadonlyMap<string, string>, journaled: ReadonlyMap<string, string> = new Map()): Decision {
+  const target = (address: string) => targetOf.get(address) ?? address;
+  const sources = (t: string) => [...targetOf].filter(([, to]) => to === t).map(([from]) => from);
+  const hold = new Map<string, string>();
+  for (const [address, rule] of decision.hold) if (!hold.has(target(address))) hold.set(target(address), rule);
+  const redirect = new Map<string, { rule: string; address: string }>();
+  for (const [address, to] of decision.redirect) {
+    const t = target(address);
+    if (!redirect.has(t) && sources(t).every((from) => decision.redirect.has(from))) redirect.set(t, to);
+  }
+  const holding = new Set(hold.values());
+  const journal = new Map([...decision.journal].filter(([address, rule]) => !journaled.has(address) || holding.has(rule)));
+  const triggered = decision.triggered
+    .map((t) => ({ rule: t.rule, recipients: [...new Set(t.recipients.map(target))] }))
+    // Only what this copy does is audited on it.
+    .filter((t) => t.rule.then.kind === 'journal' ? journal.get(t.rule.then.address) === t.rule.name
+      : t.rule.then.kind === 'redirect' ? t.recipients.some((r) => redirect.get(r)?.rule === t.rule.name) : true);
+  return { triggered, ...(decision.reject ? { reject: decision.reject } : {}), hold, redirect, journal, tags: new Map(decision.tags) };
 }
 
 /** True when the decision changes nothing (no rule triggered). */

@@ -3,7 +3,8 @@
 // the smtp agent like any other, with the envelope sender it leaves with recorded in the same commit.
 // It gets a log leaf like every message: the node's log says what it sent in its own name.
 import { dkimSign, type DkimSigner } from '../../bridge/index.ts';
-import { acceptEnvelope, sealAsNode, type AcceptDeps } from '../accept/index.ts';
+import { acceptEnvelope, domainOf, sealAsNode, type AcceptDeps, type AcceptOptions } from '../accept/index.ts';
+import { noDecision, type Decision } from '../rules/index.ts';
 import type { SentAsIs } from '../store/index.ts';
 
 export interface SendAsIsDeps extends AcceptDeps {
@@ -12,17 +13,31 @@ export interface SendAsIsDeps extends AcceptDeps {
   bridgeKey: { keyId: string; publicKey: Uint8Array };
 }
 
+/** How one copy sent as is goes: its envelope sender and kind, and what the rules decided on it. */
+export interface SendAsIs extends SentAsIs {
+  requireTls?: boolean;
+  /** The id to send it under (default: a random one), for mail that must go once however often it is made (a bounce). */
+  messageId?: Uint8Array;
+  /**
+   * A forward's: the decision the bridge took on the addresses forwarding (hold, redirect, journal, tag),
+   * and the mailboxes a redirect or a journal copy needs it sealed to. Without it no rule applies: a
+   * bounce or a report is the node's own, made by its protocols, not a user's mail.
+   */
+  rules?: NonNullable<AcceptOptions['rules']> & { decision: Decision };
+  sealTo?: { keyId: string; publicKey: Uint8Array }[];
+}
+
 /**
  * Queues `data` for `targets` (addresses elsewhere), durably; resolves with the message id once stored.
- * `messageId`: the id to send it under (default: a random one), for mail that must go once however often
- * it is made (a bounce); the caller checks the replay set first.
+ * With `sent.messageId`, the caller checks the replay set first.
  */
-export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: string[], sent: SentAsIs & { requireTls?: boolean; messageId?: Uint8Array }): Promise<Uint8Array> {
+export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: string[], sent: SendAsIs): Promise<Uint8Array> {
   const { config, storage } = deps;
   const now = Date.now();
+  const postmaster = `postmaster@${config.node.domains[0]!.toLowerCase()}`;
   const envelope = sealAsNode(deps, {
-    from: `postmaster@${config.node.domains[0]}`, to: targets.map((address) => ({ did: deps.nodeDid, address })),
-    keys: [deps.bridgeKey], body: new Uint8Array(data), lifetimeMs: config.limits.maxLifetimeMs,
+    from: postmaster, to: targets.map((address) => ({ did: deps.nodeDid, address })),
+    keys: [deps.bridgeKey, ...(sent.sealTo ?? [])], body: new Uint8Array(data), lifetimeMs: config.limits.maxLifetimeMs,
     ...(sent.messageId ? { fixed: { messageId: sent.messageId, createdMs: now, expiresMs: now + config.limits.maxLifetimeMs } } : {}),
   });
   const { messageId } = envelope;
@@ -30,7 +45,10 @@ export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: strin
   // Always over SMTP: the copy is sealed to this node's key, which no other node could open.
   const smtpOnly: AcceptDeps = { ...deps, routeKind: async () => 'smtp', bridgeKeyId: deps.bridgeKey.keyId };
   await Promise.all([
-    acceptEnvelope(smtpOnly, envelope, { senderAddress: '', senderDomain: '', fromPeer: false }),
+    acceptEnvelope(smtpOnly, envelope, {
+      senderAddress: postmaster, senderDomain: domainOf(postmaster), fromPeer: false, ownMail: true,
+      rules: sent.rules ?? { direction: 'local', from: '', size: data.length, decision: noDecision() },
+    }),
     storage.forwards.recordSentAsIs(messageId, { mailFrom: sent.mailFrom, kind: sent.kind }, createdMs),
     sent.requireTls ? storage.requireTls.record(messageId, createdMs) : undefined,
   ]);

@@ -5,7 +5,7 @@
 // bridge/outbound; each recipient's reply becomes its outcome in the queue.
 import type { Logger } from 'pino';
 import {
-  composeMessage, dkimSign, type DkimSigner, type OutboundMessage, type OutboundRecipient, type RecipientResult, type SmtpNextHop,
+  authorOf, composeMessage, dkimSign, type DkimSigner, type OutboundMessage, type OutboundRecipient, type RecipientResult, type SmtpNextHop,
   type SmtpOutbound,
 } from '../../bridge/index.ts';
 import { openEnvelope, verifySignedMessage, type DidResolver } from '../../identity/index.ts';
@@ -78,16 +78,24 @@ export class SmtpAgent implements DeliveryAgent {
     if (asIs) {
       if (header.from.did !== this.opts.nodeDid) return failAll('SENDER_MISMATCH', 'mail sent as it is must be signed by this node', '5.7.1');
       const forwardedFrom = asIs.mailFrom;
-      const data = Buffer.from(verified.body);
+      const body = Buffer.from(verified.body);
+      // A forward leaves under the smtp-out rules like any mail over SMTP (from: is its author, as at the
+      // MX); its rule copies are the node's (it signed the forward). A bounce or a report is the node's own.
+      const ruling = asIs.kind === 'forward' ? this.outboundRules(batch, authorOf(body), body) : undefined;
+      if (ruling?.triggered) await this.carryOut(ruling, batch, header.from.address, ruling.data);
+      const settled = ruling?.settled ?? [];
+      if (settled.length === items.length) return settled;
+      const data = ruling?.data ?? body;
       const eightBit = data.some((b) => b > 0x7f);
-      return this.send(batch, {
+      const open = recipients(batch, this.opts.storage.dsn.forMessage(envelope.messageId)).filter((r) => !settled.some((o) => o.recipient === r.address));
+      return [...settled, ...(await this.send(batch, {
         data,
         envelope: {
-          mailFrom: forwardedFrom, recipients: recipients(batch, this.opts.storage.dsn.forMessage(envelope.messageId)), requireTls: this.opts.storage.requireTls.has(envelope.messageId),
-          smtputf8: eightBit && /[^\x00-\x7f]/.test(headerBlock(data) + forwardedFrom + batch.items.map((i) => i.recipient).join('')),
+          mailFrom: forwardedFrom, recipients: open, requireTls: this.opts.storage.requireTls.has(envelope.messageId),
+          smtputf8: eightBit && /[^\x00-\x7f]/.test(headerBlock(data) + forwardedFrom + open.map((r) => r.address).join('')),
           eightBit,
         },
-      }, asIs.kind !== 'report');
+      }, asIs.kind !== 'report'))];
     }
     // The node sends as the address it vouched for at submission, and as no other.
     const sender = header.from.address.toLowerCase();

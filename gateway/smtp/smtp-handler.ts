@@ -13,7 +13,7 @@ import {
   type RecipientKind, type Srs,
 } from '../../bridge/index.ts';
 import { acceptEnvelope, actionsOf, decideFor, domainOf, mailboxFor, recordAudit, RuleRejection, sealAsNode, type AcceptDeps } from '../accept/index.ts';
-import { readHeaders, type Decision } from '../rules/index.ts';
+import { readHeaders, retarget, type Decision } from '../rules/index.ts';
 import { queueAsIs } from './send-as-is.ts';
 import { dkimSigners, type IntakeResult, type ReportIntake } from './report-intake.ts';
 import type { GatewayError, GatewayErrorCode } from '../core/index.ts';
@@ -192,6 +192,8 @@ export class SmtpHandler implements InboundHandler {
     /** Addresses elsewhere that forwards of the recipients send on to, and senders whose bounces came back. */
     const forwardTo = new Set<string>();
     const returnTo = new Set<string>();
+    /** The node's addresses whose mail goes on elsewhere, each with its forward's target (the rules' to:). */
+    const forwarded = new Map<string, string>();
     /** A postmaster address without a mailbox: the node takes reports there, and nothing else. */
     let postmasterOnly = false;
     // A client may name a recipient twice (RCPT TO repeated, or in other case): one copy each.
@@ -202,7 +204,10 @@ export class SmtpHandler implements InboundHandler {
         // An address without a mailbox, forward or other use goes to its domain's catch-all mailbox, if any.
         const taken = forward || this.isPostmaster(address) || this.returnPath(address);
         const mailbox = taken ? storage.mailboxes.byAddress(address) : mailboxFor(storage, address);
-        if (forward) forwardTo.add(forward.target);
+        if (forward) {
+          forwardTo.add(forward.target);
+          forwarded.set(address, forward.target);
+        }
         if (mailbox && (!forward || forward.keep)) {
           recipients.push({ did: mailbox.did, address: mailbox.address, keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
         }
@@ -248,12 +253,12 @@ export class SmtpHandler implements InboundHandler {
       return { messageId: `report-${report.kind}` };
     }
     if (recipients.length + forwardTo.size + returnTo.size === 0) throw new BridgeError('REFUSED', 'no recipients');
-    const rules = recipients.length ? await this.applyRules(message, submitted, fromAddress, recipients) : undefined;
+    const rules = recipients.length || forwarded.size ? await this.applyRules(message, submitted, fromAddress, recipients, forwarded) : undefined;
     if (signal.aborted) throw new BridgeError('TEMPORARY', 'the session ended before the message was stored');
     // Every copy is made durable before the one reply: the mailboxes' copy, the forwards, the returned bounce.
     const copies: Promise<{ messageId: string }>[] = [];
     if (recipients.length) copies.push(this.store(message, submitted, vouched, rules!));
-    if (forwardTo.size) copies.push(this.sendOn(message, this.forwardCopy(message), [...forwardTo], this.deps.forwarding!.srs.forward(message.mailFrom)));
+    if (forwardTo.size) copies.push(this.sendOn(message, this.forwardCopy(message), [...forwardTo], this.deps.forwarding!.srs.forward(message.mailFrom), rules));
     // A bounce goes back with the null sender, as it came (RFC 5321 §4.5.5: nothing bounces about a bounce).
     if (returnTo.size) copies.push(this.sendOn(message, message.message, [...returnTo], ''));
     const [first] = await Promise.all(copies);
@@ -264,10 +269,12 @@ export class SmtpHandler implements InboundHandler {
    * The compliance rules on a message the bridge turns into AfterSMTP mail (it can read it: header
    * conditions apply). A reject refuses it with the rule's reply; a redirect replaces the recipient's
    * copy by the rule's mailbox and a journal mailbox gets a copy sealed to its own key (not named in the
-   * message's recipients); hold and tag are applied by the acceptance path.
+   * message's recipients); hold and tag are applied by the acceptance path. An address that forwards
+   * elsewhere is a recipient like a mailbox: what the rules decide on it applies to the forward's copy
+   * (`forward`), so a hold keeps the forward from leaving and a redirect replaces it.
    */
   private async applyRules(
-    message: InboundMessage, submitted: boolean, fromAddress: string, recipients: SealFor[],
+    message: InboundMessage, submitted: boolean, fromAddress: string, recipients: SealFor[], forwarded: ReadonlyMap<string, string>,
   ): Promise<BridgedRules> {
     const facts = {
       direction: submitted ? 'local' as const : 'smtp-in' as const,
@@ -275,13 +282,15 @@ export class SmtpHandler implements InboundHandler {
       size: message.message.length,
       headers: readHeaders(message.message),
     };
-    const decision = decideFor(this.deps.storage, { ...facts, to: recipients.map((r) => r.address) });
-    if (decision.reject) {
+    const decide = (to: Iterable<string>) => decideFor(this.deps.storage, { ...facts, to: [...new Set(to)] });
+    const whole = decide([...recipients.map((r) => r.address), ...forwarded.keys()]);
+    if (whole.reject) {
       // Nothing was sealed: the audit leaf names the message by the SHA-256 of what the client sent.
-      await recordAudit(this.deps, actionsOf(decision), new Uint8Array(createHash('sha256').update(message.message).digest()));
-      const then = decision.reject.rule.then;
-      if (then.kind === 'reject') throw new RuleRejection(decision.reject.rule.name, then.code, then.text);
+      await recordAudit(this.deps, actionsOf(whole), new Uint8Array(createHash('sha256').update(message.message).digest()));
+      const then = whole.reject.rule.then;
+      if (then.kind === 'reject') throw new RuleRejection(whole.reject.rule.name, then.code, then.text);
     }
+    const decision = decide(recipients.map((r) => r.address));
     const mailboxKey = (address: string): SealFor => {
       const mailbox = this.deps.storage.mailboxes.byAddress(address);
       if (!mailbox) throw new BridgeError('TEMPORARY', `a rule of this node names ${address}, which has no mailbox`);
@@ -294,7 +303,15 @@ export class SmtpHandler implements InboundHandler {
       sealFor.set(target.address, target);
     }
     const journal = [...decision.journal.keys()].map(mailboxKey);
-    return { facts, decision, recipients: [...sealFor.values()], journal };
+    let forward: BridgedRules['forward'];
+    if (forwarded.size) {
+      // The journal copies the mailboxes' copy makes are not made twice.
+      const onForward = retarget(decide(forwarded.keys()), forwarded, recipients.length ? decision.journal : undefined);
+      const sealTo = new Map([...onForward.redirect.values()].map((r) => [r.address, mailboxKey(r.address)]));
+      for (const address of onForward.journal.keys()) sealTo.set(address, mailboxKey(address));
+      forward = { decision: onForward, sealTo: [...sealTo.values()] };
+    }
+    return { facts, decision, recipients: [...sealFor.values()], journal, ...(forward ? { forward } : {}) };
   }
 
   private isPostmaster(address: string): boolean {
@@ -338,10 +355,17 @@ export class SmtpHandler implements InboundHandler {
     return set ? Buffer.concat([set.headers, message.message]) : message.message;
   }
 
-  /** A copy the node sends on over SMTP as it is (a forward, a returned bounce), durable before the reply. */
-  private async sendOn(message: InboundMessage, data: Buffer, targets: string[], mailFrom: string): Promise<{ messageId: string }> {
+  /**
+   * A copy the node sends on over SMTP as it is (a forward, a returned bounce), durable before the reply.
+   * A forward's copy carries what the rules decided on the addresses forwarding (BridgedRules.forward).
+   */
+  private async sendOn(message: InboundMessage, data: Buffer, targets: string[], mailFrom: string, rules?: BridgedRules): Promise<{ messageId: string }> {
     const kind = mailFrom === '' && !message.recipients.some((r) => this.forwardOf(r.address)) ? 'bounce' : 'forward';
-    const messageId = await queueAsIs(this.deps, data, targets, { mailFrom, kind, requireTls: message.requireTls });
+    const forward = rules?.forward;
+    const messageId = await queueAsIs(this.deps, data, targets, {
+      mailFrom, kind, requireTls: message.requireTls,
+      ...(forward ? { rules: { ...rules.facts, size: data.length, decision: forward.decision }, sealTo: forward.sealTo } : {}),
+    });
     const id = Buffer.from(messageId).toString('hex');
     this.deps.log.info({ session: message.sessionId, messageId: id, targets: targets.length, kind }, 'sent on over SMTP');
     return { messageId: id };
@@ -390,6 +414,8 @@ interface BridgedRules {
   decision: Decision;
   recipients: SealFor[];
   journal: SealFor[];
+  /** What the rules decided on the addresses that forward, for the forward's copy, and the mailboxes it is sealed to. */
+  forward?: { decision: Decision; sealTo: SealFor[] };
 }
 
 /** The client's RFC 3461 parameters, or undefined when it gave none (no rows kept). */

@@ -121,11 +121,15 @@ export class Store {
     messageHash?: Uint8Array;
     /** Who vouched for the sender, kept with each delivery; default: nobody. */
     sender?: VouchedSender;
-    /** Remote recipients, queued for their delivery agent in the same transaction. */
+    /**
+     * Remote recipients, queued for their delivery agent in the same transaction, and the sender the queue
+     * notifies of a failure (default: `sender`).
+     */
     remote?: { recipients: QueuedRecipient[]; sender: string; senderDomain: string };
     /**
      * Mailboxes a rule keeps the message from until it is released (not delivered now), and the rule; with
-     * `transport`, a remote recipient kept out of the queue (not among `remote`), queued on release.
+     * `transport`, a remote recipient kept out of the queue (not among `remote`), queued on release with
+     * `remote`'s sender.
      */
     held?: { mailbox: string; rule: string; transport?: OutboundTransport }[];
     /** Labels rules put on the message. */
@@ -151,9 +155,11 @@ export class Store {
         seqs.set(mailbox, seq);
         this.webhooks.enqueueIfHooked(mailbox, seq, receivedMs);
       }
+      const queueSender = args.remote ? { address: args.remote.sender, domain: args.remote.senderDomain } : sender;
       for (const h of args.held ?? []) {
         this.rules.hold({
-          messageId: args.messageId, mailbox: h.mailbox, transport: h.transport ?? '', rule: h.rule, envelope: args.envelope, sender, logIndex,
+          messageId: args.messageId, mailbox: h.mailbox, transport: h.transport ?? '', rule: h.rule, envelope: args.envelope,
+          sender: h.transport ? queueSender : sender, logIndex,
           messageHash: args.messageHash ?? new Uint8Array(0),
         }, receivedMs);
       }

@@ -9,7 +9,7 @@ import { AfterSmtpNode } from '../../gateway/node/index.ts';
 import { addMailbox } from '../../gateway/datadir/index.ts';
 import { connect, profileResolver, sealFor, submit, subscribe, type Clients, type MailboxProfile, type ReceivedMessage } from '../../gateway/client/index.ts';
 import { bridgeErrorFor, type SmtpHandler } from '../../gateway/smtp/index.ts';
-import { auditHash, decide, parseAction, parseCondition, readHeaders, RuleSyntaxError, type Rule } from '../../gateway/rules/index.ts';
+import { auditHash, decide, parseAction, parseCondition, readHeaders, retarget, RuleSyntaxError, type Rule } from '../../gateway/rules/index.ts';
 import { smtpReplyFor, type InboundMessage } from '../../bridge/index.ts';
 import { decodeLeaf } from '../../ledger/index.ts';
 
@@ -50,6 +50,32 @@ describe('the rules engine', () => {
     const e2e = decide(rules, { from: 'carol@mail.test', to: ['bob@example.test'], direction: 'local', size: 500 });
     expect(e2e.triggered.map((t) => t.rule.name)).toEqual(['legal', 'big']);
     expect(decide(rules, { from: 'x@y.test', to: ['z@example.test'], direction: 'local', size: 1 }).triggered).toEqual([]);
+  });
+
+  it('carries a decision on forwarding addresses over to their targets: a hold wins, a redirect needs every source, a journal copy is made once', () => {
+    const rules = [
+      rule('legal', ['to:dan@example.test'], 'hold'),
+      rule('elsewhere', ['to:eve@example.test'], 'redirect review@example.test'),
+      rule('screen', ['to:fay@example.test'], 'divert review@example.test'),
+      rule('archive', [], 'journal archive@example.test'),
+      rule('label', [], 'tag seen'),
+    ];
+    const facts = { from: 'carol@mail.test', direction: 'smtp-in' as const, size: 1 };
+    // dan and eve forward to one address, fay to hers, gus (no rule) to his own.
+    const targetOf = new Map([['dan@example.test', 'team@far.test'], ['eve@example.test', 'team@far.test'], ['fay@example.test', 'fay@far.test'], ['gus@example.test', 'gus@far.test']]);
+    const onForward = retarget(decide(rules, { ...facts, to: [...targetOf.keys()] }), targetOf, new Map([['archive@example.test', 'archive'], ['review@example.test', 'screen']]));
+    expect([...onForward.hold]).toEqual([['team@far.test', 'legal'], ['fay@far.test', 'screen']]);
+    expect([...onForward.redirect]).toEqual([]); // team@far.test is dan's target too, and dan is not redirected
+    // The mailboxes' copy journals already; the reviewer still gets this copy, which it must release.
+    expect([...onForward.journal]).toEqual([['review@example.test', 'screen']]);
+    expect([...onForward.tags]).toEqual([['seen', 'label']]);
+    expect(onForward.triggered.map((t) => [t.rule.name, t.recipients])).toEqual([['legal', ['team@far.test']], ['screen', ['fay@far.test']], ['label', ['team@far.test', 'fay@far.test', 'gus@far.test']]]);
+    // eve alone: her target redirected; with no other copy the journal gets this one.
+    const eve = new Map([['eve@example.test', 'eve@far.test']]);
+    const alone = retarget(decide(rules, { ...facts, to: ['eve@example.test'] }), eve);
+    expect([...alone.redirect]).toEqual([['eve@far.test', { rule: 'elsewhere', address: 'review@example.test' }]]);
+    expect([...alone.journal]).toEqual([['archive@example.test', 'archive']]);
+    expect(alone.triggered.map((t) => t.rule.name)).toEqual(['elsewhere', 'archive', 'label']);
   });
 
   it('separates the fields of an audit hash: no two (rule, action) pairs collide', () => {
