@@ -66,10 +66,12 @@ export interface WebhookDeliveryData {
   size: number;
   /** The node's transparency-log receipt; null for a delivery without a leaf. */
   receipt: { logOrigin: string; leafIndex: number; messageHash: string } | null;
+  /** Labels the node's compliance rules put on the message (`tag` rules), as Subscribe gives them. */
+  labels: string[];
 }
 
 /** The POST's body; `link` given: the link form, the envelope's URL in place of the envelope. */
-export function webhookPayload(d: StoredDelivery, logOrigin: string, nowMs: number, link?: string): WebhookPayload {
+export function webhookPayload(d: StoredDelivery, logOrigin: string, nowMs: number, labels: string[], link?: string): WebhookPayload {
   const envelope = decodeEnvelope(d.envelope);
   return {
     type: 'message.delivered',
@@ -79,6 +81,7 @@ export function webhookPayload(d: StoredDelivery, logOrigin: string, nowMs: numb
       authenticatedSender: d.authenticatedSender, senderDomain: d.senderDomain, recipients: envelope.recipientAddresses,
       receivedMs: d.receivedMs, size: d.envelope.length,
       receipt: d.logIndex === null ? null : { logOrigin, leafIndex: d.logIndex, messageHash: toHex(envelope.messageHash) },
+      labels,
       ...(link === undefined ? { envelope: Buffer.from(d.envelope).toString('base64') } : { envelopeUrl: link }),
     },
   };
@@ -212,7 +215,8 @@ export class WebhookSender {
     }
     const now = Date.now();
     const link = hook.payload === 'link' ? envelopeUrl(this.deps.httpsOrigin, row.mailbox, row.seq) : undefined;
-    const body = JSON.stringify(webhookPayload(held.delivery, this.deps.logOrigin, now, link));
+    const labels = storage.rules.anyLabels() ? storage.rules.tagsOf(held.delivery.messageId).map((t) => t.tag) : [];
+    const body = JSON.stringify(webhookPayload(held.delivery, this.deps.logOrigin, now, labels, link));
     const id = webhookId(held.delivery);
     let failure: string | undefined;
     try {

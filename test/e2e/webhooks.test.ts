@@ -26,6 +26,8 @@ describe('webhooks', () => {
     a = await makeHookedNode(lab, hook, 'a', 'a.test');
     await lab.addMailbox('alice@a.test', a, 'alice');
     await lab.addMailbox('bob@a.test', a, 'bob');
+    // Bob's mail carries a label, which the POST gives as Subscribe does.
+    await lab.cli(['rules', 'add', 'label-bob', '--when', 'to:bob@a.test', '--then', 'tag hooked', '--data', a.data]);
     await lab.start(a);
   }, 120_000);
 
@@ -58,7 +60,7 @@ describe('webhooks', () => {
     for (const [id, seq, subject] of [[idOf(m1, 1), 1, 'first'], [idOf(m2, 2), 2, 'second']] as const) {
       expect(hook.attempts(id).filter((s) => s.status === 200)).toHaveLength(1); // once: no POST after the 2xx
       const { data } = hook.taken.get(id)!;
-      expect(data).toMatchObject({ mailbox: 'bob@a.test', seq, recipients: ['bob@a.test'], authenticatedSender: 'alice@a.test', senderDomain: 'a.test' });
+      expect(data).toMatchObject({ mailbox: 'bob@a.test', seq, recipients: ['bob@a.test'], authenticatedSender: 'alice@a.test', senderDomain: 'a.test', labels: ['hooked'] });
       expect(data.receipt).toMatchObject({ leafIndex: expect.any(Number), logOrigin: expect.any(String) });
       // The node posts the sealed envelope (a hook's form is inline unless set otherwise); the app opens it with the mailbox's key.
       if (!('envelope' in data)) throw new Error('an inline hook got no envelope');
