@@ -1,9 +1,10 @@
 // Mail the node sends over SMTP as it is (a forward, a bounce returned to its original sender, a report
 // of the node's own): a message signed by the node itself, sealed to its own bridge key and queued for
-// the smtp agent like any other, with the envelope sender it leaves with recorded in the same commit.
+// the smtp agent like any other, with the envelope sender it leaves with recorded in the same commit (a
+// bounce for a sender of the node's own domains goes into that sender's mailbox instead).
 // It gets a log leaf like every message: the node's log says what it sent in its own name.
 import { dkimSign, type DkimSigner } from '../../bridge/index.ts';
-import { acceptEnvelope, domainOf, sealAsNode, type AcceptDeps, type AcceptOptions } from '../accept/index.ts';
+import { acceptEnvelope, domainOf, mailboxFor, sealAsNode, type AcceptDeps, type AcceptOptions } from '../accept/index.ts';
 import { noDecision, type Decision } from '../rules/index.ts';
 import type { SentAsIs } from '../store/index.ts';
 
@@ -28,16 +29,30 @@ export interface SendAsIs extends SentAsIs {
 }
 
 /**
- * Queues `data` for `targets` (addresses elsewhere), durably; resolves with the message id once stored.
+ * Queues `data` for `targets` (addresses elsewhere, or a mailbox of the node's), durably; resolves with the
+ * message id once stored.
  * With `sent.messageId`, the caller checks the replay set first.
  */
 export async function queueAsIs(deps: SendAsIsDeps, data: Buffer, targets: string[], sent: SendAsIs): Promise<Uint8Array> {
   const { config, storage } = deps;
   const now = Date.now();
   const postmaster = `postmaster@${config.node.domains[0]!.toLowerCase()}`;
+  const local = new Set(config.node.domains.map((d) => d.toLowerCase()));
+  const to: { did: string; address: string }[] = [];
+  const keys = [deps.bridgeKey, ...(sent.sealTo ?? [])];
+  for (const address of targets) {
+    // An address of this node (a bounce to a local sender of forwarded mail) is delivered to its mailbox,
+    // sealed to its key: the node never sends itself mail over SMTP.
+    const mailbox = local.has(domainOf(address)) ? mailboxFor(storage, address) : undefined;
+    if (!mailbox) {
+      to.push({ did: deps.nodeDid, address });
+      continue;
+    }
+    to.push({ did: mailbox.did, address: mailbox.address });
+    keys.push({ keyId: mailbox.agreementKeyId, publicKey: mailbox.agreementPublicKey });
+  }
   const envelope = sealAsNode(deps, {
-    from: postmaster, to: targets.map((address) => ({ did: deps.nodeDid, address })),
-    keys: [deps.bridgeKey, ...(sent.sealTo ?? [])], body: new Uint8Array(data), lifetimeMs: config.limits.maxLifetimeMs,
+    from: postmaster, to, keys, body: new Uint8Array(data), lifetimeMs: config.limits.maxLifetimeMs,
     ...(sent.messageId ? { fixed: { messageId: sent.messageId, createdMs: now, expiresMs: now + config.limits.maxLifetimeMs } } : {}),
   });
   const { messageId } = envelope;

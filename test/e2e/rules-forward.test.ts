@@ -2,7 +2,8 @@
 // receiver as the far end: an address with a forward is a recipient like a mailbox, so a legal hold keeps
 // its mail from leaving, a redirect replaces the forward, a divert waits for the reviewer, a tag leaves as a
 // header field, a reject refuses the message, a journal gets one copy; smtp-out rules act on the forward as
-// it leaves. Each action is audited.
+// it leaves. Each action is audited. A forward that fails is bounced to its sender, into the sender's
+// mailbox when that is an address of the node.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -52,6 +53,7 @@ describe('rules on forwarded mail', { timeout: 120_000 }, () => {
     await cli(['route', 'add', '*', '--endpoint', `smtp://127.0.0.1:${receiver.port}?tls=may`, '--data', data]);
     for (const name of ['dan', 'eve', 'fay', 'gil', 'hal', 'ivy']) await cli(['mailbox', 'forward', `${name}@a.test`, '--to', `${name}@far.test`, '--data', data]);
     await cli(['mailbox', 'forward', 'jon@a.test', '--to', 'gone@far.test', '--data', data]);
+    await cli(['mailbox', 'forward', 'kim@a.test', '--to', 'gone@far.test', '--data', data]);
     const rules: [string, string[], string][] = [
       ['archive', ['to:*@a.test', 'direction:smtp-in'], 'journal alice@a.test'],
       ['legal-dan', ['to:dan@a.test'], 'hold'],
@@ -104,6 +106,14 @@ describe('rules on forwarded mail', { timeout: 120_000 }, () => {
     expect(bounce.data.toString()).toMatch(/^Final-Recipient: rfc822; gone@far\.test\r\nAction: failed\r\nStatus: 5\.1\.1/m);
   });
 
+  it('a forward of a local sender\'s mail that fails is bounced into the sender\'s mailbox, not over SMTP to the node itself', async () => {
+    await mail(['kim@a.test'], 'for kim', 'bob@a.test');
+    const [bounce] = await subscribe(bob, 1);
+    expect(bounce).toMatchObject({ from: 'postmaster@a.test', verified: true, to: ['bob@a.test'] });
+    expect(bounce.subject).toMatch(/deliver/i);
+    expect(arrived('bob@a.test')).toEqual([]);
+  });
+
   it('a redirect replaces the forward: the mailbox gets the message, nothing leaves', async () => {
     await mail(['eve@a.test'], 'for eve');
     const [got] = await subscribe(bob, 1);
@@ -140,15 +150,16 @@ describe('rules on forwarded mail', { timeout: 120_000 }, () => {
   });
 
   it('the journal got one copy of each message taken, and every action is audited', async () => {
-    // Seven messages taken (the spam refused): one journal leaf and one copy each, a forward's included.
-    const journal = await subscribe(alice, 7);
-    expect(journal.map((m) => m.subject).sort()).toEqual(['after eve', 'for dan and bob', 'for eve', 'for fay', 'for gil and hal', 'for jon', 'plain forward']);
+    // Eight messages taken (the spam refused; the bounce is the node's own): one journal leaf and one copy
+    // each, a forward's included.
+    const journal = await subscribe(alice, 8);
+    expect(journal.map((m) => m.subject).sort()).toEqual(['after eve', 'for dan and bob', 'for eve', 'for fay', 'for gil and hal', 'for jon', 'for kim', 'plain forward']);
     const audits = JSON.parse(await cli(['audit', 'list', '--since', '2000-01-01', '--data', data, '--json'])) as { rule: string; action: string }[];
     const done = new Set(audits.map((a) => `${a.rule}:${a.action}`));
     for (const action of ['no-spam:reject', 'legal-dan:hold', 'legal-dan:release', 'redirect-eve:redirect', 'screen-fay:divert', 'screen-fay:release', 'tag-gil:tag', 'out-hal:hold', 'out-hal:release', 'archive:journal']) {
       expect(done, action).toContain(action);
     }
-    expect(audits.filter((a) => a.rule === 'archive').length).toBe(7);
+    expect(audits.filter((a) => a.rule === 'archive').length).toBe(8);
     expect(audits.filter((a) => a.rule === 'not-own-mail')).toEqual([]);
   });
 });
