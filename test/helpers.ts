@@ -33,6 +33,12 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
 
 export interface RunningNode { child: ChildProcess; ready: { did: string; grpc: string; http: string | null; metrics: string | null; quic: string | null; relay: string | null }; stdout: () => string; stderr: () => string; exited: Promise<number | NodeJS.Signals | null> }
 
+/** Stops a node process started here (SIGTERM: a clean stop; SIGKILL: a crash) and waits until it has exited. */
+export async function stopNode(node: RunningNode | undefined, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+  node?.child.kill(signal);
+  await node?.exited;
+}
+
 /**
  * Starts `aftersmtp start --data DIR` as `npx aftersmtp` runs it (the command file through its shebang,
  * node from node_modules/.bin) and resolves at its {"event":"ready"} line.

@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import nodemailer from 'nodemailer';
 import { extractDmarcReportFromMail } from '../../bridge/index.ts';
 import { Store, utcDay } from '../../gateway/store/index.ts';
-import { initNodeWithMailboxes, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
+import { initNodeWithMailboxes, runCli, startNodeProcess, tempDir, until, stopNode, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 
@@ -55,8 +55,7 @@ describe('DMARC aggregate reports of the node', () => {
     node = await startNodeProcess(data, {});
   }, 60_000);
   afterAll(async () => {
-    node?.child.kill('SIGTERM');
-    await node?.exited;
+    await stopNode(node);
     await receiver?.close();
     await dns?.close();
     dir.cleanup();

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { initNodeWithMailboxes, jsonLines, receiveMail, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
+import { initNodeWithMailboxes, jsonLines, receiveMail, runCli, startNodeProcess, tempDir, until, stopNode, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 import nodemailer from 'nodemailer';
@@ -61,8 +61,7 @@ describe('a failure notice and a crash', () => {
     expect(route.code, route.stderr).toBe(0);
   });
   afterAll(async () => {
-    node?.child.kill('SIGKILL');
-    await node?.exited;
+    await stopNode(node, 'SIGKILL');
     await receiver?.close();
     dir.cleanup();
   });
@@ -157,8 +156,7 @@ describe('a forward\'s bounce and a crash', () => {
     expect((await runCli(['mailbox', 'forward', 'alice@a.test', '--to', 'lost@far.test', '--data', data])).code).toBe(0);
   });
   afterAll(async () => {
-    node?.child.kill('SIGKILL');
-    await node?.exited;
+    await stopNode(node, 'SIGKILL');
     await receiver?.close();
     await dns?.close();
     dir.cleanup();

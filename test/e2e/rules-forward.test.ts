@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { initNodeWithMailboxes, jsonLines, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
+import { initNodeWithMailboxes, jsonLines, runCli, startNodeProcess, tempDir, until, stopNode, type RunningNode } from '../helpers.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
 
@@ -70,8 +70,7 @@ describe('rules on forwarded mail', { timeout: 120_000 }, () => {
     node = await startNodeProcess(data, { AFTERSMTP_DNS__SERVERS: JSON.stringify([dns.address]) });
   });
   afterAll(async () => {
-    node?.child.kill('SIGTERM');
-    await node?.exited;
+    await stopNode(node);
     await receiver?.close();
     await dns?.close();
     dir.cleanup();

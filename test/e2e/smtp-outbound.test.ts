@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { decodeSignedMessage } from '../../identity/index.ts';
-import { initNodeWithMailboxes, jsonLines, runCli, startNodeProcess, tempDir, until, type RunningNode } from '../helpers.ts';
+import { initNodeWithMailboxes, jsonLines, runCli, startNodeProcess, tempDir, until, stopNode, type RunningNode } from '../helpers.ts';
 import { connect, profileResolver, readProfile, sealFor, submit } from '../../gateway/client/index.ts';
 import { startReceiver, type Receiver } from '../bridge/smtp-receiver.ts';
 import { startDnsServer, type TestDnsServer } from '../dns-server.ts';
@@ -25,8 +25,7 @@ describe('sending to a legacy domain over a static SMTP route', () => {
     node = await startNodeProcess(data);
   });
   afterAll(async () => {
-    node?.child.kill('SIGTERM');
-    await node?.exited;
+    await stopNode(node);
     await receiver?.close();
     dir.cleanup();
   });
@@ -134,8 +133,7 @@ describe('forwarding to an address elsewhere', () => {
     node = await startNodeProcess(data, { AFTERSMTP_DNS__SERVERS: JSON.stringify([dns.address]) });
   });
   afterAll(async () => {
-    node?.child.kill('SIGTERM');
-    await node?.exited;
+    await stopNode(node);
     await receiver?.close();
     await dns?.close();
     dir.cleanup();
