@@ -181,12 +181,12 @@ export function match(rule: Rule, facts: MessageFacts): string[] | undefined {
   return recipients.length ? recipients : undefined;
 }
 
-/** Every rule the message triggers, in the given order, and what they decide together. */
 /** The decision of no rule: nothing changes. */
 export function noDecision(): Decision {
   return { triggered: [], hold: new Map(), redirect: new Map(), journal: new Map(), tags: new Map() };
 }
 
+/** Every rule the message triggers, in the given order, and what they decide together. */
 export function decide(rules: readonly Rule[], facts: MessageFacts): Decision {
   const decision = noDecision();
   for (const rule of rules) {

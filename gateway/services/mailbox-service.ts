@@ -198,8 +198,7 @@ export class MailboxService {
             authenticatedSender: row.authenticatedSender,
             senderDomain: row.senderDomain,
             ...(row.logIndex !== null ? { receipt: this.deps.ledger.receipt(row.logIndex, envelope.messageHash) } : {}),
-            // A node whose rules never tagged anything does no lookup per delivery.
-            ...(storage.rules.anyLabels() ? { labels: storage.rules.tagsOf(row.messageId).map((t) => t.tag) } : {}),
+            labels: storage.rules.labelsOf(row.messageId),
           };
           lastSent = row.seq;
           inFlight.add(row.seq);

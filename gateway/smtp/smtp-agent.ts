@@ -158,7 +158,7 @@ export class SmtpAgent implements DeliveryAgent {
    */
   private outboundRules(batch: DeliveryBatch, sender: string, data: Buffer): OutboundRuling {
     // Labels rules put on the message when it was accepted leave with it as header fields too.
-    const accepted = this.opts.storage.rules.anyLabels() ? this.opts.storage.rules.tagsOf(batch.envelope.messageId).map((t) => t.tag) : [];
+    const accepted = this.opts.storage.rules.labelsOf(batch.envelope.messageId);
     const none: OutboundRuling = { data: withTags(data, accepted), triggered: false, settled: [], copies: [], audit: [] };
     const rules = this.opts.storage.rules.list().filter((r) => r.when.some((c) => c.kind === 'direction' && c.direction === 'smtp-out'));
     if (rules.length === 0) return none;

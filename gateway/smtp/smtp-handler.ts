@@ -290,7 +290,8 @@ export class SmtpHandler implements InboundHandler {
       const then = whole.reject.rule.then;
       if (then.kind === 'reject') throw new RuleRejection(whole.reject.rule.name, then.code, then.text);
     }
-    const decision = decide(recipients.map((r) => r.address));
+    // Without forwards the whole message's decision is the mailboxes' copy's.
+    const decision = forwarded.size ? decide(recipients.map((r) => r.address)) : whole;
     const mailboxKey = (address: string): SealFor => {
       const mailbox = this.deps.storage.mailboxes.byAddress(address);
       if (!mailbox) throw new BridgeError('TEMPORARY', `a rule of this node names ${address}, which has no mailbox`);

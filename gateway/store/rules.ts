@@ -228,6 +228,11 @@ export class RuleRepository {
     return this.stmts.tagsOf.all(messageId);
   }
 
+  /** A message's labels, as an app or a hook sees them: no lookup at all while nothing was ever tagged. */
+  labelsOf(messageId: Uint8Array): string[] {
+    return this.anyLabels() ? this.tagsOf(messageId).map((t) => t.tag) : [];
+  }
+
   setCatchall(domain: string, mailbox: string): Promise<void> {
     return this.engine.write(() => { this.stmts.setCatchall.run(domain.toLowerCase(), mailbox.toLowerCase(), Date.now()); });
   }

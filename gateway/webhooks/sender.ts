@@ -215,8 +215,7 @@ export class WebhookSender {
     }
     const now = Date.now();
     const link = hook.payload === 'link' ? envelopeUrl(this.deps.httpsOrigin, row.mailbox, row.seq) : undefined;
-    const labels = storage.rules.anyLabels() ? storage.rules.tagsOf(held.delivery.messageId).map((t) => t.tag) : [];
-    const body = JSON.stringify(webhookPayload(held.delivery, this.deps.logOrigin, now, labels, link));
+    const body = JSON.stringify(webhookPayload(held.delivery, this.deps.logOrigin, now, storage.rules.labelsOf(held.delivery.messageId), link));
     const id = webhookId(held.delivery);
     let failure: string | undefined;
     try {
